@@ -1,0 +1,22 @@
+/* The bertcl command-line program: one file per subcommand, a table in main.c. */
+#ifndef BC_CLI_H
+#define BC_CLI_H
+
+#include <stdio.h>
+
+typedef struct {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+  void (*usage)(FILE *out);
+} bc_cli_command;
+
+/* Prints "bertcl: " + message to stderr. */
+void bc_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* True when argv[i] is -h or --help. */
+int bc_cli_is_help(const char *arg);
+
+int bc_cmd_devices(int argc, char **argv);
+void bc_cmd_devices_usage(FILE *out);
+
+#endif

@@ -1,0 +1,90 @@
+/* bertcl: command-line entry point and subcommand table. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bertcl.h"
+#include "cli.h"
+
+static const bc_cli_command commands[] = {
+    {"devices", "list OpenCL platforms and devices, and which one is the default", bc_cmd_devices,
+     bc_cmd_devices_usage},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+void bc_cli_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("bertcl: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+int bc_cli_is_help(const char *arg) {
+  return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "bertcl %s: BERT-family encoders on any OpenCL device\n\n"
+          "usage: bertcl <command> [options]\n"
+          "       bertcl help <command>   (or bertcl <command> --help)\n"
+          "       bertcl --version\n\ncommands:\n",
+          bertcl_version());
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out,
+          "\nenvironment:\n"
+          "  BERTCL_DEVICE      device selector used when --device is not given\n"
+          "                     (\"0:1\", \"gpu\", \"cpu\", \"nvidia\", \"pocl\", ...)\n"
+          "  BERTCL_CACHE_DIR   compiled-kernel cache directory (\"off\" disables it)\n"
+          "  BERTCL_KERNEL_DIR  load OpenCL sources from this directory instead of the\n"
+          "                     copies built into the binary (for kernel development)\n");
+}
+
+static const bc_cli_command *find(const char *name) {
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (strcmp(commands[i].name, name) == 0) return &commands[i];
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (bc_cli_is_help(cmd)) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("bertcl %s\n", bertcl_version());
+    return 0;
+  }
+  if (strcmp(cmd, "help") == 0) {
+    if (argc < 3) {
+      usage(stdout);
+      return 0;
+    }
+    const bc_cli_command *c = find(argv[2]);
+    if (!c) {
+      bc_cli_error("unknown command '%s'; run 'bertcl help' for the list", argv[2]);
+      return 2;
+    }
+    c->usage(stdout);
+    return 0;
+  }
+  const bc_cli_command *c = find(cmd);
+  if (!c) {
+    bc_cli_error("unknown command '%s'; run 'bertcl help' for the list", cmd);
+    return 2;
+  }
+  for (int i = 2; i < argc; i++)
+    if (bc_cli_is_help(argv[i])) {
+      c->usage(stdout);
+      return 0;
+    }
+  return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,253 @@
+/* Kernel sources (embedded or from $BERTCL_KERNEL_DIR), program builds, and the on-disk cache of
+ * compiled program binaries.
+ *
+ * Cache file layout (little-endian, written to a temp file and renamed):
+ *   magic "BERTCLPB" | u32 format version | u32 key length | u64 binary length |
+ *   u64 FNV-1a of the binary | key text | binary
+ * The file name is the FNV-1a hash of the key; the full key text is stored and compared, so a
+ * hash collision is a miss, not a wrong program. Any problem reading or using a cache file
+ * (missing, truncated, corrupt, rejected by the driver, unwritable directory) falls back to a
+ * source build and never fails the call. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+typedef struct {
+  const char *name;
+  const char *data;
+  size_t len;
+} bc_embedded_source;
+extern const bc_embedded_source bc_embedded_sources[];
+
+#define CACHE_MAGIC "BERTCLPB"
+#define CACHE_VERSION 1u
+#define CACHE_HEADER (8 + 4 + 4 + 8 + 8)
+
+int bc_kernel_source(bc_err *err, const char *file, char **src, size_t *len) {
+  *src = NULL;
+  *len = 0;
+  const char *dir = getenv("BERTCL_KERNEL_DIR");
+  if (dir && *dir) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return bc_read_file(err, path, src, len);
+  }
+  for (const bc_embedded_source *s = bc_embedded_sources; s->name; s++) {
+    if (strcmp(s->name, file) == 0) {
+      char *copy = malloc(s->len + 1);
+      if (!copy) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
+      memcpy(copy, s->data, s->len);
+      copy[s->len] = '\0';
+      *src = copy;
+      *len = s->len;
+      return BERTCL_OK;
+    }
+  }
+  return bc_fail(err, BERTCL_ERR_MISSING, "kernel source %s is not embedded in this build", file);
+}
+
+/* Key text: everything a compiled binary depends on. */
+static char *cache_key(const bertcl_ctx *ctx, const char *src, size_t len, const char *options,
+                       size_t *keylen) {
+  uint64_t h = bc_fnv1a64(BC_FNV_INIT, src, len);
+  const bertcl_device_info *d = &ctx->info;
+  size_t cap = 1024 + strlen(options);
+  char *key = malloc(cap);
+  if (!key) return NULL;
+  int n = snprintf(key, cap,
+                   "bertcl %s\nsource fnv1a64 %016llx len %zu\noptions %s\ndevice %s\nvendor %s\n"
+                   "device version %s\ndriver %s\nplatform %s\nplatform version %s\n",
+                   BERTCL_VERSION_STRING, (unsigned long long)h, len, options, d->name,
+                   d->vendor, d->version, d->driver_version, d->platform_name,
+                   d->platform_version);
+  if (n < 0 || (size_t)n >= cap) {
+    free(key);
+    return NULL;
+  }
+  *keylen = (size_t)n;
+  return key;
+}
+
+int bc_program_cache_path(const bertcl_ctx *ctx, const char *src, size_t len, const char *options,
+                          char *path, size_t pathlen) {
+  if (!ctx->cache_dir[0]) return BERTCL_ERR_INVALID_ARG;
+  size_t keylen = 0;
+  char *key = cache_key(ctx, src, len, options ? options : "", &keylen);
+  if (!key) return BERTCL_ERR_NOMEM;
+  uint64_t h = bc_fnv1a64(BC_FNV_INIT, key, keylen);
+  free(key);
+  int n = snprintf(path, pathlen, "%s/%016llx.clbin", ctx->cache_dir, (unsigned long long)h);
+  return (n < 0 || (size_t)n >= pathlen) ? BERTCL_ERR_INVALID_ARG : BERTCL_OK;
+}
+
+static void put_u32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+  return v;
+}
+static uint64_t get_u64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+/* Tries the cache; returns a built program or NULL (any reason). */
+static cl_program cache_load(bertcl_ctx *ctx, const char *path, const char *key, size_t keylen,
+                             const char *options) {
+  char *data = NULL;
+  size_t len = 0;
+  bc_err scratch;
+  if (bc_read_file(&scratch, path, &data, &len) != BERTCL_OK) return NULL;
+  cl_program prog = NULL;
+  const unsigned char *p = (const unsigned char *)data;
+  if (len < CACHE_HEADER || memcmp(p, CACHE_MAGIC, 8) != 0 || get_u32(p + 8) != CACHE_VERSION)
+    goto reject;
+  uint32_t kl = get_u32(p + 12);
+  uint64_t bl = get_u64(p + 16);
+  uint64_t sum = get_u64(p + 24);
+  if (kl != keylen || bl == 0 || bl > len || len - CACHE_HEADER - kl != bl) goto reject;
+  if (memcmp(p + CACHE_HEADER, key, keylen) != 0) goto reject;
+  const unsigned char *bin = p + CACHE_HEADER + kl;
+  if (bc_fnv1a64(BC_FNV_INIT, bin, (size_t)bl) != sum) goto reject;
+  size_t binlen = (size_t)bl;
+  cl_int rc = CL_SUCCESS, binrc = CL_SUCCESS;
+  prog = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &binlen, &bin, &binrc, &rc);
+  if (rc != CL_SUCCESS || binrc != CL_SUCCESS || !prog) goto reject;
+  if (clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL) != CL_SUCCESS) goto reject;
+  free(data);
+  ctx->stats.cache_hits++;
+  return prog;
+reject:
+  if (prog) clReleaseProgram(prog);
+  free(data);
+  ctx->stats.cache_rejects++;
+  return NULL;
+}
+
+static void cache_store(bertcl_ctx *ctx, cl_program prog, const char *path, const char *key,
+                        size_t keylen) {
+  size_t binlen = 0;
+  if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof binlen, &binlen, NULL) !=
+          CL_SUCCESS ||
+      binlen == 0)
+    return;
+  size_t total = CACHE_HEADER + keylen + binlen;
+  unsigned char *buf = malloc(total);
+  if (!buf) return;
+  unsigned char *bin = buf + CACHE_HEADER + keylen;
+  if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) != CL_SUCCESS) {
+    free(buf);
+    return;
+  }
+  memcpy(buf, CACHE_MAGIC, 8);
+  put_u32(buf + 8, CACHE_VERSION);
+  put_u32(buf + 12, (uint32_t)keylen);
+  put_u64(buf + 16, binlen);
+  put_u64(buf + 24, bc_fnv1a64(BC_FNV_INIT, bin, binlen));
+  memcpy(buf + CACHE_HEADER, key, keylen);
+  bc_err scratch;
+  if (bc_mkdirs(ctx->cache_dir) == 0 &&
+      bc_write_file_atomic(&scratch, path, buf, total) == BERTCL_OK)
+    ctx->stats.cache_writes++;
+  free(buf);
+}
+
+int bc_program_build_source(bertcl_ctx *ctx, const char *label, const char *src, size_t len,
+                            const char *options, cl_program *out) {
+  *out = NULL;
+  if (!options) options = "";
+  int st = BERTCL_OK;
+  char path[2048];
+  char *key = NULL;
+  size_t keylen = 0;
+  int use_cache = ctx->cache_dir[0] != '\0';
+  if (use_cache) {
+    key = cache_key(ctx, src, len, options, &keylen);
+    if (!key || bc_program_cache_path(ctx, src, len, options, path, sizeof path) != BERTCL_OK)
+      use_cache = 0;
+  }
+  if (use_cache) {
+    cl_program cached = cache_load(ctx, path, key, keylen, options);
+    if (cached) {
+      free(key);
+      *out = cached;
+      return BERTCL_OK;
+    }
+  }
+  cl_program prog = NULL;
+  BC_CL_OBJ(&ctx->err, prog, clCreateProgramWithSource(ctx->context, 1, &src, &len, BC_RC));
+  cl_int rc = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
+  ctx->stats.source_builds++;
+  if (rc != CL_SUCCESS) {
+    size_t loglen = 0;
+    char *log = NULL;
+    if (clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &loglen) ==
+            CL_SUCCESS &&
+        loglen > 0 && (log = malloc(loglen + 1)) != NULL) {
+      if (clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, loglen, log, NULL) !=
+          CL_SUCCESS)
+        log[0] = '\0';
+      log[loglen] = '\0';
+    }
+    st = bc_fail(&ctx->err, BERTCL_ERR_BUILD,
+                 "clBuildProgram(%s, \"%s\") -> %s (%d) on %s; compiler log:\n%s", label, options,
+                 bc_cl_errname(rc), (int)rc, ctx->info.name, log ? log : "(no log)");
+    free(log);
+    goto fail;
+  }
+  if (use_cache) cache_store(ctx, prog, path, key, keylen);
+  free(key);
+  *out = prog;
+  return BERTCL_OK;
+fail:
+  if (prog) clReleaseProgram(prog);
+  free(key);
+  return st;
+}
+
+int bc_program_build(bertcl_ctx *ctx, const char *const *files, size_t nfiles,
+                     const char *options, cl_program *out) {
+  *out = NULL;
+  char *all = NULL;
+  size_t total = 0;
+  char label[512];
+  label[0] = '\0';
+  for (size_t i = 0; i < nfiles; i++) {
+    char *src = NULL;
+    size_t len = 0;
+    int st = bc_kernel_source(&ctx->err, files[i], &src, &len);
+    if (st != BERTCL_OK) {
+      free(all);
+      return st;
+    }
+    char *grown = realloc(all, total + len + 2);
+    if (!grown) {
+      free(src);
+      free(all);
+      return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    }
+    all = grown;
+    memcpy(all + total, src, len);
+    total += len;
+    all[total++] = '\n';
+    all[total] = '\0';
+    free(src);
+    size_t ll = strlen(label);
+    snprintf(label + ll, sizeof label - ll, "%s%s", i ? "+" : "", files[i]);
+  }
+  if (!all) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "no kernel source files given");
+  int st = bc_program_build_source(ctx, label, all, total, options, out);
+  free(all);
+  return st;
+}

@@ -1,0 +1,80 @@
+/* OpenCL runtime layer: checked calls, device enumeration, context, programs and their cache. */
+#ifndef BC_RUNTIME_H
+#define BC_RUNTIME_H
+
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include <CL/cl.h>
+
+#include "common.h"
+
+/* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"). */
+const char *bc_cl_errname(cl_int code);
+
+/* Checked OpenCL call: on error record call text, error name, code, file:line in `err`, set `st`
+ * and jump to `fail`. CL_MEM_OBJECT_ALLOCATION_FAILURE / CL_OUT_OF_RESOURCES map to
+ * BERTCL_ERR_DEVICE_OOM so callers can shrink a batch and retry. */
+#define BC_CL(err, call)                                                                       \
+  do {                                                                                         \
+    cl_int bc_cl_rc_ = (call);                                                                 \
+    if (bc_cl_rc_ != CL_SUCCESS) {                                                             \
+      st = bc_fail((err), bc_cl_status(bc_cl_rc_), "%s -> %s (%d)", #call,                     \
+                   bc_cl_errname(bc_cl_rc_), (int)bc_cl_rc_);                                  \
+      goto fail;                                                                               \
+    }                                                                                          \
+  } while (0)
+
+/* Same, for calls that return an object and report through an errcode_ret out-parameter. */
+#define BC_CL_OBJ(err, lhs, call_with_rc)                                                       \
+  do {                                                                                         \
+    cl_int bc_cl_rc_ = CL_SUCCESS;                                                             \
+    lhs = call_with_rc;                                                                        \
+    if (bc_cl_rc_ != CL_SUCCESS) {                                                             \
+      st = bc_fail((err), bc_cl_status(bc_cl_rc_), "%s -> %s (%d)", #call_with_rc,             \
+                   bc_cl_errname(bc_cl_rc_), (int)bc_cl_rc_);                                  \
+      goto fail;                                                                               \
+    }                                                                                          \
+  } while (0)
+/* Inside BC_CL_OBJ the errcode_ret argument is spelled BC_RC. */
+#define BC_RC (&bc_cl_rc_)
+
+static inline int bc_cl_status(cl_int rc) {
+  return (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES ||
+          rc == CL_OUT_OF_HOST_MEMORY || rc == CL_INVALID_BUFFER_SIZE)
+             ? BERTCL_ERR_DEVICE_OOM
+             : BERTCL_ERR_OPENCL;
+}
+
+typedef struct {
+  uint64_t source_builds; /* programs compiled from source */
+  uint64_t cache_hits;    /* programs created from a cached binary */
+  uint64_t cache_rejects; /* cache files present but unusable (corrupt, truncated, rejected) */
+  uint64_t cache_writes;  /* binaries written to the cache */
+} bc_program_stats;
+
+struct bertcl_ctx {
+  bc_err err; /* first member: bertcl_last_error(ctx) reads it */
+  bertcl_device_info info;
+  cl_platform_id platform;
+  cl_device_id device;
+  cl_context context;
+  cl_command_queue queue;
+  int profiling;
+  char cache_dir[1024]; /* "" = cache disabled */
+  bc_program_stats stats;
+};
+
+/* Builds (or loads from the binary cache) the program made of the named files in cl/ (embedded
+ * at build time, or read from $BERTCL_KERNEL_DIR), concatenated in order. */
+int bc_program_build(bertcl_ctx *ctx, const char *const *files, size_t nfiles,
+                     const char *options, cl_program *out);
+/* Same, from a source text. `label` names it in messages. */
+int bc_program_build_source(bertcl_ctx *ctx, const char *label, const char *src, size_t len,
+                            const char *options, cl_program *out);
+/* Path of the cache file a (source, options) pair maps to on this context's device. */
+int bc_program_cache_path(const bertcl_ctx *ctx, const char *src, size_t len, const char *options,
+                          char *path, size_t pathlen);
+
+/* Source text of an embedded (or $BERTCL_KERNEL_DIR) cl/ file; caller frees. */
+int bc_kernel_source(bc_err *err, const char *file, char **src, size_t *len);
+
+#endif /* BC_RUNTIME_H */

@@ -1,0 +1,39 @@
+/* Shared helpers for the cmocka tests. Include after <cmocka.h>'s prerequisites. */
+#ifndef BC_TESTUTIL_H
+#define BC_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "bertcl.h"
+
+/* Creates a context on $BERTCL_TEST_DEVICE (default "pocl", then any device). Returns NULL when
+ * no OpenCL device exists: the caller then calls skip(), so the test is reported as skipped. */
+bertcl_ctx *bc_test_ctx(void);
+
+/* Deterministic RNG (xorshift64*) for test inputs; seed printed on failure by the caller. */
+typedef struct { uint64_t s; } bc_rng;
+void bc_rng_seed(bc_rng *r, uint64_t seed);
+uint32_t bc_rng_u32(bc_rng *r);
+float bc_rng_uniform(bc_rng *r, float lo, float hi);
+void bc_rng_fill(bc_rng *r, float *x, size_t n, float lo, float hi);
+
+/* Compares got with ref: passes when every |got-ref| <= atol + rtol*|ref| (NaN fails).
+ * On failure prints what (op, shape), index, expected, got, the seed and the max error, and
+ * returns 0. Also prints NMSE. */
+int bc_check_close(const char *what, const float *got, const float *ref, size_t n, float atol,
+                   float rtol, uint64_t seed);
+/* Max |a-b|. */
+double bc_max_abs_diff(const float *a, const float *b, size_t n);
+
+/* Path helpers: tests/data/<rel> in the source tree; a fresh temporary directory. */
+void bc_test_data_path(char *out, size_t n, const char *rel);
+int bc_test_tmpdir(char *out, size_t n);
+/* Runs a shell command, returns its exit status (or -1), capturing stdout+stderr into a
+ * malloc'd string when out is non-NULL. */
+int bc_test_run(const char *cmd, char **out);
+
+#endif
