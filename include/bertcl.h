@@ -116,6 +116,17 @@ void bertcl_ctx_free(bertcl_ctx *ctx);
 /* The device the context runs on. */
 const bertcl_device_info *bertcl_ctx_device(const bertcl_ctx *ctx);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Models: a Hugging Face model directory loaded to host memory                               */
+
+typedef struct bertcl_model bertcl_model;
+
+/* Loads config.json, model.safetensors (or a sharded index) and the sentence-transformers module
+ * files of a model directory, validating everything. On failure *out is NULL and
+ * bertcl_last_error(NULL) names the file and what is wrong. */
+int bertcl_model_load(bertcl_model **out, const char *dir);
+void bertcl_model_free(bertcl_model *model);
+
 /* Last error message of a handle (any bertcl handle pointer), or of the calling thread when
  * handle is NULL. Never NULL; "" when there was none. */
 const char *bertcl_last_error(const void *handle);

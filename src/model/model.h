@@ -56,4 +56,12 @@ typedef struct {
   const float *cls_w, *cls_b;     /* (num_labels, C), (num_labels) classifier; NULL when absent */
 } bc_weights;
 
+
+
+/* The loaded model (public opaque type bertcl_model). Internal accessors: */
+struct bertcl_model;
+const bc_config *bc_model_config(const struct bertcl_model *m);
+const bc_weights *bc_model_weights(const struct bertcl_model *m);
+/* The directory it was loaded from. */
+const char *bc_model_dir(const struct bertcl_model *m);
 #endif /* BC_MODEL_H */
