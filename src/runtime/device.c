@@ -246,8 +246,10 @@ int bertcl_device_select(const bertcl_device_info *list, size_t count, const cha
         if (!strcasecmp(type_name(list[i].type), sel)) found = (long)i;
     } else {
       for (size_t i = 0; i < count && found < 0; i++)
+        /* PoCL's platform is "Portable Computing Language"; "PoCL" is in its version text */
         if (bc_icontains(list[i].name, sel) || bc_icontains(list[i].vendor, sel) ||
-            bc_icontains(list[i].platform_name, sel))
+            bc_icontains(list[i].platform_name, sel) ||
+            bc_icontains(list[i].platform_version, sel))
           found = (long)i;
     }
   }

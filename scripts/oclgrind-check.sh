@@ -1,0 +1,42 @@
+#!/bin/bash
+# Runs the kernel tests under oclgrind with its memory, uninitialised-value and data-race checks
+# and fails on anything it reports. First proves the check can fail: a kernel with a known
+# out-of-bounds access (tests/data/oclgrind-bad/) must be caught.
+# Usage: scripts/oclgrind-check.sh BUILD_DIR
+set -uo pipefail
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+pattern='Invalid (read|write)|Uninitialized value|[Dd]ata race|Oclgrind - |Work-group divergence|Unaligned'
+# each line: test executable, cmocka filter (tests whose kernels run under oclgrind)
+checks=("test_runtime test_kernel_runs")
+[ -x "$build/test_ops" ] && checks+=("test_ops *")
+run_one() { # exe filter
+  BERTCL_TEST_DEVICE=oclgrind BERTCL_CACHE_DIR=off BERTCL_TEST_FILTER="$2" BERTCL_OCLGRIND=1 \
+    oclgrind --check-api --data-races --uninitialized "$build/$1" >"$log" 2>&1
+}
+# 1. the check itself can fail
+BERTCL_KERNEL_DIR="$root/tests/data/oclgrind-bad" run_one test_runtime test_kernel_runs
+if ! grep -Eq "$pattern" "$log"; then
+  echo "oclgrind-check: the known-bad kernel was NOT flagged; the check is broken" >&2
+  cat "$log" >&2
+  exit 1
+fi
+echo "oclgrind-check: known-bad kernel flagged as expected"
+# 2. the real kernels
+fail=0
+for c in "${checks[@]}"; do
+  set -- $c
+  if ! run_one "$1" "$2"; then
+    echo "oclgrind-check: $1 failed under oclgrind" >&2; cat "$log" >&2; fail=1; continue
+  fi
+  if grep -Eq "$pattern" "$log"; then
+    echo "oclgrind-check: oclgrind reported errors in $1:" >&2
+    grep -E -A6 "$pattern" "$log" | head -n 80 >&2
+    fail=1
+  else
+    echo "oclgrind-check: $1 ($2) clean: $(grep -c '\[       OK \]' "$log") tests"
+  fi
+done
+exit $fail

@@ -1,0 +1,377 @@
+/* Runtime layer: status table, device enumeration and selection, program builds, the binary
+ * cache (new process, corrupt file, unwritable directory), compiler errors, BERTCL_KERNEL_DIR,
+ * and the `bertcl devices` command. */
+#define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "testutil.h"
+
+static const char *self_path;
+
+/* Runs selftest_saxpy on n elements through ctx; returns 1 when every value is right. */
+static int run_saxpy(bertcl_ctx *ctx, cl_program prog, int n, float a, float extra) {
+  int st = BERTCL_OK, ok = 0;
+  cl_kernel k = NULL;
+  cl_mem bx = NULL, by = NULL;
+  float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
+  bc_rng r;
+  bc_rng_seed(&r, 42);
+  bc_rng_fill(&r, x, (size_t)n, -1, 1);
+  bc_rng_fill(&r, y, (size_t)n, -1, 1);
+  float *want = malloc(sizeof(float) * (size_t)n);
+  for (int i = 0; i < n; i++) want[i] = a * x[i] + y[i] + extra;
+  size_t bytes = sizeof(float) * (size_t)n;
+  BC_CL_OBJ(&ctx->err, k, clCreateKernel(prog, "selftest_saxpy", BC_RC));
+  BC_CL_OBJ(&ctx->err, bx,
+            clCreateBuffer(ctx->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, x, BC_RC));
+  BC_CL_OBJ(&ctx->err, by,
+            clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes, y, BC_RC));
+  BC_CL(&ctx->err, clSetKernelArg(k, 0, sizeof by, &by));
+  BC_CL(&ctx->err, clSetKernelArg(k, 1, sizeof bx, &bx));
+  BC_CL(&ctx->err, clSetKernelArg(k, 2, sizeof a, &a));
+  BC_CL(&ctx->err, clSetKernelArg(k, 3, sizeof n, &n));
+  size_t local = 64, global = ((size_t)n + local - 1) / local * local;
+  BC_CL(&ctx->err, clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, &local, 0, NULL, NULL));
+  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, by, CL_TRUE, 0, bytes, y, 0, NULL, NULL));
+  ok = bc_check_close("selftest_saxpy", y, want, (size_t)n, 1e-6f, 1e-6f, 42);
+fail:
+  if (st != BERTCL_OK) fprintf(stderr, "%s\n", bertcl_last_error(ctx));
+  if (k) clReleaseKernel(k);
+  if (bx) clReleaseMemObject(bx);
+  if (by) clReleaseMemObject(by);
+  free(x);
+  free(y);
+  free(want);
+  return ok;
+}
+
+static bertcl_ctx *ctx_with_cache(const char *dir) {
+  const char *dev = getenv("BERTCL_TEST_DEVICE");
+  bertcl_ctx_options opt = {.device = (dev && *dev) ? dev : NULL, .cache_dir = dir};
+  bertcl_ctx *ctx = NULL;
+  if (bertcl_ctx_create(&ctx, &opt) != BERTCL_OK) return NULL;
+  return ctx;
+}
+
+static const char *const selftest_files[] = {"selftest.cl"};
+
+static void test_status_table(void **state) {
+  (void)state;
+  assert_string_equal(bertcl_status_str(BERTCL_OK), "success");
+  assert_string_equal(bertcl_status_name(BERTCL_ERR_DEVICE_OOM), "BERTCL_ERR_DEVICE_OOM");
+  assert_string_equal(bertcl_status_str(12345), "unknown status");
+  assert_string_equal(bertcl_version(), BERTCL_VERSION_STRING);
+  assert_string_equal(bc_cl_errname(CL_OUT_OF_RESOURCES), "CL_OUT_OF_RESOURCES");
+  assert_int_equal(bc_cl_status(CL_MEM_OBJECT_ALLOCATION_FAILURE), BERTCL_ERR_DEVICE_OOM);
+  assert_int_equal(bc_cl_status(CL_INVALID_VALUE), BERTCL_ERR_OPENCL);
+  /* every code has a distinct string */
+  int codes[] = {
+#define C_(name, code, text) code,
+      BERTCL_STATUS_MAP(C_)
+#undef C_
+  };
+  size_t nc = sizeof codes / sizeof codes[0];
+  for (size_t i = 0; i < nc; i++)
+    for (size_t j = i + 1; j < nc; j++)
+      assert_string_not_equal(bertcl_status_str(codes[i]), bertcl_status_str(codes[j]));
+  bertcl_ctx_free(NULL);
+  bertcl_devices_free(NULL);
+}
+
+static void test_device_select(void **state) {
+  (void)state;
+  bertcl_device_info *list = NULL;
+  size_t n = 0, idx = 99;
+  assert_int_equal(bertcl_devices_list(&list, &n), BERTCL_OK);
+  if (n == 0) skip();
+  unsetenv("BERTCL_DEVICE");
+  int ndef = 0;
+  for (size_t i = 0; i < n; i++) ndef += list[i].is_default;
+  assert_int_equal(ndef, 1);
+  assert_int_equal(bertcl_device_select(list, n, NULL, &idx), BERTCL_OK);
+  assert_true(list[idx].is_default);
+  char sel[32];
+  snprintf(sel, sizeof sel, "%d:%d", list[n - 1].platform_index, list[n - 1].device_index);
+  assert_int_equal(bertcl_device_select(list, n, sel, &idx), BERTCL_OK);
+  assert_int_equal(idx, n - 1);
+  assert_int_equal(bertcl_device_select(list, n, "0", &idx), BERTCL_OK);
+  assert_int_equal(idx, 0);
+  /* case-insensitive substring of the platform name */
+  int has_pocl = 0;
+  for (size_t i = 0; i < n; i++) has_pocl |= bc_icontains(list[i].platform_name, "pocl") ||
+                                             bc_icontains(list[i].platform_name, "portable");
+  if (has_pocl) {
+    assert_int_equal(bertcl_device_select(list, n, "PoCL", &idx), BERTCL_OK);
+    assert_true(bc_icontains(list[idx].platform_version, "pocl"));
+    assert_int_equal(bertcl_device_select(list, n, "cpu", &idx), BERTCL_OK);
+    assert_int_equal(list[idx].type, BERTCL_DEVICE_CPU);
+  }
+  assert_int_equal(bertcl_device_select(list, n, "nosuch-device", &idx), BERTCL_ERR_NO_DEVICE);
+  assert_non_null(strstr(bertcl_last_error(NULL), "nosuch-device"));
+  assert_non_null(strstr(bertcl_last_error(NULL), list[0].name));
+  assert_int_equal(bertcl_device_select(list, n, "7:7", &idx), BERTCL_ERR_NO_DEVICE);
+  setenv("BERTCL_DEVICE", "nosuch-env", 1);
+  assert_int_equal(bertcl_device_select(list, n, NULL, &idx), BERTCL_ERR_NO_DEVICE);
+  assert_non_null(strstr(bertcl_last_error(NULL), "BERTCL_DEVICE"));
+  /* an explicit selector wins over the environment */
+  assert_int_equal(bertcl_device_select(list, n, "0", &idx), BERTCL_OK);
+  unsetenv("BERTCL_DEVICE");
+  assert_int_equal(bertcl_device_select(NULL, 0, NULL, &idx), BERTCL_ERR_NO_PLATFORM);
+  assert_non_null(strstr(bertcl_last_error(NULL), "pocl-opencl-icd"));
+  bertcl_devices_free(list);
+}
+
+static void test_kernel_runs(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) skip();
+  cl_program prog = NULL;
+  assert_int_equal(bc_program_build(ctx, selftest_files, 1, "", &prog), BERTCL_OK);
+  /* sizes that are and are not multiples of the work-group size, and n = 1 */
+  assert_true(run_saxpy(ctx, prog, 1, 2.5f, 0));
+  assert_true(run_saxpy(ctx, prog, 1000, -0.75f, 0));
+  assert_true(run_saxpy(ctx, prog, 4096, 3.0f, 0));
+  clReleaseProgram(prog);
+  bertcl_ctx_free(ctx);
+}
+
+/* child mode: build selftest.cl with the cache in argv[2], print the stats, exit 0 when the
+ * kernel ran right. */
+static int child_build(const char *dir) {
+  bertcl_ctx *ctx = ctx_with_cache(dir);
+  if (!ctx) return 3;
+  cl_program prog = NULL;
+  if (bc_program_build(ctx, selftest_files, 1, "-DCHILD_TEST=1", &prog) != BERTCL_OK) {
+    fprintf(stderr, "%s\n", bertcl_last_error(ctx));
+    return 4;
+  }
+  int ok = run_saxpy(ctx, prog, 257, 1.5f, 0);
+  printf("source_builds=%llu cache_hits=%llu cache_rejects=%llu cache_writes=%llu\n",
+         (unsigned long long)ctx->stats.source_builds, (unsigned long long)ctx->stats.cache_hits,
+         (unsigned long long)ctx->stats.cache_rejects, (unsigned long long)ctx->stats.cache_writes);
+  clReleaseProgram(prog);
+  bertcl_ctx_free(ctx);
+  return ok ? 0 : 5;
+}
+
+static void test_cache_across_processes(void **state) {
+  (void)state;
+  bertcl_ctx *probe = bc_test_ctx();
+  if (!probe) skip();
+  char dir[512], cmd[1200], path[2048];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  const char *dev = getenv("BERTCL_TEST_DEVICE");
+  snprintf(cmd, sizeof cmd, "BERTCL_TEST_DEVICE='%s' '%s' child '%s/cache' 2>&1",
+           (dev && *dev) ? dev : bertcl_ctx_device(probe)->name, self_path, dir);
+  char *out = NULL;
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "source_builds=1 cache_hits=0 cache_rejects=0 cache_writes=1"));
+  free(out);
+  /* the cache file is where the key says */
+  char sub[600];
+  snprintf(sub, sizeof sub, "%s/cache", dir);
+  bertcl_ctx *ctx = ctx_with_cache(sub);
+  assert_non_null(ctx);
+  char *src = NULL;
+  size_t len = 0;
+  assert_int_equal(bc_kernel_source(&ctx->err, "selftest.cl", &src, &len), BERTCL_OK);
+  /* bc_program_build appends a newline after each file */
+  char *withnl = malloc(len + 2);
+  memcpy(withnl, src, len);
+  withnl[len] = '\n';
+  withnl[len + 1] = '\0';
+  assert_int_equal(
+      bc_program_cache_path(ctx, withnl, len + 1, "-DCHILD_TEST=1", path, sizeof path), BERTCL_OK);
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  assert_true(sb.st_size > 32);
+  /* a second process loads it from disk: no source build */
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "source_builds=0 cache_hits=1 cache_rejects=0 cache_writes=0"));
+  free(out);
+  /* corrupt the binary (flip bytes in the middle): the build falls back to source, no error */
+  FILE *f = fopen(path, "r+b");
+  assert_non_null(f);
+  fseek(f, (long)(sb.st_size / 2), SEEK_SET);
+  fputs("garbage garbage garbage", f);
+  fclose(f);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "source_builds=1 cache_hits=0 cache_rejects=1 cache_writes=1"));
+  free(out);
+  /* truncated file: same */
+  assert_int_equal(truncate(path, 20), 0);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "source_builds=1 cache_hits=0 cache_rejects=1 cache_writes=1"));
+  free(out);
+  /* and the rewritten file is good again */
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "source_builds=0 cache_hits=1"));
+  free(out);
+  free(src);
+  free(withnl);
+  bertcl_ctx_free(ctx);
+  bertcl_ctx_free(probe);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(bc_test_run(cmd, NULL), 0);
+}
+
+static void test_cache_unwritable_and_off(void **state) {
+  (void)state;
+  bertcl_ctx *probe = bc_test_ctx();
+  if (!probe) skip();
+  bertcl_ctx_free(probe);
+  char dir[512], blocked[700];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  /* a cache directory below a regular file can never be created */
+  snprintf(blocked, sizeof blocked, "%s/file", dir);
+  FILE *f = fopen(blocked, "w");
+  assert_non_null(f);
+  fclose(f);
+  strcat(blocked, "/cache");
+  bertcl_ctx *ctx = ctx_with_cache(blocked);
+  assert_non_null(ctx);
+  cl_program prog = NULL;
+  assert_int_equal(bc_program_build(ctx, selftest_files, 1, "", &prog), BERTCL_OK);
+  assert_true(run_saxpy(ctx, prog, 33, 2.0f, 0));
+  assert_int_equal(ctx->stats.source_builds, 1);
+  assert_int_equal(ctx->stats.cache_writes, 0);
+  clReleaseProgram(prog);
+  bertcl_ctx_free(ctx);
+  ctx = ctx_with_cache("off");
+  assert_non_null(ctx);
+  assert_string_equal(ctx->cache_dir, "");
+  assert_int_equal(bc_program_build(ctx, selftest_files, 1, "", &prog), BERTCL_OK);
+  assert_int_equal(ctx->stats.cache_writes, 0);
+  clReleaseProgram(prog);
+  bertcl_ctx_free(ctx);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(bc_test_run(cmd, NULL), 0);
+}
+
+static void test_build_error_carries_log(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = ctx_with_cache("off");
+  if (!ctx) skip();
+  const char *bad = "__kernel void broken(__global float *y) { y[0] = undeclared_thing + ; }\n";
+  cl_program prog = NULL;
+  int st = bc_program_build_source(ctx, "broken.cl", bad, strlen(bad), "", &prog);
+  assert_int_equal(st, BERTCL_ERR_BUILD);
+  assert_null(prog);
+  const char *msg = bertcl_last_error(ctx);
+  assert_non_null(strstr(msg, "CL_BUILD_PROGRAM_FAILURE"));
+  assert_non_null(strstr(msg, "broken.cl"));
+  /* the compiler's own words about the bad identifier */
+  assert_non_null(strstr(msg, "undeclared_thing"));
+  bertcl_ctx_free(ctx);
+}
+
+static void test_kernel_dir_override(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = ctx_with_cache("off");
+  if (!ctx) skip();
+  char dir[512], path[700];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  snprintf(path, sizeof path, "%s/selftest.cl", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("__kernel void selftest_saxpy(__global float *y, __global const float *x, const float a,"
+        " const int n) { int i = get_global_id(0); if (i < n) y[i] = a * x[i] + y[i] + 1.0f; }\n",
+        f);
+  fclose(f);
+  setenv("BERTCL_KERNEL_DIR", dir, 1);
+  cl_program prog = NULL;
+  assert_int_equal(bc_program_build(ctx, selftest_files, 1, "", &prog), BERTCL_OK);
+  unsetenv("BERTCL_KERNEL_DIR");
+  assert_true(run_saxpy(ctx, prog, 100, 2.0f, 1.0f)); /* the edited kernel ran */
+  clReleaseProgram(prog);
+  /* a missing file in the override directory is a clear error */
+  setenv("BERTCL_KERNEL_DIR", "/nonexistent-bertcl-dir", 1);
+  assert_int_equal(bc_program_build(ctx, selftest_files, 1, "", &prog), BERTCL_ERR_IO);
+  assert_non_null(strstr(bertcl_last_error(ctx), "/nonexistent-bertcl-dir/selftest.cl"));
+  unsetenv("BERTCL_KERNEL_DIR");
+  /* and a name that is not embedded */
+  const char *none[] = {"nosuch.cl"};
+  assert_int_equal(bc_program_build(ctx, none, 1, "", &prog), BERTCL_ERR_MISSING);
+  bertcl_ctx_free(ctx);
+  unlink(path);
+  rmdir(dir);
+}
+
+static void test_cli_devices(void **state) {
+  (void)state;
+  char *out = NULL;
+  assert_int_equal(bc_test_run(BERTCL_BIN " devices --json 2>/dev/null", &out), 0);
+  json_error_t jerr;
+  json_t *arr = json_loads(out, 0, &jerr);
+  if (!arr) fprintf(stderr, "invalid JSON (%s): %s\n", jerr.text, out);
+  assert_non_null(arr);
+  assert_true(json_is_array(arr));
+  free(out);
+  bertcl_device_info *list = NULL;
+  size_t n = 0;
+  assert_int_equal(bertcl_devices_list(&list, &n), BERTCL_OK);
+  assert_int_equal(json_array_size(arr), n);
+  int pocl = 0;
+  for (size_t i = 0; i < json_array_size(arr); i++) {
+    json_t *d = json_array_get(arr, i);
+    const char *plat = json_string_value(json_object_get(d, "platform"));
+    assert_non_null(plat);
+    assert_non_null(json_object_get(d, "global_mem_bytes"));
+    assert_non_null(json_object_get(d, "fp16"));
+    if (bc_icontains(plat, "portable computing")) pocl = 1;
+  }
+  json_decref(arr);
+  if (getenv("CI") && !getenv("BERTCL_TEST_DEVICE")) assert_true(pocl); /* CI has PoCL */
+  if (n > 0) {
+    assert_int_equal(bc_test_run(BERTCL_BIN " devices", &out), 0);
+    char head[21] = {0};
+    memcpy(head, list[0].name, sizeof head - 1); /* the table truncates long names */
+    assert_non_null(strstr(out, head));
+    free(out);
+  }
+  /* a missing device: non-zero exit, message lists what exists */
+  int rc = bc_test_run(BERTCL_BIN " devices --device nosuch 2>&1", &out);
+  assert_int_not_equal(rc, 0);
+  assert_non_null(strstr(out, "nosuch"));
+  if (n > 0) assert_non_null(strstr(out, list[0].name));
+  free(out);
+  bertcl_devices_free(list);
+  /* help and version */
+  assert_int_equal(bc_test_run(BERTCL_BIN " --version", &out), 0);
+  assert_non_null(strstr(out, BERTCL_VERSION_STRING));
+  free(out);
+  assert_int_equal(bc_test_run(BERTCL_BIN " help devices", &out), 0);
+  assert_non_null(strstr(out, "usage: bertcl devices"));
+  free(out);
+  assert_int_equal(bc_test_run(BERTCL_BIN " devices --help", &out), 0);
+  assert_non_null(strstr(out, "usage: bertcl devices"));
+  free(out);
+  assert_int_not_equal(bc_test_run(BERTCL_BIN " frobnicate 2>&1", &out), 0);
+  assert_non_null(strstr(out, "unknown command"));
+  free(out);
+}
+
+int main(int argc, char **argv) {
+  self_path = argv[0];
+  if (argc == 3 && strcmp(argv[1], "child") == 0) return child_build(argv[2]);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_status_table),
+      cmocka_unit_test(test_device_select),
+      cmocka_unit_test(test_kernel_runs),
+      cmocka_unit_test(test_cache_across_processes),
+      cmocka_unit_test(test_cache_unwritable_and_off),
+      cmocka_unit_test(test_build_error_carries_log),
+      cmocka_unit_test(test_kernel_dir_override),
+      cmocka_unit_test(test_cli_devices),
+  };
+  const char *filter = getenv("BERTCL_TEST_FILTER");
+  if (filter && *filter) cmocka_set_test_filter(filter);
+  return cmocka_run_group_tests_name("runtime", tests, NULL, NULL);
+}
