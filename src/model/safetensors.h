@@ -30,7 +30,12 @@ typedef struct bc_st_file bc_st_file;
 
 /* Opens and validates path; on error *out is NULL and err says which file and what is wrong. */
 int bc_st_open(bc_err *err, const char *path, bc_st_file **out);
+/* The same validation over bytes in memory (not copied: data must outlive the file object);
+ * name is used in messages. */
+int bc_st_open_mem(bc_err *err, const char *name, const void *data, size_t len, bc_st_file **out);
 void bc_st_close(bc_st_file *f);
+/* The path (or name) the file was opened with. */
+const char *bc_st_path(const bc_st_file *f);
 size_t bc_st_count(const bc_st_file *f);
 const bc_st_tensor *bc_st_at(const bc_st_file *f, size_t i);
 /* NULL when absent. */
