@@ -101,46 +101,49 @@ void ref_embedding_fwd(float *out,              /* (B*T, C) */
   free(row);
 }
 
+/* One output element: a sequential double sum over i = 0..IC-1, then the bias. */
+static float linear_one(const float *xn, const float *wo, const float *bias, int o, int IC) {
+  double a = 0.0;
+  for (int i = 0; i < IC; i++) a += (double)xn[i] * wo[i];
+  if (bias) a += bias[o];
+  return (float)a;
+}
+
 void ref_linear_fwd(float *out,        /* (N, OC) */
                     const float *x,    /* (N, IC) */
                     const float *w,    /* (OC, IC) */
                     const float *bias, /* (OC) or NULL */
                     int N, int IC, int OC) {
-  /* Four outputs at a time share the loads of x; each output is still one sequential double
-   * sum over i = 0..IC-1, so the result does not depend on the blocking. */
-  for (int n = 0; n < N; n++) {
-    const float *xn = x + (size_t)n * IC; /* (IC) */
-    float *on = out + (size_t)n * OC;     /* (OC) */
+  /* Blocks of 4 rows x 4 outputs share their loads (16 independent sums keep the FPU busy).
+   * Every element is still the same sequential double sum as linear_one, so the result does
+   * not depend on the blocking. */
+  int n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const float *x0 = x + (size_t)n * IC, *x1 = x0 + IC, *x2 = x1 + IC, *x3 = x2 + IC;
     int o = 0;
     for (; o + 4 <= OC; o += 4) {
       const float *w0 = w + (size_t)o * IC, *w1 = w0 + IC, *w2 = w1 + IC, *w3 = w2 + IC;
-      double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+      double a[4][4] = {{0.0}}; /* [row][output] */
       for (int i = 0; i < IC; i++) {
-        double xi = xn[i];
-        a0 += xi * w0[i];
-        a1 += xi * w1[i];
-        a2 += xi * w2[i];
-        a3 += xi * w3[i];
+        double xv[4] = {x0[i], x1[i], x2[i], x3[i]};
+        double wv[4] = {w0[i], w1[i], w2[i], w3[i]};
+        for (int r = 0; r < 4; r++)
+          for (int c = 0; c < 4; c++) a[r][c] += xv[r] * wv[c];
       }
-      if (bias) {
-        a0 += bias[o];
-        a1 += bias[o + 1];
-        a2 += bias[o + 2];
-        a3 += bias[o + 3];
-      }
-      on[o] = (float)a0;
-      on[o + 1] = (float)a1;
-      on[o + 2] = (float)a2;
-      on[o + 3] = (float)a3;
+      for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+          double v = a[r][c];
+          if (bias) v += bias[o + c];
+          out[(size_t)(n + r) * OC + o + c] = (float)v;
+        }
     }
-    for (; o < OC; o++) {
-      const float *wo = w + (size_t)o * IC;
-      double a = 0.0;
-      for (int i = 0; i < IC; i++) a += (double)xn[i] * wo[i];
-      if (bias) a += bias[o];
-      on[o] = (float)a;
-    }
+    for (; o < OC; o++)
+      for (int r = 0; r < 4; r++)
+        out[(size_t)(n + r) * OC + o] = linear_one(x + (size_t)(n + r) * IC, w + (size_t)o * IC, bias, o, IC);
   }
+  for (; n < N; n++)
+    for (int o = 0; o < OC; o++)
+      out[(size_t)n * OC + o] = linear_one(x + (size_t)n * IC, w + (size_t)o * IC, bias, o, IC);
 }
 
 float ref_act(float x, bc_act act) {
