@@ -127,9 +127,128 @@ typedef struct bertcl_model bertcl_model;
 int bertcl_model_load(bertcl_model **out, const char *dir);
 void bertcl_model_free(bertcl_model *model);
 
+/* What bertcl_model_get_info reports about a loaded model. */
+typedef struct {
+  char model_type[32];      /* config.json model_type ("bert") */
+  char hidden_act[32];      /* gelu (erf), gelu_new / gelu_pytorch_tanh (tanh form), relu */
+  int vocab_size;
+  int hidden_size;
+  int num_layers;
+  int num_heads;
+  int intermediate_size;
+  int max_position;         /* max_position_embeddings */
+  int type_vocab_size;
+  int pad_token_id;
+  float layer_norm_eps;
+  int has_pooler;           /* pooler.dense present */
+  int num_labels;           /* classifier outputs; 0 without a classifier */
+  char problem_type[64];    /* "" or single_label_classification / multi_label_... / regression */
+  uint64_t num_params;      /* elements of all loaded weights */
+  int num_files;            /* safetensors files read (shards) */
+  int num_unused;           /* tensors on disk that the encoder does not use */
+  char dtypes[64];          /* dtypes on disk of the loaded weights, e.g. "F32" or "BF16,F32" */
+  char pooling[48];         /* sentence-transformers pooling ("mean", "cls", "cls+mean"), "" if
+                               the directory has no Pooling module */
+  int normalize;            /* sentence-transformers Normalize module present */
+  int st_max_seq_length;    /* sentence_bert_config.json max_seq_length, 0 if none */
+  int max_length;           /* effective maximum tokens per sequence (<= max_position) */
+  int do_lower_case;        /* tokenizer lowercases: 1, 0, or -1 when not stated */
+  int has_vocab_txt;        /* vocab.txt present */
+  int has_tokenizer_json;   /* tokenizer.json present */
+  char tokenizer_class[64]; /* tokenizer_config.json tokenizer_class, "" if none */
+} bertcl_model_info;
+
+/* Fills *info from a loaded model. */
+int bertcl_model_get_info(const bertcl_model *model, bertcl_model_info *info);
+/* Name of classifier label id (config.json id2label), or NULL when there is none. */
+const char *bertcl_model_label(const bertcl_model *model, int id);
+
 /* Last error message of a handle (any bertcl handle pointer), or of the calling thread when
  * handle is NULL. Never NULL; "" when there was none. */
 const char *bertcl_last_error(const void *handle);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tokenizer: WordPiece, identical to Hugging Face's BertTokenizerFast                        */
+/*
+ * Settings come from the model directory: tokenizer.json (BertNormalizer, BertPreTokenizer,
+ * WordPiece, TemplateProcessing, added_tokens), or vocab.txt + tokenizer_config.json when there
+ * is no tokenizer.json. The tokenizer is read-only after loading: several threads may encode
+ * with it at once (an error message then goes to the thread-local slot, bertcl_last_error(NULL)).
+ *
+ * Text is UTF-8. Invalid UTF-8 is never an error: each maximal ill-formed subsequence becomes
+ * one U+FFFD, as Python's bytes.decode("utf-8", errors="replace") does, and the BERT cleaner
+ * then drops U+FFFD. Offsets count characters (code points) of that decoded text, which is what
+ * transformers reports as offset_mapping (a character beyond the BMP counts as one).
+ */
+typedef struct bertcl_tokenizer bertcl_tokenizer;
+
+typedef enum {
+  BERTCL_TRUNC_LONGEST_FIRST = 0, /* transformers' "longest_first" */
+  BERTCL_TRUNC_ONLY_FIRST = 1,
+  BERTCL_TRUNC_ONLY_SECOND = 2,
+  BERTCL_TRUNC_NONE = 3
+} bertcl_truncation;
+
+typedef struct {
+  size_t max_length;            /* tokens including [CLS]/[SEP]; 0 = bertcl_tokenizer_max_length */
+  bertcl_truncation truncation; /* how to cut to max_length (default longest_first) */
+  int no_special_tokens;        /* non-zero: no [CLS]/[SEP] template */
+  int split_special_tokens;     /* non-zero: a literal "[SEP]" in the text is plain text */
+  int pad_to_max_length;        /* batches: T = max_length instead of the longest row */
+} bertcl_tokenize_options;
+
+/* One encoded text or pair. Arrays have n entries; tokens point into the tokenizer. */
+typedef struct {
+  size_t n;
+  int32_t *ids;           /* (n) */
+  int32_t *type_ids;      /* (n) token_type_ids */
+  int32_t *word_ids;      /* (n) word index inside its own text; -1 for template tokens */
+  int32_t *seq_ids;       /* (n) 0 = text, 1 = pair text, -1 for template tokens */
+  int32_t *offsets;       /* (n, 2) [start, end) in characters of its text; (0,0) for template */
+  const char **tokens;    /* (n) token strings, owned by the tokenizer */
+  size_t overflow[2];     /* tokens truncated away from text and from pair text */
+  size_t replaced[2];     /* invalid UTF-8 sequences replaced by U+FFFD in text / pair text */
+} bertcl_encoding;
+
+/* A padded batch for the encoder: row b holds lengths[b] tokens, then pad_id. */
+typedef struct {
+  size_t batch, seq;      /* B, T */
+  int32_t *ids;           /* (B, T) */
+  int32_t *mask;          /* (B, T) 1 for tokens, 0 for padding */
+  int32_t *type_ids;      /* (B, T) */
+  int32_t *word_ids;      /* (B, T) -1 for template tokens and padding */
+  size_t *lengths;        /* (B) */
+  size_t *overflow;       /* (B, 2) tokens truncated away from text / pair text */
+  size_t *replaced;       /* (B, 2) invalid UTF-8 sequences replaced in text / pair text */
+} bertcl_batch;
+
+/* Loads the tokenizer of a model directory. On failure *out is NULL and bertcl_last_error(NULL)
+ * names the file and what is wrong. */
+int bertcl_tokenizer_load(bertcl_tokenizer **out, const char *dir);
+void bertcl_tokenizer_free(bertcl_tokenizer *tok);
+/* Default max_length: min(model_max_length, max_position_embeddings of config.json,
+ * sentence-transformers' max_seq_length), each when present; SIZE_MAX when none is. */
+size_t bertcl_tokenizer_max_length(const bertcl_tokenizer *tok);
+size_t bertcl_tokenizer_vocab_size(const bertcl_tokenizer *tok);
+/* Token string of an id, NULL when out of range. */
+const char *bertcl_tokenizer_id_to_token(const bertcl_tokenizer *tok, int32_t id);
+/* Id of a vocabulary or added token, -1 when absent. */
+int32_t bertcl_tokenizer_token_to_id(const bertcl_tokenizer *tok, const char *token);
+
+/* Encodes text (text_len bytes) and, when pair is not NULL, the pair text. opt NULL = defaults.
+ * Fails (BERTCL_ERR_INVALID_ARG) where transformers raises: only_first/only_second when that
+ * text is too short to remove enough tokens, or max_length below the template's tokens. */
+int bertcl_tokenizer_encode(const bertcl_tokenizer *tok, const char *text, size_t text_len,
+                            const char *pair, size_t pair_len, const bertcl_tokenize_options *opt,
+                            bertcl_encoding **out);
+void bertcl_encoding_free(bertcl_encoding *enc);
+
+/* Encodes n NUL-terminated texts (pairs NULL, or pairs[i] NULL for a single text) into padded
+ * (B, T) arrays. */
+int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const *texts,
+                                  const char *const *pairs, size_t n,
+                                  const bertcl_tokenize_options *opt, bertcl_batch **out);
+void bertcl_batch_free(bertcl_batch *batch);
 
 #ifdef __cplusplus
 }

@@ -32,7 +32,8 @@ typedef struct {
   /* sentence-transformers defaults (0 when the directory has none) */
   int st_pooling;        /* BC_POOL_* flags from 1_Pooling/config.json */
   int st_normalize;      /* a Normalize module is listed in modules.json */
-  int st_max_seq_length; /* sentence_bert_config.json max_seq_length */
+  int st_max_seq_length; /* sentence_bert_config.json max_seq_length (at most max_position) */
+  int st_do_lower_case;  /* sentence_bert_config.json do_lower_case: lowercase text first */
 } bc_config;
 
 typedef struct {
