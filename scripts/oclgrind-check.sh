@@ -4,6 +4,7 @@
 # out-of-bounds access (tests/data/oclgrind-bad/) must be caught.
 # Usage: scripts/oclgrind-check.sh BUILD_DIR
 set -uo pipefail
+set -f  # the cmocka filters below are patterns, not file globs
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 log=$(mktemp)
@@ -14,7 +15,7 @@ checks=("test_runtime test_kernel_runs")
 [ -x "$build/test_ops" ] && checks+=("test_ops *")
 run_one() { # exe filter
   BERTCL_TEST_DEVICE=oclgrind BERTCL_CACHE_DIR=off BERTCL_TEST_FILTER="$2" BERTCL_OCLGRIND=1 \
-    oclgrind --check-api --data-races --uninitialized "$build/$1" >"$log" 2>&1
+    oclgrind --check-api --data-races --uninitialized --build-options -cl-opt-disable "$build/$1" >"$log" 2>&1
 }
 # 1. the check itself can fail
 BERTCL_KERNEL_DIR="$root/tests/data/oclgrind-bad" run_one test_runtime test_kernel_runs
@@ -36,7 +37,12 @@ for c in "${checks[@]}"; do
     grep -E -A6 "$pattern" "$log" | head -n 80 >&2
     fail=1
   else
-    echo "oclgrind-check: $1 ($2) clean: $(grep -c '\[       OK \]' "$log") tests"
+    ok=$(grep -c '\[       OK \]' "$log")
+    if [ "$ok" -eq 0 ]; then
+      echo "oclgrind-check: $1 ($2) ran no test under oclgrind" >&2; cat "$log" >&2; fail=1
+    else
+      echo "oclgrind-check: $1 ($2) clean: $ok tests"
+    fi
   fi
 done
 exit $fail

@@ -1,0 +1,69 @@
+// Attention around CLBlast's strided-batched GEMMs:
+//   qkv (B*T, 3C) [+ bias]  --split_heads-->  q, k, v each (B, NH, T, HS)
+//   scores = q k^T (GEMM)   --softmax-->      probs (B, NH, T, T)
+//   ctx = probs v (GEMM)    --merge_heads-->  (B*T, C)
+
+// One item per element of q/k/v; adds the projection bias on the way.
+__kernel void split_heads_fwd(__global float *q,           // (B, NH, T, HS)
+                              __global float *k,           // (B, NH, T, HS)
+                              __global float *v,           // (B, NH, T, HS)
+                              __global const float *qkv,   // (B*T, 3C)
+                              __global const float *bias,  // (3C)
+                              const int B, const int T, const int C, const int NH) {
+  const size_t i = get_global_id(0);
+  const int HS = C / NH;
+  if (i >= (size_t)B * T * C) return;
+  const int d = (int)(i % HS);
+  const int t = (int)((i / HS) % T);
+  const int h = (int)((i / ((size_t)HS * T)) % NH);
+  const int b = (int)(i / ((size_t)HS * T * NH));
+  const size_t src = ((size_t)b * T + t) * 3 * C + (size_t)h * HS + d;
+  q[i] = qkv[src] + bias[h * HS + d];
+  k[i] = qkv[src + C] + bias[C + h * HS + d];
+  v[i] = qkv[src + 2 * C] + bias[2 * C + h * HS + d];
+}
+
+// In place over each row of (B, NH, T, T): s = s*scale + (mask[b,j] ? 0 : -FLT_MAX), softmax
+// over j, as transformers' eager attention with its additive mask (a fully masked row comes out
+// uniform, never NaN). One work-group per row.
+__kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
+                          __global const int *mask,    // (B, T)
+                          const float scale, const int NH, const int T) {
+  __local float scratch[WG];
+  const size_t row = get_group_id(0);
+  const int lid = (int)get_local_id(0);
+  const int b = (int)(row / ((size_t)NH * T));
+  __global float *s = scores + row * T;
+  __global const int *m = mask + (size_t)b * T;
+  float mx = -INFINITY;
+  for (int j = lid; j < T; j += WG) {
+    float x = s[j] * scale;
+    if (!m[j]) x = x + -FLT_MAX;
+    s[j] = x;
+    mx = fmax(mx, x);
+  }
+  mx = wg_max(mx, scratch);
+  float sum = 0.0f;
+  for (int j = lid; j < T; j += WG) {
+    const float e = exp(s[j] - mx);
+    s[j] = e;
+    sum += e;
+  }
+  sum = wg_sum(sum, scratch);
+  const float inv = 1.0f / sum;
+  for (int j = lid; j < T; j += WG) s[j] *= inv;
+}
+
+// (B, NH, T, HS) -> (B*T, C); one item per element of the output.
+__kernel void merge_heads_fwd(__global float *out,        // (B*T, C)
+                              __global const float *ctx,  // (B, NH, T, HS)
+                              const int B, const int T, const int C, const int NH) {
+  const size_t i = get_global_id(0);
+  if (i >= (size_t)B * T * C) return;
+  const int HS = C / NH;
+  const int c = (int)(i % C);
+  const int t = (int)((i / C) % T);
+  const int b = (int)(i / ((size_t)C * T));
+  const int h = c / HS, d = c % HS;
+  out[i] = ctx[(((size_t)b * NH + h) * T + t) * HS + d];
+}

@@ -1,0 +1,31 @@
+// out = LayerNorm(word_emb[ids] + pos_emb[t] + type_emb[type_ids]); one work-group per token.
+// The word embedding may be split in two buffers at row `split` (a large vocabulary can exceed
+// CL_DEVICE_MAX_MEM_ALLOC_SIZE): rows < split come from wte0, the rest from wte1.
+// Ids outside [0, V) read row 0 instead of memory they do not own (the host validates ids).
+__kernel void embedding_fwd(__global float *out,            // (B*T, C)
+                            __global const int *ids,         // (B*T)
+                            __global const int *type_ids,    // (B*T)
+                            __global const float *wte0,      // (split, C)
+                            __global const float *wte1,      // (V - split, C)
+                            __global const float *wpe,       // (P, C)
+                            __global const float *wtt,       // (TT, C)
+                            __global const float *ln_w,      // (C)
+                            __global const float *ln_b,      // (C)
+                            const float eps, const int T, const int C, const int V,
+                            const int split, const int TT) {
+  __local float scratch[WG];
+  const int row = (int)get_group_id(0);
+  const int lid = (int)get_local_id(0);
+  const int t = row % T;
+  int id = ids[row];
+  if (id < 0 || id >= V) id = 0;
+  int tt = type_ids[row];
+  if (tt < 0 || tt >= TT) tt = 0;
+  __global const float *we = id < split ? wte0 + (size_t)id * C : wte1 + (size_t)(id - split) * C;
+  __global const float *pe = wpe + (size_t)t * C;
+  __global const float *te = wtt + (size_t)tt * C;
+  __global float *o = out + (size_t)row * C;
+  for (int c = lid; c < C; c += WG) o[c] = we[c] + pe[c] + te[c];
+  barrier(CLK_GLOBAL_MEM_FENCE);
+  layernorm_row(o, o, ln_w, ln_b, eps, C, scratch);
+}

@@ -1,0 +1,47 @@
+/* The op table: which kernel runs each encoder op on this device, and its launcher.
+ * Every launcher enqueues on ctx->queue without waiting. Buffers are whole cl_mem objects
+ * (sub-buffers for weights); shapes are written beside each argument. */
+#ifndef BC_OPS_H
+#define BC_OPS_H
+
+#include "model/model.h"
+#include "runtime/runtime.h"
+
+enum { BC_ACT_TANH_ = 3 }; /* the pooler's tanh, beside bc_act's values */
+
+typedef struct {
+  cl_program prog;
+  size_t wg; /* work-group size of the row kernels (-DWG) */
+  cl_kernel embedding, brln, bias_act, split_heads, softmax, merge_heads, pool, l2norm,
+      gather_cls;
+} bc_ops;
+
+int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops);
+void bc_ops_free(bc_ops *ops);
+
+int bc_op_embedding(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B*T, C) */,
+                    cl_mem ids /* (B*T) */, cl_mem type_ids /* (B*T) */,
+                    cl_mem wte0 /* (split, C) */, cl_mem wte1 /* (V-split, C) */,
+                    cl_mem wpe /* (P, C) */, cl_mem wtt /* (TT, C) */, cl_mem ln_w, cl_mem ln_b,
+                    float eps, int B, int T, int C, int V, int split, int TT);
+int bc_op_bias_residual_layernorm(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (N, C) */,
+                                  cl_mem x /* (N, C) */, cl_mem bias /* (C) */,
+                                  cl_mem residual /* (N, C) */, cl_mem w, cl_mem b, float eps,
+                                  int N, int C);
+int bc_op_bias_act(bertcl_ctx *ctx, bc_ops *ops, cl_mem x /* (N, C) */, cl_mem bias /* (C) */,
+                   int act, int N, int C);
+int bc_op_split_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem q, cl_mem k, cl_mem v /* (B,NH,T,HS) */,
+                      cl_mem qkv /* (B*T, 3C) */, cl_mem bias /* (3C) */, int B, int T, int C,
+                      int NH);
+int bc_op_softmax(bertcl_ctx *ctx, bc_ops *ops, cl_mem scores /* (B, NH, T, T) */,
+                  cl_mem mask /* (B, T) */, float scale, int B, int NH, int T);
+int bc_op_merge_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B*T, C) */,
+                      cl_mem ctxv /* (B, NH, T, HS) */, int B, int T, int C, int NH);
+int bc_op_pool(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B, out_stride) */,
+               cl_mem h /* (B*T, C) */, cl_mem mask /* (B, T) */, int mode, int B, int T, int C,
+               int out_stride, int col0);
+int bc_op_l2norm(bertcl_ctx *ctx, bc_ops *ops, cl_mem x /* (N, C) */, int N, int C);
+int bc_op_gather_cls(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B, C) */,
+                     cl_mem h /* (B*T, C) */, int B, int T, int C);
+
+#endif

@@ -1,0 +1,421 @@
+/* The op-test table: every OpenCL kernel against its plain-C reference twin (src/ref) on random
+ * inputs with a fixed seed, at shapes that include T = 1, odd sizes and sizes that are not a
+ * multiple of the work-group size (ggml's test-backend-ops idea). Failures print op, shape,
+ * index, expected, got and seed. Under oclgrind (BERTCL_OCLGRIND=1) the rows that only exercise
+ * CLBlast's own kernels are skipped and shapes stay small. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoder/gemm.h"
+#include "encoder/ops.h"
+#include "ref/ref.h"
+#include "testutil.h"
+
+typedef struct {
+  bertcl_ctx *ctx;
+  bc_ops ops;
+} fixture;
+
+static int under_oclgrind(void) { return getenv("BERTCL_OCLGRIND") != NULL; }
+
+static cl_mem upload(fixture *f, const void *data, size_t bytes) {
+  cl_int rc = CL_SUCCESS;
+  cl_mem m = clCreateBuffer(f->ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                            bytes ? bytes : 4, (void *)data, &rc);
+  assert_int_equal(rc, CL_SUCCESS);
+  return m;
+}
+static cl_mem upload_f(fixture *f, const float *x, size_t n) { return upload(f, x, n * 4); }
+static cl_mem upload_i(fixture *f, const int32_t *x, size_t n) { return upload(f, x, n * 4); }
+static void download(fixture *f, cl_mem m, float *x, size_t n) {
+  assert_int_equal(clEnqueueReadBuffer(f->ctx->queue, m, CL_TRUE, 0, n * 4, x, 0, NULL, NULL),
+                   CL_SUCCESS);
+}
+static float *rnd(bc_rng *r, size_t n, float lo, float hi) {
+  float *x = malloc((n ? n : 1) * sizeof *x);
+  bc_rng_fill(r, x, n, lo, hi);
+  return x;
+}
+static int32_t *random_mask(bc_rng *r, int B, int T) {
+  int32_t *m = malloc((size_t)B * T * sizeof *m);
+  for (int b = 0; b < B; b++) {
+    int len = 1 + (int)(bc_rng_u32(r) % (uint32_t)T); /* at least one real token */
+    if (b == 0) len = T;
+    for (int t = 0; t < T; t++) m[(size_t)b * T + t] = t < len;
+  }
+  return m;
+}
+#define OK(call) assert_int_equal((call), BERTCL_OK)
+#define SHAPE(buf, ...) snprintf(buf, sizeof buf, __VA_ARGS__)
+
+/* ---- rows -------------------------------------------------------------------------------- */
+
+typedef struct {
+  const char *op;
+  int B, T, C, NH, I, V;
+  float atol, rtol;
+} op_row;
+
+static void run_embedding(fixture *f, const op_row *row, uint64_t seed) {
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  int B = row->B, T = row->T, C = row->C, V = row->V, P = T + 3, TT = 2;
+  size_t N = (size_t)B * T;
+  float *wte = rnd(&r, (size_t)V * C, -1, 1), *wpe = rnd(&r, (size_t)P * C, -1, 1);
+  float *wtt = rnd(&r, (size_t)TT * C, -1, 1), *lw = rnd(&r, C, 0.5f, 1.5f),
+        *lb = rnd(&r, C, -0.5f, 0.5f);
+  int32_t *ids = malloc(N * 4), *tt = malloc(N * 4);
+  for (size_t i = 0; i < N; i++) {
+    ids[i] = (int32_t)(bc_rng_u32(&r) % (uint32_t)V);
+    tt[i] = (int32_t)(bc_rng_u32(&r) % 2);
+  }
+  float *want = malloc(N * C * 4), *got = malloc(N * C * 4);
+  ref_embedding_fwd(want, ids, tt, wte, wpe, wtt, lw, lb, 1e-12f, B, T, C);
+  /* split the vocabulary in two buffers at V/2, as for a table above the max allocation */
+  int split = V / 2;
+  cl_mem o = upload_f(f, got, N * C), di = upload_i(f, ids, N), dt = upload_i(f, tt, N);
+  cl_mem w0 = upload_f(f, wte, (size_t)split * C),
+         w1 = upload_f(f, wte + (size_t)split * C, (size_t)(V - split) * C);
+  cl_mem dp = upload_f(f, wpe, (size_t)P * C), dtt = upload_f(f, wtt, (size_t)TT * C),
+         dw = upload_f(f, lw, C), db = upload_f(f, lb, C);
+  OK(bc_op_embedding(f->ctx, &f->ops, o, di, dt, w0, w1, dp, dtt, dw, db, 1e-12f, B, T, C, V,
+                     split, TT));
+  download(f, o, got, N * C);
+  char what[128];
+  SHAPE(what, "embedding_fwd B=%d T=%d C=%d V=%d", B, T, C, V);
+  assert_true(bc_check_close(what, got, want, N * C, row->atol, row->rtol, seed));
+  cl_mem ms[] = {o, di, dt, w0, w1, dp, dtt, dw, db};
+  for (size_t i = 0; i < 9; i++) clReleaseMemObject(ms[i]);
+  free(wte); free(wpe); free(wtt); free(lw); free(lb); free(ids); free(tt); free(want); free(got);
+}
+
+static void run_layernorm(fixture *f, const op_row *row, uint64_t seed) {
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  int N = row->B * row->T, C = row->C;
+  float *x = rnd(&r, (size_t)N * C, -3, 3), *bias = rnd(&r, C, -1, 1),
+        *res = rnd(&r, (size_t)N * C, -3, 3), *w = rnd(&r, C, 0.5f, 1.5f),
+        *b = rnd(&r, C, -0.5f, 0.5f);
+  float *want = malloc((size_t)N * C * 4), *got = malloc((size_t)N * C * 4);
+  ref_bias_residual_layernorm_fwd(want, x, bias, res, w, b, 1e-12f, N, C);
+  cl_mem dx = upload_f(f, x, (size_t)N * C), dbias = upload_f(f, bias, C),
+         dres = upload_f(f, res, (size_t)N * C), dw = upload_f(f, w, C), db = upload_f(f, b, C);
+  /* in place (out == x), as the encoder runs it */
+  OK(bc_op_bias_residual_layernorm(f->ctx, &f->ops, dx, dx, dbias, dres, dw, db, 1e-12f, N, C));
+  download(f, dx, got, (size_t)N * C);
+  char what[128];
+  SHAPE(what, "bias_residual_layernorm_fwd N=%d C=%d", N, C);
+  assert_true(bc_check_close(what, got, want, (size_t)N * C, row->atol, row->rtol, seed));
+  cl_mem ms[] = {dx, dbias, dres, dw, db};
+  for (size_t i = 0; i < 5; i++) clReleaseMemObject(ms[i]);
+  free(x); free(bias); free(res); free(w); free(b); free(want); free(got);
+}
+
+static void run_bias_act(fixture *f, const op_row *row, uint64_t seed) {
+  int N = row->B * row->T, C = row->C;
+  bc_act acts[] = {BC_ACT_GELU, BC_ACT_GELU_TANH, BC_ACT_RELU};
+  for (int a = 0; a < 3; a++) {
+    bc_rng r;
+    bc_rng_seed(&r, seed + (uint64_t)a);
+    float *x = rnd(&r, (size_t)N * C, -4, 4), *bias = rnd(&r, C, -1, 1);
+    float *want = malloc((size_t)N * C * 4), *got = malloc((size_t)N * C * 4);
+    memcpy(want, x, (size_t)N * C * 4);
+    ref_bias_act_fwd(want, bias, acts[a], N, C);
+    cl_mem dx = upload_f(f, x, (size_t)N * C), db = upload_f(f, bias, C);
+    OK(bc_op_bias_act(f->ctx, &f->ops, dx, db, (int)acts[a], N, C));
+    download(f, dx, got, (size_t)N * C);
+    char what[128];
+    SHAPE(what, "bias_act_fwd act=%d N=%d C=%d", (int)acts[a], N, C);
+    assert_true(bc_check_close(what, got, want, (size_t)N * C, row->atol, row->rtol, seed + a));
+    clReleaseMemObject(dx);
+    clReleaseMemObject(db);
+    free(x); free(bias); free(want); free(got);
+  }
+}
+
+static void run_softmax(fixture *f, const op_row *row, uint64_t seed) {
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  int B = row->B, T = row->T, NH = row->NH;
+  size_t n = (size_t)B * NH * T * T;
+  float *s = rnd(&r, n, -8, 8), *want = malloc(n * 4), *got = malloc(n * 4);
+  int32_t *mask = random_mask(&r, B, T);
+  memcpy(want, s, n * 4);
+  float scale = 0.353553f;
+  ref_softmax_fwd(want, mask, scale, B, NH, T);
+  cl_mem ds = upload_f(f, s, n), dm = upload_i(f, mask, (size_t)B * T);
+  OK(bc_op_softmax(f->ctx, &f->ops, ds, dm, scale, B, NH, T));
+  download(f, ds, got, n);
+  char what[128];
+  SHAPE(what, "softmax_fwd B=%d NH=%d T=%d", B, NH, T);
+  assert_true(bc_check_close(what, got, want, n, row->atol, row->rtol, seed));
+  clReleaseMemObject(ds);
+  clReleaseMemObject(dm);
+  free(s); free(want); free(got); free(mask);
+}
+
+/* split_heads and merge_heads move data; their twins are these loops. */
+static void ref_split_heads(float *q, float *k, float *v, const float *qkv, const float *bias,
+                            int B, int T, int C, int NH) {
+  int HS = C / NH;
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      for (int t = 0; t < T; t++)
+        for (int d = 0; d < HS; d++) {
+          size_t dst = (((size_t)b * NH + h) * T + t) * HS + d;
+          size_t src = ((size_t)b * T + t) * 3 * C + (size_t)h * HS + d;
+          q[dst] = qkv[src] + bias[h * HS + d];
+          k[dst] = qkv[src + C] + bias[C + h * HS + d];
+          v[dst] = qkv[src + 2 * C] + bias[2 * C + h * HS + d];
+        }
+}
+
+static void run_split_merge(fixture *f, const op_row *row, uint64_t seed) {
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  int B = row->B, T = row->T, C = row->C, NH = row->NH;
+  size_t n = (size_t)B * T * C;
+  float *qkv = rnd(&r, 3 * n, -1, 1), *bias = rnd(&r, 3 * (size_t)C, -1, 1);
+  float *q = malloc(n * 4), *k = malloc(n * 4), *v = malloc(n * 4), *got = malloc(n * 4);
+  ref_split_heads(q, k, v, qkv, bias, B, T, C, NH);
+  cl_mem dqkv = upload_f(f, qkv, 3 * n), db = upload_f(f, bias, 3 * (size_t)C);
+  cl_mem dq = upload_f(f, got, n), dk = upload_f(f, got, n), dv = upload_f(f, got, n);
+  OK(bc_op_split_heads(f->ctx, &f->ops, dq, dk, dv, dqkv, db, B, T, C, NH));
+  char what[128];
+  SHAPE(what, "split_heads_fwd B=%d T=%d C=%d NH=%d", B, T, C, NH);
+  download(f, dq, got, n);
+  assert_true(bc_check_close(what, got, q, n, 0, 0, seed));
+  download(f, dk, got, n);
+  assert_true(bc_check_close(what, got, k, n, 0, 0, seed));
+  download(f, dv, got, n);
+  assert_true(bc_check_close(what, got, v, n, 0, 0, seed));
+  /* merge_heads inverts the head layout: merging q must give qkv's first third + bias */
+  float *want = malloc(n * 4);
+  for (size_t i = 0; i < (size_t)B * T; i++)
+    for (int c = 0; c < C; c++) want[i * C + c] = qkv[i * 3 * C + c] + bias[c];
+  cl_mem dout = upload_f(f, got, n);
+  OK(bc_op_merge_heads(f->ctx, &f->ops, dout, dq, B, T, C, NH));
+  download(f, dout, got, n);
+  SHAPE(what, "merge_heads_fwd B=%d T=%d C=%d NH=%d", B, T, C, NH);
+  assert_true(bc_check_close(what, got, want, n, 0, 0, seed));
+  cl_mem ms[] = {dqkv, db, dq, dk, dv, dout};
+  for (size_t i = 0; i < 6; i++) clReleaseMemObject(ms[i]);
+  free(qkv); free(bias); free(q); free(k); free(v); free(got); free(want);
+}
+
+static void run_pool(fixture *f, const op_row *row, uint64_t seed) {
+  int B = row->B, T = row->T, C = row->C;
+  int modes[] = {BC_POOL_CLS, BC_POOL_MEAN, BC_POOL_MAX};
+  for (int m = 0; m < 3; m++) {
+    bc_rng r;
+    bc_rng_seed(&r, seed + (uint64_t)m);
+    float *h = rnd(&r, (size_t)B * T * C, -2, 2);
+    int32_t *mask = random_mask(&r, B, T);
+    float *want = malloc((size_t)B * C * 4), *got = malloc((size_t)B * 2 * C * 4);
+    ref_pool_fwd(want, h, mask, modes[m], B, T, C);
+    cl_mem dh = upload_f(f, h, (size_t)B * T * C), dm = upload_i(f, mask, (size_t)B * T);
+    cl_mem dout = upload_f(f, got, (size_t)B * 2 * C);
+    /* written at column C of a (B, 2C) buffer, as when several poolings share one output */
+    OK(bc_op_pool(f->ctx, &f->ops, dout, dh, dm, modes[m], B, T, C, 2 * C, C));
+    download(f, dout, got, (size_t)B * 2 * C);
+    for (int b = 0; b < B; b++) memmove(got + (size_t)b * C, got + (size_t)b * 2 * C + C, C * 4);
+    char what[128];
+    SHAPE(what, "pool_fwd mode=%d B=%d T=%d C=%d", modes[m], B, T, C);
+    assert_true(bc_check_close(what, got, want, (size_t)B * C, row->atol, row->rtol, seed + m));
+    clReleaseMemObject(dh); clReleaseMemObject(dm); clReleaseMemObject(dout);
+    free(h); free(mask); free(want); free(got);
+  }
+}
+
+static void run_l2norm_cls(fixture *f, const op_row *row, uint64_t seed) {
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  int B = row->B, T = row->T, C = row->C;
+  float *h = rnd(&r, (size_t)B * T * C, -2, 2);
+  float *want = malloc((size_t)B * C * 4), *got = malloc((size_t)B * C * 4);
+  for (int b = 0; b < B; b++) memcpy(want + (size_t)b * C, h + (size_t)b * T * C, C * 4);
+  cl_mem dh = upload_f(f, h, (size_t)B * T * C), dout = upload_f(f, want, (size_t)B * C);
+  OK(bc_op_gather_cls(f->ctx, &f->ops, dout, dh, B, T, C));
+  download(f, dout, got, (size_t)B * C);
+  char what[128];
+  SHAPE(what, "gather_cls_fwd B=%d T=%d C=%d", B, T, C);
+  assert_true(bc_check_close(what, got, want, (size_t)B * C, 0, 0, seed));
+  ref_l2norm_fwd(want, want, B, C);
+  OK(bc_op_l2norm(f->ctx, &f->ops, dout, B, C));
+  download(f, dout, got, (size_t)B * C);
+  SHAPE(what, "l2norm_fwd N=%d C=%d", B, C);
+  assert_true(bc_check_close(what, got, want, (size_t)B * C, row->atol, row->rtol, seed));
+  clReleaseMemObject(dh); clReleaseMemObject(dout);
+  free(h); free(want); free(got);
+}
+
+/* GEMM (CLBlast behind bc_gemm) in the two forms the encoder uses: Linear and strided batch. */
+static void run_gemm(fixture *f, const op_row *row, uint64_t seed) {
+  if (under_oclgrind()) return; /* CLBlast's kernels, not ours */
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  int N = row->B * row->T, IC = row->C, OC = row->I;
+  float *x = rnd(&r, (size_t)N * IC, -1, 1), *w = rnd(&r, (size_t)OC * IC, -1, 1);
+  float *want = malloc((size_t)N * OC * 4), *got = malloc((size_t)N * OC * 4);
+  ref_linear_fwd(want, x, w, NULL, N, IC, OC);
+  cl_mem dx = upload_f(f, x, (size_t)N * IC), dw = upload_f(f, w, (size_t)OC * IC),
+         dout = upload_f(f, want, (size_t)N * OC);
+  OK(bc_linear(f->ctx, dout, 0, dx, 0, dw, 0, (size_t)N, (size_t)IC, (size_t)OC));
+  download(f, dout, got, (size_t)N * OC);
+  char what[128];
+  SHAPE(what, "gemm linear N=%d IC=%d OC=%d", N, IC, OC);
+  assert_true(bc_check_close(what, got, want, (size_t)N * OC, row->atol, row->rtol, seed));
+  clReleaseMemObject(dx); clReleaseMemObject(dw); clReleaseMemObject(dout);
+  free(x); free(w); free(want); free(got);
+}
+
+/* Attention as the encoder composes it: split_heads, batched q k^T, softmax, batched p v,
+ * merge_heads; against ref_attention_fwd. */
+static void run_attention(fixture *f, const op_row *row, uint64_t seed) {
+  if (under_oclgrind()) return;
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  int B = row->B, T = row->T, C = row->C, NH = row->NH, HS = C / NH;
+  size_t n = (size_t)B * T * C;
+  float *qkv = rnd(&r, 3 * n, -1, 1), *bias = rnd(&r, 3 * (size_t)C, -0.2f, 0.2f);
+  int32_t *mask = random_mask(&r, B, T);
+  float *q = malloc(n * 4), *k = malloc(n * 4), *v = malloc(n * 4), *want = malloc(n * 4),
+        *got = malloc(n * 4);
+  /* ref_attention_fwd takes q, k, v as (B*T, C) */
+  for (size_t i = 0; i < (size_t)B * T; i++)
+    for (int c = 0; c < C; c++) {
+      q[i * C + c] = qkv[i * 3 * C + c] + bias[c];
+      k[i * C + c] = qkv[i * 3 * C + C + c] + bias[C + c];
+      v[i * C + c] = qkv[i * 3 * C + 2 * C + c] + bias[2 * C + c];
+    }
+  ref_attention_fwd(want, NULL, q, k, v, mask, B, T, C, NH);
+  size_t ns = (size_t)B * NH * T * T;
+  cl_mem dqkv = upload_f(f, qkv, 3 * n), db = upload_f(f, bias, 3 * (size_t)C),
+         dm = upload_i(f, mask, (size_t)B * T);
+  cl_mem dq = upload_f(f, got, n), dk = upload_f(f, got, n), dv = upload_f(f, got, n),
+         dctx = upload_f(f, got, n), dout = upload_f(f, got, n);
+  float *zeros = calloc(ns, 4);
+  cl_mem dsc = upload_f(f, zeros, ns);
+  OK(bc_op_split_heads(f->ctx, &f->ops, dq, dk, dv, dqkv, db, B, T, C, NH));
+  bc_gemm_args g = {.trans_a = 0, .trans_b = 1, .m = (size_t)T, .n = (size_t)T,
+                    .k = (size_t)HS, .alpha = 1.0f, .beta = 0.0f,
+                    .a = dq, .lda = (size_t)HS, .a_stride = (size_t)T * HS,
+                    .b = dk, .ldb = (size_t)HS, .b_stride = (size_t)T * HS,
+                    .c = dsc, .ldc = (size_t)T, .c_stride = (size_t)T * T,
+                    .batch = (size_t)B * NH};
+  OK(bc_gemm(f->ctx, &g));
+  OK(bc_op_softmax(f->ctx, &f->ops, dsc, dm, 1.0f / sqrtf((float)HS), B, NH, T));
+  bc_gemm_args g2 = {.trans_a = 0, .trans_b = 0, .m = (size_t)T, .n = (size_t)HS,
+                     .k = (size_t)T, .alpha = 1.0f, .beta = 0.0f,
+                     .a = dsc, .lda = (size_t)T, .a_stride = (size_t)T * T,
+                     .b = dv, .ldb = (size_t)HS, .b_stride = (size_t)T * HS,
+                     .c = dctx, .ldc = (size_t)HS, .c_stride = (size_t)T * HS,
+                     .batch = (size_t)B * NH};
+  OK(bc_gemm(f->ctx, &g2));
+  OK(bc_op_merge_heads(f->ctx, &f->ops, dout, dctx, B, T, C, NH));
+  download(f, dout, got, n);
+  char what[128];
+  SHAPE(what, "attention B=%d T=%d C=%d NH=%d", B, T, C, NH);
+  assert_true(bc_check_close(what, got, want, n, row->atol, row->rtol, seed));
+  cl_mem ms[] = {dqkv, db, dm, dq, dk, dv, dctx, dout, dsc};
+  for (size_t i = 0; i < 9; i++) clReleaseMemObject(ms[i]);
+  free(qkv); free(bias); free(mask); free(q); free(k); free(v); free(want); free(got);
+  free(zeros);
+}
+
+typedef void (*op_runner)(fixture *, const op_row *, uint64_t);
+static const struct {
+  const char *op;
+  op_runner run;
+} runners[] = {
+    {"embedding", run_embedding},   {"layernorm", run_layernorm}, {"bias_act", run_bias_act},
+    {"softmax", run_softmax},       {"split_merge", run_split_merge}, {"pool", run_pool},
+    {"l2norm_cls", run_l2norm_cls}, {"gemm", run_gemm},           {"attention", run_attention},
+};
+
+/* {op, B, T, C, NH, I, V, atol, rtol}: T = 1, odd sizes, C not a multiple of the work group
+ * (128), C above it, a real MiniLM row width (384). */
+static const op_row table[] = {
+    {"embedding", 1, 1, 32, 4, 64, 50, 1e-5f, 1e-5f},
+    {"embedding", 3, 7, 33, 3, 64, 101, 1e-5f, 1e-5f},
+    {"embedding", 2, 5, 384, 12, 64, 77, 1e-5f, 1e-5f},
+    {"layernorm", 1, 1, 1, 1, 1, 1, 1e-5f, 1e-5f},
+    {"layernorm", 3, 7, 33, 1, 1, 1, 1e-5f, 1e-5f},
+    {"layernorm", 2, 9, 300, 1, 1, 1, 1e-5f, 1e-5f},
+    {"bias_act", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-5f},
+    {"bias_act", 3, 7, 65, 1, 1, 1, 1e-6f, 1e-5f},
+    {"softmax", 1, 1, 4, 1, 1, 1, 1e-6f, 1e-5f},
+    {"softmax", 3, 7, 12, 3, 1, 1, 1e-6f, 1e-5f},
+    {"softmax", 2, 131, 8, 2, 1, 1, 1e-6f, 1e-5f},
+    {"split_merge", 1, 1, 4, 2, 1, 1, 0, 0},
+    {"split_merge", 3, 7, 12, 3, 1, 1, 0, 0},
+    {"pool", 1, 1, 5, 1, 1, 1, 1e-6f, 1e-5f},
+    {"pool", 4, 9, 33, 1, 1, 1, 1e-5f, 1e-5f},
+    {"l2norm_cls", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-5f},
+    {"l2norm_cls", 5, 3, 385, 1, 1, 1, 1e-6f, 1e-5f},
+    {"gemm", 1, 1, 1, 1, 1, 1, 1e-5f, 1e-5f},
+    {"gemm", 3, 7, 33, 1, 65, 1, 1e-4f, 1e-4f},
+    {"attention", 1, 1, 8, 2, 1, 1, 1e-5f, 1e-4f},
+    {"attention", 3, 7, 12, 3, 1, 1, 1e-5f, 1e-4f},
+    {"attention", 2, 17, 32, 4, 1, 1, 1e-5f, 1e-4f},
+};
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  f->ctx = bc_test_ctx();
+  if (f->ctx && bc_ops_init(f->ctx, &f->ops) != BERTCL_OK) {
+    fprintf(stderr, "bc_ops_init: %s\n", bertcl_last_error(f->ctx));
+    return -1;
+  }
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  bc_ops_free(&f->ops);
+  bertcl_ctx_free(f->ctx);
+  free(f);
+  return 0;
+}
+
+static void run_rows(void **state, const char *op) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  int n = 0;
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    if (strcmp(table[i].op, op) != 0) continue;
+    for (size_t j = 0; j < sizeof runners / sizeof runners[0]; j++)
+      if (strcmp(runners[j].op, op) == 0) runners[j].run(f, &table[i], 1000 + i);
+    n++;
+  }
+  assert_true(n > 0);
+}
+
+#define OP_TEST(name) \
+  static void test_##name(void **state) { run_rows(state, #name); }
+OP_TEST(embedding)
+OP_TEST(layernorm)
+OP_TEST(bias_act)
+OP_TEST(softmax)
+OP_TEST(split_merge)
+OP_TEST(pool)
+OP_TEST(l2norm_cls)
+OP_TEST(gemm)
+OP_TEST(attention)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_embedding), cmocka_unit_test(test_layernorm),
+      cmocka_unit_test(test_bias_act),  cmocka_unit_test(test_softmax),
+      cmocka_unit_test(test_split_merge), cmocka_unit_test(test_pool),
+      cmocka_unit_test(test_l2norm_cls), cmocka_unit_test(test_gemm),
+      cmocka_unit_test(test_attention),
+  };
+  const char *filter = getenv("BERTCL_TEST_FILTER");
+  if (filter && *filter) cmocka_set_test_filter(filter);
+  return cmocka_run_group_tests_name("ops", tests, setup, teardown);
+}
