@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include "model/model.h"
+#include "model/safetensors.h"
 #include "ref/ref.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -197,12 +198,340 @@ static void test_attention_padding_t1(void **state) {
   assert_true(bc_check_close("attention T=1 (1,1,8)", out, v, C, 0, 0, seed));
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Whole model against transformers / sentence-transformers (tests/gen/gen_ref_fixtures.py)    */
+
+typedef struct {
+  bc_st_file *f;
+  char path[1024];
+} fixture;
+
+static int fixture_open(fixture *fx, const char *rel) {
+  bc_err err = {0};
+  bc_test_data_path(fx->path, sizeof fx->path, rel);
+  if (bc_st_open(&err, fx->path, &fx->f) != BERTCL_OK) {
+    fprintf(stderr, "fixture %s: %s\n", fx->path, err.msg);
+    return 0;
+  }
+  return 1;
+}
+
+/* The tensor name of the fixture, checked to have the given dtype and numel (0 = any); *shape
+ * receives its shape when non-NULL. Fails the test when absent. */
+static const bc_st_tensor *fixture_tensor(fixture *fx, const char *name, bc_dtype dt,
+                                          size_t numel) {
+  const bc_st_tensor *t = bc_st_find(fx->f, name);
+  if (!t) fail_msg("fixture %s has no tensor %s", fx->path, name);
+  if (t->dtype != dt) fail_msg("fixture %s: %s has dtype %s", fx->path, name, t->dtype_name);
+  if (numel && t->numel != numel)
+    fail_msg("fixture %s: %s has %zu values, want %zu", fx->path, name, t->numel, numel);
+  return t;
+}
+
+static float *fixture_f32(fixture *fx, const char *name, size_t numel) {
+  const bc_st_tensor *t = fixture_tensor(fx, name, BC_DT_F32, numel);
+  float *x = malloc(t->numel * sizeof(float));
+  assert_non_null(x);
+  bc_err err = {0};
+  if (bc_st_read_f32(&err, t, x, t->numel) != BERTCL_OK) fail_msg("%s: %s", name, err.msg);
+  return x;
+}
+
+static int32_t *fixture_i32(fixture *fx, const char *name, size_t numel, int64_t shape[2]) {
+  const bc_st_tensor *t = fixture_tensor(fx, name, BC_DT_I32, numel);
+  int32_t *x = malloc(t->numel * sizeof(int32_t));
+  assert_non_null(x);
+  memcpy(x, t->data, t->numel * sizeof(int32_t)); /* little-endian, as every supported host */
+  if (shape) {
+    assert_int_equal(t->ndim, 2);
+    shape[0] = t->shape[0];
+    shape[1] = t->shape[1];
+  }
+  return x;
+}
+
+static bertcl_model *load_model(const char *dir) {
+  bertcl_model *m = NULL;
+  if (bertcl_model_load(&m, dir) != BERTCL_OK)
+    fail_msg("bertcl_model_load %s: %s", dir, bertcl_last_error(NULL));
+  return m;
+}
+
+/* Compares every hidden state (L+1, B*T, C) and returns the largest |diff| seen. */
+static double check_hidden(fixture *fx, const char *prefix, const float *hidden, int L, size_t BTC,
+                           float atol, int *ok) {
+  double worst = 0.0;
+  for (int l = 0; l <= L; l++) {
+    char name[64], what[160];
+    snprintf(name, sizeof name, "%shidden.%d", prefix, l);
+    float *want = fixture_f32(fx, name, BTC);
+    double d = bc_max_abs_diff(hidden + (size_t)l * BTC, want, BTC);
+    snprintf(what, sizeof what, "%s (%zu values) vs transformers", name, BTC);
+    if (!bc_check_close(what, hidden + (size_t)l * BTC, want, BTC, atol, 0, 0)) *ok = 0;
+    printf("  %-20s max |ref - transformers| = %.3g\n", name, d);
+    if (d > worst) worst = d;
+    free(want);
+  }
+  return worst;
+}
+
+static void tiny_paths(char *dir, size_t n) { bc_test_data_path(dir, n, "tiny-bert"); }
+
+static void test_tiny_hidden_states(void **state) {
+  (void)state;
+  char dir[1024];
+  tiny_paths(dir, sizeof dir);
+  bertcl_model *m = load_model(dir);
+  const bc_config *cfg = bc_model_config(m);
+  const bc_weights *w = bc_model_weights(m);
+  fixture fx;
+  assert_true(fixture_open(&fx, "tiny-bert-ref.safetensors"));
+  int64_t shape[2];
+  int32_t *ids = fixture_i32(&fx, "input_ids", 0, shape);
+  int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
+  int32_t *types = fixture_i32(&fx, "token_type_ids", (size_t)B * T, NULL);
+  int32_t *mask = fixture_i32(&fx, "attention_mask", (size_t)B * T, NULL);
+  size_t BTC = (size_t)B * T * C;
+  float *hidden = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* (L+1, B*T, C) */
+  float *pooled = malloc((size_t)B * C * sizeof(float));          /* (B, C) */
+  assert_non_null(hidden);
+  assert_non_null(pooled);
+  assert_int_equal(ref_bert_fwd(cfg, w, ids, types, mask, B, T, hidden, pooled), BERTCL_OK);
+
+  int ok = 1;
+  printf("tiny-bert B=%d T=%d:\n", B, T);
+  check_hidden(&fx, "", hidden, L, BTC, 1e-5f, &ok);
+  float *want = fixture_f32(&fx, "pooler", (size_t)B * C);
+  printf("  %-20s max |ref - transformers| = %.3g\n", "pooler",
+         bc_max_abs_diff(pooled, want, (size_t)B * C));
+  if (!bc_check_close("tiny pooler (B,C) vs transformers", pooled, want, (size_t)B * C, 1e-5f, 0,
+                      0))
+    ok = 0;
+  free(want);
+  free(pooled);
+  free(hidden);
+  free(mask);
+  free(types);
+  free(ids);
+  bc_st_close(fx.f);
+  bertcl_model_free(m);
+  assert_true(ok);
+}
+
+/* Row 0 of the padded batch run alone, unpadded: the same real-position outputs (atol 1e-5),
+ * and the same as transformers' own batch-of-one run. */
+static void test_tiny_padding_invariance(void **state) {
+  (void)state;
+  char dir[1024];
+  tiny_paths(dir, sizeof dir);
+  bertcl_model *m = load_model(dir);
+  const bc_config *cfg = bc_model_config(m);
+  const bc_weights *w = bc_model_weights(m);
+  fixture fx;
+  assert_true(fixture_open(&fx, "tiny-bert-ref.safetensors"));
+  int64_t shape[2], shape1[2];
+  int32_t *ids = fixture_i32(&fx, "input_ids", 0, shape);
+  int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
+  int32_t *types = fixture_i32(&fx, "token_type_ids", (size_t)B * T, NULL);
+  int32_t *mask = fixture_i32(&fx, "attention_mask", (size_t)B * T, NULL);
+  int32_t *ids1 = fixture_i32(&fx, "single.input_ids", 0, shape1);
+  int T1 = (int)shape1[1];
+  assert_int_equal(shape1[0], 1);
+  assert_true(T1 < T);
+  int32_t *types1 = fixture_i32(&fx, "single.token_type_ids", (size_t)T1, NULL);
+  int32_t *mask1 = fixture_i32(&fx, "single.attention_mask", (size_t)T1, NULL);
+  for (int t = 0; t < T; t++) assert_int_equal(mask[t], t < T1); /* row 0 = the single text */
+
+  size_t BTC = (size_t)B * T * C, TC1 = (size_t)T1 * C;
+  float *hidden = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* (L+1, B*T, C) */
+  float *hidden1 = malloc((size_t)(L + 1) * TC1 * sizeof(float)); /* (L+1, 1*T1, C) */
+  float *pooled = malloc((size_t)B * C * sizeof(float));           /* (B, C) */
+  float *pooled1 = malloc((size_t)C * sizeof(float));              /* (1, C) */
+  assert_true(hidden && hidden1 && pooled && pooled1);
+  assert_int_equal(ref_bert_fwd(cfg, w, ids, types, mask, B, T, hidden, pooled), BERTCL_OK);
+  assert_int_equal(ref_bert_fwd(cfg, w, ids1, types1, mask1, 1, T1, hidden1, pooled1), BERTCL_OK);
+
+  int ok = 1;
+  double worst = 0.0;
+  for (int l = 0; l <= L; l++) {
+    /* row 0's first T1 positions of the padded batch are rows 0..T1-1 of layer l */
+    const float *padded = hidden + (size_t)l * BTC;
+    const float *alone = hidden1 + (size_t)l * TC1;
+    char what[96];
+    snprintf(what, sizeof what, "hidden.%d (1,%d,%d) alone vs in padded batch", l, T1, C);
+    if (!bc_check_close(what, alone, padded, TC1, 1e-5f, 0, 0)) ok = 0;
+    double d = bc_max_abs_diff(alone, padded, TC1);
+    if (d > worst) worst = d;
+  }
+  if (!bc_check_close("pooler (1,C) alone vs in padded batch", pooled1, pooled, (size_t)C, 1e-5f,
+                      0, 0))
+    ok = 0;
+  printf("tiny-bert padding invariance (T=%d in a batch of %d x %d): max |diff| = %.3g\n", T1, B,
+         T, worst);
+  printf("tiny-bert batch of one vs transformers' batch of one:\n");
+  check_hidden(&fx, "single.", hidden1, L, TC1, 1e-5f, &ok);
+  float *want1 = fixture_f32(&fx, "single.pooler", (size_t)C);
+  if (!bc_check_close("single.pooler (1,C) vs transformers", pooled1, want1, (size_t)C, 1e-5f, 0,
+                      0))
+    ok = 0;
+  free(want1);
+  free(pooled1);
+  free(pooled);
+  free(hidden1);
+  free(hidden);
+  free(mask1);
+  free(types1);
+  free(ids1);
+  free(mask);
+  free(types);
+  free(ids);
+  bc_st_close(fx.f);
+  bertcl_model_free(m);
+  assert_true(ok);
+}
+
+/* all-MiniLM-L6-v2 from $BERTCL_MINILM_DIR, else <source>/models/all-MiniLM-L6-v2
+ * (scripts/fetch-model.sh); 0 when absent, and the caller skips. */
+static int minilm_dir(char *dir, size_t n) {
+  const char *env = getenv("BERTCL_MINILM_DIR");
+  if (env && *env)
+    snprintf(dir, n, "%s", env);
+  else
+    snprintf(dir, n, "%s/../../models/all-MiniLM-L6-v2", BERTCL_TEST_DATA);
+  char path[1200];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    printf("all-MiniLM-L6-v2 not found at %s (run scripts/fetch-model.sh or set "
+           "BERTCL_MINILM_DIR): skipped\n",
+           dir);
+    return 0;
+  }
+  fclose(f);
+  return 1;
+}
+
+static void test_minilm_hidden_states(void **state) {
+  (void)state;
+  char dir[1024];
+  if (!minilm_dir(dir, sizeof dir)) skip();
+  bertcl_model *m = load_model(dir);
+  const bc_config *cfg = bc_model_config(m);
+  const bc_weights *w = bc_model_weights(m);
+  fixture fx;
+  assert_true(fixture_open(&fx, "minilm-ref.safetensors"));
+  int64_t shape[2];
+  int32_t *ids = fixture_i32(&fx, "batch.input_ids", 0, shape);
+  int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
+  int32_t *types = fixture_i32(&fx, "batch.token_type_ids", (size_t)B * T, NULL);
+  int32_t *mask = fixture_i32(&fx, "batch.attention_mask", (size_t)B * T, NULL);
+  size_t BTC = (size_t)B * T * C;
+  float *hidden = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* (L+1, B*T, C) */
+  assert_non_null(hidden);
+  assert_int_equal(ref_bert_fwd(cfg, w, ids, types, mask, B, T, hidden, NULL), BERTCL_OK);
+  int ok = 1;
+  printf("all-MiniLM-L6-v2 B=%d T=%d:\n", B, T);
+  check_hidden(&fx, "batch.", hidden, L, BTC, 1e-4f, &ok);
+  free(hidden);
+  free(mask);
+  free(types);
+  free(ids);
+  bc_st_close(fx.f);
+  bertcl_model_free(m);
+  assert_true(ok);
+}
+
+/* Sentences to run: all 50, or $BERTCL_TEST_REF_SENTENCES; sanitizer builds default to 10. */
+static int sentence_count(int total) {
+  const char *env = getenv("BERTCL_TEST_REF_SENTENCES");
+  int n = total;
+#if defined(__SANITIZE_ADDRESS__)
+  n = 10;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  n = 10;
+#endif
+#endif
+  if (env && *env) n = atoi(env);
+  if (n < 1) n = 1;
+  return n < total ? n : total;
+}
+
+static void test_minilm_sentence_embeddings(void **state) {
+  (void)state;
+  char dir[1024];
+  if (!minilm_dir(dir, sizeof dir)) skip();
+  bertcl_model *m = load_model(dir);
+  const bc_config *cfg = bc_model_config(m);
+  const bc_weights *w = bc_model_weights(m);
+  fixture fx;
+  assert_true(fixture_open(&fx, "minilm-ref.safetensors"));
+  int64_t shape[2];
+  int32_t *ids = fixture_i32(&fx, "st.input_ids", 0, shape);
+  int S = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
+  int32_t *types = fixture_i32(&fx, "st.token_type_ids", (size_t)S * T, NULL);
+  int32_t *mask = fixture_i32(&fx, "st.attention_mask", (size_t)S * T, NULL);
+  float *want = fixture_f32(&fx, "st.embeddings", (size_t)S * C);
+  float *hidden = malloc((size_t)(L + 1) * T * C * sizeof(float)); /* (L+1, 1*n, C) */
+  float *emb = malloc((size_t)C * sizeof(float));                   /* (1, C) */
+  assert_true(hidden && emb);
+
+  int n = sentence_count(S), bad = 0;
+  double min_cos = 2.0, max_diff = 0.0;
+  for (int s = 0; s < n; s++) {
+    /* each sentence alone at its own length: padding-free, as one request */
+    int len = 0;
+    for (int t = 0; t < T; t++) len += mask[(size_t)s * T + t] != 0;
+    const int32_t *ms = mask + (size_t)s * T;
+    assert_int_equal(ref_bert_fwd(cfg, w, ids + (size_t)s * T, types + (size_t)s * T, ms, 1, len,
+                                  hidden, NULL),
+                     BERTCL_OK);
+    const float *last = hidden + (size_t)L * len * C; /* (1*len, C) */
+    ref_pool_fwd(emb, last, ms, BC_POOL_MEAN, 1, len, C);
+    ref_l2norm_fwd(emb, emb, 1, C);
+    const float *ws = want + (size_t)s * C;
+    double dot = 0.0, na = 0.0, nb = 0.0;
+    for (int c = 0; c < C; c++) {
+      dot += (double)emb[c] * ws[c];
+      na += (double)emb[c] * emb[c];
+      nb += (double)ws[c] * ws[c];
+    }
+    double cosv = dot / (sqrt(na) * sqrt(nb));
+    double d = bc_max_abs_diff(emb, ws, (size_t)C);
+    if (!(cosv >= 0.99999)) {
+      fprintf(stderr,
+              "MISMATCH sentence %d (%d tokens): cosine to sentence-transformers %.9f < 0.99999, "
+              "max |diff| %.3g\n",
+              s, len, cosv, d);
+      bad++;
+    }
+    if (cosv < min_cos || isnan(cosv)) min_cos = cosv;
+    if (d > max_diff) max_diff = d;
+  }
+  printf("all-MiniLM-L6-v2 mean+normalize embeddings, %d of %d sentences: min cosine %.9f, max "
+         "|diff| %.3g\n",
+         n, S, min_cos, max_diff);
+  free(emb);
+  free(hidden);
+  free(want);
+  free(mask);
+  free(types);
+  free(ids);
+  bc_st_close(fx.f);
+  bertcl_model_free(m);
+  assert_int_equal(bad, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_softmax_edges),     cmocka_unit_test(test_pool_edges),
       cmocka_unit_test(test_l2norm_edges),      cmocka_unit_test(test_layernorm_hand),
       cmocka_unit_test(test_act_values),        cmocka_unit_test(test_linear_hand),
       cmocka_unit_test(test_attention_padding_t1),
+      cmocka_unit_test(test_tiny_hidden_states),
+      cmocka_unit_test(test_tiny_padding_invariance),
+      cmocka_unit_test(test_minilm_hidden_states),
+      cmocka_unit_test(test_minilm_sentence_embeddings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
