@@ -24,20 +24,30 @@ static void test_softmax_edges(void **state) {
   ref_softmax_fwd(s1, m1, 0.5f, 1, 1, 1);
   assert_true(s1[0] == 1.0f);
 
-  /* hand-computed: scores (1, 2, 3, 100) * 0.5, key 3 masked -> softmax(0.5, 1, 1.5), 0 */
-  float s[4] = {1.0f, 2.0f, 3.0f, 100.0f};
+  /* hand-computed, (1, 1, 4, 4), every query row the scores (1, 2, 3, 100) * 0.5 with key 3
+   * masked -> softmax(0.5, 1, 1.5), 0 */
+  float s[4 * 4];
+  for (int i = 0; i < 4; i++) {
+    s[i * 4 + 0] = 1.0f;
+    s[i * 4 + 1] = 2.0f;
+    s[i * 4 + 2] = 3.0f;
+    s[i * 4 + 3] = 100.0f;
+  }
   int32_t m[4] = {1, 1, 1, 0};
   ref_softmax_fwd(s, m, 0.5f, 1, 1, 4);
   double e0 = exp(0.5), e1 = exp(1.0), e2 = exp(1.5), z = e0 + e1 + e2;
   float want[4] = {(float)(e0 / z), (float)(e1 / z), (float)(e2 / z), 0.0f};
-  assert_true(bc_check_close("softmax (1,1,1,4) masked key", s, want, 4, 1e-7f, 0, 0));
-  assert_true(s[3] == 0.0f); /* a masked key gets exactly nothing */
+  for (int i = 0; i < 4; i++) {
+    assert_true(bc_check_close("softmax (1,1,4,4) masked key", s + i * 4, want, 4, 1e-7f, 0, 0));
+    assert_true(s[i * 4 + 3] == 0.0f); /* a masked key gets exactly nothing */
+  }
 
-  /* large scores do not overflow: softmax(1000, 999) */
-  float big[2] = {1000.0f, 999.0f};
+  /* large scores do not overflow: (1, 1, 2, 2), rows softmax(1000, 999) */
+  float big[2 * 2] = {1000.0f, 999.0f, 1000.0f, 999.0f};
   ref_softmax_fwd(big, NULL, 1.0f, 1, 1, 2);
   float wbig[2] = {(float)(1.0 / (1.0 + exp(-1.0))), (float)(exp(-1.0) / (1.0 + exp(-1.0)))};
-  assert_true(bc_check_close("softmax (1,1,1,2) large", big, wbig, 2, 1e-7f, 0, 0));
+  assert_true(bc_check_close("softmax (1,1,2,2) large", big, wbig, 2, 1e-7f, 0, 0));
+  assert_true(bc_check_close("softmax (1,1,2,2) large", big + 2, wbig, 2, 1e-7f, 0, 0));
 
   /* a row whose keys are all masked: uniform over T (transformers' eager additive mask), never
    * NaN; per (b, h, i) rows of a (B=2, NH=1, T=3) block, batch 1 fully masked */
@@ -441,15 +451,15 @@ static void test_minilm_hidden_states(void **state) {
   assert_true(ok);
 }
 
-/* Sentences to run: all 50, or $BERTCL_TEST_REF_SENTENCES; sanitizer builds default to 10. */
+/* Sentences to run: all 50, or $BERTCL_TEST_REF_SENTENCES; sanitizer builds default to 20. */
 static int sentence_count(int total) {
   const char *env = getenv("BERTCL_TEST_REF_SENTENCES");
   int n = total;
 #if defined(__SANITIZE_ADDRESS__)
-  n = 10;
+  n = 20;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-  n = 10;
+  n = 20;
 #endif
 #endif
   if (env && *env) n = atoi(env);
