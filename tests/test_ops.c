@@ -252,6 +252,35 @@ static void run_l2norm_cls(fixture *f, const op_row *row, uint64_t seed) {
   free(h); free(want); free(got);
 }
 
+/* scale_add: concatenation into a wider row, then sum and mean across "layers" */
+static void run_scale_add(fixture *f, const op_row *row, uint64_t seed) {
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  int N = row->B * row->T, C = row->C, W = 2 * C;
+  float *a = rnd(&r, (size_t)N * C, -2, 2), *b = rnd(&r, (size_t)N * C, -2, 2);
+  float *want = malloc((size_t)N * W * 4), *got = malloc((size_t)N * W * 4);
+  for (size_t i = 0; i < (size_t)N; i++)
+    for (int c = 0; c < C; c++) {
+      want[i * W + c] = 0.5f * a[i * C + c];                       /* mean of a and b */
+      want[i * W + C + c] = 0.5f * a[i * C + c] + 0.5f * b[i * C + c];
+      want[i * W + c] = want[i * W + c] + 0.5f * b[i * C + c];
+      want[i * W + C + c] = a[i * C + c]; /* then overwritten by concat of a (beta 0) */
+    }
+  cl_mem da = upload_f(f, a, (size_t)N * C), db = upload_f(f, b, (size_t)N * C);
+  float *nan = malloc((size_t)N * W * 4);
+  for (size_t i = 0; i < (size_t)N * W; i++) nan[i] = NAN; /* beta 0 must not read the output */
+  cl_mem dout = upload_f(f, nan, (size_t)N * W);
+  OK(bc_op_scale_add(f->ctx, &f->ops, dout, da, 0.5f, 0.0f, N, C, W, 0));
+  OK(bc_op_scale_add(f->ctx, &f->ops, dout, db, 0.5f, 1.0f, N, C, W, 0));
+  OK(bc_op_scale_add(f->ctx, &f->ops, dout, da, 1.0f, 0.0f, N, C, W, C));
+  download(f, dout, got, (size_t)N * W);
+  char what[128];
+  SHAPE(what, "scale_add_fwd N=%d C=%d", N, C);
+  assert_true(bc_check_close(what, got, want, (size_t)N * W, row->atol, row->rtol, seed));
+  clReleaseMemObject(da); clReleaseMemObject(db); clReleaseMemObject(dout);
+  free(a); free(b); free(want); free(got); free(nan);
+}
+
 /* GEMM (CLBlast behind bc_gemm) in the two forms the encoder uses: Linear and strided batch. */
 static void run_gemm(fixture *f, const op_row *row, uint64_t seed) {
   if (under_oclgrind()) return; /* CLBlast's kernels, not ours */
@@ -333,7 +362,7 @@ static const struct {
 } runners[] = {
     {"embedding", run_embedding},   {"layernorm", run_layernorm}, {"bias_act", run_bias_act},
     {"softmax", run_softmax},       {"split_merge", run_split_merge}, {"pool", run_pool},
-    {"l2norm_cls", run_l2norm_cls}, {"gemm", run_gemm},           {"attention", run_attention},
+    {"l2norm_cls", run_l2norm_cls}, {"scale_add", run_scale_add}, {"gemm", run_gemm},           {"attention", run_attention},
 };
 
 /* {op, B, T, C, NH, I, V, atol, rtol}: T = 1, odd sizes, C not a multiple of the work group
@@ -356,6 +385,8 @@ static const op_row table[] = {
     {"pool", 4, 9, 33, 1, 1, 1, 1e-5f, 1e-5f},
     {"l2norm_cls", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-5f},
     {"l2norm_cls", 5, 3, 385, 1, 1, 1, 1e-6f, 1e-5f},
+    {"scale_add", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-6f},
+    {"scale_add", 3, 7, 130, 1, 1, 1, 1e-6f, 1e-6f},
     {"gemm", 1, 1, 1, 1, 1, 1, 1e-5f, 1e-5f},
     {"gemm", 3, 7, 33, 1, 65, 1, 1e-4f, 1e-4f},
     {"attention", 1, 1, 8, 2, 1, 1, 1e-5f, 1e-4f},
@@ -404,6 +435,7 @@ OP_TEST(softmax)
 OP_TEST(split_merge)
 OP_TEST(pool)
 OP_TEST(l2norm_cls)
+OP_TEST(scale_add)
 OP_TEST(gemm)
 OP_TEST(attention)
 
@@ -412,7 +444,8 @@ int main(void) {
       cmocka_unit_test(test_embedding), cmocka_unit_test(test_layernorm),
       cmocka_unit_test(test_bias_act),  cmocka_unit_test(test_softmax),
       cmocka_unit_test(test_split_merge), cmocka_unit_test(test_pool),
-      cmocka_unit_test(test_l2norm_cls), cmocka_unit_test(test_gemm),
+      cmocka_unit_test(test_l2norm_cls), cmocka_unit_test(test_scale_add),
+      cmocka_unit_test(test_gemm),
       cmocka_unit_test(test_attention),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");

@@ -112,3 +112,67 @@ int bc_test_run(const char *cmd, char **out) {
   if (status == -1) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+#include "model/safetensors.h"
+
+struct bc_st_file *bc_test_fixture_open(const char *rel) {
+  char path[1024];
+  bc_err err = {0};
+  bc_st_file *f = NULL;
+  bc_test_data_path(path, sizeof path, rel);
+  if (bc_st_open(&err, path, &f) != BERTCL_OK) fail_msg("fixture %s: %s", path, err.msg);
+  return f;
+}
+
+void bc_test_fixture_close(struct bc_st_file *f) { bc_st_close(f); }
+
+static const bc_st_tensor *fixture_tensor(bc_st_file *f, const char *name, bc_dtype dt,
+                                          size_t numel) {
+  const bc_st_tensor *t = bc_st_find(f, name);
+  if (!t) fail_msg("fixture has no tensor %s", name);
+  if (t->dtype != dt) fail_msg("fixture tensor %s has dtype %s", name, t->dtype_name);
+  if (numel && t->numel != numel)
+    fail_msg("fixture tensor %s has %zu values, want %zu", name, t->numel, numel);
+  return t;
+}
+
+float *bc_test_fixture_f32(struct bc_st_file *f, const char *name, size_t numel) {
+  const bc_st_tensor *t = fixture_tensor(f, name, BC_DT_F32, numel);
+  float *x = malloc((t->numel ? t->numel : 1) * sizeof(float));
+  assert_non_null(x);
+  bc_err err = {0};
+  if (bc_st_read_f32(&err, t, x, t->numel) != BERTCL_OK) fail_msg("%s: %s", name, err.msg);
+  return x;
+}
+
+int32_t *bc_test_fixture_i32(struct bc_st_file *f, const char *name, size_t numel,
+                             int64_t shape[2]) {
+  const bc_st_tensor *t = fixture_tensor(f, name, BC_DT_I32, numel);
+  int32_t *x = malloc((t->numel ? t->numel : 1) * sizeof(int32_t));
+  assert_non_null(x);
+  memcpy(x, t->data, t->numel * sizeof(int32_t)); /* little-endian hosts only */
+  if (shape) {
+    assert_int_equal(t->ndim, 2);
+    shape[0] = t->shape[0];
+    shape[1] = t->shape[1];
+  }
+  return x;
+}
+
+int bc_test_minilm_dir(char *dir, size_t n) {
+  const char *env = getenv("BERTCL_MINILM_DIR");
+  if (env && *env)
+    snprintf(dir, n, "%s", env);
+  else
+    snprintf(dir, n, "%s/../../models/all-MiniLM-L6-v2", BERTCL_TEST_DATA);
+  char path[1200];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    printf("all-MiniLM-L6-v2 not found at %s (run scripts/fetch-model.sh or set "
+           "BERTCL_MINILM_DIR): skipped\n", dir);
+    return 0;
+  }
+  fclose(f);
+  return 1;
+}

@@ -36,4 +36,18 @@ int bc_test_tmpdir(char *out, size_t n);
  * malloc'd string when out is non-NULL. */
 int bc_test_run(const char *cmd, char **out);
 
+
+/* Fixtures written by the tests/gen scripts as safetensors files under tests/data. */
+struct bc_st_file;
+struct bc_st_file *bc_test_fixture_open(const char *rel); /* fails the test when missing */
+void bc_test_fixture_close(struct bc_st_file *f);
+/* Tensor `name` as a malloc'd copy, checked to hold numel values (0 = any); shape (2 dims)
+ * returned when non-NULL. Fails the test when absent or of another dtype. */
+float *bc_test_fixture_f32(struct bc_st_file *f, const char *name, size_t numel);
+int32_t *bc_test_fixture_i32(struct bc_st_file *f, const char *name, size_t numel,
+                             int64_t shape[2]);
+/* all-MiniLM-L6-v2 from $BERTCL_MINILM_DIR, else <source>/models/all-MiniLM-L6-v2
+ * (scripts/fetch-model.sh). Returns 0 (and says so) when absent: the caller then skips. */
+int bc_test_minilm_dir(char *dir, size_t n);
+
 #endif

@@ -5,7 +5,8 @@
 #include <string.h>
 
 static const char *const op_files[] = {"common.cl", "embedding.cl", "layernorm.cl",
-                                       "activation.cl", "attention.cl", "pooling.cl"};
+                                       "activation.cl", "attention.cl", "pooling.cl",
+                                       "combine.cl"};
 
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops) {
   memset(ops, 0, sizeof *ops);
@@ -27,6 +28,7 @@ int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops) {
   K(pool, "pool_fwd");
   K(l2norm, "l2norm_fwd");
   K(gather_cls, "gather_cls_fwd");
+  K(scale_add, "scale_add_fwd");
 #undef K
   return BERTCL_OK;
 fail:
@@ -38,7 +40,7 @@ void bc_ops_free(bc_ops *ops) {
   if (!ops) return;
   cl_kernel *ks[] = {&ops->embedding,   &ops->brln, &ops->bias_act, &ops->split_heads,
                      &ops->softmax,     &ops->merge_heads, &ops->pool, &ops->l2norm,
-                     &ops->gather_cls};
+                     &ops->gather_cls, &ops->scale_add};
   for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
     if (*ks[i]) {
       clReleaseKernel(*ks[i]);
@@ -156,6 +158,17 @@ int bc_op_gather_cls(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem h, int B, 
   cl_kernel k = ops->gather_cls;
   ARG(0, out); ARG(1, h); ARG(2, B); ARG(3, T); ARG(4, C);
   return launch(ctx, k, (size_t)B * C, EW_LOCAL, "gather_cls_fwd");
+fail:
+  return st;
+}
+
+int bc_op_scale_add(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem in, float alpha, float beta,
+                    int N, int C, int out_stride, int col0) {
+  int st = BERTCL_OK;
+  cl_kernel k = ops->scale_add;
+  ARG(0, out); ARG(1, in); ARG(2, alpha); ARG(3, beta); ARG(4, N); ARG(5, C);
+  ARG(6, out_stride); ARG(7, col0);
+  return launch(ctx, k, (size_t)N * C, EW_LOCAL, "scale_add_fwd");
 fail:
   return st;
 }

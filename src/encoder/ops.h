@@ -13,7 +13,7 @@ typedef struct {
   cl_program prog;
   size_t wg; /* work-group size of the row kernels (-DWG) */
   cl_kernel embedding, brln, bias_act, split_heads, softmax, merge_heads, pool, l2norm,
-      gather_cls;
+      gather_cls, scale_add;
 } bc_ops;
 
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops);
@@ -43,5 +43,9 @@ int bc_op_pool(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B, out_stride) */,
 int bc_op_l2norm(bertcl_ctx *ctx, bc_ops *ops, cl_mem x /* (N, C) */, int N, int C);
 int bc_op_gather_cls(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B, C) */,
                      cl_mem h /* (B*T, C) */, int B, int T, int C);
+
+int bc_op_scale_add(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (N, out_stride) */,
+                    cl_mem in /* (N, C) */, float alpha, float beta, int N, int C, int out_stride,
+                    int col0);
 
 #endif

@@ -1,0 +1,492 @@
+/* OpenCL encoder forward: weight upload, arena, schedule, pooling. See encoder.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "encoder/encoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoder/gemm.h"
+
+#define MAX_CHUNKS 16
+
+typedef struct {
+  cl_mem base; /* the chunk holding the tensor (GEMM operand: base + off) */
+  size_t off;  /* offset in floats */
+  size_t n;    /* floats */
+  cl_mem sub;  /* sub-buffer over the same bytes (kernel argument) */
+} dev_tensor;
+
+typedef struct {
+  dev_tensor qkv_w, qkv_b, ao_w, ao_b, ln1_w, ln1_b, i_w, i_b, o_w, o_b, ln2_w, ln2_b;
+} dev_layer;
+
+struct bc_encoder {
+  bertcl_ctx *ctx;
+  bc_config cfg;
+  bc_ops ops;
+  cl_mem chunks[MAX_CHUNKS];
+  int nchunks;
+  dev_tensor wte0, wte1, wpe, wtt, eln_w, eln_b, pool_w, pool_b;
+  int split; /* first row of wte1 */
+  dev_layer *layers;
+  uint64_t mem_cap;
+  /* arena, planned for (cap_B, cap_T) */
+  int cap_B, cap_T;
+  cl_mem ids, tts, mask, x[2], a1, proj, qkv, q, k, v, scores, ctxh, attn, inter, cls, pooled,
+      feat;
+  cl_mem kept[64];
+  int cap_kept;
+  /* the last forward */
+  int B, T, nkept, kept_layers[64];
+  cl_mem last; /* hidden state of the last layer */
+};
+
+const bc_config *bc_encoder_config(const bc_encoder *enc) { return &enc->cfg; }
+void bc_encoder_set_mem_cap(bc_encoder *enc, uint64_t bytes) { enc->mem_cap = bytes; }
+
+/* ---- weights --------------------------------------------------------------------------- */
+
+typedef struct {
+  const float *src;  /* host data, or NULL when parts are concatenated */
+  const float *parts[3];
+  size_t part_n;
+  size_t n;
+  dev_tensor *dst;
+} upload_item;
+
+static int add_item(upload_item *items, int *count, int cap, const float *src, size_t n,
+                    dev_tensor *dst) {
+  if (*count >= cap) return -1;
+  items[*count] = (upload_item){.src = src, .n = n, .dst = dst};
+  (*count)++;
+  return 0;
+}
+
+static int upload_weights(bc_encoder *enc, const bc_weights *w) {
+  bertcl_ctx *ctx = enc->ctx;
+  const bc_config *c = &enc->cfg;
+  int st = BERTCL_OK;
+  size_t C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size, V = (size_t)c->vocab_size;
+  int L = c->num_layers;
+  int cap = 16 + 16 * L, n = 0;
+  upload_item *items = calloc((size_t)cap, sizeof *items);
+  float *staging = NULL;
+  if (!items) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+  uint64_t max_alloc = ctx->info.max_alloc_bytes ? ctx->info.max_alloc_bytes : (1ull << 30);
+  /* a vocabulary table above the device's largest allocation is split in two row ranges */
+  enc->split = (int)V;
+  if (V * C * 4 > max_alloc) {
+    enc->split = (int)(V / 2);
+    if ((V - (size_t)enc->split) * C * 4 > max_alloc) {
+      st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
+                   "word embedding (%zu x %zu floats) exceeds twice the device's largest "
+                   "allocation (%llu bytes)", V, C, (unsigned long long)max_alloc);
+      goto fail;
+    }
+  }
+  add_item(items, &n, cap, w->word_emb, (size_t)enc->split * C, &enc->wte0);
+  add_item(items, &n, cap, w->word_emb + (size_t)enc->split * C,
+           (V - (size_t)enc->split) * C, &enc->wte1);
+  add_item(items, &n, cap, w->pos_emb, (size_t)c->max_position * C, &enc->wpe);
+  add_item(items, &n, cap, w->type_emb, (size_t)c->type_vocab_size * C, &enc->wtt);
+  add_item(items, &n, cap, w->emb_ln_w, C, &enc->eln_w);
+  add_item(items, &n, cap, w->emb_ln_b, C, &enc->eln_b);
+  for (int l = 0; l < L; l++) {
+    const bc_layer_weights *lw = &w->layers[l];
+    dev_layer *dl = &enc->layers[l];
+    upload_item *it = &items[n];
+    add_item(items, &n, cap, NULL, 3 * C * C, &dl->qkv_w);
+    it->parts[0] = lw->q_w, it->parts[1] = lw->k_w, it->parts[2] = lw->v_w, it->part_n = C * C;
+    it = &items[n];
+    add_item(items, &n, cap, NULL, 3 * C, &dl->qkv_b);
+    it->parts[0] = lw->q_b, it->parts[1] = lw->k_b, it->parts[2] = lw->v_b, it->part_n = C;
+    add_item(items, &n, cap, lw->ao_w, C * C, &dl->ao_w);
+    add_item(items, &n, cap, lw->ao_b, C, &dl->ao_b);
+    add_item(items, &n, cap, lw->ln1_w, C, &dl->ln1_w);
+    add_item(items, &n, cap, lw->ln1_b, C, &dl->ln1_b);
+    add_item(items, &n, cap, lw->inter_w, I * C, &dl->i_w);
+    add_item(items, &n, cap, lw->inter_b, I, &dl->i_b);
+    add_item(items, &n, cap, lw->out_w, C * I, &dl->o_w);
+    add_item(items, &n, cap, lw->out_b, C, &dl->o_b);
+    add_item(items, &n, cap, lw->ln2_w, C, &dl->ln2_w);
+    add_item(items, &n, cap, lw->ln2_b, C, &dl->ln2_b);
+  }
+  if (w->pool_w && w->pool_b) {
+    add_item(items, &n, cap, w->pool_w, C * C, &enc->pool_w);
+    add_item(items, &n, cap, w->pool_b, C, &enc->pool_b);
+  }
+  /* place tensors in chunks of at most max_alloc bytes, offsets aligned for sub-buffers */
+  cl_uint align_bits = 0;
+  clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits,
+                  NULL);
+  size_t align = align_bits / 8 > 256 ? align_bits / 8 : 256; /* bytes */
+  size_t chunk_bytes[MAX_CHUNKS] = {0}, offs[1024];
+  int chunk_of[1024];
+  if (n > 1024) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_UNSUPPORTED, "too many layers (%d)", L);
+    goto fail;
+  }
+  int cur = 0;
+  for (int i = 0; i < n; i++) {
+    size_t bytes = items[i].n * 4;
+    size_t at = (chunk_bytes[cur] + align - 1) / align * align;
+    if (at + bytes > max_alloc) {
+      if (++cur >= MAX_CHUNKS) {
+        st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM, "model too large for the device");
+        goto fail;
+      }
+      at = 0;
+    }
+    offs[i] = at;
+    chunk_of[i] = cur;
+    chunk_bytes[cur] = at + bytes;
+  }
+  enc->nchunks = cur + 1;
+  for (int ch = 0; ch < enc->nchunks; ch++)
+    BC_CL_OBJ(&ctx->err, enc->chunks[ch],
+              clCreateBuffer(ctx->context, CL_MEM_READ_ONLY,
+                             chunk_bytes[ch] ? chunk_bytes[ch] : 4, NULL, BC_RC));
+  size_t staging_n = 3 * C * C > 3 * C ? 3 * C * C : 3 * C;
+  staging = malloc(staging_n * sizeof *staging);
+  if (!staging) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  for (int i = 0; i < n; i++) {
+    upload_item *it = &items[i];
+    const float *src = it->src;
+    if (!src) {
+      for (int p = 0; p < 3; p++) memcpy(staging + p * it->part_n, it->parts[p], it->part_n * 4);
+      src = staging;
+    }
+    cl_mem base = enc->chunks[chunk_of[i]];
+    if (it->n > 0)
+      BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, base, CL_TRUE, offs[i], it->n * 4, src,
+                                            0, NULL, NULL));
+    it->dst->base = base;
+    it->dst->off = offs[i] / 4;
+    it->dst->n = it->n;
+    cl_buffer_region region = {offs[i], it->n ? it->n * 4 : 4};
+    if (it->n == 0) region.origin = 0;
+    BC_CL_OBJ(&ctx->err, it->dst->sub,
+              clCreateSubBuffer(base, 0, CL_BUFFER_CREATE_TYPE_REGION, &region, BC_RC));
+  }
+  free(staging);
+  free(items);
+  return BERTCL_OK;
+fail:
+  free(staging);
+  free(items);
+  return st;
+}
+
+static void release_tensor(dev_tensor *t) {
+  if (t->sub) clReleaseMemObject(t->sub);
+  t->sub = NULL;
+}
+
+static void release_arena(bc_encoder *enc) {
+  cl_mem *ms[] = {&enc->ids,  &enc->tts,    &enc->mask,   &enc->x[0], &enc->x[1],
+                  &enc->a1,   &enc->proj,   &enc->qkv,    &enc->q,    &enc->k,
+                  &enc->v,    &enc->scores, &enc->ctxh,   &enc->attn, &enc->inter,
+                  &enc->cls,  &enc->pooled, &enc->feat};
+  for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+    if (*ms[i]) {
+      clReleaseMemObject(*ms[i]);
+      *ms[i] = NULL;
+    }
+  for (int i = 0; i < enc->cap_kept; i++)
+    if (enc->kept[i]) {
+      clReleaseMemObject(enc->kept[i]);
+      enc->kept[i] = NULL;
+    }
+  enc->cap_B = enc->cap_T = enc->cap_kept = 0;
+  enc->last = NULL;
+}
+
+void bc_encoder_free(bc_encoder *enc) {
+  if (!enc) return;
+  if (enc->ctx && enc->ctx->queue) clFinish(enc->ctx->queue);
+  release_arena(enc);
+  dev_tensor *ts[] = {&enc->wte0, &enc->wte1,  &enc->wpe,    &enc->wtt,
+                      &enc->eln_w, &enc->eln_b, &enc->pool_w, &enc->pool_b};
+  for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) release_tensor(ts[i]);
+  if (enc->layers)
+    for (int l = 0; l < enc->cfg.num_layers; l++) {
+      dev_layer *d = &enc->layers[l];
+      dev_tensor *lt[] = {&d->qkv_w, &d->qkv_b, &d->ao_w, &d->ao_b, &d->ln1_w, &d->ln1_b,
+                          &d->i_w,   &d->i_b,   &d->o_w,  &d->o_b,  &d->ln2_w, &d->ln2_b};
+      for (size_t i = 0; i < sizeof lt / sizeof lt[0]; i++) release_tensor(lt[i]);
+    }
+  for (int i = 0; i < enc->nchunks; i++)
+    if (enc->chunks[i]) clReleaseMemObject(enc->chunks[i]);
+  bc_ops_free(&enc->ops);
+  free(enc->layers);
+  free(enc);
+}
+
+int bc_encoder_create(bertcl_ctx *ctx, const struct bertcl_model *model, bc_encoder **out) {
+  if (!ctx || !model || !out) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "NULL argument");
+  *out = NULL;
+  int st = BERTCL_OK;
+  bc_encoder *enc = calloc(1, sizeof *enc);
+  if (!enc) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+  enc->ctx = ctx;
+  enc->cfg = *bc_model_config(model);
+  const bc_config *c = &enc->cfg;
+  if (c->hidden_size <= 0 || c->num_heads <= 0 || c->hidden_size % c->num_heads != 0 ||
+      c->num_layers <= 0 || c->num_layers > 62) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_UNSUPPORTED,
+                 "unsupported shape: hidden %d, heads %d, layers %d", c->hidden_size,
+                 c->num_heads, c->num_layers);
+    goto fail;
+  }
+  enc->layers = calloc((size_t)c->num_layers, sizeof *enc->layers);
+  if (!enc->layers) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  BC_TRY(bc_ops_init(ctx, &enc->ops));
+  BC_TRY(upload_weights(enc, bc_model_weights(model)));
+  BC_CL(&ctx->err, clFinish(ctx->queue));
+  *out = enc;
+  return BERTCL_OK;
+fail:
+  bc_encoder_free(enc);
+  return st;
+}
+
+/* ---- arena ----------------------------------------------------------------------------- */
+
+static int plan_arena(bc_encoder *enc, int B, int T, int nkept) {
+  if (B <= enc->cap_B && T <= enc->cap_T && nkept <= enc->cap_kept && enc->ids) return BERTCL_OK;
+  bertcl_ctx *ctx = enc->ctx;
+  int st = BERTCL_OK;
+  int nb = B > enc->cap_B ? B : enc->cap_B, nt = T > enc->cap_T ? T : enc->cap_T;
+  int nk = nkept > enc->cap_kept ? nkept : enc->cap_kept;
+  release_arena(enc);
+  const bc_config *c = &enc->cfg;
+  size_t N = (size_t)nb * nt, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size,
+         NH = (size_t)c->num_heads;
+  size_t feat = (size_t)nb * C * (size_t)(nk > 0 ? nk : 1);
+  struct {
+    cl_mem *m;
+    size_t bytes;
+  } plan[] = {
+      {&enc->ids, N * 4},        {&enc->tts, N * 4},         {&enc->mask, N * 4},
+      {&enc->x[0], N * C * 4},   {&enc->x[1], N * C * 4},    {&enc->a1, N * C * 4},
+      {&enc->proj, N * C * 4},   {&enc->qkv, N * 3 * C * 4}, {&enc->q, N * C * 4},
+      {&enc->k, N * C * 4},      {&enc->v, N * C * 4},       {&enc->scores, N * NH * nt * 4},
+      {&enc->ctxh, N * C * 4},   {&enc->attn, N * C * 4},    {&enc->inter, N * I * 4},
+      {&enc->cls, nb * C * 4},   {&enc->pooled, nb * C * 4}, {&enc->feat, feat * 4},
+  };
+  uint64_t total = (uint64_t)nk * N * C * 4;
+  for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) total += plan[i].bytes;
+  uint64_t cap = enc->mem_cap ? enc->mem_cap : ctx->info.global_mem_bytes;
+  if (cap && total > cap) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
+                 "batch %d x %d needs %.1f MiB of activations, the device allows %.1f MiB; "
+                 "try a smaller --batch-size", nb, nt, total / 1048576.0, cap / 1048576.0);
+    goto fail;
+  }
+  for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+    if (plan[i].bytes > ctx->info.max_alloc_bytes && ctx->info.max_alloc_bytes) {
+      st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
+                   "batch %d x %d needs a %.1f MiB buffer, above the device's largest "
+                   "allocation (%.1f MiB); try a smaller --batch-size", nb, nt,
+                   plan[i].bytes / 1048576.0, ctx->info.max_alloc_bytes / 1048576.0);
+      goto fail;
+    }
+    BC_CL_OBJ(&ctx->err, *plan[i].m,
+              clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, plan[i].bytes, NULL, BC_RC));
+  }
+  for (int i = 0; i < nk; i++)
+    BC_CL_OBJ(&ctx->err, enc->kept[i],
+              clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, N * C * 4, NULL, BC_RC));
+  enc->cap_B = nb;
+  enc->cap_T = nt;
+  enc->cap_kept = nk;
+  return BERTCL_OK;
+fail:
+  enc->cap_kept = nk; /* release what was made */
+  release_arena(enc);
+  return st;
+}
+
+/* ---- forward --------------------------------------------------------------------------- */
+
+int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_ids,
+                       const int32_t *mask, int B, int T, const int *layers, int nlayers) {
+  bertcl_ctx *ctx = enc->ctx;
+  const bc_config *c = &enc->cfg;
+  int st = BERTCL_OK;
+  int32_t *ones = NULL, *zeros = NULL;
+  int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
+      I = c->intermediate_size;
+  if (B <= 0 || T <= 0 || !ids || nlayers < 0 || nlayers > 64 || (nlayers && !layers))
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bad batch: B=%d T=%d layers=%d", B, T,
+                   nlayers);
+  if (T > c->max_position)
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "sequence length %d exceeds max_position_embeddings %d", T, c->max_position);
+  size_t N = (size_t)B * T;
+  for (size_t i = 0; i < N; i++) {
+    if (ids[i] < 0 || ids[i] >= c->vocab_size)
+      return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                     "token id %d at position %zu is outside the vocabulary (size %d)",
+                     (int)ids[i], i, c->vocab_size);
+    if (type_ids && (type_ids[i] < 0 || type_ids[i] >= c->type_vocab_size))
+      return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                     "token type id %d at position %zu is outside [0, %d)", (int)type_ids[i], i,
+                     c->type_vocab_size);
+  }
+  int slot_of[65];
+  for (int l = 0; l <= L; l++) slot_of[l] = -1;
+  for (int j = 0; j < nlayers; j++) {
+    if (layers[j] < 0 || layers[j] > L)
+      return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "layer %d does not exist (0..%d)",
+                     layers[j], L);
+    if (slot_of[layers[j]] < 0) slot_of[layers[j]] = j;
+  }
+  BC_TRY(plan_arena(enc, B, T, nlayers));
+  if (!mask || !type_ids) {
+    ones = malloc(N * 4);
+    zeros = calloc(N, 4);
+    if (!ones || !zeros) {
+      st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+    for (size_t i = 0; i < N; i++) ones[i] = 1;
+  }
+  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, enc->ids, CL_FALSE, 0, N * 4, ids, 0, NULL,
+                                        NULL));
+  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, enc->tts, CL_FALSE, 0, N * 4,
+                                        type_ids ? type_ids : zeros, 0, NULL, NULL));
+  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, enc->mask, CL_FALSE, 0, N * 4,
+                                        mask ? mask : ones, 0, NULL, NULL));
+  enc->B = B;
+  enc->T = T;
+  enc->nkept = nlayers;
+  for (int j = 0; j < nlayers; j++) enc->kept_layers[j] = layers[j];
+  /* hidden state l lives in its kept buffer, else in scratch x[l % 2] */
+#define HID(l) (slot_of[(l)] >= 0 ? enc->kept[slot_of[(l)]] : enc->x[(l) % 2])
+  cl_mem h = HID(0);
+  BC_TRY(bc_op_embedding(ctx, &enc->ops, h, enc->ids, enc->tts, enc->wte0.sub, enc->wte1.sub,
+                         enc->wpe.sub, enc->wtt.sub, enc->eln_w.sub, enc->eln_b.sub,
+                         c->layer_norm_eps, B, T, C, c->vocab_size, enc->split,
+                         c->type_vocab_size));
+  for (int l = 0; l < L; l++) {
+    dev_layer *d = &enc->layers[l];
+    cl_mem out = HID(l + 1);
+    /* (N, 3C) = h (N, C) @ Wqkv^T */
+    BC_TRY(bc_linear(ctx, enc->qkv, 0, h, 0, d->qkv_w.base, d->qkv_w.off, N, (size_t)C,
+                     3 * (size_t)C));
+    BC_TRY(bc_op_split_heads(ctx, &enc->ops, enc->q, enc->k, enc->v, enc->qkv, d->qkv_b.sub, B,
+                             T, C, NH));
+    /* scores (B*NH, T, T) = q k^T */
+    bc_gemm_args g = {.trans_a = 0, .trans_b = 1, .m = (size_t)T, .n = (size_t)T,
+                      .k = (size_t)HS, .alpha = 1.0f, .beta = 0.0f,
+                      .a = enc->q, .lda = (size_t)HS, .a_stride = (size_t)T * HS,
+                      .b = enc->k, .ldb = (size_t)HS, .b_stride = (size_t)T * HS,
+                      .c = enc->scores, .ldc = (size_t)T, .c_stride = (size_t)T * T,
+                      .batch = (size_t)B * NH};
+    BC_TRY(bc_gemm(ctx, &g));
+    BC_TRY(bc_op_softmax(ctx, &enc->ops, enc->scores, enc->mask, 1.0f / sqrtf((float)HS), B, NH,
+                         T));
+    /* context (B*NH, T, HS) = probs v */
+    bc_gemm_args g2 = {.trans_a = 0, .trans_b = 0, .m = (size_t)T, .n = (size_t)HS,
+                       .k = (size_t)T, .alpha = 1.0f, .beta = 0.0f,
+                       .a = enc->scores, .lda = (size_t)T, .a_stride = (size_t)T * T,
+                       .b = enc->v, .ldb = (size_t)HS, .b_stride = (size_t)T * HS,
+                       .c = enc->ctxh, .ldc = (size_t)HS, .c_stride = (size_t)T * HS,
+                       .batch = (size_t)B * NH};
+    BC_TRY(bc_gemm(ctx, &g2));
+    BC_TRY(bc_op_merge_heads(ctx, &enc->ops, enc->attn, enc->ctxh, B, T, C, NH));
+    BC_TRY(bc_linear(ctx, enc->proj, 0, enc->attn, 0, d->ao_w.base, d->ao_w.off, N, (size_t)C,
+                     (size_t)C));
+    BC_TRY(bc_op_bias_residual_layernorm(ctx, &enc->ops, enc->a1, enc->proj, d->ao_b.sub, h,
+                                         d->ln1_w.sub, d->ln1_b.sub, c->layer_norm_eps, (int)N,
+                                         C));
+    BC_TRY(bc_linear(ctx, enc->inter, 0, enc->a1, 0, d->i_w.base, d->i_w.off, N, (size_t)C,
+                     (size_t)I));
+    BC_TRY(bc_op_bias_act(ctx, &enc->ops, enc->inter, d->i_b.sub, (int)c->act, (int)N, I));
+    BC_TRY(bc_linear(ctx, enc->proj, 0, enc->inter, 0, d->o_w.base, d->o_w.off, N, (size_t)I,
+                     (size_t)C));
+    BC_TRY(bc_op_bias_residual_layernorm(ctx, &enc->ops, out, enc->proj, d->o_b.sub, enc->a1,
+                                         d->ln2_w.sub, d->ln2_b.sub, c->layer_norm_eps, (int)N,
+                                         C));
+    h = out;
+  }
+#undef HID
+  enc->last = h;
+  BC_CL(&ctx->err, clFinish(ctx->queue)); /* host arrays above must outlive the writes */
+  free(ones);
+  free(zeros);
+  return BERTCL_OK;
+fail:
+  clFinish(ctx->queue);
+  free(ones);
+  free(zeros);
+  return st;
+}
+
+int bc_encoder_read_hidden(bc_encoder *enc, int i, float *out) {
+  bertcl_ctx *ctx = enc->ctx;
+  int st = BERTCL_OK;
+  if (i < 0 || i >= enc->nkept)
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "kept layer %d of %d", i, enc->nkept);
+  size_t bytes = (size_t)enc->B * enc->T * enc->cfg.hidden_size * 4;
+  BC_CL(&ctx->err,
+        clEnqueueReadBuffer(ctx->queue, enc->kept[i], CL_TRUE, 0, bytes, out, 0, NULL, NULL));
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
+int bc_encoder_read_pooler(bc_encoder *enc, float *out) {
+  bertcl_ctx *ctx = enc->ctx;
+  int st = BERTCL_OK;
+  if (!enc->pool_w.sub)
+    return bc_fail(&ctx->err, BERTCL_ERR_UNSUPPORTED,
+                   "this model has no pooler weights (pooler.dense); use --pool cls or mean");
+  if (!enc->last) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "no forward pass yet");
+  int B = enc->B, T = enc->T, C = enc->cfg.hidden_size;
+  BC_TRY(bc_op_gather_cls(ctx, &enc->ops, enc->cls, enc->last, B, T, C));
+  BC_TRY(bc_linear(ctx, enc->pooled, 0, enc->cls, 0, enc->pool_w.base, enc->pool_w.off,
+                   (size_t)B, (size_t)C, (size_t)C));
+  BC_TRY(bc_op_bias_act(ctx, &enc->ops, enc->pooled, enc->pool_b.sub, BC_ACT_TANH_, B, C));
+  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, enc->pooled, CL_TRUE, 0, (size_t)B * C * 4,
+                                       out, 0, NULL, NULL));
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
+int bc_encoder_read_pooled(bc_encoder *enc, int mode, int combine, int normalize, float *out) {
+  bertcl_ctx *ctx = enc->ctx;
+  int st = BERTCL_OK;
+  int B = enc->B, T = enc->T, C = enc->cfg.hidden_size, n = enc->nkept;
+  if (n <= 0) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "no layer kept to pool");
+  if (mode != BC_POOL_CLS && mode != BC_POOL_MEAN && mode != BC_POOL_MAX)
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "pool mode %d", mode);
+  int width = combine == BC_COMBINE_CONCAT ? n * C : C;
+  for (int j = 0; j < n; j++) {
+    if (combine == BC_COMBINE_CONCAT) {
+      BC_TRY(bc_op_pool(ctx, &enc->ops, enc->feat, enc->kept[j], enc->mask, mode, B, T, C, width,
+                        j * C));
+    } else {
+      BC_TRY(bc_op_pool(ctx, &enc->ops, enc->cls, enc->kept[j], enc->mask, mode, B, T, C, C, 0));
+      float alpha = combine == BC_COMBINE_MEAN ? 1.0f / (float)n : 1.0f;
+      BC_TRY(bc_op_scale_add(ctx, &enc->ops, enc->feat, enc->cls, alpha, j == 0 ? 0.0f : 1.0f, B,
+                             C, C, 0));
+    }
+  }
+  if (normalize) BC_TRY(bc_op_l2norm(ctx, &enc->ops, enc->feat, B, width));
+  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, enc->feat, CL_TRUE, 0,
+                                       (size_t)B * width * 4, out, 0, NULL, NULL));
+  return BERTCL_OK;
+fail:
+  return st;
+}

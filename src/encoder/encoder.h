@@ -1,0 +1,43 @@
+/* The OpenCL encoder: weights uploaded once, an activation arena planned per (batch, sequence
+ * length), the BertModel forward schedule, and device-side sentence pooling.
+ * Every matrix product goes through bc_gemm (encoder/gemm.h); every other op through the op
+ * table (encoder/ops.h). */
+#ifndef BC_ENCODER_H
+#define BC_ENCODER_H
+
+#include "encoder/ops.h"
+#include "model/model.h"
+
+typedef struct bc_encoder bc_encoder;
+
+/* Uploads the model's weights to ctx's device (Q, K, V concatenated into one (3C, C) weight).
+ * The model must outlive nothing: its host weights are no longer needed afterwards. */
+int bc_encoder_create(bertcl_ctx *ctx, const struct bertcl_model *model, bc_encoder **out);
+void bc_encoder_free(bc_encoder *enc);
+const bc_config *bc_encoder_config(const bc_encoder *enc);
+
+/* Cap on device memory the arena may use (bytes, 0 = the device's). A test hook that makes an
+ * allocation fail the way a full device does. */
+void bc_encoder_set_mem_cap(bc_encoder *enc, uint64_t bytes);
+
+/* Runs the encoder on a (B, T) batch and keeps the hidden states of the `nlayers` layers listed
+ * in `layers` (0 = embedding output ... L = last layer) on the device. ids/type_ids/mask are
+ * (B, T) int32 host arrays (type_ids NULL = all 0, mask NULL = all real). Token ids outside the
+ * vocabulary are an error. On BERTCL_ERR_DEVICE_OOM the caller may retry with a smaller batch. */
+int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_ids,
+                       const int32_t *mask, int B, int T, const int *layers, int nlayers);
+
+/* After bc_encoder_forward: reads back the hidden state of the i-th kept layer, (B*T, C). */
+int bc_encoder_read_hidden(bc_encoder *enc, int i, float *out);
+
+/* After bc_encoder_forward, computed on the device and read back:
+ * the pooler output (B, C) (error when the model has no pooler). */
+int bc_encoder_read_pooler(bc_encoder *enc, float *out);
+
+/* Sentence features from the kept layers: for each kept layer, pooled with `mode` (BC_POOL_CLS,
+ * _MEAN or _MAX), then combined across layers (combine: 0 = concat -> (B, nlayers*C),
+ * 1 = mean, 2 = sum -> (B, C)), then L2-normalised per row when normalize is set. */
+enum { BC_COMBINE_CONCAT = 0, BC_COMBINE_MEAN = 1, BC_COMBINE_SUM = 2 };
+int bc_encoder_read_pooled(bc_encoder *enc, int mode, int combine, int normalize, float *out);
+
+#endif
