@@ -182,6 +182,7 @@ static void write_tiny_variant(const char *dir, const variant *v) {
     free(data[sh]);
     json_decref(hdr[sh]);
   }
+  if (nshards == 1) json_decref(hdr[1]);
   if (nshards > 1) {
     json_t *idx = json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)0,
                             "weight_map", wmap);
