@@ -18,6 +18,8 @@ int bc_cli_is_help(const char *arg);
 
 int bc_cmd_devices(int argc, char **argv);
 void bc_cmd_devices_usage(FILE *out);
+int bc_cmd_tokenize(int argc, char **argv);
+void bc_cmd_tokenize_usage(FILE *out);
 int bc_cmd_info(int argc, char **argv);
 void bc_cmd_info_usage(FILE *out);
 

@@ -9,6 +9,8 @@
 static const bc_cli_command commands[] = {
     {"devices", "list OpenCL platforms and devices, and which one is the default", bc_cmd_devices,
      bc_cmd_devices_usage},
+    {"tokenize", "tokenize text as Hugging Face's BertTokenizerFast (JSONL out)", bc_cmd_tokenize,
+     bc_cmd_tokenize_usage},
     {"info", "validate a model directory and show its configuration", bc_cmd_info,
      bc_cmd_info_usage},
 };
