@@ -11,6 +11,8 @@ static const bc_cli_command commands[] = {
      bc_cmd_devices_usage},
     {"tokenize", "tokenize text as Hugging Face's BertTokenizerFast (JSONL out)", bc_cmd_tokenize,
      bc_cmd_tokenize_usage},
+    {"extract", "sentence, token, word and per-layer features of texts", bc_cmd_extract,
+     bc_cmd_extract_usage},
     {"info", "validate a model directory and show its configuration", bc_cmd_info,
      bc_cmd_info_usage},
 };

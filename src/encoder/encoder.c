@@ -235,6 +235,10 @@ int bc_encoder_create(bertcl_ctx *ctx, const struct bertcl_model *model, bc_enco
   if (!enc) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
   enc->ctx = ctx;
   enc->cfg = *bc_model_config(model);
+  /* BERTCL_DEVICE_MEM_CAP (bytes): pretend the device has only this much memory for
+   * activations, to exercise the out-of-memory paths (tests, or to leave room for others) */
+  const char *cap = getenv("BERTCL_DEVICE_MEM_CAP");
+  if (cap && *cap) enc->mem_cap = strtoull(cap, NULL, 10);
   const bc_config *c = &enc->cfg;
   if (c->hidden_size <= 0 || c->num_heads <= 0 || c->hidden_size % c->num_heads != 0 ||
       c->num_layers <= 0 || c->num_layers > 62) {
