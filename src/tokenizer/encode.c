@@ -362,6 +362,7 @@ int bertcl_tokenizer_encode(const bertcl_tokenizer *tok, const char *text, size_
   *out = NULL;
   if (!tok || !text) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "tokenizer or text is NULL");
   const bertcl_tokenize_options *o = opt ? opt : &default_options;
+  if (pair && pair_len == 0) pair = NULL; /* transformers: an empty text_pair is no pair */
   workspace ws;
   memset(&ws, 0, sizeof ws);
   size_t overflow[2], n = 0;
@@ -428,7 +429,7 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
   /* pass 1: lengths (the template count is known, so T is known before emitting) */
   size_t T = 0;
   for (size_t b = 0; b < n; b++) {
-    const char *pr = pairs ? pairs[b] : NULL;
+    const char *pr = pairs && pairs[b] && pairs[b][0] ? pairs[b] : NULL;
     st = encode_one(tok, &ws, texts[b], strlen(texts[b]), pr, pr ? strlen(pr) : 0, o,
                     bt->overflow + 2 * b, &lengths[b]);
     if (st) goto fail;
@@ -456,7 +457,7 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
   }
   /* pass 2: emit (re-encoding keeps memory at one text; tokenizing is cheap next to a model) */
   for (size_t b = 0; b < n; b++) {
-    const char *pr = pairs ? pairs[b] : NULL;
+    const char *pr = pairs && pairs[b] && pairs[b][0] ? pairs[b] : NULL;
     size_t ov[2], len = 0;
     st = encode_one(tok, &ws, texts[b], strlen(texts[b]), pr, pr ? strlen(pr) : 0, o, ov, &len);
     if (st) goto fail;
