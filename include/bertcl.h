@@ -236,8 +236,10 @@ const char *bertcl_tokenizer_id_to_token(const bertcl_tokenizer *tok, int32_t id
 int32_t bertcl_tokenizer_token_to_id(const bertcl_tokenizer *tok, const char *token);
 
 /* Encodes text (text_len bytes) and, when pair is not NULL, the pair text. opt NULL = defaults.
+ * An empty pair text (pair_len 0) means no pair, as in transformers (text_pair="" is falsy).
  * Fails (BERTCL_ERR_INVALID_ARG) where transformers raises: only_first/only_second when that
- * text is too short to remove enough tokens, or max_length below the template's tokens. */
+ * text is too short to remove enough tokens, only_second without a pair. A max_length below the
+ * template's token count truncates nothing (as tokenizers, whose subtraction wraps). */
 int bertcl_tokenizer_encode(const bertcl_tokenizer *tok, const char *text, size_t text_len,
                             const char *pair, size_t pair_len, const bertcl_tokenize_options *opt,
                             bertcl_encoding **out);
