@@ -211,72 +211,64 @@ static void test_attention_padding_t1(void **state) {
 /* ------------------------------------------------------------------------------------------ */
 /* Whole model against transformers / sentence-transformers (tests/gen/gen_ref_fixtures.py)    */
 
+/* The model under test. $BERTCL_TEST_REF_SABOTAGE deliberately breaks it, to show that these
+ * tests catch such mistakes (each must then FAIL): "weight" adds 0.01 to one element of layer 0's
+ * query weight, "eps" uses torch's default LayerNorm epsilon 1e-5 instead of config.json's,
+ * "act" swaps erf GELU and its tanh approximation. */
 typedef struct {
-  bc_st_file *f;
-  char path[1024];
-} fixture;
+  bertcl_model *m;
+  bc_config cfg;
+  bc_weights w;
+  bc_layer_weights *layers; /* (L) copy, when a weight is patched */
+  float *q_w;               /* (C, C) patched copy */
+} test_model;
 
-static int fixture_open(fixture *fx, const char *rel) {
-  bc_err err = {0};
-  bc_test_data_path(fx->path, sizeof fx->path, rel);
-  if (bc_st_open(&err, fx->path, &fx->f) != BERTCL_OK) {
-    fprintf(stderr, "fixture %s: %s\n", fx->path, err.msg);
-    return 0;
-  }
-  return 1;
-}
-
-/* The tensor name of the fixture, checked to have the given dtype and numel (0 = any); *shape
- * receives its shape when non-NULL. Fails the test when absent. */
-static const bc_st_tensor *fixture_tensor(fixture *fx, const char *name, bc_dtype dt,
-                                          size_t numel) {
-  const bc_st_tensor *t = bc_st_find(fx->f, name);
-  if (!t) fail_msg("fixture %s has no tensor %s", fx->path, name);
-  if (t->dtype != dt) fail_msg("fixture %s: %s has dtype %s", fx->path, name, t->dtype_name);
-  if (numel && t->numel != numel)
-    fail_msg("fixture %s: %s has %zu values, want %zu", fx->path, name, t->numel, numel);
-  return t;
-}
-
-static float *fixture_f32(fixture *fx, const char *name, size_t numel) {
-  const bc_st_tensor *t = fixture_tensor(fx, name, BC_DT_F32, numel);
-  float *x = malloc(t->numel * sizeof(float));
-  assert_non_null(x);
-  bc_err err = {0};
-  if (bc_st_read_f32(&err, t, x, t->numel) != BERTCL_OK) fail_msg("%s: %s", name, err.msg);
-  return x;
-}
-
-static int32_t *fixture_i32(fixture *fx, const char *name, size_t numel, int64_t shape[2]) {
-  const bc_st_tensor *t = fixture_tensor(fx, name, BC_DT_I32, numel);
-  int32_t *x = malloc(t->numel * sizeof(int32_t));
-  assert_non_null(x);
-  memcpy(x, t->data, t->numel * sizeof(int32_t)); /* little-endian, as every supported host */
-  if (shape) {
-    assert_int_equal(t->ndim, 2);
-    shape[0] = t->shape[0];
-    shape[1] = t->shape[1];
-  }
-  return x;
-}
-
-static bertcl_model *load_model(const char *dir) {
-  bertcl_model *m = NULL;
-  if (bertcl_model_load(&m, dir) != BERTCL_OK)
+static void model_open(test_model *tm, const char *dir) {
+  memset(tm, 0, sizeof *tm);
+  if (bertcl_model_load(&tm->m, dir) != BERTCL_OK)
     fail_msg("bertcl_model_load %s: %s", dir, bertcl_last_error(NULL));
-  return m;
+  tm->cfg = *bc_model_config(tm->m);
+  tm->w = *bc_model_weights(tm->m);
+  const char *sab = getenv("BERTCL_TEST_REF_SABOTAGE");
+  if (!sab || !*sab) return;
+  int L = tm->cfg.num_layers, C = tm->cfg.hidden_size;
+  if (!strcmp(sab, "weight")) {
+    tm->layers = malloc((size_t)L * sizeof *tm->layers);
+    tm->q_w = malloc((size_t)C * C * sizeof(float));
+    assert_true(tm->layers && tm->q_w);
+    memcpy(tm->layers, tm->w.layers, (size_t)L * sizeof *tm->layers);
+    memcpy(tm->q_w, tm->w.layers[0].q_w, (size_t)C * C * sizeof(float));
+    tm->q_w[(size_t)1 * C + 2] += 0.01f;
+    tm->layers[0].q_w = tm->q_w;
+    tm->w.layers = tm->layers;
+  } else if (!strcmp(sab, "eps")) {
+    tm->cfg.layer_norm_eps = 1e-5f;
+  } else if (!strcmp(sab, "act")) {
+    tm->cfg.act = tm->cfg.act == BC_ACT_GELU ? BC_ACT_GELU_TANH : BC_ACT_GELU;
+  } else {
+    fail_msg("BERTCL_TEST_REF_SABOTAGE=%s: want weight, eps or act", sab);
+  }
+  printf("SABOTAGED model (%s): this test must fail\n", sab);
+}
+
+static void model_close(test_model *tm) {
+  free(tm->q_w);
+  free(tm->layers);
+  bertcl_model_free(tm->m);
 }
 
 /* Compares every hidden state (L+1, B*T, C) and returns the largest |diff| seen. */
-static double check_hidden(fixture *fx, const char *prefix, const float *hidden, int L, size_t BTC,
-                           float atol, int *ok) {
+static double check_hidden(bc_st_file *fx, const char *model, const char *prefix, const float *hidden,
+                           int L, int B, int T, int C, float atol, int *ok) {
+  size_t BTC = (size_t)B * T * C;
   double worst = 0.0;
   for (int l = 0; l <= L; l++) {
     char name[64], what[160];
     snprintf(name, sizeof name, "%shidden.%d", prefix, l);
-    float *want = fixture_f32(fx, name, BTC);
+    float *want = bc_test_fixture_f32(fx, name, BTC);
     double d = bc_max_abs_diff(hidden + (size_t)l * BTC, want, BTC);
-    snprintf(what, sizeof what, "%s (%zu values) vs transformers", name, BTC);
+    snprintf(what, sizeof what, "ref_bert_fwd %s %s (%d,%d,%d) vs transformers", model, name, B, T,
+             C);
     if (!bc_check_close(what, hidden + (size_t)l * BTC, want, BTC, atol, 0, 0)) *ok = 0;
     printf("  %-20s max |ref - transformers| = %.3g\n", name, d);
     if (d > worst) worst = d;
@@ -291,16 +283,16 @@ static void test_tiny_hidden_states(void **state) {
   (void)state;
   char dir[1024];
   tiny_paths(dir, sizeof dir);
-  bertcl_model *m = load_model(dir);
-  const bc_config *cfg = bc_model_config(m);
-  const bc_weights *w = bc_model_weights(m);
-  fixture fx;
-  assert_true(fixture_open(&fx, "tiny-bert-ref.safetensors"));
+  test_model tm;
+  model_open(&tm, dir);
+  const bc_config *cfg = &tm.cfg;
+  const bc_weights *w = &tm.w;
+  bc_st_file *fx = bc_test_fixture_open("tiny-bert-ref.safetensors");
   int64_t shape[2];
-  int32_t *ids = fixture_i32(&fx, "input_ids", 0, shape);
+  int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
   int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
-  int32_t *types = fixture_i32(&fx, "token_type_ids", (size_t)B * T, NULL);
-  int32_t *mask = fixture_i32(&fx, "attention_mask", (size_t)B * T, NULL);
+  int32_t *types = bc_test_fixture_i32(fx, "token_type_ids", (size_t)B * T, NULL);
+  int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", (size_t)B * T, NULL);
   size_t BTC = (size_t)B * T * C;
   float *hidden = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* (L+1, B*T, C) */
   float *pooled = malloc((size_t)B * C * sizeof(float));          /* (B, C) */
@@ -310,11 +302,11 @@ static void test_tiny_hidden_states(void **state) {
 
   int ok = 1;
   printf("tiny-bert B=%d T=%d:\n", B, T);
-  check_hidden(&fx, "", hidden, L, BTC, 1e-5f, &ok);
-  float *want = fixture_f32(&fx, "pooler", (size_t)B * C);
+  check_hidden(fx, "tiny-bert", "", hidden, L, B, T, C, 1e-5f, &ok);
+  float *want = bc_test_fixture_f32(fx, "pooler", (size_t)B * C);
   printf("  %-20s max |ref - transformers| = %.3g\n", "pooler",
          bc_max_abs_diff(pooled, want, (size_t)B * C));
-  if (!bc_check_close("tiny pooler (B,C) vs transformers", pooled, want, (size_t)B * C, 1e-5f, 0,
+  if (!bc_check_close("ref_bert_fwd tiny-bert pooler (B,C) vs transformers", pooled, want, (size_t)B * C, 1e-5f, 0,
                       0))
     ok = 0;
   free(want);
@@ -323,8 +315,8 @@ static void test_tiny_hidden_states(void **state) {
   free(mask);
   free(types);
   free(ids);
-  bc_st_close(fx.f);
-  bertcl_model_free(m);
+  bc_test_fixture_close(fx);
+  model_close(&tm);
   assert_true(ok);
 }
 
@@ -334,22 +326,22 @@ static void test_tiny_padding_invariance(void **state) {
   (void)state;
   char dir[1024];
   tiny_paths(dir, sizeof dir);
-  bertcl_model *m = load_model(dir);
-  const bc_config *cfg = bc_model_config(m);
-  const bc_weights *w = bc_model_weights(m);
-  fixture fx;
-  assert_true(fixture_open(&fx, "tiny-bert-ref.safetensors"));
+  test_model tm;
+  model_open(&tm, dir);
+  const bc_config *cfg = &tm.cfg;
+  const bc_weights *w = &tm.w;
+  bc_st_file *fx = bc_test_fixture_open("tiny-bert-ref.safetensors");
   int64_t shape[2], shape1[2];
-  int32_t *ids = fixture_i32(&fx, "input_ids", 0, shape);
+  int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
   int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
-  int32_t *types = fixture_i32(&fx, "token_type_ids", (size_t)B * T, NULL);
-  int32_t *mask = fixture_i32(&fx, "attention_mask", (size_t)B * T, NULL);
-  int32_t *ids1 = fixture_i32(&fx, "single.input_ids", 0, shape1);
+  int32_t *types = bc_test_fixture_i32(fx, "token_type_ids", (size_t)B * T, NULL);
+  int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", (size_t)B * T, NULL);
+  int32_t *ids1 = bc_test_fixture_i32(fx, "single.input_ids", 0, shape1);
   int T1 = (int)shape1[1];
   assert_int_equal(shape1[0], 1);
   assert_true(T1 < T);
-  int32_t *types1 = fixture_i32(&fx, "single.token_type_ids", (size_t)T1, NULL);
-  int32_t *mask1 = fixture_i32(&fx, "single.attention_mask", (size_t)T1, NULL);
+  int32_t *types1 = bc_test_fixture_i32(fx, "single.token_type_ids", (size_t)T1, NULL);
+  int32_t *mask1 = bc_test_fixture_i32(fx, "single.attention_mask", (size_t)T1, NULL);
   for (int t = 0; t < T; t++) assert_int_equal(mask[t], t < T1); /* row 0 = the single text */
 
   size_t BTC = (size_t)B * T * C, TC1 = (size_t)T1 * C;
@@ -379,8 +371,8 @@ static void test_tiny_padding_invariance(void **state) {
   printf("tiny-bert padding invariance (T=%d in a batch of %d x %d): max |diff| = %.3g\n", T1, B,
          T, worst);
   printf("tiny-bert batch of one vs transformers' batch of one:\n");
-  check_hidden(&fx, "single.", hidden1, L, TC1, 1e-5f, &ok);
-  float *want1 = fixture_f32(&fx, "single.pooler", (size_t)C);
+  check_hidden(fx, "tiny-bert", "single.", hidden1, L, 1, T1, C, 1e-5f, &ok);
+  float *want1 = bc_test_fixture_f32(fx, "single.pooler", (size_t)C);
   if (!bc_check_close("single.pooler (1,C) vs transformers", pooled1, want1, (size_t)C, 1e-5f, 0,
                       0))
     ok = 0;
@@ -395,59 +387,38 @@ static void test_tiny_padding_invariance(void **state) {
   free(mask);
   free(types);
   free(ids);
-  bc_st_close(fx.f);
-  bertcl_model_free(m);
+  bc_test_fixture_close(fx);
+  model_close(&tm);
   assert_true(ok);
-}
-
-/* all-MiniLM-L6-v2 from $BERTCL_MINILM_DIR, else <source>/models/all-MiniLM-L6-v2
- * (scripts/fetch-model.sh); 0 when absent, and the caller skips. */
-static int minilm_dir(char *dir, size_t n) {
-  const char *env = getenv("BERTCL_MINILM_DIR");
-  if (env && *env)
-    snprintf(dir, n, "%s", env);
-  else
-    snprintf(dir, n, "%s/../../models/all-MiniLM-L6-v2", BERTCL_TEST_DATA);
-  char path[1200];
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    printf("all-MiniLM-L6-v2 not found at %s (run scripts/fetch-model.sh or set "
-           "BERTCL_MINILM_DIR): skipped\n",
-           dir);
-    return 0;
-  }
-  fclose(f);
-  return 1;
 }
 
 static void test_minilm_hidden_states(void **state) {
   (void)state;
   char dir[1024];
-  if (!minilm_dir(dir, sizeof dir)) skip();
-  bertcl_model *m = load_model(dir);
-  const bc_config *cfg = bc_model_config(m);
-  const bc_weights *w = bc_model_weights(m);
-  fixture fx;
-  assert_true(fixture_open(&fx, "minilm-ref.safetensors"));
+  if (!bc_test_minilm_dir(dir, sizeof dir)) skip();
+  test_model tm;
+  model_open(&tm, dir);
+  const bc_config *cfg = &tm.cfg;
+  const bc_weights *w = &tm.w;
+  bc_st_file *fx = bc_test_fixture_open("minilm-ref.safetensors");
   int64_t shape[2];
-  int32_t *ids = fixture_i32(&fx, "batch.input_ids", 0, shape);
+  int32_t *ids = bc_test_fixture_i32(fx, "batch.input_ids", 0, shape);
   int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
-  int32_t *types = fixture_i32(&fx, "batch.token_type_ids", (size_t)B * T, NULL);
-  int32_t *mask = fixture_i32(&fx, "batch.attention_mask", (size_t)B * T, NULL);
+  int32_t *types = bc_test_fixture_i32(fx, "batch.token_type_ids", (size_t)B * T, NULL);
+  int32_t *mask = bc_test_fixture_i32(fx, "batch.attention_mask", (size_t)B * T, NULL);
   size_t BTC = (size_t)B * T * C;
   float *hidden = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* (L+1, B*T, C) */
   assert_non_null(hidden);
   assert_int_equal(ref_bert_fwd(cfg, w, ids, types, mask, B, T, hidden, NULL), BERTCL_OK);
   int ok = 1;
   printf("all-MiniLM-L6-v2 B=%d T=%d:\n", B, T);
-  check_hidden(&fx, "batch.", hidden, L, BTC, 1e-4f, &ok);
+  check_hidden(fx, "all-MiniLM-L6-v2", "batch.", hidden, L, B, T, C, 1e-4f, &ok);
   free(hidden);
   free(mask);
   free(types);
   free(ids);
-  bc_st_close(fx.f);
-  bertcl_model_free(m);
+  bc_test_fixture_close(fx);
+  model_close(&tm);
   assert_true(ok);
 }
 
@@ -470,18 +441,18 @@ static int sentence_count(int total) {
 static void test_minilm_sentence_embeddings(void **state) {
   (void)state;
   char dir[1024];
-  if (!minilm_dir(dir, sizeof dir)) skip();
-  bertcl_model *m = load_model(dir);
-  const bc_config *cfg = bc_model_config(m);
-  const bc_weights *w = bc_model_weights(m);
-  fixture fx;
-  assert_true(fixture_open(&fx, "minilm-ref.safetensors"));
+  if (!bc_test_minilm_dir(dir, sizeof dir)) skip();
+  test_model tm;
+  model_open(&tm, dir);
+  const bc_config *cfg = &tm.cfg;
+  const bc_weights *w = &tm.w;
+  bc_st_file *fx = bc_test_fixture_open("minilm-ref.safetensors");
   int64_t shape[2];
-  int32_t *ids = fixture_i32(&fx, "st.input_ids", 0, shape);
+  int32_t *ids = bc_test_fixture_i32(fx, "st.input_ids", 0, shape);
   int S = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
-  int32_t *types = fixture_i32(&fx, "st.token_type_ids", (size_t)S * T, NULL);
-  int32_t *mask = fixture_i32(&fx, "st.attention_mask", (size_t)S * T, NULL);
-  float *want = fixture_f32(&fx, "st.embeddings", (size_t)S * C);
+  int32_t *types = bc_test_fixture_i32(fx, "st.token_type_ids", (size_t)S * T, NULL);
+  int32_t *mask = bc_test_fixture_i32(fx, "st.attention_mask", (size_t)S * T, NULL);
+  float *want = bc_test_fixture_f32(fx, "st.embeddings", (size_t)S * C);
   float *hidden = malloc((size_t)(L + 1) * T * C * sizeof(float)); /* (L+1, 1*n, C) */
   float *emb = malloc((size_t)C * sizeof(float));                   /* (1, C) */
   assert_true(hidden && emb);
@@ -527,8 +498,8 @@ static void test_minilm_sentence_embeddings(void **state) {
   free(mask);
   free(types);
   free(ids);
-  bc_st_close(fx.f);
-  bertcl_model_free(m);
+  bc_test_fixture_close(fx);
+  model_close(&tm);
   assert_int_equal(bad, 0);
 }
 
