@@ -11,6 +11,7 @@ the 60 most frequent multi-character ## pieces. The output is committed, so test
 import argparse
 import json
 import os
+import struct
 import sys
 
 import torch
@@ -45,6 +46,95 @@ def build_vocab(minilm_vocab):
     return vocab
 
 
+def st_bytes(tensors, metadata=None):
+    """safetensors bytes from [(name, dtype, shape, raw bytes)], in the given order."""
+    header, off = {}, 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, dt, shape, raw in tensors:
+        header[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(t[3] for t in tensors)
+
+
+def mini_tensors(prefix="", legacy=False, dtypes=("F32",), pooler=True, labels=0):
+    """A 1-layer BERT with V=8, C=4, I=8, P=8, TT=2 as safetensors tensors."""
+    import numpy as np
+    rng = np.random.default_rng(5)
+    V, C, I, P, TT = 8, 4, 8, 8, 2
+    shapes = [("embeddings.word_embeddings.weight", (V, C)),
+              ("embeddings.position_embeddings.weight", (P, C)),
+              ("embeddings.token_type_embeddings.weight", (TT, C)),
+              ("embeddings.LayerNorm.weight", (C,)), ("embeddings.LayerNorm.bias", (C,))]
+    for part, (o, i) in [("attention.self.query", (C, C)), ("attention.self.key", (C, C)),
+                         ("attention.self.value", (C, C)), ("attention.output.dense", (C, C)),
+                         ("attention.output.LayerNorm", (C, 0)), ("intermediate.dense", (I, C)),
+                         ("output.dense", (C, I)), ("output.LayerNorm", (C, 0))]:
+        shapes.append((f"encoder.layer.0.{part}.weight", (o, i) if i else (o,)))
+        shapes.append((f"encoder.layer.0.{part}.bias", (o,)))
+    if pooler:
+        shapes += [("pooler.dense.weight", (C, C)), ("pooler.dense.bias", (C,))]
+    out = []
+    for k, (name, shape) in enumerate(shapes):
+        x = rng.standard_normal(shape).astype(np.float32)
+        dt = dtypes[k % len(dtypes)]
+        if dt == "F16":
+            raw = x.astype("<f2").tobytes()
+        elif dt == "BF16":
+            raw = (x.view(np.uint32) >> 16).astype("<u2").tobytes()
+        else:
+            raw = x.astype("<f4").tobytes()
+        if legacy:
+            name = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+                "LayerNorm.bias", "LayerNorm.beta")
+        out.append((prefix + name, dt, shape, raw))
+    if labels:
+        w = rng.standard_normal((labels, C)).astype("<f4")
+        out += [("classifier.weight", "F32", (labels, C), w.tobytes()),
+                ("classifier.bias", "F32", (labels,), w[:, 0].copy().tobytes())]
+    return out
+
+
+def write_fuzz_corpus(out):
+    """Seeds for tests/fuzz/fuzz_model.c: u16 config length, config.json, safetensors bytes."""
+    os.makedirs(out, exist_ok=True)
+    cfg = {"model_type": "bert", "vocab_size": 8, "hidden_size": 4, "num_hidden_layers": 1,
+           "num_attention_heads": 2, "intermediate_size": 8, "max_position_embeddings": 8,
+           "type_vocab_size": 2, "hidden_act": "gelu", "layer_norm_eps": 1e-12}
+    cls_cfg = dict(cfg, id2label={"0": "neg", "1": "neu", "2": "pos"},
+                   label2id={"neg": 0, "neu": 1, "pos": 2}, hidden_act="gelu_new",
+                   problem_type="single_label_classification")
+    pos_ids = ("embeddings.position_ids", "I64", (1, 8), struct.pack("<8q", *range(8)))
+    seeds = {
+        "valid_f32": (cfg, st_bytes(mini_tensors(), {"format": "pt"})),
+        "valid_mixed": (cls_cfg, st_bytes(mini_tensors("bert.", True, ("F32", "F16", "BF16"),
+                                                       labels=3) + [pos_ids])),
+        "valid_nopooler": (dict(cfg, hidden_act="relu"),
+                           st_bytes([pos_ids] + mini_tensors(pooler=False))),
+        "shape_mismatch": (dict(cfg, intermediate_size=6), st_bytes(mini_tensors())),
+        "dup_key": (cfg, struct.pack("<Q", 96) + (b'{"a":{"dtype":"F32","shape":[1],'
+                                                  b'"data_offsets":[0,4]},"a":{"dtype":"F32",'
+                                                  b'"shape":[1],"data_offsets":[4,8]}}').ljust(96)
+                    + bytes(8)),
+        "modules": ([{"idx": 0, "name": "0", "path": "", "type":
+                      "sentence_transformers.models.Transformer"},
+                     {"idx": 1, "name": "1", "path": "1_Pooling", "type":
+                      "sentence_transformers.models.Pooling"},
+                     {"idx": 2, "name": "2", "path": "2_Normalize", "type":
+                      "sentence_transformers.models.Normalize"}], b""),
+        "pooling": ({"word_embedding_dimension": 32, "pooling_mode_cls_token": False,
+                     "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": True,
+                     "max_seq_length": 128, "do_lower_case": True,
+                     "model_max_length": 10**30, "tokenizer_class": "BertTokenizer"}, b""),
+    }
+    for name, (c, st) in seeds.items():
+        text = json.dumps(c).encode()
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(struct.pack("<H", len(text)) + text + st)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(here))
@@ -52,7 +142,14 @@ def main():
     ap.add_argument("--minilm", default=os.environ.get(
         "BERTCL_MINILM_DIR", os.path.join(root, "models", "all-MiniLM-L6-v2")))
     ap.add_argument("--out", default=os.path.join(root, "tests", "data", "tiny-bert"))
+    ap.add_argument("--fuzz-corpus", nargs="?", const=os.path.join(root, "tests", "fuzz",
+                                                                     "corpus_model"),
+                    help="write the fuzz_model seed corpus (default tests/fuzz/corpus_model) "
+                         "instead of the model")
     args = ap.parse_args()
+    if args.fuzz_corpus:
+        write_fuzz_corpus(args.fuzz_corpus)
+        return
 
     vocab = build_vocab(os.path.join(args.minilm, "vocab.txt"))
     os.makedirs(args.out, exist_ok=True)
