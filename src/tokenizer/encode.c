@@ -426,16 +426,31 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
     st = bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory for a batch of %zu", n);
     goto fail;
   }
-  /* pass 1: lengths (the template count is known, so T is known before emitting) */
-  size_t T = 0;
+  /* pass 1: encode every row into flat (ids, type_ids, word_ids) triplets */
+  size_t T = 0, total = 0, flat_cap = 0;
+  int32_t *flat = NULL; /* (total, 3) */
   for (size_t b = 0; b < n; b++) {
     const char *pr = pairs && pairs[b] && pairs[b][0] ? pairs[b] : NULL;
     st = encode_one(tok, &ws, texts[b], strlen(texts[b]), pr, pr ? strlen(pr) : 0, o,
                     bt->overflow + 2 * b, &lengths[b]);
-    if (st) goto fail;
+    if (st) goto fail_flat;
     bt->replaced[2 * b] = ws.replaced[0];
     bt->replaced[2 * b + 1] = ws.replaced[1];
     if (lengths[b] > T) T = lengths[b];
+    if (total + lengths[b] > flat_cap) {
+      size_t cap = flat_cap ? flat_cap : 4096;
+      while (cap < total + lengths[b]) cap *= 2;
+      int32_t *f = cap > SIZE_MAX / 12 ? NULL : realloc(flat, cap * 3 * sizeof *f);
+      if (!f) {
+        st = bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory for a batch of %zu", n);
+        goto fail_flat;
+      }
+      flat = f;
+      flat_cap = cap;
+    }
+    int32_t *ids = flat + 3 * total;
+    emit(tok, &ws, pr != NULL, o, ids, ids + lengths[b], ids + 2 * lengths[b], NULL, NULL, NULL);
+    total += lengths[b];
   }
   if (o->pad_to_max_length) {
     size_t ml = o->max_length ? o->max_length : tok->max_length;
@@ -444,7 +459,7 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
   size_t cells;
   if (bc_mul_size(n, T ? T : 1, &cells) || cells > SIZE_MAX / 16) {
     st = bc_fail(NULL, BERTCL_ERR_OVERFLOW, "batch %zu x %zu too large", n, T);
-    goto fail;
+    goto fail_flat;
   }
   bt->seq = T;
   bt->ids = malloc(cells * sizeof(int32_t));
@@ -453,30 +468,34 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
   bt->word_ids = malloc(cells * sizeof(int32_t));
   if (!bt->ids || !bt->mask || !bt->type_ids || !bt->word_ids) {
     st = bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory for a batch of %zu x %zu", n, T);
-    goto fail;
+    goto fail_flat;
   }
-  /* pass 2: emit (re-encoding keeps memory at one text; tokenizing is cheap next to a model) */
+  /* pass 2: copy into the padded (B, T) arrays */
+  const int32_t *src = flat;
   for (size_t b = 0; b < n; b++) {
-    const char *pr = pairs && pairs[b] && pairs[b][0] ? pairs[b] : NULL;
-    size_t ov[2], len = 0;
-    st = encode_one(tok, &ws, texts[b], strlen(texts[b]), pr, pr ? strlen(pr) : 0, o, ov, &len);
-    if (st) goto fail;
-    int32_t *row = bt->ids + b * T;
-    emit(tok, &ws, pr != NULL, o, row, bt->type_ids + b * T, bt->word_ids + b * T, NULL, NULL,
-         NULL);
-    for (size_t t = 0; t < T; t++) {
-      int real = t < len;
-      if (!real) {
-        row[t] = tok->pad_id;
-        bt->type_ids[b * T + t] = tok->pad_type_id;
-        bt->word_ids[b * T + t] = -1;
-      }
-      bt->mask[b * T + t] = real;
+    size_t len = lengths[b];
+    int32_t *ids = bt->ids + b * T, *ty = bt->type_ids + b * T, *wd = bt->word_ids + b * T;
+    int32_t *mk = bt->mask + b * T;
+    if (len) {
+      memcpy(ids, src, len * sizeof *ids);
+      memcpy(ty, src + len, len * sizeof *ty);
+      memcpy(wd, src + 2 * len, len * sizeof *wd);
+    }
+    src += 3 * len;
+    for (size_t t = 0; t < len; t++) mk[t] = 1;
+    for (size_t t = len; t < T; t++) {
+      ids[t] = tok->pad_id;
+      ty[t] = tok->pad_type_id;
+      wd[t] = -1;
+      mk[t] = 0;
     }
   }
+  free(flat);
   ws_free(&ws);
   *out = bt;
   return BERTCL_OK;
+fail_flat:
+  free(flat);
 fail:
   ws_free(&ws);
   bertcl_batch_free(bt);
