@@ -807,6 +807,42 @@ static void test_hostile_model(void **state) {
   rm_rf(dir);
 }
 
+/* scripts/convert_pytorch_bin.py turns a pytorch_model.bin directory into one bertcl loads
+ * (skipped without Python torch + safetensors). */
+static void test_convert_pytorch_bin(void **state) {
+  (void)state;
+  if (bc_test_run("python3 -c 'import torch, safetensors' 2>/dev/null", NULL) != 0) {
+    printf("python3 with torch and safetensors not available: skipped\n");
+    skip();
+  }
+  char dir[1024], cmd[4000], *out = NULL;
+  new_case(dir, sizeof dir, NULL);
+  snprintf(cmd, sizeof cmd,
+           "python3 -c \"import sys, torch; from safetensors.torch import load_file; "
+           "sd = load_file(sys.argv[1]); "
+           "sd['cls.predictions.decoder.weight'] = sd['embeddings.word_embeddings.weight']; "
+           "torch.save({'bert.' + k: v for k, v in sd.items()}, sys.argv[2])\" "
+           "'%s/model.safetensors' '%s/pytorch_model.bin' 2>&1",
+           tiny_dir, dir);
+  if (bc_test_run(cmd, &out) != 0) fail_msg("torch.save failed: %s", out);
+  free(out);
+  expect_fail(dir, BERTCL_ERR_UNSUPPORTED, "scripts/convert_pytorch_bin.py", NULL);
+  snprintf(cmd, sizeof cmd, "python3 '%s/../../scripts/convert_pytorch_bin.py' '%s' 2>&1",
+           BERTCL_TEST_DATA, dir);
+  if (bc_test_run(cmd, &out) != 0) fail_msg("convert_pytorch_bin.py failed: %s", out);
+  free(out);
+  bertcl_model *ref = NULL, *m = NULL;
+  assert_int_equal(bertcl_model_load(&ref, tiny_dir), BERTCL_OK);
+  if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  check_same_weights(ref, m, 0.0f, 0.0f);
+  bertcl_model_info in;
+  bertcl_model_get_info(m, &in);
+  assert_int_equal(in.num_unused, 1); /* the tied decoder copy */
+  bertcl_model_free(m);
+  bertcl_model_free(ref);
+  rm_rf(dir);
+}
+
 /* ---- bertcl info ---------------------------------------------------------------------------- */
 
 static void test_cli_info(void **state) {
@@ -853,6 +889,7 @@ int main(void) {
       cmocka_unit_test(test_config_validation),
       cmocka_unit_test(test_hostile_safetensors),
       cmocka_unit_test(test_hostile_model),
+      cmocka_unit_test(test_convert_pytorch_bin),
       cmocka_unit_test(test_cli_info),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
