@@ -392,6 +392,51 @@ static void test_tiny_padding_invariance(void **state) {
   assert_true(ok);
 }
 
+/* A sequence with no real token stays finite (its attention rows are uniform, not NaN) and does
+ * not change the other sequences; bad inputs are refused with BERTCL_ERR_INVALID_ARG. */
+static void test_tiny_masked_row_and_bad_input(void **state) {
+  (void)state;
+  char dir[1024];
+  tiny_paths(dir, sizeof dir);
+  test_model tm;
+  model_open(&tm, dir);
+  const bc_config *cfg = &tm.cfg;
+  const bc_weights *w = &tm.w;
+  enum { B = 2, T = 4 };
+  int C = cfg->hidden_size, L = cfg->num_layers;
+  int32_t ids[B * T] = {101, 1010, 1011, 102, 101, 1012, 102, 0};
+  int32_t mask[B * T] = {1, 1, 1, 1, 0, 0, 0, 0};
+  int32_t mask0[T] = {1, 1, 1, 1};
+  size_t BTC = (size_t)B * T * C;
+  float *hidden = malloc((size_t)(L + 1) * BTC * sizeof(float));  /* (L+1, B*T, C) */
+  float *hidden0 = malloc((size_t)(L + 1) * T * C * sizeof(float)); /* (L+1, 1*T, C) */
+  float pooled[B * 64];
+  assert_true(hidden && hidden0 && C <= 64);
+  assert_int_equal(ref_bert_fwd(cfg, w, ids, NULL, mask, B, T, hidden, pooled), BERTCL_OK);
+  for (size_t i = 0; i < (size_t)(L + 1) * BTC; i++)
+    if (!isfinite(hidden[i])) fail_msg("hidden value %zu is %g with a fully masked row", i, hidden[i]);
+  for (int i = 0; i < B * C; i++) assert_true(isfinite(pooled[i]));
+  assert_int_equal(ref_bert_fwd(cfg, w, ids, NULL, mask0, 1, T, hidden0, NULL), BERTCL_OK);
+  for (int l = 0; l <= L; l++)
+    assert_true(bc_check_close("hidden (1,4,C) beside a fully masked row vs alone",
+                               hidden + (size_t)l * BTC, hidden0 + (size_t)l * T * C,
+                               (size_t)T * C, 0, 0, (uint64_t)l));
+
+  int32_t bad_ids[T] = {101, cfg->vocab_size, 102, 0};
+  assert_int_equal(ref_bert_fwd(cfg, w, bad_ids, NULL, NULL, 1, T, hidden0, NULL),
+                   BERTCL_ERR_INVALID_ARG);
+  int32_t bad_types[T] = {0, 0, cfg->type_vocab_size, 0};
+  assert_int_equal(ref_bert_fwd(cfg, w, ids, bad_types, NULL, 1, T, hidden0, NULL),
+                   BERTCL_ERR_INVALID_ARG);
+  assert_int_equal(ref_bert_fwd(cfg, w, ids, NULL, NULL, 1, cfg->max_position + 1, hidden0, NULL),
+                   BERTCL_ERR_INVALID_ARG);
+  assert_int_equal(ref_bert_fwd(cfg, w, ids, NULL, NULL, 0, T, hidden0, NULL),
+                   BERTCL_ERR_INVALID_ARG);
+  free(hidden0);
+  free(hidden);
+  model_close(&tm);
+}
+
 static void test_minilm_hidden_states(void **state) {
   (void)state;
   char dir[1024];
@@ -511,6 +556,7 @@ int main(void) {
       cmocka_unit_test(test_attention_padding_t1),
       cmocka_unit_test(test_tiny_hidden_states),
       cmocka_unit_test(test_tiny_padding_invariance),
+      cmocka_unit_test(test_tiny_masked_row_and_bad_input),
       cmocka_unit_test(test_minilm_hidden_states),
       cmocka_unit_test(test_minilm_sentence_embeddings),
   };

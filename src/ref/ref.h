@@ -47,14 +47,21 @@ void ref_attention_fwd(float *out,         /* (B*T, C) context */
                        const int32_t *mask, /* (B, T) */
                        int B, int T, int C, int NH);
 /* Masked softmax in place over the last dimension of scores (B, NH, T, T) after scaling:
- * s = s * scale + (mask[b, j] ? 0 : -FLT_MAX-ish), then softmax over j. */
+ * s = s * scale + (mask[b, j] ? 0 : -FLT_MAX-ish), then softmax over j.
+ * The reference adds exactly -FLT_MAX (torch.finfo(float32).min, transformers' eager mask):
+ * a masked key gets probability 0 exactly; a row whose keys are all masked (a sequence with no
+ * real token) comes out uniform, 1/T for every key, never NaN. (transformers' default sdpa path
+ * gives such a row a zero context instead; no real input has one.) mask may be NULL (all real). */
 void ref_softmax_fwd(float *scores, const int32_t *mask, float scale, int B, int NH, int T);
 /* pooler: out = tanh(h[b, 0, :] @ w^T + bias) */
 void ref_pooler_fwd(float *out, /* (B, C) */ const float *h, /* (B*T, C) */ const float *w,
                     const float *bias, int B, int T, int C);
 /* Sentence pooling over the attention mask, as sentence-transformers computes it.
  * mode: BC_POOL_CLS (token 0), BC_POOL_MEAN (sum of real tokens / max(count, 1e-9)),
- * BC_POOL_MAX (masked positions set to -1e9 before the max). */
+ * BC_POOL_MAX (masked positions set to -1e9 before the max). A sequence with no real token gives
+ * 0 (mean) and -1e9 (max). (sentence-transformers 6.x masks with -inf for max and takes the first
+ * real token for cls; identical for right-padded input with at least one real token.)
+ * Any other mode fills out with NaN. */
 void ref_pool_fwd(float *out, /* (B, C) */ const float *h, /* (B*T, C) */
                   const int32_t *mask, /* (B, T) */ int mode, int B, int T, int C);
 /* out = x / max(||x||_2, 1e-12) per row (torch.nn.functional.normalize). out may equal x. */
