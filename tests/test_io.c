@@ -40,8 +40,8 @@ static void expect_same_file(const char *got_path, const char *expected_rel) {
   if (gl != el) fail_msg("%s: %zu bytes, %s has %zu", got_path, gl, expected_rel, el);
   for (size_t i = 0; i < gl; i++)
     if (g[i] != e[i])
-      fail_msg("%s differs from %s at byte %zu: 0x%02x, expected 0x%02x", got_path,
-               expected_rel, i, (unsigned char)g[i], (unsigned char)e[i]);
+      fail_msg("%s differs from %s at byte %zu: 0x%02x, expected 0x%02x", got_path, expected_rel, i,
+               (unsigned char)g[i], (unsigned char)e[i]);
   free(g);
   free(e);
 }
@@ -56,12 +56,12 @@ static void test_f16_rounding(void **state) {
   (void)state;
   init_values();
   /* what numpy's astype(float16) gives for the 16 values */
-  const uint16_t want[16] = {0x0,    0x8000, 0x3c00, 0x3555, 0xc100, 0x7bff, 0x7bff, 0x7c00,
-                             0x0,    0x1,    0x1f7,  0x3c00, 0x3c02, 0x7c00, 0xfc00, 0x7e00};
+  const uint16_t want[16] = {0x0, 0x8000, 0x3c00, 0x3555, 0xc100, 0x7bff, 0x7bff, 0x7c00,
+                             0x0, 0x1,    0x1f7,  0x3c00, 0x3c02, 0x7c00, 0xfc00, 0x7e00};
   for (int i = 0; i < 16; i++)
     if (bc_f32_to_f16(values[i]) != want[i])
-      fail_msg("f16(%a) = 0x%04x, numpy gives 0x%04x", (double)values[i],
-               bc_f32_to_f16(values[i]), want[i]);
+      fail_msg("f16(%a) = 0x%04x, numpy gives 0x%04x", (double)values[i], bc_f32_to_f16(values[i]),
+               want[i]);
   /* every half widens exactly (through the safetensors reader) and narrows back to itself;
    * the midpoint between neighbours rounds to the even one */
   static unsigned char file[8 + 80 + 131072];
@@ -87,7 +87,8 @@ static void test_f16_rounding(void **state) {
       assert_true((bc_f32_to_f16(w[h]) & 0x7E00) == 0x7E00);
       continue;
     }
-    if (bc_f32_to_f16(w[h]) != h) fail_msg("half 0x%04x -> %a -> 0x%04x", h, (double)w[h], bc_f32_to_f16(w[h]));
+    if (bc_f32_to_f16(w[h]) != h)
+      fail_msg("half 0x%04x -> %a -> 0x%04x", h, (double)w[h], bc_f32_to_f16(w[h]));
     uint32_t next = h + 1;
     if ((h & 0x7FFF) >= 0x7BFF) continue; /* the largest finite, inf, NaN */
     float mid = (w[h] + w[next]) * 0.5f;
@@ -238,31 +239,32 @@ static void test_python_reads(void **state) {
   char script[1200];
   snprintf(script, sizeof script, "%s/check.py", dir);
   f = fopen(script, "w");
-  fputs("import sys, warnings\n"
-        "import numpy as np\n"
-        "from safetensors import safe_open\n"
-        "warnings.simplefilter('ignore')\n"
-        "d = sys.argv[1]\n"
-        "x = np.fromfile(d + '/x.f32', dtype='<f4').reshape(7, 33)\n"
-        "a = np.load(d + '/a.npy')\n"
-        "assert a.dtype == np.dtype('<f4') and a.shape == (7, 33), (a.dtype, a.shape)\n"
-        "assert a.flags.c_contiguous and np.array_equal(a, x)\n"
-        "v2 = np.load(d + '/v2.npy')\n"
-        "assert v2.dtype == np.float32 and np.array_equal(v2, x)\n"
-        "assert open(d + '/v2.npy', 'rb').read(8)[6:8] == bytes([2, 0])\n"
-        "h = np.load(d + '/h.npy')\n"
-        "assert h.dtype == np.dtype('<f2') and h.shape == (7, 33), (h.dtype, h.shape)\n"
-        "assert np.array_equal(h.view(np.uint16), x.astype(np.float16).view(np.uint16))\n"
-        "with safe_open(d + '/e.safetensors', 'np') as f:\n"
-        "    m = f.metadata()\n"
-        "    assert m == {'model': 'tiny-bert', 'pooling': 'mean', 'layers': '-1'}, m\n"
-        "    e = f.get_tensor('embeddings')\n"
-        "    assert e.dtype == np.float32 and e.shape == (7, 33) and np.array_equal(e, x)\n"
-        "    e16 = f.get_tensor('embeddings_f16')\n"
-        "    assert e16.dtype == np.float16 and e16.shape == (7, 33)\n"
-        "    assert np.array_equal(e16.view(np.uint16), x.astype(np.float16).view(np.uint16))\n"
-        "print('python check ok')\n",
-        f);
+  fputs(
+      "import sys, warnings\n"
+      "import numpy as np\n"
+      "from safetensors import safe_open\n"
+      "warnings.simplefilter('ignore')\n"
+      "d = sys.argv[1]\n"
+      "x = np.fromfile(d + '/x.f32', dtype='<f4').reshape(7, 33)\n"
+      "a = np.load(d + '/a.npy')\n"
+      "assert a.dtype == np.dtype('<f4') and a.shape == (7, 33), (a.dtype, a.shape)\n"
+      "assert a.flags.c_contiguous and np.array_equal(a, x)\n"
+      "v2 = np.load(d + '/v2.npy')\n"
+      "assert v2.dtype == np.float32 and np.array_equal(v2, x)\n"
+      "assert open(d + '/v2.npy', 'rb').read(8)[6:8] == bytes([2, 0])\n"
+      "h = np.load(d + '/h.npy')\n"
+      "assert h.dtype == np.dtype('<f2') and h.shape == (7, 33), (h.dtype, h.shape)\n"
+      "assert np.array_equal(h.view(np.uint16), x.astype(np.float16).view(np.uint16))\n"
+      "with safe_open(d + '/e.safetensors', 'np') as f:\n"
+      "    m = f.metadata()\n"
+      "    assert m == {'model': 'tiny-bert', 'pooling': 'mean', 'layers': '-1'}, m\n"
+      "    e = f.get_tensor('embeddings')\n"
+      "    assert e.dtype == np.float32 and e.shape == (7, 33) and np.array_equal(e, x)\n"
+      "    e16 = f.get_tensor('embeddings_f16')\n"
+      "    assert e16.dtype == np.float16 and e16.shape == (7, 33)\n"
+      "    assert np.array_equal(e16.view(np.uint16), x.astype(np.float16).view(np.uint16))\n"
+      "print('python check ok')\n",
+      f);
   fclose(f);
   char cmd[2600], *out = NULL;
   snprintf(cmd, sizeof cmd, "python3 '%s' '%s' 2>&1", script, dir);
@@ -274,7 +276,7 @@ static void test_python_reads(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_f16_rounding),   cmocka_unit_test(test_npy_bytes),
+      cmocka_unit_test(test_f16_rounding),      cmocka_unit_test(test_npy_bytes),
       cmocka_unit_test(test_safetensors_bytes), cmocka_unit_test(test_atomic_replace),
       cmocka_unit_test(test_python_reads),
   };

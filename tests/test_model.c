@@ -73,14 +73,15 @@ static void write_st_raw(const char *dir, const char *name, const char *header, 
 }
 
 typedef struct {
-  const char *prefix;   /* prepended to every BertModel name */
-  int legacy_ln;        /* LayerNorm.weight/bias -> gamma/beta */
-  const char *drop;     /* a tensor left out */
-  const char *as_i64;   /* a tensor stored as I64 (same byte size as shape x 8) */
-  const char *dtype;    /* "F32" (default), "F16" or "BF16" for every tensor */
-  int classifier;       /* add classifier.weight/bias with this many labels */
-  int shards;           /* 0/1: model.safetensors; 2: two shards + index */
-  int dup_in_shards;    /* put one tensor in both shards */
+  const char *prefix; /* prepended to every BertModel name */
+  int legacy_ln;      /* LayerNorm.weight/bias -> gamma/beta */
+  const char *drop;   /* a tensor left out */
+  const char *as_i64; /* a tensor stored as I64 (same byte size as shape x 8) */
+  const char *dtype;  /* "F32" (default), "F16" or "BF16" for every tensor */
+  int classifier;     /* add classifier.weight/bias with this many labels */
+  int shards;         /* 0/1: model.safetensors; 2: two shards + index */
+  int dup_in_shards;  /* put one tensor in both shards */
+  int position_ids;   /* add embeddings.position_ids as I64 (unused, as in MiniLM) */
 } variant;
 
 static uint16_t bf16_trunc(float x) {
@@ -102,6 +103,16 @@ static void write_tiny_variant(const char *dir, const variant *v) {
   json_t *wmap = json_object();
   size_t n = bc_st_count(src);
   size_t extra = v->classifier ? 2 : 0;
+  if (v->position_ids) {
+    int64_t ids[64];
+    for (int k = 0; k < 64; k++) ids[k] = k;
+    data[0] = malloc(sizeof ids);
+    memcpy(data[0], ids, sizeof ids);
+    dlen[0] = sizeof ids;
+    json_object_set_new(hdr[0], "embeddings.position_ids",
+                        json_pack("{s:s, s:[i, i], s:[i, i]}", "dtype", "I64", "shape", 1, 64,
+                                  "data_offsets", 0, (int)sizeof ids));
+  }
   for (size_t i = 0; i < n + extra; i++) {
     char name[256];
     const float *vals = NULL;
@@ -158,9 +169,9 @@ static void write_tiny_variant(const char *dir, const variant *v) {
           memcpy(o + 2 * k, &h, 2);
         }
       }
-      json_t *e = json_pack("{s:s, s:[I], s:[I, I]}", "dtype", dt, "shape", (json_int_t)shape[0],
-                            "data_offsets", (json_int_t)dlen[sh],
-                            (json_int_t)(dlen[sh] + numel * es));
+      json_t *e =
+          json_pack("{s:s, s:[I], s:[I, I]}", "dtype", dt, "shape", (json_int_t)shape[0],
+                    "data_offsets", (json_int_t)dlen[sh], (json_int_t)(dlen[sh] + numel * es));
       if (ndim == 2) json_array_append_new(json_object_get(e, "shape"), json_integer(shape[1]));
       json_object_set_new(hdr[sh], name, e);
       dlen[sh] += numel * es;
@@ -184,8 +195,8 @@ static void write_tiny_variant(const char *dir, const variant *v) {
   }
   if (nshards == 1) json_decref(hdr[1]);
   if (nshards > 1) {
-    json_t *idx = json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)0,
-                            "weight_map", wmap);
+    json_t *idx =
+        json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)0, "weight_map", wmap);
     char *s = json_dumps(idx, JSON_INDENT(2));
     write_text(dir, "model.safetensors.index.json", s);
     free(s);
@@ -218,8 +229,8 @@ static void expect_cli_fail(const char *dir, const char *needle) {
   int lines = 0;
   for (size_t i = 0; i < len; i++) lines += out[i] == '\n';
   if (rc != 1 || lines != 1 || strncmp(out, "bertcl: info: ", 14) != 0 || !strstr(out, needle))
-    fail_msg("bertcl info -m %s: exit %d, %d lines: %s (want exit 1, one line with '%s')", dir,
-             rc, lines, out, needle);
+    fail_msg("bertcl info -m %s: exit %d, %d lines: %s (want exit 1, one line with '%s')", dir, rc,
+             lines, out, needle);
   free(out);
 }
 
@@ -256,8 +267,7 @@ static void check_same_weights(const bertcl_model *a, const bertcl_model *b, flo
     assert_non_null(pairs[k].y);
     for (size_t i = 0; i < pairs[k].n; i++)
       if (!(fabsf(pairs[k].x[i] - pairs[k].y[i]) <= tol * fabsf(pairs[k].x[i]) + atol))
-        fail_msg("weights pair %zu index %zu: %.9g vs %.9g", k, i, pairs[k].x[i],
-                 pairs[k].y[i]);
+        fail_msg("weights pair %zu index %zu: %.9g vs %.9g", k, i, pairs[k].x[i], pairs[k].y[i]);
   }
 }
 
@@ -375,10 +385,9 @@ static void test_prefix_legacy_classifier(void **state) {
   char *cfgtext = read_tiny("config.json", &len);
   json_t *cfg = json_loadb(cfgtext, len, 0, NULL);
   free(cfgtext);
-  json_object_set_new(cfg, "id2label", json_pack("{s:s, s:s, s:s}", "0", "neg", "1", "neu", "2",
-                                                 "pos"));
-  json_object_set_new(cfg, "label2id", json_pack("{s:i, s:i, s:i}", "neg", 0, "neu", 1, "pos",
-                                                 2));
+  json_object_set_new(cfg, "id2label",
+                      json_pack("{s:s, s:s, s:s}", "0", "neg", "1", "neu", "2", "pos"));
+  json_object_set_new(cfg, "label2id", json_pack("{s:i, s:i, s:i}", "neg", 0, "neu", 1, "pos", 2));
   json_object_set_new(cfg, "problem_type", json_string("single_label_classification"));
   char *cfgs = json_dumps(cfg, 0);
   new_case(dir, sizeof dir, cfgs);
@@ -517,7 +526,8 @@ static void test_sentence_transformers(void **state) {
              "{\"word_embedding_dimension\": 32, \"pooling_mode_cls_token\": true, "
              "\"pooling_mode_mean_tokens\": true, \"pooling_mode_max_tokens\": false, "
              "\"pooling_mode_mean_sqrt_len_tokens\": false}");
-  write_text(dir, "sentence_bert_config.json", "{\"max_seq_length\": 128, \"do_lower_case\": true}");
+  write_text(dir, "sentence_bert_config.json",
+             "{\"max_seq_length\": 128, \"do_lower_case\": true}");
   bertcl_model *m = NULL;
   if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
   const bc_config *c = bc_model_config(m);
@@ -645,8 +655,9 @@ typedef struct {
   const char *needle;
 } hostile;
 
-#define T1(name, dt, shape, b, e) \
-  "\"" name "\": {\"dtype\": \"" dt "\", \"shape\": " shape ", \"data_offsets\": [" #b ", " #e "]}"
+#define T1(name, dt, shape, b, e)                                                                  \
+  "\"" name "\": {\"dtype\": \"" dt "\", \"shape\": " shape ", \"data_offsets\": [" #b ", " #e "]" \
+                                                                                               "}"
 
 static const hostile hostiles[] = {
     {"empty file", NULL, 0, ~0ULL, "", 0, BERTCL_ERR_FORMAT, "file is empty"},
@@ -666,21 +677,24 @@ static const hostile hostiles[] = {
     {"unknown dtype", "{" T1("w", "Q7", "[2]", 0, 8) "}", 8, ~0ULL, NULL, 0, BERTCL_ERR_FORMAT,
      "tensor 'w' has unknown dtype 'Q7'"},
     {"shape/size mismatch", "{" T1("w", "F32", "[3]", 0, 8) "}", 8, ~0ULL, NULL, 0,
-     BERTCL_ERR_FORMAT, "tensor 'w' shape [3] x F32 is 12 bytes but its data_offsets [0, 8] cover 8"},
+     BERTCL_ERR_FORMAT,
+     "tensor 'w' shape [3] x F32 is 12 bytes but its data_offsets [0, 8] cover 8"},
     {"overlapping offsets", "{" T1("a", "F32", "[2]", 0, 8) ", " T1("b", "F32", "[2]", 4, 12) "}",
-     12, ~0ULL, NULL, 0, BERTCL_ERR_FORMAT, "tensor 'b' data_offsets [4, 12] overlap the previous tensor 'a'"},
+     12, ~0ULL, NULL, 0, BERTCL_ERR_FORMAT,
+     "tensor 'b' data_offsets [4, 12] overlap the previous tensor 'a'"},
     {"gap between tensors", "{" T1("a", "F32", "[2]", 0, 8) ", " T1("b", "F32", "[2]", 12, 20) "}",
      20, ~0ULL, NULL, 0, BERTCL_ERR_FORMAT, "gap of 4 unused bytes before tensor 'b'"},
     {"offsets past the end", "{" T1("a", "F32", "[250]", 0, 1000) "}", 16, ~0ULL, NULL, 0,
-     BERTCL_ERR_FORMAT, "tensor 'a' data_offsets [0, 1000] run past the end of the data section (16 bytes)"},
+     BERTCL_ERR_FORMAT,
+     "tensor 'a' data_offsets [0, 1000] run past the end of the data section (16 bytes)"},
     {"trailing bytes", "{" T1("a", "F32", "[2]", 0, 8) "}", 12, ~0ULL, NULL, 0, BERTCL_ERR_FORMAT,
      "4 trailing bytes after the last tensor"},
     {"duplicate key", "{" T1("a", "F32", "[1]", 0, 4) ", " T1("a", "F32", "[1]", 4, 8) "}", 8,
      ~0ULL, NULL, 0, BERTCL_ERR_FORMAT, "header has a duplicate key"},
     {"shape product overflow", "{" T1("a", "F32", "[4294967296, 4294967296, 16]", 0, 8) "}", 8,
      ~0ULL, NULL, 0, BERTCL_ERR_OVERFLOW, "tensor 'a': the product of its shape overflows"},
-    {"byte size overflow", "{" T1("a", "F64", "[4294967296, 536870912]", 0, 8) "}", 8, ~0ULL,
-     NULL, 0, BERTCL_ERR_OVERFLOW, "elements of F64 overflow the byte size"},
+    {"byte size overflow", "{" T1("a", "F64", "[4294967296, 536870912]", 0, 8) "}", 8, ~0ULL, NULL,
+     0, BERTCL_ERR_OVERFLOW, "elements of F64 overflow the byte size"},
     {"offsets reversed", "{" T1("a", "F32", "[0]", 8, 0) "}", 8, ~0ULL, NULL, 0, BERTCL_ERR_FORMAT,
      "data_offsets [8, 0] end before they begin"},
     {"negative dimension", "{" T1("a", "F32", "[-2]", 0, 8) "}", 8, ~0ULL, NULL, 0,
@@ -692,7 +706,8 @@ static const hostile hostiles[] = {
     {"too many dimensions", "{" T1("a", "F32", "[1,1,1,1,1,1,1,1,1]", 0, 4) "}", 4, ~0ULL, NULL, 0,
      BERTCL_ERR_UNSUPPORTED, "tensor 'a' has 9 dimensions (at most 8)"},
     {"valid header, no weights", "{" T1("a", "F32", "[1]", 0, 4) "}", 4, ~0ULL, NULL, 0,
-     BERTCL_ERR_MISSING, "missing tensor 'embeddings.word_embeddings.weight' (expected shape [1395, 32])"},
+     BERTCL_ERR_MISSING,
+     "missing tensor 'embeddings.word_embeddings.weight' (expected shape [1395, 32])"},
 };
 
 static void test_hostile_safetensors(void **state) {
@@ -761,8 +776,8 @@ static void test_hostile_model(void **state) {
   new_case(dir, sizeof dir, NULL);
   variant vq = {.drop = "pooler.dense.weight"};
   write_tiny_variant(dir, &vq);
-  expect_fail(dir, BERTCL_ERR_MISSING, "missing tensor 'pooler.dense.weight' (expected shape [32, 32])",
-              NULL);
+  expect_fail(dir, BERTCL_ERR_MISSING,
+              "missing tensor 'pooler.dense.weight' (expected shape [32, 32])", NULL);
   rm_rf(dir);
   /* a needed tensor with a dtype that is not a float */
   new_case(dir, sizeof dir, NULL);
@@ -796,7 +811,8 @@ static void test_hostile_model(void **state) {
   unlink(strcat(dir, "/pytorch_model.bin"));
   *strrchr(dir, '/') = '\0';
   /* no weights at all; no config; not a directory */
-  expect_fail(dir, BERTCL_ERR_MISSING, "no model.safetensors or model.safetensors.index.json", NULL);
+  expect_fail(dir, BERTCL_ERR_MISSING, "no model.safetensors or model.safetensors.index.json",
+              NULL);
   char cfgp[1200];
   snprintf(cfgp, sizeof cfgp, "%s/config.json", dir);
   unlink(cfgp);
@@ -871,6 +887,25 @@ static void test_cli_info(void **state) {
   assert_non_null(strstr(out, "parameters      64960"));
   assert_non_null(strstr(out, "activation      gelu (erf form)"));
   free(out);
+  /* unused tensors (of any dtype) are fine, and listed at debug level */
+  char dir[1024];
+  new_case(dir, sizeof dir, NULL);
+  variant v = {.position_ids = 1, .prefix = "bert."};
+  write_tiny_variant(dir, &v);
+  snprintf(cmd, sizeof cmd, "BERTCL_DEBUG=1 '%s' info -m '%s' --json 2>&1", BERTCL_BIN, dir);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  if (!strstr(out, "bertcl: debug: ") ||
+      !strstr(out, "unused tensor 'embeddings.position_ids' (I64, 64 elements)"))
+    fail_msg("no debug line for the unused tensor: %s", out);
+  assert_non_null(strstr(out, "\"unused_tensors\": 1"));
+  assert_non_null(strstr(out, "\"layer_norm_eps\": 1e-12"));
+  free(out);
+  snprintf(cmd, sizeof cmd, "'%s' info -m '%s' 2>&1", BERTCL_BIN, dir);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_null(strstr(out, "debug"));
+  assert_non_null(strstr(out, "1 unused tensor)"));
+  free(out);
+  rm_rf(dir);
   snprintf(cmd, sizeof cmd, "'%s' info 2>&1", BERTCL_BIN);
   assert_int_equal(bc_test_run(cmd, &out), 2);
   assert_non_null(strstr(out, "use -m MODEL_DIR"));

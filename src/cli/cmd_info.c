@@ -68,7 +68,7 @@ int bc_cmd_info(int argc, char **argv) {
     return 1;
   }
   if (json) {
-    /* the float eps printed as its shortest decimal (1e-12, not 9.99999996e-13) */
+    /* the float eps as the decimal config.json wrote (1e-12, not 9.99999996e-13) */
     char epsbuf[32];
     snprintf(epsbuf, sizeof epsbuf, "%.7g", (double)in.layer_norm_eps);
     double eps = strtod(epsbuf, NULL);
@@ -82,12 +82,12 @@ int bc_cmd_info(int argc, char **argv) {
         "s:I, s:s, s:i, s:i}",
         "model", dir, "model_type", in.model_type, "layers", in.num_layers, "hidden_size",
         in.hidden_size, "heads", in.num_heads, "intermediate_size", in.intermediate_size,
-        "vocab_size", in.vocab_size, "max_position_embeddings", in.max_position,
-        "type_vocab_size", in.type_vocab_size, "pad_token_id", in.pad_token_id, "hidden_act",
-        in.hidden_act, "layer_norm_eps", eps, "pooler", in.has_pooler,
-        "num_labels", in.num_labels, "labels", labels, "problem_type",
-        in.problem_type[0] ? json_string(in.problem_type) : json_null(), "parameters", (json_int_t)in.num_params,
-        "dtypes", in.dtypes, "files", in.num_files, "unused_tensors", in.num_unused);
+        "vocab_size", in.vocab_size, "max_position_embeddings", in.max_position, "type_vocab_size",
+        in.type_vocab_size, "pad_token_id", in.pad_token_id, "hidden_act", in.hidden_act,
+        "layer_norm_eps", eps, "pooler", in.has_pooler, "num_labels", in.num_labels, "labels",
+        labels, "problem_type", in.problem_type[0] ? json_string(in.problem_type) : json_null(),
+        "parameters", (json_int_t)in.num_params, "dtypes", in.dtypes, "files", in.num_files,
+        "unused_tensors", in.num_unused);
     json_t *tok = json_pack("{s:b, s:b, s:s}", "vocab_txt", in.has_vocab_txt, "tokenizer_json",
                             in.has_tokenizer_json, "class", in.tokenizer_class);
     json_object_set_new(tok, "do_lower_case",
@@ -98,7 +98,8 @@ int bc_cmd_info(int argc, char **argv) {
                         in.st_max_seq_length ? json_integer(in.st_max_seq_length) : json_null());
     json_object_set_new(o, "max_length", json_integer(in.max_length));
     json_object_set_new(o, "tokenizer", tok);
-    char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    char *s =
+        o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
     if (s) puts(s);
     free(s);
     json_decref(o);
@@ -133,8 +134,9 @@ int bc_cmd_info(int argc, char **argv) {
          (double)in.num_params / 1e6);
   printf("dtypes on disk  %s (%d file%s, %d unused tensor%s)\n", in.dtypes, in.num_files,
          in.num_files == 1 ? "" : "s", in.num_unused, in.num_unused == 1 ? "" : "s");
-  printf("pooling         %s\n", in.pooling[0] ? in.pooling : "none (no sentence-transformers "
-                                                             "Pooling module)");
+  printf("pooling         %s\n", in.pooling[0] ? in.pooling
+                                               : "none (no sentence-transformers "
+                                                 "Pooling module)");
   printf("normalize       %s\n", in.normalize ? "yes (L2)" : "no");
   if (in.st_max_seq_length)
     printf("max length      %d (sentence_bert_config.json max_seq_length)\n", in.max_length);
@@ -144,7 +146,9 @@ int bc_cmd_info(int argc, char **argv) {
          in.has_tokenizer_json ? "tokenizer.json" : "",
          in.has_tokenizer_json && in.has_vocab_txt ? " + " : "",
          in.has_vocab_txt ? "vocab.txt" : (in.has_tokenizer_json ? "" : "no tokenizer files"),
-         in.do_lower_case < 0 ? "not stated" : in.do_lower_case ? "yes" : "no",
+         in.do_lower_case < 0 ? "not stated"
+         : in.do_lower_case   ? "yes"
+                              : "no",
          in.tokenizer_class[0] ? ", class " : "", in.tokenizer_class);
   bertcl_model_free(m);
   return 0;

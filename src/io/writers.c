@@ -48,8 +48,7 @@ static int af_open(bc_err *err, afile *f, const char *path) {
   size_t n = strlen(path) + 48;
   f->tmp = malloc(n);
   if (!f->tmp) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
-  snprintf(f->tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(),
-           atomic_fetch_add(&tmp_counter, 1u));
+  snprintf(f->tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&tmp_counter, 1u));
   f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (f->fd < 0) {
     int st = bc_fail(err, BERTCL_ERR_IO, "cannot create %s: %s", f->tmp, strerror(errno));
@@ -142,8 +141,8 @@ static int write_values(bc_err *err, afile *f, const float *data, size_t n, bc_o
   return BERTCL_OK;
 }
 
-static int count_elems(bc_err *err, int ndim, const size_t *shape, size_t *numel,
-                       size_t *nbytes, bc_out_dtype dt) {
+static int count_elems(bc_err *err, int ndim, const size_t *shape, size_t *numel, size_t *nbytes,
+                       bc_out_dtype dt) {
   if (ndim < 0 || ndim > BC_OUT_MAX_DIMS || (ndim > 0 && !shape))
     return bc_fail(err, BERTCL_ERR_INVALID_ARG, "%d dimensions (0..%d)", ndim, BC_OUT_MAX_DIMS);
   if (dt != BC_OUT_F32 && dt != BC_OUT_F16)
@@ -168,8 +167,9 @@ int bc_npy_header(bc_err *err, char *out, size_t cap, size_t *len, int ndim, con
   if (version < 0 || version > 2)
     return bc_fail(err, BERTCL_ERR_INVALID_ARG, "npy version %d (0 = auto, 1, 2)", version);
   char dict[512];
-  size_t o = (size_t)snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                              dtype == BC_OUT_F16 ? "<f2" : "<f4");
+  size_t o =
+      (size_t)snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+                       dtype == BC_OUT_F16 ? "<f2" : "<f4");
   for (int d = 0; d < ndim; d++)
     o += (size_t)snprintf(dict + o, sizeof dict - o, "%s%zu", d ? ", " : "", shape[d]);
   o += (size_t)snprintf(dict + o, sizeof dict - o, "%s), }", ndim == 1 ? "," : "");

@@ -42,8 +42,8 @@ static int get_int(bc_err *err, const char *name, json_t *o, const char *key, in
     return bc_fail(err, BERTCL_ERR_FORMAT, "%s: \"%s\" must be an integer", name, key);
   json_int_t x = json_integer_value(v);
   if (x < lo || x > hi)
-    return bc_fail(err, BERTCL_ERR_UNSUPPORTED, "%s: \"%s\" is %lld, outside [%ld, %ld]", name,
-                   key, (long long)x, lo, hi);
+    return bc_fail(err, BERTCL_ERR_UNSUPPORTED, "%s: \"%s\" is %lld, outside [%ld, %ld]", name, key,
+                   (long long)x, lo, hi);
   *out = (int)x;
   return BERTCL_OK;
 }
@@ -67,8 +67,7 @@ static int get_str(bc_err *err, const char *name, json_t *o, const char *key, co
 }
 
 /* A boolean key; def when absent or null. */
-static int get_bool(bc_err *err, const char *name, json_t *o, const char *key, int def,
-                    int *out) {
+static int get_bool(bc_err *err, const char *name, json_t *o, const char *key, int def, int *out) {
   json_t *v = json_object_get(o, key);
   if (!v || json_is_null(v)) {
     *out = def;
@@ -114,8 +113,8 @@ static int parse_labels(bc_err *err, const char *name, json_t *root, bc_config_e
       return bc_fail(err, BERTCL_ERR_FORMAT, "%s: \"id2label\" has %zu entries", name, n);
     if (num_labels && (size_t)num_labels != n)
       return bc_fail(err, BERTCL_ERR_FORMAT,
-                     "%s: \"num_labels\" is %d but \"id2label\" has %zu entries", name,
-                     num_labels, n);
+                     "%s: \"num_labels\" is %d but \"id2label\" has %zu entries", name, num_labels,
+                     n);
     ex->labels = calloc(n, sizeof *ex->labels);
     if (!ex->labels) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
     ex->n_labels = (int)n;
@@ -146,16 +145,14 @@ static int parse_labels(bc_err *err, const char *name, json_t *root, bc_config_e
         return bc_fail(err, BERTCL_ERR_FORMAT,
                        "%s: \"label2id\" value of '%.40s' is not a non-negative integer", name, k);
       json_int_t id = json_integer_value(v);
-      if (ex->labels &&
-          (id >= ex->n_labels || strcmp(ex->labels[id], k) != 0))
+      if (ex->labels && (id >= ex->n_labels || strcmp(ex->labels[id], k) != 0))
         return bc_fail(err, BERTCL_ERR_FORMAT,
                        "%s: \"label2id\" maps '%.40s' to %lld, which \"id2label\" does not", name,
                        k, (long long)id);
     }
     if (ex->labels && json_object_size(label2id) != (size_t)ex->n_labels)
-      return bc_fail(err, BERTCL_ERR_FORMAT,
-                     "%s: \"label2id\" has %zu entries, \"id2label\" %d", name,
-                     json_object_size(label2id), ex->n_labels);
+      return bc_fail(err, BERTCL_ERR_FORMAT, "%s: \"label2id\" has %zu entries, \"id2label\" %d",
+                     name, json_object_size(label2id), ex->n_labels);
   }
   return BERTCL_OK;
 }
@@ -184,14 +181,16 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
     if (!is_bert_architecture(root)) {
       st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
                    "%s: no \"model_type\" (and no Bert* architecture); bertcl runs model_type "
-                   "\"bert\"", name);
+                   "\"bert\"",
+                   name);
       goto fail;
     }
     snprintf(ex->model_type, sizeof ex->model_type, "bert");
   } else if (strcmp(ex->model_type, "bert") != 0) {
     st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
                  "%s: model_type \"%s\" is not supported; bertcl runs model_type \"bert\" "
-                 "(BERT, MiniLM, BGE, E5 and other BERT-shaped encoders)", name, ex->model_type);
+                 "(BERT, MiniLM, BGE, E5 and other BERT-shaped encoders)",
+                 name, ex->model_type);
     goto fail;
   }
   int is_decoder = 0, cross = 0;
@@ -207,10 +206,8 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
   BC_TRY(get_int(err, name, root, "hidden_size", 768, 1, 1L << 16, &cfg->hidden_size));
   BC_TRY(get_int(err, name, root, "num_hidden_layers", 12, 1, 1024, &cfg->num_layers));
   BC_TRY(get_int(err, name, root, "num_attention_heads", 12, 1, 1L << 16, &cfg->num_heads));
-  BC_TRY(get_int(err, name, root, "intermediate_size", 3072, 1, 1L << 20,
-                 &cfg->intermediate_size));
-  BC_TRY(get_int(err, name, root, "max_position_embeddings", 512, 1, 1L << 20,
-                 &cfg->max_position));
+  BC_TRY(get_int(err, name, root, "intermediate_size", 3072, 1, 1L << 20, &cfg->intermediate_size));
+  BC_TRY(get_int(err, name, root, "max_position_embeddings", 512, 1, 1L << 20, &cfg->max_position));
   BC_TRY(get_int(err, name, root, "type_vocab_size", 2, 1, 1L << 16, &cfg->type_vocab_size));
   BC_TRY(get_int(err, name, root, "pad_token_id", 0, 0, (long)cfg->vocab_size - 1,
                  &cfg->pad_token_id));
@@ -247,7 +244,8 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
   } else {
     st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
                  "%s: hidden_act \"%s\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, "
-                 "relu)", name, ex->hidden_act);
+                 "relu)",
+                 name, ex->hidden_act);
     goto fail;
   }
 
@@ -255,20 +253,18 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
   BC_TRY(get_str(err, name, root, "position_embedding_type", "absolute", pet, sizeof pet));
   if (strcmp(pet, "absolute") != 0) {
     st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
-                 "%s: position_embedding_type \"%s\" is not supported (absolute only)", name,
-                 pet);
+                 "%s: position_embedding_type \"%s\" is not supported (absolute only)", name, pet);
     goto fail;
   }
 
-  BC_TRY(get_str(err, name, root, "problem_type", "", cfg->problem_type,
-                 sizeof cfg->problem_type));
+  BC_TRY(get_str(err, name, root, "problem_type", "", cfg->problem_type, sizeof cfg->problem_type));
   if (cfg->problem_type[0] && strcmp(cfg->problem_type, "regression") != 0 &&
       strcmp(cfg->problem_type, "single_label_classification") != 0 &&
       strcmp(cfg->problem_type, "multi_label_classification") != 0) {
     st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
                  "%s: problem_type \"%s\" is not one of regression, "
-                 "single_label_classification, multi_label_classification", name,
-                 cfg->problem_type);
+                 "single_label_classification, multi_label_classification",
+                 name, cfg->problem_type);
     goto fail;
   }
   BC_TRY(parse_labels(err, name, root, ex));
@@ -312,8 +308,8 @@ int bc_modules_parse(bc_err *err, const char *name, const char *text, size_t len
     const char *t = json_string_value(type), *cls = class_of(t);
     const char *p = path ? json_string_value(path) : "";
     if (strstr(p, "..") || p[0] == '/' || strlen(p) >= sizeof out->pooling) {
-      st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: module path \"%.60s\" is not a subdirectory",
-                   name, p);
+      st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: module path \"%.60s\" is not a subdirectory", name,
+                   p);
       goto done;
     }
     if (strcmp(cls, "Transformer") == 0 && !have_transformer && i == 0) {
@@ -327,7 +323,8 @@ int bc_modules_parse(bc_err *err, const char *name, const char *text, size_t len
     } else {
       st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
                    "%s: module %zu \"%.80s\" (path \"%.60s\") is not supported; bertcl runs "
-                   "Transformer, Pooling, Normalize in that order", name, i, t, p);
+                   "Transformer, Pooling, Normalize in that order",
+                   name, i, t, p);
       goto done;
     }
   }
@@ -341,8 +338,8 @@ done:
   return st;
 }
 
-int bc_pooling_parse(bc_err *err, const char *name, const char *text, size_t len,
-                     int hidden_size, int *flags) {
+int bc_pooling_parse(bc_err *err, const char *name, const char *text, size_t len, int hidden_size,
+                     int *flags) {
   *flags = 0;
   json_t *root = NULL;
   int st = load_object(err, name, text, len, 0, &root);
@@ -359,15 +356,13 @@ int bc_pooling_parse(bc_err *err, const char *name, const char *text, size_t len
   BC_TRY(get_bool(err, name, root, "pooling_mode_mean_tokens", 0, &mean));
   BC_TRY(get_bool(err, name, root, "pooling_mode_max_tokens", 0, &max));
   static const char *unsupported[] = {"pooling_mode_mean_sqrt_len_tokens",
-                                      "pooling_mode_weightedmean_tokens",
-                                      "pooling_mode_lasttoken"};
+                                      "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"};
   for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
     int on = 0;
     BC_TRY(get_bool(err, name, root, unsupported[i], 0, &on));
     if (on) {
       st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
-                   "%s: %s is not supported (cls, mean and max pooling are)", name,
-                   unsupported[i]);
+                   "%s: %s is not supported (cls, mean and max pooling are)", name, unsupported[i]);
       goto fail;
     }
   }

@@ -25,9 +25,9 @@ void bc_config_extra_free(bc_config_extra *ex);
 
 /* modules.json: which sentence-transformers modules a directory has. */
 typedef struct {
-  int present;            /* modules.json exists */
-  char transformer[256];  /* path of the Transformer module ("" = the directory itself) */
-  char pooling[256];      /* path of the Pooling module, "" when none */
+  int present;           /* modules.json exists */
+  char transformer[256]; /* path of the Transformer module ("" = the directory itself) */
+  char pooling[256];     /* path of the Pooling module, "" when none */
   int has_pooling;
   int normalize;
 } bc_st_modules;
@@ -36,15 +36,15 @@ int bc_modules_parse(bc_err *err, const char *name, const char *text, size_t len
                      bc_st_modules *out);
 /* 1_Pooling/config.json: BC_POOL_* flags; hidden_size is checked against
  * word_embedding_dimension. */
-int bc_pooling_parse(bc_err *err, const char *name, const char *text, size_t len,
-                     int hidden_size, int *flags);
+int bc_pooling_parse(bc_err *err, const char *name, const char *text, size_t len, int hidden_size,
+                     int *flags);
 /* sentence_bert_config.json: max_seq_length (0 when absent or null) and do_lower_case. */
 int bc_sbert_config_parse(bc_err *err, const char *name, const char *text, size_t len,
                           int *max_seq_length, int *do_lower_case);
 
 /* tokenizer_config.json facts shown by bertcl info. */
 typedef struct {
-  int do_lower_case;    /* 1/0, -1 when not stated */
+  int do_lower_case;     /* 1/0, -1 when not stated */
   long model_max_length; /* 0 when absent or not a sane length (transformers writes 1e30) */
   char tokenizer_class[64];
 } bc_tok_settings;

@@ -43,7 +43,7 @@ void bertcl_model_free(bertcl_model *m) {
 /* ---- weight binding ------------------------------------------------------------------------ */
 
 typedef struct {
-  char name[128];  /* without the bert. prefix */
+  char name[128]; /* without the bert. prefix */
   int ndim;
   int64_t dims[2];
   const float **dst;
@@ -55,8 +55,8 @@ typedef struct {
   size_t n, cap;
 } want_list;
 
-static int want_add(bc_err *err, want_list *l, const char *name, int ndim, int64_t d0,
-                    int64_t d1, const float **dst) {
+static int want_add(bc_err *err, want_list *l, const char *name, int ndim, int64_t d0, int64_t d1,
+                    const float **dst) {
   if (l->n == l->cap) {
     size_t ncap = l->cap ? l->cap * 2 : 64;
     want *nv = realloc(l->v, ncap * sizeof *nv);
@@ -109,7 +109,9 @@ static void dims_str(char *out, size_t n, int ndim, const int64_t *dims) {
   if (o < n) snprintf(out + o, n - o, "]");
 }
 
-static int is_float_dtype(bc_dtype d) { return d == BC_DT_F32 || d == BC_DT_F16 || d == BC_DT_BF16; }
+static int is_float_dtype(bc_dtype d) {
+  return d == BC_DT_F32 || d == BC_DT_F16 || d == BC_DT_BF16;
+}
 
 /* Checks one found tensor against what the config says. */
 static int check_shape(bc_err *err, const char *wname, const char *cname, const char *prefix,
@@ -121,14 +123,13 @@ static int check_shape(bc_err *err, const char *wname, const char *cname, const 
     char got[200], exp[64];
     dims_str(got, sizeof got, t->ndim, t->shape);
     dims_str(exp, sizeof exp, w->ndim, w->dims);
-    return bc_fail(err, BERTCL_ERR_SHAPE,
-                   "%s: tensor '%s%s' has shape %s but %s implies %s", wname, prefix, w->name, got,
-                   cname, exp);
+    return bc_fail(err, BERTCL_ERR_SHAPE, "%s: tensor '%s%s' has shape %s but %s implies %s", wname,
+                   prefix, w->name, got, cname, exp);
   }
   if (!is_float_dtype(t->dtype))
     return bc_fail(err, BERTCL_ERR_UNSUPPORTED,
-                   "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", wname,
-                   t->name, t->dtype_name);
+                   "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", wname, t->name,
+                   t->dtype_name);
   return BERTCL_OK;
 }
 
@@ -187,8 +188,8 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
     goto fail;
   }
   bc_weights *w = &m->w;
-  BC_TRY(want_add(err, &wl, "embeddings.word_embeddings.weight", 2, c->vocab_size, C,
-                  &w->word_emb));
+  BC_TRY(
+      want_add(err, &wl, "embeddings.word_embeddings.weight", 2, c->vocab_size, C, &w->word_emb));
   BC_TRY(want_add(err, &wl, "embeddings.position_embeddings.weight", 2, c->max_position, C,
                   &w->pos_emb));
   BC_TRY(want_add(err, &wl, "embeddings.token_type_embeddings.weight", 2, c->type_vocab_size, C,
@@ -197,13 +198,17 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
   BC_TRY(want_add(err, &wl, "embeddings.LayerNorm.bias", 1, C, 0, &w->emb_ln_b));
   for (int l = 0; l < c->num_layers; l++) {
     bc_layer_weights *lw = &w->layers[l];
-    static const char *const parts[] = {
-        "attention.self.query", "attention.self.key", "attention.self.value",
-        "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense",
-        "output.dense", "output.LayerNorm"};
-    const float **ws[] = {&lw->q_w, &lw->k_w, &lw->v_w, &lw->ao_w,
+    static const char *const parts[] = {"attention.self.query",
+                                        "attention.self.key",
+                                        "attention.self.value",
+                                        "attention.output.dense",
+                                        "attention.output.LayerNorm",
+                                        "intermediate.dense",
+                                        "output.dense",
+                                        "output.LayerNorm"};
+    const float **ws[] = {&lw->q_w,   &lw->k_w,     &lw->v_w,   &lw->ao_w,
                           &lw->ln1_w, &lw->inter_w, &lw->out_w, &lw->ln2_w};
-    const float **bs[] = {&lw->q_b, &lw->k_b, &lw->v_b, &lw->ao_b,
+    const float **bs[] = {&lw->q_b,   &lw->k_b,     &lw->v_b,   &lw->ao_b,
                           &lw->ln1_b, &lw->inter_b, &lw->out_b, &lw->ln2_b};
     for (int k = 0; k < 8; k++) {
       char nw[128], nb[128];
@@ -340,8 +345,7 @@ static int read_in(bc_err *err, const char *dir, const char *name, int optional,
   struct stat sb;
   int st = BERTCL_OK;
   if (stat(p, &sb) != 0) {
-    if (!optional)
-      st = bc_fail(err, BERTCL_ERR_MISSING, "%s: not found (%s)", p, strerror(errno));
+    if (!optional) st = bc_fail(err, BERTCL_ERR_MISSING, "%s: not found (%s)", p, strerror(errno));
   } else if (!S_ISREG(sb.st_mode)) {
     st = bc_fail(err, BERTCL_ERR_IO, "%s: not a regular file", p);
   } else if (sb.st_size > (64 << 20)) {
@@ -411,8 +415,8 @@ static int open_sharded(bc_err *err, const char *dir, const char *index_path, bc
       names[nf] = (char *)shard;
       st = sp ? bc_st_open(err, sp, &fs[nf]) : bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
       if (st == BERTCL_ERR_MISSING)
-        st = bc_fail(err, BERTCL_ERR_MISSING, "%s: shard %s named in %s does not exist", sp,
-                     shard, index_path);
+        st = bc_fail(err, BERTCL_ERR_MISSING, "%s: shard %s named in %s does not exist", sp, shard,
+                     index_path);
       free(sp);
       if (st) break;
       nf++;
@@ -459,8 +463,7 @@ static int load_extras(bc_err *err, bertcl_model *m, const char *dir, const bc_s
   }
   if ((st = read_in(err, dir, "sentence_bert_config.json", 1, &text, &len, &path))) return st;
   if (text) {
-    st = bc_sbert_config_parse(err, path, text, len, &c->st_max_seq_length,
-                               &c->st_do_lower_case);
+    st = bc_sbert_config_parse(err, path, text, len, &c->st_max_seq_length, &c->st_do_lower_case);
     free(text);
     free(path);
     text = path = NULL;
@@ -591,8 +594,10 @@ int bertcl_model_get_info(const bertcl_model *m, bertcl_model_info *info) {
   info->num_unused = m->num_unused;
   snprintf(info->dtypes, sizeof info->dtypes, "%s", m->dtypes);
   size_t o = 0;
-  static const struct { int flag; const char *name; } pools[] = {
-      {BC_POOL_CLS, "cls"}, {BC_POOL_MEAN, "mean"}, {BC_POOL_MAX, "max"}};
+  static const struct {
+    int flag;
+    const char *name;
+  } pools[] = {{BC_POOL_CLS, "cls"}, {BC_POOL_MEAN, "mean"}, {BC_POOL_MAX, "max"}};
   for (int k = 0; k < 3; k++)
     if (c->st_pooling & pools[k].flag)
       o += (size_t)snprintf(info->pooling + o, sizeof info->pooling - o, "%s%s", o ? "+" : "",

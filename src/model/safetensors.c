@@ -26,7 +26,7 @@ typedef struct name_idx_ {
 
 struct bc_st_file {
   char *path;
-  void *map;          /* mmap'd file (NULL for an empty file or bytes in memory) */
+  void *map; /* mmap'd file (NULL for an empty file or bytes in memory) */
   size_t map_len;
   const uint8_t *bytes; /* whole file */
   size_t len;
@@ -45,13 +45,13 @@ typedef struct {
 
 /* Every dtype the reference implementation knows; anything else is an unknown dtype. */
 static const dtype_desc dtypes[] = {
-    {"F32", BC_DT_F32, 32},        {"F16", BC_DT_F16, 16},        {"BF16", BC_DT_BF16, 16},
-    {"F64", BC_DT_F64, 64},        {"I64", BC_DT_I64, 64},        {"I32", BC_DT_I32, 32},
-    {"I16", BC_DT_I16, 16},        {"I8", BC_DT_I8, 8},           {"U8", BC_DT_U8, 8},
-    {"BOOL", BC_DT_BOOL, 8},       {"U16", BC_DT_OTHER, 16},      {"U32", BC_DT_OTHER, 32},
-    {"U64", BC_DT_OTHER, 64},      {"F8_E5M2", BC_DT_OTHER, 8},   {"F8_E4M3", BC_DT_OTHER, 8},
-    {"F8_E8M0", BC_DT_OTHER, 8},   {"C64", BC_DT_OTHER, 64},      {"F4", BC_DT_OTHER, 4},
-    {"F6_E2M3", BC_DT_OTHER, 6},   {"F6_E3M2", BC_DT_OTHER, 6},
+    {"F32", BC_DT_F32, 32},      {"F16", BC_DT_F16, 16},      {"BF16", BC_DT_BF16, 16},
+    {"F64", BC_DT_F64, 64},      {"I64", BC_DT_I64, 64},      {"I32", BC_DT_I32, 32},
+    {"I16", BC_DT_I16, 16},      {"I8", BC_DT_I8, 8},         {"U8", BC_DT_U8, 8},
+    {"BOOL", BC_DT_BOOL, 8},     {"U16", BC_DT_OTHER, 16},    {"U32", BC_DT_OTHER, 32},
+    {"U64", BC_DT_OTHER, 64},    {"F8_E5M2", BC_DT_OTHER, 8}, {"F8_E4M3", BC_DT_OTHER, 8},
+    {"F8_E8M0", BC_DT_OTHER, 8}, {"C64", BC_DT_OTHER, 64},    {"F4", BC_DT_OTHER, 4},
+    {"F6_E2M3", BC_DT_OTHER, 6}, {"F6_E3M2", BC_DT_OTHER, 6},
 };
 
 static const dtype_desc *find_dtype(const char *s) {
@@ -133,8 +133,8 @@ static void shape_str(char *out, size_t n, const bc_st_tensor *t) {
 }
 
 /* Fills t from one header entry; begin/end are the raw data_offsets. */
-static int parse_tensor(bc_err *err, const char *path, const char *name, json_t *v,
-                        bc_st_tensor *t, uint64_t *begin, uint64_t *end) {
+static int parse_tensor(bc_err *err, const char *path, const char *name, json_t *v, bc_st_tensor *t,
+                        uint64_t *begin, uint64_t *end) {
   if (!json_is_object(v))
     return bc_fail(err, BERTCL_ERR_FORMAT, "%s: header entry '%s' is not an object", path, name);
   json_t *dt = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape"),
@@ -150,8 +150,8 @@ static int parse_tensor(bc_err *err, const char *path, const char *name, json_t 
   const char *dts = json_string_value(dt);
   const dtype_desc *d = find_dtype(dts);
   if (!d)
-    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: tensor '%s' has unknown dtype '%.32s'", path,
-                   name, dts);
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: tensor '%s' has unknown dtype '%.32s'", path, name,
+                   dts);
   snprintf(t->dtype_name, sizeof t->dtype_name, "%s", d->name);
   t->dtype = d->dtype;
   size_t nd = json_array_size(shape);
@@ -176,18 +176,17 @@ static int parse_tensor(bc_err *err, const char *path, const char *name, json_t 
   size_t bits;
   if (bc_mul_size(numel, d->bits, &bits))
     return bc_fail(err, BERTCL_ERR_OVERFLOW,
-                   "%s: tensor '%s': %zu elements of %s overflow the byte size", path, name,
-                   numel, d->name);
+                   "%s: tensor '%s': %zu elements of %s overflow the byte size", path, name, numel,
+                   d->name);
   if (bits % 8 != 0)
     return bc_fail(err, BERTCL_ERR_FORMAT,
-                   "%s: tensor '%s': %zu elements of %s do not fill whole bytes", path, name,
-                   numel, d->name);
+                   "%s: tensor '%s': %zu elements of %s do not fill whole bytes", path, name, numel,
+                   d->name);
   t->nbytes = bits / 8;
   json_int_t b = json_integer_value(json_array_get(offs, 0));
   json_int_t e = json_integer_value(json_array_get(offs, 1));
   if (b < 0 || e < 0)
-    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: tensor '%s' has negative data_offsets", path,
-                   name);
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: tensor '%s' has negative data_offsets", path, name);
   *begin = (uint64_t)b;
   *end = (uint64_t)e;
   return BERTCL_OK;
@@ -227,9 +226,8 @@ static int parse(bc_err *err, bc_st_file *f) {
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->bytes[i];
   if (hlen > BC_ST_MAX_HEADER)
-    return bc_fail(err, BERTCL_ERR_FORMAT,
-                   "%s: header length %llu exceeds the limit of %llu bytes", path,
-                   (unsigned long long)hlen, BC_ST_MAX_HEADER);
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: header length %llu exceeds the limit of %llu bytes",
+                   path, (unsigned long long)hlen, BC_ST_MAX_HEADER);
   if (hlen > f->len - 8)
     return bc_fail(err, BERTCL_ERR_FORMAT,
                    "%s: header length %llu runs past the end of the file (%zu bytes)", path,
@@ -246,8 +244,7 @@ static int parse(bc_err *err, bc_st_file *f) {
   json_t *root = json_loadb((const char *)hdr, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
     if (json_error_code(&jerr) == json_error_duplicate_key)
-      return bc_fail(err, BERTCL_ERR_FORMAT, "%s: header has a duplicate key: %s", path,
-                     jerr.text);
+      return bc_fail(err, BERTCL_ERR_FORMAT, "%s: header has a duplicate key: %s", path, jerr.text);
     return bc_fail(err, BERTCL_ERR_FORMAT, "%s: header is not valid JSON: %s (column %d)", path,
                    jerr.text, jerr.column);
   }
@@ -296,8 +293,8 @@ static int parse(bc_err *err, bc_st_file *f) {
     const bc_st_tensor *t = &f->tensors[i];
     if (ends[i] < begins[i]) {
       st = bc_fail(err, BERTCL_ERR_FORMAT,
-                   "%s: tensor '%s' data_offsets [%llu, %llu] end before they begin", path,
-                   t->name, (unsigned long long)begins[i], (unsigned long long)ends[i]);
+                   "%s: tensor '%s' data_offsets [%llu, %llu] end before they begin", path, t->name,
+                   (unsigned long long)begins[i], (unsigned long long)ends[i]);
       goto fail;
     }
     if (ends[i] > data_len) {
@@ -374,7 +371,6 @@ fail:
   return st;
 }
 
-
 static int finish_open(bc_err *err, bc_st_file *f, bc_st_file **out) {
   int st = parse(err, f);
   if (st != BERTCL_OK) {
@@ -430,12 +426,10 @@ int bc_st_open(bc_err *err, const char *path, bc_st_file **out) {
   return finish_open(err, f, out);
 }
 
-int bc_st_open_mem(bc_err *err, const char *name, const void *data, size_t len,
-                   bc_st_file **out) {
+int bc_st_open_mem(bc_err *err, const char *name, const void *data, size_t len, bc_st_file **out) {
   if (!out) return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bc_st_open_mem: out is NULL");
   *out = NULL;
-  if (!data && len)
-    return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bc_st_open_mem: data is NULL");
+  if (!data && len) return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bc_st_open_mem: data is NULL");
   bc_st_file *f = calloc(1, sizeof *f);
   if (!f || !(f->path = strdup(name ? name : "<memory>"))) {
     free(f);
@@ -467,6 +461,13 @@ const char *bc_st_metadata(const bc_st_file *f, const char *key) {
   return NULL;
 }
 
+static int host_is_little_endian(void) {
+  const uint32_t one = 1;
+  unsigned char b;
+  memcpy(&b, &one, 1);
+  return b == 1;
+}
+
 static float f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu;
   uint32_t bits;
@@ -493,6 +494,10 @@ int bc_st_read_f32(bc_err *err, const bc_st_tensor *t, float *dst, size_t n) {
   const uint8_t *p = t->data;
   switch (t->dtype) {
     case BC_DT_F32:
+      if (host_is_little_endian()) {
+        memcpy(dst, p, n * sizeof *dst);
+        return BERTCL_OK;
+      }
       for (size_t i = 0; i < n; i++) {
         uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
                      (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
@@ -500,8 +505,7 @@ int bc_st_read_f32(bc_err *err, const bc_st_tensor *t, float *dst, size_t n) {
       }
       return BERTCL_OK;
     case BC_DT_F16:
-      for (size_t i = 0; i < n; i++)
-        dst[i] = f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+      for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
       return BERTCL_OK;
     case BC_DT_BF16:
       for (size_t i = 0; i < n; i++) {
