@@ -279,6 +279,25 @@ static double check_hidden(bc_st_file *fx, const char *model, const char *prefix
 
 static void tiny_paths(char *dir, size_t n) { bc_test_data_path(dir, n, "tiny-bert"); }
 
+/* The fixture records the FNV-1a 64 of the model.safetensors it was made from: a regenerated
+ * model with a stale fixture fails here with the fix, not with a wall of mismatches. */
+static void check_fixture_model(bc_st_file *fx, const char *dir) {
+  const char *want = bc_st_metadata(fx, "model_fnv1a64");
+  assert_non_null(want);
+  char path[1200], got[17];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  char *data = NULL;
+  size_t len = 0;
+  bc_err err = {0};
+  if (bc_read_file(&err, path, &data, &len) != BERTCL_OK) fail_msg("%s", err.msg);
+  snprintf(got, sizeof got, "%016llx", (unsigned long long)bc_fnv1a64(BC_FNV_INIT, data, len));
+  free(data);
+  if (strcmp(got, want) != 0)
+    fail_msg("%s (FNV-1a %s) is not the model tiny-bert-ref.safetensors was made from (%s): "
+             "rerun tests/gen/gen_ref_fixtures.py",
+             path, got, want);
+}
+
 static void test_tiny_hidden_states(void **state) {
   (void)state;
   char dir[1024];
@@ -288,6 +307,7 @@ static void test_tiny_hidden_states(void **state) {
   const bc_config *cfg = &tm.cfg;
   const bc_weights *w = &tm.w;
   bc_st_file *fx = bc_test_fixture_open("tiny-bert-ref.safetensors");
+  check_fixture_model(fx, dir);
   int64_t shape[2];
   int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
   int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
@@ -331,6 +351,7 @@ static void test_tiny_padding_invariance(void **state) {
   const bc_config *cfg = &tm.cfg;
   const bc_weights *w = &tm.w;
   bc_st_file *fx = bc_test_fixture_open("tiny-bert-ref.safetensors");
+  check_fixture_model(fx, dir);
   int64_t shape[2], shape1[2];
   int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
   int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;

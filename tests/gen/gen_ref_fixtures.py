@@ -134,6 +134,16 @@ def f32(x):
     return np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float32))
 
 
+def fnv1a64(path):
+    """FNV-1a 64 of a file, as bc_fnv1a64 in src/common.c: the C test checks that the fixture
+    was made from the model file it loads."""
+    h = 0xCBF29CE484222325
+    with open(path, "rb") as f:
+        for byte in f.read():
+            h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
 def run_bert(model, ids, types, mask):
     with torch.no_grad():
         out = model(input_ids=torch.tensor(ids, dtype=torch.long),
@@ -196,6 +206,7 @@ def gen_tiny(tiny_dir, out_path):
 
     meta = versions()
     meta.update({"model": "tests/data/tiny-bert", "attn_implementation": "eager",
+                 "model_fnv1a64": fnv1a64(os.path.join(tiny_dir, "model.safetensors")),
                  "eager_vs_sdpa_max_abs_diff": f"{diff:.3e}",
                  "texts": json.dumps(TINY_TEXTS[:2] + ["[CLS] only"] + TINY_TEXTS[2:]
                                      + [list(TINY_PAIR)])})
