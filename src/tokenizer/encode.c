@@ -448,6 +448,7 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
       flat = f;
       flat_cap = cap;
     }
+    if (!lengths[b]) continue;
     int32_t *ids = flat + 3 * total;
     emit(tok, &ws, pr != NULL, o, ids, ids + lengths[b], ids + 2 * lengths[b], NULL, NULL, NULL);
     total += lengths[b];
@@ -481,7 +482,7 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
       memcpy(ty, src + len, len * sizeof *ty);
       memcpy(wd, src + 2 * len, len * sizeof *wd);
     }
-    src += 3 * len;
+    if (len) src += 3 * len;
     for (size_t t = 0; t < len; t++) mk[t] = 1;
     for (size_t t = len; t < T; t++) {
       ids[t] = tok->pad_id;
