@@ -151,7 +151,6 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
   *out = NULL;
   want_list wl = {0};
   const bc_st_tensor **used = NULL;
-  size_t total_tensors = 0;
   int st;
   bertcl_model *m = calloc(1, sizeof *m);
   if (!m) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
@@ -166,14 +165,14 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
 
   /* a tensor name in two shards is ambiguous */
   for (size_t f = 0; f < nfiles; f++) {
-    total_tensors += bc_st_count(files[f]);
     for (size_t i = 0; f > 0 && i < bc_st_count(files[f]); i++) {
       const bc_st_tensor *t = bc_st_at(files[f], i);
-      const bc_st_tensor *prev = find_in(files, f, t->name);
-      if (prev) {
-        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: tensor '%s' is in two shards (%s and %s)",
-                     weights_name, t->name, bc_st_path(files[f]), "an earlier shard");
-        goto fail;
+      for (size_t g = 0; g < f; g++) {
+        if (bc_st_find(files[g], t->name)) {
+          st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: tensor '%s' is in two shards (%s and %s)",
+                       weights_name, t->name, bc_st_path(files[g]), bc_st_path(files[f]));
+          goto fail;
+        }
       }
     }
   }
@@ -223,7 +222,6 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
       BC_TRY(want_add(err, &wl, nb, 1, rows, 0, bs[k]));
     }
   }
-  size_t n_required = wl.n;
   /* optional groups: both tensors or neither */
   const bc_st_tensor *pw = lookup(files, nfiles, prefix, "pooler.dense.weight");
   const bc_st_tensor *pb = lookup(files, nfiles, prefix, "pooler.dense.bias");
@@ -255,7 +253,6 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
       goto fail;
     }
   }
-  (void)n_required;
   size_t bytes;
   if (bc_mul_size(n_params ? n_params : 1, sizeof(float), &bytes)) {
     st = bc_fail(err, BERTCL_ERR_OVERFLOW, "%s: weights too large", weights_name);
@@ -305,7 +302,6 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
                 bc_st_path(files[f]), t->name, t->dtype_name, t->numel);
     }
   }
-  (void)total_tensors;
   m->num_files = (int)nfiles;
   free(used);
   free(wl.v);
