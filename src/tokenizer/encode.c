@@ -158,11 +158,12 @@ static int encode_piece(const bertcl_tokenizer *tok, workspace *ws, const uint32
 
 /* Length of the longest added token matching at cps[i..n), 0 if none; *id its id. */
 static size_t match_added(const bertcl_tokenizer *tok, const uint32_t *cps, size_t i, size_t n,
-                          int32_t *id) {
+                          int split_special, int32_t *id) {
   size_t best = 0;
   for (size_t k = 0; k < tok->n_added; k++) {
     const bc_tok_added *a = &tok->added[k];
     if (a->len <= best || a->len > n - i || a->cps[0] != cps[i]) continue;
+    if (split_special && a->special) continue;
     if (memcmp(a->cps, cps + i, a->len * sizeof *cps) == 0) {
       best = a->len;
       *id = a->id;
@@ -193,13 +194,13 @@ static int encode_text(const bertcl_tokenizer *tok, workspace *ws, const char *t
   int32_t word = 0;
   size_t s = 0;
   int st;
-  if (!split_special && tok->n_added) {
+  if (tok->n_added) {
     for (size_t i = 0; i < n;) {
       uint32_t c = cps[i];
       int32_t id = -1;
       size_t ml = 0;
       if (c < 128 ? tok->added_first_ascii[c] : tok->added_non_ascii_first)
-        ml = match_added(tok, cps, i, n, &id);
+        ml = match_added(tok, cps, i, n, split_special, &id);
       if (!ml) {
         i++;
         continue;

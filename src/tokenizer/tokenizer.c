@@ -176,7 +176,8 @@ static const char *token_str(json_t *v) {
   return NULL;
 }
 
-static int add_added(bertcl_tokenizer *tok, int32_t id, const char *content, size_t len) {
+static int add_added(bertcl_tokenizer *tok, int32_t id, const char *content, size_t len,
+                     int special) {
   if (len == 0) return BERTCL_OK;
   bc_tok_added *a = realloc(tok->added, (tok->n_added + 1) * sizeof *a);
   if (!a) return bc_fail(&tok->err, BERTCL_ERR_NOMEM, "out of memory");
@@ -186,11 +187,26 @@ static int add_added(bertcl_tokenizer *tok, int32_t id, const char *content, siz
   if (!t->cps) return bc_fail(&tok->err, BERTCL_ERR_NOMEM, "out of memory");
   t->len = bc_tok_utf8_decode(content, len, t->cps, NULL);
   t->id = id;
+  t->special = special;
   tok->n_added++;
   if (t->cps[0] < 128)
     tok->added_first_ascii[t->cps[0]] = 1;
   else
     tok->added_non_ascii_first = 1;
+  return BERTCL_OK;
+}
+
+/* Added tokens are matched on the raw text, whole: normalized/lstrip/rstrip/single_word
+ * (which BERT tokenizers do not use) are refused rather than approximated. */
+static int check_added_flags(bertcl_tokenizer *tok, const char *path, json_t *a,
+                             const char *content) {
+  if (json_is_true(json_object_get(a, "normalized")) ||
+      json_is_true(json_object_get(a, "lstrip")) || json_is_true(json_object_get(a, "rstrip")) ||
+      json_is_true(json_object_get(a, "single_word")))
+    return bc_fail(&tok->err, BERTCL_ERR_UNSUPPORTED,
+                   "%s: added token '%s' uses normalized/lstrip/rstrip/single_word, which "
+                   "bertcl does not support",
+                   path, content);
   return BERTCL_OK;
 }
 
@@ -377,18 +393,10 @@ static int load_tokenizer_json(bertcl_tokenizer *tok, const char *path) {
       st = bc_fail(&tok->err, BERTCL_ERR_FORMAT, "%s: added_tokens[%zu] malformed", path, i);
       goto fail;
     }
-    if (json_is_true(json_object_get(a, "normalized")) ||
-        json_is_true(json_object_get(a, "lstrip")) ||
-        json_is_true(json_object_get(a, "rstrip")) ||
-        json_is_true(json_object_get(a, "single_word"))) {
-      st = bc_fail(&tok->err, BERTCL_ERR_UNSUPPORTED,
-                   "%s: added token '%s' uses normalized/lstrip/rstrip/single_word, which "
-                   "bertcl does not support",
-                   path, content);
-      goto fail;
-    }
+    if ((st = check_added_flags(tok, path, a, content))) goto fail;
     BC_TRY(set_id(tok, json_integer_value(id), content, strlen(content)));
-    BC_TRY(add_added(tok, (int32_t)json_integer_value(id), content, strlen(content)));
+    BC_TRY(add_added(tok, (int32_t)json_integer_value(id), content, strlen(content),
+                     json_is_true(json_object_get(a, "special"))));
   }
   json_t *pad = json_object_get(root, "padding");
   if (json_is_object(pad)) {
@@ -412,7 +420,8 @@ fail:
 }
 
 /* Reads vocab.txt (one token a line, id = line number) and tokenizer_config.json. */
-static int load_vocab_txt(bertcl_tokenizer *tok, const char *vocab_path, json_t *cfg) {
+static int load_vocab_txt(bertcl_tokenizer *tok, const char *vocab_path, json_t *cfg,
+                          size_t *lines) {
   char *data = NULL;
   size_t len = 0;
   int st = bc_read_file(&tok->err, vocab_path, &data, &len);
@@ -431,6 +440,24 @@ static int load_vocab_txt(bertcl_tokenizer *tok, const char *vocab_path, json_t 
   }
   free(data);
   tok->vocab_size = id;
+  *lines = id;
+  /* added_tokens_decoder (tokenizer_config.json written by transformers): ids past the
+   * vocabulary get their strings here; matching is set up in vocab_txt_specials */
+  json_t *dec = json_object_get(cfg, "added_tokens_decoder");
+  const char *key;
+  json_t *v;
+  json_object_foreach(dec, key, v) {
+    const char *s = token_str(v);
+    char *end;
+    long aid = strtol(key, &end, 10);
+    if (!s || *end || aid < 0 || aid > INT32_MAX - 1)
+      return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "added_tokens_decoder entry '%s' malformed",
+                     key);
+    if ((size_t)aid >= id) {
+      st = set_id(tok, aid, s, strlen(s));
+      if (st) return st;
+    }
+  }
   json_t *lc = json_object_get(cfg, "do_lower_case");
   tok->lowercase = lc ? json_is_true(lc) : 1;
   json_t *sa = json_object_get(cfg, "strip_accents");
@@ -460,11 +487,11 @@ static int vocab_txt_specials(bertcl_tokenizer *tok, const char *path, json_t *c
     const char *s = v ? token_str(v) : defaults[k];
     ids[k] = lookup_exact(tok, s);
     if (ids[k] >= 0) {
-      int st = add_added(tok, ids[k], s, strlen(s));
+      int st = add_added(tok, ids[k], s, strlen(s), 1);
       if (st) return st;
     }
   }
-  /* tokens of added_tokens_decoder (newer tokenizer_config.json files) */
+  /* tokens of added_tokens_decoder (tokenizer_config.json written by transformers) */
   json_t *dec = json_object_get(cfg, "added_tokens_decoder");
   const char *key;
   json_t *v;
@@ -474,7 +501,8 @@ static int vocab_txt_specials(bertcl_tokenizer *tok, const char *path, json_t *c
     int dup = 0;
     for (size_t k = 0; k < tok->n_added; k++) dup |= tok->added[k].id == id;
     if (!s || dup || id < 0 || (size_t)id >= tok->n_ids) continue;
-    int st = add_added(tok, (int32_t)id, s, strlen(s));
+    int st = json_is_object(v) ? check_added_flags(tok, path, v, s) : BERTCL_OK;
+    if (!st) st = add_added(tok, (int32_t)id, s, strlen(s), json_is_true(json_object_get(v, "special")));
     if (st) return st;
   }
   tok->pad_id = ids[0] >= 0 ? ids[0] : 0;
@@ -512,11 +540,11 @@ int bc_tok_load_files(bertcl_tokenizer **out, const char *json_path, const char 
                    vocab_path ? vocab_path : "vocab.txt");
       goto fail;
     }
-    BC_TRY(load_vocab_txt(tok, vocab_path, cfg));
+    size_t lines = 0;
+    BC_TRY(load_vocab_txt(tok, vocab_path, cfg, &lines));
     finish_ids(tok);
-    BC_TRY(maps_init(tok, tok->n_ids));
-    for (size_t id = 0; id < tok->n_ids; id++)
-      if (tok->id_tok[id]) maps_put(tok, (uint32_t)id);
+    BC_TRY(maps_init(tok, lines));
+    for (size_t id = 0; id < lines; id++) maps_put(tok, (uint32_t)id);
   }
   if (!json_path) {
     BC_TRY(vocab_txt_specials(tok, tok_config_path ? tok_config_path : "tokenizer_config.json",

@@ -29,6 +29,7 @@ typedef struct {
   uint32_t *cps;     /* (len) content as code points */
   size_t len;
   int32_t id;
+  int special;       /* special tokens are plain text under split_special_tokens */
 } bc_tok_added;
 
 enum { BC_TPL_SPECIAL = 0, BC_TPL_SEQ_A = 1, BC_TPL_SEQ_B = 2 };

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import unicodedata
 
+from tokenizers import AddedToken
 from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -110,6 +111,7 @@ SPECIAL_CASES = [
     "[SEP][SEP]", "[[SEP]]", "[ SEP ]", "[SE P]", "x[SEP", "SEP]", "[CLS][MASK][PAD][UNK][SEP]",
     "hello [MASK] world", "[MASK]ed", "un[MASK]able", "  [SEP]  ", "[SEP]\t[SEP]\n[SEP]",
     "[CLS]] [[CLS]", "ＳＥＰ [SEP\u0301]", "[MASK] é [MASK]",
+    "a<ent>b", "<ent> [NEW] x", "[NEW]<ent>[SEP]", "<ENT> <ent", "[new] [NEW]ing",
 ]
 
 WORDS = ("the of and to in is was for on that with as by at from his her an were are which "
@@ -314,8 +316,23 @@ def make_dirs(tmp):
         with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         tok = AutoTokenizer.from_pretrained(d)
+        if name == "toy":
+            # added tokens past the vocabulary: one plain (matched even with
+            # split_special_tokens), one special
+            tok.add_tokens([AddedToken("<ent>", normalized=False, special=False)])
+            tok.add_tokens([AddedToken("[NEW]", normalized=False, special=True)],
+                           special_tokens=True)
         sd = os.path.join(tmp, name)
         tok.save_pretrained(sd)
+        if name == "toy":
+            # transformers 5 keeps added tokens in tokenizer.json only; it still reads the 4.x
+            # "added_tokens_decoder" of tokenizer_config.json, which lets vocab.txt loads agree
+            cfg = dict(cfg, added_tokens_decoder={
+                str(i): {"content": t.content, "lstrip": t.lstrip, "normalized": t.normalized,
+                         "rstrip": t.rstrip, "single_word": t.single_word, "special": t.special}
+                for i, t in tok.added_tokens_decoder.items() if i >= len(voc)})
+            with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
         with open(os.path.join(sd, "tokenizer.json"), encoding="utf-8") as f:
             tj = json.load(f)
         with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
