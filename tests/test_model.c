@@ -563,6 +563,31 @@ static void test_sentence_transformers(void **state) {
   write_text(dir, "modules.json", "[{\"path\": \"../..\", \"type\": \"x.Transformer\"}]");
   expect_fail(dir, BERTCL_ERR_FORMAT, "is not a subdirectory", NULL);
   rm_rf(dir);
+
+  /* older layout: the Transformer module in its own subdirectory */
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  char sub[1100];
+  snprintf(sub, sizeof sub, "%s/0_Transformer", dir);
+  assert_int_equal(bc_mkdirs(sub), 0);
+  size_t len;
+  char *cfg = read_tiny("config.json", &len);
+  write_bytes(sub, "config.json", cfg, len);
+  free(cfg);
+  write_tiny_variant(sub, &v);
+  write_text(sub, "sentence_bert_config.json", "{\"max_seq_length\": 40}");
+  write_text(dir, "modules.json",
+             "[{\"path\": \"0_Transformer\", \"type\": "
+             "\"sentence_transformers.models.Transformer\"}, {\"path\": \"1_Pooling\", "
+             "\"type\": \"sentence_transformers.models.Pooling\"}]");
+  write_text(dir, "1_Pooling/config.json",
+             "{\"word_embedding_dimension\": 32, \"pooling_mode_max_tokens\": true}");
+  if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  assert_int_equal(bc_model_config(m)->st_pooling, BC_POOL_MAX);
+  assert_int_equal(bc_model_config(m)->st_normalize, 0);
+  assert_string_equal(bc_model_dir(m), sub);
+  assert_int_equal(bc_model_config(m)->st_max_seq_length, 40);
+  bertcl_model_free(m);
+  rm_rf(dir);
 }
 
 /* config.json variants: each accepted or rejected with its own error. */

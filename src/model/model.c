@@ -437,7 +437,10 @@ fail:
 }
 
 /* sentence-transformers modules and tokenizer settings. */
-static int load_extras(bc_err *err, bertcl_model *m, const char *dir, const bc_st_modules *mods) {
+/* Pooling paths are relative to top (where modules.json is); the rest is read from dir (the
+ * Transformer module's directory, the same one except in the older subdirectory layout). */
+static int load_extras(bc_err *err, bertcl_model *m, const char *top, const char *dir,
+                       const bc_st_modules *mods) {
   char *text = NULL, *path = NULL;
   size_t len = 0;
   int st = BERTCL_OK;
@@ -445,7 +448,7 @@ static int load_extras(bc_err *err, bertcl_model *m, const char *dir, const bc_s
   if (mods->present) {
     c->st_normalize = mods->normalize;
     if (mods->has_pooling) {
-      char *pdir = join(dir, mods->pooling);
+      char *pdir = join(top, mods->pooling);
       if (!pdir) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
       st = read_in(err, pdir, "config.json", 0, &text, &len, &path);
       free(pdir);
@@ -544,7 +547,7 @@ int bertcl_model_load(bertcl_model **out, const char *dir_in) {
     goto fail;
   }
   BC_TRY(bc_model_build(err, dir, cfg_path, text, len, files, nfiles, wpath, &m));
-  BC_TRY(load_extras(err, m, dir_in, &mods));
+  BC_TRY(load_extras(err, m, dir_in, dir, &mods));
   free(m->dir);
   m->dir = dir;
   dir = NULL;
