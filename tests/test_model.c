@@ -680,9 +680,10 @@ typedef struct {
   const char *needle;
 } hostile;
 
-#define T1(name, dt, shape, b, e)                                                                  \
-  "\"" name "\": {\"dtype\": \"" dt "\", \"shape\": " shape ", \"data_offsets\": [" #b ", " #e "]" \
-                                                                                               "}"
+#define T1(name, dt, shape, b, e)                                                              \
+  "\"" name "\": {\"dtype\": \"" dt "\", \"shape\": " shape ", \"data_offsets\": [" #b ", " #e \
+  "]"                                                                                          \
+  "}"
 
 static const hostile hostiles[] = {
     {"empty file", NULL, 0, ~0ULL, "", 0, BERTCL_ERR_FORMAT, "file is empty"},
