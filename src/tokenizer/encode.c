@@ -38,6 +38,7 @@ typedef struct {
 static void ws_free(workspace *ws) {
   free(ws->cps);
   free(ws->nb.v);
+  free(ws->nb.tmp);
   free(ws->bytes);
   free(ws->bpos);
   free(ws->seq[0].v);

@@ -77,6 +77,20 @@ for cp in cps:
     if strip_out[cp] != exp:
         assert strip_out[cp] == chr(cp), hex(cp)
         nfd_keep.append(cp)
+# canonical combining classes the Rust NFD (unicode_normalization_alignments, older Unicode)
+# does not know: it leaves those marks in place where utf8proc would reorder them
+lib.utf8proc_get_property.restype = ctypes.POINTER(ctypes.c_int16 * 2)
+lib.utf8proc_get_property.argtypes = [ctypes.c_int32]
+nfd = normalizers.NFD()
+ccc_unknown = set()
+for cp in cps:
+    c = lib.utf8proc_get_property(cp).contents[1]
+    if c == 0 or len(u_nfd(cp)) != 1 or u_nfd(cp)[0] != cp:
+        continue
+    probe = (chr(cp) + "\u0334") if c > 1 else ("\u0301" + chr(cp))
+    swapped = nfd.normalize_str(probe) != probe
+    if not swapped:
+        ccc_unknown.add(cp)
 # the clean_text map: removed chars vanish, whitespace becomes ' ', everything else stays
 for cp in cps:
     exp = "" if cp in remove else (" " if cp in space else chr(cp))
@@ -126,6 +140,8 @@ print("/* Nonspacing marks (Mn) as the unicode_categories crate knows them: stri
 emit("bc_tok_mn", mn)
 print("/* Code points that utf8proc decomposes but the Rust NFD leaves whole. */")
 emit("bc_tok_nfd_keep", set(nfd_keep))
+print("/* Marks with a combining class in utf8proc that the Rust NFD treats as class 0. */")
+emit("bc_tok_ccc_zero", ccc_unknown)
 print("/* Rust lowercase where it differs from utf8proc_tolower (besides U+0130 -> i U+0307). */")
 print(f"static const uint32_t bc_tok_lower_exc[][2] = {{  /* {len(lower_exc)} pairs */")
 for i in range(0, len(lower_exc), 5):

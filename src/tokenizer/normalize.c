@@ -21,7 +21,8 @@ enum {
   CL_PUNCT = 4,    /* isolated by the pre-tokenizer */
   CL_MN = 8,       /* nonspacing mark, dropped when stripping accents */
   CL_CHINESE = 16, /* CJK ideograph: surrounded by spaces */
-  CL_NFD_KEEP = 32 /* not decomposed */
+  CL_NFD_KEEP = 32, /* not decomposed */
+  CL_CCC_ZERO = 64  /* combining class 0 for the Rust NFD */
 };
 
 #define NRANGES(t) (sizeof(t) / sizeof(t[0]))
@@ -62,6 +63,7 @@ static void bmp_init(void) {
   fill_ranges(bc_tok_punct, NRANGES(bc_tok_punct), CL_PUNCT);
   fill_ranges(bc_tok_mn, NRANGES(bc_tok_mn), CL_MN);
   fill_ranges(bc_tok_nfd_keep, NRANGES(bc_tok_nfd_keep), CL_NFD_KEEP);
+  fill_ranges(bc_tok_ccc_zero, NRANGES(bc_tok_ccc_zero), CL_CCC_ZERO);
   for (uint32_t cp = 0; cp < 0x10000; cp++)
     if (is_chinese(cp)) bmp_class[cp] |= CL_CHINESE;
 }
@@ -74,6 +76,7 @@ static unsigned char_class(uint32_t cp) {
   if (in_ranges(bc_tok_punct, NRANGES(bc_tok_punct), cp)) c |= CL_PUNCT;
   if (in_ranges(bc_tok_mn, NRANGES(bc_tok_mn), cp)) c |= CL_MN;
   if (in_ranges(bc_tok_nfd_keep, NRANGES(bc_tok_nfd_keep), cp)) c |= CL_NFD_KEEP;
+  if (in_ranges(bc_tok_ccc_zero, NRANGES(bc_tok_ccc_zero), cp)) c |= CL_CCC_ZERO;
   if (is_chinese(cp)) c |= CL_CHINESE;
   return c;
 }
@@ -210,30 +213,64 @@ static void put_lower(const bertcl_tokenizer *tok, uint32_t cp, uint32_t orig, b
   out->v[out->n++] = (bc_tok_nchar){cp, orig};
 }
 
-/* Canonical ordering (NFD) of runs of combining marks in out->v[from..n). */
-static void canonical_order(bc_tok_nbuf *out, size_t from) {
-  for (size_t i = from; i < out->n; i++) {
-    if (out->v[i].cp < 0x300) continue;
-    int ci = utf8proc_get_property((utf8proc_int32_t)out->v[i].cp)->combining_class;
+/* While decomposing, bit 31 of orig marks a character that a decomposition added after its
+ * first character ("change" +1 in tokenizers' NormalizedString::transform). */
+#define NFD_ADDED 0x80000000u
+
+static int ccc(uint32_t cp) {
+  if (cp < 0x300 || (char_class(cp) & CL_CCC_ZERO)) return 0;
+  return utf8proc_get_property((utf8proc_int32_t)cp)->combining_class;
+}
+
+/* NFD canonical ordering of out->v[from..n), with the alignments tokenizers gives: its NFD
+ * iterator sorts (char, change) pairs by combining class and NormalizedString::transform then
+ * aligns positionally: a change-0 character takes the next original character's alignment, an
+ * added one the alignment of the last original character taken. So a reordered mark takes the
+ * position, not its own source. */
+static int canonical_order(bc_tok_nbuf *out, size_t from) {
+  size_t n = out->n - from;
+  if (n > out->tmp_cap) {
+    uint32_t *t = realloc(out->tmp, n * sizeof *t);
+    if (!t) return BERTCL_ERR_NOMEM;
+    out->tmp = t;
+    out->tmp_cap = n;
+  }
+  bc_tok_nchar *v = out->v + from;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!(v[i].orig & NFD_ADDED)) out->tmp[k++] = v[i].orig; /* original characters, in order */
+  size_t nold = k;
+  /* stable insertion sort of each run of non-starters; the change flag moves with the char */
+  for (size_t i = 1; i < n; i++) {
+    int ci = ccc(v[i].cp);
     if (ci == 0) continue;
-    /* insertion sort backwards while the previous mark has a higher class */
     size_t j = i;
-    while (j > from && out->v[j - 1].cp >= 0x300) {
-      int cj = utf8proc_get_property((utf8proc_int32_t)out->v[j - 1].cp)->combining_class;
-      if (cj <= ci) break;
-      bc_tok_nchar t = out->v[j - 1];
-      out->v[j - 1] = out->v[j];
-      out->v[j] = t;
+    while (j > 0) {
+      int cj = ccc(v[j - 1].cp);
+      if (cj == 0 || cj <= ci) break;
+      bc_tok_nchar t = v[j - 1];
+      v[j - 1] = v[j];
+      v[j] = t;
       j--;
     }
   }
+  k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!(v[i].orig & NFD_ADDED)) {
+      v[i].orig = out->tmp[k < nold ? k : nold - 1];
+      k++;
+    } else {
+      v[i].orig = out->tmp[k > 0 ? (k - 1 < nold ? k - 1 : nold - 1) : 0];
+    }
+  }
+  return BERTCL_OK;
 }
 
 int bc_tok_normalize(const bertcl_tokenizer *tok, const uint32_t *cps, size_t n, uint32_t base,
                      bc_tok_nbuf *out) {
   pthread_once(&bmp_once, bmp_init);
   size_t from = out->n;
-  int marks = 0;
+  int marks = 0, decomposed = 0;
   for (size_t i = 0; i < n; i++) {
     /* worst case: 3 (CJK) or a decomposition of <= 16 chars plus one from U+0130 */
     int st = reserve(out, 20);
@@ -247,36 +284,62 @@ int bc_tok_normalize(const bertcl_tokenizer *tok, const uint32_t *cps, size_t n,
         continue;
       }
     }
-    if (tok->handle_chinese && (cl & CL_CHINESE)) {
-      /* ' ' c ' ': the spaces split; all three keep the original character's alignment */
+    int cjk = tok->handle_chinese && (cl & CL_CHINESE);
+    if (cjk) {
+      /* ' ' c ' ': the spaces split; all three keep the original character's alignment. c
+       * still goes through NFD (compatibility ideographs U+F900.. decompose) and lowercase. */
       out->v[out->n++] = (bc_tok_nchar){' ', orig};
-      out->v[out->n++] = (bc_tok_nchar){cp, orig};
-      out->v[out->n++] = (bc_tok_nchar){' ', orig};
-      continue;
     }
     if (tok->strip_accents && cp >= 0x80) {
-      if (cl & CL_NFD_KEEP) {
-        put_lower(tok, cp, orig, out);
-        continue;
-      }
+      /* NFD now; marks are dropped and case mapped after canonical ordering, below */
+      decomposed = 1;
       utf8proc_int32_t dec[16];
       int last = 0;
-      utf8proc_ssize_t nd =
-          utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 16, UTF8PROC_DECOMPOSE, &last);
+      utf8proc_ssize_t nd = (cl & CL_NFD_KEEP) ? 0
+                                               : utf8proc_decompose_char((utf8proc_int32_t)cp, dec,
+                                                                         16, UTF8PROC_DECOMPOSE,
+                                                                         &last);
       if (nd <= 0 || nd > 16) {
         dec[0] = (utf8proc_int32_t)cp;
         nd = 1;
       }
       for (utf8proc_ssize_t k = 0; k < nd; k++) {
         uint32_t d = (uint32_t)dec[k];
-        if (char_class(d) & CL_MN) continue;
-        if (d >= 0x300) marks = 1;
-        put_lower(tok, d, orig, out);
+        marks |= ccc(d) != 0;
+        out->v[out->n++] = (bc_tok_nchar){d, k ? orig | NFD_ADDED : orig};
       }
-      continue;
+    } else if (tok->strip_accents) {
+      out->v[out->n++] = (bc_tok_nchar){cp, orig};
+    } else {
+      put_lower(tok, cp, orig, out);
     }
-    put_lower(tok, cp, orig, out);
+    if (cjk) out->v[out->n++] = (bc_tok_nchar){' ', orig};
   }
-  if (marks) canonical_order(out, from);
+  if (!decomposed) {
+    if (tok->strip_accents && tok->lowercase)
+      for (size_t i = from; i < out->n; i++)
+        if (out->v[i].cp >= 'A' && out->v[i].cp <= 'Z') out->v[i].cp += 32;
+    return BERTCL_OK;
+  }
+  if (marks) {
+    int st = canonical_order(out, from);
+    if (st) return st;
+  }
+  /* drop nonspacing marks, then lowercase (cannot grow: U+0130 decomposed to I + U+0307) */
+  size_t w = from, end = out->n;
+  for (size_t i = from; i < end; i++) {
+    bc_tok_nchar c = out->v[i];
+    c.orig &= ~NFD_ADDED;
+    if (c.cp >= 0x300 && (char_class(c.cp) & CL_MN)) continue;
+    if (tok->lowercase) {
+      if (c.cp < 0x80) {
+        if (c.cp >= 'A' && c.cp <= 'Z') c.cp += 32;
+      } else {
+        c.cp = lower_one(c.cp);
+      }
+    }
+    out->v[w++] = c;
+  }
+  out->n = w;
   return BERTCL_OK;
 }

@@ -105,6 +105,8 @@ typedef struct {
 typedef struct {
   bc_tok_nchar *v;
   size_t n, cap;
+  uint32_t *tmp;     /* scratch for NFD alignment (tmp_cap entries) */
+  size_t tmp_cap;
 } bc_tok_nbuf;
 
 /* Appends the normalisation of cps[0..n) (original indices base..base+n) to out.

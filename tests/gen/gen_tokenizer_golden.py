@@ -23,6 +23,7 @@ scripts/fetch-model.sh):  python3 tests/gen/gen_tokenizer_golden.py
 import json
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -205,6 +206,22 @@ def build_cases(rng):
         n = rng.randint(1, 12)
         add("".join(chr(rng.choice(assigned)) for _ in range(n)) + " " +
             "".join(chr(rng.choice(assigned)) for _ in range(rng.randint(0, 6))))
+    # combining-mark soup: NFD canonical reordering (offsets follow tokenizers' positional
+    # alignment), marks unknown to the Rust tables, CJK compatibility ideographs (decomposed
+    # after the CJK spacing), edges of every table in src/tokenizer/unicode_tables.h
+    marks = [cp for cp in assigned if unicodedata.combining(chr(cp))]
+    tables = open(os.path.join(ROOT, "src", "tokenizer", "unicode_tables.h")).read()
+    edges = [int(x, 16) for x in re.findall(r"0x([0-9A-F]+)", tables.split("#define")[-1])]
+    edges = [cp for cp in edges if cp < 0x110000 and not 0xD800 <= cp <= 0xDFFF]
+    base = list("abcXYZ019 .,'-#") + ["[SEP]", "İ", "Σ", "갂", "中", "\uf967", "\U0002f901", "é", "e\u0301"]
+    for _ in range(300):
+        out = []
+        for _ in range(rng.randint(1, 24)):
+            r = rng.random()
+            pool = base if r < 0.4 else marks if r < 0.7 else edges if r < 0.9 else assigned
+            c = rng.choice(pool)
+            out.append(c if isinstance(c, str) else chr(c))
+        add("".join(out))
     # random ASCII (letters, digits, punctuation, whitespace, controls)
     for _ in range(300):
         n = rng.randint(0, 40)
