@@ -476,6 +476,7 @@ static void test_errors(void **state) {
       "{\"model\":{\"type\":\"WordPiece\"}}",
       "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":\"x\"}}}",
       "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":-5}}}",
+      "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":2000000000}}}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0}},"
       "\"pre_tokenizer\":{\"type\":\"Whitespace\"}}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0}},"

@@ -178,6 +178,8 @@ static int encode_text(const bertcl_tokenizer *tok, workspace *ws, const char *t
                        int split_special, int which) {
   tokvec *out = &ws->seq[which];
   out->n = 0;
+  /* offsets are int32 and NFD_ADDED uses bit 31 of a character index */
+  if (len > BC_TOK_MAX_TEXT) return BERTCL_ERR_OVERFLOW;
   if (len + 1 > ws->cps_cap) {
     size_t cap = ws->cps_cap ? ws->cps_cap : 256;
     while (cap < len + 1) {
@@ -189,7 +191,6 @@ static int encode_text(const bertcl_tokenizer *tok, workspace *ws, const char *t
     ws->cps = c;
     ws->cps_cap = cap;
   }
-  if (len > UINT32_MAX - 16) return BERTCL_ERR_OVERFLOW;
   size_t n = bc_tok_utf8_decode(text, len, ws->cps, &ws->replaced[which]);
   const uint32_t *cps = ws->cps;
   int32_t word = 0;
@@ -295,7 +296,10 @@ static int encode_one(const bertcl_tokenizer *tok, workspace *ws, const char *te
   int st = encode_text(tok, ws, text, len, o->split_special_tokens, 0);
   if (!st && pair) st = encode_text(tok, ws, pair, pair_len, o->split_special_tokens, 1);
   if (st) {
-    if (st == BERTCL_ERR_NOMEM || st == BERTCL_ERR_OVERFLOW)
+    if (st == BERTCL_ERR_OVERFLOW)
+      bc_fail(NULL, st, "text of %zu bytes is over the tokenizer's limit of %d bytes",
+              len > pair_len ? len : pair_len, BC_TOK_MAX_TEXT);
+    else
       bc_fail(NULL, st, "out of memory tokenizing a text of %zu bytes", len + pair_len);
     return st;
   }

@@ -23,8 +23,9 @@ static uint32_t hash_bytes(const char *s, size_t n) {
 
 /* Records token string s as id (the later definition of an id wins). */
 static int set_id(bertcl_tokenizer *tok, int64_t id, const char *s, size_t len) {
-  if (id < 0 || id > INT32_MAX - 1)
-    return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "token id %lld out of range", (long long)id);
+  if (id < 0 || id >= BC_TOK_MAX_ID)
+    return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "token id %lld out of range [0, %d)",
+                   (long long)id, BC_TOK_MAX_ID);
   if ((size_t)id >= tok->n_ids) {
     size_t n = tok->n_ids ? tok->n_ids : 1024;
     while (n <= (size_t)id) n *= 2;
@@ -226,8 +227,8 @@ static int tpl_add_special(bertcl_tokenizer *tok, bc_tpl *t, const int32_t *ids,
   t->n++;
   t->n_special += n;
   for (size_t i = 0; i < n; i++)
-    if (ids[i] < 0 || (size_t)ids[i] >= tok->n_ids)
-      return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "template token id %d out of range",
+    if (ids[i] < 0 || (size_t)ids[i] >= tok->n_ids || !tok->id_tok[ids[i]])
+      return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "template token id %d is not in the vocabulary",
                      (int)ids[i]);
   return BERTCL_OK;
 }
@@ -450,7 +451,7 @@ static int load_vocab_txt(bertcl_tokenizer *tok, const char *vocab_path, json_t 
     const char *s = token_str(v);
     char *end;
     long aid = strtol(key, &end, 10);
-    if (!s || *end || aid < 0 || aid > INT32_MAX - 1)
+    if (!s || *end || aid < 0 || aid >= BC_TOK_MAX_ID)
       return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "added_tokens_decoder entry '%s' malformed",
                      key);
     if ((size_t)aid >= id) {

@@ -15,6 +15,11 @@
 
 #include "common.h"
 
+/* Longest text (bytes) one call tokenizes: offsets are int32. */
+#define BC_TOK_MAX_TEXT 0x7FFFFFF0
+/* Largest token id accepted from a file (vocabularies have well under a million). */
+#define BC_TOK_MAX_ID (1 << 24)
+
 /* Hash map from byte strings to ids: open addressing, keys are slices of the tokenizer's pool. */
 typedef struct {
   uint32_t *slots;   /* (cap) id + 1, 0 = empty */
