@@ -540,11 +540,26 @@ static void test_cli(void **state) {
                               "\"runn\",\"##ing\",\"[SEP]\"],\"type_ids\":[0,0,0,0,0,0],"
                               "\"offsets\":[[0,0],[0,8],[8,9],[9,13],[13,16],[0,0]],"
                               "\"word_ids\":[null,0,1,2,2,null],\"overflow\":[0,0]}"));
-  assert_non_null(strstr(out, "\"ids\":[1,19,21,2,23,2],"));
-  assert_non_null(strstr(out, "\"type_ids\":[0,0,0,0,1,1]"));
+  assert_null(strstr(out, "\"type_ids\":[0,0,0,0,1,1]")); /* plain text: the JSON is text */
   assert_non_null(strstr(out, "warning"));
   assert_non_null(strstr(out, ":3:"));
   assert_non_null(strstr(out, "\"ids\":[1,13,14,2]"));
+  free(out);
+  /* JSONL (decided by the first line), pairs, JSON escapes incl. NUL */
+  write_file(in, "{\"text\": \"a b\", \"text_pair\": \"x\"}\n\n{\"text\": \"low\\u0000est\"}\n");
+  snprintf(cmd, sizeof cmd, "%s tokenize -m %s/tokenizer/toy -i %s 2>&1", BERTCL_BIN,
+           BERTCL_TEST_DATA, in);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "\"ids\":[1,19,21,2,23,2],"));
+  assert_non_null(strstr(out, "\"type_ids\":[0,0,0,0,1,1]"));
+  assert_non_null(strstr(out, "\"ids\":[1,2]")); /* the empty line */
+  /* "lowest" after the cleaner drops NUL: one word spanning 7 characters */
+  assert_non_null(strstr(out, "\"ids\":[1,14,2],\"tokens\":[\"[CLS]\",\"lowest\",\"[SEP]\"],"
+                              "\"type_ids\":[0,0,0],\"offsets\":[[0,0],[0,7],[0,0]]"));
+  free(out);
+  write_file(in, "{\"text\": \"a\"}\nnot json\n");
+  assert_int_equal(bc_test_run(cmd, &out), 1);
+  assert_non_null(strstr(out, ":2:"));
   free(out);
   snprintf(cmd, sizeof cmd,
            "printf 'want want want\\tun\\n' | %s tokenize -m %s/tokenizer/toy --pair --max-len 5",

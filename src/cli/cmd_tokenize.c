@@ -19,7 +19,8 @@ void bc_cmd_tokenize_usage(FILE *out) {
           "input text; (0,0) for [CLS]/[SEP]), word_ids (null for [CLS]/[SEP]), overflow\n"
           "(tokens truncated away from text and text pair).\n\n"
           "Input (FILE, or stdin): one text a line, or JSONL lines {\"text\": ..., \"text_pair\": ...}\n"
-          "(a line starting with '{' is read as JSON). Invalid UTF-8 is replaced by U+FFFD (which\n"
+          "(JSONL when the first non-empty line is such an object; --text forces plain text).\n"
+          "Invalid UTF-8 is replaced by U+FFFD (which\n"
           "the BERT cleaner drops), with a warning naming the line; offsets then count the\n"
           "characters of the replaced text.\n\n"
           "options:\n"
@@ -29,6 +30,7 @@ void bc_cmd_tokenize_usage(FILE *out) {
           "                           min of model_max_length, max_position_embeddings and\n"
           "                           sentence-transformers max_seq_length)\n"
           "  --pair                   plain-text lines hold TEXT<TAB>TEXT_PAIR\n"
+          "  --text                   read plain text even if lines look like JSON\n"
           "  --truncation S           longest_first (default), only_first, only_second, none\n"
           "  --no-special-tokens      no [CLS]/[SEP]\n"
           "  --split-special-tokens   a literal \"[SEP]\" in the text is text, not a token\n"
@@ -69,7 +71,7 @@ static int print_encoding(const bertcl_encoding *e) {
 int bc_cmd_tokenize(int argc, char **argv) {
   const char *model = NULL, *input = NULL;
   bertcl_tokenize_options opt = {0};
-  int pair_mode = 0;
+  int pair_mode = 0, jsonl = -1; /* -1: decided by the first non-empty line */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int has_next = i + 1 < argc;
@@ -102,6 +104,8 @@ int bc_cmd_tokenize(int argc, char **argv) {
       }
     } else if (!strcmp(a, "--pair")) {
       pair_mode = 1;
+    } else if (!strcmp(a, "--text")) {
+      jsonl = 0;
     } else if (!strcmp(a, "--no-special-tokens")) {
       opt.no_special_tokens = 1;
     } else if (!strcmp(a, "--split-special-tokens")) {
@@ -139,7 +143,13 @@ int bc_cmd_tokenize(int argc, char **argv) {
     const char *text = line, *pair = NULL;
     size_t tlen = len, plen = 0;
     json_t *j = NULL;
-    if (len && line[0] == '{') {
+    if (jsonl < 0 && len) {
+      j = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
+      jsonl = json_is_string(json_object_get(j, "text"));
+      json_decref(j);
+      j = NULL;
+    }
+    if (jsonl == 1 && len) {
       json_error_t je;
       j = json_loadb(line, len, JSON_ALLOW_NUL, &je);
       json_t *t = j ? json_object_get(j, "text") : NULL;
