@@ -23,6 +23,7 @@
 #include "testutil.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +292,54 @@ static void test_batch_matches_golden(void **state) {
     free_golden(rows, n);
     bertcl_tokenizer_free(tok);
   }
+}
+
+/* One tokenizer shared by 4 threads, each encoding every golden case (the tokenizer is
+ * read-only after loading; scratch space is per call). */
+typedef struct {
+  const bertcl_tokenizer *tok;
+  json_t **rows;
+  size_t n, start, bad;
+} thread_job;
+
+static void *thread_run(void *arg) {
+  thread_job *j = arg;
+  for (size_t i = 0; i < j->n; i++) {
+    gcase c;
+    parse_case(j->rows[(i + j->start) % j->n], &c); /* each thread in another order */
+    bertcl_encoding *e = NULL;
+    int st = bertcl_tokenizer_encode(j->tok, c.text, c.text_len, c.pair, c.pair_len, &c.opt, &e);
+    if (json_is_true(json_object_get(c.row, "error")))
+      j->bad += st == BERTCL_OK;
+    else if (st != BERTCL_OK ||
+             json_array_size(json_object_get(c.row, "ids")) != e->n)
+      j->bad++;
+    else
+      for (size_t k = 0; k < e->n; k++)
+        j->bad += e->ids[k] != json_integer_value(json_array_get(json_object_get(c.row, "ids"), k));
+    bertcl_encoding_free(e);
+    free_case(&c);
+  }
+  return NULL;
+}
+
+static void test_threads(void **state) {
+  (void)state;
+  bertcl_tokenizer *tok = load_dir("uncased");
+  size_t n = 0;
+  json_t **rows = read_golden("uncased", &n);
+  pthread_t th[4];
+  thread_job jobs[4];
+  for (int t = 0; t < 4; t++) {
+    jobs[t] = (thread_job){tok, rows, n, (size_t)t * n / 4, 0};
+    assert_int_equal(pthread_create(&th[t], NULL, thread_run, &jobs[t]), 0);
+  }
+  for (int t = 0; t < 4; t++) {
+    pthread_join(th[t], NULL);
+    assert_int_equal(jobs[t].bad, 0);
+  }
+  free_golden(rows, n);
+  bertcl_tokenizer_free(tok);
 }
 
 /* Encodes text with the uncased tokenizer (no special tokens); returns the encoding. */
@@ -584,6 +633,7 @@ int main(void) {
       cmocka_unit_test(test_fast_whitespace),      cmocka_unit_test(test_fast_lowercase),
       cmocka_unit_test(test_invalid_utf8),         cmocka_unit_test(test_defaults_and_lookup),
       cmocka_unit_test(test_errors),               cmocka_unit_test(test_cli),
+      cmocka_unit_test(test_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
