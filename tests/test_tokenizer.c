@@ -20,8 +20,6 @@
  *  6. Offsets: only the fast tokenizer has them; ours are characters of the original text.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "testutil.h"
-
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -31,6 +29,7 @@
 
 #include "bertcl.h"
 #include "common.h"
+#include "testutil.h"
 #include "tokenizer/tokenizer.h"
 
 static const char *const NAMES[] = {"uncased", "cased", "toy"};
@@ -98,7 +97,7 @@ static void parse_case(json_t *row, gcase *c) {
   json_int_t ml = json_integer_value(json_object_get(row, "max_length"));
   c->opt.max_length = ml ? (size_t)ml : 0;
   const char *tr = json_string_value(json_object_get(row, "truncation"));
-  c->opt.truncation = !ml ? BERTCL_TRUNC_NONE
+  c->opt.truncation = !ml                          ? BERTCL_TRUNC_NONE
                       : !strcmp(tr, "only_first")  ? BERTCL_TRUNC_ONLY_FIRST
                       : !strcmp(tr, "only_second") ? BERTCL_TRUNC_ONLY_SECOND
                                                    : BERTCL_TRUNC_LONGEST_FIRST;
@@ -211,12 +210,30 @@ static void run_golden(const char *name, int vocab_mode) {
   assert_int_equal(bad, 0);
 }
 
-static void test_golden_uncased_json(void **state) { (void)state; run_golden("uncased", 0); }
-static void test_golden_uncased_vocab(void **state) { (void)state; run_golden("uncased", 1); }
-static void test_golden_cased_json(void **state) { (void)state; run_golden("cased", 0); }
-static void test_golden_cased_vocab(void **state) { (void)state; run_golden("cased", 1); }
-static void test_golden_toy_json(void **state) { (void)state; run_golden("toy", 0); }
-static void test_golden_toy_vocab(void **state) { (void)state; run_golden("toy", 1); }
+static void test_golden_uncased_json(void **state) {
+  (void)state;
+  run_golden("uncased", 0);
+}
+static void test_golden_uncased_vocab(void **state) {
+  (void)state;
+  run_golden("uncased", 1);
+}
+static void test_golden_cased_json(void **state) {
+  (void)state;
+  run_golden("cased", 0);
+}
+static void test_golden_cased_vocab(void **state) {
+  (void)state;
+  run_golden("cased", 1);
+}
+static void test_golden_toy_json(void **state) {
+  (void)state;
+  run_golden("toy", 0);
+}
+static void test_golden_toy_vocab(void **state) {
+  (void)state;
+  run_golden("toy", 1);
+}
 
 /* The batch API gives the golden rows, padded, for every case without truncation. */
 static void test_batch_matches_golden(void **state) {
@@ -311,8 +328,7 @@ static void *thread_run(void *arg) {
     int st = bertcl_tokenizer_encode(j->tok, c.text, c.text_len, c.pair, c.pair_len, &c.opt, &e);
     if (json_is_true(json_object_get(c.row, "error")))
       j->bad += st == BERTCL_OK;
-    else if (st != BERTCL_OK ||
-             json_array_size(json_object_get(c.row, "ids")) != e->n)
+    else if (st != BERTCL_OK || json_array_size(json_object_get(c.row, "ids")) != e->n)
       j->bad++;
     else
       for (size_t k = 0; k < e->n; k++)
@@ -362,23 +378,33 @@ static int n_words(const bertcl_encoding *e) {
 static void test_fast_unicode_tables(void **state) {
   (void)state;
   bertcl_tokenizer *tok = load_dir("uncased");
-  bertcl_encoding *e = enc(tok, "a\xd8\x9d" "b"); /* U+061D */
+  bertcl_encoding *e = enc(tok,
+                           "a\xd8\x9d"
+                           "b"); /* U+061D */
   assert_int_equal(n_words(e), 1);
   bertcl_encoding_free(e);
-  e = enc(tok, "a\xd8\x8c" "b"); /* U+060C ARABIC COMMA: punctuation for both */
+  e = enc(tok,
+          "a\xd8\x8c"
+          "b"); /* U+060C ARABIC COMMA: punctuation for both */
   assert_int_equal(n_words(e), 3);
   bertcl_encoding_free(e);
   /* U+0890 (Cf, Unicode 14) kept: the word is not "ab" */
   bertcl_encoding *ab = enc(tok, "ab");
-  e = enc(tok, "a\xe0\xa2\x90" "b");
+  e = enc(tok,
+          "a\xe0\xa2\x90"
+          "b");
   assert_true(e->n != ab->n || e->ids[0] != ab->ids[0]);
   bertcl_encoding_free(e);
   /* U+1AC1 (Mn, Unicode 14) not stripped, U+0301 stripped */
-  e = enc(tok, "a\xcc\x81" "b");
+  e = enc(tok,
+          "a\xcc\x81"
+          "b");
   assert_int_equal(e->n, ab->n);
   assert_int_equal(e->ids[0], ab->ids[0]);
   bertcl_encoding_free(e);
-  e = enc(tok, "a\xe1\xab\x81" "b");
+  e = enc(tok,
+          "a\xe1\xab\x81"
+          "b");
   assert_true(e->n != ab->n || e->ids[0] != ab->ids[0]);
   bertcl_encoding_free(e);
   bertcl_encoding_free(ab);
@@ -403,9 +429,9 @@ static void test_fast_whitespace(void **state) {
 static void test_fast_lowercase(void **state) {
   (void)state;
   bertcl_tokenizer *tok = load_dir("uncased");
-  bertcl_encoding *e = enc(tok, "\xce\x9f\xce\x94\xce\x9f\xce\xa3"); /* ΟΔΟΣ */
+  bertcl_encoding *e = enc(tok, "\xce\x9f\xce\x94\xce\x9f\xce\xa3");               /* ΟΔΟΣ */
   for (size_t i = 0; i < e->n; i++) assert_null(strstr(e->tokens[i], "\xcf\x82")); /* no ς */
-  assert_non_null(strstr(e->tokens[e->n - 1], "\xcf\x83"));                         /* σ */
+  assert_non_null(strstr(e->tokens[e->n - 1], "\xcf\x83"));                        /* σ */
   bertcl_encoding_free(e);
   bertcl_tokenizer_free(tok);
   /* U+0130 -> "i\u0307": 50 of them make 100 characters (fits), 51 make 102 ([UNK]) */
@@ -445,15 +471,19 @@ static void test_invalid_utf8(void **state) {
     size_t replaced;
     int b_start; /* offset of the word "b" */
   } cases[] = {
-      {"a \xff b", 1, 4},         {"a \xe2\x82 b", 1, 4},    {"a \xf0\x9f\x98 b", 1, 4},
-      {"a \xed\xa0\x80 b", 3, 6}, {"a \xc0\xaf b", 2, 5},    {"a \xe2\x82\xac\xe2 b", 1, 5},
-      {"a \xf4\x90\x80\x80 b", 4, 7}, {"a \xf0\x9f\x98\x80 b", 0, 4},
+      {"a \xff b", 1, 4},
+      {"a \xe2\x82 b", 1, 4},
+      {"a \xf0\x9f\x98 b", 1, 4},
+      {"a \xed\xa0\x80 b", 3, 6},
+      {"a \xc0\xaf b", 2, 5},
+      {"a \xe2\x82\xac\xe2 b", 1, 5},
+      {"a \xf4\x90\x80\x80 b", 4, 7},
+      {"a \xf0\x9f\x98\x80 b", 0, 4},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     bertcl_encoding *e = NULL;
-    assert_int_equal(bertcl_tokenizer_encode(tok, cases[i].s, strlen(cases[i].s), NULL, 0, NULL,
-                                             &e),
-                     BERTCL_OK);
+    assert_int_equal(
+        bertcl_tokenizer_encode(tok, cases[i].s, strlen(cases[i].s), NULL, 0, NULL, &e), BERTCL_OK);
     assert_int_equal(e->replaced[0], cases[i].replaced);
     assert_string_equal(e->tokens[e->n - 2], "b");
     assert_int_equal(e->offsets[2 * (e->n - 2)], cases[i].b_start);
@@ -551,8 +581,10 @@ static void test_errors(void **state) {
   /* encode: NULL arguments, only_second without a pair, a text too short to truncate */
   tok = load_dir("uncased");
   bertcl_encoding *e = NULL;
-  assert_int_equal(bertcl_tokenizer_encode(tok, NULL, 0, NULL, 0, NULL, &e), BERTCL_ERR_INVALID_ARG);
-  assert_int_equal(bertcl_tokenizer_encode(tok, "a", 1, NULL, 0, NULL, NULL), BERTCL_ERR_INVALID_ARG);
+  assert_int_equal(bertcl_tokenizer_encode(tok, NULL, 0, NULL, 0, NULL, &e),
+                   BERTCL_ERR_INVALID_ARG);
+  assert_int_equal(bertcl_tokenizer_encode(tok, "a", 1, NULL, 0, NULL, NULL),
+                   BERTCL_ERR_INVALID_ARG);
   bertcl_tokenize_options o = {0};
   o.max_length = 4;
   o.truncation = BERTCL_TRUNC_ONLY_SECOND;
@@ -580,15 +612,18 @@ static void test_cli(void **state) {
   char dir[512], in[600], cmd[2048];
   assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
   snprintf(in, sizeof in, "%s/in.txt", dir);
-  write_file(in, "UNwant\xc3\xa9" "d,running\n{\"text\": \"a b\", \"text_pair\": \"x\"}\nlow\xff lowest\n");
+  write_file(in,
+             "UNwant\xc3\xa9"
+             "d,running\n{\"text\": \"a b\", \"text_pair\": \"x\"}\nlow\xff lowest\n");
   snprintf(cmd, sizeof cmd, "%s tokenize -m %s/tokenizer/toy -i %s 2>&1", BERTCL_BIN,
            BERTCL_TEST_DATA, in);
   char *out = NULL;
   assert_int_equal(bc_test_run(cmd, &out), 0);
-  assert_non_null(strstr(out, "{\"ids\":[1,0,12,10,11,2],\"tokens\":[\"[CLS]\",\"[UNK]\",\",\","
-                              "\"runn\",\"##ing\",\"[SEP]\"],\"type_ids\":[0,0,0,0,0,0],"
-                              "\"offsets\":[[0,0],[0,8],[8,9],[9,13],[13,16],[0,0]],"
-                              "\"word_ids\":[null,0,1,2,2,null],\"overflow\":[0,0]}"));
+  assert_non_null(strstr(out,
+                         "{\"ids\":[1,0,12,10,11,2],\"tokens\":[\"[CLS]\",\"[UNK]\",\",\","
+                         "\"runn\",\"##ing\",\"[SEP]\"],\"type_ids\":[0,0,0,0,0,0],"
+                         "\"offsets\":[[0,0],[0,8],[8,9],[9,13],[13,16],[0,0]],"
+                         "\"word_ids\":[null,0,1,2,2,null],\"overflow\":[0,0]}"));
   assert_null(strstr(out, "\"type_ids\":[0,0,0,0,1,1]")); /* plain text: the JSON is text */
   assert_non_null(strstr(out, "warning"));
   assert_non_null(strstr(out, ":3:"));
@@ -603,8 +638,9 @@ static void test_cli(void **state) {
   assert_non_null(strstr(out, "\"type_ids\":[0,0,0,0,1,1]"));
   assert_non_null(strstr(out, "\"ids\":[1,2]")); /* the empty line */
   /* "lowest" after the cleaner drops NUL: one word spanning 7 characters */
-  assert_non_null(strstr(out, "\"ids\":[1,14,2],\"tokens\":[\"[CLS]\",\"lowest\",\"[SEP]\"],"
-                              "\"type_ids\":[0,0,0],\"offsets\":[[0,0],[0,7],[0,0]]"));
+  assert_non_null(strstr(out,
+                         "\"ids\":[1,14,2],\"tokens\":[\"[CLS]\",\"lowest\",\"[SEP]\"],"
+                         "\"type_ids\":[0,0,0],\"offsets\":[[0,0],[0,7],[0,0]]"));
   free(out);
   write_file(in, "{\"text\": \"a\"}\nnot json\n");
   assert_int_equal(bc_test_run(cmd, &out), 1);
@@ -626,13 +662,20 @@ static void test_cli(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_golden_uncased_json),  cmocka_unit_test(test_golden_uncased_vocab),
-      cmocka_unit_test(test_golden_cased_json),    cmocka_unit_test(test_golden_cased_vocab),
-      cmocka_unit_test(test_golden_toy_json),      cmocka_unit_test(test_golden_toy_vocab),
-      cmocka_unit_test(test_batch_matches_golden), cmocka_unit_test(test_fast_unicode_tables),
-      cmocka_unit_test(test_fast_whitespace),      cmocka_unit_test(test_fast_lowercase),
-      cmocka_unit_test(test_invalid_utf8),         cmocka_unit_test(test_defaults_and_lookup),
-      cmocka_unit_test(test_errors),               cmocka_unit_test(test_cli),
+      cmocka_unit_test(test_golden_uncased_json),
+      cmocka_unit_test(test_golden_uncased_vocab),
+      cmocka_unit_test(test_golden_cased_json),
+      cmocka_unit_test(test_golden_cased_vocab),
+      cmocka_unit_test(test_golden_toy_json),
+      cmocka_unit_test(test_golden_toy_vocab),
+      cmocka_unit_test(test_batch_matches_golden),
+      cmocka_unit_test(test_fast_unicode_tables),
+      cmocka_unit_test(test_fast_whitespace),
+      cmocka_unit_test(test_fast_lowercase),
+      cmocka_unit_test(test_invalid_utf8),
+      cmocka_unit_test(test_defaults_and_lookup),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_cli),
       cmocka_unit_test(test_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

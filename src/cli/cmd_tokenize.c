@@ -18,7 +18,8 @@ void bc_cmd_tokenize_usage(FILE *out) {
           "object a line: ids, tokens, type_ids, offsets ([start, end) in characters of the\n"
           "input text; (0,0) for [CLS]/[SEP]), word_ids (null for [CLS]/[SEP]), overflow\n"
           "(tokens truncated away from text and text pair).\n\n"
-          "Input (FILE, or stdin): one text a line, or JSONL lines {\"text\": ..., \"text_pair\": ...}\n"
+          "Input (FILE, or stdin): one text a line, or JSONL lines {\"text\": ..., \"text_pair\": "
+          "...}\n"
           "(JSONL when the first non-empty line is such an object; --text forces plain text).\n"
           "Invalid UTF-8 is replaced by U+FFFD (which\n"
           "the BERT cleaner drops), with a warning naming the line; offsets then count the\n"
@@ -50,8 +51,8 @@ static int print_encoding(const bertcl_encoding *e) {
   for (size_t i = 0; i < e->n; i++) {
     json_t *t = json_string(e->tokens[i] ? e->tokens[i] : "");
     json_array_append_new(toks, t ? t : json_string("\xef\xbf\xbd")); /* invalid vocab UTF-8 */
-    json_array_append_new(offs, json_pack("[ii]", (int)e->offsets[2 * i],
-                                          (int)e->offsets[2 * i + 1]));
+    json_array_append_new(offs,
+                          json_pack("[ii]", (int)e->offsets[2 * i], (int)e->offsets[2 * i + 1]));
   }
   json_object_set_new(o, "ids", int_array(e->ids, e->n, 0));
   json_object_set_new(o, "tokens", toks);
@@ -186,9 +187,8 @@ int bc_cmd_tokenize(int argc, char **argv) {
       break;
     }
     if (e->replaced[0] || e->replaced[1])
-      fprintf(stderr,
-              "bertcl: warning: %s:%ld: %zu invalid UTF-8 sequence(s) replaced by U+FFFD\n", name,
-              lineno, e->replaced[0] + e->replaced[1]);
+      fprintf(stderr, "bertcl: warning: %s:%ld: %zu invalid UTF-8 sequence(s) replaced by U+FFFD\n",
+              name, lineno, e->replaced[0] + e->replaced[1]);
     if (print_encoding(e)) {
       bc_cli_error("out of memory writing JSON");
       rc = 1;

@@ -60,12 +60,11 @@ static int push(tokvec *t, int32_t id, uint32_t start, uint32_t end, int32_t wor
 
 /* 1 = whitespace, 2 = punctuation, 0 = part of a word. */
 static const uint8_t ascii_pt[128] = {
-    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
-    ['!'] = 2,  ['"'] = 2,  ['#'] = 2,  ['$'] = 2,  ['%'] = 2,  ['&'] = 2, ['\''] = 2,
-    ['('] = 2,  [')'] = 2,  ['*'] = 2,  ['+'] = 2,  [','] = 2,  ['-'] = 2, ['.'] = 2,
-    ['/'] = 2,  [':'] = 2,  [';'] = 2,  ['<'] = 2,  ['='] = 2,  ['>'] = 2, ['?'] = 2,
-    ['@'] = 2,  ['['] = 2,  ['\\'] = 2, [']'] = 2,  ['^'] = 2,  ['_'] = 2, ['`'] = 2,
-    ['{'] = 2,  ['|'] = 2,  ['}'] = 2,  ['~'] = 2};
+    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,  ['!'] = 2, ['"'] = 2,
+    ['#'] = 2,  ['$'] = 2,  ['%'] = 2,  ['&'] = 2,  ['\''] = 2, ['('] = 2,  [')'] = 2, ['*'] = 2,
+    ['+'] = 2,  [','] = 2,  ['-'] = 2,  ['.'] = 2,  ['/'] = 2,  [':'] = 2,  [';'] = 2, ['<'] = 2,
+    ['='] = 2,  ['>'] = 2,  ['?'] = 2,  ['@'] = 2,  ['['] = 2,  ['\\'] = 2, [']'] = 2, ['^'] = 2,
+    ['_'] = 2,  ['`'] = 2,  ['{'] = 2,  ['|'] = 2,  ['}'] = 2,  ['~'] = 2};
 
 static inline int pt_class(uint32_t cp) {
   if (cp < 128) return ascii_pt[cp];
@@ -207,8 +206,7 @@ static int encode_text(const bertcl_tokenizer *tok, workspace *ws, const char *t
         i++;
         continue;
       }
-      if (i > s && (st = encode_piece(tok, ws, cps + s, i - s, (uint32_t)s, &word, out)))
-        return st;
+      if (i > s && (st = encode_piece(tok, ws, cps + s, i - s, (uint32_t)s, &word, out))) return st;
       if ((st = push(out, id, (uint32_t)i, (uint32_t)(i + ml), word++))) return st;
       i += ml;
       s = i;

@@ -16,11 +16,11 @@
 #include "tokenizer/unicode_tables.h"
 
 enum {
-  CL_REMOVE = 1,   /* dropped by clean_text */
-  CL_SPACE = 2,    /* whitespace */
-  CL_PUNCT = 4,    /* isolated by the pre-tokenizer */
-  CL_MN = 8,       /* nonspacing mark, dropped when stripping accents */
-  CL_CHINESE = 16, /* CJK ideograph: surrounded by spaces */
+  CL_REMOVE = 1,    /* dropped by clean_text */
+  CL_SPACE = 2,     /* whitespace */
+  CL_PUNCT = 4,     /* isolated by the pre-tokenizer */
+  CL_MN = 8,        /* nonspacing mark, dropped when stripping accents */
+  CL_CHINESE = 16,  /* CJK ideograph: surrounded by spaces */
   CL_NFD_KEEP = 32, /* not decomposed */
   CL_CCC_ZERO = 64  /* combining class 0 for the Rust NFD */
 };
@@ -295,10 +295,10 @@ int bc_tok_normalize(const bertcl_tokenizer *tok, const uint32_t *cps, size_t n,
       decomposed = 1;
       utf8proc_int32_t dec[16];
       int last = 0;
-      utf8proc_ssize_t nd = (cl & CL_NFD_KEEP) ? 0
-                                               : utf8proc_decompose_char((utf8proc_int32_t)cp, dec,
-                                                                         16, UTF8PROC_DECOMPOSE,
-                                                                         &last);
+      utf8proc_ssize_t nd =
+          (cl & CL_NFD_KEEP)
+              ? 0
+              : utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 16, UTF8PROC_DECOMPOSE, &last);
       if (nd <= 0 || nd > 16) {
         dec[0] = (utf8proc_int32_t)cp;
         nd = 1;

@@ -2,13 +2,13 @@
  * tokenizer_config.json; default lengths from tokenizer_config.json, config.json and
  * sentence_bert_config.json. */
 #define _POSIX_C_SOURCE 200809L
+#include "tokenizer/tokenizer.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#include "tokenizer/tokenizer.h"
 
 /* ---- string pool and id table ---- */
 
@@ -269,8 +269,8 @@ static int parse_template(bertcl_tokenizer *tok, const char *path, json_t *pp) {
   const char *type = json_string_value(json_object_get(pp, "type"));
   if (type && strcmp(type, "BertProcessing") == 0) {
     json_t *sep = json_object_get(pp, "sep"), *cls = json_object_get(pp, "cls");
-    if (!json_is_array(sep) || !json_is_array(cls) ||
-        !json_is_integer(json_array_get(sep, 1)) || !json_is_integer(json_array_get(cls, 1)))
+    if (!json_is_array(sep) || !json_is_array(cls) || !json_is_integer(json_array_get(sep, 1)) ||
+        !json_is_integer(json_array_get(cls, 1)))
       return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "%s: BertProcessing without sep/cls", path);
     return tpl_bert(tok, (int32_t)json_integer_value(json_array_get(cls, 1)),
                     (int32_t)json_integer_value(json_array_get(sep, 1)));
@@ -300,8 +300,8 @@ static int parse_template(bertcl_tokenizer *tok, const char *path, json_t *pp) {
         int32_t buf[16];
         size_t n = json_array_size(ids);
         if (n > 16)
-          return bc_fail(&tok->err, BERTCL_ERR_UNSUPPORTED, "%s: special token '%s' too long",
-                         path, name);
+          return bc_fail(&tok->err, BERTCL_ERR_UNSUPPORTED, "%s: special token '%s' too long", path,
+                         name);
         for (size_t k = 0; k < n; k++) buf[k] = (int32_t)json_integer_value(json_array_get(ids, k));
         st = tpl_add_special(tok, tpls[w], buf, n,
                              (int32_t)json_integer_value(json_object_get(sp, "type_id")));
@@ -503,7 +503,8 @@ static int vocab_txt_specials(bertcl_tokenizer *tok, const char *path, json_t *c
     for (size_t k = 0; k < tok->n_added; k++) dup |= tok->added[k].id == id;
     if (!s || dup || id < 0 || (size_t)id >= tok->n_ids) continue;
     int st = json_is_object(v) ? check_added_flags(tok, path, v, s) : BERTCL_OK;
-    if (!st) st = add_added(tok, (int32_t)id, s, strlen(s), json_is_true(json_object_get(v, "special")));
+    if (!st)
+      st = add_added(tok, (int32_t)id, s, strlen(s), json_is_true(json_object_get(v, "special")));
     if (st) return st;
   }
   tok->pad_id = ids[0] >= 0 ? ids[0] : 0;
@@ -548,8 +549,8 @@ int bc_tok_load_files(bertcl_tokenizer **out, const char *json_path, const char 
     for (size_t id = 0; id < lines; id++) maps_put(tok, (uint32_t)id);
   }
   if (!json_path) {
-    BC_TRY(vocab_txt_specials(tok, tok_config_path ? tok_config_path : "tokenizer_config.json",
-                              cfg));
+    BC_TRY(
+        vocab_txt_specials(tok, tok_config_path ? tok_config_path : "tokenizer_config.json", cfg));
     tok->vocab_size = tok->vocab.count;
   }
   if (tok->unk_id < 0) {

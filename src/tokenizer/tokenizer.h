@@ -22,33 +22,33 @@
 
 /* Hash map from byte strings to ids: open addressing, keys are slices of the tokenizer's pool. */
 typedef struct {
-  uint32_t *slots;   /* (cap) id + 1, 0 = empty */
-  uint32_t *hashes;  /* (cap) */
-  size_t cap;        /* power of two */
+  uint32_t *slots;  /* (cap) id + 1, 0 = empty */
+  uint32_t *hashes; /* (cap) */
+  size_t cap;       /* power of two */
   size_t count;
-  size_t max_key;    /* longest key in bytes */
-  size_t key_skip;   /* bytes of the stored token skipped for the key ("##" for continuations) */
+  size_t max_key;  /* longest key in bytes */
+  size_t key_skip; /* bytes of the stored token skipped for the key ("##" for continuations) */
 } bc_tok_map;
 
 typedef struct {
-  uint32_t *cps;     /* (len) content as code points */
+  uint32_t *cps; /* (len) content as code points */
   size_t len;
   int32_t id;
-  int special;       /* special tokens are plain text under split_special_tokens */
+  int special; /* special tokens are plain text under split_special_tokens */
 } bc_tok_added;
 
 enum { BC_TPL_SPECIAL = 0, BC_TPL_SEQ_A = 1, BC_TPL_SEQ_B = 2 };
 typedef struct {
   int kind;
   int32_t type_id;
-  int32_t *ids;      /* (nids) for BC_TPL_SPECIAL */
+  int32_t *ids; /* (nids) for BC_TPL_SPECIAL */
   size_t nids;
 } bc_tpl_item;
 
 typedef struct {
   bc_tpl_item *items;
   size_t n;
-  size_t n_special;  /* template tokens in total */
+  size_t n_special; /* template tokens in total */
 } bc_tpl;
 
 struct bertcl_tokenizer {
@@ -63,8 +63,8 @@ struct bertcl_tokenizer {
   /* vocabulary: id -> string (pointers into pool), and string -> id maps */
   char *pool;
   size_t pool_len, pool_cap;
-  char **id_tok;     /* (n_ids) NULL for unused ids */
-  uint32_t *id_len;  /* (n_ids) */
+  char **id_tok;    /* (n_ids) NULL for unused ids */
+  uint32_t *id_len; /* (n_ids) */
   size_t n_ids;
   size_t vocab_size; /* distinct model vocabulary entries */
   bc_tok_map vocab;  /* every model vocabulary entry */
@@ -110,7 +110,7 @@ typedef struct {
 typedef struct {
   bc_tok_nchar *v;
   size_t n, cap;
-  uint32_t *tmp;     /* scratch for NFD alignment (tmp_cap entries) */
+  uint32_t *tmp; /* scratch for NFD alignment (tmp_cap entries) */
   size_t tmp_cap;
 } bc_tok_nbuf;
 

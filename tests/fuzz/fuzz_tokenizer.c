@@ -108,8 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       check(b->batch == nrows);
       for (size_t r = 0; r < nrows; r++) {
         check(b->lengths[r] <= b->seq);
-        for (size_t t = 0; t < b->seq; t++)
-          check(b->mask[r * b->seq + t] == (t < b->lengths[r]));
+        for (size_t t = 0; t < b->seq; t++) check(b->mask[r * b->seq + t] == (t < b->lengths[r]));
       }
     } else {
       check(st == BERTCL_ERR_INVALID_ARG && b == NULL);
