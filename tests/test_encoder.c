@@ -191,6 +191,73 @@ static void test_pool_combine(void **state) {
   bertcl_model_free(m);
 }
 
+/* Token and word features gathered on the device equal the hidden states read back whole. */
+static void test_tokens_words(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  char dir[1024];
+  bc_test_data_path(dir, sizeof dir, "tiny-bert");
+  bertcl_model *m = NULL;
+  bc_encoder *enc = open_encoder(f, dir, &m);
+  struct bc_st_file *fx = bc_test_fixture_open("tiny-bert-ref.safetensors");
+  int64_t sb[2];
+  int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, sb);
+  int32_t *tt = bc_test_fixture_i32(fx, "token_type_ids", 0, NULL);
+  int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", 0, NULL);
+  int B = (int)sb[0], T = (int)sb[1], C = 32;
+  int layers[] = {1, 2};
+  OK(f, bc_encoder_forward(enc, ids, tt, mask, B, T, layers, 2));
+  size_t n = (size_t)B * T * C;
+  float *h0 = malloc(n * 4), *h1 = malloc(n * 4);
+  OK(f, bc_encoder_read_hidden(enc, 0, h0));
+  OK(f, bc_encoder_read_hidden(enc, 1, h1));
+  size_t ntok = bc_encoder_token_count(enc), rows = 0;
+  float *want = malloc(ntok * 2 * C * 4), *got = malloc(ntok * 2 * C * 4);
+  /* word ids: token t of row b belongs to word t / 2 (pairs of subwords), none at t = 0 */
+  int32_t *wid = malloc((size_t)B * T * 4);
+  size_t r = 0;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      wid[(size_t)b * T + t] = (t > 0 && mask[(size_t)b * T + t]) ? (t - 1) / 2 : -1;
+      if (!mask[(size_t)b * T + t]) continue;
+      for (int c = 0; c < C; c++) {
+        want[r * 2 * C + c] = h0[((size_t)b * T + t) * C + c];
+        want[r * 2 * C + C + c] = h1[((size_t)b * T + t) * C + c];
+      }
+      r++;
+    }
+  assert_int_equal(r, ntok);
+  OK(f, bc_encoder_read_tokens(enc, BC_COMBINE_CONCAT, got, &rows));
+  assert_int_equal(rows, ntok);
+  assert_true(bc_check_close("tokens concat", got, want, ntok * 2 * C, 0, 0, 0));
+  size_t nw = bc_encoder_word_count(enc, wid);
+  float *wwant = calloc(nw * C, 4), *wgot = malloc(nw * C * 4);
+  size_t k = 0;
+  for (int b = 0; b < B; b++) {
+    int len = 0;
+    for (int t = 0; t < T; t++) len += mask[(size_t)b * T + t];
+    for (int w = 0; 1 + 2 * w < len; w++, k++) {
+      int t0 = 1 + 2 * w, cnt = t0 + 1 < len ? 2 : 1;
+      for (int c = 0; c < C; c++) {
+        double s = 0;
+        for (int q = 0; q < cnt; q++)
+          s += ((double)h0[((size_t)b * T + t0 + q) * C + c] +
+                h1[((size_t)b * T + t0 + q) * C + c]) / 2.0;
+        wwant[k * C + c] = (float)(s / cnt);
+      }
+    }
+  }
+  assert_int_equal(k, nw);
+  OK(f, bc_encoder_read_words(enc, wid, 2, BC_COMBINE_MEAN, wgot, &rows));
+  assert_int_equal(rows, nw);
+  assert_true(bc_check_close("words mean of layer mean", wgot, wwant, nw * C, 1e-6f, 1e-5f, 0));
+  free(h0); free(h1); free(want); free(got); free(wid); free(wwant); free(wgot);
+  free(ids); free(tt); free(mask);
+  bc_test_fixture_close(fx);
+  bc_encoder_free(enc);
+  bertcl_model_free(m);
+}
+
 static void test_bad_input_and_oom(void **state) {
   fixture *f = *state;
   if (!f->ctx) skip();
@@ -271,7 +338,8 @@ static void test_minilm_parity(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tiny_parity),     cmocka_unit_test(test_tiny_padding_invariance),
-      cmocka_unit_test(test_pool_combine),    cmocka_unit_test(test_bad_input_and_oom),
+      cmocka_unit_test(test_pool_combine),    cmocka_unit_test(test_tokens_words),
+      cmocka_unit_test(test_bad_input_and_oom),
       cmocka_unit_test(test_minilm_parity),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");

@@ -281,6 +281,74 @@ static void run_scale_add(fixture *f, const op_row *row, uint64_t seed) {
   free(a); free(b); free(want); free(got); free(nan);
 }
 
+/* gather_tokens and word_pool, against these loops: real tokens of right-padded rows, and the
+ * first / mean subword of each word id. */
+static void run_gather_words(fixture *f, const op_row *row, uint64_t seed) {
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  int B = row->B, T = row->T, C = row->C, W = 2 * C;
+  float *h = rnd(&r, (size_t)B * T * C, -2, 2);
+  int32_t *mask = random_mask(&r, B, T), *off = malloc(((size_t)B + 1) * 4);
+  int32_t *wid = malloc((size_t)B * T * 4), *wb = malloc((size_t)B * T * 4),
+          *ww = malloc((size_t)B * T * 4);
+  off[0] = 0;
+  int nw = 0;
+  for (int b = 0; b < B; b++) {
+    int len = 0, w = -1;
+    for (int t = 0; t < T; t++) len += mask[(size_t)b * T + t];
+    off[b + 1] = off[b] + len;
+    for (int t = 0; t < T; t++) {
+      int id = -1;
+      if (t < len && t > 0 && t < len - 1) { /* [CLS] and [SEP] have no word */
+        if (w < 0 || bc_rng_u32(&r) % 3 == 0) w++;
+        id = w;
+      }
+      wid[(size_t)b * T + t] = id;
+    }
+    for (int k = 0; k <= w; k++, nw++) wb[nw] = b, ww[nw] = k;
+  }
+  size_t ntok = (size_t)off[B];
+  float *want = calloc(ntok * W + 1, 4), *got = calloc(ntok * W + 1, 4);
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < off[b + 1] - off[b]; t++)
+      for (int c = 0; c < C; c++) {
+        float x = h[((size_t)b * T + t) * C + c];
+        want[((size_t)off[b] + t) * W + C + c] = 2.0f * x; /* alpha 2 at column C */
+      }
+  cl_mem dh = upload_f(f, h, (size_t)B * T * C), doff = upload_i(f, off, (size_t)B + 1);
+  cl_mem dout = upload_f(f, want, ntok * W + 1);
+  OK(bc_op_gather_tokens(f->ctx, &f->ops, dout, dh, doff, 2.0f, 0.0f, B, T, C, W, C));
+  download(f, dout, got, ntok * W);
+  char what[128];
+  SHAPE(what, "gather_tokens_fwd B=%d T=%d C=%d", B, T, C);
+  assert_true(bc_check_close(what, got, want, ntok * W, 0, 0, seed));
+  for (int mode = 1; mode <= 2; mode++) {
+    float *wwant = calloc((size_t)nw * C + 1, 4), *wgot = calloc((size_t)nw * C + 1, 4);
+    for (int k = 0; k < nw; k++)
+      for (int c = 0; c < C; c++) {
+        double s = 0;
+        int n = 0;
+        for (int t = 0; t < T; t++)
+          if (wid[(size_t)wb[k] * T + t] == ww[k] && (mode == 2 || n == 0)) {
+            s += h[((size_t)wb[k] * T + t) * C + c];
+            n++;
+          }
+        wwant[(size_t)k * C + c] = n ? (float)(s / n) : 0.0f;
+      }
+    cl_mem did = upload_i(f, wid, (size_t)B * T), dwb = upload_i(f, wb, nw ? (size_t)nw : 1),
+           dww = upload_i(f, ww, nw ? (size_t)nw : 1), dwo = upload_f(f, wgot, (size_t)nw * C + 1);
+    OK(bc_op_word_pool(f->ctx, &f->ops, dwo, dh, did, dwb, dww, mode, 1.0f, 0.0f, nw, T, C, C, 0));
+    download(f, dwo, wgot, (size_t)nw * C);
+    SHAPE(what, "word_pool_fwd mode=%d B=%d T=%d C=%d words=%d", mode, B, T, C, nw);
+    assert_true(bc_check_close(what, wgot, wwant, (size_t)nw * C, 1e-6f, 1e-5f, seed));
+    clReleaseMemObject(did); clReleaseMemObject(dwb); clReleaseMemObject(dww);
+    clReleaseMemObject(dwo);
+    free(wwant); free(wgot);
+  }
+  clReleaseMemObject(dh); clReleaseMemObject(doff); clReleaseMemObject(dout);
+  free(h); free(mask); free(off); free(wid); free(wb); free(ww); free(want); free(got);
+}
+
 /* GEMM (CLBlast behind bc_gemm) in the two forms the encoder uses: Linear and strided batch. */
 static void run_gemm(fixture *f, const op_row *row, uint64_t seed) {
   if (under_oclgrind()) return; /* CLBlast's kernels, not ours */
@@ -362,7 +430,8 @@ static const struct {
 } runners[] = {
     {"embedding", run_embedding},   {"layernorm", run_layernorm}, {"bias_act", run_bias_act},
     {"softmax", run_softmax},       {"split_merge", run_split_merge}, {"pool", run_pool},
-    {"l2norm_cls", run_l2norm_cls}, {"scale_add", run_scale_add}, {"gemm", run_gemm},           {"attention", run_attention},
+    {"l2norm_cls", run_l2norm_cls}, {"scale_add", run_scale_add},
+    {"gather_words", run_gather_words}, {"gemm", run_gemm},           {"attention", run_attention},
 };
 
 /* {op, B, T, C, NH, I, V, atol, rtol}: T = 1, odd sizes, C not a multiple of the work group
@@ -387,6 +456,9 @@ static const op_row table[] = {
     {"l2norm_cls", 5, 3, 385, 1, 1, 1, 1e-6f, 1e-5f},
     {"scale_add", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-6f},
     {"scale_add", 3, 7, 130, 1, 1, 1, 1e-6f, 1e-6f},
+    {"gather_words", 1, 1, 3, 1, 1, 1, 0, 0},
+    {"gather_words", 4, 9, 33, 1, 1, 1, 0, 0},
+    {"gather_words", 3, 130, 5, 1, 1, 1, 0, 0},
     {"gemm", 1, 1, 1, 1, 1, 1, 1e-5f, 1e-5f},
     {"gemm", 3, 7, 33, 1, 65, 1, 1e-4f, 1e-4f},
     {"attention", 1, 1, 8, 2, 1, 1, 1e-5f, 1e-4f},
@@ -436,6 +508,7 @@ OP_TEST(split_merge)
 OP_TEST(pool)
 OP_TEST(l2norm_cls)
 OP_TEST(scale_add)
+OP_TEST(gather_words)
 OP_TEST(gemm)
 OP_TEST(attention)
 
@@ -445,7 +518,7 @@ int main(void) {
       cmocka_unit_test(test_bias_act),  cmocka_unit_test(test_softmax),
       cmocka_unit_test(test_split_merge), cmocka_unit_test(test_pool),
       cmocka_unit_test(test_l2norm_cls), cmocka_unit_test(test_scale_add),
-      cmocka_unit_test(test_gemm),
+      cmocka_unit_test(test_gather_words), cmocka_unit_test(test_gemm),
       cmocka_unit_test(test_attention),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");

@@ -40,6 +40,7 @@ struct bc_encoder {
   int cap_kept;
   /* the last forward */
   int B, T, nkept, kept_layers[64];
+  int *lengths; /* (cap_B) real tokens per row of the last forward */
   cl_mem last; /* hidden state of the last layer */
 };
 
@@ -224,6 +225,7 @@ void bc_encoder_free(bc_encoder *enc) {
     if (enc->chunks[i]) clReleaseMemObject(enc->chunks[i]);
   bc_ops_free(&enc->ops);
   free(enc->layers);
+  free(enc->lengths);
   free(enc);
 }
 
@@ -354,7 +356,21 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
                      layers[j], L);
     if (slot_of[layers[j]] < 0) slot_of[layers[j]] = j;
   }
+  if (mask)
+    for (int b = 0; b < B; b++)
+      for (int t = 1; t < T; t++)
+        if (mask[(size_t)b * T + t] && !mask[(size_t)b * T + t - 1])
+          return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                         "row %d of the attention mask is not right-padded (1...1 0...0)", b);
   BC_TRY(plan_arena(enc, B, T, nlayers));
+  int *lens = realloc(enc->lengths, (size_t)B * sizeof *lens);
+  if (!lens) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+  enc->lengths = lens;
+  for (int b = 0; b < B; b++) {
+    int n = 0;
+    for (int t = 0; t < T; t++) n += mask ? mask[(size_t)b * T + t] != 0 : 1;
+    lens[b] = n;
+  }
   if (!mask || !type_ids) {
     ones = malloc(N * 4);
     zeros = calloc(N, 4);
@@ -493,4 +509,125 @@ int bc_encoder_read_pooled(bc_encoder *enc, int mode, int combine, int normalize
   return BERTCL_OK;
 fail:
   return st;
+}
+
+/* How kept layer j of n joins the output: concat places it at column j*C, mean/sum add it. */
+static void combine_step(int combine, int j, int n, int C, float *alpha, float *beta, int *col0) {
+  *col0 = combine == BC_COMBINE_CONCAT ? j * C : 0;
+  *alpha = combine == BC_COMBINE_MEAN ? 1.0f / (float)n : 1.0f;
+  *beta = (combine == BC_COMBINE_CONCAT || j == 0) ? 0.0f : 1.0f;
+}
+
+static cl_mem tmp_buffer(bertcl_ctx *ctx, size_t bytes, const void *init, int *st) {
+  cl_int rc = CL_SUCCESS;
+  cl_mem m = clCreateBuffer(ctx->context,
+                            CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0),
+                            bytes ? bytes : 4, (void *)init, &rc);
+  if (rc != CL_SUCCESS)
+    *st = bc_fail(&ctx->err, bc_cl_status(rc), "clCreateBuffer(%zu bytes) -> %s (%d)", bytes,
+                  bc_cl_errname(rc), (int)rc);
+  return m;
+}
+
+int bc_encoder_read_tokens(bc_encoder *enc, int combine, float *out, size_t *nrows) {
+  bertcl_ctx *ctx = enc->ctx;
+  int st = BERTCL_OK;
+  int B = enc->B, T = enc->T, C = enc->cfg.hidden_size, n = enc->nkept;
+  if (n <= 0) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "no layer kept");
+  int width = combine == BC_COMBINE_CONCAT ? n * C : C;
+  int32_t *off = malloc(((size_t)B + 1) * sizeof *off);
+  cl_mem doff = NULL, dout = NULL;
+  if (!off) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+  off[0] = 0;
+  for (int b = 0; b < B; b++) off[b + 1] = off[b] + enc->lengths[b];
+  size_t total = (size_t)off[B];
+  doff = tmp_buffer(ctx, ((size_t)B + 1) * 4, off, &st);
+  if (st != BERTCL_OK) goto fail;
+  dout = tmp_buffer(ctx, total * (size_t)width * 4, NULL, &st);
+  if (st != BERTCL_OK) goto fail;
+  for (int j = 0; j < n; j++) {
+    float alpha, beta;
+    int col0;
+    combine_step(combine, j, n, C, &alpha, &beta, &col0);
+    BC_TRY(bc_op_gather_tokens(ctx, &enc->ops, dout, enc->kept[j], doff, alpha, beta, B, T, C,
+                               width, col0));
+  }
+  if (total)
+    BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, dout, CL_TRUE, 0,
+                                         total * (size_t)width * 4, out, 0, NULL, NULL));
+  *nrows = total;
+fail:
+  if (doff) clReleaseMemObject(doff);
+  if (dout) clReleaseMemObject(dout);
+  free(off);
+  return st;
+}
+
+size_t bc_encoder_token_count(const bc_encoder *enc) {
+  size_t n = 0;
+  for (int b = 0; b < enc->B; b++) n += (size_t)enc->lengths[b];
+  return n;
+}
+
+int bc_encoder_read_words(bc_encoder *enc, const int32_t *word_ids, int mode, int combine,
+                          float *out, size_t *nrows) {
+  bertcl_ctx *ctx = enc->ctx;
+  int st = BERTCL_OK;
+  int B = enc->B, T = enc->T, C = enc->cfg.hidden_size, n = enc->nkept;
+  if (n <= 0) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "no layer kept");
+  if (mode != 1 && mode != 2)
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "word mode %d (1 first, 2 mean)", mode);
+  int width = combine == BC_COMBINE_CONCAT ? n * C : C;
+  size_t total = bc_encoder_word_count(enc, word_ids);
+  int32_t *wb = malloc((total ? total : 1) * 4), *ww = malloc((total ? total : 1) * 4);
+  cl_mem dids = NULL, dwb = NULL, dww = NULL, dout = NULL;
+  if (!wb || !ww) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  size_t r = 0;
+  for (int b = 0; b < B; b++) {
+    int mx = -1;
+    for (int t = 0; t < enc->lengths[b]; t++)
+      if (word_ids[(size_t)b * T + t] > mx) mx = word_ids[(size_t)b * T + t];
+    for (int w = 0; w <= mx; w++, r++) wb[r] = b, ww[r] = w;
+  }
+  dids = tmp_buffer(ctx, (size_t)B * T * 4, word_ids, &st);
+  if (st != BERTCL_OK) goto fail;
+  dwb = tmp_buffer(ctx, total * 4, total ? wb : NULL, &st);
+  if (st != BERTCL_OK) goto fail;
+  dww = tmp_buffer(ctx, total * 4, total ? ww : NULL, &st);
+  if (st != BERTCL_OK) goto fail;
+  dout = tmp_buffer(ctx, total * (size_t)width * 4, NULL, &st);
+  if (st != BERTCL_OK) goto fail;
+  for (int j = 0; j < n && total; j++) {
+    float alpha, beta;
+    int col0;
+    combine_step(combine, j, n, C, &alpha, &beta, &col0);
+    BC_TRY(bc_op_word_pool(ctx, &enc->ops, dout, enc->kept[j], dids, dwb, dww, mode, alpha, beta,
+                           (int)total, T, C, width, col0));
+  }
+  if (total)
+    BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, dout, CL_TRUE, 0,
+                                         total * (size_t)width * 4, out, 0, NULL, NULL));
+  *nrows = total;
+fail:
+  if (dids) clReleaseMemObject(dids);
+  if (dwb) clReleaseMemObject(dwb);
+  if (dww) clReleaseMemObject(dww);
+  if (dout) clReleaseMemObject(dout);
+  free(wb);
+  free(ww);
+  return st;
+}
+
+size_t bc_encoder_word_count(const bc_encoder *enc, const int32_t *word_ids) {
+  size_t total = 0;
+  for (int b = 0; b < enc->B; b++) {
+    int mx = -1;
+    for (int t = 0; t < enc->lengths[b]; t++)
+      if (word_ids[(size_t)b * enc->T + t] > mx) mx = word_ids[(size_t)b * enc->T + t];
+    total += (size_t)(mx + 1);
+  }
+  return total;
 }

@@ -40,4 +40,16 @@ int bc_encoder_read_pooler(bc_encoder *enc, float *out);
 enum { BC_COMBINE_CONCAT = 0, BC_COMBINE_MEAN = 1, BC_COMBINE_SUM = 2 };
 int bc_encoder_read_pooled(bc_encoder *enc, int mode, int combine, int normalize, float *out);
 
+/* Token features of the kept layers (joined as for read_pooled), real tokens only, rows in
+ * order (b, t): out (bc_encoder_token_count, width). The mask must be right-padded. */
+int bc_encoder_read_tokens(bc_encoder *enc, int combine, float *out, size_t *nrows);
+size_t bc_encoder_token_count(const bc_encoder *enc);
+/* Word features from WordPiece word ids (B, T) (-1 = special token or padding; ids must be
+ * unique inside a row, so a pair's second text is offset by the first's word count):
+ * mode 1 = first subword, 2 = mean of subwords. Row b has max(word id) + 1 words;
+ * out (bc_encoder_word_count, width). */
+int bc_encoder_read_words(bc_encoder *enc, const int32_t *word_ids, int mode, int combine,
+                          float *out, size_t *nrows);
+size_t bc_encoder_word_count(const bc_encoder *enc, const int32_t *word_ids);
+
 #endif

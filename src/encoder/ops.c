@@ -6,7 +6,7 @@
 
 static const char *const op_files[] = {"common.cl", "embedding.cl", "layernorm.cl",
                                        "activation.cl", "attention.cl", "pooling.cl",
-                                       "combine.cl"};
+                                       "combine.cl", "gather.cl"};
 
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops) {
   memset(ops, 0, sizeof *ops);
@@ -29,6 +29,8 @@ int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops) {
   K(l2norm, "l2norm_fwd");
   K(gather_cls, "gather_cls_fwd");
   K(scale_add, "scale_add_fwd");
+  K(gather_tokens, "gather_tokens_fwd");
+  K(word_pool, "word_pool_fwd");
 #undef K
   return BERTCL_OK;
 fail:
@@ -40,7 +42,8 @@ void bc_ops_free(bc_ops *ops) {
   if (!ops) return;
   cl_kernel *ks[] = {&ops->embedding,   &ops->brln, &ops->bias_act, &ops->split_heads,
                      &ops->softmax,     &ops->merge_heads, &ops->pool, &ops->l2norm,
-                     &ops->gather_cls, &ops->scale_add};
+                     &ops->gather_cls, &ops->scale_add,
+                     &ops->gather_tokens, &ops->word_pool};
   for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
     if (*ks[i]) {
       clReleaseKernel(*ks[i]);
@@ -169,6 +172,30 @@ int bc_op_scale_add(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem in, float a
   ARG(0, out); ARG(1, in); ARG(2, alpha); ARG(3, beta); ARG(4, N); ARG(5, C);
   ARG(6, out_stride); ARG(7, col0);
   return launch(ctx, k, (size_t)N * C, EW_LOCAL, "scale_add_fwd");
+fail:
+  return st;
+}
+
+int bc_op_gather_tokens(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem h, cl_mem row_off,
+                        float alpha, float beta, int B, int T, int C, int out_stride, int col0) {
+  int st = BERTCL_OK;
+  cl_kernel k = ops->gather_tokens;
+  ARG(0, out); ARG(1, h); ARG(2, row_off); ARG(3, alpha); ARG(4, beta); ARG(5, B); ARG(6, T);
+  ARG(7, C); ARG(8, out_stride); ARG(9, col0);
+  return launch(ctx, k, (size_t)B * T * C, EW_LOCAL, "gather_tokens_fwd");
+fail:
+  return st;
+}
+
+int bc_op_word_pool(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem h, cl_mem word_ids,
+                    cl_mem word_b, cl_mem word_w, int mode, float alpha, float beta, int nwords,
+                    int T, int C, int out_stride, int col0) {
+  int st = BERTCL_OK;
+  cl_kernel k = ops->word_pool;
+  ARG(0, out); ARG(1, h); ARG(2, word_ids); ARG(3, word_b); ARG(4, word_w); ARG(5, mode);
+  ARG(6, alpha); ARG(7, beta); ARG(8, nwords); ARG(9, T); ARG(10, C); ARG(11, out_stride);
+  ARG(12, col0);
+  return launch(ctx, k, (size_t)nwords * C, EW_LOCAL, "word_pool_fwd");
 fail:
   return st;
 }

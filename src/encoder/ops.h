@@ -13,7 +13,7 @@ typedef struct {
   cl_program prog;
   size_t wg; /* work-group size of the row kernels (-DWG) */
   cl_kernel embedding, brln, bias_act, split_heads, softmax, merge_heads, pool, l2norm,
-      gather_cls, scale_add;
+      gather_cls, scale_add, gather_tokens, word_pool;
 } bc_ops;
 
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops);
@@ -47,5 +47,12 @@ int bc_op_gather_cls(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B, C) */,
 int bc_op_scale_add(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (N, out_stride) */,
                     cl_mem in /* (N, C) */, float alpha, float beta, int N, int C, int out_stride,
                     int col0);
+int bc_op_gather_tokens(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (sum len, out_stride) */,
+                        cl_mem h /* (B*T, C) */, cl_mem row_off /* (B+1) */, float alpha,
+                        float beta, int B, int T, int C, int out_stride, int col0);
+int bc_op_word_pool(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (nwords, out_stride) */,
+                    cl_mem h /* (B*T, C) */, cl_mem word_ids /* (B, T) */,
+                    cl_mem word_b /* (nwords) */, cl_mem word_w /* (nwords) */, int mode,
+                    float alpha, float beta, int nwords, int T, int C, int out_stride, int col0);
 
 #endif
