@@ -252,6 +252,56 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
                                   const bertcl_tokenize_options *opt, bertcl_batch **out);
 void bertcl_batch_free(bertcl_batch *batch);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Encoder: a model's weights on a context's device, and feature extraction                   */
+
+typedef struct bertcl_encoder bertcl_encoder;
+
+typedef enum {
+  BERTCL_POOL_CLS = 1,   /* hidden state of the first token ([CLS]) */
+  BERTCL_POOL_MEAN = 2,  /* mean over real tokens, as sentence-transformers */
+  BERTCL_POOL_MAX = 4,   /* max over real tokens, as sentence-transformers */
+  BERTCL_POOL_POOLER = 8 /* BertModel's pooler_output: tanh(dense([CLS] of the last layer)) */
+} bertcl_pool;
+
+typedef enum {
+  BERTCL_COMBINE_CONCAT = 0, /* layers side by side: width nlayers * hidden */
+  BERTCL_COMBINE_MEAN = 1,
+  BERTCL_COMBINE_SUM = 2
+} bertcl_combine;
+
+typedef struct {
+  bertcl_pool pool;       /* 0 = BERTCL_POOL_CLS */
+  const int *layers;      /* hidden-state indices, 0 = embeddings .. L = last; negative counts
+                             from the end (-1 = last); NULL = the last layer only */
+  int nlayers;
+  bertcl_combine combine; /* how several layers are joined */
+  int normalize;          /* L2-normalise each output row */
+  size_t batch_size;      /* rows per device batch; 0 = 32; halved on device out-of-memory */
+  size_t max_length;      /* texts only: tokens per text incl. [CLS]/[SEP]; 0 = model maximum */
+} bertcl_encode_options;
+
+/* Uploads the model's weights to the context's device. The model may be freed afterwards. */
+int bertcl_encoder_create(bertcl_encoder **out, bertcl_ctx *ctx, const bertcl_model *model);
+void bertcl_encoder_free(bertcl_encoder *enc);
+/* Floats per output row of bertcl_encode / bertcl_encode_ids for these options. */
+size_t bertcl_encode_width(const bertcl_encoder *enc, const bertcl_encode_options *opt);
+
+/* Sentence features of n texts (pairs NULL, or pairs[i] NULL for single texts), tokenized with
+ * tok: out (n, width) row-major, out_len >= n * width floats. */
+int bertcl_encode(bertcl_encoder *enc, const bertcl_tokenizer *tok, const char *const *texts,
+                  const char *const *pairs, size_t n, const bertcl_encode_options *opt,
+                  float *out, size_t out_len);
+/* The same from token ids: ids, type_ids (NULL = all 0) and mask (NULL = all real; rows must be
+ * right-padded) are (B, T) int32. */
+int bertcl_encode_ids(bertcl_encoder *enc, const int32_t *ids, const int32_t *type_ids,
+                      const int32_t *mask, size_t B, size_t T, const bertcl_encode_options *opt,
+                      float *out, size_t out_len);
+/* Every hidden state asked for, unpooled: out (nlayers, B, T, hidden) (padding rows included). */
+int bertcl_encode_hidden(bertcl_encoder *enc, const int32_t *ids, const int32_t *type_ids,
+                         const int32_t *mask, size_t B, size_t T, const int *layers, int nlayers,
+                         float *out, size_t out_len);
+
 #ifdef __cplusplus
 }
 #endif
