@@ -10,15 +10,23 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 pattern='Invalid (read|write)|Uninitialized value|[Dd]ata race|Oclgrind - |Work-group divergence|Unaligned'
-# each line: test executable, cmocka filter (tests whose kernels run under oclgrind)
-checks=("test_runtime test_kernel_runs")
-[ -x "$build/test_ops" ] && checks+=("test_ops *")
-run_one() { # exe filter
-  BERTCL_TEST_DEVICE=oclgrind BERTCL_CACHE_DIR=off BERTCL_TEST_FILTER="$2" BERTCL_OCLGRIND=1 \
-    oclgrind --check-api --data-races --uninitialized --build-options -cl-opt-disable "$build/$1" >"$log" 2>&1
+# each line: test executable, cmocka filter, checks. The op table (every kernel against its
+# reference) runs with all checks. The small end-to-end run (model load, weight upload, a whole
+# forward with CLBlast's GEMMs, pooling) runs without --uninitialized: oclgrind 21.10 tracks
+# initialisation per buffer and misses writes made through the parent of a sub-buffer (our
+# weights are sub-buffers of one upload), so it reports every weight read as uninitialised.
+all="--check-api --data-races --uninitialized"
+checks=("test_runtime test_kernel_runs $all")
+[ -x "$build/test_ops" ] && checks+=("test_ops * $all")
+[ -x "$build/test_encoder" ] && checks+=("test_encoder test_bad_input_and_oom --check-api --data-races")
+run_one() { # exe filter checks...
+  local exe=$1 filter=$2
+  shift 2
+  BERTCL_TEST_DEVICE=oclgrind BERTCL_CACHE_DIR=off BERTCL_TEST_FILTER="$filter" BERTCL_OCLGRIND=1 \
+    oclgrind "$@" --build-options -cl-opt-disable "$build/$exe" >"$log" 2>&1
 }
 # 1. the check itself can fail
-BERTCL_KERNEL_DIR="$root/tests/data/oclgrind-bad" run_one test_runtime test_kernel_runs
+BERTCL_KERNEL_DIR="$root/tests/data/oclgrind-bad" run_one test_runtime test_kernel_runs $all
 if ! grep -Eq "$pattern" "$log"; then
   echo "oclgrind-check: the known-bad kernel was NOT flagged; the check is broken" >&2
   cat "$log" >&2
@@ -29,7 +37,7 @@ echo "oclgrind-check: known-bad kernel flagged as expected"
 fail=0
 for c in "${checks[@]}"; do
   set -- $c
-  if ! run_one "$1" "$2"; then
+  if ! run_one "$@"; then
     echo "oclgrind-check: $1 failed under oclgrind" >&2; cat "$log" >&2; fail=1; continue
   fi
   if grep -Eq "$pattern" "$log"; then

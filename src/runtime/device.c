@@ -6,7 +6,16 @@
 #include <string.h>
 #include <strings.h>
 
+#include <clblast_c.h>
+#include <stdatomic.h>
+
 #include "runtime.h"
+
+/* Live contexts. CLBlast caches compiled programs, which retain their OpenCL context, in a
+ * process-wide cache; when the last bertcl context goes, that cache is cleared so the contexts
+ * are really released now, not by CLBlast's static destructors at exit (which crash some
+ * OpenCL implementations, oclgrind among them, whose own state is gone by then). */
+static atomic_int live_contexts;
 
 const char *bc_cl_errname(cl_int code) {
   switch (code) {
@@ -324,6 +333,7 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   free(list);
   free(pids);
   free(dids);
+  atomic_fetch_add(&live_contexts, 1);
   *out = ctx;
   return BERTCL_OK;
 fail:
@@ -341,6 +351,8 @@ void bertcl_ctx_free(bertcl_ctx *ctx) {
     clFinish(ctx->queue);
     clReleaseCommandQueue(ctx->queue);
   }
+  /* a context that was fully created is counted; the last one clears CLBlast's cache */
+  if (ctx->queue && atomic_fetch_sub(&live_contexts, 1) == 1) CLBlastClearCache();
   if (ctx->context) clReleaseContext(ctx->context);
   free(ctx);
 }
