@@ -22,6 +22,8 @@ int bc_cmd_tokenize(int argc, char **argv);
 void bc_cmd_tokenize_usage(FILE *out);
 int bc_cmd_extract(int argc, char **argv);
 void bc_cmd_extract_usage(FILE *out);
+int bc_cmd_merge(int argc, char **argv);
+void bc_cmd_merge_usage(FILE *out);
 int bc_cmd_info(int argc, char **argv);
 void bc_cmd_info_usage(FILE *out);
 

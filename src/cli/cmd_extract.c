@@ -1,31 +1,48 @@
-/* bertcl extract: sentence, token and word features from any layers, in one pass.
- * This first version reads the whole input into memory and writes one file; streaming, sharding
- * and resumable jobs over large corpora are the batch-job work (issue 7). */
+/* bertcl extract: sentence, token and word features from any layers, in one pass, streamed
+ * through a batch job (src/job): bounded memory, length bucketing, pinned readback, shards, a
+ * manifest, --resume, --shard K/N. One output file is the merge of the job's shards. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <unistd.h>
 
 #include "bertcl.h"
 #include "cli.h"
 #include "encoder/encoder.h"
-#include "io/writers.h"
+#include "job/job.h"
 #include "model/model.h"
 
 void bc_cmd_extract_usage(FILE *out) {
   fprintf(out,
           "usage: bertcl extract -m MODEL_DIR -i INPUT -o OUTPUT [options]\n\n"
           "Runs the encoder over every text of INPUT and writes the features asked for.\n"
-          "Row i of every output belongs to input line i.\n\n"
+          "Row i of every output belongs to input record i (bad lines included, see below).\n\n"
+          "output:\n"
+          "  -o FILE.safetensors|FILE.npy|FILE.jsonl   one file (built from a job directory\n"
+          "                      FILE.job/, removed on success; --resume continues it)\n"
+          "  -o DIR              a job directory: shard-NNNNN.safetensors files and manifest.json\n"
+          "                      (join them with bertcl merge DIR OUT)\n"
+          "  --format F          npy, safetensors or jsonl: -o is one file of that format\n"
+          "  --shard-rows N      rows per shard file (default 10000)\n"
+          "  --resume            continue the job in the output directory: its manifest must\n"
+          "                      match this input and these options; complete shards are kept\n"
+          "  --shard K/N         process only part K (0..N-1) of N of the input (a byte range,\n"
+          "                      whole lines): N processes or array tasks cover it; bertcl merge\n"
+          "                      joins their manifests (all N write into the same DIR)\n"
+          "  --dtype f32|f16     stored value type (default f32)\n"
           "input:\n"
           "  -i FILE             plain text (one text a line), JSONL ({\"text\": .., \"text_pair\": ..})\n"
           "                      when FILE ends in .jsonl, TSV when --column is given; - = stdin\n"
           "  --column NAME|N     TSV column holding the text (name from the header line, or a\n"
           "                      0-based index; with a name the first line is the header)\n"
+          "  --strict            stop at the first bad line; by default a line with invalid UTF-8,\n"
+          "                      a NUL byte, a missing column or unparsable JSON is kept as a row\n"
+          "                      of NaN sentence features and no tokens/words, with a warning and\n"
+          "                      its row number in the manifest (bad_rows)\n"
           "features (several at once are written as separately named tensors):\n"
           "  --pool LIST         cls,mean,max,pooler or none (default: the model directory's\n"
           "                      sentence-transformers pooling, else cls)\n"
@@ -35,156 +52,21 @@ void bc_cmd_extract_usage(FILE *out) {
           "                      directory has a Normalize module); --no-normalize turns it off\n"
           "  --tokens            also write every real token's vector (ragged: values + offsets)\n"
           "  --words first|mean  also write word vectors from WordPiece word ids\n"
+          "  --max-len N         tokens per sequence (default: the model's maximum); longer texts\n"
+          "                      are truncated and counted\n"
+          "  --stride N          token/word features of long texts from overlapping windows of\n"
+          "                      --max-len tokens, N tokens of overlap, each token taken from the\n"
+          "                      window where it is most central (sentence features: first window)\n"
           "run:\n"
           "  --device D          OpenCL device (see bertcl devices); default $BERTCL_DEVICE or\n"
           "                      the first GPU, else the first device\n"
-          "  --batch-size N      texts per batch (default 32); halved automatically when the\n"
-          "                      device runs out of memory\n"
-          "  --max-len N         truncate to N tokens (default: the model's maximum)\n"
-          "  --format F          npy (one output only), safetensors (default) or jsonl\n"
-          "  --quiet             no progress on stderr\n");
-}
-
-typedef struct {
-  const char *model, *input, *output, *device, *column, *pool, *layers, *combine, *format,
-      *words;
-  int normalize; /* -1 = model default */
-  int tokens, quiet;
-  int batch, max_len;
-} opts;
-
-/* ---- input ------------------------------------------------------------------------------ */
-
-typedef struct {
-  char **text, **pair;
-  size_t n, cap;
-} texts;
-
-static int push(texts *t, char *text, char *pair) {
-  if (t->n == t->cap) {
-    size_t nc = t->cap ? t->cap * 2 : 256;
-    char **a = realloc(t->text, nc * sizeof *a);
-    if (!a) return -1;
-    t->text = a;
-    char **b = realloc(t->pair, nc * sizeof *b);
-    if (!b) return -1;
-    t->pair = b;
-    t->cap = nc;
-  }
-  t->text[t->n] = text;
-  t->pair[t->n] = pair;
-  t->n++;
-  return 0;
-}
-
-static void texts_free(texts *t) {
-  for (size_t i = 0; i < t->n; i++) {
-    free(t->text[i]);
-    free(t->pair[i]);
-  }
-  free(t->text);
-  free(t->pair);
-}
-
-static int ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
-static char *tsv_field(char *line, int col) {
-  char *p = line;
-  for (int i = 0; i < col; i++) {
-    p = strchr(p, '\t');
-    if (!p) return NULL;
-    p++;
-  }
-  char *end = strchr(p, '\t');
-  size_t n = end ? (size_t)(end - p) : strlen(p);
-  char *s = malloc(n + 1);
-  if (s) {
-    memcpy(s, p, n);
-    s[n] = '\0';
-  }
-  return s;
-}
-
-static int read_input(const opts *o, texts *t) {
-  FILE *f = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "rb");
-  if (!f) {
-    bc_cli_error("cannot open %s: %s", o->input, strerror(errno));
-    return 1;
-  }
-  int jsonl = ends_with(o->input, ".jsonl") && !o->column;
-  int col = -1, header = 0;
-  if (o->column) {
-    char *endp;
-    long v = strtol(o->column, &endp, 10);
-    if (*endp == '\0' && v >= 0) col = (int)v; else header = 1;
-  }
-  char *line = NULL;
-  size_t cap = 0;
-  ssize_t len;
-  size_t lineno = 0;
-  int rc = 0;
-  while ((len = getline(&line, &cap, f)) >= 0) {
-    lineno++;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-    if (header) {
-      header = 0;
-      for (int i = 0;; i++) {
-        char *name = tsv_field(line, i);
-        if (!name) break;
-        int hit = strcmp(name, o->column) == 0;
-        free(name);
-        if (hit) {
-          col = i;
-          break;
-        }
-      }
-      if (col < 0) {
-        bc_cli_error("%s: no column named '%s' in the header line", o->input, o->column);
-        rc = 1;
-        break;
-      }
-      continue;
-    }
-    char *text = NULL, *pair = NULL;
-    if (jsonl) {
-      json_error_t je;
-      json_t *obj = json_loadb(line, (size_t)len, 0, &je);
-      const char *tx = obj ? json_string_value(json_object_get(obj, "text")) : NULL;
-      if (!tx) {
-        bc_cli_error("%s:%zu: not a JSON object with a \"text\" string%s%s", o->input, lineno,
-                     obj ? "" : ": ", obj ? "" : je.text);
-        json_decref(obj);
-        rc = 1;
-        break;
-      }
-      text = strdup(tx);
-      const char *px = json_string_value(json_object_get(obj, "text_pair"));
-      if (px) pair = strdup(px);
-      json_decref(obj);
-    } else if (col >= 0) {
-      text = tsv_field(line, col);
-      if (!text) {
-        bc_cli_error("%s:%zu: has no column %d", o->input, lineno, col);
-        rc = 1;
-        break;
-      }
-    } else {
-      text = strdup(line);
-    }
-    if (!text || push(t, text, pair) != 0) {
-      bc_cli_error("out of memory reading %s", o->input);
-      free(text);
-      free(pair);
-      rc = 1;
-      break;
-    }
-  }
-  free(line);
-  if (f != stdin) fclose(f);
-  return rc;
+          "  --batch-size N      most texts per batch (default 128); halved automatically when\n"
+          "                      the device runs out of memory\n"
+          "  --max-tokens N      token budget of a batch, padded (default 8192)\n"
+          "  --window N          texts sorted by length together (default 10000)\n"
+          "  --no-bucket         batches of --batch-size texts in input order (no sorting)\n"
+          "  --threads N         tokenizer threads (default: half the CPUs, at most 4)\n"
+          "  --quiet             no progress, warnings or summary on stderr\n");
 }
 
 /* ---- layer spec ------------------------------------------------------------------------- */
@@ -225,10 +107,6 @@ static int parse_layers(const char *spec, int L, int *out, int *n) {
 
 /* ---- main ------------------------------------------------------------------------------- */
 
-enum { P_CLS = 0, P_MEAN, P_MAX, P_POOLER, NPOOL };
-static const char *pool_names[NPOOL] = {"cls", "mean", "max", "pooler"};
-static const int pool_modes[NPOOL] = {BC_POOL_CLS, BC_POOL_MEAN, BC_POOL_MAX, BC_POOL_POOLER};
-
 static int arg_value(int argc, char **argv, int *i, const char *name, const char **out) {
   size_t n = strlen(name);
   if (!strcmp(argv[*i], name)) {
@@ -246,8 +124,61 @@ static int arg_value(int argc, char **argv, int *i, const char *name, const char
   return 0;
 }
 
+
+typedef struct {
+  const char *model, *input, *output, *device, *column, *pool, *layers, *combine, *format,
+      *words, *dtype, *shard;
+  int normalize; /* -1 = model default */
+  int tokens, quiet, resume, strict, no_bucket;
+  long batch, max_len, stride, threads, max_tokens, window, shard_rows;
+} opts;
+
+static int ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static int num_arg(const char *v, long lo, long *out) {
+  char *end;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || *end || end == v || x < lo) return -1;
+  *out = x;
+  return 0;
+}
+
+/* Shard files in a job directory. */
+static int count_shards(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (strncmp(de->d_name, "shard-", 6) == 0 && !strstr(de->d_name, ".tmp")) n++;
+  closedir(d);
+  return n;
+}
+
+/* Removes a finished job directory: the files its manifest names, the manifest, the dir. */
+static void remove_job_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    const char *n = de->d_name;
+    if (strncmp(n, "shard-", 6) == 0 || strncmp(n, "manifest", 8) == 0) {
+      char p[8192];
+      snprintf(p, sizeof p, "%s/%s", dir, n);
+      unlink(p);
+    }
+  }
+  closedir(d);
+  rmdir(dir);
+}
+
 int bc_cmd_extract(int argc, char **argv) {
-  opts o = {.normalize = -1, .batch = 32, .format = "safetensors", .combine = "concat"};
+  opts o = {.normalize = -1, .batch = 128, .combine = "concat", .max_tokens = 8192,
+            .window = 10000, .shard_rows = 10000, .threads = 0, .dtype = "f32"};
   const char *v = NULL;
   for (int i = 1; i < argc; i++) {
     int r;
@@ -257,23 +188,29 @@ int bc_cmd_extract(int argc, char **argv) {
     o.field = v;                                                \
     continue;                                                   \
   }
+#define NUM(flag, field, lo)                                                 \
+  if ((r = arg_value(argc, argv, &i, flag, &v)) != 0) {                      \
+    if (r < 0 || num_arg(v, lo, &o.field) != 0)                              \
+      return bc_cli_error("extract: bad %s '%s' (an integer >= %d)", flag,   \
+                          r < 0 ? "" : v, lo), 2;                            \
+    continue;                                                                \
+  }
     OPT("-m", model) OPT("--model", model) OPT("-i", input) OPT("--input", input)
     OPT("-o", output) OPT("--output", output) OPT("--device", device) OPT("--column", column)
     OPT("--pool", pool) OPT("--layers", layers) OPT("--combine", combine)
-    OPT("--format", format) OPT("--words", words)
+    OPT("--format", format) OPT("--words", words) OPT("--dtype", dtype) OPT("--shard", shard)
+    NUM("--batch-size", batch, 1) NUM("--max-len", max_len, 3) NUM("--stride", stride, 1)
+    NUM("--threads", threads, 1) NUM("--max-tokens", max_tokens, 1) NUM("--window", window, 1)
+    NUM("--shard-rows", shard_rows, 1)
 #undef OPT
-    if ((r = arg_value(argc, argv, &i, "--batch-size", &v)) != 0) {
-      if (r < 0 || (o.batch = atoi(v)) <= 0) return bc_cli_error("extract: bad --batch-size"), 2;
-      continue;
-    }
-    if ((r = arg_value(argc, argv, &i, "--max-len", &v)) != 0) {
-      if (r < 0 || (o.max_len = atoi(v)) <= 2) return bc_cli_error("extract: bad --max-len"), 2;
-      continue;
-    }
+#undef NUM
     if (!strcmp(argv[i], "--normalize")) o.normalize = 1;
     else if (!strcmp(argv[i], "--no-normalize")) o.normalize = 0;
     else if (!strcmp(argv[i], "--tokens")) o.tokens = 1;
     else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) o.quiet = 1;
+    else if (!strcmp(argv[i], "--resume")) o.resume = 1;
+    else if (!strcmp(argv[i], "--strict")) o.strict = 1;
+    else if (!strcmp(argv[i], "--no-bucket")) o.no_bucket = 1;
     else {
       bc_cli_error("extract: unknown option '%s' (see bertcl extract --help)", argv[i]);
       return 2;
@@ -284,329 +221,217 @@ int bc_cmd_extract(int argc, char **argv) {
                  "(see bertcl extract --help)");
     return 2;
   }
-  int combine = !strcmp(o.combine, "concat") ? BC_COMBINE_CONCAT
-                : !strcmp(o.combine, "mean") ? BC_COMBINE_MEAN
-                : !strcmp(o.combine, "sum")  ? BC_COMBINE_SUM
-                                             : -1;
-  if (combine < 0) return bc_cli_error("extract: --combine must be concat, mean or sum"), 2;
-  int words_mode = 0; /* 0 none, 1 first, 2 mean */
+  bc_job_opts jo = {0};
+  jo.model_dir = o.model;
+  jo.input = o.input;
+  jo.column = o.column;
+  jo.input_kind = o.column ? BC_IN_TSV : ends_with(o.input, ".jsonl") ? BC_IN_JSONL : BC_IN_PLAIN;
+  jo.combine = !strcmp(o.combine, "concat") ? BC_COMBINE_CONCAT
+               : !strcmp(o.combine, "mean") ? BC_COMBINE_MEAN
+               : !strcmp(o.combine, "sum")  ? BC_COMBINE_SUM
+                                            : -1;
+  if (jo.combine < 0) return bc_cli_error("extract: --combine must be concat, mean or sum"), 2;
   if (o.words) {
-    if (!strcmp(o.words, "first")) words_mode = 1;
-    else if (!strcmp(o.words, "mean")) words_mode = 2;
+    if (!strcmp(o.words, "first")) jo.words = 1;
+    else if (!strcmp(o.words, "mean")) jo.words = 2;
     else return bc_cli_error("extract: --words must be first or mean"), 2;
   }
-  int fmt = !strcmp(o.format, "safetensors") ? 0 : !strcmp(o.format, "npy") ? 1
-            : !strcmp(o.format, "jsonl")     ? 2 : -1;
-  if (fmt < 0) return bc_cli_error("extract: --format must be npy, safetensors or jsonl"), 2;
+  if (strcmp(o.dtype, "f32") && strcmp(o.dtype, "f16"))
+    return bc_cli_error("extract: --dtype must be f32 or f16"), 2;
+  jo.f16 = !strcmp(o.dtype, "f16");
+  /* one file (by --format or extension) or a job directory */
+  int fmt = -1; /* 0 safetensors, 1 npy, 2 jsonl */
+  if (o.format) {
+    fmt = !strcmp(o.format, "safetensors") ? 0 : !strcmp(o.format, "npy") ? 1
+          : !strcmp(o.format, "jsonl")     ? 2 : -1;
+    if (fmt < 0) return bc_cli_error("extract: --format must be npy, safetensors or jsonl"), 2;
+  } else if (ends_with(o.output, ".safetensors")) {
+    fmt = 0;
+  } else if (ends_with(o.output, ".npy")) {
+    fmt = 1;
+  } else if (ends_with(o.output, ".jsonl")) {
+    fmt = 2;
+  }
+  jo.shard_k = 0;
+  jo.shard_n = 1;
+  if (o.shard) {
+    int used = 0;
+    if (sscanf(o.shard, "%d/%d%n", &jo.shard_k, &jo.shard_n, &used) != 2 || o.shard[used] ||
+        jo.shard_n < 1 || jo.shard_k < 0 || jo.shard_k >= jo.shard_n)
+      return bc_cli_error("extract: --shard must be K/N with 0 <= K < N (e.g. 3/8)"), 2;
+    if (fmt >= 0)
+      return bc_cli_error("extract: with --shard K/N, -o is the job directory the N parts "
+                          "share (then bertcl merge DIR OUT)"), 2;
+  }
+  jo.tokens = o.tokens;
+  jo.stride = (int)o.stride;
+  jo.max_batch = (int)(o.batch > 1 << 20 ? 1 << 20 : o.batch);
+  jo.max_tokens = (size_t)o.max_tokens;
+  jo.window = (size_t)o.window;
+  jo.shard_rows = (size_t)o.shard_rows;
+  jo.bucket = !o.no_bucket;
+  jo.resume = o.resume;
+  jo.strict = o.strict;
+  jo.quiet = o.quiet;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  jo.threads = o.threads ? (int)(o.threads > 64 ? 64 : o.threads)
+                         : (int)(ncpu / 2 < 1 ? 1 : ncpu / 2 > 4 ? 4 : ncpu / 2);
+  jo.progress_tty = isatty(2);
+  const char *every = getenv("BERTCL_PROGRESS_SECONDS");
+  jo.progress_every = every ? atof(every) : 5.0;
+  if (jo.stride && !(o.tokens || jo.words))
+    return bc_cli_error("extract: --stride windows are for --tokens / --words features"), 2;
 
   int rc = 1;
   bertcl_model *model = NULL;
   bertcl_tokenizer *tok = NULL;
   bertcl_ctx *ctx = NULL;
   bc_encoder *enc = NULL;
-  texts in = {0};
-  float *outs[NPOOL] = {0}, *tokv = NULL, *wordv = NULL, *hbuf = NULL;
-  size_t *tok_off = NULL, *word_off = NULL;
+  char *jobdir = NULL;
   if (bertcl_model_load(&model, o.model) != BERTCL_OK ||
       bertcl_tokenizer_load(&tok, o.model) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(NULL));
     goto done;
   }
   const bc_config *cfg = bc_model_config(model);
-  int C = cfg->hidden_size, L = cfg->num_layers;
-  /* defaults from the model directory */
-  int want[NPOOL] = {0};
+  int L = cfg->num_layers;
   if (o.pool) {
     if (strcmp(o.pool, "none") != 0) {
       char buf[128];
       snprintf(buf, sizeof buf, "%s", o.pool);
       for (char *p = strtok(buf, ","); p; p = strtok(NULL, ",")) {
         int k = 0;
-        while (k < NPOOL && strcmp(p, pool_names[k])) k++;
-        if (k == NPOOL) {
+        while (k < BC_JOB_NPOOL && strcmp(p, bc_job_pool_names[k])) k++;
+        if (k == BC_JOB_NPOOL) {
           bc_cli_error("extract: unknown pooling '%s' (cls, mean, max, pooler, none)", p);
           rc = 2;
           goto done;
         }
-        want[k] = 1;
+        jo.want[k] = 1;
       }
     }
   } else if (cfg->st_pooling) {
-    for (int k = 0; k < NPOOL; k++) want[k] = (cfg->st_pooling & pool_modes[k]) != 0;
+    const int modes[BC_JOB_NPOOL] = {BC_POOL_CLS, BC_POOL_MEAN, BC_POOL_MAX, BC_POOL_POOLER};
+    for (int k = 0; k < BC_JOB_NPOOL; k++) jo.want[k] = (cfg->st_pooling & modes[k]) != 0;
   } else {
-    want[P_CLS] = 1;
+    jo.want[BC_JOB_CLS] = 1;
   }
-  int normalize = o.normalize >= 0 ? o.normalize : cfg->st_normalize;
-  int layers[64], nl = 0;
-  if (parse_layers(o.layers, L, layers, &nl) != 0) {
+  jo.normalize = o.normalize >= 0 ? o.normalize : cfg->st_normalize;
+  if (parse_layers(o.layers, L, jo.layers, &jo.nlayers) != 0) {
     bc_cli_error("extract: bad --layers '%s' (last, all, -4:, 0,6,12; 0..%d)", o.layers, L);
     rc = 2;
     goto done;
   }
-  if (fmt == 1 && (want[0] + want[1] + want[2] + want[3] + o.tokens + (words_mode > 0)) != 1) {
-    bc_cli_error("extract: --format npy holds one array; ask for one output or use "
-                 "--format safetensors");
+  int nout = jo.want[0] + jo.want[1] + jo.want[2] + jo.want[3] + jo.tokens + (jo.words > 0);
+  if (nout == 0) {
+    bc_cli_error("extract: nothing to extract (--pool none without --tokens or --words)");
     rc = 2;
     goto done;
   }
-  if (fmt == 1 && (o.tokens || words_mode)) {
-    bc_cli_error("extract: token and word features are ragged; use --format safetensors or jsonl");
+  if (fmt == 1 && (nout != 1 || jo.tokens || jo.words)) {
+    bc_cli_error("extract: --format npy holds one array of sentence features; ask for one "
+                 "output or use --format safetensors (token and word features are ragged)");
     rc = 2;
     goto done;
   }
-  if (read_input(&o, &in) != 0) goto done;
+  size_t tmax = bertcl_tokenizer_max_length(tok);
+  long ml = o.max_len ? o.max_len : (tmax < (size_t)cfg->max_position ? (long)tmax
+                                                                      : cfg->max_position);
+  if (ml > cfg->max_position) {
+    bc_cli_error("extract: --max-len %ld exceeds the model's %d positions", ml,
+                 cfg->max_position);
+    rc = 2;
+    goto done;
+  }
+  jo.max_len = (int)ml;
+  if (jo.stride && jo.stride > jo.max_len - 3) {
+    bc_cli_error("extract: --stride %d must be below --max-len minus 2 (%d)", jo.stride,
+                 jo.max_len - 2);
+    rc = 2;
+    goto done;
+  }
+  if (fmt >= 0) {
+    size_t n = strlen(o.output) + 8;
+    jobdir = malloc(n);
+    if (!jobdir) goto done;
+    snprintf(jobdir, n, "%s.job", o.output);
+    jo.outdir = jobdir;
+  } else {
+    jo.outdir = o.output;
+  }
   bertcl_ctx_options copt = {.device = o.device};
   if (bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(NULL));
     goto done;
   }
-  if (!o.quiet)
-    fprintf(stderr, "bertcl: %zu texts, device %s, layers %d..%d (%d)\n", in.n,
-            bertcl_ctx_device(ctx)->name, layers[0], layers[nl - 1], nl);
   if (bc_encoder_create(ctx, model, &enc) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(ctx));
     goto done;
   }
-  size_t N = in.n;
-  int width = combine == BC_COMBINE_CONCAT ? nl * C : C;
-  for (int k = 0; k < NPOOL; k++)
-    if (want[k]) {
-      size_t w = k == P_POOLER ? (size_t)C : (size_t)width;
-      outs[k] = malloc((N ? N : 1) * w * sizeof(float));
-      if (!outs[k]) {
-        bc_cli_error("out of memory for %zu x %zu outputs", N, w);
-        goto done;
-      }
-    }
-  size_t ntok = 0, ncap = 0, nword = 0, wcap = 0;
-  tok_off = calloc(N + 1, sizeof *tok_off);
-  word_off = calloc(N + 1, sizeof *word_off);
-  if (!tok_off || !word_off) goto done;
-  bertcl_tokenize_options topt = {.max_length = (size_t)o.max_len};
-  size_t done_rows = 0, truncated = 0;
-  int bs = o.batch;
-  while (done_rows < N) {
-    size_t nb = N - done_rows < (size_t)bs ? N - done_rows : (size_t)bs;
-    bertcl_batch *b = NULL;
-    if (bertcl_tokenizer_encode_batch(tok, (const char *const *)in.text + done_rows,
-                                      (const char *const *)in.pair + done_rows, nb, &topt,
-                                      &b) != BERTCL_OK) {
-      bc_cli_error("%s", bertcl_last_error(NULL));
-      goto done;
-    }
-    int B = (int)b->batch, T = (int)b->seq;
-    int st = bc_encoder_forward(enc, b->ids, b->type_ids, b->mask, B, T, layers, nl);
-    if (st == BERTCL_ERR_DEVICE_OOM && bs > 1) {
-      bs /= 2;
-      if (!o.quiet)
-        fprintf(stderr, "bertcl: device out of memory at batch %d; retrying with %d\n", bs * 2,
-                bs);
-      bertcl_batch_free(b);
-      continue;
-    }
-    if (st != BERTCL_OK) {
-      bc_cli_error("%s", bertcl_last_error(ctx));
-      bertcl_batch_free(b);
-      goto done;
-    }
-    for (int k = 0; k < NPOOL && st == BERTCL_OK; k++) {
-      if (!want[k]) continue;
-      if (k == P_POOLER)
-        st = bc_encoder_read_pooler(enc, outs[k] + done_rows * C);
-      else
-        st = bc_encoder_read_pooled(enc, pool_modes[k], combine, normalize,
-                                    outs[k] + done_rows * (size_t)width);
-    }
-    if (st == BERTCL_OK && (o.tokens || words_mode)) {
-      /* token/word features of the combined layers, real tokens only (host-side gather) */
-      size_t bt = (size_t)B * T * C;
-      float *nh = realloc(hbuf, bt * (size_t)(nl + 1) * sizeof(float));
-      if (!nh) st = BERTCL_ERR_NOMEM; else hbuf = nh;
-      for (int j = 0; j < nl && st == BERTCL_OK; j++)
-        st = bc_encoder_read_hidden(enc, j, hbuf + (size_t)j * bt);
-      for (int bi = 0; bi < B && st == BERTCL_OK; bi++) {
-        size_t len = b->lengths[bi], row = done_rows + (size_t)bi;
-        int maxw = -1;
-        for (size_t t = 0; t < len; t++)
-          if (b->word_ids[(size_t)bi * T + t] > maxw) maxw = b->word_ids[(size_t)bi * T + t];
-        if (ntok + len > ncap || nword + (size_t)(maxw + 1) > wcap) {
-          ncap = (ntok + len) * 2 + 64;
-          wcap = (nword + (size_t)maxw + 1) * 2 + 64;
-          float *a = realloc(tokv, ncap * (size_t)width * sizeof(float));
-          if (a) tokv = a;
-          float *w = realloc(wordv, wcap * (size_t)width * sizeof(float));
-          if (w) wordv = w;
-          if (!a || !w) { st = BERTCL_ERR_NOMEM; break; }
-        }
-        float *cnt = calloc((size_t)maxw + 2, sizeof(float));
-        if (!cnt) { st = BERTCL_ERR_NOMEM; break; }
-        memset(wordv + nword * (size_t)width, 0, ((size_t)maxw + 1) * width * sizeof(float));
-        for (size_t t = 0; t < len; t++) {
-          float *dst = tokv + (ntok + t) * (size_t)width;
-          for (int c = 0; c < width; c++) {
-            float val = 0.0f;
-            if (combine == BC_COMBINE_CONCAT) {
-              val = hbuf[(size_t)(c / C) * bt + ((size_t)bi * T + t) * C + (size_t)(c % C)];
-            } else {
-              for (int j = 0; j < nl; j++) val += hbuf[(size_t)j * bt + ((size_t)bi * T + t) * C + c];
-              if (combine == BC_COMBINE_MEAN) val /= (float)nl;
-            }
-            dst[c] = val;
-          }
-          int wid = b->word_ids[(size_t)bi * T + t];
-          if (wid >= 0 && (words_mode == 2 || cnt[wid] == 0)) {
-            float *wd = wordv + (nword + (size_t)wid) * (size_t)width;
-            for (int c = 0; c < width; c++) wd[c] += dst[c];
-            cnt[wid] += 1.0f;
-          }
-        }
-        for (int w = 0; w <= maxw; w++)
-          if (cnt[w] > 1)
-            for (int c = 0; c < width; c++) wordv[(nword + (size_t)w) * width + c] /= cnt[w];
-        free(cnt);
-        ntok += len;
-        nword += (size_t)(maxw + 1);
-        tok_off[row + 1] = ntok;
-        word_off[row + 1] = nword;
-      }
-    }
-    if (st != BERTCL_OK) {
-      bc_cli_error("%s", st == BERTCL_ERR_NOMEM ? "out of host memory" : bertcl_last_error(ctx));
-      bertcl_batch_free(b);
-      goto done;
-    }
-    for (int bi = 0; bi < B; bi++)
-      if (b->overflow[2 * bi] + b->overflow[2 * bi + 1] > 0) truncated++;
-    bertcl_batch_free(b);
-    done_rows += nb;
-    if (!o.quiet) fprintf(stderr, "\rbertcl: %zu/%zu texts", done_rows, N);
-  }
-  if (!o.quiet) fprintf(stderr, "\n");
-  /* ---- write ---- */
-  bc_err err = {0};
-  char layers_text[512] = "";
-  for (int j = 0; j < nl; j++) {
-    size_t l = strlen(layers_text);
-    snprintf(layers_text + l, sizeof layers_text - l, "%s%d", j ? "," : "", layers[j]);
-  }
-  if (fmt == 1) {
-    for (int k = 0; k < NPOOL; k++)
-      if (want[k]) {
-        size_t shape[2] = {N, k == P_POOLER ? (size_t)C : (size_t)width};
-        if (bc_npy_write(&err, o.output, outs[k], 2, shape, BC_OUT_F32, 0) != BERTCL_OK) {
-          bc_cli_error("%s", err.msg);
-          goto done;
-        }
-      }
-  } else if (fmt == 0) {
-    bc_st_out_tensor ts[NPOOL + 4];
-    size_t nt = 0;
-    static size_t dummy;
-    float *toff_f = NULL, *woff_f = NULL;
-    for (int k = 0; k < NPOOL; k++)
-      if (want[k])
-        ts[nt++] = (bc_st_out_tensor){.name = pool_names[k], .data = outs[k], .ndim = 2,
-                                      .shape = {N, k == P_POOLER ? (size_t)C : (size_t)width}};
-    if (o.tokens || words_mode) {
-      toff_f = malloc((N + 1) * sizeof(float));
-      woff_f = malloc((N + 1) * sizeof(float));
-      if (!toff_f || !woff_f) { free(toff_f); free(woff_f); goto done; }
-      /* offsets stored as F32 (exact up to 2^24 rows of tokens) */
-      for (size_t i = 0; i <= N; i++) toff_f[i] = (float)tok_off[i], woff_f[i] = (float)word_off[i];
-      if (o.tokens) {
-        ts[nt++] = (bc_st_out_tensor){.name = "tokens", .data = tokv ? tokv : (float *)&dummy,
-                                      .ndim = 2, .shape = {ntok, (size_t)width}};
-        ts[nt++] = (bc_st_out_tensor){.name = "tokens.offsets", .data = toff_f, .ndim = 1,
-                                      .shape = {N + 1}};
-      }
-      if (words_mode) {
-        ts[nt++] = (bc_st_out_tensor){.name = "words", .data = wordv ? wordv : (float *)&dummy,
-                                      .ndim = 2, .shape = {nword, (size_t)width}};
-        ts[nt++] = (bc_st_out_tensor){.name = "words.offsets", .data = woff_f, .ndim = 1,
-                                      .shape = {N + 1}};
-      }
-    }
-    char pools[64] = "";
-    for (int k = 0; k < NPOOL; k++)
-      if (want[k]) {
-        size_t l = strlen(pools);
-        snprintf(pools + l, sizeof pools - l, "%s%s", l ? "," : "", pool_names[k]);
-      }
-    bc_st_meta meta[] = {{"model", o.model},      {"pooling", pools[0] ? pools : "none"},
-                         {"layers", layers_text}, {"combine", o.combine},
-                         {"normalize", normalize ? "true" : "false"},
-                         {"generator", "bertcl " BERTCL_VERSION_STRING}};
-    int wst = bc_st_write(&err, o.output, ts, nt, meta, sizeof meta / sizeof meta[0]);
-    free(toff_f);
-    free(woff_f);
-    if (wst != BERTCL_OK) {
-      bc_cli_error("%s", err.msg);
-      goto done;
-    }
-  } else {
-    /* JSONL: one object per text, written to a temporary file and renamed */
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) goto done;
-    for (size_t i = 0; i < N; i++) {
-      json_t *obj = json_object();
-      for (int k = 0; k < NPOOL; k++)
-        if (want[k]) {
-          size_t w = k == P_POOLER ? (size_t)C : (size_t)width;
-          json_t *arr = json_array();
-          for (size_t c = 0; c < w; c++) json_array_append_new(arr, json_real(outs[k][i * w + c]));
-          json_object_set_new(obj, pool_names[k], arr);
-        }
-      if (o.tokens || words_mode) {
-        const char *keys[2] = {"tokens", "words"};
-        float *vals[2] = {tokv, wordv};
-        size_t *offs[2] = {tok_off, word_off};
-        for (int q = 0; q < 2; q++) {
-          if ((q == 0 && !o.tokens) || (q == 1 && !words_mode)) continue;
-          json_t *rows = json_array();
-          for (size_t r = offs[q][i]; r < offs[q][i + 1]; r++) {
-            json_t *arr = json_array();
-            for (int c = 0; c < width; c++)
-              json_array_append_new(arr, json_real(vals[q][r * (size_t)width + c]));
-            json_array_append_new(rows, arr);
-          }
-          json_object_set_new(obj, keys[q], rows);
-        }
-      }
-      char *s = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(9));
-      json_decref(obj);
-      if (!s) { free(buf); goto done; }
-      size_t sl = strlen(s);
-      while (len + sl + 2 > cap) {
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) { free(s); free(buf); goto done; }
-        buf = nb;
-        cap *= 2;
-      }
-      memcpy(buf + len, s, sl);
-      len += sl;
-      buf[len++] = '\n';
-      free(s);
-    }
-    int wst = bc_write_file_atomic(&err, o.output, buf, len);
-    free(buf);
-    if (wst != BERTCL_OK) {
-      bc_cli_error("%s", err.msg);
-      goto done;
-    }
-  }
   if (!o.quiet)
-    fprintf(stderr, "bertcl: wrote %s: %zu rows (%zu truncated to the maximum length)\n",
-            o.output, N, truncated);
+    fprintf(stderr, "bertcl: %s -> %s on %s, layers %d..%d (%d), max %d tokens, %s\n", o.input,
+            o.output, bertcl_ctx_device(ctx)->name, jo.layers[0], jo.layers[jo.nlayers - 1],
+            jo.nlayers, jo.max_len,
+            jo.bucket ? "length-bucketed batches" : "batches in input order");
+  bc_err err = {0};
+  bc_job_stats stats;
+  int st = bc_job_run(&err, &jo, model, tok, ctx, enc, &stats);
+  if (st != BERTCL_OK) {
+    bc_cli_error("%s", err.msg);
+    /* one-file mode: a job with complete shards is kept for --resume; else nothing is left */
+    if (fmt >= 0 && access(jobdir, F_OK) == 0) {
+      if (count_shards(jobdir) == 0) remove_job_dir(jobdir);
+      else if (!o.quiet)
+        fprintf(stderr, "bertcl: the partial job is kept in %s; rerun with --resume to "
+                "continue\n", jobdir);
+    }
+    goto done;
+  }
+  if (!o.quiet) {
+    double t = stats.seconds > 1e-9 ? stats.seconds : 1e-9;
+    fprintf(stderr,
+            "bertcl: %llu rows, %llu tokens, %llu truncated to %d tokens%s, %llu bad lines, "
+            "%llu batches, %.2f s: %.1f rows/s, %.0f tokens/s on %s\n",
+            (unsigned long long)stats.rows, (unsigned long long)stats.tokens,
+            (unsigned long long)stats.truncated, jo.max_len,
+            jo.stride ? " (token features from stride windows)" : "",
+            (unsigned long long)stats.bad, (unsigned long long)stats.batches, stats.seconds,
+            stats.rows / t, stats.tokens / t, bertcl_ctx_device(ctx)->name);
+  }
+  if (fmt >= 0) {
+    /* one file: the merge of the job's shards, in the requested format */
+    const char *ext = fmt == 0 ? ".safetensors" : fmt == 1 ? ".npy" : ".jsonl";
+    char *target = NULL;
+    if (!ends_with(o.output, ext)) {
+      size_t n = strlen(o.output) + 32;
+      target = malloc(n);
+      if (!target) goto done;
+      snprintf(target, n, "%s.merge%s", o.output, ext);
+    }
+    uint64_t rows = 0;
+    st = bc_job_merge(&err, jobdir, target ? target : o.output, &rows);
+    if (st == BERTCL_OK && target && rename(target, o.output) != 0) {
+      bc_cli_error("rename %s -> %s: %s", target, o.output, strerror(errno));
+      unlink(target);
+      free(target);
+      goto done;
+    }
+    free(target);
+    if (st != BERTCL_OK) {
+      bc_cli_error("%s", err.msg);
+      goto done;
+    }
+    remove_job_dir(jobdir);
+    if (!o.quiet) fprintf(stderr, "bertcl: wrote %s (%llu rows)\n", o.output,
+                          (unsigned long long)rows);
+  } else if (!o.quiet) {
+    fprintf(stderr, "bertcl: job directory %s (%llu shards written by this run); join with: "
+            "bertcl merge %s OUT.safetensors\n", o.output, (unsigned long long)stats.shards,
+            o.output);
+  }
   rc = 0;
 done:
-  for (int k = 0; k < NPOOL; k++) free(outs[k]);
-  free(tokv);
-  free(wordv);
-  free(hbuf);
-  free(tok_off);
-  free(word_off);
-  texts_free(&in);
+  free(jobdir);
   bc_encoder_free(enc);
   bertcl_ctx_free(ctx);
   bertcl_tokenizer_free(tok);

@@ -13,6 +13,8 @@ static const bc_cli_command commands[] = {
      bc_cmd_tokenize_usage},
     {"extract", "sentence, token, word and per-layer features of texts", bc_cmd_extract,
      bc_cmd_extract_usage},
+    {"merge", "join the shards of an extract job into one file", bc_cmd_merge,
+     bc_cmd_merge_usage},
     {"info", "validate a model directory and show its configuration", bc_cmd_info,
      bc_cmd_info_usage},
 };

@@ -1,0 +1,198 @@
+/* Batch extraction jobs over large corpora (bertcl extract, bertcl merge).
+ *
+ * reader.c   streaming input (plain lines, JSONL, TSV column), a deterministic byte-range 1/N
+ *            split (--shard K/N), a running FNV-1a hash of every byte read, the bad-line policy
+ * bucket.c   length bucketing: items sorted by token count inside a window, batches filled to a
+ *            token budget, and the permutation that puts results back in input order
+ * files.c    atomic streaming files (temp + fsync + rename) and the safetensors layout both shard
+ *            files and merged files use; checksums
+ * manifest.c manifest.json: input, model, options, shards (row range, checksum, input hash)
+ * run.c      the pipeline: reader + tokenizer threads -> device thread (pinned readback slots)
+ *            -> writer thread (order restoration, stitching, shards, manifest)
+ * merge.c    joins the shards of one or N manifests into one safetensors / npy / jsonl file
+ *
+ * Everything returns a bertcl status and leaves its message in a bc_err; nothing exits. */
+#ifndef BC_JOB_H
+#define BC_JOB_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+
+/* ---- reader ----------------------------------------------------------------------------- */
+
+typedef enum { BC_IN_PLAIN = 0, BC_IN_JSONL = 1, BC_IN_TSV = 2 } bc_input_kind;
+
+/* Why a line gave no text. Such a row is kept (NaN pooled features, no tokens) unless the job
+ * is --strict, so row i of every output is always input record i. */
+typedef enum {
+  BC_BAD_NONE = 0,
+  BC_BAD_UTF8 = 1,   /* invalid UTF-8 in the text (or the pair text) */
+  BC_BAD_JSON = 2,   /* a JSONL line that is not an object with a "text" string */
+  BC_BAD_COLUMN = 3, /* a TSV line without the requested column */
+  BC_BAD_NUL = 4     /* a NUL byte inside a plain or TSV line */
+} bc_bad_kind;
+
+const char *bc_bad_kind_str(int kind);
+
+typedef struct {
+  char *text, *pair;  /* malloc'd, NULL when bad (pair NULL when absent) */
+  int bad;            /* bc_bad_kind */
+  size_t bad_at;      /* byte offset inside the line of the first invalid UTF-8 byte */
+  uint64_t lineno;    /* 1-based line number in the file */
+} bc_record;
+
+void bc_record_clear(bc_record *r);
+
+typedef struct bc_reader bc_reader;
+
+/* Opens path ("-" = stdin, not with shard_n > 1). kind BC_IN_TSV needs column: a 0-based index
+ * or a header name (then the first line of the file is the header). shard_n > 1 restricts the
+ * records to those whose line starts in bytes [size*k/n, size*(k+1)/n): a deterministic,
+ * contiguous split that needs no counting pass, and N readers cover every line exactly once. */
+int bc_reader_open(bc_err *err, const char *path, bc_input_kind kind, const char *column,
+                   int shard_k, int shard_n, bc_reader **out);
+void bc_reader_close(bc_reader *r);
+/* Next record: 1, 0 at the end of the range, negative on a read error. */
+int bc_reader_next(bc_reader *r, bc_record *rec);
+/* Skips n records without parsing them (still hashed); returns how many were skipped. */
+int bc_reader_skip(bc_reader *r, uint64_t n, uint64_t *skipped);
+/* File size (0 for stdin), first data byte and end of this reader's range, bytes consumed so
+ * far (absolute offset), and the hash of every byte read (header included). */
+uint64_t bc_reader_size(const bc_reader *r);
+uint64_t bc_reader_range_start(const bc_reader *r);
+uint64_t bc_reader_range_end(const bc_reader *r);
+uint64_t bc_reader_offset(const bc_reader *r);
+uint64_t bc_reader_hash(const bc_reader *r);
+
+/* Index of the first byte after a maximal valid UTF-8 prefix of s[0..n) (n when all valid). */
+size_t bc_utf8_valid_prefix(const unsigned char *s, size_t n);
+
+/* ---- bucketing -------------------------------------------------------------------------- */
+
+typedef struct {
+  size_t start, count; /* into order[] */
+  int seq;             /* padded length T of the batch: the longest item in it */
+} bc_bucket_batch;
+
+typedef struct {
+  size_t n;             /* items */
+  size_t *order;        /* (n) item indices, in the order the batches take them */
+  bc_bucket_batch *batches;
+  size_t nbatches;
+} bc_bucket_plan;
+
+/* Plans batches for n items of lengths lens[i] (tokens, > 0).
+ * sort != 0: items are ordered by length (stable: ties keep input order) and each batch takes
+ * as many consecutive items as fit count * longest <= max_tokens (at least one), at most
+ * max_batch. sort == 0: input order, max_batch items per batch (max_tokens ignored). */
+int bc_bucket_make(bc_err *err, const int *lens, size_t n, int sort, size_t max_tokens,
+                   int max_batch, bc_bucket_plan *out);
+void bc_bucket_free(bc_bucket_plan *p);
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+/* A file written under a temporary name (path.tmp), fsynced, then renamed to path; the
+ * directory is fsynced after the rename. hash is FNV-1a 64 of every byte written. */
+typedef struct {
+  int fd;
+  char *path, *tmp;
+  uint64_t hash, bytes;
+} bc_afile;
+
+int bc_afile_open(bc_err *err, bc_afile *f, const char *path);
+int bc_afile_write(bc_err *err, bc_afile *f, const void *data, size_t n);
+int bc_afile_commit(bc_err *err, bc_afile *f);
+void bc_afile_abort(bc_afile *f); /* unlinks the temporary file; no-op after commit */
+
+/* FNV-1a 64 of a whole file, and its size. */
+int bc_file_checksum(bc_err *err, const char *path, uint64_t *hash, uint64_t *size);
+
+/* A safetensors tensor for the streaming writer: dtype "F32", "F16" or "I64". */
+typedef struct {
+  const char *name;
+  const char *dtype;
+  int ndim;
+  uint64_t shape[2];
+} bc_st_desc;
+
+/* The safetensors header (8-byte length + JSON padded with spaces to a multiple of 8) for the
+ * tensors in order, data laid out back to back. meta: nmeta key/value pairs (may be 0).
+ * *hdr is malloc'd. */
+int bc_st_header(bc_err *err, const bc_st_desc *t, size_t n, const char *const *meta_kv,
+                 size_t nmeta, char **hdr, size_t *len);
+size_t bc_dtype_size(const char *dtype);
+
+/* ---- manifest --------------------------------------------------------------------------- */
+
+#define BC_MANIFEST_FORMAT "bertcl-job-1"
+
+/* Manifest file name inside an output directory: manifest.json, or manifest-K-of-N.json for
+ * one of N --shard processes. Shard files: shard-00000.safetensors / shard-K-of-N-00000.... */
+void bc_manifest_name(char *out, size_t n, int shard_k, int shard_n);
+void bc_shard_file_name(char *out, size_t n, int shard_k, int shard_n, size_t index);
+
+/* Loads a manifest (checks its format tag). */
+int bc_manifest_load(bc_err *err, const char *path, json_t **out);
+/* Writes a manifest atomically. */
+int bc_manifest_save(bc_err *err, const char *path, const json_t *m);
+/* Compares what a resumed job would do with what the manifest recorded: input path and size,
+ * model, options. On a difference returns BERTCL_ERR_INVALID_ARG naming every differing key
+ * with both values. */
+int bc_manifest_check(bc_err *err, const json_t *manifest, const json_t *input,
+                      const json_t *model, const json_t *options);
+
+/* safetensors __metadata__ of shard and merged files, from a manifest (model, pooling, layers,
+ * combine, dtype, normalize, generator): kv gets up to 7 key/value pairs pointing into m;
+ * returns the number of pairs. No row numbers: merged bytes never depend on the split. */
+int bc_job_meta(const json_t *m, const char **kv);
+
+/* ---- the job ---------------------------------------------------------------------------- */
+
+enum { BC_JOB_CLS = 0, BC_JOB_MEAN, BC_JOB_MAX, BC_JOB_POOLER, BC_JOB_NPOOL };
+extern const char *const bc_job_pool_names[BC_JOB_NPOOL];
+
+typedef struct {
+  const char *model_dir, *input, *outdir, *column;
+  bc_input_kind input_kind;
+  int want[BC_JOB_NPOOL];
+  int layers[64], nlayers;
+  int combine, normalize;
+  int tokens, words;       /* words: 0 none, 1 first, 2 mean */
+  int max_len;             /* tokens per sequence (resolved, > 2) */
+  int stride;              /* 0 = truncate; > 0: windows overlapping by `stride` tokens */
+  int f16;                 /* --dtype f16 */
+  size_t shard_rows, window, max_tokens;
+  int max_batch, bucket;
+  int shard_k, shard_n;
+  int resume, strict, quiet, threads;
+  int progress_tty;        /* progress as a bar (1) or a line every few seconds (0) */
+  double progress_every;   /* seconds between plain progress lines */
+  int fail_after_shards;   /* test hook: stop hard (as a kill) after this many shards, 0 = off */
+} bc_job_opts;
+
+typedef struct {
+  uint64_t rows, tokens, truncated, bad, windows_split, batches, shards;
+  double seconds;
+} bc_job_stats;
+
+struct bertcl_ctx;
+struct bertcl_model;
+struct bertcl_tokenizer;
+struct bc_encoder;
+
+/* Runs (or, with opts->resume, continues) a job into opts->outdir. The model, tokenizer,
+ * context and encoder belong to the caller. */
+int bc_job_run(bc_err *err, const bc_job_opts *opts, const struct bertcl_model *model,
+               const struct bertcl_tokenizer *tok, struct bertcl_ctx *ctx,
+               struct bc_encoder *enc, bc_job_stats *stats);
+
+/* Joins the shards listed by every manifest in dir (manifest.json, or manifest-K-of-N.json
+ * for K = 0..N-1) into out: .npy (one dense output), .jsonl, else safetensors. Every shard's
+ * checksum is verified; incomplete jobs or mismatched manifests are refused. */
+int bc_job_merge(bc_err *err, const char *dir, const char *out, uint64_t *rows);
+
+#endif

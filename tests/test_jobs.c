@@ -1,0 +1,751 @@
+/* Batch extraction jobs (src/job): bucketing order restoration, the byte-range K/N split, the
+ * bad-line policy, and, through the command-line program on PoCL with the tiny model, a job
+ * killed with SIGKILL several times and resumed (merged bytes identical to an uninterrupted
+ * run), refused resumes, --shard K/N + merge, --stride windows, f16 output. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "encoder/encoder.h"
+#include "job/job.h"
+#include "model/safetensors.h"
+#include "testutil.h"
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static const char *words_[] = {"the", "cat", "sat", "on", "mat", "quick", "brown", "fox",
+                               "jumps", "over", "lazy", "dog", "hello", "world", "again",
+                               "running", "unbelievable", "tokenization", "a", "b", ",", "."};
+
+/* n deterministic lines of 1..maxw words */
+static void write_corpus(const char *path, int n, int maxw, uint64_t seed) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  for (int i = 0; i < n; i++) {
+    int k = 1 + (int)(bc_rng_u32(&r) % (uint32_t)maxw);
+    for (int w = 0; w < k; w++)
+      fprintf(f, "%s%s", w ? " " : "", words_[bc_rng_u32(&r) % (sizeof words_ / sizeof *words_)]);
+    fputc('\n', f);
+  }
+  fclose(f);
+}
+
+static char *slurp(const char *path, size_t *len) {
+  bc_err e = {0};
+  char *d = NULL;
+  if (bc_read_file(&e, path, &d, len) != BERTCL_OK) return NULL;
+  return d;
+}
+
+static int files_equal(const char *a, const char *b) {
+  size_t la = 0, lb = 0;
+  char *x = slurp(a, &la), *y = slurp(b, &lb);
+  int eq = x && y && la == lb && memcmp(x, y, la) == 0;
+  free(x);
+  free(y);
+  return eq;
+}
+
+static float *read_tensor(const char *path, const char *name, size_t *numel) {
+  bc_err err = {0};
+  bc_st_file *f = NULL;
+  if (bc_st_open(&err, path, &f) != BERTCL_OK) fail_msg("%s", err.msg);
+  const bc_st_tensor *t = bc_st_find(f, name);
+  if (!t) fail_msg("%s has no tensor %s", path, name);
+  float *x = malloc((t->numel ? t->numel : 1) * 4);
+  assert_int_equal(bc_st_read_f32(&err, t, x, t->numel), BERTCL_OK);
+  *numel = t->numel;
+  bc_st_close(f);
+  return x;
+}
+
+static int64_t *read_i64(const char *path, const char *name, size_t *numel) {
+  bc_err err = {0};
+  bc_st_file *f = NULL;
+  if (bc_st_open(&err, path, &f) != BERTCL_OK) fail_msg("%s", err.msg);
+  const bc_st_tensor *t = bc_st_find(f, name);
+  if (!t || strcmp(t->dtype_name, "I64") != 0) fail_msg("%s has no I64 tensor %s", path, name);
+  int64_t *x = malloc((t->numel ? t->numel : 1) * 8);
+  memcpy(x, t->data, t->numel * 8);
+  *numel = t->numel;
+  bc_st_close(f);
+  return x;
+}
+
+static int run_cmd(const char *cmd, char **log) {
+  char *l = NULL;
+  int rc = bc_test_run(cmd, &l);
+  if (log) *log = l;
+  else free(l);
+  return rc;
+}
+
+/* ---- unit: bucketing -------------------------------------------------------------------- */
+
+static void test_bucket_order(void **state) {
+  (void)state;
+  for (uint64_t seed = 1; seed <= 20; seed++) {
+    bc_rng r;
+    bc_rng_seed(&r, seed);
+    size_t n = 1 + bc_rng_u32(&r) % 3000;
+    int *lens = malloc(n * sizeof *lens);
+    for (size_t i = 0; i < n; i++) lens[i] = 2 + (int)(bc_rng_u32(&r) % 126);
+    for (int sort = 0; sort <= 1; sort++) {
+      bc_bucket_plan p;
+      bc_err e = {0};
+      size_t max_tokens = 64 + bc_rng_u32(&r) % 4000;
+      int max_batch = 1 + (int)(bc_rng_u32(&r) % 100);
+      assert_int_equal(bc_bucket_make(&e, lens, n, sort, max_tokens, max_batch, &p), BERTCL_OK);
+      /* every item exactly once; batches tile order[] */
+      char *seen = calloc(n, 1);
+      size_t next = 0;
+      for (size_t b = 0; b < p.nbatches; b++) {
+        const bc_bucket_batch *bb = &p.batches[b];
+        assert_int_equal(bb->start, next);
+        assert_true(bb->count >= 1 && bb->count <= (size_t)max_batch);
+        int longest = 0;
+        for (size_t k = 0; k < bb->count; k++) {
+          size_t it = p.order[bb->start + k];
+          assert_true(it < n);
+          assert_false(seen[it]);
+          seen[it] = 1;
+          if (lens[it] > longest) longest = lens[it];
+          if (sort && k) /* sorted by length; stable */
+            assert_true(lens[p.order[bb->start + k - 1]] < lens[it] ||
+                        (lens[p.order[bb->start + k - 1]] == lens[it] &&
+                         p.order[bb->start + k - 1] < it));
+        }
+        assert_int_equal(bb->seq, longest);
+        if (sort && bb->count > 1) assert_true(bb->count * (size_t)longest <= max_tokens);
+        if (!sort)
+          for (size_t k = 0; k < bb->count; k++) assert_int_equal(p.order[bb->start + k], bb->start + k);
+        next += bb->count;
+      }
+      assert_int_equal(next, n);
+      /* results computed in batch order and stored at their item index come back in input
+       * order: f(i) = 7*i+lens[i] */
+      long *res = malloc(n * sizeof *res);
+      for (size_t k = 0; k < n; k++) res[p.order[k]] = 7 * (long)p.order[k] + lens[p.order[k]];
+      for (size_t i = 0; i < n; i++)
+        if (res[i] != 7 * (long)i + lens[i]) fail_msg("seed %llu: row %zu out of order",
+                                                      (unsigned long long)seed, i);
+      free(res);
+      free(seen);
+      bc_bucket_free(&p);
+    }
+    free(lens);
+  }
+  /* a length of 0 is refused */
+  int bad[2] = {3, 0};
+  bc_bucket_plan p;
+  bc_err e = {0};
+  assert_int_equal(bc_bucket_make(&e, bad, 2, 1, 100, 4, &p), BERTCL_ERR_INVALID_ARG);
+}
+
+/* ---- unit: K/N split covers every line once, in order ----------------------------------- */
+
+static void read_all(const char *path, bc_input_kind kind, const char *col, int k, int n,
+                     char ***out, size_t *cnt) {
+  bc_reader *r = NULL;
+  bc_err e = {0};
+  if (bc_reader_open(&e, path, kind, col, k, n, &r) != BERTCL_OK) fail_msg("%s", e.msg);
+  bc_record rec;
+  int st;
+  while ((st = bc_reader_next(r, &rec)) == 1) {
+    *out = realloc(*out, (*cnt + 1) * sizeof **out);
+    (*out)[(*cnt)++] = rec.text ? strdup(rec.text) : strdup("<bad>");
+    bc_record_clear(&rec);
+  }
+  assert_int_equal(st, 0);
+  bc_reader_close(r);
+}
+
+static void test_shard_coverage(void **state) {
+  (void)state;
+  char dir[512], path[700];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  for (int variant = 0; variant < 3; variant++) {
+    snprintf(path, sizeof path, "%s/in%d.txt", dir, variant);
+    FILE *f = fopen(path, "w");
+    bc_rng r;
+    bc_rng_seed(&r, 99 + variant);
+    if (variant == 2) fprintf(f, "id\ttext\n");
+    int lines = variant == 0 ? 1 : 257;
+    for (int i = 0; i < lines; i++) {
+      int len = (int)(bc_rng_u32(&r) % (i % 17 == 0 ? 300 : 12)); /* empty lines too */
+      if (variant == 2) fprintf(f, "%d\t", i);
+      for (int c = 0; c < len; c++) fputc('a' + (int)(bc_rng_u32(&r) % 26), f);
+      if (variant == 1 && i == lines - 1) break; /* no final newline */
+      fputc('\n', f);
+    }
+    fclose(f);
+    bc_input_kind kind = variant == 2 ? BC_IN_TSV : BC_IN_PLAIN;
+    const char *col = variant == 2 ? "text" : NULL;
+    char **all = NULL;
+    size_t nall = 0;
+    read_all(path, kind, col, 0, 1, &all, &nall);
+    assert_int_equal(nall, (size_t)lines);
+    for (int N = 1; N <= 9; N++) {
+      char **parts = NULL;
+      size_t np = 0;
+      for (int K = 0; K < N; K++) read_all(path, kind, col, K, N, &parts, &np);
+      if (np != nall) fail_msg("variant %d N=%d: %zu records, expected %zu", variant, N, np, nall);
+      for (size_t i = 0; i < np; i++) {
+        if (strcmp(parts[i], all[i]) != 0)
+          fail_msg("variant %d N=%d: record %zu differs", variant, N, i);
+        free(parts[i]);
+      }
+      free(parts);
+    }
+    for (size_t i = 0; i < nall; i++) free(all[i]);
+    free(all);
+  }
+  /* K out of range, stdin with N > 1 */
+  bc_reader *r = NULL;
+  bc_err e = {0};
+  assert_int_equal(bc_reader_open(&e, path, BC_IN_PLAIN, NULL, 3, 3, &r), BERTCL_ERR_INVALID_ARG);
+  assert_int_equal(bc_reader_open(&e, "-", BC_IN_PLAIN, NULL, 0, 2, &r), BERTCL_ERR_INVALID_ARG);
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(run_cmd(cmd, NULL), 0);
+}
+
+/* ---- unit: bad lines are rows, never dropped -------------------------------------------- */
+
+static void test_bad_line_policy_reader(void **state) {
+  (void)state;
+  /* the validator */
+  const struct {
+    const char *s;
+    size_t n, want;
+  } u[] = {{"abc", 3, 3},           {"\xc3\xa9", 2, 2},       {"a\xc3", 2, 1},
+           {"\xe2\x82\xac!", 4, 4}, {"\xed\xa0\x80", 3, 0},   {"\xf0\x9f\x98\x80", 4, 4},
+           {"\xf4\x90\x80\x80", 4, 0}, {"x\xc0\xaf", 3, 1},   {"\xff", 1, 0}};
+  for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
+    if (bc_utf8_valid_prefix((const unsigned char *)u[i].s, u[i].n) != u[i].want)
+      fail_msg("utf8 case %zu: got %zu want %zu", i, bc_utf8_valid_prefix((const unsigned char *)u[i].s, u[i].n), u[i].want);
+  char dir[512], path[700];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  struct {
+    const char *name, *content;
+    bc_input_kind kind;
+    const char *col;
+    int bad[6];
+  } cases[] = {
+      {"a.txt", "ok\nbad \xff here\n\nlast\n", BC_IN_PLAIN, NULL, {0, BC_BAD_UTF8, 0, 0, -1}},
+      {"b.jsonl", "{\"text\": \"x\"}\n{broken\n{\"text\": 3}\n{\"text\": \"y\", \"text_pair\": \"z\"}\n",
+       BC_IN_JSONL, NULL, {0, BC_BAD_JSON, BC_BAD_JSON, 0, -1}},
+      {"c.tsv", "h\ttext\n1\tfine\n2\n3\tok\xe2\n", BC_IN_TSV, "text",
+       {0, BC_BAD_COLUMN, BC_BAD_UTF8, -1}},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    snprintf(path, sizeof path, "%s/%s", dir, cases[c].name);
+    FILE *f = fopen(path, "wb");
+    fputs(cases[c].content, f);
+    fclose(f);
+    bc_reader *r = NULL;
+    bc_err e = {0};
+    assert_int_equal(bc_reader_open(&e, path, cases[c].kind, cases[c].col, 0, 1, &r), 0);
+    bc_record rec;
+    int i = 0;
+    while (bc_reader_next(r, &rec) == 1) {
+      if (cases[c].bad[i] < 0) fail_msg("%s: more records than lines", cases[c].name);
+      if (rec.bad != cases[c].bad[i])
+        fail_msg("%s record %d: bad=%d, expected %d", cases[c].name, i, rec.bad, cases[c].bad[i]);
+      assert_true(rec.bad ? rec.text == NULL : rec.text != NULL);
+      bc_record_clear(&rec);
+      i++;
+    }
+    assert_int_equal(cases[c].bad[i], -1);
+    bc_reader_close(r);
+  }
+  /* a NUL byte inside a plain line */
+  snprintf(path, sizeof path, "%s/nul.txt", dir);
+  FILE *f = fopen(path, "wb");
+  fwrite("a\0b\nc\n", 1, 6, f);
+  fclose(f);
+  bc_reader *r = NULL;
+  bc_err e = {0};
+  assert_int_equal(bc_reader_open(&e, path, BC_IN_PLAIN, NULL, 0, 1, &r), 0);
+  bc_record rec;
+  assert_int_equal(bc_reader_next(r, &rec), 1);
+  assert_int_equal(rec.bad, BC_BAD_NUL);
+  bc_record_clear(&rec);
+  assert_int_equal(bc_reader_next(r, &rec), 1);
+  assert_string_equal(rec.text, "c");
+  bc_record_clear(&rec);
+  bc_reader_close(r);
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(run_cmd(cmd, NULL), 0);
+}
+
+/* ---- end to end (PoCL, tiny model) ------------------------------------------------------ */
+
+typedef struct {
+  char dir[512], model[1024], dev[256];
+} e2e;
+
+static int e2e_setup(e2e *x) {
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) return 0;
+  snprintf(x->dev, sizeof x->dev, "%s", bertcl_ctx_device(ctx)->name);
+  bertcl_ctx_free(ctx);
+  assert_int_equal(bc_test_tmpdir(x->dir, sizeof x->dir), 0);
+  bc_test_data_path(x->model, sizeof x->model, "tiny-bert");
+  return 1;
+}
+
+static void e2e_done(e2e *x) {
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", x->dir);
+  assert_int_equal(run_cmd(cmd, NULL), 0);
+}
+
+#define JOB_OPTS "--pool cls,mean --layers -2: --tokens --words mean --shard-rows 150 " \
+                 "--window 60 --max-tokens 600 --batch-size 16 --threads 2"
+
+static int manifest_shards(const char *path) {
+  json_error_t je;
+  json_t *m = json_load_file(path, 0, &je);
+  if (!m) return -1;
+  int n = (int)json_array_size(json_object_get(m, "shards"));
+  json_decref(m);
+  return n;
+}
+
+/* Starts bertcl extract in the background and kills it with SIGKILL once the manifest lists
+ * at least `after_shards` shards (or after `after_ms` when after_shards < 0). Returns 1 when
+ * the kill landed before the job finished. */
+static int run_and_kill(const e2e *x, const char *in, const char *out, int after_shards,
+                        int after_ms, int resume) {
+  char cmd[4096], manifest[800];
+  snprintf(manifest, sizeof manifest, "%s/manifest.json", out);
+  snprintf(cmd, sizeof cmd, "exec %s extract -m '%s' -i '%s' -o '%s' --device '%s' %s %s "
+           "--quiet", BERTCL_BIN, x->model, in, out, x->dev, JOB_OPTS, resume ? "--resume" : "");
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  struct timespec ts = {0, 5 * 1000 * 1000};
+  int waited = 0, status = 0;
+  for (;;) {
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) return 0; /* finished before the kill */
+    if ((after_shards >= 0 && manifest_shards(manifest) >= after_shards) ||
+        (after_shards < 0 && waited >= after_ms))
+      break;
+    nanosleep(&ts, NULL);
+    waited += 5;
+    if (waited > 600000) fail_msg("job did not progress");
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+static void test_kill_resume_identical(void **state) {
+  (void)state;
+  e2e x;
+  if (!e2e_setup(&x)) skip();
+  char in[700], a[700], b[700], am[700], bm[700], cmd[4096];
+  char *log = NULL;
+  snprintf(in, sizeof in, "%s/corpus.txt", x.dir);
+  snprintf(a, sizeof a, "%s/full", x.dir);
+  snprintf(b, sizeof b, "%s/killed", x.dir);
+  snprintf(am, sizeof am, "%s/full.safetensors", x.dir);
+  snprintf(bm, sizeof bm, "%s/killed.safetensors", x.dir);
+  write_corpus(in, 3000, 40, 7);
+  /* a long line (truncated) and a bad line are part of the job */
+  FILE *f = fopen(in, "a");
+  for (int i = 0; i < 200; i++) fprintf(f, "word%d ", i);
+  fprintf(f, "\nbroken \xc3 utf8\nthe end\n");
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s 2>&1",
+           BERTCL_BIN, x.model, in, a, x.dev, JOB_OPTS);
+  int rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("uninterrupted run failed (%d): %s", rc, log);
+  assert_non_null(strstr(log, "invalid UTF-8"));
+  assert_non_null(strstr(log, "3003 rows"));
+  free(log);
+  snprintf(cmd, sizeof cmd, "%s merge '%s' '%s' 2>&1", BERTCL_BIN, a, am);
+  rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("merge failed (%d): %s", rc, log);
+  free(log);
+  /* killed: mid-first-shard, after 2 shards, after 5 shards, then finished by --resume */
+  int kills = 0;
+  kills += run_and_kill(&x, in, b, -1, 300, 0);
+  kills += run_and_kill(&x, in, b, 2, 0, 1);
+  kills += run_and_kill(&x, in, b, 5, 0, 1);
+  kills += run_and_kill(&x, in, b, 12, 0, 1);
+  print_message("SIGKILL landed %d times\n", kills);
+  assert_true(kills >= 2);
+  /* the half-done job cannot be merged */
+  snprintf(cmd, sizeof cmd, "%s merge '%s' '%s' 2>&1", BERTCL_BIN, b, bm);
+  rc = run_cmd(cmd, &log);
+  if (kills == 4) {
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(log, "not complete"));
+  }
+  free(log);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --resume 2>&1",
+           BERTCL_BIN, x.model, in, b, x.dev, JOB_OPTS);
+  rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("resume failed (%d): %s", rc, log);
+  free(log);
+  snprintf(cmd, sizeof cmd, "%s merge '%s' '%s' 2>&1", BERTCL_BIN, b, bm);
+  rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("merge failed (%d): %s", rc, log);
+  free(log);
+  if (!files_equal(am, bm)) fail_msg("merged output after kills differs from the uninterrupted run");
+  /* shape checks: rows, NaN for the bad line, offsets */
+  size_t n = 0, no = 0;
+  float *mean = read_tensor(am, "mean", &n);
+  assert_int_equal(n, (size_t)3003 * 64);
+  assert_true(isnan(mean[(size_t)3001 * 64]));
+  assert_false(isnan(mean[(size_t)3002 * 64]));
+  int64_t *off = read_i64(am, "tokens.offsets", &no);
+  assert_int_equal(no, 3004);
+  assert_int_equal(off[3002], off[3001]); /* the bad row has no tokens */
+  assert_int_equal(off[3001] - off[3000], 64); /* the long row: truncated to max length */
+  free(mean);
+  free(off);
+  /* resuming a complete job does nothing and says so */
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --resume 2>&1",
+           BERTCL_BIN, x.model, in, b, x.dev, JOB_OPTS);
+  rc = run_cmd(cmd, &log);
+  assert_int_equal(rc, 0);
+  assert_non_null(strstr(log, "already complete"));
+  free(log);
+  e2e_done(&x);
+}
+
+static void test_resume_refused(void **state) {
+  (void)state;
+  e2e x;
+  if (!e2e_setup(&x)) skip();
+  char in[700], out[700], cmd[4096];
+  char *log = NULL;
+  snprintf(in, sizeof in, "%s/corpus.txt", x.dir);
+  snprintf(out, sizeof out, "%s/job", x.dir);
+  write_corpus(in, 800, 12, 3);
+  int killed = run_and_kill(&x, in, out, 1, 0, 0);
+  (void)killed;
+  /* no --resume: refused, the job is untouched */
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s 2>&1",
+           BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
+  int rc = run_cmd(cmd, &log);
+  assert_int_not_equal(rc, 0);
+  if (!strstr(log, "--resume")) fail_msg("unexpected message: %s", log);
+  free(log);
+  /* different options */
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --dtype f16 "
+           "--resume 2>&1", BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
+  rc = run_cmd(cmd, &log);
+  assert_int_not_equal(rc, 0);
+  if (!strstr(log, "options.dtype: manifest has \"f32\", this run has \"f16\""))
+    fail_msg("unexpected message: %s", log);
+  free(log);
+  /* a changed input (same size, a byte changed in the first rows) */
+  size_t len = 0;
+  char *data = slurp(in, &len);
+  assert_non_null(data);
+  data[1] = data[1] == 'x' ? 'y' : 'x';
+  FILE *f = fopen(in, "wb");
+  fwrite(data, 1, len, f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --resume 2>&1",
+           BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
+  rc = run_cmd(cmd, &log);
+  assert_int_not_equal(rc, 0);
+  if (!strstr(log, "changed")) fail_msg("unexpected message: %s", log);
+  free(log);
+  /* a longer input */
+  f = fopen(in, "ab");
+  fputs("one more line\n", f);
+  fclose(f);
+  rc = run_cmd(cmd, &log);
+  assert_int_not_equal(rc, 0);
+  if (!strstr(log, "input.size")) fail_msg("unexpected message: %s", log);
+  free(log);
+  free(data);
+  e2e_done(&x);
+}
+
+static void test_shard_kn_merge(void **state) {
+  (void)state;
+  e2e x;
+  if (!e2e_setup(&x)) skip();
+  char in[700], one[700], parts[700], m1[700], m3[700], cmd[4096];
+  char *log = NULL;
+  snprintf(in, sizeof in, "%s/corpus.tsv", x.dir);
+  FILE *f = fopen(in, "w");
+  fprintf(f, "sentence\tlabel\n");
+  bc_rng r;
+  bc_rng_seed(&r, 5);
+  for (int i = 0; i < 500; i++) {
+    int k = 1 + (int)(bc_rng_u32(&r) % 20);
+    for (int w = 0; w < k; w++)
+      fprintf(f, "%s%s", w ? " " : "", words_[bc_rng_u32(&r) % (sizeof words_ / sizeof *words_)]);
+    fprintf(f, "\t%d\n", i % 2);
+  }
+  fclose(f);
+  snprintf(one, sizeof one, "%s/one.safetensors", x.dir);
+  snprintf(parts, sizeof parts, "%s/parts", x.dir);
+  snprintf(m1, sizeof m1, "%s/m1.jsonl", x.dir);
+  snprintf(m3, sizeof m3, "%s/m3.safetensors", x.dir);
+  const char *o = "--column sentence --pool mean --tokens --shard-rows 70 --window 30";
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --quiet 2>&1",
+           BERTCL_BIN, x.model, in, one, x.dev, o);
+  int rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("single run failed (%d): %s", rc, log);
+  free(log);
+  for (int k = 0; k < 3; k++) {
+    snprintf(cmd, sizeof cmd,
+             "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --shard %d/3 --quiet 2>&1",
+             BERTCL_BIN, x.model, in, parts, x.dev, o, k);
+    rc = run_cmd(cmd, &log);
+    if (rc != 0) fail_msg("part %d failed (%d): %s", k, rc, log);
+    free(log);
+    if (k == 1) { /* with 2 of 3 parts, merge refuses */
+      snprintf(cmd, sizeof cmd, "%s merge '%s' '%s' 2>&1", BERTCL_BIN, parts, m3);
+      rc = run_cmd(cmd, &log);
+      assert_int_not_equal(rc, 0);
+      if (!strstr(log, "manifest-2-of-3.json is missing")) fail_msg("unexpected: %s", log);
+      free(log);
+    }
+  }
+  snprintf(cmd, sizeof cmd, "%s merge '%s' '%s' 2>&1", BERTCL_BIN, parts, m3);
+  rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("merge failed (%d): %s", rc, log);
+  free(log);
+  size_t n1, n3, t1, t3, o1, o3;
+  float *a = read_tensor(one, "mean", &n1), *b = read_tensor(m3, "mean", &n3);
+  assert_int_equal(n1, (size_t)500 * 32);
+  assert_int_equal(n1, n3);
+  assert_true(bc_check_close("mean, 3 parts vs 1", b, a, n1, 1e-5f, 1e-5f, 5));
+  float *ta = read_tensor(one, "tokens", &t1), *tb = read_tensor(m3, "tokens", &t3);
+  assert_int_equal(t1, t3);
+  assert_true(bc_check_close("tokens, 3 parts vs 1", tb, ta, t1, 1e-5f, 1e-5f, 5));
+  int64_t *oa = read_i64(one, "tokens.offsets", &o1), *ob = read_i64(m3, "tokens.offsets", &o3);
+  assert_int_equal(o1, 501);
+  assert_int_equal(o1, o3);
+  assert_memory_equal(oa, ob, o1 * 8);
+  /* JSONL merge: one object per row */
+  snprintf(cmd, sizeof cmd, "%s merge '%s' '%s' 2>&1", BERTCL_BIN, parts, m1);
+  rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("jsonl merge failed (%d): %s", rc, log);
+  free(log);
+  json_error_t je;
+  FILE *jf = fopen(m1, "r");
+  char *line = NULL;
+  size_t cap = 0;
+  int rows = 0;
+  while (getline(&line, &cap, jf) > 0) {
+    json_t *obj = json_loads(line, 0, &je);
+    assert_non_null(obj);
+    json_t *mv = json_object_get(obj, "mean");
+    assert_int_equal(json_array_size(mv), 32);
+    assert_true(fabs(json_number_value(json_array_get(mv, 3)) - a[(size_t)rows * 32 + 3]) < 1e-4);
+    assert_int_equal((int64_t)json_array_size(json_object_get(obj, "tokens")),
+                     oa[rows + 1] - oa[rows]);
+    json_decref(obj);
+    rows++;
+  }
+  free(line);
+  fclose(jf);
+  assert_int_equal(rows, 500);
+  free(a);
+  free(b);
+  free(ta);
+  free(tb);
+  free(oa);
+  free(ob);
+  e2e_done(&x);
+}
+
+/* --stride: each token of a long text comes from the window where it is most central */
+static void test_stride_windows(void **state) {
+  (void)state;
+  e2e x;
+  if (!e2e_setup(&x)) skip();
+  bertcl_ctx *ctx = bc_test_ctx();
+  char in[700], out[700], cmd[4096];
+  char *log = NULL;
+  snprintf(in, sizeof in, "%s/long.txt", x.dir);
+  snprintf(out, sizeof out, "%s/s.safetensors", x.dir);
+  const char *texts[] = {"short text here",
+                         "the quick brown fox jumps over the lazy dog and then the cat sat on "
+                         "the mat again and again until the end of the world hello world",
+                         "a b"};
+  FILE *f = fopen(in, "w");
+  for (int i = 0; i < 3; i++) fprintf(f, "%s\n", texts[i]);
+  fclose(f);
+  const int ML = 12, STRIDE = 4;
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool cls "
+           "--tokens --words first --max-len %d --stride %d 2>&1", BERTCL_BIN, x.model, in, out,
+           x.dev, ML, STRIDE);
+  int rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("stride run failed (%d): %s", rc, log);
+  free(log);
+  bertcl_model *m = NULL;
+  bertcl_tokenizer *tok = NULL;
+  assert_int_equal(bertcl_model_load(&m, x.model), BERTCL_OK);
+  assert_int_equal(bertcl_tokenizer_load(&tok, x.model), BERTCL_OK);
+  bc_encoder *enc = NULL;
+  assert_int_equal(bc_encoder_create(ctx, m, &enc), BERTCL_OK);
+  size_t nt, no, nw, nwo;
+  float *tv = read_tensor(out, "tokens", &nt), *wv = read_tensor(out, "words", &nw);
+  int64_t *off = read_i64(out, "tokens.offsets", &no), *woff = read_i64(out, "words.offsets", &nwo);
+  const int C = 32;
+  int layer = 2;
+  for (int i = 0; i < 3; i++) {
+    bertcl_encoding *e = NULL;
+    bertcl_tokenize_options fo = {.truncation = BERTCL_TRUNC_NONE};
+    assert_int_equal(bertcl_tokenizer_encode(tok, texts[i], strlen(texts[i]), NULL, 0, &fo, &e), 0);
+    int n = (int)e->n;
+    assert_int_equal(off[i + 1] - off[i], n); /* every token of the full text */
+    int m_ = n - 2, W = ML - 2, step = W - STRIDE;
+    int nwin = 1;
+    while ((nwin - 1) * step + W < m_) nwin++;
+    if (i == 1) assert_true(nwin >= 3);
+    /* expected: run each window alone; token p from the window maximising its distance to the
+     * window's edges */
+    float *want = calloc((size_t)n * C, 4);
+    for (int w = 0; w < nwin; w++) {
+      int s = w * step, en = s + W < m_ ? s + W : m_, len = en - s + 2;
+      int32_t ids[64];
+      ids[0] = e->ids[0];
+      memcpy(ids + 1, e->ids + 1 + s, (size_t)(en - s) * 4);
+      ids[len - 1] = e->ids[n - 1];
+      assert_int_equal(bc_encoder_forward(enc, ids, NULL, NULL, 1, len, &layer, 1), 0);
+      float hid[64 * 32];
+      assert_int_equal(bc_encoder_read_hidden(enc, 0, hid), 0);
+      for (int t = 0; t < n; t++) {
+        int take;
+        if (t == 0) take = w == 0;
+        else if (t == n - 1) take = w == nwin - 1;
+        else {
+          int p = t - 1, best = -1, bestd = -1;
+          for (int q = 0; q < nwin; q++) {
+            int qs = q * step, qe = qs + W < m_ ? qs + W : m_;
+            if (p < qs || p >= qe) continue;
+            int d = p - qs < qe - 1 - p ? p - qs : qe - 1 - p;
+            if (d > bestd) best = q, bestd = d;
+          }
+          take = best == w;
+        }
+        if (!take) continue;
+        int local = t == 0 ? 0 : t == n - 1 ? len - 1 : 1 + (t - 1) - s;
+        memcpy(want + (size_t)t * C, hid + (size_t)local * C, C * 4);
+      }
+    }
+    char what[64];
+    snprintf(what, sizeof what, "stride tokens row %d", i);
+    assert_true(bc_check_close(what, tv + (size_t)off[i] * C, want, (size_t)n * C, 1e-4f, 1e-4f, 0));
+    /* words (first subword) come from the stitched tokens */
+    int32_t maxw = -1;
+    for (int t = 0; t < n; t++)
+      if (e->word_ids[t] > maxw) maxw = e->word_ids[t];
+    assert_int_equal(woff[i + 1] - woff[i], maxw + 1);
+    for (int t = n - 2; t >= 1; t--) {
+      int wid = e->word_ids[t];
+      if (t > 1 && e->word_ids[t - 1] == wid) continue; /* not the first subword */
+      snprintf(what, sizeof what, "stride word %d row %d", wid, i);
+      assert_true(bc_check_close(what, wv + ((size_t)woff[i] + (size_t)wid) * C,
+                                 want + (size_t)t * C, C, 1e-4f, 1e-4f, 0));
+    }
+    free(want);
+    bertcl_encoding_free(e);
+  }
+  free(tv);
+  free(wv);
+  free(off);
+  free(woff);
+  bc_encoder_free(enc);
+  bertcl_tokenizer_free(tok);
+  bertcl_model_free(m);
+  bertcl_ctx_free(ctx);
+  e2e_done(&x);
+}
+
+/* --strict stops at a bad line; by default the row is NaN; f16 output is close to f32 */
+static void test_bad_line_policy_cli(void **state) {
+  (void)state;
+  e2e x;
+  if (!e2e_setup(&x)) skip();
+  char in[700], out[700], out16[700], cmd[4096];
+  char *log = NULL;
+  snprintf(in, sizeof in, "%s/in.jsonl", x.dir);
+  snprintf(out, sizeof out, "%s/o.safetensors", x.dir);
+  snprintf(out16, sizeof out16, "%s/o16.safetensors", x.dir);
+  FILE *f = fopen(in, "w");
+  fprintf(f, "{\"text\": \"first\"}\n{\"text\": \"second\", \"text_pair\": \"pair\"}\n"
+             "not json\n{\"text\": \"fourth\"}\n");
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean "
+           "--strict 2>&1", BERTCL_BIN, x.model, in, out, x.dev);
+  int rc = run_cmd(cmd, &log);
+  assert_int_not_equal(rc, 0);
+  if (!strstr(log, "in.jsonl:3: not a JSON object")) fail_msg("unexpected: %s", log);
+  free(log);
+  assert_int_equal(access(out, F_OK), -1);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean 2>&1",
+           BERTCL_BIN, x.model, in, out, x.dev);
+  rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("run failed: %s", log);
+  if (!strstr(log, "in.jsonl:3: not a JSON object") || !strstr(log, "row 2 is kept"))
+    fail_msg("no warning naming the line: %s", log);
+  free(log);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean "
+           "--dtype f16 --quiet 2>&1", BERTCL_BIN, x.model, in, out16, x.dev);
+  rc = run_cmd(cmd, &log);
+  if (rc != 0 || log[0]) fail_msg("f16 run: rc %d, output with --quiet: %s", rc, log);
+  free(log);
+  size_t n, n16;
+  float *v = read_tensor(out, "mean", &n), *v16 = read_tensor(out16, "mean", &n16);
+  assert_int_equal(n, 4 * 32);
+  assert_int_equal(n16, n);
+  for (int c = 0; c < 32; c++) {
+    assert_true(isnan(v[2 * 32 + c]));
+    assert_true(isnan(v16[2 * 32 + c]));
+  }
+  for (int r = 0; r < 4; r++) {
+    if (r == 2) continue;
+    assert_true(bc_check_close("f16 vs f32", v16 + r * 32, v + r * 32, 32, 2e-3f, 1e-3f, 0));
+  }
+  bc_err e = {0};
+  bc_st_file *sf = NULL;
+  assert_int_equal(bc_st_open(&e, out16, &sf), 0);
+  assert_string_equal(bc_st_find(sf, "mean")->dtype_name, "F16");
+  bc_st_close(sf);
+  free(v);
+  free(v16);
+  e2e_done(&x);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bucket_order),
+      cmocka_unit_test(test_shard_coverage),
+      cmocka_unit_test(test_bad_line_policy_reader),
+      cmocka_unit_test(test_bad_line_policy_cli),
+      cmocka_unit_test(test_stride_windows),
+      cmocka_unit_test(test_shard_kn_merge),
+      cmocka_unit_test(test_resume_refused),
+      cmocka_unit_test(test_kill_resume_identical),
+  };
+  return cmocka_run_group_tests_name("jobs", tests, NULL, NULL);
+}
