@@ -1,0 +1,372 @@
+/* Plain-C BertForSequenceClassification training step (see ref_train.h): the parameter layout
+ * with Hugging Face names, and one forward + backward pass keeping its activations. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref/ref.h"
+#include "ref/ref_train.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Layout: one X-macro table per level keeps names, shapes, decay flags and the two views       */
+/* (bc_weights, ref_grads) in step. X(field, name, rows, cols (0 = 1-D), decay)                */
+
+#define REF_EMB_TENSORS(X)                                                                     \
+  X(word_emb, "bert.embeddings.word_embeddings.weight", V, C, 1)                               \
+  X(pos_emb, "bert.embeddings.position_embeddings.weight", P, C, 1)                            \
+  X(type_emb, "bert.embeddings.token_type_embeddings.weight", TT, C, 1)                        \
+  X(emb_ln_w, "bert.embeddings.LayerNorm.weight", C, 0, 0)                                     \
+  X(emb_ln_b, "bert.embeddings.LayerNorm.bias", C, 0, 0)
+
+#define REF_LAYER_TENSORS(X)                                                                   \
+  X(q_w, "attention.self.query.weight", C, C, 1)                                               \
+  X(q_b, "attention.self.query.bias", C, 0, 0)                                                 \
+  X(k_w, "attention.self.key.weight", C, C, 1)                                                 \
+  X(k_b, "attention.self.key.bias", C, 0, 0)                                                   \
+  X(v_w, "attention.self.value.weight", C, C, 1)                                               \
+  X(v_b, "attention.self.value.bias", C, 0, 0)                                                 \
+  X(ao_w, "attention.output.dense.weight", C, C, 1)                                            \
+  X(ao_b, "attention.output.dense.bias", C, 0, 0)                                              \
+  X(ln1_w, "attention.output.LayerNorm.weight", C, 0, 0)                                       \
+  X(ln1_b, "attention.output.LayerNorm.bias", C, 0, 0)                                         \
+  X(inter_w, "intermediate.dense.weight", I, C, 1)                                             \
+  X(inter_b, "intermediate.dense.bias", I, 0, 0)                                               \
+  X(out_w, "output.dense.weight", C, I, 1)                                                     \
+  X(out_b, "output.dense.bias", C, 0, 0)                                                       \
+  X(ln2_w, "output.LayerNorm.weight", C, 0, 0)                                                 \
+  X(ln2_b, "output.LayerNorm.bias", C, 0, 0)
+
+#define REF_POOL_TENSORS(X)                                                                    \
+  X(pool_w, "bert.pooler.dense.weight", C, C, 1)                                               \
+  X(pool_b, "bert.pooler.dense.bias", C, 0, 0)
+
+#define REF_CLS_TENSORS(X)                                                                     \
+  X(cls_w, "classifier.weight", K, C, 1)                                                       \
+  X(cls_b, "classifier.bias", K, 0, 0)
+
+#define COUNT_ONE(f, n, r, c, d) +1
+
+static void add_tensor(ref_layout *lay, const char *name, int rows, int cols, int decay) {
+  ref_tensor *t = &lay->t[lay->count++];
+  snprintf(t->name, sizeof t->name, "%s", name);
+  t->ndim = cols ? 2 : 1;
+  t->shape[0] = rows;
+  t->shape[1] = cols ? cols : 0;
+  t->numel = (size_t)rows * (size_t)(cols ? cols : 1);
+  t->offset = lay->total;
+  t->decay = decay;
+  lay->total += t->numel;
+}
+
+int ref_layout_init(ref_layout *lay, const bc_config *cfg, int num_labels, int has_pooler) {
+  memset(lay, 0, sizeof *lay);
+  if (!cfg || cfg->hidden_size <= 0 || cfg->num_layers < 0 || num_labels < 0)
+    return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_layout_init: bad config or num_labels %d",
+                   num_labels);
+  int V = cfg->vocab_size, P = cfg->max_position, TT = cfg->type_vocab_size;
+  int C = cfg->hidden_size, I = cfg->intermediate_size, K = num_labels, L = cfg->num_layers;
+  int n = 0 REF_EMB_TENSORS(COUNT_ONE) + L * (0 REF_LAYER_TENSORS(COUNT_ONE)) +
+          (has_pooler ? 0 REF_POOL_TENSORS(COUNT_ONE) : 0) +
+          (K > 0 ? 0 REF_CLS_TENSORS(COUNT_ONE) : 0);
+  lay->t = calloc((size_t)n, sizeof *lay->t);
+  if (!lay->t) return bc_fail(NULL, BERTCL_ERR_NOMEM, "ref_layout_init: out of memory");
+  lay->num_layers = L;
+  lay->num_labels = K;
+  lay->has_pooler = has_pooler != 0;
+  char name[96];
+#define ADD_TOP(f, nm, r, c, d) add_tensor(lay, nm, r, c, d);
+#define ADD_LAYER(f, nm, r, c, d)                                                              \
+  snprintf(name, sizeof name, "bert.encoder.layer.%d.%s", l, nm);                             \
+  add_tensor(lay, name, r, c, d);
+  REF_EMB_TENSORS(ADD_TOP)
+  for (int l = 0; l < L; l++) {
+    REF_LAYER_TENSORS(ADD_LAYER)
+  }
+  if (has_pooler) {
+    REF_POOL_TENSORS(ADD_TOP)
+  }
+  if (K > 0) {
+    REF_CLS_TENSORS(ADD_TOP)
+  }
+#undef ADD_TOP
+#undef ADD_LAYER
+  return BERTCL_OK;
+}
+
+void ref_layout_free(ref_layout *lay) {
+  if (!lay) return;
+  free(lay->t);
+  memset(lay, 0, sizeof *lay);
+}
+
+int ref_layout_find(const ref_layout *lay, const char *name) {
+  for (int i = 0; i < lay->count; i++)
+    if (!strcmp(lay->t[i].name, name)) return i;
+  return -1;
+}
+
+/* Both views walk the tables in the layout's order, so tensor k of the walk is lay->t[k]. */
+#define BIND_VIEW(LAYER_T)                                                                    \
+  {                                                                                            \
+    memset(view, 0, sizeof *view);                                                             \
+    int L = lay->num_layers, k = 0;                                                            \
+    LAYER_T *layers = calloc((size_t)(L > 0 ? L : 1), sizeof *layers);                         \
+    if (!layers) return bc_fail(NULL, BERTCL_ERR_NOMEM, "bind: out of memory");                \
+    view->layers = layers;                                                                     \
+    REF_EMB_TENSORS(SET_TOP)                                                                   \
+    for (int l = 0; l < L; l++) {                                                              \
+      REF_LAYER_TENSORS(SET_LAYER)                                                             \
+    }                                                                                          \
+    if (lay->has_pooler) {                                                                     \
+      REF_POOL_TENSORS(SET_TOP)                                                                \
+    }                                                                                          \
+    if (lay->num_labels > 0) {                                                                 \
+      REF_CLS_TENSORS(SET_TOP)                                                                 \
+    }                                                                                          \
+    return k == lay->count ? BERTCL_OK                                                         \
+                           : bc_fail(NULL, BERTCL_ERR_INTERNAL, "bind: %d of %d", k, lay->count); \
+  }
+#define SET_TOP(f, nm, r, c, d) view->f = flat + lay->t[k++].offset;
+#define SET_LAYER(f, nm, r, c, d) layers[l].f = flat + lay->t[k++].offset;
+
+int ref_grads_bind(ref_grads *view, const ref_layout *lay, float *flat)
+    BIND_VIEW(ref_layer_grads)
+
+int ref_weights_bind(bc_weights *view, const ref_layout *lay, const float *flat)
+    BIND_VIEW(bc_layer_weights)
+
+#undef SET_TOP
+#undef SET_LAYER
+
+void ref_grads_unbind(ref_grads *g) {
+  if (!g) return;
+  free(g->layers);
+  g->layers = NULL;
+}
+
+void ref_weights_unbind(bc_weights *w) {
+  if (!w) return;
+  free(w->layers);
+  w->layers = NULL;
+}
+
+int ref_weights_gather(float *flat, const ref_layout *lay, const bc_weights *w) {
+  int k = 0;
+  const float *src;
+#define GET_TOP(f, nm, r, c, d)                                                                \
+  src = w->f;                                                                                  \
+  if (!src) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_weights_gather: %s missing", nm); \
+  memcpy(flat + lay->t[k].offset, src, lay->t[k].numel * sizeof(float));                       \
+  k++;
+#define GET_LAYER(f, nm, r, c, d)                                                              \
+  memcpy(flat + lay->t[k].offset, w->layers[l].f, lay->t[k].numel * sizeof(float));            \
+  k++;
+  REF_EMB_TENSORS(GET_TOP)
+  for (int l = 0; l < lay->num_layers; l++) {
+    REF_LAYER_TENSORS(GET_LAYER)
+  }
+  if (lay->has_pooler) {
+    REF_POOL_TENSORS(GET_TOP)
+  }
+  if (lay->num_labels > 0) {
+    REF_CLS_TENSORS(GET_TOP)
+  }
+#undef GET_TOP
+#undef GET_LAYER
+  return BERTCL_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Forward + backward                                                                          */
+
+/* Activations of one layer, all kept for the backward. */
+typedef struct {
+  float *q, *k, *v;    /* (B*T, C) each */
+  float *probs;        /* (B, NH, T, T) softmax before dropout */
+  float *ctx;          /* (B*T, C) attention context */
+  float *t1;           /* (B*T, C) dropout(ctx @ ao_w^T + ao_b): LayerNorm 1 input minus residual */
+  float *h1;           /* (B*T, C) attention block output */
+  float *pre;          /* (B*T, I) h1 @ inter_w^T (before bias) */
+  float *act;          /* (B*T, I) act(pre + inter_b) */
+  float *t2;           /* (B*T, C) dropout(act @ out_w^T + out_b) */
+} layer_acts;
+
+static ref_dropout make_drop(const ref_dropout_cfg *d, float p, uint32_t id) {
+  ref_dropout r = {0.0f, 0, 0, id};
+  if (d) {
+    r.p = p;
+    r.seed = d->seed;
+    r.step = d->step;
+  }
+  return r;
+}
+
+/* out = dropout(out + bias) in place, (N, C) */
+static void bias_dropout(float *x, const float *bias, const ref_dropout *d, int N, int C) {
+  for (int n = 0; n < N; n++)
+    for (int c = 0; c < C; c++) x[(size_t)n * C + c] += bias[c];
+  ref_dropout_fwd(x, x, (size_t)N * C, d);
+}
+
+int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int32_t *ids,
+                    const int32_t *type_ids, const int32_t *mask, const int32_t *labels,
+                    const float *targets, int B, int T, const ref_dropout_cfg *drop,
+                    float grad_scale, ref_grads *g, double *loss, float *logits_out) {
+  if (!cfg || !w || !ids || B <= 0 || T <= 0 || K <= 0 || (K > 1 && !labels) ||
+      (K == 1 && !targets))
+    return bc_fail(NULL, BERTCL_ERR_INVALID_ARG,
+                   "ref_cls_fwd_bwd: null argument, B=%d T=%d or K=%d without labels/targets", B,
+                   T, K);
+  if (!w->pool_w || !w->pool_b || !w->cls_w || !w->cls_b)
+    return bc_fail(NULL, BERTCL_ERR_INVALID_ARG,
+                   "ref_cls_fwd_bwd: the model needs a pooler and a classifier");
+  int C = cfg->hidden_size, L = cfg->num_layers, NH = cfg->num_heads, I = cfg->intermediate_size;
+  if (C <= 0 || L < 0 || NH <= 0 || C % NH || I <= 0 || T > cfg->max_position)
+    return bc_fail(NULL, BERTCL_ERR_INVALID_ARG,
+                   "ref_cls_fwd_bwd: bad config (C=%d L=%d NH=%d I=%d) or T=%d > %d", C, L, NH, I,
+                   T, cfg->max_position);
+  size_t BT = (size_t)B * T, BTC, BTI, PR;
+  if (BT > (size_t)INT32_MAX || bc_mul_size(BT, (size_t)C, &BTC) ||
+      bc_mul_size(BT, (size_t)I, &BTI) || bc_mul_size(BT * (size_t)NH, (size_t)T, &PR))
+    return bc_fail(NULL, BERTCL_ERR_OVERFLOW, "ref_cls_fwd_bwd: B=%d T=%d overflows", B, T);
+  for (size_t i = 0; i < BT; i++)
+    if (ids[i] < 0 || ids[i] >= cfg->vocab_size ||
+        (type_ids && (type_ids[i] < 0 || type_ids[i] >= cfg->type_vocab_size)))
+      return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_cls_fwd_bwd: token %zu: id %d type %d", i,
+                     (int)ids[i], type_ids ? (int)type_ids[i] : 0);
+  for (int b = 0; b < B; b++)
+    if (K > 1 && labels[b] != -100 && (labels[b] < 0 || labels[b] >= K))
+      return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_cls_fwd_bwd: label %d of row %d not in [0, %d)",
+                     (int)labels[b], b, K);
+
+  int st = BERTCL_OK;
+  float eps = cfg->layer_norm_eps;
+  /* per-layer activations: 7 (B*T, C) + 2 (B*T, I) + probs; then hidden states, pooler, head */
+  size_t per_layer = 7 * BTC + 2 * BTI + PR;
+  size_t n_act = (size_t)L * per_layer + (size_t)(L + 1) * BTC + 2 * (size_t)B * C + 2 * (size_t)B * K;
+  float *arena = malloc(n_act * sizeof(float));
+  layer_acts *la = calloc((size_t)(L > 0 ? L : 1), sizeof *la);
+  float *grad_arena = NULL;
+  if (!arena || !la) {
+    st = bc_fail(NULL, BERTCL_ERR_NOMEM, "ref_cls_fwd_bwd: out of memory for B=%d T=%d", B, T);
+    goto fail;
+  }
+  float *cur = arena;
+  for (int l = 0; l < L; l++) {
+    layer_acts *a = &la[l];
+    a->q = cur, cur += BTC;
+    a->k = cur, cur += BTC;
+    a->v = cur, cur += BTC;
+    a->ctx = cur, cur += BTC;
+    a->t1 = cur, cur += BTC;
+    a->h1 = cur, cur += BTC;
+    a->t2 = cur, cur += BTC;
+    a->pre = cur, cur += BTI;
+    a->act = cur, cur += BTI;
+    a->probs = cur, cur += PR;
+  }
+  float *hidden = cur; /* (L+1, B*T, C) */
+  cur += (size_t)(L + 1) * BTC;
+  float *pooled = cur, *pooled_d = cur + (size_t)B * C; /* (B, C) tanh output, after dropout */
+  cur += 2 * (size_t)B * C;
+  float *logits = cur, *dlogits = cur + (size_t)B * K; /* (B, K) each */
+
+  float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
+  float cp = drop ? drop->cls_p : 0.0f;
+
+  /* ---- forward ---- */
+  ref_dropout d_emb = make_drop(drop, hp, ref_dropout_id(-1, REF_DROP_EMB));
+  ref_embedding_fwd(hidden, ids, type_ids, w->word_emb, w->pos_emb, w->type_emb, w->emb_ln_w,
+                    w->emb_ln_b, eps, B, T, C);
+  ref_dropout_fwd(hidden, hidden, BTC, &d_emb);
+  for (int l = 0; l < L; l++) {
+    const bc_layer_weights *lw = &w->layers[l];
+    layer_acts *a = &la[l];
+    const float *h = hidden + (size_t)l * BTC; /* (B*T, C) */
+    float *hn = hidden + (size_t)(l + 1) * BTC;
+    ref_dropout d_attn = make_drop(drop, ap, ref_dropout_id(l, REF_DROP_ATTN));
+    ref_dropout d_ao = make_drop(drop, hp, ref_dropout_id(l, REF_DROP_ATTN_OUT));
+    ref_dropout d_ffn = make_drop(drop, hp, ref_dropout_id(l, REF_DROP_FFN_OUT));
+    ref_linear_fwd(a->q, h, lw->q_w, lw->q_b, (int)BT, C, C);
+    ref_linear_fwd(a->k, h, lw->k_w, lw->k_b, (int)BT, C, C);
+    ref_linear_fwd(a->v, h, lw->v_w, lw->v_b, (int)BT, C, C);
+    ref_attention_dropout_fwd(a->ctx, a->probs, a->q, a->k, a->v, mask, &d_attn, B, T, C, NH);
+    ref_linear_fwd(a->t1, a->ctx, lw->ao_w, NULL, (int)BT, C, C);
+    bias_dropout(a->t1, lw->ao_b, &d_ao, (int)BT, C);
+    ref_bias_residual_layernorm_fwd(a->h1, a->t1, NULL, h, lw->ln1_w, lw->ln1_b, eps, (int)BT, C);
+    ref_linear_fwd(a->pre, a->h1, lw->inter_w, NULL, (int)BT, C, I);
+    memcpy(a->act, a->pre, BTI * sizeof(float));
+    ref_bias_act_fwd(a->act, lw->inter_b, cfg->act, (int)BT, I);
+    ref_linear_fwd(a->t2, a->act, lw->out_w, NULL, (int)BT, I, C);
+    bias_dropout(a->t2, lw->out_b, &d_ffn, (int)BT, C);
+    ref_bias_residual_layernorm_fwd(hn, a->t2, NULL, a->h1, lw->ln2_w, lw->ln2_b, eps, (int)BT, C);
+  }
+  const float *hL = hidden + (size_t)L * BTC;
+  ref_pooler_fwd(pooled, hL, w->pool_w, w->pool_b, B, T, C);
+  ref_dropout d_cls = make_drop(drop, cp, ref_dropout_id(-1, REF_DROP_CLS));
+  ref_dropout_fwd(pooled_d, pooled, (size_t)B * C, &d_cls);
+  ref_linear_fwd(logits, pooled_d, w->cls_w, w->cls_b, B, C, K);
+  double lv = K > 1 ? ref_cross_entropy_fwd_bwd(dlogits, logits, labels, B, K, grad_scale)
+                    : ref_mse_fwd_bwd(dlogits, logits, targets, B, grad_scale);
+  if (loss) *loss = lv;
+  if (logits_out) memcpy(logits_out, logits, (size_t)B * K * sizeof(float));
+  if (!g) goto fail; /* forward only: done */
+
+  /* ---- backward ---- */
+  /* gradient buffers: dh (B*T, C) current hidden, dh1, dt (B*T, C), dq dk dv dctx (B*T, C),
+   * dact (B*T, I), dpooled (B, C) */
+  grad_arena = calloc(8 * BTC + BTI + (size_t)B * C, sizeof(float));
+  if (!grad_arena) {
+    st = bc_fail(NULL, BERTCL_ERR_NOMEM, "ref_cls_fwd_bwd: out of memory for gradients");
+    goto fail;
+  }
+  float *dh = grad_arena, *dh1 = dh + BTC, *dt = dh1 + BTC, *dq = dt + BTC, *dk = dq + BTC;
+  float *dv = dk + BTC, *dctx = dv + BTC, *dhn = dctx + BTC, *dact = dhn + BTC;
+  float *dpooled = dact + BTI;
+
+  ref_linear_bwd(dpooled, g->cls_w, g->cls_b, dlogits, pooled_d, w->cls_w, B, C, K);
+  ref_dropout_bwd(dpooled, dpooled, (size_t)B * C, &d_cls);
+  ref_pooler_bwd(dhn, g->pool_w, g->pool_b, dpooled, hL, pooled, w->pool_w, B, T, C);
+  for (int l = L - 1; l >= 0; l--) {
+    const bc_layer_weights *lw = &w->layers[l];
+    ref_layer_grads *lg = &g->layers[l];
+    layer_acts *a = &la[l];
+    const float *h = hidden + (size_t)l * BTC;
+    ref_dropout d_attn = make_drop(drop, ap, ref_dropout_id(l, REF_DROP_ATTN));
+    ref_dropout d_ao = make_drop(drop, hp, ref_dropout_id(l, REF_DROP_ATTN_OUT));
+    ref_dropout d_ffn = make_drop(drop, hp, ref_dropout_id(l, REF_DROP_FFN_OUT));
+    memset(dh, 0, BTC * sizeof(float));
+    memset(dh1, 0, BTC * sizeof(float));
+    memset(dt, 0, BTC * sizeof(float));
+    memset(dact, 0, BTI * sizeof(float));
+    /* hn = LN2(t2 + h1) */
+    ref_bias_residual_layernorm_bwd(dt, NULL, dh1, lg->ln2_w, lg->ln2_b, dhn, a->t2, NULL, a->h1,
+                                    lw->ln2_w, eps, (int)BT, C);
+    ref_dropout_bwd(dt, dt, BTC, &d_ffn);
+    ref_linear_bwd(dact, lg->out_w, lg->out_b, dt, a->act, lw->out_w, (int)BT, I, C);
+    ref_bias_act_bwd(dact, lg->inter_b, dact, a->pre, lw->inter_b, cfg->act, (int)BT, I);
+    ref_linear_bwd(dh1, lg->inter_w, NULL, dact, a->h1, lw->inter_w, (int)BT, C, I);
+    /* h1 = LN1(t1 + h) */
+    memset(dt, 0, BTC * sizeof(float));
+    ref_bias_residual_layernorm_bwd(dt, NULL, dh, lg->ln1_w, lg->ln1_b, dh1, a->t1, NULL, h,
+                                    lw->ln1_w, eps, (int)BT, C);
+    ref_dropout_bwd(dt, dt, BTC, &d_ao);
+    memset(dctx, 0, BTC * sizeof(float));
+    ref_linear_bwd(dctx, lg->ao_w, lg->ao_b, dt, a->ctx, lw->ao_w, (int)BT, C, C);
+    memset(dq, 0, 3 * BTC * sizeof(float)); /* dq, dk, dv are adjacent */
+    ref_attention_bwd(dq, dk, dv, dctx, a->q, a->k, a->v, a->probs, &d_attn, B, T, C, NH);
+    ref_linear_bwd(dh, lg->q_w, lg->q_b, dq, h, lw->q_w, (int)BT, C, C);
+    ref_linear_bwd(dh, lg->k_w, lg->k_b, dk, h, lw->k_w, (int)BT, C, C);
+    ref_linear_bwd(dh, lg->v_w, lg->v_b, dv, h, lw->v_w, (int)BT, C, C);
+    memcpy(dhn, dh, BTC * sizeof(float)); /* the gradient at layer l's input feeds layer l-1 */
+  }
+  ref_dropout_bwd(dhn, dhn, BTC, &d_emb);
+  ref_embedding_bwd(g->word_emb, g->pos_emb, g->type_emb, g->emb_ln_w, g->emb_ln_b, dhn, ids,
+                    type_ids, w->word_emb, w->pos_emb, w->type_emb, w->emb_ln_w, eps, B, T, C);
+
+fail:
+  free(grad_arena);
+  free(la);
+  free(arena);
+  return st;
+}

@@ -1,0 +1,273 @@
+/* Plain-C fp32 training reference: the backward of every op in ref.h, dropout with a
+ * counter-based RNG, the classification losses, BertForSequenceClassification forward+backward,
+ * and AdamW with transformers' schedule and gradient clipping. The oracle for the OpenCL
+ * backward kernels and optimizer (tests/test_ref_bwd.c checks it against central finite
+ * differences and against transformers).
+ *
+ * Conventions (llm.c style):
+ * - Layouts as ref.h: token-major (B*T, C), Linear weights (out, in) as PyTorch.
+ * - Every gradient output ACCUMULATES (+=): zero it before the first call. This is what residual
+ *   connections, shared inputs (q, k, v read the same hidden state) and gradient accumulation
+ *   over micro-batches need. Exceptions say "written" and may alias their input gradient.
+ * - Sums over a batch or a reduction dimension run in double and are rounded once.
+ * - A gradient pointer may be NULL when that gradient is not wanted (documented per function). */
+#ifndef BC_REF_TRAIN_H
+#define BC_REF_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dropout with a counter-based RNG                                                            */
+
+/* Philox-4x32-10 (Salmon et al., SC'11; the Random123 / cuRAND generator): out = the four
+ * 32-bit words for counter ctr under key. */
+void ref_philox4x32_10(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
+
+/* One dropout site of one training step. Element i of the tensor is kept when
+ * u = (philox(ctr = {i lo, i hi, id, step}, key = {seed lo, seed hi})[0] >> 8) * 2^-24 >= p,
+ * so a (seed, step, id) triple reproduces the mask exactly, in any order, on any device; the
+ * backward regenerates it instead of storing it. Kept elements are scaled by 1 / (1 - p) (torch's
+ * inverted dropout). p = 0 is the identity; p >= 1 drops everything. */
+typedef struct {
+  float p;       /* drop probability */
+  uint64_t seed; /* run seed */
+  uint32_t step; /* optimizer step (or micro-batch counter) */
+  uint32_t id;   /* dropout site, see ref_dropout_id */
+} ref_dropout;
+
+/* Site ids used by ref_cls_fwd_bwd: ref_dropout_id(-1, site) = site for the sites outside the
+ * encoder layers (embeddings output 0, classifier input 1); ref_dropout_id(l, site) =
+ * 16 + 4*l + site inside layer l (attention probabilities 0, attention output 1, FFN output 2). */
+enum { REF_DROP_EMB = 0, REF_DROP_CLS = 1 };                            /* layer -1 */
+enum { REF_DROP_ATTN = 0, REF_DROP_ATTN_OUT = 1, REF_DROP_FFN_OUT = 2 }; /* layer l >= 0 */
+uint32_t ref_dropout_id(int layer, int site);
+
+/* 1 when element i is kept. */
+int ref_dropout_keep(const ref_dropout *d, uint64_t i);
+/* out = x * keep(i) / (1 - p); out may equal x. d NULL or d->p == 0: a copy. */
+void ref_dropout_fwd(float *out, const float *x, size_t n, const ref_dropout *d);
+/* dx = dout * keep(i) / (1 - p), written; dx may equal dout. */
+void ref_dropout_bwd(float *dx, const float *dout, size_t n, const ref_dropout *d);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Backward of each forward op of ref.h (same argument order: outputs, inputs, sizes)          */
+
+/* ref_linear_fwd: out = x @ w^T + bias.
+ * dx += dout @ w, dw += dout^T @ x, db += sum_n dout. Any of dx, dw, db may be NULL. */
+void ref_linear_bwd(float *dx,         /* (N, IC) */
+                    float *dw,         /* (OC, IC) */
+                    float *db,         /* (OC) */
+                    const float *dout, /* (N, OC) */
+                    const float *x,    /* (N, IC) */
+                    const float *w,    /* (OC, IC) */
+                    int N, int IC, int OC);
+
+/* ref_layernorm_fwd (statistics recomputed from x in double).
+ * dx += d LN / dx, dw += sum_n dout * xhat, db += sum_n dout. dx, dw, db may be NULL. */
+void ref_layernorm_bwd(float *dx,             /* (N, C) */
+                       float *dw, float *db,  /* (C), (C) */
+                       const float *dout,     /* (N, C) */
+                       const float *x,        /* (N, C) the forward input */
+                       const float *w,        /* (C) */
+                       float eps, int N, int C);
+
+/* ref_bias_residual_layernorm_fwd: out = LN((x + bias) + residual).
+ * With dy the gradient at the LayerNorm input: dx += dy, dbias += sum_n dy, dresidual += dy,
+ * dw/db as ref_layernorm_bwd. bias may be NULL (then dbias is ignored); any gradient may be NULL;
+ * dx may equal dresidual (then it receives 2 dy). */
+void ref_bias_residual_layernorm_bwd(float *dx,            /* (N, C) */
+                                     float *dbias,         /* (C) */
+                                     float *dresidual,     /* (N, C) */
+                                     float *dw, float *db, /* (C), (C) LayerNorm */
+                                     const float *dout,    /* (N, C) */
+                                     const float *x,       /* (N, C) */
+                                     const float *bias,    /* (C) or NULL */
+                                     const float *residual, /* (N, C) */
+                                     const float *w, float eps, int N, int C);
+
+/* ref_embedding_fwd: out = LN(word[ids] + type[type_ids] + pos[t]).
+ * The gradient at the LayerNorm input is scattered: dword[ids[bt]] += dy, dpos[t] += dy,
+ * dtype[type_ids[bt]] += dy (rows hit several times accumulate, in (b, t) order).
+ * Any table gradient may be NULL; type_ids NULL means all 0. */
+void ref_embedding_bwd(float *dword,             /* (V, C) */
+                       float *dpos,              /* (P, C) */
+                       float *dtype,             /* (TT, C) */
+                       float *dln_w, float *dln_b, /* (C), (C) */
+                       const float *dout,        /* (B*T, C) */
+                       const int32_t *ids,       /* (B*T) */
+                       const int32_t *type_ids,  /* (B*T) or NULL */
+                       const float *word_emb,    /* (V, C) */
+                       const float *pos_emb,     /* (P, C) */
+                       const float *type_emb,    /* (TT, C) */
+                       const float *ln_w,        /* (C) */
+                       float eps, int B, int T, int C);
+
+/* d act(x) / dx in double: erf GELU, tanh GELU, ReLU (0 at x == 0, as torch). */
+double ref_act_grad(double x, bc_act act);
+/* ref_bias_act_fwd: y = act(x + bias). dx = dout * act'(x + bias), WRITTEN (dx may equal
+ * dout); dbias += sum_n dx (may be NULL). x is the forward input before the bias. */
+void ref_bias_act_bwd(float *dx,          /* (N, C) */
+                      float *dbias,       /* (C) */
+                      const float *dout,  /* (N, C) */
+                      const float *x,     /* (N, C) */
+                      const float *bias,  /* (C) or NULL */
+                      bc_act act, int N, int C);
+/* y = tanh(x): dx = dout * (1 - y^2), WRITTEN (dx may equal dout); y is the forward output. */
+void ref_tanh_bwd(float *dx, const float *dout, const float *y, size_t n);
+
+/* ref_softmax_fwd (p = softmax(s * scale + mask)): ds = scale * p * (dp - sum_j p dp), WRITTEN
+ * (dscores may equal dprobs). Masked keys have p = 0 and get 0. A fully masked row (uniform p)
+ * gets the softmax Jacobian of its uniform p, as torch's autograd gives through the additive
+ * mask. */
+void ref_softmax_bwd(float *dscores,      /* (B, NH, T, T) */
+                     const float *dprobs, /* (B, NH, T, T) */
+                     const float *probs,  /* (B, NH, T, T) the forward output */
+                     float scale, int B, int NH, int T);
+
+/* ref_attention_fwd with dropout on the probabilities (transformers' attention_probs_dropout):
+ * ctx = dropout(softmax(q k^T * scale + mask)) v. probs receives the softmax output BEFORE
+ * dropout (what the backward needs). drop NULL or p == 0: identical to ref_attention_fwd.
+ * Element (b, h, i, j) of the probabilities is dropout element ((b*NH + h)*T + i)*T + j. */
+void ref_attention_dropout_fwd(float *out,   /* (B*T, C) */
+                               float *probs, /* (B, NH, T, T) */
+                               const float *q, const float *k, const float *v, /* (B*T, C) */
+                               const int32_t *mask, /* (B, T) or NULL */
+                               const ref_dropout *drop, int B, int T, int C, int NH);
+/* Backward of ref_attention_dropout_fwd: dq, dk, dv += (all three required). */
+void ref_attention_bwd(float *dq, float *dk, float *dv, /* (B*T, C) each */
+                       const float *dout,               /* (B*T, C) */
+                       const float *q, const float *k, const float *v, /* (B*T, C) */
+                       const float *probs,              /* (B, NH, T, T) pre-dropout */
+                       const ref_dropout *drop, int B, int T, int C, int NH);
+
+/* ref_pooler_fwd: pooled = tanh(h[b, 0] @ w^T + bias).
+ * dh[b, 0, :] += (dz @ w) for token 0 only, dw += dz^T h0, db += sum_b dz, with
+ * dz = dpooled * (1 - pooled^2). dh, dw, db may be NULL. */
+void ref_pooler_bwd(float *dh,              /* (B*T, C) */
+                    float *dw, float *db,   /* (C, C), (C) */
+                    const float *dpooled,   /* (B, C) */
+                    const float *h,         /* (B*T, C) */
+                    const float *pooled,    /* (B, C) the forward output */
+                    const float *w, int B, int T, int C);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Losses (torch.nn.CrossEntropyLoss / MSELoss, reduction mean)                                */
+
+/* Cross-entropy of logits (B, K) against labels (B); labels == -100 are ignored (torch's
+ * ignore_index), the mean runs over the others. Returns the loss in double (NaN when no label
+ * counts). dlogits (may be NULL) receives, WRITTEN, scale * (softmax - onehot) / count. */
+double ref_cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int32_t *labels,
+                                 int B, int K, float scale);
+/* Mean squared error of logits (B) (num_labels = 1) against targets (B):
+ * loss = mean (logit - target)^2, dlogits = scale * 2 (logit - target) / B, WRITTEN. */
+double ref_mse_fwd_bwd(float *dlogits, const float *logits, const float *targets, int B,
+                       float scale);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Parameters and gradients as one flat fp32 buffer with Hugging Face names                    */
+
+typedef struct {
+  char name[96];    /* "bert.encoder.layer.0.attention.self.query.weight", "classifier.bias" */
+  size_t offset;    /* into the flat buffer, in floats */
+  size_t numel;
+  int ndim;         /* 1 or 2 */
+  int64_t shape[2]; /* PyTorch shape ((out, in) for a Linear weight) */
+  int decay;        /* 1: AdamW applies weight decay. transformers' Trainer groups every bias
+                     * and every LayerNorm parameter in the no-decay group. */
+} ref_tensor;
+
+/* The parameter list of BertForSequenceClassification in model.named_parameters() order:
+ * embeddings (word, position, token_type, LayerNorm), each encoder layer, the pooler when
+ * present, the classifier when num_labels > 0. */
+typedef struct {
+  int count;
+  size_t total; /* floats in the flat buffer */
+  ref_tensor *t;
+  int num_layers, num_labels, has_pooler;
+} ref_layout;
+
+int ref_layout_init(ref_layout *lay, const bc_config *cfg, int num_labels, int has_pooler);
+void ref_layout_free(ref_layout *lay); /* NULL and a zeroed layout are no-ops */
+/* Index of the tensor called name, or -1. */
+int ref_layout_find(const ref_layout *lay, const char *name);
+
+/* Gradient (or mutable parameter) view: bc_weights with writable pointers into a flat buffer. */
+typedef struct {
+  float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *ao_w, *ao_b, *ln1_w, *ln1_b;
+  float *inter_w, *inter_b, *out_w, *out_b, *ln2_w, *ln2_b;
+} ref_layer_grads;
+
+typedef struct {
+  float *word_emb, *pos_emb, *type_emb, *emb_ln_w, *emb_ln_b;
+  ref_layer_grads *layers; /* (L) */
+  float *pool_w, *pool_b;  /* NULL without a pooler */
+  float *cls_w, *cls_b;    /* NULL without a classifier */
+} ref_grads;
+
+/* Point g (or w) at flat (lay->total floats). The layer arrays are malloc'd: release them with
+ * ref_grads_unbind / ref_weights_unbind. Return BERTCL_OK or BERTCL_ERR_NOMEM. */
+int ref_grads_bind(ref_grads *g, const ref_layout *lay, float *flat);
+void ref_grads_unbind(ref_grads *g);
+int ref_weights_bind(bc_weights *w, const ref_layout *lay, const float *flat);
+void ref_weights_unbind(bc_weights *w);
+/* Copies every tensor of w named by lay into flat. Fails when w lacks one (no pooler or
+ * classifier where the layout has one). */
+int ref_weights_gather(float *flat, const ref_layout *lay, const bc_weights *w);
+
+/* ------------------------------------------------------------------------------------------ */
+/* BertForSequenceClassification: encoder -> pooler -> dropout -> classifier -> loss            */
+
+typedef struct {
+  float hidden_p; /* hidden_dropout_prob: embeddings, attention output, FFN output */
+  float attn_p;   /* attention_probs_dropout_prob */
+  float cls_p;    /* classifier_dropout (transformers: hidden_dropout_prob when null) */
+  uint64_t seed;
+  uint32_t step;  /* counter: use a fresh value for every micro-batch */
+} ref_dropout_cfg;
+
+/* One forward and backward pass. w must have a pooler and a classifier (K = num_labels rows).
+ * K > 1: cross-entropy against labels (B) (-100 ignored); K == 1: MSE against targets (B).
+ * drop NULL: dropout off (eval mode). g NULL: forward only. Gradients of the loss times
+ * grad_scale ACCUMULATE into g (pass 1/accum for gradient accumulation over micro-batches).
+ * loss (double) and logits (B, K) may be NULL. The activations the backward needs are kept
+ * internally for the duration of the call. Returns BERTCL_OK or an error (bad arguments,
+ * out of memory). */
+int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K,
+                    const int32_t *ids,      /* (B*T) */
+                    const int32_t *type_ids, /* (B*T) or NULL */
+                    const int32_t *mask,     /* (B, T) or NULL */
+                    const int32_t *labels,   /* (B) when K > 1 */
+                    const float *targets,    /* (B) when K == 1 */
+                    int B, int T, const ref_dropout_cfg *drop, float grad_scale,
+                    ref_grads *g, double *loss, float *logits /* (B, K) */);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Optimizer                                                                                   */
+
+/* torch.nn.utils.clip_grad_norm_(params, max_norm): total = ||all gradients||_2 (one norm over
+ * every element of g, computed in double); when max_norm > 0 every gradient is multiplied by
+ * min(1, max_norm / (total + 1e-6)). Returns total (before clipping). */
+double ref_clip_grad_norm(float *g, size_t n, float max_norm);
+
+/* transformers.get_linear_schedule_with_warmup: the learning rate of optimizer step `step`
+ * (0-based: the first step uses step = 0) is base * step / warmup while step < warmup, then
+ * base * max(0, (total - step) / max(1, total - warmup)). */
+float ref_lr_linear(int step, int warmup, int total, float base);
+
+typedef struct {
+  float beta1, beta2, eps, weight_decay; /* torch defaults 0.9, 0.999, 1e-8; Trainer's wd 0.0 */
+} ref_adamw_cfg;
+
+/* torch.optim.AdamW on one tensor, step t >= 1 (the count after this step), as torch orders it:
+ * p *= 1 - lr * wd; m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2;
+ * p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps). */
+void ref_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, int t);
+/* ref_adamw_update over every tensor of the flat buffers, wd only where lay->t[i].decay. */
+void ref_adamw_step(float *params, const float *grads, float *m, float *v, const ref_layout *lay,
+                    const ref_adamw_cfg *cfg, float lr, int t);
+
+#endif /* BC_REF_TRAIN_H */
