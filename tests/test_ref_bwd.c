@@ -1111,6 +1111,10 @@ static void test_tiny_adamw_steps(void **state) {
                        BERTCL_OK);
       step_loss += l / accum;
     }
+    if (s == 0) { /* accumulated micro-batch gradients equal the whole batch's (equal sizes) */
+      printf("  step 1, %d accumulated micro-batches vs transformers' whole-batch gradients:\n", accum);
+      ok &= check_grads(&t, &lay, grad, "cls", NULL);
+    }
     double nrm = ref_clip_grad_norm(grad, lay.total, max_norm);
     float lr_s = ref_lr_linear(s, warmup, total, lr);
     printf("  step %d: loss %.9g (transformers %.9g), grad norm %.9g (%.9g), lr %g (%g)\n", s + 1,
