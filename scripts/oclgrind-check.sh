@@ -18,6 +18,7 @@ pattern='Invalid (read|write)|Uninitialized value|[Dd]ata race|Oclgrind - |Work-
 all="--check-api --data-races --uninitialized"
 checks=("test_runtime test_kernel_runs $all")
 [ -x "$build/test_ops" ] && checks+=("test_ops * $all")
+[ -x "$build/test_train_ops" ] && checks+=("test_train_ops * $all")
 [ -x "$build/test_encoder" ] && checks+=("test_encoder test_bad_input_and_oom --check-api --data-races")
 run_one() { # exe filter checks...
   local exe=$1 filter=$2

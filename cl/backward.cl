@@ -1,0 +1,252 @@
+// Backward kernels for fine-tuning (cl/common.cl first). Twins: src/ref/ref_train.h.
+// Gradients named "written" overwrite their output; "accumulated" add to it (+=).
+// No contraction into fused multiply-adds here: LayerNorm's backward subtracts nearly equal
+// terms scaled by 1/sigma, where an FMA's different rounding shows up.
+#pragma OPENCL FP_CONTRACT OFF
+
+// Philox-4x32-10, as ref_philox4x32_10; element i of dropout site (seed, step, id) is kept when
+// (philox({i lo, i hi, id, step}, {seed lo, seed hi})[0] >> 8) * 2^-24 >= p.
+inline uint philox_first(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1) {
+  for (int r = 0; r < 10; r++) {
+    if (r > 0) {
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    const uint hi0 = mul_hi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    const uint hi1 = mul_hi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    const uint n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+  }
+  return c0;
+}
+
+// out = x * keep(i) / (1 - p) (out may equal x): dropout forward, and its own backward.
+__kernel void dropout_fwd(__global float *out, __global const float *x, const float p,
+                          const uint seed_lo, const uint seed_hi, const uint step, const uint id,
+                          const ulong n) {
+  const size_t i = get_global_id(0);
+  if (i >= n) return;
+  const uint r = philox_first((uint)i, (uint)((ulong)i >> 32), id, step, seed_lo, seed_hi);
+  const float u = (float)(r >> 8) * (1.0f / 16777216.0f);
+  const float s = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+  out[i] = u >= p ? x[i] * s : 0.0f;
+}
+
+// LayerNorm backward, per row (one work-group): with xin the LayerNorm input and g = dout * w,
+// dy = rstd * (g - mean(g) - xhat * mean(g * xhat)), written. Also writes the row's mean and
+// rstd for layernorm_bwd_params.
+__kernel void layernorm_bwd(__global float *dy,          // (N, C) written
+                            __global float *stats,       // (N, 2) mean, rstd written
+                            __global const float *dout,  // (N, C)
+                            __global const float *xin,   // (N, C) LayerNorm input
+                            __global const float *w,     // (C)
+                            const float eps, const int C) {
+  __local float scratch[WG];
+  const size_t row = get_group_id(0);
+  const int lid = (int)get_local_id(0);
+  __global const float *x = xin + row * C;
+  __global const float *d = dout + row * C;
+  float s = 0.0f;
+  for (int c = lid; c < C; c += WG) s += x[c];
+  const float mean = wg_sum(s, scratch) / (float)C;
+  float v = 0.0f;
+  for (int c = lid; c < C; c += WG) v += (x[c] - mean) * (x[c] - mean);
+  const float rstd = 1.0f / sqrt(wg_sum(v, scratch) / (float)C + eps);
+  float sg = 0.0f, sgx = 0.0f;
+  for (int c = lid; c < C; c += WG) {
+    const float g = d[c] * w[c];
+    sg += g;
+    sgx += g * (x[c] - mean) * rstd;
+  }
+  const float mg = wg_sum(sg, scratch) / (float)C;
+  const float mgx = wg_sum(sgx, scratch) / (float)C;
+  for (int c = lid; c < C; c += WG) {
+    const float xhat = (x[c] - mean) * rstd;
+    const float g = d[c] * w[c];
+    dy[row * C + c] = rstd * (g - mg - xhat * mgx);
+  }
+  if (lid == 0) {
+    stats[2 * row] = mean;
+    stats[2 * row + 1] = rstd;
+  }
+}
+
+// dw[c] += sum_n dout * xhat, db[c] += sum_n dout (accumulated); one item per column, rows in
+// order (deterministic, no atomics).
+__kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (C), (C)
+                                   __global const float *dout,              // (N, C)
+                                   __global const float *xin,               // (N, C)
+                                   __global const float *stats,             // (N, 2)
+                                   const int N, const int C) {
+  const int c = (int)get_global_id(0);
+  if (c >= C) return;
+  float sw = 0.0f, sb = 0.0f;
+  for (int n = 0; n < N; n++) {
+    const float d = dout[(size_t)n * C + c];
+    sw += d * (xin[(size_t)n * C + c] - stats[2 * n]) * stats[2 * n + 1];
+    sb += d;
+  }
+  dw[c] += sw;
+  db[c] += sb;
+}
+
+// db[c] += sum_n d[n, c] (bias gradients); one item per column.
+__kernel void colsum_bwd(__global float *db, __global const float *d, const int N, const int C) {
+  const int c = (int)get_global_id(0);
+  if (c >= C) return;
+  float s = 0.0f;
+  for (int n = 0; n < N; n++) s += d[(size_t)n * C + c];
+  db[c] += s;
+}
+
+inline float act_grad(float x, int act) {
+  if (act == ACT_GELU) {
+    const float cdf = 0.5f * (1.0f + erf(x * 0.70710678118654752f));
+    const float pdf = 0.39894228040143268f * exp(-0.5f * x * x);
+    return cdf + x * pdf;
+  }
+  if (act == ACT_GELU_TANH) {
+    const float k = 0.79788456080286536f;
+    const float u = k * (x + 0.044715f * x * x * x);
+    const float t = tanh(u);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
+  }
+  if (act == ACT_RELU) return x > 0.0f ? 1.0f : 0.0f;
+  const float t = tanh(x);
+  return 1.0f - t * t;
+}
+
+// dx = dout * act'(x + bias), written (dx may equal dout); x is the forward input before bias.
+__kernel void bias_act_bwd(__global float *dx, __global const float *dout,
+                           __global const float *x, __global const float *bias, const int act,
+                           const int N, const int C) {
+  const size_t i = get_global_id(0);
+  if (i >= (size_t)N * C) return;
+  dx[i] = dout[i] * act_grad(x[i] + bias[i % C], act);
+}
+
+// y = tanh(x): dx = dout * (1 - y^2), written.
+__kernel void tanh_bwd(__global float *dx, __global const float *dout, __global const float *y,
+                       const ulong n) {
+  const size_t i = get_global_id(0);
+  if (i >= n) return;
+  dx[i] = dout[i] * (1.0f - y[i] * y[i]);
+}
+
+// ds = scale * p * (dp - sum_j p dp), written (ds may equal dp); one work-group per row.
+__kernel void softmax_bwd(__global float *ds, __global const float *dp,
+                          __global const float *p, const float scale, const int T) {
+  __local float scratch[WG];
+  const size_t row = get_group_id(0);
+  const int lid = (int)get_local_id(0);
+  float s = 0.0f;
+  for (int j = lid; j < T; j += WG) s += p[row * T + j] * dp[row * T + j];
+  const float dot = wg_sum(s, scratch);
+  for (int j = lid; j < T; j += WG) {
+    const size_t k = row * T + j;
+    ds[k] = scale * p[k] * (dp[k] - dot);
+  }
+}
+
+// Embedding tables' gradients from dy, the gradient at the embedding LayerNorm's input
+// (accumulated, deterministic). Word rows: the host sorts positions by token id; segment u
+// (positions order[seg[u]..seg[u+1])) all carry id uid[u]. One item per (u, c).
+__kernel void embedding_bwd_word(__global float *dword,        // (V, C)
+                                 __global const float *dy,     // (B*T, C)
+                                 __global const int *order,    // (B*T) positions by id
+                                 __global const int *seg,      // (U+1)
+                                 __global const int *uid,      // (U)
+                                 const int U, const int C) {
+  const size_t i = get_global_id(0);
+  if (i >= (size_t)U * C) return;
+  const int c = (int)(i % C), u = (int)(i / C);
+  float s = 0.0f;
+  for (int k = seg[u]; k < seg[u + 1]; k++) s += dy[(size_t)order[k] * C + c];
+  dword[(size_t)uid[u] * C + c] += s;
+}
+
+// dpos[t] += sum_b dy[b, t]; dtype[tt] += sum of dy over positions of type tt. One item per
+// (row of the position table or the type table, c): rows 0..T-1 are positions, T.. are types.
+__kernel void embedding_bwd_pos_type(__global float *dpos,          // (P, C)
+                                     __global float *dtype,         // (TT, C)
+                                     __global const float *dy,      // (B*T, C)
+                                     __global const int *type_ids,  // (B*T)
+                                     const int B, const int T, const int TT, const int C) {
+  const size_t i = get_global_id(0);
+  if (i >= (size_t)(T + TT) * C) return;
+  const int c = (int)(i % C), r = (int)(i / C);
+  float s = 0.0f;
+  if (r < T) {
+    for (int b = 0; b < B; b++) s += dy[((size_t)b * T + r) * C + c];
+    dpos[(size_t)r * C + c] += s;
+  } else {
+    const int tt = r - T;
+    for (size_t n = 0; n < (size_t)B * T; n++)
+      if (type_ids[n] == tt) s += dy[n * C + c];
+    dtype[(size_t)tt * C + c] += s;
+  }
+}
+
+// Cross-entropy over logits (B, K) with labels (B) (-100 ignored): loss_b and
+// dlogits = scale * (softmax - onehot) / count, written. One item per row; count is the number
+// of counted labels (the host knows it).
+__kernel void cross_entropy_fwd_bwd(__global float *dlogits, __global float *losses,
+                                    __global const float *logits, __global const int *labels,
+                                    const int B, const int K, const float scale,
+                                    const float count) {
+  const int b = (int)get_global_id(0);
+  if (b >= B) return;
+  __global const float *z = logits + (size_t)b * K;
+  __global float *dz = dlogits + (size_t)b * K;
+  const int y = labels[b];
+  if (y < 0 || y >= K) {
+    for (int k = 0; k < K; k++) dz[k] = 0.0f;
+    losses[b] = 0.0f;
+    return;
+  }
+  float mx = z[0];
+  for (int k = 1; k < K; k++) mx = fmax(mx, z[k]);
+  float sum = 0.0f;
+  for (int k = 0; k < K; k++) sum += exp(z[k] - mx);
+  const float lse = mx + log(sum);
+  for (int k = 0; k < K; k++)
+    dz[k] = scale * (exp(z[k] - lse) - (k == y ? 1.0f : 0.0f)) / count;
+  losses[b] = lse - z[y];
+}
+
+// torch.optim.AdamW on one tensor (step t >= 1, bc1 = 1 - beta1^t, bc2 = 1 - beta2^t):
+// p *= 1 - lr*wd; m = m + (g - m)(1 - beta1); v = beta2 v + (1 - beta2) g^2;
+// p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps). g is multiplied by gscale first (clipping).
+__kernel void adamw_step(__global float *p, __global float *m, __global float *v,
+                         __global const float *g, const float gscale, const float lr,
+                         const float beta1, const float beta2, const float eps, const float wd,
+                         const float bc1, const float bc2, const ulong off, const ulong n) {
+  const size_t j = get_global_id(0);
+  if (j >= n) return;
+  const size_t i = off + j; // the tensor's elements inside the flat buffers
+  const float gi = g[i] * gscale;
+  float pi = p[i] * (1.0f - lr * wd);
+  const float mi = m[i] + (gi - m[i]) * (1.0f - beta1);
+  const float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+  pi -= lr / bc1 * mi / (sqrt(vi) / sqrt(bc2) + eps);
+  p[i] = pi;
+  m[i] = mi;
+  v[i] = vi;
+}
+
+// Partial sums of squares for the global gradient norm: one work-group per WG*PER elements.
+__kernel void sumsq_partial(__global float *partial, __global const float *g, const ulong n) {
+  __local float scratch[WG];
+  const size_t base = get_group_id(0) * (size_t)WG * 16;
+  const int lid = (int)get_local_id(0);
+  float s = 0.0f;
+  for (int k = 0; k < 16; k++) {
+    const size_t i = base + (size_t)k * WG + lid;
+    if (i < n) s += g[i] * g[i];
+  }
+  s = wg_sum(s, scratch);
+  if (lid == 0) partial[get_group_id(0)] = s;
+}

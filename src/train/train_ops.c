@@ -1,0 +1,232 @@
+/* Launchers for cl/backward.cl. */
+#include "train/train_ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const files[] = {"common.cl", "backward.cl"};
+
+int bc_train_ops_init(bertcl_ctx *ctx, bc_train_ops *o) {
+  memset(o, 0, sizeof *o);
+  int st = BERTCL_OK;
+  size_t wg = 128;
+  while (wg > ctx->info.max_work_group_size && wg > 1) wg /= 2;
+  o->wg = wg;
+  char opts[96];
+  snprintf(opts, sizeof opts, "-DWG=%zu -cl-std=CL1.2", wg);
+  BC_TRY(bc_program_build(ctx, files, 2, opts, &o->prog));
+#define K(f, name) BC_CL_OBJ(&ctx->err, o->f, clCreateKernel(o->prog, name, BC_RC))
+  K(dropout, "dropout_fwd");
+  K(ln_bwd, "layernorm_bwd");
+  K(ln_params, "layernorm_bwd_params");
+  K(colsum, "colsum_bwd");
+  K(bias_act_bwd, "bias_act_bwd");
+  K(tanh_bwd, "tanh_bwd");
+  K(softmax_bwd, "softmax_bwd");
+  K(emb_word, "embedding_bwd_word");
+  K(emb_pos_type, "embedding_bwd_pos_type");
+  K(xent, "cross_entropy_fwd_bwd");
+  K(adamw, "adamw_step");
+  K(sumsq, "sumsq_partial");
+#undef K
+  return BERTCL_OK;
+fail:
+  bc_train_ops_free(o);
+  return st;
+}
+
+void bc_train_ops_free(bc_train_ops *o) {
+  if (!o) return;
+  cl_kernel *ks[] = {&o->dropout, &o->ln_bwd, &o->ln_params, &o->colsum, &o->bias_act_bwd,
+                     &o->tanh_bwd, &o->softmax_bwd, &o->emb_word, &o->emb_pos_type, &o->xent,
+                     &o->adamw, &o->sumsq};
+  for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
+    if (*ks[i]) clReleaseKernel(*ks[i]), *ks[i] = NULL;
+  if (o->prog) clReleaseProgram(o->prog);
+  o->prog = NULL;
+}
+
+typedef struct {
+  size_t size;
+  const void *ptr;
+} karg;
+
+/* Sets the arguments and enqueues k over `global` items in groups of `local` (rounded up). */
+static int run(bertcl_ctx *ctx, cl_kernel k, const char *name, const karg *args, int nargs,
+               size_t global, size_t local) {
+  int st = BERTCL_OK;
+  for (int i = 0; i < nargs; i++)
+    BC_CL(&ctx->err, clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr));
+  if (global == 0) return BERTCL_OK;
+  global = (global + local - 1) / local * local;
+  cl_int rc = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, &local, 0, NULL, NULL);
+  if (rc != CL_SUCCESS)
+    st = bc_fail(&ctx->err, bc_cl_status(rc), "clEnqueueNDRangeKernel(%s, %zu) -> %s (%d)", name,
+                 global, bc_cl_errname(rc), (int)rc);
+fail:
+  return st;
+}
+#define A(v) {sizeof(v), &(v)}
+#define RUN(k, name, global, local, ...)                                              \
+  do {                                                                                \
+    const karg args_[] = {__VA_ARGS__};                                               \
+    return run(ctx, (k), (name), args_, (int)(sizeof args_ / sizeof args_[0]), (global), \
+               (local));                                                              \
+  } while (0)
+
+int bc_op_dropout(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, float p, uint64_t seed,
+                  uint32_t step, uint32_t id, size_t n) {
+  cl_uint lo = (cl_uint)seed, hi = (cl_uint)(seed >> 32), s = step, d = id;
+  cl_ulong nn = n;
+  RUN(o->dropout, "dropout_fwd", n, 64, A(out), A(x), A(p), A(lo), A(hi), A(s), A(d), A(nn));
+}
+
+int bc_op_layernorm_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dy, cl_mem stats, cl_mem dw,
+                        cl_mem db, cl_mem dout, cl_mem xin, cl_mem w, float eps, int N, int C) {
+  const karg a1[] = {A(dy), A(stats), A(dout), A(xin), A(w), A(eps), A(C)};
+  int st = run(ctx, o->ln_bwd, "layernorm_bwd", a1, 7, (size_t)N * o->wg, o->wg);
+  if (st != BERTCL_OK) return st;
+  const karg a2[] = {A(dw), A(db), A(dout), A(xin), A(stats), A(N), A(C)};
+  return run(ctx, o->ln_params, "layernorm_bwd_params", a2, 7, (size_t)C, 64);
+}
+
+int bc_op_colsum_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem db, cl_mem d, int N, int C) {
+  RUN(o->colsum, "colsum_bwd", (size_t)C, 64, A(db), A(d), A(N), A(C));
+}
+
+int bc_op_bias_act_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dx, cl_mem dout, cl_mem x,
+                       cl_mem bias, int act, int N, int C) {
+  RUN(o->bias_act_bwd, "bias_act_bwd", (size_t)N * C, 64, A(dx), A(dout), A(x), A(bias), A(act),
+      A(N), A(C));
+}
+
+int bc_op_tanh_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dx, cl_mem dout, cl_mem y, size_t n) {
+  cl_ulong nn = n;
+  RUN(o->tanh_bwd, "tanh_bwd", n, 64, A(dx), A(dout), A(y), A(nn));
+}
+
+int bc_op_softmax_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem ds, cl_mem dp, cl_mem p,
+                      float scale, int rows, int T) {
+  RUN(o->softmax_bwd, "softmax_bwd", (size_t)rows * o->wg, o->wg, A(ds), A(dp), A(p), A(scale),
+      A(T));
+}
+
+static cl_mem make_buffer(bertcl_ctx *ctx, size_t bytes, const void *init, int *st) {
+  cl_int rc = CL_SUCCESS;
+  cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0),
+                            bytes ? bytes : 4, (void *)init, &rc);
+  if (rc != CL_SUCCESS)
+    *st = bc_fail(&ctx->err, bc_cl_status(rc), "clCreateBuffer(%zu) -> %s (%d)", bytes,
+                  bc_cl_errname(rc), (int)rc);
+  return m;
+}
+
+int bc_op_embedding_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dword, cl_mem dpos,
+                        cl_mem dtype, cl_mem dy, const int32_t *ids, cl_mem type_ids, int B,
+                        int T, int TT, int C) {
+  int st = BERTCL_OK;
+  size_t N = (size_t)B * T;
+  int32_t *order = malloc(N * 4), *seg = malloc((N + 1) * 4), *uid = malloc((N ? N : 1) * 4);
+  cl_mem dorder = NULL, dseg = NULL, duid = NULL;
+  if (!order || !seg || !uid) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    goto done;
+  }
+  /* stable sort of positions by id (insertion into id order keeps (b, t) order per id) */
+  for (size_t i = 0; i < N; i++) order[i] = (int32_t)i;
+  for (size_t i = 1; i < N; i++) {
+    int32_t v = order[i];
+    size_t j = i;
+    while (j > 0 && ids[order[j - 1]] > ids[v]) order[j] = order[j - 1], j--;
+    order[j] = v;
+  }
+  int U = 0;
+  for (size_t i = 0; i < N; i++)
+    if (i == 0 || ids[order[i]] != ids[order[i - 1]]) seg[U] = (int32_t)i, uid[U++] = ids[order[i]];
+  seg[U] = (int32_t)N;
+  dorder = make_buffer(ctx, N * 4, order, &st);
+  if (st) goto done;
+  dseg = make_buffer(ctx, ((size_t)U + 1) * 4, seg, &st);
+  if (st) goto done;
+  duid = make_buffer(ctx, (size_t)(U ? U : 1) * 4, uid, &st);
+  if (st) goto done;
+  const karg a1[] = {A(dword), A(dy), A(dorder), A(dseg), A(duid), A(U), A(C)};
+  st = run(ctx, o->emb_word, "embedding_bwd_word", a1, 7, (size_t)U * C, 64);
+  if (st) goto done;
+  const karg a2[] = {A(dpos), A(dtype), A(dy), A(type_ids), A(B), A(T), A(TT), A(C)};
+  st = run(ctx, o->emb_pos_type, "embedding_bwd_pos_type", a2, 8, (size_t)(T + TT) * C, 64);
+  if (st) goto done;
+  clFinish(ctx->queue); /* the index buffers are released below */
+done:
+  if (dorder) clReleaseMemObject(dorder);
+  if (dseg) clReleaseMemObject(dseg);
+  if (duid) clReleaseMemObject(duid);
+  free(order);
+  free(seg);
+  free(uid);
+  return st;
+}
+
+int bc_op_cross_entropy(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dlogits, cl_mem logits,
+                        const int32_t *labels, int B, int K, float scale, double *loss) {
+  int st = BERTCL_OK;
+  float count = 0;
+  for (int b = 0; b < B; b++) count += labels[b] >= 0 && labels[b] < K;
+  float *losses = calloc((size_t)B + 1, sizeof *losses);
+  cl_mem dl = NULL, dlab = NULL;
+  if (!losses) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+  dlab = make_buffer(ctx, (size_t)B * 4, labels, &st);
+  if (st) goto done;
+  dl = make_buffer(ctx, (size_t)B * 4, NULL, &st);
+  if (st) goto done;
+  float cnt = count > 0 ? count : 1.0f;
+  const karg a[] = {A(dlogits), A(dl), A(logits), A(dlab), A(B), A(K), A(scale), A(cnt)};
+  st = run(ctx, o->xent, "cross_entropy_fwd_bwd", a, 8, (size_t)B, 64);
+  if (st) goto done;
+  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, dl, CL_TRUE, 0, (size_t)B * 4, losses, 0,
+                                       NULL, NULL));
+  double s = 0;
+  for (int b = 0; b < B; b++) s += losses[b];
+  *loss = count > 0 ? s / count : NAN;
+fail:
+done:
+  if (dl) clReleaseMemObject(dl);
+  if (dlab) clReleaseMemObject(dlab);
+  free(losses);
+  return st;
+}
+
+int bc_op_grad_norm(bertcl_ctx *ctx, bc_train_ops *o, cl_mem g, size_t n, double *norm) {
+  int st = BERTCL_OK;
+  size_t per = o->wg * 16, groups = (n + per - 1) / per;
+  float *part = calloc(groups ? groups : 1, sizeof *part);
+  cl_mem dpart = NULL;
+  if (!part) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+  dpart = make_buffer(ctx, groups * 4, NULL, &st);
+  if (st) goto done;
+  cl_ulong nn = n;
+  const karg a[] = {A(dpart), A(g), A(nn)};
+  st = run(ctx, o->sumsq, "sumsq_partial", a, 3, groups * o->wg, o->wg);
+  if (st) goto done;
+  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, dpart, CL_TRUE, 0, groups * 4, part, 0, NULL,
+                                       NULL));
+  double s = 0;
+  for (size_t i = 0; i < groups; i++) s += part[i];
+  *norm = sqrt(s);
+fail:
+done:
+  if (dpart) clReleaseMemObject(dpart);
+  free(part);
+  return st;
+}
+
+int bc_op_adamw(bertcl_ctx *ctx, bc_train_ops *o, cl_mem p, cl_mem m, cl_mem v, cl_mem g,
+                size_t off, size_t n, float gscale, float lr, float beta1, float beta2, float eps,
+                float wd, int t) {
+  float bc1 = (float)(1.0 - pow(beta1, t)), bc2 = (float)(1.0 - pow(beta2, t));
+  cl_ulong offl = off, nn = n;
+  RUN(o->adamw, "adamw_step", n, 64, A(p), A(m), A(v), A(g), A(gscale), A(lr), A(beta1),
+      A(beta2), A(eps), A(wd), A(bc1), A(bc2), A(offl), A(nn));
+}

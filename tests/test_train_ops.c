@@ -1,0 +1,287 @@
+/* Backward and optimizer kernels (cl/backward.cl) against their plain-C twins in
+ * src/ref/ref_train.h, on random inputs with fixed seeds: odd sizes, T = 1, rows not a multiple
+ * of the work-group size. Failures print op, shape, index, expected, got, seed. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref/ref.h"
+#include "ref/ref_train.h"
+#include "testutil.h"
+#include "train/train_ops.h"
+
+typedef struct {
+  bertcl_ctx *ctx;
+  bc_train_ops ops;
+} fixture;
+
+static cl_mem up(fixture *f, const void *x, size_t bytes) {
+  cl_int rc;
+  cl_mem m = clCreateBuffer(f->ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                            bytes ? bytes : 4, (void *)x, &rc);
+  assert_int_equal(rc, CL_SUCCESS);
+  return m;
+}
+static void down(fixture *f, cl_mem m, void *x, size_t bytes) {
+  assert_int_equal(clEnqueueReadBuffer(f->ctx->queue, m, CL_TRUE, 0, bytes, x, 0, NULL, NULL),
+                   CL_SUCCESS);
+}
+static float *rnd(bc_rng *r, size_t n, float lo, float hi) {
+  float *x = malloc((n ? n : 1) * 4);
+  bc_rng_fill(r, x, n, lo, hi);
+  return x;
+}
+#define OK(call)                                                                            \
+  do {                                                                                      \
+    if ((call) != BERTCL_OK) fail_msg("%s: %s", #call, bertcl_last_error(f->ctx));          \
+  } while (0)
+#define NAME(buf, ...) snprintf(buf, sizeof buf, __VA_ARGS__)
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  f->ctx = bc_test_ctx();
+  if (f->ctx && bc_train_ops_init(f->ctx, &f->ops) != BERTCL_OK) {
+    fprintf(stderr, "%s\n", bertcl_last_error(f->ctx));
+    return -1;
+  }
+  *state = f;
+  return 0;
+}
+static int teardown(void **state) {
+  fixture *f = *state;
+  bc_train_ops_free(&f->ops);
+  bertcl_ctx_free(f->ctx);
+  free(f);
+  return 0;
+}
+
+static void test_dropout(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  size_t sizes[] = {1, 10007};
+  float ps[] = {0.1f, 0.5f};
+  for (int si = 0; si < 2; si++)
+    for (int pi = 0; pi < 2; pi++) {
+      size_t n = sizes[si];
+      bc_rng r;
+      bc_rng_seed(&r, 7 + si);
+      float *x = rnd(&r, n, -1, 1), *want = malloc(n * 4), *got = malloc(n * 4);
+      ref_dropout d = {.p = ps[pi], .seed = 0x123456789abcULL, .step = 3, .id = 21};
+      ref_dropout_fwd(want, x, n, &d);
+      cl_mem dx = up(f, x, n * 4);
+      OK(bc_op_dropout(f->ctx, &f->ops, dx, dx, d.p, d.seed, d.step, d.id, n));
+      down(f, dx, got, n * 4);
+      char what[96];
+      NAME(what, "dropout_fwd n=%zu p=%g", n, d.p);
+      assert_true(bc_check_close(what, got, want, n, 0, 0, 7 + si)); /* the same mask exactly */
+      clReleaseMemObject(dx);
+      free(x); free(want); free(got);
+    }
+}
+
+static void test_layernorm_bwd(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  int shapes[][2] = {{1, 1}, {7, 33}, {5, 300}};
+  for (int s = 0; s < 3; s++) {
+    int N = shapes[s][0], C = shapes[s][1];
+    bc_rng r;
+    bc_rng_seed(&r, 100 + s);
+    float *x = rnd(&r, (size_t)N * C, -2, 2), *w = rnd(&r, C, 0.5f, 1.5f),
+          *dout = rnd(&r, (size_t)N * C, -1, 1);
+    float *dx = calloc((size_t)N * C, 4), *dw = calloc(C, 4), *db = calloc(C, 4);
+    ref_layernorm_bwd(dx, dw, db, dout, x, w, 1e-12f, N, C);
+    float *gdy = malloc((size_t)N * C * 4), *gdw = calloc(C, 4), *gdb = calloc(C, 4);
+    cl_mem ddy = up(f, gdy, (size_t)N * C * 4), dst = up(f, gdy, (size_t)N * 2 * 4 + 4),
+           ddw = up(f, gdw, C * 4), ddb = up(f, gdb, C * 4), ddo = up(f, dout, (size_t)N * C * 4),
+           dxx = up(f, x, (size_t)N * C * 4), dww = up(f, w, C * 4);
+    OK(bc_op_layernorm_bwd(f->ctx, &f->ops, ddy, dst, ddw, ddb, ddo, dxx, dww, 1e-12f, N, C));
+    down(f, ddy, gdy, (size_t)N * C * 4);
+    down(f, ddw, gdw, C * 4);
+    down(f, ddb, gdb, C * 4);
+    char what[96];
+    NAME(what, "layernorm_bwd dx N=%d C=%d", N, C);
+    assert_true(bc_check_close(what, gdy, dx, (size_t)N * C, 1e-5f, 1e-4f, 100 + s));
+    NAME(what, "layernorm_bwd dw N=%d C=%d", N, C);
+    assert_true(bc_check_close(what, gdw, dw, C, 1e-5f, 1e-4f, 100 + s));
+    NAME(what, "layernorm_bwd db N=%d C=%d", N, C);
+    assert_true(bc_check_close(what, gdb, db, C, 1e-5f, 1e-4f, 100 + s));
+    cl_mem ms[] = {ddy, dst, ddw, ddb, ddo, dxx, dww};
+    for (int i = 0; i < 7; i++) clReleaseMemObject(ms[i]);
+    free(x); free(w); free(dout); free(dx); free(dw); free(db); free(gdy); free(gdw); free(gdb);
+  }
+}
+
+static void test_bias_act_colsum_tanh(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  int N = 7, C = 65;
+  size_t n = (size_t)N * C;
+  bc_act acts[] = {BC_ACT_GELU, BC_ACT_GELU_TANH, BC_ACT_RELU};
+  for (int a = 0; a < 3; a++) {
+    bc_rng r;
+    bc_rng_seed(&r, 200 + a);
+    float *x = rnd(&r, n, -4, 4), *b = rnd(&r, C, -1, 1), *dout = rnd(&r, n, -1, 1);
+    float *want = malloc(n * 4), *got = malloc(n * 4), *dbias = calloc(C, 4), *gdb = calloc(C, 4);
+    ref_bias_act_bwd(want, dbias, dout, x, b, acts[a], N, C);
+    cl_mem dx = up(f, got, n * 4), ddo = up(f, dout, n * 4), dxx = up(f, x, n * 4),
+           dbb = up(f, b, C * 4), ddb = up(f, gdb, C * 4);
+    OK(bc_op_bias_act_bwd(f->ctx, &f->ops, dx, ddo, dxx, dbb, (int)acts[a], N, C));
+    OK(bc_op_colsum_bwd(f->ctx, &f->ops, ddb, dx, N, C));
+    down(f, dx, got, n * 4);
+    down(f, ddb, gdb, C * 4);
+    char what[96];
+    NAME(what, "bias_act_bwd act=%d N=%d C=%d", (int)acts[a], N, C);
+    assert_true(bc_check_close(what, got, want, n, 1e-5f, 1e-4f, 200 + a));
+    NAME(what, "colsum_bwd (dbias) act=%d N=%d C=%d", (int)acts[a], N, C);
+    assert_true(bc_check_close(what, gdb, dbias, C, 1e-5f, 1e-4f, 200 + a));
+    cl_mem ms[] = {dx, ddo, dxx, dbb, ddb};
+    for (int i = 0; i < 5; i++) clReleaseMemObject(ms[i]);
+    free(x); free(b); free(dout); free(want); free(got); free(dbias); free(gdb);
+  }
+  bc_rng r;
+  bc_rng_seed(&r, 210);
+  float *y = rnd(&r, n, -0.99f, 0.99f), *dout = rnd(&r, n, -1, 1), *want = malloc(n * 4),
+        *got = malloc(n * 4);
+  ref_tanh_bwd(want, dout, y, n);
+  cl_mem dy = up(f, y, n * 4), ddo = up(f, dout, n * 4);
+  OK(bc_op_tanh_bwd(f->ctx, &f->ops, ddo, ddo, dy, n));
+  down(f, ddo, got, n * 4);
+  assert_true(bc_check_close("tanh_bwd n=455", got, want, n, 1e-6f, 1e-5f, 210));
+  clReleaseMemObject(dy); clReleaseMemObject(ddo);
+  free(y); free(dout); free(want); free(got);
+}
+
+static void test_softmax_bwd(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  int shapes[][3] = {{1, 1, 1}, {2, 3, 7}, {1, 2, 131}};
+  for (int s = 0; s < 3; s++) {
+    int B = shapes[s][0], NH = shapes[s][1], T = shapes[s][2];
+    size_t n = (size_t)B * NH * T * T;
+    bc_rng r;
+    bc_rng_seed(&r, 300 + s);
+    float *p = rnd(&r, n, -3, 3), *dp = rnd(&r, n, -1, 1), *want = malloc(n * 4),
+          *got = malloc(n * 4);
+    ref_softmax_fwd(p, NULL, 1.0f, B, NH, T); /* real probabilities */
+    ref_softmax_bwd(want, dp, p, 0.125f, B, NH, T);
+    cl_mem dpp = up(f, p, n * 4), ddp = up(f, dp, n * 4);
+    OK(bc_op_softmax_bwd(f->ctx, &f->ops, ddp, ddp, dpp, 0.125f, B * NH * T, T));
+    down(f, ddp, got, n * 4);
+    char what[96];
+    NAME(what, "softmax_bwd B=%d NH=%d T=%d", B, NH, T);
+    assert_true(bc_check_close(what, got, want, n, 1e-6f, 1e-4f, 300 + s));
+    clReleaseMemObject(dpp); clReleaseMemObject(ddp);
+    free(p); free(dp); free(want); free(got);
+  }
+}
+
+/* layernorm_bwd then the table scatter, against ref_embedding_bwd (which runs both). */
+static void test_embedding_bwd(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  int B = 3, T = 7, C = 33, V = 11, P = 9, TT = 2;
+  size_t N = (size_t)B * T;
+  bc_rng r;
+  bc_rng_seed(&r, 400);
+  float *we = rnd(&r, (size_t)V * C, -1, 1), *pe = rnd(&r, (size_t)P * C, -1, 1),
+        *te = rnd(&r, (size_t)TT * C, -1, 1), *lw = rnd(&r, C, 0.5f, 1.5f),
+        *dout = rnd(&r, N * C, -1, 1);
+  int32_t *ids = malloc(N * 4), *tt = malloc(N * 4);
+  for (size_t i = 0; i < N; i++) ids[i] = (int32_t)(bc_rng_u32(&r) % 5), tt[i] = (int32_t)(i % 3 == 0);
+  float *dword = calloc((size_t)V * C, 4), *dpos = calloc((size_t)P * C, 4),
+        *dtype = calloc((size_t)TT * C, 4), *dlw = calloc(C, 4), *dlb = calloc(C, 4);
+  ref_embedding_bwd(dword, dpos, dtype, dlw, dlb, dout, ids, tt, we, pe, te, lw, 1e-12f, B, T, C);
+  float *xin = malloc(N * C * 4);
+  for (size_t i = 0; i < N; i++)
+    for (int c = 0; c < C; c++)
+      xin[i * C + c] = we[(size_t)ids[i] * C + c] + pe[(i % T) * C + c] + te[(size_t)tt[i] * C + c];
+  float *z = calloc((size_t)V * C + (size_t)P * C + N * C * 2 + 4, 4);
+  cl_mem ddy = up(f, z, N * C * 4), dst = up(f, z, N * 8), dlw_ = up(f, z, C * 4),
+         dlb_ = up(f, z, C * 4), ddo = up(f, dout, N * C * 4), dx = up(f, xin, N * C * 4),
+         dw = up(f, lw, C * 4), dwd = up(f, z, (size_t)V * C * 4), dpd = up(f, z, (size_t)P * C * 4),
+         dtd = up(f, z, (size_t)TT * C * 4), dtt = up(f, tt, N * 4);
+  OK(bc_op_layernorm_bwd(f->ctx, &f->ops, ddy, dst, dlw_, dlb_, ddo, dx, dw, 1e-12f, (int)N, C));
+  OK(bc_op_embedding_bwd(f->ctx, &f->ops, dwd, dpd, dtd, ddy, ids, dtt, B, T, TT, C));
+  float *g = malloc((size_t)V * C * 4 + (size_t)P * C * 4);
+  down(f, dwd, g, (size_t)V * C * 4);
+  assert_true(bc_check_close("embedding_bwd dword B=3 T=7 C=33", g, dword, (size_t)V * C, 1e-5f,
+                             1e-4f, 400));
+  down(f, dpd, g, (size_t)P * C * 4);
+  assert_true(bc_check_close("embedding_bwd dpos", g, dpos, (size_t)P * C, 1e-5f, 1e-4f, 400));
+  down(f, dtd, g, (size_t)TT * C * 4);
+  assert_true(bc_check_close("embedding_bwd dtype", g, dtype, (size_t)TT * C, 1e-5f, 1e-4f, 400));
+  down(f, dlw_, g, C * 4);
+  assert_true(bc_check_close("embedding_bwd dln_w", g, dlw, C, 1e-5f, 1e-4f, 400));
+  down(f, dlb_, g, C * 4);
+  assert_true(bc_check_close("embedding_bwd dln_b", g, dlb, C, 1e-5f, 1e-4f, 400));
+  cl_mem ms[] = {ddy, dst, dlw_, dlb_, ddo, dx, dw, dwd, dpd, dtd, dtt};
+  for (int i = 0; i < 11; i++) clReleaseMemObject(ms[i]);
+  free(we); free(pe); free(te); free(lw); free(dout); free(ids); free(tt); free(dword);
+  free(dpos); free(dtype); free(dlw); free(dlb); free(xin); free(z); free(g);
+}
+
+static void test_cross_entropy_norm_adamw(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  int B = 5, K = 3;
+  bc_rng r;
+  bc_rng_seed(&r, 500);
+  float *z = rnd(&r, (size_t)B * K, -3, 3), *want = malloc((size_t)B * K * 4),
+        *got = malloc((size_t)B * K * 4);
+  int32_t labels[5] = {0, 2, -100, 1, 2};
+  double lref = ref_cross_entropy_fwd_bwd(want, z, labels, B, K, 0.5f), lgot = 0;
+  cl_mem dz = up(f, z, (size_t)B * K * 4), ddz = up(f, got, (size_t)B * K * 4);
+  OK(bc_op_cross_entropy(f->ctx, &f->ops, ddz, dz, labels, B, K, 0.5f, &lgot));
+  down(f, ddz, got, (size_t)B * K * 4);
+  assert_true(bc_check_close("cross_entropy dlogits B=5 K=3", got, want, (size_t)B * K, 1e-6f,
+                             1e-5f, 500));
+  float fl = (float)lgot, fr = (float)lref;
+  assert_true(bc_check_close("cross_entropy loss", &fl, &fr, 1, 1e-6f, 1e-5f, 500));
+  clReleaseMemObject(dz); clReleaseMemObject(ddz);
+  free(z); free(want); free(got);
+  /* global gradient norm over a buffer that is not a multiple of the reduction block */
+  size_t n = 70001;
+  float *gr = rnd(&r, n, -1, 1);
+  double nref = ref_clip_grad_norm(gr, n, 0.0f), ngot = 0;
+  cl_mem dg = up(f, gr, n * 4);
+  OK(bc_op_grad_norm(f->ctx, &f->ops, dg, n, &ngot));
+  float a = (float)ngot, b = (float)nref;
+  assert_true(bc_check_close("grad_norm n=70001", &a, &b, 1, 0, 1e-5f, 500));
+  /* three AdamW steps on the tensor at offset 1000 of the flat buffers, with clipping scale */
+  size_t off = 1000, len = 4097;
+  float *p = rnd(&r, n, -1, 1), *m = calloc(n, 4), *v = calloc(n, 4);
+  float *pg = malloc(n * 4), *mg = malloc(n * 4), *vg = malloc(n * 4), *gs = malloc(n * 4);
+  memcpy(pg, p, n * 4);
+  cl_mem dp = up(f, p, n * 4), dm = up(f, m, n * 4), dv = up(f, v, n * 4);
+  for (int t = 1; t <= 3; t++) {
+    float gscale = 0.7f, lr = 1e-3f * t;
+    for (size_t i = 0; i < n; i++) gs[i] = gr[i] * gscale;
+    ref_adamw_update(p + off, gs + off, m + off, v + off, len, lr, 0.9f, 0.999f, 1e-8f, 0.01f, t);
+    OK(bc_op_adamw(f->ctx, &f->ops, dp, dm, dv, dg, off, len, gscale, lr, 0.9f, 0.999f, 1e-8f,
+                   0.01f, t));
+  }
+  down(f, dp, pg, n * 4);
+  down(f, dm, mg, n * 4);
+  down(f, dv, vg, n * 4);
+  assert_true(bc_check_close("adamw params after 3 steps (n=4097 at offset 1000)", pg, p, n,
+                             1e-7f, 1e-5f, 500));
+  assert_true(bc_check_close("adamw m", mg, m, n, 1e-8f, 1e-5f, 500));
+  assert_true(bc_check_close("adamw v", vg, v, n, 1e-10f, 1e-5f, 500));
+  cl_mem ms[] = {dg, dp, dm, dv};
+  for (int i = 0; i < 4; i++) clReleaseMemObject(ms[i]);
+  free(gr); free(p); free(m); free(v); free(pg); free(mg); free(vg); free(gs);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_dropout),          cmocka_unit_test(test_layernorm_bwd),
+      cmocka_unit_test(test_bias_act_colsum_tanh), cmocka_unit_test(test_softmax_bwd),
+      cmocka_unit_test(test_embedding_bwd),    cmocka_unit_test(test_cross_entropy_norm_adamw),
+  };
+  const char *filter = getenv("BERTCL_TEST_FILTER");
+  if (filter && *filter) cmocka_set_test_filter(filter);
+  return cmocka_run_group_tests_name("train_ops", tests, setup, teardown);
+}
