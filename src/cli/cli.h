@@ -26,5 +26,9 @@ int bc_cmd_merge(int argc, char **argv);
 void bc_cmd_merge_usage(FILE *out);
 int bc_cmd_info(int argc, char **argv);
 void bc_cmd_info_usage(FILE *out);
+int bc_cmd_bench(int argc, char **argv);
+void bc_cmd_bench_usage(FILE *out);
+int bc_cmd_tune(int argc, char **argv);
+void bc_cmd_tune_usage(FILE *out);
 
 #endif

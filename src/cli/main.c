@@ -17,6 +17,10 @@ static const bc_cli_command commands[] = {
      bc_cmd_merge_usage},
     {"info", "validate a model directory and show its configuration", bc_cmd_info,
      bc_cmd_info_usage},
+    {"bench", "measure a device: bandwidth, GEMM, encoder throughput (table and JSON)",
+     bc_cmd_bench, bc_cmd_bench_usage},
+    {"tune", "tune CLBlast's GEMM kernels for a device; later runs use the result", bc_cmd_tune,
+     bc_cmd_tune_usage},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -3,6 +3,8 @@
 
 #include <clblast_c.h>
 
+#include "runtime/tuning.h"
+
 static const char *clblast_name(CLBlastStatusCode s) {
   switch (s) {
     case CLBlastSuccess: return "CLBlastSuccess";
@@ -64,6 +66,7 @@ static const char *clblast_name(CLBlastStatusCode s) {
 
 int bc_gemm(bertcl_ctx *ctx, const bc_gemm_args *g) {
   if (g->m == 0 || g->n == 0) return BERTCL_OK;
+  bc_tuning_ensure(ctx); /* stored CLBlast parameters for this device, once per process */
   CLBlastTranspose ta = g->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
   CLBlastTranspose tb = g->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
   CLBlastStatusCode s;
@@ -72,13 +75,13 @@ int bc_gemm(bertcl_ctx *ctx, const bc_gemm_args *g) {
     call = "CLBlastSgemm";
     s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off,
                      g->lda, g->b, g->b_off, g->ldb, g->beta, g->c, g->c_off, g->ldc,
-                     &ctx->queue, NULL);
+                     &ctx->queue, g->event);
   } else {
     call = "CLBlastSgemmStridedBatched";
     s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha,
                                    g->a, g->a_off, g->lda, g->a_stride, g->b, g->b_off, g->ldb,
                                    g->b_stride, g->beta, g->c, g->c_off, g->ldc, g->c_stride,
-                                   g->batch, &ctx->queue, NULL);
+                                   g->batch, &ctx->queue, g->event);
   }
   if (s != CLBlastSuccess) {
     int st = (s == CLBlastTempBufferAllocFailure || s == CLBlastOpenCLOutOfResources ||

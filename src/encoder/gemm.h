@@ -16,6 +16,7 @@ typedef struct {
   cl_mem b; size_t b_off, ldb, b_stride;
   cl_mem c; size_t c_off, ldc, c_stride;
   size_t batch; /* 0 or 1: a single product */
+  cl_event *event; /* NULL, or receives the event of the last kernel (caller releases it) */
 } bc_gemm_args;
 
 int bc_gemm(bertcl_ctx *ctx, const bc_gemm_args *g);
