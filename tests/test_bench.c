@@ -358,6 +358,8 @@ static void test_tune_resume_and_pickup(void **state) {
   assert_int_equal(json_integer_value(at(pg, "evaluated")), 2);
   assert_int_equal(json_integer_value(at(pg, "next_a")) + json_integer_value(at(pg, "next_b")),
                    2);
+  assert_int_equal(json_array_size(at(pg, "measured_a")) + json_array_size(at(pg, "measured_b")),
+                   2);
   json_decref(pg);
 
   /* what tune stored is usable by another process */

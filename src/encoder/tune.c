@@ -369,7 +369,9 @@ typedef struct {
 } stage_best;
 
 typedef struct {
-  int next_a, next_b, evaluated, rejected;
+  int next_a, next_b; /* sets of A and B measured */
+  int evaluated, rejected;
+  unsigned char *done_a, *done_b; /* (space size) measured flags, owned by bc_tune */
   stage_best a, b;
   int combo_a, combo_b; /* combination measured last (-1: none) */
   size_t combo_t;
@@ -378,7 +380,10 @@ typedef struct {
 } progress;
 
 static void progress_init(progress *p) {
+  unsigned char *da = p->done_a, *db = p->done_b;
   memset(p, 0, sizeof *p);
+  p->done_a = da;
+  p->done_b = db;
   p->a.index = p->b.index = p->combo_a = p->combo_b = -1;
   p->best_ms = -1;
 }
@@ -435,17 +440,41 @@ static void params_read(json_t *o, bc_gemm_params *p) {
   }
 }
 
+static json_t *done_json(const unsigned char *done, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n; i++)
+    if (done[i]) json_array_append_new(a, json_integer((json_int_t)i));
+  return a;
+}
+
+/* Reads a list of measured indices; 0 when it does not fit the space. */
+static int done_read(json_t *a, unsigned char *done, size_t n, int *count) {
+  size_t i;
+  json_t *v;
+  memset(done, 0, n);
+  *count = 0;
+  if (!json_is_array(a)) return 0;
+  json_array_foreach(a, i, v) {
+    json_int_t x = json_integer_value(v);
+    if (!json_is_integer(v) || x < 0 || (size_t)x >= n || done[x]) return 0;
+    done[x] = 1;
+    (*count)++;
+  }
+  return 1;
+}
+
 static int progress_save(bertcl_ctx *ctx, const char *path, const bc_tune_opts *o,
                          const progress *p, size_t na, size_t nb) {
   json_t *j = json_pack(
       "{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:i, s:i, s:i, s:i, s:o, s:o, s:[i,i,I], "
-      "s:f, s:o}",
+      "s:f, s:o, s:o, s:o}",
       "format", PROGRESS_FORMAT, "device", ctx->info.name, "driver", ctx->info.driver_version,
       "clblast", bc_clblast_version(), "config", o->config, "batch", o->batch, "seq", o->seq,
       "space_xgemm", (json_int_t)na, "space_direct", (json_int_t)nb, "next_a", p->next_a,
       "next_b", p->next_b, "evaluated", p->evaluated, "rejected", p->rejected, "best_a",
       stage_json(&p->a), "best_b", stage_json(&p->b), "combo", p->combo_a, p->combo_b,
-      (json_int_t)p->combo_t, "best_ms", p->best_ms, "best", params_json(&p->best));
+      (json_int_t)p->combo_t, "best_ms", p->best_ms, "best", params_json(&p->best), "measured_a",
+      done_json(p->done_a, na), "measured_b", done_json(p->done_b, nb));
   if (!j) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
   char *text = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
   json_decref(j);
@@ -474,8 +503,8 @@ static int progress_load(bertcl_ctx *ctx, const char *path, const bc_tune_opts *
        (size_t)json_integer_value(json_object_get(j, "space_direct")) == nb;
   if (ok) {
     progress_init(p);
-    p->next_a = (int)json_integer_value(json_object_get(j, "next_a"));
-    p->next_b = (int)json_integer_value(json_object_get(j, "next_b"));
+    ok = done_read(json_object_get(j, "measured_a"), p->done_a, na, &p->next_a) &&
+         done_read(json_object_get(j, "measured_b"), p->done_b, nb, &p->next_b);
     p->evaluated = (int)json_integer_value(json_object_get(j, "evaluated"));
     p->rejected = (int)json_integer_value(json_object_get(j, "rejected"));
     stage_read(json_object_get(j, "best_a"), &p->a);
@@ -488,9 +517,7 @@ static int progress_load(bertcl_ctx *ctx, const char *path, const bc_tune_opts *
     }
     p->best_ms = json_number_value(json_object_get(j, "best_ms"));
     params_read(json_object_get(j, "best"), &p->best);
-    if (p->next_a < 0 || (size_t)p->next_a > na || p->next_b < 0 || (size_t)p->next_b > nb ||
-        p->a.index >= (int)na || p->b.index >= (int)nb)
-      ok = 0;
+    if (p->a.index >= (int)na || p->b.index >= (int)nb) ok = 0;
   }
   json_decref(j);
   return ok;
@@ -595,6 +622,25 @@ static size_t best_threshold(const tuner *t, const progress *p) {
   return best_t;
 }
 
+/* Parameters in which entries i and j of a space differ. */
+static int distance(const space *s, size_t i, size_t j) {
+  int d = 0;
+  for (size_t k = 0; k < s->width; k++) d += s->v[i * s->width + k] != s->v[j * s->width + k];
+  return d;
+}
+
+/* The next entry of a space to measure, -1 when all were: every other pick is a neighbour of
+ * the best so far (at most two parameters changed: SA and SB move together), else the next in
+ * the shuffled order. Deterministic given what was measured, so a resumed run goes on alike. */
+static int pick(const space *s, const unsigned char *done, int best, int measured) {
+  if (best >= 0 && measured % 2 == 1)
+    for (size_t i = 0; i < s->n; i++)
+      if (!done[i] && distance(s, i, (size_t)best) <= 2) return (int)i;
+  for (size_t i = 0; i < s->n; i++)
+    if (!done[i]) return (int)i;
+  return -1;
+}
+
 static void stamp(char *out, size_t n) {
   time_t tt = time(NULL);
   struct tm tmv;
@@ -625,6 +671,7 @@ int bc_tune(bertcl_ctx *ctx, const bc_tune_opts *o, bc_tune_result *r) {
   space xs = {0}, ds = {0};
   progress p;
   memset(&t, 0, sizeof t);
+  memset(&p, 0, sizeof p);
   memset(r, 0, sizeof *r);
   t.ctx = ctx;
   t.o = o;
@@ -644,8 +691,20 @@ int bc_tune(bertcl_ctx *ctx, const bc_tune_opts *o, bc_tune_result *r) {
   }
   shuffle(&xs, 0xC0FFEE1234ULL);
   shuffle(&ds, 0xBEEF5678ULL);
+  p.done_a = calloc(xs.n ? xs.n : 1, 1);
+  p.done_b = calloc(ds.n ? ds.n : 1, 1);
+  if (!p.done_a || !p.done_b) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
   progress_init(&p);
-  if (!o->restart && progress_load(ctx, r->progress_path, o, &p, xs.n, ds.n)) r->resumed = 1;
+  if (!o->restart && progress_load(ctx, r->progress_path, o, &p, xs.n, ds.n))
+    r->resumed = 1;
+  else {
+    progress_init(&p);
+    memset(p.done_a, 0, xs.n);
+    memset(p.done_b, 0, ds.n);
+  }
 
   bc_encoder_gemm_shapes(o->cfg, o->batch, o->seq, t.shapes);
   BC_TRY(bc_gemm_bufs_alloc(ctx, t.shapes, BC_ENCODER_NSHAPES, &t.bufs));
@@ -675,7 +734,9 @@ int bc_tune(bertcl_ctx *ctx, const bc_tune_opts *o, bc_tune_result *r) {
   BC_TRY(progress_save(ctx, r->progress_path, o, &p, xs.n, ds.n));
 
   for (;;) {
-    int a_left = p.next_a < (int)xs.n, b_left = p.next_b < (int)ds.n;
+    int next_a = pick(&xs, p.done_a, p.a.index, p.next_a);
+    int next_b = pick(&ds, p.done_b, p.b.index, p.next_b);
+    int a_left = next_a >= 0, b_left = next_b >= 0;
     int combo_due = p.a.index >= 0 && p.b.index >= 0 &&
                     (p.combo_a != p.a.index || p.combo_b != p.b.index ||
                      p.combo_t != best_threshold(&t, &p));
@@ -698,11 +759,15 @@ int bc_tune(bertcl_ctx *ctx, const bc_tune_opts *o, bc_tune_result *r) {
       cand.min_indirect = best_threshold(&t, &p);
     } else if (a_left && (!b_left || p.next_a <= p.next_b)) {
       stage = 0;
-      idx = p.next_a++;
+      idx = next_a;
+      p.done_a[idx] = 1;
+      p.next_a++;
       set_params_a(&cand, &xs, idx);
     } else if (b_left) {
       stage = 1;
-      idx = p.next_b++;
+      idx = next_b;
+      p.done_b[idx] = 1;
+      p.next_b++;
       set_params_b(&cand, &ds, idx);
     } else {
       /* only a combination is due but not yet on schedule: run it now */
@@ -759,5 +824,7 @@ fail:
   bc_gemm_bufs_free(&t.bufs);
   free(xs.v);
   free(ds.v);
+  free(p.done_a);
+  free(p.done_b);
   return st;
 }
