@@ -922,13 +922,24 @@ static float *tiny_params(tiny *t, ref_layout *lay, int K, const char *prefix) {
 }
 
 /* Every parameter gradient against `prefix`.grad.<name>: |got - want| <= atol + 1e-4 |want| with
- * atol = 2e-5 * max |want| over the tensor + 1e-9 (gradients of different tensors differ by
- * orders of magnitude; measured: about 1e-6 of the tensor's max). */
+ * atol = 2e-5 * max |want| over the tensor + 1e-7 * max |want| over all tensors (gradients of
+ * different tensors differ by orders of magnitude; measured: about 1e-6 of the tensor's max; the
+ * second term is the fp32 rounding floor, which is all a gradient that is zero in exact
+ * arithmetic holds). */
 static int check_grads(tiny *t, const ref_layout *lay, const float *grad, const char *prefix,
                        double *worst_rel_out) {
   int ok = 1;
-  double worst_rel = 0.0;
+  double worst_rel = 0.0, gmax = 0.0;
   const char *worst_name = "";
+  for (int i = 0; i < lay->count; i++) {
+    char name[160];
+    snprintf(name, sizeof name, "%s.grad.%s", prefix, lay->t[i].name);
+    float *want = bc_test_fixture_f32(t->fx, name, lay->t[i].numel);
+    for (size_t e = 0; e < lay->t[i].numel; e++)
+      if (fabs(want[e]) > gmax) gmax = fabs(want[e]);
+    free(want);
+  }
+  double floor_atol = 1e-7 * gmax;
   for (int i = 0; i < lay->count; i++) {
     const ref_tensor *tt = &lay->t[i];
     char name[160], what[256];
@@ -940,12 +951,12 @@ static int check_grads(tiny *t, const ref_layout *lay, const float *grad, const 
     double d = bc_max_abs_diff(grad + tt->offset, want, tt->numel);
     double rel = mx > 0 ? d / mx : d;
     /* attention.self.key.bias: its gradient is 0 in exact arithmetic (softmax ignores a shift
-     * shared by all keys), both sides hold rounding noise (< 1e-12); the 1e-9 floor covers it */
-    if (mx > 1e-9 && rel > worst_rel) worst_rel = rel, worst_name = tt->name;
-    if (mx <= 1e-9) printf("  %s: max |grad| %.3g (zero in exact arithmetic), |diff| %.3g\n", name, mx, d);
+     * shared by all keys), both sides hold rounding noise; the floor term covers it */
+    if (mx > floor_atol && rel > worst_rel) worst_rel = rel, worst_name = tt->name;
+    if (mx <= floor_atol) printf("  %s: max |grad| %.3g (zero in exact arithmetic), |diff| %.3g\n", name, mx, d);
     snprintf(what, sizeof what, "ref_cls_fwd_bwd tiny-bert %s (%lld,%lld) vs transformers", name,
              (long long)tt->shape[0], (long long)tt->shape[1]);
-    if (!bc_check_close(what, grad + tt->offset, want, tt->numel, (float)(2e-5 * mx + 1e-9), 1e-4f, 0))
+    if (!bc_check_close(what, grad + tt->offset, want, tt->numel, (float)(2e-5 * mx + floor_atol), 1e-4f, 0))
       ok = 0;
     free(want);
   }
@@ -1144,10 +1155,37 @@ static void test_tiny_adamw_steps(void **state) {
     float *want = bc_test_fixture_f32(t.fx, name, tt->numel);
     double d = bc_max_abs_diff(flat + tt->offset, want, tt->numel);
     double mv = bc_max_abs_diff(orig + tt->offset, want, tt->numel);
+    snprintf(what, sizeof what, "tiny-bert %s after 3 AdamW steps vs transformers", tt->name);
+    if (strstr(tt->name, "attention.self.key.bias")) {
+      /* Its gradient is zero in exact arithmetic (softmax ignores a shift shared by all keys),
+       * so both sides hold rounding noise, which Adam normalises into steps of about +-lr with
+       * arbitrary signs. Only the size of the move can be checked: at most the sum of the three
+       * learning rates (0 + 1e-3 + 5e-4) on each side. */
+      printf("  %s: gradient is rounding noise; |ref - transformers| = %.3g (bound 3e-3)\n",
+             tt->name, d);
+      if (!bc_check_close(what, flat + tt->offset, want, tt->numel, 3e-3f, 0, 0)) ok = 0;
+      free(want);
+      continue;
+    }
     if (mv > moved) moved = mv;
     if (d > worst) worst = d, worst_name = tt->name;
-    snprintf(what, sizeof what, "tiny-bert %s after 3 AdamW steps vs transformers", tt->name);
-    if (!bc_check_close(what, flat + tt->offset, want, tt->numel, 4e-6f, 1e-5f, 0)) ok = 0;
+    /* Elements whose gradient is below its own rounding error (|g| ~ 1e-7 where the tensor's
+     * largest is ~0.1) get an Adam direction that rounding decides, so they may differ by up
+     * to the summed learning rates. At most 1 in 1000 elements of a tensor may do so; every
+     * other one must meet the tight bound. (A missing clip moves 1018 of 1024 elements of a
+     * query weight; decay on LayerNorm weights moves 31 of 32.) */
+    size_t loose = 0, bad = 0;
+    for (size_t e = 0; e < tt->numel; e++) {
+      double de = fabs((double)flat[tt->offset + e] - want[e]);
+      if (de <= 4e-6 + 1e-5 * fabs(want[e])) continue;
+      if (de <= 1.5e-3) loose++; else bad++;
+    }
+    if (loose) printf("  %s: %zu of %zu elements beyond the tight bound, within one step\n",
+                      tt->name, loose, tt->numel);
+    if (bad || loose * 1000 > tt->numel) {
+      bc_check_close(what, flat + tt->offset, want, tt->numel, 4e-6f, 1e-5f, 0);
+      ok = 0;
+    }
     free(want);
   }
   printf("  after 3 AdamW steps: max |ref - transformers| = %.3g (%s); parameters moved up to %.3g\n",
