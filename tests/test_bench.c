@@ -388,6 +388,13 @@ static void test_tune_resume_and_pickup(void **state) {
   json_decref(r);
   check_schema(json);
 
+  /* BERTCL_TUNING=off: the file is left alone */
+  setenv("BERTCL_TUNING", "off", 1);
+  assert_int_equal(run_bench(cache, "", json, &out), 0);
+  unsetenv("BERTCL_TUNING");
+  assert_non_null(strstr(out, "tuning   disabled: BERTCL_TUNING=off"));
+  free(out);
+
   /* unusable files are ignored with a reason; the run still succeeds */
   write_manual(d, params, "some other driver");
   assert_int_equal(run_bench(cache, "", json, &out), 0);

@@ -51,6 +51,7 @@ static void usage(FILE *out) {
           "  BERTCL_DEVICE      device selector used when --device is not given\n"
           "                     (\"0:1\", \"gpu\", \"cpu\", \"nvidia\", \"pocl\", ...)\n"
           "  BERTCL_CACHE_DIR   compiled-kernel cache directory (\"off\" disables it)\n"
+          "  BERTCL_TUNING      \"off\": ignore the GEMM parameters stored by bertcl tune\n"
           "  BERTCL_KERNEL_DIR  load OpenCL sources from this directory instead of the\n"
           "                     copies built into the binary (for kernel development)\n");
 }

@@ -327,9 +327,15 @@ void bc_tuning_set_auto(int on) {
 int bc_tuning_apply_stored(bertcl_ctx *ctx) {
   pthread_mutex_lock(&g_lock);
   bc_tuning_status *s = slot(ctx->device, 1);
+  const char *env = getenv("BERTCL_TUNING");
   int st;
   if (!s) {
     st = bc_fail(&ctx->err, BERTCL_ERR_INTERNAL, "more than %d devices", MAX_DEVICES);
+  } else if (env && strcmp(env, "off") == 0) {
+    memset(s, 0, sizeof *s);
+    s->state = BC_TUNING_DISABLED;
+    snprintf(s->reason, sizeof s->reason, "BERTCL_TUNING=off");
+    st = bc_fail(&ctx->err, BERTCL_ERR_UNSUPPORTED, "BERTCL_TUNING=off: stored parameters not applied");
   } else {
     st = apply_locked(ctx, s);
   }
