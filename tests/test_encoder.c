@@ -43,6 +43,34 @@ static bc_encoder *open_encoder(fixture *f, const char *dir, bertcl_model **mode
     if ((call) != BERTCL_OK) fail_msg("%s: %s", #call, bertcl_last_error((f)->ctx)); \
   } while (0)
 
+/* The tiny model on the device with its transformers fixture and padded batch. */
+typedef struct {
+  bertcl_model *m;
+  bc_encoder *enc;
+  struct bc_st_file *fx;
+  int32_t *ids, *tt, *mask; /* (B, T) */
+  int B, T;
+} tiny;
+
+static void tiny_open(fixture *f, tiny *t) {
+  char dir[1024];
+  bc_test_data_path(dir, sizeof dir, "tiny-bert");
+  t->enc = open_encoder(f, dir, &t->m);
+  t->fx = bc_test_fixture_open("tiny-bert-ref.safetensors");
+  int64_t sb[2];
+  t->ids = bc_test_fixture_i32(t->fx, "input_ids", 0, sb);
+  t->B = (int)sb[0], t->T = (int)sb[1];
+  t->tt = bc_test_fixture_i32(t->fx, "token_type_ids", (size_t)t->B * t->T, NULL);
+  t->mask = bc_test_fixture_i32(t->fx, "attention_mask", (size_t)t->B * t->T, NULL);
+}
+
+static void tiny_close(tiny *t) {
+  free(t->ids), free(t->tt), free(t->mask);
+  bc_test_fixture_close(t->fx);
+  bc_encoder_free(t->enc);
+  bertcl_model_free(t->m);
+}
+
 /* Every layer of a padded batch against transformers' hidden states. */
 static void check_all_layers(fixture *f, bc_encoder *enc, struct bc_st_file *fx,
                              const char *prefix, float atol) {
@@ -142,16 +170,11 @@ static void test_tiny_padding_invariance(void **state) {
 static void test_pool_combine(void **state) {
   fixture *f = *state;
   if (!f->ctx) skip();
-  char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "tiny-bert");
-  bertcl_model *m = NULL;
-  bc_encoder *enc = open_encoder(f, dir, &m);
-  struct bc_st_file *fx = bc_test_fixture_open("tiny-bert-ref.safetensors");
-  int64_t sb[2];
-  int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, sb);
-  int32_t *tt = bc_test_fixture_i32(fx, "token_type_ids", 0, NULL);
-  int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", 0, NULL);
-  int B = (int)sb[0], T = (int)sb[1], C = 32;
+  tiny t;
+  tiny_open(f, &t);
+  bc_encoder *enc = t.enc;
+  int32_t *ids = t.ids, *tt = t.tt, *mask = t.mask;
+  int B = t.B, T = t.T, C = 32;
   int layers[] = {1, 2};
   OK(f, bc_encoder_forward(enc, ids, tt, mask, B, T, layers, 2));
   size_t n = (size_t)B * T * C;
@@ -185,26 +208,18 @@ static void test_pool_combine(void **state) {
         assert_true(bc_check_close(what, got, want, (size_t)B * width, 1e-5f, 1e-5f, 0));
       }
   free(h[0]); free(h[1]); free(p[0]); free(p[1]); free(want); free(got);
-  free(ids); free(tt); free(mask);
-  bc_test_fixture_close(fx);
-  bc_encoder_free(enc);
-  bertcl_model_free(m);
+  tiny_close(&t);
 }
 
 /* Token and word features gathered on the device equal the hidden states read back whole. */
 static void test_tokens_words(void **state) {
   fixture *f = *state;
   if (!f->ctx) skip();
-  char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "tiny-bert");
-  bertcl_model *m = NULL;
-  bc_encoder *enc = open_encoder(f, dir, &m);
-  struct bc_st_file *fx = bc_test_fixture_open("tiny-bert-ref.safetensors");
-  int64_t sb[2];
-  int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, sb);
-  int32_t *tt = bc_test_fixture_i32(fx, "token_type_ids", 0, NULL);
-  int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", 0, NULL);
-  int B = (int)sb[0], T = (int)sb[1], C = 32;
+  tiny t;
+  tiny_open(f, &t);
+  bc_encoder *enc = t.enc;
+  int32_t *ids = t.ids, *tt = t.tt, *mask = t.mask;
+  int B = t.B, T = t.T, C = 32;
   int layers[] = {1, 2};
   OK(f, bc_encoder_forward(enc, ids, tt, mask, B, T, layers, 2));
   size_t n = (size_t)B * T * C;
@@ -252,10 +267,7 @@ static void test_tokens_words(void **state) {
   assert_int_equal(rows, nw);
   assert_true(bc_check_close("words mean of layer mean", wgot, wwant, nw * C, 1e-6f, 1e-5f, 0));
   free(h0); free(h1); free(want); free(got); free(wid); free(wwant); free(wgot);
-  free(ids); free(tt); free(mask);
-  bc_test_fixture_close(fx);
-  bc_encoder_free(enc);
-  bertcl_model_free(m);
+  tiny_close(&t);
 }
 
 static void test_bad_input_and_oom(void **state) {

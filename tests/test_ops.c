@@ -21,24 +21,16 @@ typedef struct {
 
 static int under_oclgrind(void) { return getenv("BERTCL_OCLGRIND") != NULL; }
 
-static cl_mem upload(fixture *f, const void *data, size_t bytes) {
-  cl_int rc = CL_SUCCESS;
-  cl_mem m = clCreateBuffer(f->ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
-                            bytes ? bytes : 4, (void *)data, &rc);
-  assert_int_equal(rc, CL_SUCCESS);
-  return m;
+static cl_mem upload_f(fixture *f, const float *x, size_t n) {
+  return bc_test_upload(f->ctx, x, n * 4);
 }
-static cl_mem upload_f(fixture *f, const float *x, size_t n) { return upload(f, x, n * 4); }
-static cl_mem upload_i(fixture *f, const int32_t *x, size_t n) { return upload(f, x, n * 4); }
+static cl_mem upload_i(fixture *f, const int32_t *x, size_t n) {
+  return bc_test_upload(f->ctx, x, n * 4);
+}
 static void download(fixture *f, cl_mem m, float *x, size_t n) {
-  assert_int_equal(clEnqueueReadBuffer(f->ctx->queue, m, CL_TRUE, 0, n * 4, x, 0, NULL, NULL),
-                   CL_SUCCESS);
+  bc_test_download(f->ctx, m, x, n * 4);
 }
-static float *rnd(bc_rng *r, size_t n, float lo, float hi) {
-  float *x = malloc((n ? n : 1) * sizeof *x);
-  bc_rng_fill(r, x, n, lo, hi);
-  return x;
-}
+#define rnd bc_rng_alloc
 static int32_t *random_mask(bc_rng *r, int B, int T) {
   int32_t *m = malloc((size_t)B * T * sizeof *m);
   for (int b = 0; b < B; b++) {

@@ -17,22 +17,9 @@ typedef struct {
   bc_train_ops ops;
 } fixture;
 
-static cl_mem up(fixture *f, const void *x, size_t bytes) {
-  cl_int rc;
-  cl_mem m = clCreateBuffer(f->ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
-                            bytes ? bytes : 4, (void *)x, &rc);
-  assert_int_equal(rc, CL_SUCCESS);
-  return m;
-}
-static void down(fixture *f, cl_mem m, void *x, size_t bytes) {
-  assert_int_equal(clEnqueueReadBuffer(f->ctx->queue, m, CL_TRUE, 0, bytes, x, 0, NULL, NULL),
-                   CL_SUCCESS);
-}
-static float *rnd(bc_rng *r, size_t n, float lo, float hi) {
-  float *x = malloc((n ? n : 1) * 4);
-  bc_rng_fill(r, x, n, lo, hi);
-  return x;
-}
+#define up(f, x, bytes) bc_test_upload((f)->ctx, (x), (bytes))
+#define down(f, m, x, bytes) bc_test_download((f)->ctx, (m), (x), (bytes))
+#define rnd bc_rng_alloc
 #define OK(call)                                                                            \
   do {                                                                                      \
     if ((call) != BERTCL_OK) fail_msg("%s: %s", #call, bertcl_last_error(f->ctx));          \

@@ -40,6 +40,25 @@ void bc_rng_fill(bc_rng *r, float *x, size_t n, float lo, float hi) {
   for (size_t i = 0; i < n; i++) x[i] = bc_rng_uniform(r, lo, hi);
 }
 
+float *bc_rng_alloc(bc_rng *r, size_t n, float lo, float hi) {
+  float *x = malloc((n ? n : 1) * sizeof *x);
+  assert_non_null(x);
+  bc_rng_fill(r, x, n, lo, hi);
+  return x;
+}
+
+cl_mem bc_test_upload(bertcl_ctx *ctx, const void *data, size_t bytes) {
+  int st = BERTCL_OK;
+  cl_mem m = bc_buffer_create(ctx, bytes, data, &st);
+  if (!m) fail_msg("bc_test_upload: %s", bertcl_last_error(ctx));
+  return m;
+}
+
+void bc_test_download(bertcl_ctx *ctx, cl_mem m, void *data, size_t bytes) {
+  assert_int_equal(clEnqueueReadBuffer(ctx->queue, m, CL_TRUE, 0, bytes, data, 0, NULL, NULL),
+                   CL_SUCCESS);
+}
+
 double bc_max_abs_diff(const float *a, const float *b, size_t n) {
   double m = 0;
   for (size_t i = 0; i < n; i++) {

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "bertcl.h"
+#include "runtime/runtime.h"
 
 /* Creates a context on $BERTCL_TEST_DEVICE (default "pocl", then any device). Returns NULL when
  * no OpenCL device exists: the caller then calls skip(), so the test is reported as skipped. */
@@ -20,6 +21,13 @@ void bc_rng_seed(bc_rng *r, uint64_t seed);
 uint32_t bc_rng_u32(bc_rng *r);
 float bc_rng_uniform(bc_rng *r, float lo, float hi);
 void bc_rng_fill(bc_rng *r, float *x, size_t n, float lo, float hi);
+
+/* malloc'd n floats uniform in [lo, hi). */
+float *bc_rng_alloc(bc_rng *r, size_t n, float lo, float hi);
+/* Device buffer holding a copy of `bytes` of host data (fails the test on error); and reading one
+ * back (blocking). */
+cl_mem bc_test_upload(bertcl_ctx *ctx, const void *data, size_t bytes);
+void bc_test_download(bertcl_ctx *ctx, cl_mem m, void *data, size_t bytes);
 
 /* Compares got with ref: passes when every |got-ref| <= atol + rtol*|ref| (NaN fails).
  * On failure prints what (op, shape), index, expected, got, the seed and the max error, and

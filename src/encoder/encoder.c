@@ -518,17 +518,6 @@ static void combine_step(int combine, int j, int n, int C, float *alpha, float *
   *beta = (combine == BC_COMBINE_CONCAT || j == 0) ? 0.0f : 1.0f;
 }
 
-static cl_mem tmp_buffer(bertcl_ctx *ctx, size_t bytes, const void *init, int *st) {
-  cl_int rc = CL_SUCCESS;
-  cl_mem m = clCreateBuffer(ctx->context,
-                            CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0),
-                            bytes ? bytes : 4, (void *)init, &rc);
-  if (rc != CL_SUCCESS)
-    *st = bc_fail(&ctx->err, bc_cl_status(rc), "clCreateBuffer(%zu bytes) -> %s (%d)", bytes,
-                  bc_cl_errname(rc), (int)rc);
-  return m;
-}
-
 int bc_encoder_read_tokens(bc_encoder *enc, int combine, float *out, size_t *nrows) {
   bertcl_ctx *ctx = enc->ctx;
   int st = BERTCL_OK;
@@ -541,9 +530,9 @@ int bc_encoder_read_tokens(bc_encoder *enc, int combine, float *out, size_t *nro
   off[0] = 0;
   for (int b = 0; b < B; b++) off[b + 1] = off[b] + enc->lengths[b];
   size_t total = (size_t)off[B];
-  doff = tmp_buffer(ctx, ((size_t)B + 1) * 4, off, &st);
+  doff = bc_buffer_create(ctx, ((size_t)B + 1) * 4, off, &st);
   if (st != BERTCL_OK) goto fail;
-  dout = tmp_buffer(ctx, total * (size_t)width * 4, NULL, &st);
+  dout = bc_buffer_create(ctx, total * (size_t)width * 4, NULL, &st);
   if (st != BERTCL_OK) goto fail;
   for (int j = 0; j < n; j++) {
     float alpha, beta;
@@ -592,13 +581,13 @@ int bc_encoder_read_words(bc_encoder *enc, const int32_t *word_ids, int mode, in
       if (word_ids[(size_t)b * T + t] > mx) mx = word_ids[(size_t)b * T + t];
     for (int w = 0; w <= mx; w++, r++) wb[r] = b, ww[r] = w;
   }
-  dids = tmp_buffer(ctx, (size_t)B * T * 4, word_ids, &st);
+  dids = bc_buffer_create(ctx, (size_t)B * T * 4, word_ids, &st);
   if (st != BERTCL_OK) goto fail;
-  dwb = tmp_buffer(ctx, total * 4, total ? wb : NULL, &st);
+  dwb = bc_buffer_create(ctx, total * 4, total ? wb : NULL, &st);
   if (st != BERTCL_OK) goto fail;
-  dww = tmp_buffer(ctx, total * 4, total ? ww : NULL, &st);
+  dww = bc_buffer_create(ctx, total * 4, total ? ww : NULL, &st);
   if (st != BERTCL_OK) goto fail;
-  dout = tmp_buffer(ctx, total * (size_t)width * 4, NULL, &st);
+  dout = bc_buffer_create(ctx, total * (size_t)width * 4, NULL, &st);
   if (st != BERTCL_OK) goto fail;
   for (int j = 0; j < n && total; j++) {
     float alpha, beta;

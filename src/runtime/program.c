@@ -251,3 +251,37 @@ int bc_program_build(bertcl_ctx *ctx, const char *const *files, size_t nfiles,
   free(all);
   return st;
 }
+
+int bc_kernel_run(bertcl_ctx *ctx, cl_kernel k, const char *name, const bc_karg *args,
+                  int nargs, size_t global, size_t local) {
+  int st = BERTCL_OK;
+  for (int i = 0; i < nargs; i++)
+    BC_CL(&ctx->err, clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr));
+  if (global == 0) return BERTCL_OK;
+  if (local) global = (global + local - 1) / local * local;
+  cl_int rc = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, local ? &local : NULL, 0,
+                                     NULL, NULL);
+  if (rc != CL_SUCCESS)
+    st = bc_fail(&ctx->err, bc_cl_status(rc), "clEnqueueNDRangeKernel(%s, global %zu) -> %s (%d)",
+                 name, global, bc_cl_errname(rc), (int)rc);
+fail:
+  return st;
+}
+
+size_t bc_row_work_group(const bertcl_ctx *ctx) {
+  size_t wg = 128;
+  while (wg > ctx->info.max_work_group_size && wg > 1) wg /= 2;
+  return wg;
+}
+
+cl_mem bc_buffer_create(bertcl_ctx *ctx, size_t bytes, const void *init, int *st) {
+  cl_int rc = CL_SUCCESS;
+  cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0),
+                            bytes ? bytes : 4, (void *)init, &rc);
+  if (rc != CL_SUCCESS) {
+    *st = bc_fail(&ctx->err, bc_cl_status(rc), "clCreateBuffer(%zu bytes) -> %s (%d)", bytes,
+                  bc_cl_errname(rc), (int)rc);
+    return NULL;
+  }
+  return m;
+}

@@ -74,6 +74,33 @@ int bc_program_build_source(bertcl_ctx *ctx, const char *label, const char *src,
 int bc_program_cache_path(const bertcl_ctx *ctx, const char *src, size_t len, const char *options,
                           char *path, size_t pathlen);
 
+/* One kernel argument: its size and a pointer to its value (KARG(v) for a variable v). */
+typedef struct {
+  size_t size;
+  const void *ptr;
+} bc_karg;
+#define KARG(v) \
+  { sizeof(v), &(v) }
+
+/* Sets k's arguments in order and enqueues it over `global` items (rounded up to a multiple of
+ * `local`) on ctx's queue without waiting; `name` labels errors. global 0 enqueues nothing. */
+int bc_kernel_run(bertcl_ctx *ctx, cl_kernel k, const char *name, const bc_karg *args,
+                  int nargs, size_t global, size_t local);
+#define BC_KERNEL_RUN(ctx, k, name, global, local, ...)                                  \
+  do {                                                                                   \
+    const bc_karg bc_args_[] = {__VA_ARGS__};                                            \
+    return bc_kernel_run((ctx), (k), (name), bc_args_,                                   \
+                         (int)(sizeof bc_args_ / sizeof bc_args_[0]), (global), (local)); \
+  } while (0)
+
+/* A read-write buffer of `bytes` (at least 4), filled from init when not NULL. On failure
+ * returns NULL and sets *st (BERTCL_ERR_DEVICE_OOM for allocation failures). */
+cl_mem bc_buffer_create(bertcl_ctx *ctx, size_t bytes, const void *init, int *st);
+
+/* Work-group size of the row kernels (-DWG): a power of two, at most 128 and the device's
+ * limit. */
+size_t bc_row_work_group(const bertcl_ctx *ctx);
+
 /* Source text of an embedded (or $BERTCL_KERNEL_DIR) cl/ file; caller frees. */
 int bc_kernel_source(bc_err *err, const char *file, char **src, size_t *len);
 

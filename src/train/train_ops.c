@@ -11,8 +11,7 @@ static const char *const files[] = {"common.cl", "backward.cl"};
 int bc_train_ops_init(bertcl_ctx *ctx, bc_train_ops *o) {
   memset(o, 0, sizeof *o);
   int st = BERTCL_OK;
-  size_t wg = 128;
-  while (wg > ctx->info.max_work_group_size && wg > 1) wg /= 2;
+  size_t wg = bc_row_work_group(ctx);
   o->wg = wg;
   char opts[96];
   snprintf(opts, sizeof opts, "-DWG=%zu -cl-std=CL1.2", wg);
@@ -48,33 +47,8 @@ void bc_train_ops_free(bc_train_ops *o) {
   o->prog = NULL;
 }
 
-typedef struct {
-  size_t size;
-  const void *ptr;
-} karg;
-
-/* Sets the arguments and enqueues k over `global` items in groups of `local` (rounded up). */
-static int run(bertcl_ctx *ctx, cl_kernel k, const char *name, const karg *args, int nargs,
-               size_t global, size_t local) {
-  int st = BERTCL_OK;
-  for (int i = 0; i < nargs; i++)
-    BC_CL(&ctx->err, clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr));
-  if (global == 0) return BERTCL_OK;
-  global = (global + local - 1) / local * local;
-  cl_int rc = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, &local, 0, NULL, NULL);
-  if (rc != CL_SUCCESS)
-    st = bc_fail(&ctx->err, bc_cl_status(rc), "clEnqueueNDRangeKernel(%s, %zu) -> %s (%d)", name,
-                 global, bc_cl_errname(rc), (int)rc);
-fail:
-  return st;
-}
-#define A(v) {sizeof(v), &(v)}
-#define RUN(k, name, global, local, ...)                                              \
-  do {                                                                                \
-    const karg args_[] = {__VA_ARGS__};                                               \
-    return run(ctx, (k), (name), args_, (int)(sizeof args_ / sizeof args_[0]), (global), \
-               (local));                                                              \
-  } while (0)
+#define A KARG
+#define RUN(k, name, global, local, ...) BC_KERNEL_RUN(ctx, (k), (name), (global), (local), __VA_ARGS__)
 
 int bc_op_dropout(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, float p, uint64_t seed,
                   uint32_t step, uint32_t id, size_t n) {
@@ -85,11 +59,11 @@ int bc_op_dropout(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, float 
 
 int bc_op_layernorm_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dy, cl_mem stats, cl_mem dw,
                         cl_mem db, cl_mem dout, cl_mem xin, cl_mem w, float eps, int N, int C) {
-  const karg a1[] = {A(dy), A(stats), A(dout), A(xin), A(w), A(eps), A(C)};
-  int st = run(ctx, o->ln_bwd, "layernorm_bwd", a1, 7, (size_t)N * o->wg, o->wg);
+  const bc_karg a1[] = {A(dy), A(stats), A(dout), A(xin), A(w), A(eps), A(C)};
+  int st = bc_kernel_run(ctx, o->ln_bwd, "layernorm_bwd", a1, 7, (size_t)N * o->wg, o->wg);
   if (st != BERTCL_OK) return st;
-  const karg a2[] = {A(dw), A(db), A(dout), A(xin), A(stats), A(N), A(C)};
-  return run(ctx, o->ln_params, "layernorm_bwd_params", a2, 7, (size_t)C, 64);
+  const bc_karg a2[] = {A(dw), A(db), A(dout), A(xin), A(stats), A(N), A(C)};
+  return bc_kernel_run(ctx, o->ln_params, "layernorm_bwd_params", a2, 7, (size_t)C, 64);
 }
 
 int bc_op_colsum_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem db, cl_mem d, int N, int C) {
@@ -111,16 +85,6 @@ int bc_op_softmax_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem ds, cl_mem dp, cl
                       float scale, int rows, int T) {
   RUN(o->softmax_bwd, "softmax_bwd", (size_t)rows * o->wg, o->wg, A(ds), A(dp), A(p), A(scale),
       A(T));
-}
-
-static cl_mem make_buffer(bertcl_ctx *ctx, size_t bytes, const void *init, int *st) {
-  cl_int rc = CL_SUCCESS;
-  cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0),
-                            bytes ? bytes : 4, (void *)init, &rc);
-  if (rc != CL_SUCCESS)
-    *st = bc_fail(&ctx->err, bc_cl_status(rc), "clCreateBuffer(%zu) -> %s (%d)", bytes,
-                  bc_cl_errname(rc), (int)rc);
-  return m;
 }
 
 int bc_op_embedding_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dword, cl_mem dpos,
@@ -146,17 +110,17 @@ int bc_op_embedding_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dword, cl_mem d
   for (size_t i = 0; i < N; i++)
     if (i == 0 || ids[order[i]] != ids[order[i - 1]]) seg[U] = (int32_t)i, uid[U++] = ids[order[i]];
   seg[U] = (int32_t)N;
-  dorder = make_buffer(ctx, N * 4, order, &st);
+  dorder = bc_buffer_create(ctx, N * 4, order, &st);
   if (st) goto done;
-  dseg = make_buffer(ctx, ((size_t)U + 1) * 4, seg, &st);
+  dseg = bc_buffer_create(ctx, ((size_t)U + 1) * 4, seg, &st);
   if (st) goto done;
-  duid = make_buffer(ctx, (size_t)(U ? U : 1) * 4, uid, &st);
+  duid = bc_buffer_create(ctx, (size_t)(U ? U : 1) * 4, uid, &st);
   if (st) goto done;
-  const karg a1[] = {A(dword), A(dy), A(dorder), A(dseg), A(duid), A(U), A(C)};
-  st = run(ctx, o->emb_word, "embedding_bwd_word", a1, 7, (size_t)U * C, 64);
+  const bc_karg a1[] = {A(dword), A(dy), A(dorder), A(dseg), A(duid), A(U), A(C)};
+  st = bc_kernel_run(ctx, o->emb_word, "embedding_bwd_word", a1, 7, (size_t)U * C, 64);
   if (st) goto done;
-  const karg a2[] = {A(dpos), A(dtype), A(dy), A(type_ids), A(B), A(T), A(TT), A(C)};
-  st = run(ctx, o->emb_pos_type, "embedding_bwd_pos_type", a2, 8, (size_t)(T + TT) * C, 64);
+  const bc_karg a2[] = {A(dpos), A(dtype), A(dy), A(type_ids), A(B), A(T), A(TT), A(C)};
+  st = bc_kernel_run(ctx, o->emb_pos_type, "embedding_bwd_pos_type", a2, 8, (size_t)(T + TT) * C, 64);
   if (st) goto done;
   clFinish(ctx->queue); /* the index buffers are released below */
 done:
@@ -177,13 +141,13 @@ int bc_op_cross_entropy(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dlogits, cl_mem
   float *losses = calloc((size_t)B + 1, sizeof *losses);
   cl_mem dl = NULL, dlab = NULL;
   if (!losses) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
-  dlab = make_buffer(ctx, (size_t)B * 4, labels, &st);
+  dlab = bc_buffer_create(ctx, (size_t)B * 4, labels, &st);
   if (st) goto done;
-  dl = make_buffer(ctx, (size_t)B * 4, NULL, &st);
+  dl = bc_buffer_create(ctx, (size_t)B * 4, NULL, &st);
   if (st) goto done;
   float cnt = count > 0 ? count : 1.0f;
-  const karg a[] = {A(dlogits), A(dl), A(logits), A(dlab), A(B), A(K), A(scale), A(cnt)};
-  st = run(ctx, o->xent, "cross_entropy_fwd_bwd", a, 8, (size_t)B, 64);
+  const bc_karg a[] = {A(dlogits), A(dl), A(logits), A(dlab), A(B), A(K), A(scale), A(cnt)};
+  st = bc_kernel_run(ctx, o->xent, "cross_entropy_fwd_bwd", a, 8, (size_t)B, 64);
   if (st) goto done;
   BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, dl, CL_TRUE, 0, (size_t)B * 4, losses, 0,
                                        NULL, NULL));
@@ -204,11 +168,11 @@ int bc_op_grad_norm(bertcl_ctx *ctx, bc_train_ops *o, cl_mem g, size_t n, double
   float *part = calloc(groups ? groups : 1, sizeof *part);
   cl_mem dpart = NULL;
   if (!part) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
-  dpart = make_buffer(ctx, groups * 4, NULL, &st);
+  dpart = bc_buffer_create(ctx, groups * 4, NULL, &st);
   if (st) goto done;
   cl_ulong nn = n;
-  const karg a[] = {A(dpart), A(g), A(nn)};
-  st = run(ctx, o->sumsq, "sumsq_partial", a, 3, groups * o->wg, o->wg);
+  const bc_karg a[] = {A(dpart), A(g), A(nn)};
+  st = bc_kernel_run(ctx, o->sumsq, "sumsq_partial", a, 3, groups * o->wg, o->wg);
   if (st) goto done;
   BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, dpart, CL_TRUE, 0, groups * 4, part, 0, NULL,
                                        NULL));
