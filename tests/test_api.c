@@ -133,8 +133,38 @@ static void test_ids_hidden_and_halving(void **state) {
   bertcl_encoder_free(NULL);
 }
 
+/* The README's example program runs and ranks the paraphrase first. */
+static void test_example_program(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) skip();
+  char dir[1024], cmd[2048];
+  if (!bc_test_minilm_dir(dir, sizeof dir)) {
+    bertcl_ctx_free(ctx);
+    skip();
+  }
+  snprintf(cmd, sizeof cmd,
+           "BERTCL_DEVICE='%s' '%s' '%s' 'A man is eating food.' 'A man is eating a piece of "
+           "bread.' 'A monkey is playing drums.' 2>&1",
+           bertcl_ctx_device(ctx)->name, BERTCL_EXAMPLE_EMBED, dir);
+  char *out = NULL;
+  int rc = bc_test_run(cmd, &out);
+  if (rc != 0) fail_msg("example failed (%d): %s", rc, out);
+  double c01 = 0, c02 = 0;
+  const char *p = strstr(out, "cosine(0, 1) = "), *q = strstr(out, "cosine(0, 2) = ");
+  assert_non_null(p);
+  assert_non_null(q);
+  c01 = atof(p + 15);
+  c02 = atof(q + 15);
+  printf("  example: cosine(food, bread) %.4f > cosine(food, drums) %.4f\n", c01, c02);
+  assert_true(c01 > 0.6 && c01 > c02 + 0.3);
+  free(out);
+  bertcl_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_minilm_texts),
-                                     cmocka_unit_test(test_ids_hidden_and_halving)};
+                                     cmocka_unit_test(test_ids_hidden_and_halving),
+                                     cmocka_unit_test(test_example_program)};
   return cmocka_run_group_tests_name("api", tests, NULL, NULL);
 }
