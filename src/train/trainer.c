@@ -1,0 +1,708 @@
+/* OpenCL fine-tuning step for BertForSequenceClassification. See trainer.h.
+ * Schedule (forward as encoder.c, keeping the LayerNorm inputs; backward as ref_cls_fwd_bwd):
+ *   xin_e = word + type + pos; h0 = dropout(LN(xin_e))
+ *   layer l: qkv = h Wqkv^T; q, k, v = split_heads(qkv + b); probs = softmax(q k^T * s + mask)
+ *            ctx = merge(dropout(probs) v); xin1 = dropout(ctx Wao^T + bao) + h; h1 = LN1(xin1)
+ *            pre = h1 Wi^T; act = gelu(pre + bi); xin2 = dropout(act Wo^T + bo) + h1; h' = LN2(xin2)
+ *   pooled = tanh(h_L[:, 0] Wp^T + bp); logits = dropout(pooled) Wc^T + bc; loss. */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoder/gemm.h"
+#include "encoder/ops.h"
+#include "train/train_ops.h"
+
+/* per-layer tensor index offsets from the layer's first tensor (ref_cls.c's table order) */
+enum {
+  T_QW = 0, T_QB, T_KW, T_KB, T_VW, T_VB, T_AOW, T_AOB, T_LN1W, T_LN1B,
+  T_IW, T_IB, T_OW, T_OB, T_LN2W, T_LN2B, T_PER_LAYER
+};
+
+typedef struct {
+  cl_mem q, k, v;  /* (B, NH, T, HS) each, bias added */
+  cl_mem probs;    /* (B, NH, T, T) softmax before dropout */
+  cl_mem ctx;      /* (B*T, C) merged context */
+  cl_mem xin1, h1; /* (B*T, C) LayerNorm 1 input, output */
+  cl_mem pre, act; /* (B*T, I) before bias, after activation */
+  cl_mem xin2;     /* (B*T, C) LayerNorm 2 input */
+} layer_acts;
+
+struct bc_trainer {
+  bertcl_ctx *ctx;
+  bc_config cfg;
+  int K, freeze;
+  ref_layout lay;
+  size_t *doff;      /* (count) device offset of each tensor, in floats */
+  size_t *glen;      /* (count) floats of the group a tensor heads; 0 for a packed member */
+  size_t dev_total;  /* floats of each flat device buffer */
+  cl_mem buf[4];     /* params, grads, m, v: (dev_total) each */
+  cl_mem *sub[2];    /* (count) sub-buffers of params and grads over each group, or NULL */
+  bc_ops ops;
+  bc_train_ops tops;
+  cl_program prog;
+  cl_kernel k_embsum, k_ln, k_bdr, k_split1, k_splitbwd;
+  size_t wg;
+  /* arena for (cap_B, cap_T) */
+  int cap_B, cap_T;
+  cl_mem ids, tts, mask, xin_e, *h; /* h: (L+1) hidden states (B*T, C) */
+  layer_acts *la;                   /* (L) */
+  cl_mem qkv, proj, ctxh, pd, dH, dh, dh1, dt, dctxh, dq, dk, dv, dqkv, dact, dprobs, stats,
+      pooled, pooled_d, logits, dlogits, dpooled;
+  float *host_logits; /* (cap_B * K) */
+};
+
+const ref_layout *bc_trainer_layout(const bc_trainer *tr) { return &tr->lay; }
+
+#define P(i) (tr->sub[0][(i)])
+#define G(i) (tr->sub[1][(i)])
+#define OFF(i) (tr->doff[(i)])
+
+/* ---- small launchers -------------------------------------------------------------------- */
+
+static int gemm(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t k, float beta,
+                cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, cl_mem c,
+                size_t c_off, size_t ldc) {
+  bc_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .alpha = 1.0f,
+                    .beta = beta, .a = a, .a_off = a_off, .lda = lda, .b = b, .b_off = b_off,
+                    .ldb = ldb, .c = c, .c_off = c_off, .ldc = ldc, .batch = 1};
+  return bc_gemm(tr->ctx, &g);
+}
+
+/* strided-batched over B*NH heads: A (m, k) or transposed, etc., strides in floats */
+static int gemm_heads(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t k, cl_mem a,
+                      size_t lda, size_t sa, cl_mem b, size_t ldb, size_t sb, cl_mem c,
+                      size_t ldc, size_t sc, size_t batch) {
+  bc_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .alpha = 1.0f,
+                    .beta = 0.0f, .a = a, .lda = lda, .a_stride = sa, .b = b, .ldb = ldb,
+                    .b_stride = sb, .c = c, .ldc = ldc, .c_stride = sc, .batch = batch};
+  return bc_gemm(tr->ctx, &g);
+}
+
+static int k_layernorm(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem w, cl_mem b, int N) {
+  float eps = tr->cfg.layer_norm_eps;
+  int C = tr->cfg.hidden_size;
+  BC_KERNEL_RUN(tr->ctx, tr->k_ln, "layernorm_fwd", (size_t)N * tr->wg, tr->wg, KARG(out),
+                KARG(x), KARG(w), KARG(b), KARG(eps), KARG(C));
+}
+
+/* out = dropout(x + bias) (+ res) for site id; drop NULL or p == 0: no dropout. */
+static int k_bias_dropout_res(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem bias, cl_mem res,
+                              const ref_dropout_cfg *drop, float p, uint32_t id, int N, int C) {
+  cl_int has_res = res != NULL;
+  cl_mem r = res ? res : x;
+  float pp = drop ? p : 0.0f;
+  cl_uint lo = drop ? (cl_uint)drop->seed : 0, hi = drop ? (cl_uint)(drop->seed >> 32) : 0;
+  cl_uint step = drop ? drop->step : 0, did = id;
+  BC_KERNEL_RUN(tr->ctx, tr->k_bdr, "bias_dropout_residual_fwd", (size_t)N * C, 64, KARG(out),
+                KARG(x), KARG(bias), KARG(r), KARG(has_res), KARG(pp), KARG(lo), KARG(hi),
+                KARG(step), KARG(did), KARG(N), KARG(C));
+}
+
+/* In place dropout (forward, and its own backward) when active. */
+static int dropout(bc_trainer *tr, cl_mem x, const ref_dropout_cfg *drop, float p, uint32_t id,
+                   size_t n) {
+  if (!drop || p <= 0.0f) return BERTCL_OK;
+  return bc_op_dropout(tr->ctx, &tr->tops, x, x, p, drop->seed, drop->step, id, n);
+}
+
+static int copy(bc_trainer *tr, cl_mem dst, cl_mem src, size_t n) {
+  int st = BERTCL_OK;
+  BC_CL(&tr->ctx->err, clEnqueueCopyBuffer(tr->ctx->queue, src, dst, 0, 0, n * 4, 0, NULL, NULL));
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
+static int fill0(bc_trainer *tr, cl_mem m, size_t n) {
+  int st = BERTCL_OK;
+  float z = 0.0f;
+  BC_CL(&tr->ctx->err,
+        clEnqueueFillBuffer(tr->ctx->queue, m, &z, sizeof z, 0, n * 4, 0, NULL, NULL));
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
+/* ---- create / free ---------------------------------------------------------------------- */
+
+static void release_arena(bc_trainer *tr) {
+  cl_mem *ms[] = {&tr->ids,  &tr->tts,   &tr->mask,     &tr->xin_e,  &tr->qkv,    &tr->proj,
+                  &tr->ctxh, &tr->pd,    &tr->dH,       &tr->dh,     &tr->dh1,    &tr->dt,
+                  &tr->dctxh, &tr->dq,   &tr->dk,       &tr->dv,     &tr->dqkv,   &tr->dact,
+                  &tr->dprobs, &tr->stats, &tr->pooled, &tr->pooled_d, &tr->logits,
+                  &tr->dlogits, &tr->dpooled};
+  for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+    if (*ms[i]) clReleaseMemObject(*ms[i]), *ms[i] = NULL;
+  int L = tr->cfg.num_layers;
+  if (tr->h)
+    for (int l = 0; l <= L; l++)
+      if (tr->h[l]) clReleaseMemObject(tr->h[l]), tr->h[l] = NULL;
+  if (tr->la)
+    for (int l = 0; l < L; l++) {
+      layer_acts *a = &tr->la[l];
+      cl_mem *lm[] = {&a->q, &a->k, &a->v, &a->probs, &a->ctx, &a->xin1, &a->h1, &a->pre,
+                      &a->act, &a->xin2};
+      for (size_t i = 0; i < sizeof lm / sizeof lm[0]; i++)
+        if (*lm[i]) clReleaseMemObject(*lm[i]), *lm[i] = NULL;
+    }
+  free(tr->host_logits);
+  tr->host_logits = NULL;
+  tr->cap_B = tr->cap_T = 0;
+}
+
+void bc_trainer_free(bc_trainer *tr) {
+  if (!tr) return;
+  if (tr->ctx && tr->ctx->queue) clFinish(tr->ctx->queue);
+  release_arena(tr);
+  free(tr->h);
+  free(tr->la);
+  for (int s = 0; s < 2; s++) {
+    if (tr->sub[s])
+      for (int i = 0; i < tr->lay.count; i++)
+        if (tr->sub[s][i]) clReleaseMemObject(tr->sub[s][i]);
+    free(tr->sub[s]);
+  }
+  for (int b = 0; b < 4; b++)
+    if (tr->buf[b]) clReleaseMemObject(tr->buf[b]);
+  cl_kernel ks[] = {tr->k_embsum, tr->k_ln, tr->k_bdr, tr->k_split1, tr->k_splitbwd};
+  for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
+    if (ks[i]) clReleaseKernel(ks[i]);
+  if (tr->prog) clReleaseProgram(tr->prog);
+  bc_ops_free(&tr->ops);
+  bc_train_ops_free(&tr->tops);
+  free(tr->doff);
+  free(tr->glen);
+  ref_layout_free(&tr->lay);
+  free(tr);
+}
+
+static int layer_base(int l) { return 5 + T_PER_LAYER * l; }
+static int pool_base(const bc_trainer *tr) { return 5 + T_PER_LAYER * tr->cfg.num_layers; }
+
+/* Device placement: every group starts at an offset aligned for a sub-buffer; Q, K, V weights
+ * (and biases) of a layer are packed one after the other inside one group. */
+static void place(bc_trainer *tr, size_t align_f) {
+  const ref_layout *lay = &tr->lay;
+  size_t at = 0;
+  for (int i = 0; i < lay->count; i++) {
+    int rel = i >= 5 && i < pool_base(tr) ? (i - 5) % T_PER_LAYER : -1;
+    if (rel == T_KW || rel == T_VW || rel == T_KB || rel == T_VB) continue; /* packed below */
+    at = (at + align_f - 1) / align_f * align_f;
+    tr->doff[i] = at;
+    size_t n = lay->t[i].numel;
+    if (rel == T_QW || rel == T_QB) {
+      tr->doff[i + 2] = at + n;
+      tr->doff[i + 4] = at + 2 * n;
+      n *= 3;
+    }
+    tr->glen[i] = n;
+    at += n;
+  }
+  tr->dev_total = (at + align_f - 1) / align_f * align_f;
+}
+
+static int build_kernels(bc_trainer *tr) {
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK;
+  static const char *const files[] = {"common.cl", "backward.cl", "trainer.cl"};
+  char opts[96];
+  snprintf(opts, sizeof opts, "-DWG=%zu -cl-std=CL1.2", tr->wg);
+  BC_TRY(bc_program_build(ctx, files, 3, opts, &tr->prog));
+  BC_CL_OBJ(&ctx->err, tr->k_embsum, clCreateKernel(tr->prog, "embedding_sum_fwd", BC_RC));
+  BC_CL_OBJ(&ctx->err, tr->k_ln, clCreateKernel(tr->prog, "layernorm_fwd", BC_RC));
+  BC_CL_OBJ(&ctx->err, tr->k_bdr, clCreateKernel(tr->prog, "bias_dropout_residual_fwd", BC_RC));
+  BC_CL_OBJ(&ctx->err, tr->k_split1, clCreateKernel(tr->prog, "split_heads_one", BC_RC));
+  BC_CL_OBJ(&ctx->err, tr->k_splitbwd, clCreateKernel(tr->prog, "split_heads_bwd", BC_RC));
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
+int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, int num_labels,
+                      const float *params, int freeze_encoder, bc_trainer **out) {
+  if (!ctx || !cfg || !params || !out || num_labels < 1)
+    return bc_fail(ctx ? &ctx->err : NULL, BERTCL_ERR_INVALID_ARG,
+                   "bc_trainer_create: NULL argument or num_labels %d < 1", num_labels);
+  *out = NULL;
+  int st = BERTCL_OK;
+  const bc_config *c = cfg;
+  if (c->hidden_size <= 0 || c->num_heads <= 0 || c->hidden_size % c->num_heads ||
+      c->num_layers <= 0 || c->intermediate_size <= 0)
+    return bc_fail(&ctx->err, BERTCL_ERR_UNSUPPORTED,
+                   "unsupported shape: hidden %d, heads %d, layers %d", c->hidden_size,
+                   c->num_heads, c->num_layers);
+  bc_trainer *tr = calloc(1, sizeof *tr);
+  if (!tr) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+  tr->ctx = ctx;
+  tr->cfg = *cfg;
+  tr->K = num_labels;
+  tr->freeze = freeze_encoder != 0;
+  tr->wg = bc_row_work_group(ctx);
+  int L = c->num_layers;
+  if ((st = ref_layout_init(&tr->lay, cfg, num_labels, 1)) != BERTCL_OK) {
+    bc_fail(&ctx->err, st, "%s", bertcl_last_error(NULL));
+    goto fail;
+  }
+  if (tr->lay.count != 5 + T_PER_LAYER * L + 4) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_INTERNAL, "layout has %d tensors", tr->lay.count);
+    goto fail;
+  }
+  tr->doff = calloc((size_t)tr->lay.count, sizeof *tr->doff);
+  tr->glen = calloc((size_t)tr->lay.count, sizeof *tr->glen);
+  tr->sub[0] = calloc((size_t)tr->lay.count, sizeof(cl_mem));
+  tr->sub[1] = calloc((size_t)tr->lay.count, sizeof(cl_mem));
+  tr->h = calloc((size_t)L + 1, sizeof *tr->h);
+  tr->la = calloc((size_t)L, sizeof *tr->la);
+  if (!tr->doff || !tr->glen || !tr->sub[0] || !tr->sub[1] || !tr->h || !tr->la) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  cl_uint align_bits = 0;
+  clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits,
+                  NULL);
+  size_t align = align_bits / 8 > 256 ? align_bits / 8 : 256;
+  place(tr, align / 4);
+  size_t bytes = tr->dev_total * 4;
+  if (ctx->info.max_alloc_bytes && bytes > ctx->info.max_alloc_bytes) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
+                 "the parameters (%.1f MiB) exceed the device's largest allocation (%.1f MiB)",
+                 bytes / 1048576.0, ctx->info.max_alloc_bytes / 1048576.0);
+    goto fail;
+  }
+  for (int b = 0; b < 4; b++) {
+    tr->buf[b] = bc_buffer_create(ctx, bytes, NULL, &st);
+    if (!tr->buf[b]) goto fail;
+    BC_TRY(fill0(tr, tr->buf[b], tr->dev_total));
+  }
+  for (int s = 0; s < 2; s++)
+    for (int i = 0; i < tr->lay.count; i++) {
+      if (!tr->glen[i]) continue;
+      cl_buffer_region region = {tr->doff[i] * 4, tr->glen[i] * 4};
+      BC_CL_OBJ(&ctx->err, tr->sub[s][i],
+                clCreateSubBuffer(tr->buf[s], 0, CL_BUFFER_CREATE_TYPE_REGION, &region, BC_RC));
+    }
+  BC_TRY(bc_ops_init(ctx, &tr->ops));
+  BC_TRY(bc_train_ops_init(ctx, &tr->tops));
+  BC_TRY(build_kernels(tr));
+  BC_TRY(bc_trainer_write(tr, BC_TR_PARAMS, params));
+  *out = tr;
+  return BERTCL_OK;
+fail:
+  bc_trainer_free(tr);
+  return st;
+}
+
+/* ---- host transfers --------------------------------------------------------------------- */
+
+int bc_trainer_read(bc_trainer *tr, int which, float *flat) {
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK;
+  if (which < 0 || which > 3 || !flat)
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bc_trainer_read: which %d", which);
+  for (int i = 0; i < tr->lay.count; i++)
+    BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, tr->buf[which], CL_FALSE, OFF(i) * 4,
+                                         tr->lay.t[i].numel * 4, flat + tr->lay.t[i].offset, 0,
+                                         NULL, NULL));
+  BC_CL(&ctx->err, clFinish(ctx->queue));
+  return BERTCL_OK;
+fail:
+  clFinish(ctx->queue);
+  return st;
+}
+
+int bc_trainer_write(bc_trainer *tr, int which, const float *flat) {
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK;
+  if (which < 0 || which > 3 || !flat)
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bc_trainer_write: which %d", which);
+  for (int i = 0; i < tr->lay.count; i++)
+    BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, tr->buf[which], CL_FALSE, OFF(i) * 4,
+                                          tr->lay.t[i].numel * 4, flat + tr->lay.t[i].offset, 0,
+                                          NULL, NULL));
+  BC_CL(&ctx->err, clFinish(ctx->queue));
+  return BERTCL_OK;
+fail:
+  clFinish(ctx->queue);
+  return st;
+}
+
+int bc_trainer_zero_grad(bc_trainer *tr) { return fill0(tr, tr->buf[BC_TR_GRADS], tr->dev_total); }
+
+/* ---- arena ------------------------------------------------------------------------------ */
+
+static int plan_arena(bc_trainer *tr, int B, int T) {
+  if (B <= tr->cap_B && T <= tr->cap_T && tr->ids) return BERTCL_OK;
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK;
+  int nb = B > tr->cap_B ? B : tr->cap_B, nt = T > tr->cap_T ? T : tr->cap_T;
+  release_arena(tr);
+  const bc_config *c = &tr->cfg;
+  size_t N = (size_t)nb * nt, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+  size_t PR = N * (size_t)c->num_heads * nt, K = (size_t)tr->K, L = (size_t)c->num_layers;
+  uint64_t total = (uint64_t)(L * (8 * N * C + 2 * N * I + PR) + (L + 1) * N * C + 14 * N * C +
+                              N * I + 2 * PR + 6 * N + 3 * nb * C + 2 * nb * K) * 4;
+  if (ctx->info.global_mem_bytes && total + tr->dev_total * 16 > ctx->info.global_mem_bytes) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
+                 "training batch %d x %d needs %.1f MiB of activations and %.1f MiB of "
+                 "parameters, gradients and AdamW state; the device has %.1f MiB; try a smaller "
+                 "--batch-size (with --grad-accum) or --max-len", nb, nt, total / 1048576.0,
+                 tr->dev_total * 16 / 1048576.0, ctx->info.global_mem_bytes / 1048576.0);
+    goto fail;
+  }
+  tr->host_logits = malloc((size_t)nb * K * sizeof(float));
+  if (!tr->host_logits) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+#define MK(m, n)                                          \
+  do {                                                    \
+    (m) = bc_buffer_create(ctx, (n) * 4, NULL, &st);      \
+    if (!(m)) goto fail;                                  \
+  } while (0)
+  MK(tr->ids, N);
+  MK(tr->tts, N);
+  MK(tr->mask, N);
+  MK(tr->xin_e, N * C);
+  for (size_t l = 0; l <= L; l++) MK(tr->h[l], N * C);
+  for (size_t l = 0; l < L; l++) {
+    layer_acts *a = &tr->la[l];
+    MK(a->q, N * C);
+    MK(a->k, N * C);
+    MK(a->v, N * C);
+    MK(a->probs, PR);
+    MK(a->ctx, N * C);
+    MK(a->xin1, N * C);
+    MK(a->h1, N * C);
+    MK(a->pre, N * I);
+    MK(a->act, N * I);
+    MK(a->xin2, N * C);
+  }
+  MK(tr->qkv, 3 * N * C);
+  MK(tr->proj, N * C);
+  MK(tr->ctxh, N * C);
+  MK(tr->pd, PR);
+  MK(tr->dH, N * C);
+  MK(tr->dh, N * C);
+  MK(tr->dh1, N * C);
+  MK(tr->dt, N * C);
+  MK(tr->dctxh, N * C);
+  MK(tr->dq, N * C);
+  MK(tr->dk, N * C);
+  MK(tr->dv, N * C);
+  MK(tr->dqkv, 3 * N * C);
+  MK(tr->dact, N * I);
+  MK(tr->dprobs, PR);
+  MK(tr->stats, 2 * N);
+  MK(tr->pooled, nb * C);
+  MK(tr->pooled_d, nb * C);
+  MK(tr->dpooled, nb * C);
+  MK(tr->logits, nb * K);
+  MK(tr->dlogits, nb * K);
+#undef MK
+  tr->cap_B = nb;
+  tr->cap_T = nt;
+  return BERTCL_OK;
+fail:
+  release_arena(tr);
+  return st;
+}
+
+/* ---- forward + backward ----------------------------------------------------------------- */
+
+static int forward(bc_trainer *tr, const int32_t *type_ids_unused, int B, int T,
+                   const ref_dropout_cfg *drop) {
+  (void)type_ids_unused;
+  bertcl_ctx *ctx = tr->ctx;
+  const bc_config *c = &tr->cfg;
+  int st = BERTCL_OK;
+  int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
+      I = c->intermediate_size, K = tr->K;
+  int N = B * T;
+  float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
+  float cp = drop ? drop->cls_p : 0.0f;
+  BC_TRY(bc_kernel_run(ctx, tr->k_embsum, "embedding_sum_fwd",
+                       (bc_karg[]){KARG(tr->xin_e), KARG(tr->ids), KARG(tr->tts), KARG(P(0)),
+                                   KARG(P(1)), KARG(P(2)), KARG(N), KARG(T), KARG(C)},
+                       9, (size_t)N * C, 64));
+  BC_TRY(k_layernorm(tr, tr->h[0], tr->xin_e, P(3), P(4), N));
+  BC_TRY(dropout(tr, tr->h[0], drop, hp, ref_dropout_id(-1, REF_DROP_EMB), (size_t)N * C));
+  float scale = 1.0f / sqrtf((float)HS);
+  size_t sTH = (size_t)T * HS, sTT = (size_t)T * T, BNH = (size_t)B * NH;
+  for (int l = 0; l < L; l++) {
+    int lb = layer_base(l);
+    layer_acts *a = &tr->la[l];
+    cl_mem h = tr->h[l];
+    /* qkv (N, 3C) = h @ Wqkv^T */
+    BC_TRY(bc_linear(ctx, tr->qkv, 0, h, 0, tr->buf[0], OFF(lb + T_QW), (size_t)N, (size_t)C,
+                     3 * (size_t)C));
+    BC_TRY(bc_op_split_heads(ctx, &tr->ops, a->q, a->k, a->v, tr->qkv, P(lb + T_QB), B, T, C,
+                             NH));
+    BC_TRY(gemm_heads(tr, 0, 1, T, T, HS, a->q, HS, sTH, a->k, HS, sTH, a->probs, T, sTT, BNH));
+    BC_TRY(bc_op_softmax(ctx, &tr->ops, a->probs, tr->mask, scale, B, NH, T));
+    cl_mem pr = a->probs;
+    if (drop && ap > 0.0f) {
+      BC_TRY(bc_op_dropout(ctx, &tr->tops, tr->pd, a->probs, ap, drop->seed, drop->step,
+                           ref_dropout_id(l, REF_DROP_ATTN), BNH * sTT));
+      pr = tr->pd;
+    }
+    BC_TRY(gemm_heads(tr, 0, 0, T, HS, T, pr, T, sTT, a->v, HS, sTH, tr->ctxh, HS, sTH, BNH));
+    BC_TRY(bc_op_merge_heads(ctx, &tr->ops, a->ctx, tr->ctxh, B, T, C, NH));
+    BC_TRY(bc_linear(ctx, tr->proj, 0, a->ctx, 0, tr->buf[0], OFF(lb + T_AOW), (size_t)N,
+                     (size_t)C, (size_t)C));
+    BC_TRY(k_bias_dropout_res(tr, a->xin1, tr->proj, P(lb + T_AOB), h, drop, hp,
+                              ref_dropout_id(l, REF_DROP_ATTN_OUT), N, C));
+    BC_TRY(k_layernorm(tr, a->h1, a->xin1, P(lb + T_LN1W), P(lb + T_LN1B), N));
+    BC_TRY(bc_linear(ctx, a->pre, 0, a->h1, 0, tr->buf[0], OFF(lb + T_IW), (size_t)N, (size_t)C,
+                     (size_t)I));
+    BC_TRY(copy(tr, a->act, a->pre, (size_t)N * I));
+    BC_TRY(bc_op_bias_act(ctx, &tr->ops, a->act, P(lb + T_IB), (int)c->act, N, I));
+    BC_TRY(bc_linear(ctx, tr->proj, 0, a->act, 0, tr->buf[0], OFF(lb + T_OW), (size_t)N,
+                     (size_t)I, (size_t)C));
+    BC_TRY(k_bias_dropout_res(tr, a->xin2, tr->proj, P(lb + T_OB), a->h1, drop, hp,
+                              ref_dropout_id(l, REF_DROP_FFN_OUT), N, C));
+    BC_TRY(k_layernorm(tr, tr->h[l + 1], a->xin2, P(lb + T_LN2W), P(lb + T_LN2B), N));
+  }
+  /* pooled (B, C) = tanh(h_L[b, 0] @ Wp^T + bp): rows of h_L at stride T*C */
+  int pb = pool_base(tr);
+  BC_TRY(gemm(tr, 0, 1, (size_t)B, (size_t)C, (size_t)C, 0.0f, tr->h[L], 0, (size_t)T * C,
+              tr->buf[0], OFF(pb), (size_t)C, tr->pooled, 0, (size_t)C));
+  BC_TRY(bc_op_bias_act(ctx, &tr->ops, tr->pooled, P(pb + 1), BC_ACT_TANH_, B, C));
+  BC_TRY(copy(tr, tr->pooled_d, tr->pooled, (size_t)B * C));
+  BC_TRY(dropout(tr, tr->pooled_d, drop, cp, ref_dropout_id(-1, REF_DROP_CLS), (size_t)B * C));
+  BC_TRY(bc_linear(ctx, tr->logits, 0, tr->pooled_d, 0, tr->buf[0], OFF(pb + 2), (size_t)B,
+                   (size_t)C, (size_t)K));
+  BC_TRY(k_bias_dropout_res(tr, tr->logits, tr->logits, P(pb + 3), NULL, NULL, 0.0f, 0, B, K));
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
+static int backward(bc_trainer *tr, const int32_t *ids, int B, int T,
+                    const ref_dropout_cfg *drop) {
+  bertcl_ctx *ctx = tr->ctx;
+  const bc_config *c = &tr->cfg;
+  int st = BERTCL_OK;
+  int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
+      I = c->intermediate_size, K = tr->K;
+  int N = B * T;
+  size_t NC = (size_t)N * C;
+  float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
+  float cp = drop ? drop->cls_p : 0.0f, eps = c->layer_norm_eps;
+  cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
+  int pb = pool_base(tr);
+  /* classifier: dlogits (B, K) -> dWc, dbc, dpooled_d */
+  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(pb + 3), tr->dlogits, B, K));
+  BC_TRY(gemm(tr, 1, 0, (size_t)K, (size_t)C, (size_t)B, 1.0f, tr->dlogits, 0, (size_t)K,
+              tr->pooled_d, 0, (size_t)C, gb, OFF(pb + 2), (size_t)C));
+  BC_TRY(gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)K, 0.0f, tr->dlogits, 0, (size_t)K, pbuf,
+              OFF(pb + 2), (size_t)C, tr->dpooled, 0, (size_t)C));
+  BC_TRY(dropout(tr, tr->dpooled, drop, cp, ref_dropout_id(-1, REF_DROP_CLS), (size_t)B * C));
+  BC_TRY(bc_op_tanh_bwd(ctx, &tr->tops, tr->dpooled, tr->dpooled, tr->pooled, (size_t)B * C));
+  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(pb + 1), tr->dpooled, B, C));
+  BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)B, 1.0f, tr->dpooled, 0, (size_t)C,
+              tr->h[L], 0, (size_t)T * C, gb, OFF(pb), (size_t)C));
+  if (tr->freeze) return BERTCL_OK;
+  /* dH (N, C): only token 0 of each row receives the pooler's gradient */
+  BC_TRY(fill0(tr, tr->dH, NC));
+  BC_TRY(gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)C, 0.0f, tr->dpooled, 0, (size_t)C, pbuf,
+              OFF(pb), (size_t)C, tr->dH, 0, (size_t)T * C));
+  float scale = 1.0f / sqrtf((float)HS);
+  size_t sTH = (size_t)T * HS, sTT = (size_t)T * T, BNH = (size_t)B * NH;
+  for (int l = L - 1; l >= 0; l--) {
+    int lb = layer_base(l);
+    layer_acts *a = &tr->la[l];
+    cl_mem h = tr->h[l];
+    /* h' = LN2(xin2): dt = dLN, dh1 = dt (residual), dt through dropout */
+    BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(lb + T_LN2W),
+                               G(lb + T_LN2B), tr->dH, a->xin2, P(lb + T_LN2W), eps, N, C));
+    BC_TRY(copy(tr, tr->dh1, tr->dt, NC));
+    BC_TRY(dropout(tr, tr->dt, drop, hp, ref_dropout_id(l, REF_DROP_FFN_OUT), NC));
+    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_OB), tr->dt, N, C));
+    BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)I, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->act, 0,
+                (size_t)I, gb, OFF(lb + T_OW), (size_t)I));
+    BC_TRY(gemm(tr, 0, 0, (size_t)N, (size_t)I, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
+                OFF(lb + T_OW), (size_t)I, tr->dact, 0, (size_t)I));
+    BC_TRY(bc_op_bias_act_bwd(ctx, &tr->tops, tr->dact, tr->dact, a->pre, P(lb + T_IB),
+                              (int)c->act, N, I));
+    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_IB), tr->dact, N, I));
+    BC_TRY(gemm(tr, 1, 0, (size_t)I, (size_t)C, (size_t)N, 1.0f, tr->dact, 0, (size_t)I, a->h1, 0,
+                (size_t)C, gb, OFF(lb + T_IW), (size_t)C));
+    BC_TRY(gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)I, 1.0f, tr->dact, 0, (size_t)I, pbuf,
+                OFF(lb + T_IW), (size_t)C, tr->dh1, 0, (size_t)C));
+    /* h1 = LN1(xin1): dt = dLN, dh = dt (residual) */
+    BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(lb + T_LN1W),
+                               G(lb + T_LN1B), tr->dh1, a->xin1, P(lb + T_LN1W), eps, N, C));
+    BC_TRY(copy(tr, tr->dh, tr->dt, NC));
+    BC_TRY(dropout(tr, tr->dt, drop, hp, ref_dropout_id(l, REF_DROP_ATTN_OUT), NC));
+    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_AOB), tr->dt, N, C));
+    BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->ctx, 0,
+                (size_t)C, gb, OFF(lb + T_AOW), (size_t)C));
+    BC_TRY(gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
+                OFF(lb + T_AOW), (size_t)C, tr->proj, 0, (size_t)C));
+    BC_TRY(bc_kernel_run(ctx, tr->k_split1, "split_heads_one",
+                         (bc_karg[]){KARG(tr->dctxh), KARG(tr->proj), KARG(B), KARG(T), KARG(C),
+                                     KARG(NH)},
+                         6, NC, 64));
+    /* attention: ctx = dropout(probs) v per head */
+    cl_mem pr = a->probs;
+    uint32_t aid = ref_dropout_id(l, REF_DROP_ATTN);
+    if (drop && ap > 0.0f) {
+      BC_TRY(bc_op_dropout(ctx, &tr->tops, tr->pd, a->probs, ap, drop->seed, drop->step, aid,
+                           BNH * sTT));
+      pr = tr->pd;
+    }
+    /* dprobs (T, T) = dctx (T, HS) v^T; dv (T, HS) = pr^T dctx */
+    BC_TRY(gemm_heads(tr, 0, 1, T, T, HS, tr->dctxh, HS, sTH, a->v, HS, sTH, tr->dprobs, T, sTT,
+                      BNH));
+    BC_TRY(gemm_heads(tr, 1, 0, T, HS, T, pr, T, sTT, tr->dctxh, HS, sTH, tr->dv, HS, sTH, BNH));
+    BC_TRY(dropout(tr, tr->dprobs, drop, ap, aid, BNH * sTT));
+    BC_TRY(bc_op_softmax_bwd(ctx, &tr->tops, tr->dprobs, tr->dprobs, a->probs, scale,
+                             (int)(BNH * T), T));
+    /* dq = ds k; dk = ds^T q */
+    BC_TRY(gemm_heads(tr, 0, 0, T, HS, T, tr->dprobs, T, sTT, a->k, HS, sTH, tr->dq, HS, sTH,
+                      BNH));
+    BC_TRY(gemm_heads(tr, 1, 0, T, HS, T, tr->dprobs, T, sTT, a->q, HS, sTH, tr->dk, HS, sTH,
+                      BNH));
+    BC_TRY(bc_kernel_run(ctx, tr->k_splitbwd, "split_heads_bwd",
+                         (bc_karg[]){KARG(tr->dqkv), KARG(tr->dq), KARG(tr->dk), KARG(tr->dv),
+                                     KARG(B), KARG(T), KARG(C), KARG(NH)},
+                         8, NC, 64));
+    int C3 = 3 * C;
+    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_QB), tr->dqkv, N, C3));
+    BC_TRY(gemm(tr, 1, 0, (size_t)C3, (size_t)C, (size_t)N, 1.0f, tr->dqkv, 0, (size_t)C3, h, 0,
+                (size_t)C, gb, OFF(lb + T_QW), (size_t)C));
+    BC_TRY(gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C3, 1.0f, tr->dqkv, 0, (size_t)C3, pbuf,
+                OFF(lb + T_QW), (size_t)C, tr->dh, 0, (size_t)C));
+    cl_mem tmp = tr->dH;
+    tr->dH = tr->dh;
+    tr->dh = tmp;
+  }
+  /* h0 = dropout(LN(xin_e)) */
+  BC_TRY(dropout(tr, tr->dH, drop, hp, ref_dropout_id(-1, REF_DROP_EMB), NC));
+  BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(3), G(4), tr->dH, tr->xin_e,
+                             P(3), eps, N, C));
+  BC_TRY(bc_op_embedding_bwd(ctx, &tr->tops, G(0), G(1), G(2), tr->dt, ids, tr->tts, B, T,
+                             c->type_vocab_size, C));
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
+int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
+                       const int32_t *mask, const int32_t *labels, const float *targets, int B,
+                       int T, const ref_dropout_cfg *drop, float grad_scale, int backward_on,
+                       double *loss, float *logits) {
+  bertcl_ctx *ctx = tr->ctx;
+  const bc_config *c = &tr->cfg;
+  int st = BERTCL_OK, K = tr->K;
+  int32_t *tmp = NULL;
+  if (!ids || B <= 0 || T <= 0 || (backward_on && K > 1 && !labels) ||
+      (backward_on && K == 1 && !targets))
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "bc_trainer_fwd_bwd: B=%d T=%d, or no labels/targets for the loss", B, T);
+  if (T > c->max_position)
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "sequence length %d exceeds max_position_embeddings %d", T, c->max_position);
+  if ((size_t)B * T > (size_t)INT32_MAX / (size_t)(c->intermediate_size > 3 * c->hidden_size
+                                                        ? c->intermediate_size
+                                                        : 3 * c->hidden_size))
+    return bc_fail(&ctx->err, BERTCL_ERR_OVERFLOW, "batch %d x %d is too large", B, T);
+  size_t N = (size_t)B * T;
+  for (size_t i = 0; i < N; i++) {
+    if (ids[i] < 0 || ids[i] >= c->vocab_size)
+      return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                     "token id %d at position %zu is outside the vocabulary (size %d)",
+                     (int)ids[i], i, c->vocab_size);
+    if (type_ids && (type_ids[i] < 0 || type_ids[i] >= c->type_vocab_size))
+      return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                     "token type id %d at position %zu is outside [0, %d)", (int)type_ids[i], i,
+                     c->type_vocab_size);
+  }
+  if (labels && K > 1)
+    for (int b = 0; b < B; b++)
+      if (labels[b] != -100 && (labels[b] < 0 || labels[b] >= K))
+        return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "label %d of row %d not in [0, %d)",
+                       (int)labels[b], b, K);
+  BC_TRY(plan_arena(tr, B, T));
+  if (!type_ids || !mask) {
+    tmp = malloc(2 * N * sizeof *tmp);
+    if (!tmp) {
+      st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+    for (size_t i = 0; i < N; i++) tmp[i] = 0, tmp[N + i] = 1;
+  }
+  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, tr->ids, CL_FALSE, 0, N * 4, ids, 0, NULL,
+                                        NULL));
+  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, tr->tts, CL_FALSE, 0, N * 4,
+                                        type_ids ? type_ids : tmp, 0, NULL, NULL));
+  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, tr->mask, CL_FALSE, 0, N * 4,
+                                        mask ? mask : tmp + N, 0, NULL, NULL));
+  BC_TRY(forward(tr, type_ids, B, T, drop));
+  double lv = NAN;
+  if (K > 1 && labels) {
+    if (backward_on || loss)
+      BC_TRY(bc_op_cross_entropy(ctx, &tr->tops, tr->dlogits, tr->logits, labels, B, K,
+                                 grad_scale, &lv));
+    if (logits || !backward_on)
+      BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, tr->logits, CL_TRUE, 0,
+                                           (size_t)B * K * 4, tr->host_logits, 0, NULL, NULL));
+  } else {
+    /* MSE (num_labels = 1) on the host: B values */
+    BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, tr->logits, CL_TRUE, 0, (size_t)B * K * 4,
+                                         tr->host_logits, 0, NULL, NULL));
+    if (K == 1 && targets) {
+      float *dl = malloc((size_t)B * sizeof *dl);
+      if (!dl) {
+        st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+        goto fail;
+      }
+      lv = ref_mse_fwd_bwd(dl, tr->host_logits, targets, B, grad_scale);
+      cl_int rc = clEnqueueWriteBuffer(ctx->queue, tr->dlogits, CL_TRUE, 0, (size_t)B * 4, dl, 0,
+                                       NULL, NULL);
+      free(dl);
+      BC_CL(&ctx->err, rc);
+    }
+  }
+  if (loss) *loss = lv;
+  if (logits) memcpy(logits, tr->host_logits, (size_t)B * K * sizeof(float));
+  if (backward_on) BC_TRY(backward(tr, ids, B, T, drop));
+  BC_CL(&ctx->err, clFinish(ctx->queue));
+  free(tmp);
+  return BERTCL_OK;
+fail:
+  clFinish(ctx->queue);
+  free(tmp);
+  return st;
+}
+
+int bc_trainer_step(bc_trainer *tr, const ref_adamw_cfg *cfg, float lr, float max_norm, int t,
+                    double *norm) {
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK;
+  if (!cfg || t < 1) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bc_trainer_step: t=%d", t);
+  double total = 0.0;
+  BC_TRY(bc_op_grad_norm(ctx, &tr->tops, tr->buf[BC_TR_GRADS], tr->dev_total, &total));
+  if (norm) *norm = total;
+  float gscale = 1.0f;
+  if (max_norm > 0.0f) {
+    double coef = (double)max_norm / (total + 1e-6);
+    if (coef < 1.0) gscale = (float)coef;
+  }
+  int first = tr->freeze ? pool_base(tr) : 0;
+  for (int i = first; i < tr->lay.count; i++) {
+    const ref_tensor *tt = &tr->lay.t[i];
+    BC_TRY(bc_op_adamw(ctx, &tr->tops, tr->buf[0], tr->buf[2], tr->buf[3], tr->buf[1], OFF(i),
+                       tt->numel, gscale, lr, cfg->beta1, cfg->beta2, cfg->eps,
+                       tt->decay ? cfg->weight_decay : 0.0f, t));
+  }
+  BC_CL(&ctx->err, clFinish(ctx->queue));
+  return BERTCL_OK;
+fail:
+  clFinish(ctx->queue);
+  return st;
+}
