@@ -30,5 +30,9 @@ int bc_cmd_bench(int argc, char **argv);
 void bc_cmd_bench_usage(FILE *out);
 int bc_cmd_tune(int argc, char **argv);
 void bc_cmd_tune_usage(FILE *out);
+int bc_cmd_finetune(int argc, char **argv);
+void bc_cmd_finetune_usage(FILE *out);
+int bc_cmd_predict(int argc, char **argv);
+void bc_cmd_predict_usage(FILE *out);
 
 #endif

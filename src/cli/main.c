@@ -21,6 +21,10 @@ static const bc_cli_command commands[] = {
      bc_cmd_bench, bc_cmd_bench_usage},
     {"tune", "tune CLBlast's GEMM kernels for a device; later runs use the result", bc_cmd_tune,
      bc_cmd_tune_usage},
+    {"finetune", "fine-tune a classifier (encoder + head) on labelled text; transformers loads it",
+     bc_cmd_finetune, bc_cmd_finetune_usage},
+    {"predict", "labels and probabilities from a fine-tuned classifier", bc_cmd_predict,
+     bc_cmd_predict_usage},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
