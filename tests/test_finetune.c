@@ -1,0 +1,273 @@
+/* bertcl finetune / predict end to end on the tiny model (PoCL in CI):
+ * - killed with SIGKILL mid-run (after step 7, last checkpoint at step 6) and resumed: the final
+ *   model.safetensors is byte-identical to an uninterrupted run's (same seed);
+ * - TSV input with integer labels and text pairs, gradient accumulation, warm-up, weight decay:
+ *   the export's config.json (BertForSequenceClassification, id2label, label2id) and predict's
+ *   JSONL (a label and probabilities summing to 1 per row); bad input is refused with a message;
+ * - when python3 with transformers and torch is present: AutoModelForSequenceClassification
+ *   loads OUT_DIR and gives the probabilities bertcl predict gives (skipped otherwise). */
+#define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+typedef struct {
+  char dir[512], model[512], dev[256];
+} env;
+
+static int setup_env(env *e) {
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) return 0;
+  snprintf(e->dev, sizeof e->dev, "%s", bertcl_ctx_device(ctx)->name);
+  bertcl_ctx_free(ctx);
+  assert_int_equal(bc_test_tmpdir(e->dir, sizeof e->dir), 0);
+  bc_test_data_path(e->model, sizeof e->model, "tiny-bert");
+  return 1;
+}
+
+static void done_env(env *e) {
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
+  assert_int_equal(bc_test_run(cmd, NULL), 0);
+}
+
+/* A separable toy task: words from a positive or a negative list. */
+static void write_jsonl(const char *path, int n, uint64_t seed) {
+  static const char *pos[] = {"good", "great", "fine", "nice", "happy", "love"};
+  static const char *neg[] = {"bad", "awful", "poor", "sad", "hate", "terrible"};
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  for (int i = 0; i < n; i++) {
+    int y = bc_rng_u32(&r) & 1, len = 2 + (int)(bc_rng_u32(&r) % 7);
+    fprintf(f, "{\"text\": \"");
+    for (int k = 0; k < len; k++)
+      fprintf(f, "%s%s", k ? " " : "", (y ? pos : neg)[bc_rng_u32(&r) % 6]);
+    fprintf(f, "\", \"label\": \"%s\"}\n", y ? "positive" : "negative");
+  }
+  fclose(f);
+}
+
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *d = malloc((size_t)n + 1);
+  assert_non_null(d);
+  assert_int_equal(fread(d, 1, (size_t)n, f), (size_t)n);
+  d[n] = 0;
+  fclose(f);
+  *len = (size_t)n;
+  return d;
+}
+
+#define FT_OPTS "--epochs 2 --batch-size 8 --lr 1e-3 --warmup-ratio 0.1 --save-every 3 --seed 7 -q"
+
+static void test_finetune_kill_resume_identical(void **state) {
+  (void)state;
+  env e;
+  if (!setup_env(&e)) skip();
+  char train[700], cmd[4096], a[700], b[700], pa[800], pb[800];
+  char *log = NULL;
+  snprintf(train, sizeof train, "%s/train.jsonl", e.dir);
+  write_jsonl(train, 100, 3); /* 13 micro-batches an epoch: 26 steps */
+  snprintf(a, sizeof a, "%s/full", e.dir);
+  snprintf(b, sizeof b, "%s/killed", e.dir);
+  snprintf(cmd, sizeof cmd, "%s finetune -m '%s' --train '%s' -o '%s' --device '%s' " FT_OPTS
+           " 2>&1", BERTCL_BIN, e.model, train, a, e.dev);
+  int rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("uninterrupted run failed (%d): %s", rc, log);
+  free(log);
+  /* SIGKILL right after step 7 (the last checkpoint holds step 6), then again after step 17 of
+   * the resumed run (checkpoint 15), then resume to the end */
+  const int kill_at[] = {7, 17};
+  for (int k = 0; k < 2; k++) {
+    snprintf(cmd, sizeof cmd, "BERTCL_TEST_KILL_AT_STEP=%d %s finetune -m '%s' --train '%s' "
+             "-o '%s' --device '%s' " FT_OPTS " %s; echo \"exit=$?\"", kill_at[k], BERTCL_BIN,
+             e.model, train, b, e.dev, k ? "--resume" : "");
+    rc = bc_test_run(cmd, &log);
+    if (!strstr(log, "exit=137")) fail_msg("run %d was not killed by SIGKILL: %s", k, log);
+    free(log);
+  }
+  snprintf(cmd, sizeof cmd, "%s finetune -m '%s' --train '%s' -o '%s' --device '%s' " FT_OPTS
+           " --resume 2>&1", BERTCL_BIN, e.model, train, b, e.dev);
+  rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("resumed run failed (%d): %s", rc, log);
+  free(log);
+  snprintf(pa, sizeof pa, "%s/model.safetensors", a);
+  snprintf(pb, sizeof pb, "%s/model.safetensors", b);
+  size_t la = 0, lb = 0;
+  char *da = slurp(pa, &la), *db = slurp(pb, &lb);
+  assert_non_null(da);
+  assert_non_null(db);
+  if (la != lb || memcmp(da, db, la)) fail_msg("%s and %s differ", pa, pb);
+  /* both exports are the last step's */
+  assert_non_null(strstr(da + 8, "\\\"step\\\": 26,")); /* after the u64 length */
+  free(da), free(db);
+  /* --resume with another recipe is refused */
+  snprintf(cmd, sizeof cmd, "%s finetune -m '%s' --train '%s' -o '%s' --device '%s' " FT_OPTS
+           " --lr 5e-4 --resume 2>&1", BERTCL_BIN, e.model, train, b, e.dev);
+  rc = bc_test_run(cmd, &log);
+  assert_int_not_equal(rc, 0);
+  assert_non_null(strstr(log, "another run"));
+  free(log);
+  done_env(&e);
+}
+
+/* Integer labels in a TSV with pairs; accumulation and weight decay; then predict. */
+static void test_finetune_tsv_pairs_predict(void **state) {
+  (void)state;
+  env e;
+  if (!setup_env(&e)) skip();
+  char train[700], dev[700], out[700], pred[700], cmd[4096];
+  char *log = NULL;
+  snprintf(train, sizeof train, "%s/train.tsv", e.dir);
+  snprintf(dev, sizeof dev, "%s/dev.tsv", e.dir);
+  snprintf(out, sizeof out, "%s/out", e.dir);
+  snprintf(pred, sizeof pred, "%s/pred.jsonl", e.dir);
+  FILE *f = fopen(train, "w");
+  assert_non_null(f);
+  fprintf(f, "\xef\xbb\xbfQuality\t#1 String\t#2 String\n");
+  bc_rng r;
+  bc_rng_seed(&r, 11);
+  static const char *w[] = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran"};
+  for (int i = 0; i < 60; i++) {
+    int y = (int)(bc_rng_u32(&r) % 3);
+    fprintf(f, "%d\t%s %s\t%s %s\n", y, w[bc_rng_u32(&r) % 8], w[y], w[y + 3],
+            w[bc_rng_u32(&r) % 8]);
+  }
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "head -21 '%s' > '%s'", train, dev); /* header + 20 rows */
+  assert_int_equal(bc_test_run(cmd, NULL), 0);
+  snprintf(cmd, sizeof cmd,
+           "%s finetune -m '%s' --train '%s' --eval '%s' -o '%s' --device '%s' --text-column "
+           "'#1 String' --pair-column '#2 String' --label-column Quality --epochs 2 "
+           "--batch-size 8 --grad-accum 2 --weight-decay 0.01 --lr 1e-3 --eval-every 3 2>&1",
+           BERTCL_BIN, e.model, train, dev, out, e.dev);
+  int rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("finetune failed (%d): %s", rc, log);
+  assert_non_null(strstr(log, "3 labels"));
+  assert_non_null(strstr(log, "macro-F1"));
+  assert_non_null(strstr(log, "examples/s"));
+  free(log);
+  char path[800];
+  snprintf(path, sizeof path, "%s/config.json", out);
+  json_error_t je;
+  json_t *cfg = json_load_file(path, 0, &je);
+  assert_non_null(cfg);
+  assert_string_equal(json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0)),
+                      "BertForSequenceClassification");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(cfg, "id2label"), "2")),
+                      "2");
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(cfg, "label2id"), "1")), 1);
+  assert_int_equal(json_integer_value(json_object_get(cfg, "num_labels")), 3);
+  json_decref(cfg);
+  snprintf(cmd, sizeof cmd,
+           "%s predict -m '%s' -i '%s' -o '%s' --device '%s' --text-column '#1 String' "
+           "--pair-column '#2 String' 2>&1",
+           BERTCL_BIN, out, dev, pred, e.dev);
+  rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("predict failed (%d): %s", rc, log);
+  free(log);
+  size_t len = 0;
+  char *txt = slurp(pred, &len);
+  assert_non_null(txt);
+  int rows = 0;
+  for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n"), rows++) {
+    json_t *o = json_loads(line, 0, &je);
+    assert_non_null(o);
+    const char *lab = json_string_value(json_object_get(o, "label"));
+    assert_non_null(lab);
+    json_t *pr = json_object_get(o, "probabilities");
+    assert_int_equal(json_object_size(pr), 3);
+    double s = 0, best = -1;
+    const char *key;
+    json_t *val;
+    const char *arg = NULL;
+    json_object_foreach(pr, key, val) {
+      s += json_real_value(val);
+      if (json_real_value(val) > best) best = json_real_value(val), arg = key;
+    }
+    assert_true(fabs(s - 1.0) < 1e-6);
+    assert_string_equal(arg, lab);
+    json_decref(o);
+  }
+  assert_int_equal(rows, 20);
+  free(txt);
+  /* bad input: a missing label column, an eval label the training data lacks */
+  snprintf(cmd, sizeof cmd, "%s finetune -m '%s' --train '%s' -o '%s/bad' --device '%s' 2>&1",
+           BERTCL_BIN, e.model, train, e.dir, e.dev);
+  rc = bc_test_run(cmd, &log);
+  assert_int_not_equal(rc, 0);
+  assert_non_null(strstr(log, "label column"));
+  free(log);
+  done_env(&e);
+}
+
+/* transformers loads OUT_DIR and agrees with bertcl predict (needs python3 + transformers). */
+static void test_finetune_transformers_loads(void **state) {
+  (void)state;
+  if (bc_test_run("python3 -c 'import transformers, torch' >/dev/null 2>&1", NULL) != 0) {
+    print_message("python3 with transformers and torch not found: skipped\n");
+    skip();
+  }
+  env e;
+  if (!setup_env(&e)) skip();
+  char train[700], out[700], pred[700], py[700], cmd[8192];
+  char *log = NULL;
+  snprintf(train, sizeof train, "%s/train.jsonl", e.dir);
+  snprintf(out, sizeof out, "%s/out", e.dir);
+  snprintf(pred, sizeof pred, "%s/pred.jsonl", e.dir);
+  snprintf(py, sizeof py, "%s/check.py", e.dir);
+  write_jsonl(train, 40, 5);
+  snprintf(cmd, sizeof cmd,
+           "%s finetune -m '%s' --train '%s' -o '%s' --device '%s' --epochs 1 --batch-size 8 "
+           "--lr 1e-3 -q 2>&1 && %s predict -m '%s' -i '%s' -o '%s' --device '%s' 2>&1",
+           BERTCL_BIN, e.model, train, out, e.dev, BERTCL_BIN, out, train, pred, e.dev);
+  int rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("finetune/predict failed (%d): %s", rc, log);
+  free(log);
+  FILE *f = fopen(py, "w");
+  assert_non_null(f);
+  fputs("import sys, json, torch\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
+        "d, data, pred = sys.argv[1:4]\n"
+        "m = AutoModelForSequenceClassification.from_pretrained(d).eval()\n"
+        "tok = AutoTokenizer.from_pretrained(d)\n"
+        "rows = [json.loads(l) for l in open(data)]\n"
+        "enc = tok([r['text'] for r in rows], padding=True, return_tensors='pt')\n"
+        "with torch.no_grad(): p = torch.softmax(m(**enc).logits, -1)\n"
+        "names = [m.config.id2label[i] for i in range(m.config.num_labels)]\n"
+        "out = [json.loads(l) for l in open(pred)]\n"
+        "assert len(out) == len(rows)\n"
+        "mx = max(abs(o['probabilities'][n] - float(p[i, k])) for i, o in enumerate(out)\n"
+        "         for k, n in enumerate(names))\n"
+        "assert all(o['label'] == names[int(p[i].argmax())] for i, o in enumerate(out))\n"
+        "print('MAXDIFF %.3g' % mx)\n"
+        "sys.exit(0 if mx < 1e-5 else 1)\n",
+        f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s' '%s' 2>&1", py, out, train, pred);
+  rc = bc_test_run(cmd, &log);
+  print_message("transformers vs bertcl predict: %s\n", log ? strstr(log, "MAXDIFF") : "");
+  if (rc != 0) fail_msg("transformers check failed (%d): %s", rc, log);
+  assert_null(strstr(log, "newly initialized"));
+  free(log);
+  done_env(&e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_finetune_kill_resume_identical),
+      cmocka_unit_test(test_finetune_tsv_pairs_predict),
+      cmocka_unit_test(test_finetune_transformers_loads),
+  };
+  return cmocka_run_group_tests_name("finetune", tests, NULL, NULL);
+}
