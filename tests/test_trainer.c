@@ -4,7 +4,8 @@
  *   reference, for classification (cross-entropy) and regression (MSE);
  * - three AdamW steps with micro-batch accumulation, clipping and the linear schedule: the
  *   parameters against transformers';
- * - dropout on: the step equals ref_cls_fwd_bwd with the same seed (same Philox masks).
+ * - dropout on: the step equals ref_cls_fwd_bwd with the same seed (same Philox masks);
+ * - frozen encoder: only the head gets gradients and moves; cached features give the same step.
  * Failures print tensor, index, expected, got. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -348,12 +349,83 @@ static void test_trainer_dropout_matches_ref(void **state) {
   assert_true(ok);
 }
 
+/* Frozen encoder: only the pooler and classifier get gradients and move; the head step on cached
+ * features (h_L[:, 0]) equals the full step's head. */
+static void test_trainer_frozen_head(void **state) {
+  (void)state;
+  tiny t;
+  if (!tiny_open(&t)) skip();
+  ref_layout lay;
+  const int K = 3, C = t.cfg.hidden_size;
+  float *flat = tiny_params(&t, &lay, K, "cls");
+  bc_trainer *tr = NULL;
+  if (bc_trainer_create(t.ctx, &t.cfg, K, flat, 1, &tr) != BERTCL_OK)
+    fail_msg("bc_trainer_create: %s", bertcl_last_error(t.ctx));
+  float *grad = zeros_f(lay.total), *grad2 = zeros_f(lay.total), *rgrad = zeros_f(lay.total);
+  float *feats = zeros_f((size_t)t.B * C), *after = zeros_f(lay.total);
+  double loss = 0, loss2 = 0;
+  TR_OK(bc_trainer_zero_grad(tr));
+  TR_OK(bc_trainer_fwd_bwd(tr, t.ids, t.types, t.mask, t.labels, NULL, t.B, t.T, NULL, 1.0f, 1,
+                           &loss, NULL));
+  TR_OK(bc_trainer_read(tr, BC_TR_GRADS, grad));
+  TR_OK(bc_trainer_zero_grad(tr));
+  TR_OK(bc_trainer_features(tr, t.ids, t.types, t.mask, t.B, t.T, feats));
+  TR_OK(bc_trainer_head_fwd_bwd(tr, feats, t.labels, NULL, t.B, NULL, 1.0f, 1, &loss2, NULL));
+  TR_OK(bc_trainer_read(tr, BC_TR_GRADS, grad2));
+  bc_weights w;
+  ref_grads g;
+  assert_int_equal(ref_weights_bind(&w, &lay, flat), BERTCL_OK);
+  assert_int_equal(ref_grads_bind(&g, &lay, rgrad), BERTCL_OK);
+  assert_int_equal(ref_cls_fwd_bwd(&t.cfg, &w, K, t.ids, t.types, t.mask, t.labels, NULL, t.B,
+                                   t.T, NULL, 1.0f, &g, NULL, NULL),
+                   BERTCL_OK);
+  int ok = fabs(loss - loss2) <= 1e-6;
+  printf("  frozen: loss %.9g, on cached features %.9g\n", loss, loss2);
+  int head0 = ref_layout_find(&lay, "bert.pooler.dense.weight");
+  assert_true(head0 > 0);
+  size_t h0 = lay.t[head0].offset;
+  for (size_t e = 0; e < h0; e++)
+    if (grad[e] != 0.0f || grad2[e] != 0.0f) {
+      printf("FAIL frozen encoder: gradient element %zu is %g / %g, expected 0\n", e,
+             (double)grad[e], (double)grad2[e]);
+      ok = 0;
+      break;
+    }
+  for (int i = head0; i < lay.count; i++) {
+    char what[200];
+    const ref_tensor *tt = &lay.t[i];
+    snprintf(what, sizeof what, "frozen head grad %s vs ref_cls_fwd_bwd", tt->name);
+    ok &= bc_check_close(what, grad + tt->offset, rgrad + tt->offset, tt->numel, 1e-6f, 1e-4f, 0);
+    snprintf(what, sizeof what, "frozen head grad %s on cached features vs full step", tt->name);
+    ok &= bc_check_close(what, grad2 + tt->offset, grad + tt->offset, tt->numel, 1e-6f, 1e-5f, 0);
+  }
+  ref_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, 0.01f};
+  TR_OK(bc_trainer_step(tr, &ac, 1e-3f, 1.0f, 1, NULL));
+  TR_OK(bc_trainer_read(tr, BC_TR_PARAMS, after));
+  if (memcmp(after, flat, h0 * sizeof(float))) {
+    printf("FAIL frozen encoder: encoder parameters moved\n");
+    ok = 0;
+  }
+  if (!memcmp(after + h0, flat + h0, (lay.total - h0) * sizeof(float))) {
+    printf("FAIL frozen encoder: the head did not move\n");
+    ok = 0;
+  }
+  ref_grads_unbind(&g);
+  ref_weights_unbind(&w);
+  bc_trainer_free(tr);
+  free(flat), free(grad), free(grad2), free(rgrad), free(feats), free(after);
+  ref_layout_free(&lay);
+  tiny_close(&t);
+  assert_true(ok);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_trainer_cls_grads),
       cmocka_unit_test(test_trainer_reg_grads),
       cmocka_unit_test(test_trainer_adamw_steps),
       cmocka_unit_test(test_trainer_dropout_matches_ref),
+      cmocka_unit_test(test_trainer_frozen_head),
   };
   return cmocka_run_group_tests_name("trainer", tests, NULL, NULL);
 }

@@ -413,17 +413,14 @@ fail:
 
 /* ---- forward + backward ----------------------------------------------------------------- */
 
-static int forward(bc_trainer *tr, const int32_t *type_ids_unused, int B, int T,
-                   const ref_dropout_cfg *drop) {
-  (void)type_ids_unused;
+static int forward_encoder(bc_trainer *tr, int B, int T, const ref_dropout_cfg *drop) {
   bertcl_ctx *ctx = tr->ctx;
   const bc_config *c = &tr->cfg;
   int st = BERTCL_OK;
   int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
-      I = c->intermediate_size, K = tr->K;
+      I = c->intermediate_size;
   int N = B * T;
   float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
-  float cp = drop ? drop->cls_p : 0.0f;
   BC_TRY(bc_kernel_run(ctx, tr->k_embsum, "embedding_sum_fwd",
                        (bc_karg[]){KARG(tr->xin_e), KARG(tr->ids), KARG(tr->tts), KARG(P(0)),
                                    KARG(P(1)), KARG(P(2)), KARG(N), KARG(T), KARG(C)},
@@ -466,7 +463,17 @@ static int forward(bc_trainer *tr, const int32_t *type_ids_unused, int B, int T,
                               ref_dropout_id(l, REF_DROP_FFN_OUT), N, C));
     BC_TRY(k_layernorm(tr, tr->h[l + 1], a->xin2, P(lb + T_LN2W), P(lb + T_LN2B), N));
   }
-  /* pooled (B, C) = tanh(h_L[b, 0] @ Wp^T + bp): rows of h_L at stride T*C */
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
+/* pooled (B, C) = tanh(h_L[b, 0] @ Wp^T + bp) (rows of h_L at stride T*C), logits (B, K). */
+static int forward_head(bc_trainer *tr, int B, int T, const ref_dropout_cfg *drop) {
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK;
+  int L = tr->cfg.num_layers, C = tr->cfg.hidden_size, K = tr->K;
+  float cp = drop ? drop->cls_p : 0.0f;
   int pb = pool_base(tr);
   BC_TRY(gemm(tr, 0, 1, (size_t)B, (size_t)C, (size_t)C, 0.0f, tr->h[L], 0, (size_t)T * C,
               tr->buf[0], OFF(pb), (size_t)C, tr->pooled, 0, (size_t)C));
@@ -481,17 +488,12 @@ fail:
   return st;
 }
 
-static int backward(bc_trainer *tr, const int32_t *ids, int B, int T,
-                    const ref_dropout_cfg *drop) {
+/* Head backward: classifier and pooler gradients, dpooled (B, C) left for the encoder. */
+static int backward_head(bc_trainer *tr, int B, int T, const ref_dropout_cfg *drop) {
   bertcl_ctx *ctx = tr->ctx;
-  const bc_config *c = &tr->cfg;
   int st = BERTCL_OK;
-  int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
-      I = c->intermediate_size, K = tr->K;
-  int N = B * T;
-  size_t NC = (size_t)N * C;
-  float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
-  float cp = drop ? drop->cls_p : 0.0f, eps = c->layer_norm_eps;
+  int L = tr->cfg.num_layers, C = tr->cfg.hidden_size, K = tr->K;
+  float cp = drop ? drop->cls_p : 0.0f;
   cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
   int pb = pool_base(tr);
   /* classifier: dlogits (B, K) -> dWc, dbc, dpooled_d */
@@ -505,7 +507,24 @@ static int backward(bc_trainer *tr, const int32_t *ids, int B, int T,
   BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(pb + 1), tr->dpooled, B, C));
   BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)B, 1.0f, tr->dpooled, 0, (size_t)C,
               tr->h[L], 0, (size_t)T * C, gb, OFF(pb), (size_t)C));
-  if (tr->freeze) return BERTCL_OK;
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
+static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
+                            const ref_dropout_cfg *drop) {
+  bertcl_ctx *ctx = tr->ctx;
+  const bc_config *c = &tr->cfg;
+  int st = BERTCL_OK;
+  int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
+      I = c->intermediate_size;
+  int N = B * T;
+  size_t NC = (size_t)N * C;
+  float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
+  float eps = c->layer_norm_eps;
+  cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
+  int pb = pool_base(tr);
   /* dH (N, C): only token 0 of each row receives the pooler's gradient */
   BC_TRY(fill0(tr, tr->dH, NC));
   BC_TRY(gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)C, 0.0f, tr->dpooled, 0, (size_t)C, pbuf,
@@ -592,18 +611,18 @@ fail:
   return st;
 }
 
-int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
-                       const int32_t *mask, const int32_t *labels, const float *targets, int B,
-                       int T, const ref_dropout_cfg *drop, float grad_scale, int backward_on,
-                       double *loss, float *logits) {
+static int loss_logits(bc_trainer *tr, const int32_t *labels, const float *targets, int B,
+                       float grad_scale, int backward_on, double *loss, float *logits);
+
+/* Validates and uploads a (B, T) batch (type_ids NULL = 0, mask NULL = all real). */
+static int upload_batch(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
+                        const int32_t *mask, int B, int T) {
   bertcl_ctx *ctx = tr->ctx;
   const bc_config *c = &tr->cfg;
-  int st = BERTCL_OK, K = tr->K;
+  int st = BERTCL_OK;
   int32_t *tmp = NULL;
-  if (!ids || B <= 0 || T <= 0 || (backward_on && K > 1 && !labels) ||
-      (backward_on && K == 1 && !targets))
-    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
-                   "bc_trainer_fwd_bwd: B=%d T=%d, or no labels/targets for the loss", B, T);
+  if (!ids || B <= 0 || T <= 0)
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bad batch: B=%d T=%d", B, T);
   if (T > c->max_position)
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
                    "sequence length %d exceeds max_position_embeddings %d", T, c->max_position);
@@ -622,18 +641,10 @@ int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_i
                      "token type id %d at position %zu is outside [0, %d)", (int)type_ids[i], i,
                      c->type_vocab_size);
   }
-  if (labels && K > 1)
-    for (int b = 0; b < B; b++)
-      if (labels[b] != -100 && (labels[b] < 0 || labels[b] >= K))
-        return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "label %d of row %d not in [0, %d)",
-                       (int)labels[b], b, K);
   BC_TRY(plan_arena(tr, B, T));
   if (!type_ids || !mask) {
     tmp = malloc(2 * N * sizeof *tmp);
-    if (!tmp) {
-      st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
-      goto fail;
-    }
+    if (!tmp) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < N; i++) tmp[i] = 0, tmp[N + i] = 1;
   }
   BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, tr->ids, CL_FALSE, 0, N * 4, ids, 0, NULL,
@@ -642,7 +653,92 @@ int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_i
                                         type_ids ? type_ids : tmp, 0, NULL, NULL));
   BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, tr->mask, CL_FALSE, 0, N * 4,
                                         mask ? mask : tmp + N, 0, NULL, NULL));
-  BC_TRY(forward(tr, type_ids, B, T, drop));
+  BC_CL(&ctx->err, clFinish(ctx->queue)); /* tmp is released below */
+fail:
+  free(tmp);
+  return st;
+}
+
+static int check_labels(bc_trainer *tr, const int32_t *labels, int B) {
+  if (labels && tr->K > 1)
+    for (int b = 0; b < B; b++)
+      if (labels[b] != -100 && (labels[b] < 0 || labels[b] >= tr->K))
+        return bc_fail(&tr->ctx->err, BERTCL_ERR_INVALID_ARG,
+                       "label %d of row %d not in [0, %d)", (int)labels[b], b, tr->K);
+  return BERTCL_OK;
+}
+
+int bc_trainer_features(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
+                        const int32_t *mask, int B, int T, float *feats) {
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK, C = tr->cfg.hidden_size;
+  if (!feats) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bc_trainer_features: NULL");
+  BC_TRY(upload_batch(tr, ids, type_ids, mask, B, T));
+  BC_TRY(forward_encoder(tr, B, T, NULL));
+  BC_TRY(bc_op_gather_cls(ctx, &tr->ops, tr->pooled, tr->h[tr->cfg.num_layers], B, T, C));
+  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, tr->pooled, CL_TRUE, 0, (size_t)B * C * 4,
+                                       feats, 0, NULL, NULL));
+  return BERTCL_OK;
+fail:
+  clFinish(ctx->queue);
+  return st;
+}
+
+int bc_trainer_head_fwd_bwd(bc_trainer *tr, const float *feats, const int32_t *labels,
+                            const float *targets, int B, const ref_dropout_cfg *drop,
+                            float grad_scale, int backward_on, double *loss, float *logits) {
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK, K = tr->K, C = tr->cfg.hidden_size;
+  if (!tr->freeze)
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "bc_trainer_head_fwd_bwd needs a trainer created with freeze_encoder");
+  if (!feats || B <= 0 || (backward_on && K > 1 && !labels) ||
+      (backward_on && K == 1 && !targets))
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "bc_trainer_head_fwd_bwd: B=%d, or no features/labels/targets", B);
+  BC_TRY(check_labels(tr, labels, B));
+  BC_TRY(plan_arena(tr, B, 1));
+  cl_mem hL = tr->h[tr->cfg.num_layers]; /* (B*1, C): the features as h_L with T = 1 */
+  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, hL, CL_TRUE, 0, (size_t)B * C * 4, feats, 0,
+                                        NULL, NULL));
+  BC_TRY(forward_head(tr, B, 1, drop));
+  BC_TRY(loss_logits(tr, labels, targets, B, grad_scale, backward_on, loss, logits));
+  if (backward_on) BC_TRY(backward_head(tr, B, 1, drop));
+  BC_CL(&ctx->err, clFinish(ctx->queue));
+  return BERTCL_OK;
+fail:
+  clFinish(ctx->queue);
+  return st;
+}
+
+int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
+                       const int32_t *mask, const int32_t *labels, const float *targets, int B,
+                       int T, const ref_dropout_cfg *drop, float grad_scale, int backward_on,
+                       double *loss, float *logits) {
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK, K = tr->K;
+  if ((backward_on && K > 1 && !labels) || (backward_on && K == 1 && !targets))
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "bc_trainer_fwd_bwd: no labels/targets for the loss");
+  BC_TRY(check_labels(tr, labels, B));
+  BC_TRY(upload_batch(tr, ids, type_ids, mask, B, T));
+  BC_TRY(forward_encoder(tr, B, T, drop));
+  BC_TRY(forward_head(tr, B, T, drop));
+  BC_TRY(loss_logits(tr, labels, targets, B, grad_scale, backward_on, loss, logits));
+  if (backward_on) BC_TRY(backward_head(tr, B, T, drop));
+  if (backward_on && !tr->freeze) BC_TRY(backward_encoder(tr, ids, B, T, drop));
+  BC_CL(&ctx->err, clFinish(ctx->queue));
+  return BERTCL_OK;
+fail:
+  clFinish(ctx->queue);
+  return st;
+}
+
+/* Loss and dlogits (cross-entropy on the device, MSE on the host), logits read back. */
+static int loss_logits(bc_trainer *tr, const int32_t *labels, const float *targets, int B,
+                       float grad_scale, int backward_on, double *loss, float *logits) {
+  bertcl_ctx *ctx = tr->ctx;
+  int st = BERTCL_OK, K = tr->K;
   double lv = NAN;
   if (K > 1 && labels) {
     if (backward_on || loss)
@@ -670,13 +766,8 @@ int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_i
   }
   if (loss) *loss = lv;
   if (logits) memcpy(logits, tr->host_logits, (size_t)B * K * sizeof(float));
-  if (backward_on) BC_TRY(backward(tr, ids, B, T, drop));
-  BC_CL(&ctx->err, clFinish(ctx->queue));
-  free(tmp);
   return BERTCL_OK;
 fail:
-  clFinish(ctx->queue);
-  free(tmp);
   return st;
 }
 

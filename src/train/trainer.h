@@ -35,6 +35,14 @@ int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_i
                        int T, const ref_dropout_cfg *drop, float grad_scale, int backward,
                        double *loss, float *logits);
 
+/* Frozen encoder: the features the head reads, h_L[:, 0] (B, C), of a batch (dropout off), and
+ * a head-only step on such features (needs freeze_encoder; arguments as bc_trainer_fwd_bwd). */
+int bc_trainer_features(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
+                        const int32_t *mask, int B, int T, float *feats);
+int bc_trainer_head_fwd_bwd(bc_trainer *tr, const float *feats, const int32_t *labels,
+                            const float *targets, int B, const ref_dropout_cfg *drop,
+                            float grad_scale, int backward_on, double *loss, float *logits);
+
 /* Clip the accumulated gradients to max_norm (<= 0: no clipping; *norm receives the norm before
  * clipping, may be NULL) and apply AdamW step t (>= 1) with learning rate lr. */
 int bc_trainer_step(bc_trainer *tr, const ref_adamw_cfg *cfg, float lr, float max_norm, int t,
