@@ -4,6 +4,7 @@
  * - TSV input with integer labels and text pairs, gradient accumulation, warm-up, weight decay:
  *   the export's config.json (BertForSequenceClassification, id2label, label2id) and predict's
  *   JSONL (a label and probabilities summing to 1 per row); bad input is refused with a message;
+ * - --freeze-encoder: the exported encoder is the source model's, bit for bit; the head moved;
  * - when python3 with transformers and torch is present: AutoModelForSequenceClassification
  *   loads OUT_DIR and gives the probabilities bertcl predict gives (skipped otherwise). */
 #define _POSIX_C_SOURCE 200809L
@@ -14,6 +15,8 @@
 #include <string.h>
 
 #include "testutil.h"
+
+#include "model/model.h"
 
 typedef struct {
   char dir[512], model[512], dev[256];
@@ -211,6 +214,44 @@ static void test_finetune_tsv_pairs_predict(void **state) {
   done_env(&e);
 }
 
+/* --freeze-encoder: the exported encoder equals the source model's, the head was trained. */
+static void test_finetune_freeze_encoder(void **state) {
+  (void)state;
+  env e;
+  if (!setup_env(&e)) skip();
+  char train[700], out[700], cmd[4096];
+  char *log = NULL;
+  snprintf(train, sizeof train, "%s/train.jsonl", e.dir);
+  snprintf(out, sizeof out, "%s/out", e.dir);
+  write_jsonl(train, 64, 9);
+  snprintf(cmd, sizeof cmd,
+           "%s finetune -m '%s' --train '%s' --eval '%s' -o '%s' --device '%s' --epochs 2 "
+           "--batch-size 8 --lr 1e-2 --freeze-encoder 2>&1",
+           BERTCL_BIN, e.model, train, train, out, e.dev);
+  int rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("finetune --freeze-encoder failed (%d): %s", rc, log);
+  assert_non_null(strstr(log, "features of 128 examples cached"));
+  free(log);
+  bertcl_model *src = NULL, *dst = NULL;
+  assert_int_equal(bertcl_model_load(&src, e.model), BERTCL_OK);
+  if (bertcl_model_load(&dst, out) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  const bc_weights *a = bc_model_weights(src), *b = bc_model_weights(dst);
+  const bc_config *c = bc_model_config(src);
+  size_t C = (size_t)c->hidden_size, V = (size_t)c->vocab_size, I = (size_t)c->intermediate_size;
+  assert_memory_equal(a->word_emb, b->word_emb, V * C * sizeof(float));
+  for (int l = 0; l < c->num_layers; l++) {
+    assert_memory_equal(a->layers[l].q_w, b->layers[l].q_w, C * C * sizeof(float));
+    assert_memory_equal(a->layers[l].out_w, b->layers[l].out_w, C * I * sizeof(float));
+    assert_memory_equal(a->layers[l].ln2_b, b->layers[l].ln2_b, C * sizeof(float));
+  }
+  assert_memory_not_equal(a->pool_w, b->pool_w, C * C * sizeof(float));
+  assert_int_equal(bc_model_config(dst)->num_labels, 2);
+  assert_non_null(b->cls_w);
+  bertcl_model_free(src);
+  bertcl_model_free(dst);
+  done_env(&e);
+}
+
 /* transformers loads OUT_DIR and agrees with bertcl predict (needs python3 + transformers). */
 static void test_finetune_transformers_loads(void **state) {
   (void)state;
@@ -267,6 +308,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_finetune_kill_resume_identical),
       cmocka_unit_test(test_finetune_tsv_pairs_predict),
+      cmocka_unit_test(test_finetune_freeze_encoder),
       cmocka_unit_test(test_finetune_transformers_loads),
   };
   return cmocka_run_group_tests_name("finetune", tests, NULL, NULL);

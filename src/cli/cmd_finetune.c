@@ -66,7 +66,8 @@ void bc_cmd_finetune_usage(FILE *out) {
           "  --eval-every N         evaluate every N optimizer steps (default: each epoch)\n"
           "  --save-every N         checkpoint every N optimizer steps (default: each epoch)\n"
           "  --log-every N          progress line every N steps (default 10)\n"
-          "  --freeze-encoder       train only the pooler and classifier\n"
+          "  --freeze-encoder       train only the pooler and classifier: the encoder runs\n"
+          "                         once per example (no encoder dropout), features cached\n"
           "  --resume               continue from OUT_DIR/checkpoint.safetensors\n"
           "  --device D             OpenCL device (see bertcl devices)\n"
           "  -q, --quiet            no progress lines\n"
@@ -563,6 +564,8 @@ typedef struct {
   bc_trainer *tr;
   labelmap lm;
   ft_opts *o;
+  int C;
+  float *ftrain, *feval; /* --freeze-encoder: cached h_L[:, 0] (n, C) of train and eval */
 } ft_run;
 
 /* Tokenizes rows idx[0..n) of d into a padded batch. */
@@ -589,6 +592,35 @@ static int make_batch(ft_run *r, const dataset *d, const size_t *idx, size_t n,
   return 0;
 }
 
+/* --freeze-encoder: the encoder runs once per example; the head trains on these features. */
+static int compute_features(ft_run *r, const dataset *d, float *feats) {
+  size_t B = (size_t)r->o->batch;
+  size_t *idx = malloc(B * sizeof *idx);
+  if (!idx) {
+    bc_cli_error("out of memory");
+    return -1;
+  }
+  for (size_t s = 0; s < d->n; s += B) {
+    size_t nb = d->n - s < B ? d->n - s : B;
+    for (size_t i = 0; i < nb; i++) idx[i] = s + i;
+    bertcl_batch *b = NULL;
+    if (make_batch(r, d, idx, nb, &b)) {
+      free(idx);
+      return -1;
+    }
+    int st = bc_trainer_features(r->tr, b->ids, b->type_ids, b->mask, (int)b->batch, (int)b->seq,
+                                 feats + s * (size_t)r->C);
+    bertcl_batch_free(b);
+    if (st != BERTCL_OK) {
+      bc_cli_error("features: %s", bertcl_last_error(NULL));
+      free(idx);
+      return -1;
+    }
+  }
+  free(idx);
+  return 0;
+}
+
 static int evaluate(ft_run *r, const dataset *d, const int32_t *gold, metrics *m) {
   size_t n = d->n, B = (size_t)r->o->batch;
   int K = r->lm.K;
@@ -604,14 +636,20 @@ static int evaluate(ft_run *r, const dataset *d, const int32_t *gold, metrics *m
   for (size_t s = 0; s < n; s += B) {
     size_t nb = n - s < B ? n - s : B;
     for (size_t i = 0; i < nb; i++) idx[i] = s + i;
-    bertcl_batch *b = NULL;
-    if (make_batch(r, d, idx, nb, &b)) {
-      rc = -1;
-      goto done;
+    int st;
+    if (r->feval) {
+      st = bc_trainer_head_fwd_bwd(r->tr, r->feval + s * (size_t)r->C, NULL, NULL, (int)nb, NULL,
+                                   1.0f, 0, NULL, logits);
+    } else {
+      bertcl_batch *b = NULL;
+      if (make_batch(r, d, idx, nb, &b)) {
+        rc = -1;
+        goto done;
+      }
+      st = bc_trainer_fwd_bwd(r->tr, b->ids, b->type_ids, b->mask, NULL, NULL, (int)b->batch,
+                              (int)b->seq, NULL, 1.0f, 0, NULL, logits);
+      bertcl_batch_free(b);
     }
-    int st = bc_trainer_fwd_bwd(r->tr, b->ids, b->type_ids, b->mask, NULL, NULL, (int)b->batch,
-                                (int)b->seq, NULL, 1.0f, 0, NULL, logits);
-    bertcl_batch_free(b);
     if (st != BERTCL_OK) {
       bc_cli_error("evaluation: %s", bertcl_last_error(NULL));
       rc = -1;
@@ -785,6 +823,7 @@ int bc_cmd_finetune(int argc, char **argv) {
   float *flat = NULL, *m = NULL, *vv = NULL, *init_pool = NULL, *init_cls = NULL;
   int32_t *ytrain = NULL, *yeval = NULL;
   size_t *perm = NULL;
+  float *fbatch = NULL;
   char *sig = NULL;
   char path[4096], ckpt[4096];
 
@@ -904,6 +943,18 @@ int bc_cmd_finetune(int argc, char **argv) {
             train.n, K, o.epochs, spe, o.batch, o.accum, warmup, bertcl_ctx_device(ctx)->name);
   perm = malloc(train.n * sizeof *perm);
   if (!perm) goto oom;
+  r.C = cfg->hidden_size;
+  if (o.freeze) {
+    r.ftrain = malloc(train.n * (size_t)r.C * sizeof(float));
+    r.feval = ev.n ? malloc(ev.n * (size_t)r.C * sizeof(float)) : NULL;
+    fbatch = malloc((size_t)o.batch * (size_t)r.C * sizeof(float));
+    if (!r.ftrain || (ev.n && !r.feval) || !fbatch) goto oom;
+    if (compute_features(&r, &train, r.ftrain) || (ev.n && compute_features(&r, &ev, r.feval)))
+      goto done;
+    if (!o.quiet)
+      fprintf(stderr, "finetune: encoder frozen; features of %zu examples cached\n",
+              train.n + ev.n);
+  }
   ref_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, (float)o.wd};
   const char *kill_at = getenv("BERTCL_TEST_KILL_AT_STEP"); /* test hook: SIGKILL after step N */
   long kill_step = kill_at ? strtol(kill_at, NULL, 10) : -1;
@@ -927,19 +978,27 @@ int bc_cmd_finetune(int argc, char **argv) {
     for (long j = mb0; j < mb1; j++) {
       size_t r0 = (size_t)j * (size_t)o.batch;
       size_t n = train.n - r0 < (size_t)o.batch ? train.n - r0 : (size_t)o.batch;
-      bertcl_batch *b = NULL;
-      if (make_batch(&r, &train, perm + r0, n, &b)) {
-        free(lab);
-        goto done;
-      }
       for (size_t i = 0; i < n; i++) lab[i] = ytrain[perm[r0 + i]];
       ref_dropout_cfg drop = {hp, ap, cp, (uint64_t)o.seed, (uint32_t)(epoch * nb + j)};
       double l = 0;
       /* the micro-batch's mean loss weighted by its share of the step's examples */
       float scale = (float)((double)n / (double)step_rows);
-      int st = bc_trainer_fwd_bwd(r.tr, b->ids, b->type_ids, b->mask, lab, NULL, (int)b->batch,
-                                  (int)b->seq, &drop, scale, 1, &l, NULL);
-      bertcl_batch_free(b);
+      int st;
+      if (o.freeze) {
+        for (size_t i = 0; i < n; i++)
+          memcpy(fbatch + i * (size_t)r.C, r.ftrain + perm[r0 + i] * (size_t)r.C,
+                 (size_t)r.C * sizeof(float));
+        st = bc_trainer_head_fwd_bwd(r.tr, fbatch, lab, NULL, (int)n, &drop, scale, 1, &l, NULL);
+      } else {
+        bertcl_batch *b = NULL;
+        if (make_batch(&r, &train, perm + r0, n, &b)) {
+          free(lab);
+          goto done;
+        }
+        st = bc_trainer_fwd_bwd(r.tr, b->ids, b->type_ids, b->mask, lab, NULL, (int)b->batch,
+                                (int)b->seq, &drop, scale, 1, &l, NULL);
+        bertcl_batch_free(b);
+      }
       if (st != BERTCL_OK) {
         free(lab);
         goto cl_fail;
@@ -1037,7 +1096,7 @@ done:
   dataset_free(&ev);
   ref_layout_free(&lay);
   free(flat), free(m), free(vv), free(init_pool), free(init_cls);
-  free(ytrain), free(yeval), free(perm), free(sig);
+  free(ytrain), free(yeval), free(perm), free(sig), free(fbatch), free(r.ftrain), free(r.feval);
   json_decref(src_cfg);
   bertcl_model_free(model);
   return ret;
