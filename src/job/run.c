@@ -6,6 +6,9 @@
  *   device (caller)   packs a batch, runs the encoder, reads the requested features into a
  *                     pinned host slot (CL_MEM_ALLOC_HOST_PTR, mapped once); two slots rotate,
  *                     so the device thread computes batch i+1 while the writer consumes batch i.
+ *                     (The encoder's reads are blocking: bc_encoder_forward ends in clFinish and
+ *                     read_* use CL_TRUE, so the PCIe copy itself does not yet overlap device
+ *                     compute; that needs an encoder read that returns an event.)
  *   writer thread     copies each batch's rows to their input positions (order restoration),
  *                     stitches stride windows, fills the current shard, writes it (temp + fsync
  *                     + rename), then rewrites manifest.json.
@@ -108,7 +111,8 @@ typedef struct {
   bc_err err;
   int failed;
   /* progress, under mu */
-  uint64_t rows_done, tokens_done, truncated, bad, splits, batches;
+  uint64_t bytes0, bytes_at; /* reader offset when this run started, after the last window */
+  uint64_t rows_done, rows_read, tokens_done, truncated, bad, splits, batches;
   double t0, last_print;
   int printed;
   /* shards (writer) */
@@ -314,17 +318,28 @@ static void *tok_worker(void *arg) {
   return NULL;
 }
 
+/* "input:LINE: what (byte B)"; lines of part K > 0 of a --shard split count from its start */
+static void bad_where(char *buf, size_t n, const bc_job_opts *o, uint64_t lineno, int bad,
+                      size_t at) {
+  char part[48] = "", byte[40] = "";
+  if (o->shard_n > 1 && o->shard_k > 0)
+    snprintf(part, sizeof part, " (line of part %d/%d)", o->shard_k, o->shard_n);
+  if (bad == BC_BAD_UTF8 || bad == BC_BAD_NUL) snprintf(byte, sizeof byte, " at byte %zu", at);
+  snprintf(buf, n, "%s:%llu%s: %s%s", o->input, (unsigned long long)lineno, part,
+           bc_bad_kind_str(bad), byte);
+}
+
 static void print_bad(job *j, const window *w, size_t r) {
   const row_info *ri = &w->rows[r];
   pthread_mutex_lock(&j->mu);
   uint64_t nbad = ++j->bad;
   pthread_mutex_unlock(&j->mu);
   if (j->o->quiet) return;
+  char wh[4096 + 200];
+  bad_where(wh, sizeof wh, j->o, ri->lineno, ri->bad, ri->bad_at);
   if (nbad <= 20)
-    fprintf(stderr, "bertcl: warning: %s:%llu: %s (byte %zu); row %llu is kept with NaN "
-            "features and no tokens (--strict stops instead)\n", j->o->input,
-            (unsigned long long)ri->lineno, bc_bad_kind_str(ri->bad), ri->bad_at,
-            (unsigned long long)(w->row0 + r));
+    fprintf(stderr, "bertcl: warning: %s; row %llu is kept with NaN features and no tokens "
+            "(--strict stops instead)\n", wh, (unsigned long long)(w->row0 + r));
   else if (nbad == 21)
     fprintf(stderr, "bertcl: warning: more bad lines; they are listed in the manifest\n");
 }
@@ -356,9 +371,9 @@ static int make_window(job *j, uint64_t row0, window **out, int *eof) {
       break;
     }
     if (recs[n].bad && o->strict) {
-      st = bc_fail(&e, BERTCL_ERR_FORMAT, "%s:%llu: %s (byte %zu); stopped (--strict)", o->input,
-                   (unsigned long long)recs[n].lineno, bc_bad_kind_str(recs[n].bad),
-                   recs[n].bad_at);
+      char wh[4096 + 200];
+      bad_where(wh, sizeof wh, o, recs[n].lineno, recs[n].bad, recs[n].bad_at);
+      st = bc_fail(&e, BERTCL_ERR_FORMAT, "%s; stopped (--strict)", wh);
       n++;
       goto fail;
     }
@@ -433,6 +448,8 @@ static int make_window(job *j, uint64_t row0, window **out, int *eof) {
   free(its);
   its = NULL;
   pthread_mutex_lock(&j->mu);
+  j->rows_read += n;
+  j->bytes_at = w->input_end;
   j->truncated += trunc;
   j->splits += splits;
   pthread_mutex_unlock(&j->mu);
@@ -510,12 +527,14 @@ static void progress(job *j, int final) {
     return;
   }
   j->last_print = t;
-  uint64_t rows = j->rows_done, toks = j->tokens_done;
+  uint64_t rows = j->rows_done, toks = j->tokens_done, read = j->rows_read;
+  uint64_t at = j->bytes_at;
   pthread_mutex_unlock(&j->mu);
   double el = t - j->t0 > 1e-9 ? t - j->t0 : 1e-9;
-  uint64_t a = bc_reader_range_start(j->rd), b = bc_reader_range_end(j->rd);
-  uint64_t at = bc_reader_offset(j->rd);
+  uint64_t a = j->bytes0, b = bc_reader_range_end(j->rd);
+  /* the reader runs a window ahead: scale the bytes read by the share of rows done */
   double frac = b > a ? (double)(at - a) / (double)(b - a) : 0.0;
+  if (read > rows) frac *= (double)rows / (double)read;
   if (frac > 1) frac = 1;
   char eta[32] = "?";
   if (frac > 0.001 && !final) {
@@ -1213,7 +1232,7 @@ int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *mod
     }
   j->device_words = o->words && o->stride == 0;
   pthread_mutex_init(&j->mu, NULL);
-  bc_queue_init(&j->wq, 2);
+  bc_queue_init(&j->wq, 1);
   bc_queue_init(&j->mq, 0);
   bc_queue_init(&j->sq, 0);
   j->s_bad = json_array();
@@ -1281,6 +1300,7 @@ int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *mod
   for (int s = 0; s < 2; s++) bc_queue_push(&j->sq, &j->slots[s]);
   j->t0 = now_s();
   j->last_print = j->t0;
+  j->bytes0 = j->bytes_at = bc_reader_offset(j->rd);
   producer_arg pa = {j, row0};
   if (pthread_create(&tp, NULL, producer, &pa) != 0) {
     st = bc_fail(err, BERTCL_ERR_INTERNAL, "cannot start the reader thread");
