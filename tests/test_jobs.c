@@ -21,9 +21,10 @@
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static const char *words_[] = {"the", "cat", "sat", "on", "mat", "quick", "brown", "fox",
-                               "jumps", "over", "lazy", "dog", "hello", "world", "again",
-                               "running", "unbelievable", "tokenization", "a", "b", ",", "."};
+static const char *words_[] = {"the",   "cat",   "sat",   "on",      "mat",          "quick",
+                               "brown", "fox",   "jumps", "over",    "lazy",         "dog",
+                               "hello", "world", "again", "running", "unbelievable", "tokenization",
+                               "a",     "b",     ",",     "."};
 
 /* n deterministic lines of 1..maxw words */
 static void write_corpus(const char *path, int n, int maxw, uint64_t seed) {
@@ -85,8 +86,10 @@ static int64_t *read_i64(const char *path, const char *name, size_t *numel) {
 static int run_cmd(const char *cmd, char **log) {
   char *l = NULL;
   int rc = bc_test_run(cmd, &l);
-  if (log) *log = l;
-  else free(l);
+  if (log)
+    *log = l;
+  else
+    free(l);
   return rc;
 }
 
@@ -121,14 +124,15 @@ static void test_bucket_order(void **state) {
           seen[it] = 1;
           if (lens[it] > longest) longest = lens[it];
           if (sort && k) /* sorted by length; stable */
-            assert_true(lens[p.order[bb->start + k - 1]] < lens[it] ||
-                        (lens[p.order[bb->start + k - 1]] == lens[it] &&
-                         p.order[bb->start + k - 1] < it));
+            assert_true(
+                lens[p.order[bb->start + k - 1]] < lens[it] ||
+                (lens[p.order[bb->start + k - 1]] == lens[it] && p.order[bb->start + k - 1] < it));
         }
         assert_int_equal(bb->seq, longest);
         if (sort && bb->count > 1) assert_true(bb->count * (size_t)longest <= max_tokens);
         if (!sort)
-          for (size_t k = 0; k < bb->count; k++) assert_int_equal(p.order[bb->start + k], bb->start + k);
+          for (size_t k = 0; k < bb->count; k++)
+            assert_int_equal(p.order[bb->start + k], bb->start + k);
         next += bb->count;
       }
       assert_int_equal(next, n);
@@ -137,8 +141,8 @@ static void test_bucket_order(void **state) {
       long *res = malloc(n * sizeof *res);
       for (size_t k = 0; k < n; k++) res[p.order[k]] = 7 * (long)p.order[k] + lens[p.order[k]];
       for (size_t i = 0; i < n; i++)
-        if (res[i] != 7 * (long)i + lens[i]) fail_msg("seed %llu: row %zu out of order",
-                                                      (unsigned long long)seed, i);
+        if (res[i] != 7 * (long)i + lens[i])
+          fail_msg("seed %llu: row %zu out of order", (unsigned long long)seed, i);
       free(res);
       free(seen);
       bc_bucket_free(&p);
@@ -228,12 +232,19 @@ static void test_bad_line_policy_reader(void **state) {
   const struct {
     const char *s;
     size_t n, want;
-  } u[] = {{"abc", 3, 3},           {"\xc3\xa9", 2, 2},       {"a\xc3", 2, 1},
-           {"\xe2\x82\xac!", 4, 4}, {"\xed\xa0\x80", 3, 0},   {"\xf0\x9f\x98\x80", 4, 4},
-           {"\xf4\x90\x80\x80", 4, 0}, {"x\xc0\xaf", 3, 1},   {"\xff", 1, 0}};
+  } u[] = {{"abc", 3, 3},
+           {"\xc3\xa9", 2, 2},
+           {"a\xc3", 2, 1},
+           {"\xe2\x82\xac!", 4, 4},
+           {"\xed\xa0\x80", 3, 0},
+           {"\xf0\x9f\x98\x80", 4, 4},
+           {"\xf4\x90\x80\x80", 4, 0},
+           {"x\xc0\xaf", 3, 1},
+           {"\xff", 1, 0}};
   for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
     if (bc_utf8_valid_prefix((const unsigned char *)u[i].s, u[i].n) != u[i].want)
-      fail_msg("utf8 case %zu: got %zu want %zu", i, bc_utf8_valid_prefix((const unsigned char *)u[i].s, u[i].n), u[i].want);
+      fail_msg("utf8 case %zu: got %zu want %zu", i,
+               bc_utf8_valid_prefix((const unsigned char *)u[i].s, u[i].n), u[i].want);
   char dir[512], path[700];
   assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
   struct {
@@ -243,9 +254,15 @@ static void test_bad_line_policy_reader(void **state) {
     int bad[6];
   } cases[] = {
       {"a.txt", "ok\nbad \xff here\n\nlast\n", BC_IN_PLAIN, NULL, {0, BC_BAD_UTF8, 0, 0, -1}},
-      {"b.jsonl", "{\"text\": \"x\"}\n{broken\n{\"text\": 3}\n{\"text\": \"y\", \"text_pair\": \"z\"}\n",
-       BC_IN_JSONL, NULL, {0, BC_BAD_JSON, BC_BAD_JSON, 0, -1}},
-      {"c.tsv", "h\ttext\n1\tfine\n2\n3\tok\xe2\n", BC_IN_TSV, "text",
+      {"b.jsonl",
+       "{\"text\": \"x\"}\n{broken\n{\"text\": 3}\n{\"text\": \"y\", \"text_pair\": \"z\"}\n",
+       BC_IN_JSONL,
+       NULL,
+       {0, BC_BAD_JSON, BC_BAD_JSON, 0, -1}},
+      {"c.tsv",
+       "h\ttext\n1\tfine\n2\n3\tok\xe2\n",
+       BC_IN_TSV,
+       "text",
        {0, BC_BAD_COLUMN, BC_BAD_UTF8, -1}},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -312,8 +329,9 @@ static void e2e_done(e2e *x) {
   assert_int_equal(run_cmd(cmd, NULL), 0);
 }
 
-#define JOB_OPTS "--pool cls,mean --layers -2: --tokens --words mean --shard-rows 150 " \
-                 "--window 60 --max-tokens 600 --batch-size 16 --threads 2"
+#define JOB_OPTS                                                         \
+  "--pool cls,mean --layers -2: --tokens --words mean --shard-rows 150 " \
+  "--window 60 --max-tokens 600 --batch-size 16 --threads 2"
 
 static int manifest_shards(const char *path) {
   json_error_t je;
@@ -331,8 +349,10 @@ static int run_and_kill(const e2e *x, const char *in, const char *out, int after
                         int after_ms, int resume) {
   char cmd[4096], manifest[800];
   snprintf(manifest, sizeof manifest, "%s/manifest.json", out);
-  snprintf(cmd, sizeof cmd, "exec %s extract -m '%s' -i '%s' -o '%s' --device '%s' %s %s "
-           "--quiet", BERTCL_BIN, x->model, in, out, x->dev, JOB_OPTS, resume ? "--resume" : "");
+  snprintf(cmd, sizeof cmd,
+           "exec %s extract -m '%s' -i '%s' -o '%s' --device '%s' %s %s "
+           "--quiet",
+           BERTCL_BIN, x->model, in, out, x->dev, JOB_OPTS, resume ? "--resume" : "");
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
@@ -373,8 +393,8 @@ static void test_kill_resume_identical(void **state) {
   for (int i = 0; i < 200; i++) fprintf(f, "word%d ", i);
   fprintf(f, "\nbroken \xc3 utf8\nthe end\n");
   fclose(f);
-  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s 2>&1",
-           BERTCL_BIN, x.model, in, a, x.dev, JOB_OPTS);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s 2>&1", BERTCL_BIN,
+           x.model, in, a, x.dev, JOB_OPTS);
   int rc = run_cmd(cmd, &log);
   if (rc != 0) fail_msg("uninterrupted run failed (%d): %s", rc, log);
   assert_non_null(strstr(log, "invalid UTF-8"));
@@ -409,7 +429,8 @@ static void test_kill_resume_identical(void **state) {
   rc = run_cmd(cmd, &log);
   if (rc != 0) fail_msg("merge failed (%d): %s", rc, log);
   free(log);
-  if (!files_equal(am, bm)) fail_msg("merged output after kills differs from the uninterrupted run");
+  if (!files_equal(am, bm))
+    fail_msg("merged output after kills differs from the uninterrupted run");
   /* shape checks: rows, NaN for the bad line, offsets */
   size_t n = 0, no = 0;
   float *mean = read_tensor(am, "mean", &n);
@@ -418,7 +439,7 @@ static void test_kill_resume_identical(void **state) {
   assert_false(isnan(mean[(size_t)3002 * 64]));
   int64_t *off = read_i64(am, "tokens.offsets", &no);
   assert_int_equal(no, 3004);
-  assert_int_equal(off[3002], off[3001]); /* the bad row has no tokens */
+  assert_int_equal(off[3002], off[3001]);      /* the bad row has no tokens */
   assert_int_equal(off[3001] - off[3000], 64); /* the long row: truncated to max length */
   free(mean);
   free(off);
@@ -444,15 +465,17 @@ static void test_resume_refused(void **state) {
   int killed = run_and_kill(&x, in, out, 1, 0, 0);
   (void)killed;
   /* no --resume: refused, the job is untouched */
-  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s 2>&1",
-           BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s 2>&1", BERTCL_BIN,
+           x.model, in, out, x.dev, JOB_OPTS);
   int rc = run_cmd(cmd, &log);
   assert_int_not_equal(rc, 0);
   if (!strstr(log, "--resume")) fail_msg("unexpected message: %s", log);
   free(log);
   /* different options */
-  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --dtype f16 "
-           "--resume 2>&1", BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
+  snprintf(cmd, sizeof cmd,
+           "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --dtype f16 "
+           "--resume 2>&1",
+           BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
   rc = run_cmd(cmd, &log);
   assert_int_not_equal(rc, 0);
   if (!strstr(log, "options.dtype: manifest has \"f32\", this run has \"f16\""))
@@ -594,9 +617,10 @@ static void test_stride_windows(void **state) {
   for (int i = 0; i < 3; i++) fprintf(f, "%s\n", texts[i]);
   fclose(f);
   const int ML = 12, STRIDE = 4;
-  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool cls "
-           "--tokens --words first --max-len %d --stride %d 2>&1", BERTCL_BIN, x.model, in, out,
-           x.dev, ML, STRIDE);
+  snprintf(cmd, sizeof cmd,
+           "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool cls "
+           "--tokens --words first --max-len %d --stride %d 2>&1",
+           BERTCL_BIN, x.model, in, out, x.dev, ML, STRIDE);
   int rc = run_cmd(cmd, &log);
   if (rc != 0) fail_msg("stride run failed (%d): %s", rc, log);
   free(log);
@@ -635,8 +659,10 @@ static void test_stride_windows(void **state) {
       assert_int_equal(bc_encoder_read_hidden(enc, 0, hid), 0);
       for (int t = 0; t < n; t++) {
         int take;
-        if (t == 0) take = w == 0;
-        else if (t == n - 1) take = w == nwin - 1;
+        if (t == 0)
+          take = w == 0;
+        else if (t == n - 1)
+          take = w == nwin - 1;
         else {
           int p = t - 1, best = -1, bestd = -1;
           for (int q = 0; q < nwin; q++) {
@@ -654,7 +680,8 @@ static void test_stride_windows(void **state) {
     }
     char what[64];
     snprintf(what, sizeof what, "stride tokens row %d", i);
-    assert_true(bc_check_close(what, tv + (size_t)off[i] * C, want, (size_t)n * C, 1e-4f, 1e-4f, 0));
+    assert_true(
+        bc_check_close(what, tv + (size_t)off[i] * C, want, (size_t)n * C, 1e-4f, 1e-4f, 0));
     /* words (first subword) come from the stitched tokens */
     int32_t maxw = -1;
     for (int t = 0; t < n; t++)
@@ -692,11 +719,14 @@ static void test_bad_line_policy_cli(void **state) {
   snprintf(out, sizeof out, "%s/o.safetensors", x.dir);
   snprintf(out16, sizeof out16, "%s/o16.safetensors", x.dir);
   FILE *f = fopen(in, "w");
-  fprintf(f, "{\"text\": \"first\"}\n{\"text\": \"second\", \"text_pair\": \"pair\"}\n"
-             "not json\n{\"text\": \"fourth\"}\n");
+  fprintf(f,
+          "{\"text\": \"first\"}\n{\"text\": \"second\", \"text_pair\": \"pair\"}\n"
+          "not json\n{\"text\": \"fourth\"}\n");
   fclose(f);
-  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean "
-           "--strict 2>&1", BERTCL_BIN, x.model, in, out, x.dev);
+  snprintf(cmd, sizeof cmd,
+           "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean "
+           "--strict 2>&1",
+           BERTCL_BIN, x.model, in, out, x.dev);
   int rc = run_cmd(cmd, &log);
   assert_int_not_equal(rc, 0);
   if (!strstr(log, "in.jsonl:3: not a JSON object")) fail_msg("unexpected: %s", log);
@@ -709,8 +739,10 @@ static void test_bad_line_policy_cli(void **state) {
   if (!strstr(log, "in.jsonl:3: not a JSON object") || !strstr(log, "row 2 is kept"))
     fail_msg("no warning naming the line: %s", log);
   free(log);
-  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean "
-           "--dtype f16 --quiet 2>&1", BERTCL_BIN, x.model, in, out16, x.dev);
+  snprintf(cmd, sizeof cmd,
+           "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean "
+           "--dtype f16 --quiet 2>&1",
+           BERTCL_BIN, x.model, in, out16, x.dev);
   rc = run_cmd(cmd, &log);
   if (rc != 0 || log[0]) fail_msg("f16 run: rc %d, output with --quiet: %s", rc, log);
   free(log);
@@ -738,14 +770,10 @@ static void test_bad_line_policy_cli(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_bucket_order),
-      cmocka_unit_test(test_shard_coverage),
-      cmocka_unit_test(test_bad_line_policy_reader),
-      cmocka_unit_test(test_bad_line_policy_cli),
-      cmocka_unit_test(test_stride_windows),
-      cmocka_unit_test(test_shard_kn_merge),
-      cmocka_unit_test(test_resume_refused),
-      cmocka_unit_test(test_kill_resume_identical),
+      cmocka_unit_test(test_bucket_order),           cmocka_unit_test(test_shard_coverage),
+      cmocka_unit_test(test_bad_line_policy_reader), cmocka_unit_test(test_bad_line_policy_cli),
+      cmocka_unit_test(test_stride_windows),         cmocka_unit_test(test_shard_kn_merge),
+      cmocka_unit_test(test_resume_refused),         cmocka_unit_test(test_kill_resume_identical),
   };
   return cmocka_run_group_tests_name("jobs", tests, NULL, NULL);
 }

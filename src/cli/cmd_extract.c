@@ -17,57 +17,59 @@
 #include "model/model.h"
 
 void bc_cmd_extract_usage(FILE *out) {
-  fprintf(out,
-          "usage: bertcl extract -m MODEL_DIR -i INPUT -o OUTPUT [options]\n\n"
-          "Runs the encoder over every text of INPUT and writes the features asked for.\n"
-          "Row i of every output belongs to input record i (bad lines included, see below).\n\n"
-          "output:\n"
-          "  -o FILE.safetensors|FILE.npy|FILE.jsonl   one file (built from a job directory\n"
-          "                      FILE.job/, removed on success; --resume continues it)\n"
-          "  -o DIR              a job directory: shard-NNNNN.safetensors files and manifest.json\n"
-          "                      (join them with bertcl merge DIR OUT)\n"
-          "  --format F          npy, safetensors or jsonl: -o is one file of that format\n"
-          "  --shard-rows N      rows per shard file (default 10000)\n"
-          "  --resume            continue the job in the output directory: its manifest must\n"
-          "                      match this input and these options; complete shards are kept\n"
-          "  --shard K/N         process only part K (0..N-1) of N of the input (a byte range,\n"
-          "                      whole lines): N processes or array tasks cover it; bertcl merge\n"
-          "                      joins their manifests (all N write into the same DIR)\n"
-          "  --dtype f32|f16     stored value type (default f32)\n"
-          "input:\n"
-          "  -i FILE             plain text (one text a line), JSONL ({\"text\": .., \"text_pair\": ..})\n"
-          "                      when FILE ends in .jsonl, TSV when --column is given; - = stdin\n"
-          "  --column NAME|N     TSV column holding the text (name from the header line, or a\n"
-          "                      0-based index; with a name the first line is the header)\n"
-          "  --strict            stop at the first bad line; by default a line with invalid UTF-8,\n"
-          "                      a NUL byte, a missing column or unparsable JSON is kept as a row\n"
-          "                      of NaN sentence features and no tokens/words, with a warning and\n"
-          "                      its row number in the manifest (bad_rows)\n"
-          "features (several at once are written as separately named tensors):\n"
-          "  --pool LIST         cls,mean,max,pooler or none (default: the model directory's\n"
-          "                      sentence-transformers pooling, else cls)\n"
-          "  --layers SPEC       last (default), all, -4: (last four), 0,6,12, 2:5; 0 = embeddings\n"
-          "  --combine MODE      concat (default), mean or sum: how several layers are joined\n"
-          "  --normalize         L2-normalise sentence vectors (default: on when the model\n"
-          "                      directory has a Normalize module); --no-normalize turns it off\n"
-          "  --tokens            also write every real token's vector (ragged: values + offsets)\n"
-          "  --words first|mean  also write word vectors from WordPiece word ids\n"
-          "  --max-len N         tokens per sequence (default: the model's maximum); longer texts\n"
-          "                      are truncated and counted\n"
-          "  --stride N          token/word features of long texts from overlapping windows of\n"
-          "                      --max-len tokens, N tokens of overlap, each token taken from the\n"
-          "                      window where it is most central (sentence features: first window;\n"
-          "                      pairs of texts are truncated)\n"
-          "run:\n"
-          "  --device D          OpenCL device (see bertcl devices); default $BERTCL_DEVICE or\n"
-          "                      the first GPU, else the first device\n"
-          "  --batch-size N      most texts per batch (default 128); halved automatically when\n"
-          "                      the device runs out of memory\n"
-          "  --max-tokens N      token budget of a batch, padded (default 8192)\n"
-          "  --window N          texts sorted by length together (default 10000)\n"
-          "  --no-bucket         batches of --batch-size texts in input order (no sorting)\n"
-          "  --threads N         tokenizer threads (default: half the CPUs, at most 4)\n"
-          "  --quiet             no progress, warnings or summary on stderr\n");
+  fprintf(
+      out,
+      "usage: bertcl extract -m MODEL_DIR -i INPUT -o OUTPUT [options]\n\n"
+      "Runs the encoder over every text of INPUT and writes the features asked for.\n"
+      "Row i of every output belongs to input record i (bad lines included, see below).\n\n"
+      "output:\n"
+      "  -o FILE.safetensors|FILE.npy|FILE.jsonl   one file (built from a job directory\n"
+      "                      FILE.job/, removed on success; --resume continues it)\n"
+      "  -o DIR              a job directory: shard-NNNNN.safetensors files and manifest.json\n"
+      "                      (join them with bertcl merge DIR OUT)\n"
+      "  --format F          npy, safetensors or jsonl: -o is one file of that format\n"
+      "  --shard-rows N      rows per shard file (default 10000)\n"
+      "  --resume            continue the job in the output directory: its manifest must\n"
+      "                      match this input and these options; complete shards are kept\n"
+      "  --shard K/N         process only part K (0..N-1) of N of the input (a byte range,\n"
+      "                      whole lines): N processes or array tasks cover it; bertcl merge\n"
+      "                      joins their manifests (all N write into the same DIR)\n"
+      "  --dtype f32|f16     stored value type (default f32)\n"
+      "input:\n"
+      "  -i FILE             plain text (one text a line), JSONL ({\"text\": .., \"text_pair\": "
+      "..})\n"
+      "                      when FILE ends in .jsonl, TSV when --column is given; - = stdin\n"
+      "  --column NAME|N     TSV column holding the text (name from the header line, or a\n"
+      "                      0-based index; with a name the first line is the header)\n"
+      "  --strict            stop at the first bad line; by default a line with invalid UTF-8,\n"
+      "                      a NUL byte, a missing column or unparsable JSON is kept as a row\n"
+      "                      of NaN sentence features and no tokens/words, with a warning and\n"
+      "                      its row number in the manifest (bad_rows)\n"
+      "features (several at once are written as separately named tensors):\n"
+      "  --pool LIST         cls,mean,max,pooler or none (default: the model directory's\n"
+      "                      sentence-transformers pooling, else cls)\n"
+      "  --layers SPEC       last (default), all, -4: (last four), 0,6,12, 2:5; 0 = embeddings\n"
+      "  --combine MODE      concat (default), mean or sum: how several layers are joined\n"
+      "  --normalize         L2-normalise sentence vectors (default: on when the model\n"
+      "                      directory has a Normalize module); --no-normalize turns it off\n"
+      "  --tokens            also write every real token's vector (ragged: values + offsets)\n"
+      "  --words first|mean  also write word vectors from WordPiece word ids\n"
+      "  --max-len N         tokens per sequence (default: the model's maximum); longer texts\n"
+      "                      are truncated and counted\n"
+      "  --stride N          token/word features of long texts from overlapping windows of\n"
+      "                      --max-len tokens, N tokens of overlap, each token taken from the\n"
+      "                      window where it is most central (sentence features: first window;\n"
+      "                      pairs of texts are truncated)\n"
+      "run:\n"
+      "  --device D          OpenCL device (see bertcl devices); default $BERTCL_DEVICE or\n"
+      "                      the first GPU, else the first device\n"
+      "  --batch-size N      most texts per batch (default 128); halved automatically when\n"
+      "                      the device runs out of memory\n"
+      "  --max-tokens N      token budget of a batch, padded (default 8192)\n"
+      "  --window N          texts sorted by length together (default 10000)\n"
+      "  --no-bucket         batches of --batch-size texts in input order (no sorting)\n"
+      "  --threads N         tokenizer threads (default: half the CPUs, at most 4)\n"
+      "  --quiet             no progress, warnings or summary on stderr\n");
 }
 
 /* ---- layer spec ------------------------------------------------------------------------- */
@@ -125,10 +127,9 @@ static int arg_value(int argc, char **argv, int *i, const char *name, const char
   return 0;
 }
 
-
 typedef struct {
-  const char *model, *input, *output, *device, *column, *pool, *layers, *combine, *format,
-      *words, *dtype, *shard;
+  const char *model, *input, *output, *device, *column, *pool, *layers, *combine, *format, *words,
+      *dtype, *shard;
   int normalize; /* -1 = model default */
   int tokens, quiet, resume, strict, no_bucket;
   long batch, max_len, stride, threads, max_tokens, window, shard_rows;
@@ -178,24 +179,30 @@ static void remove_job_dir(const char *dir) {
 }
 
 int bc_cmd_extract(int argc, char **argv) {
-  opts o = {.normalize = -1, .batch = 128, .combine = "concat", .max_tokens = 8192,
-            .window = 10000, .shard_rows = 10000, .threads = 0, .dtype = "f32"};
+  opts o = {.normalize = -1,
+            .batch = 128,
+            .combine = "concat",
+            .max_tokens = 8192,
+            .window = 10000,
+            .shard_rows = 10000,
+            .threads = 0,
+            .dtype = "f32"};
   const char *v = NULL;
   for (int i = 1; i < argc; i++) {
     int r;
-#define OPT(flag, field)                                        \
-  if ((r = arg_value(argc, argv, &i, flag, &v)) != 0) {         \
-    if (r < 0) return 2;                                        \
-    o.field = v;                                                \
-    continue;                                                   \
+#define OPT(flag, field)                                \
+  if ((r = arg_value(argc, argv, &i, flag, &v)) != 0) { \
+    if (r < 0) return 2;                                \
+    o.field = v;                                        \
+    continue;                                           \
   }
-#define NUM(flag, field, lo)                                                 \
-  if ((r = arg_value(argc, argv, &i, flag, &v)) != 0) {                      \
-    if (r < 0 || num_arg(v, lo, &o.field) != 0)                              \
-      return bc_cli_error("extract: bad %s '%s' (an integer >= %d)", flag,   \
-                          r < 0 ? "" : v, lo), 2;                            \
-    continue;                                                                \
+#define NUM(flag, field, lo)                                                                       \
+  if ((r = arg_value(argc, argv, &i, flag, &v)) != 0) {                                            \
+    if (r < 0 || num_arg(v, lo, &o.field) != 0)                                                    \
+      return bc_cli_error("extract: bad %s '%s' (an integer >= %d)", flag, r < 0 ? "" : v, lo), 2; \
+    continue;                                                                                      \
   }
+    // clang-format off
     OPT("-m", model) OPT("--model", model) OPT("-i", input) OPT("--input", input)
     OPT("-o", output) OPT("--output", output) OPT("--device", device) OPT("--column", column)
     OPT("--pool", pool) OPT("--layers", layers) OPT("--combine", combine)
@@ -216,10 +223,12 @@ int bc_cmd_extract(int argc, char **argv) {
       bc_cli_error("extract: unknown option '%s' (see bertcl extract --help)", argv[i]);
       return 2;
     }
+    // clang-format on
   }
   if (!o.model || !o.input || !o.output) {
-    bc_cli_error("extract: -m MODEL_DIR, -i INPUT and -o OUTPUT are required "
-                 "(see bertcl extract --help)");
+    bc_cli_error(
+        "extract: -m MODEL_DIR, -i INPUT and -o OUTPUT are required "
+        "(see bertcl extract --help)");
     return 2;
   }
   bc_job_opts jo = {0};
@@ -233,9 +242,12 @@ int bc_cmd_extract(int argc, char **argv) {
                                             : -1;
   if (jo.combine < 0) return bc_cli_error("extract: --combine must be concat, mean or sum"), 2;
   if (o.words) {
-    if (!strcmp(o.words, "first")) jo.words = 1;
-    else if (!strcmp(o.words, "mean")) jo.words = 2;
-    else return bc_cli_error("extract: --words must be first or mean"), 2;
+    if (!strcmp(o.words, "first"))
+      jo.words = 1;
+    else if (!strcmp(o.words, "mean"))
+      jo.words = 2;
+    else
+      return bc_cli_error("extract: --words must be first or mean"), 2;
   }
   if (strcmp(o.dtype, "f32") && strcmp(o.dtype, "f16"))
     return bc_cli_error("extract: --dtype must be f32 or f16"), 2;
@@ -243,8 +255,10 @@ int bc_cmd_extract(int argc, char **argv) {
   /* one file (by --format or extension) or a job directory */
   int fmt = -1; /* 0 safetensors, 1 npy, 2 jsonl */
   if (o.format) {
-    fmt = !strcmp(o.format, "safetensors") ? 0 : !strcmp(o.format, "npy") ? 1
-          : !strcmp(o.format, "jsonl")     ? 2 : -1;
+    fmt = !strcmp(o.format, "safetensors") ? 0
+          : !strcmp(o.format, "npy")       ? 1
+          : !strcmp(o.format, "jsonl")     ? 2
+                                           : -1;
     if (fmt < 0) return bc_cli_error("extract: --format must be npy, safetensors or jsonl"), 2;
   } else if (ends_with(o.output, ".safetensors")) {
     fmt = 0;
@@ -261,8 +275,10 @@ int bc_cmd_extract(int argc, char **argv) {
         jo.shard_n < 1 || jo.shard_k < 0 || jo.shard_k >= jo.shard_n)
       return bc_cli_error("extract: --shard must be K/N with 0 <= K < N (e.g. 3/8)"), 2;
     if (fmt >= 0)
-      return bc_cli_error("extract: with --shard K/N, -o is the job directory the N parts "
-                          "share (then bertcl merge DIR OUT)"), 2;
+      return bc_cli_error(
+                 "extract: with --shard K/N, -o is the job directory the N parts "
+                 "share (then bertcl merge DIR OUT)"),
+             2;
   }
   jo.tokens = o.tokens;
   jo.stride = (int)o.stride;
@@ -276,7 +292,9 @@ int bc_cmd_extract(int argc, char **argv) {
   jo.quiet = o.quiet;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   jo.threads = o.threads ? (int)(o.threads > 64 ? 64 : o.threads)
-                         : (int)(ncpu / 2 < 1 ? 1 : ncpu / 2 > 4 ? 4 : ncpu / 2);
+                         : (int)(ncpu / 2 < 1   ? 1
+                                 : ncpu / 2 > 4 ? 4
+                                                : ncpu / 2);
   jo.progress_tty = isatty(2);
   const char *every = getenv("BERTCL_PROGRESS_SECONDS");
   jo.progress_every = every ? atof(every) : 5.0;
@@ -330,17 +348,17 @@ int bc_cmd_extract(int argc, char **argv) {
     goto done;
   }
   if (fmt == 1 && (nout != 1 || jo.tokens || jo.words)) {
-    bc_cli_error("extract: --format npy holds one array of sentence features; ask for one "
-                 "output or use --format safetensors (token and word features are ragged)");
+    bc_cli_error(
+        "extract: --format npy holds one array of sentence features; ask for one "
+        "output or use --format safetensors (token and word features are ragged)");
     rc = 2;
     goto done;
   }
   size_t tmax = bertcl_tokenizer_max_length(tok);
-  long ml = o.max_len ? o.max_len : (tmax < (size_t)cfg->max_position ? (long)tmax
-                                                                      : cfg->max_position);
+  long ml =
+      o.max_len ? o.max_len : (tmax < (size_t)cfg->max_position ? (long)tmax : cfg->max_position);
   if (ml > cfg->max_position) {
-    bc_cli_error("extract: --max-len %ld exceeds the model's %d positions", ml,
-                 cfg->max_position);
+    bc_cli_error("extract: --max-len %ld exceeds the model's %d positions", ml, cfg->max_position);
     rc = 2;
     goto done;
   }
@@ -381,10 +399,13 @@ int bc_cmd_extract(int argc, char **argv) {
     bc_cli_error("%s", err.msg);
     /* one-file mode: a job with complete shards is kept for --resume; else nothing is left */
     if (fmt >= 0 && access(jobdir, F_OK) == 0) {
-      if (count_shards(jobdir) == 0) remove_job_dir(jobdir);
+      if (count_shards(jobdir) == 0)
+        remove_job_dir(jobdir);
       else if (!o.quiet)
-        fprintf(stderr, "bertcl: the partial job is kept in %s; rerun with --resume to "
-                "continue\n", jobdir);
+        fprintf(stderr,
+                "bertcl: the partial job is kept in %s; rerun with --resume to "
+                "continue\n",
+                jobdir);
     }
     goto done;
   }
@@ -395,9 +416,9 @@ int bc_cmd_extract(int argc, char **argv) {
             "%llu batches, %.2f s: %.1f rows/s, %.0f tokens/s on %s\n",
             (unsigned long long)stats.rows, (unsigned long long)stats.tokens,
             (unsigned long long)stats.truncated, jo.max_len,
-            jo.stride ? " (token features from stride windows)" : "",
-            (unsigned long long)stats.bad, (unsigned long long)stats.batches, stats.seconds,
-            stats.rows / t, stats.tokens / t, bertcl_ctx_device(ctx)->name);
+            jo.stride ? " (token features from stride windows)" : "", (unsigned long long)stats.bad,
+            (unsigned long long)stats.batches, stats.seconds, stats.rows / t, stats.tokens / t,
+            bertcl_ctx_device(ctx)->name);
   }
   if (fmt >= 0) {
     /* one file: the merge of the job's shards, in the requested format */
@@ -423,12 +444,13 @@ int bc_cmd_extract(int argc, char **argv) {
       goto done;
     }
     remove_job_dir(jobdir);
-    if (!o.quiet) fprintf(stderr, "bertcl: wrote %s (%llu rows)\n", o.output,
-                          (unsigned long long)rows);
+    if (!o.quiet)
+      fprintf(stderr, "bertcl: wrote %s (%llu rows)\n", o.output, (unsigned long long)rows);
   } else if (!o.quiet) {
-    fprintf(stderr, "bertcl: job directory %s (%llu shards written by this run); join with: "
-            "bertcl merge %s OUT.safetensors\n", o.output, (unsigned long long)stats.shards,
-            o.output);
+    fprintf(stderr,
+            "bertcl: job directory %s (%llu shards written by this run); join with: "
+            "bertcl merge %s OUT.safetensors\n",
+            o.output, (unsigned long long)stats.shards, o.output);
   }
   rc = 0;
 done:

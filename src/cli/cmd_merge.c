@@ -24,8 +24,10 @@ int bc_cmd_merge(int argc, char **argv) {
       bc_cli_error("merge: unknown option '%s' (see bertcl merge --help)", argv[i]);
       return 2;
     }
-    if (!dir) dir = argv[i];
-    else if (!out) out = argv[i];
+    if (!dir)
+      dir = argv[i];
+    else if (!out)
+      out = argv[i];
     else {
       bc_cli_error("merge: too many arguments (JOB_DIR OUTPUT)");
       return 2;

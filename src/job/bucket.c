@@ -15,8 +15,10 @@ static void msort(size_t *a, size_t *tmp, size_t n, const int *lens) {
   size_t i = 0, j = h, k = 0;
   while (i < h && j < n) {
     /* stable: take from the left run on ties */
-    if (lens[a[j]] < lens[a[i]]) tmp[k++] = a[j++];
-    else tmp[k++] = a[i++];
+    if (lens[a[j]] < lens[a[i]])
+      tmp[k++] = a[j++];
+    else
+      tmp[k++] = a[i++];
   }
   while (i < h) tmp[k++] = a[i++];
   while (j < n) tmp[k++] = a[j++];

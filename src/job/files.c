@@ -69,8 +69,8 @@ int bc_afile_commit(bc_err *err, bc_afile *f) {
     st = bc_fail(err, BERTCL_ERR_IO, "close of %s failed: %s", f->tmp, strerror(errno));
   f->fd = -1;
   if (st == BERTCL_OK && rename(f->tmp, f->path) != 0)
-    st = bc_fail(err, BERTCL_ERR_IO, "rename %s -> %s failed: %s", f->tmp, f->path,
-                 strerror(errno));
+    st =
+        bc_fail(err, BERTCL_ERR_IO, "rename %s -> %s failed: %s", f->tmp, f->path, strerror(errno));
   if (st != BERTCL_OK) {
     bc_afile_abort(f);
     return st;
@@ -132,7 +132,8 @@ int bc_st_header(bc_err *err, const bc_st_desc *t, size_t n, const char *const *
   if (nmeta) {
     json_t *m = json_object();
     json_object_set_new(root, "__metadata__", m);
-    for (size_t i = 0; i < nmeta; i++) json_object_set_new(m, meta_kv[2 * i], json_string(meta_kv[2 * i + 1]));
+    for (size_t i = 0; i < nmeta; i++)
+      json_object_set_new(m, meta_kv[2 * i], json_string(meta_kv[2 * i + 1]));
   }
   uint64_t off = 0;
   for (size_t i = 0; i < n; i++) {
@@ -170,22 +171,29 @@ int bc_st_header(bc_err *err, const bc_st_desc *t, size_t n, const char *const *
 /* ---- manifest --------------------------------------------------------------------------- */
 
 void bc_manifest_name(char *out, size_t n, int k, int nn) {
-  if (nn > 1) snprintf(out, n, "manifest-%d-of-%d.json", k, nn);
-  else snprintf(out, n, "manifest.json");
+  if (nn > 1)
+    snprintf(out, n, "manifest-%d-of-%d.json", k, nn);
+  else
+    snprintf(out, n, "manifest.json");
 }
 
 void bc_shard_file_name(char *out, size_t n, int k, int nn, size_t index) {
-  if (nn > 1) snprintf(out, n, "shard-%d-of-%d-%05zu.safetensors", k, nn, index);
-  else snprintf(out, n, "shard-%05zu.safetensors", index);
+  if (nn > 1)
+    snprintf(out, n, "shard-%d-of-%d-%05zu.safetensors", k, nn, index);
+  else
+    snprintf(out, n, "shard-%05zu.safetensors", index);
 }
 
 int bc_manifest_load(bc_err *err, const char *path, json_t **out) {
   json_error_t je;
   *out = NULL;
   json_t *m = json_load_file(path, 0, &je);
-  if (!m) return bc_fail(err, BERTCL_ERR_FORMAT, "%s: not valid JSON: %s (line %d)", path, je.text, je.line);
+  if (!m)
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: not valid JSON: %s (line %d)", path, je.text,
+                   je.line);
   const char *fmt = json_string_value(json_object_get(m, "format"));
-  if (!fmt || strcmp(fmt, BC_MANIFEST_FORMAT) != 0 || !json_is_array(json_object_get(m, "shards"))) {
+  if (!fmt || strcmp(fmt, BC_MANIFEST_FORMAT) != 0 ||
+      !json_is_array(json_object_get(m, "shards"))) {
     json_decref(m);
     return bc_fail(err, BERTCL_ERR_FORMAT, "%s: not a bertcl job manifest (format %s)", path,
                    BC_MANIFEST_FORMAT);
@@ -235,13 +243,14 @@ int bc_manifest_check(bc_err *err, const json_t *m, const json_t *input, const j
   if (!msg[0]) return BERTCL_OK;
   return bc_fail(err, BERTCL_ERR_INVALID_ARG,
                  "cannot resume: this run differs from the job in the output directory:%s\n"
-                 "rerun with the job's options, or write to a new output directory", msg);
+                 "rerun with the job's options, or write to a new output directory",
+                 msg);
 }
 
 int bc_job_meta(const json_t *m, const char **kv) {
   const json_t *o = json_object_get(m, "options");
-  const char *keys[] = {"pooling", "pool", "layers", "layers", "combine", "combine",
-                        "dtype", "dtype"};
+  const char *keys[] = {"pooling", "pool",    "layers", "layers",
+                        "combine", "combine", "dtype",  "dtype"};
   size_t n = 0;
   kv[2 * n] = "model";
   kv[2 * n++ + 1] = json_string_value(json_object_get(json_object_get(m, "model"), "dir"));

@@ -39,10 +39,10 @@ typedef enum {
 const char *bc_bad_kind_str(int kind);
 
 typedef struct {
-  char *text, *pair;  /* malloc'd, NULL when bad (pair NULL when absent) */
-  int bad;            /* bc_bad_kind */
-  size_t bad_at;      /* byte offset inside the line of the first invalid UTF-8 byte */
-  uint64_t lineno;    /* 1-based line number in the file */
+  char *text, *pair; /* malloc'd, NULL when bad (pair NULL when absent) */
+  int bad;           /* bc_bad_kind */
+  size_t bad_at;     /* byte offset inside the line of the first invalid UTF-8 byte */
+  uint64_t lineno;   /* 1-based line number in the file */
 } bc_record;
 
 void bc_record_clear(bc_record *r);
@@ -79,8 +79,8 @@ typedef struct {
 } bc_bucket_batch;
 
 typedef struct {
-  size_t n;             /* items */
-  size_t *order;        /* (n) item indices, in the order the batches take them */
+  size_t n;      /* items */
+  size_t *order; /* (n) item indices, in the order the batches take them */
   bc_bucket_batch *batches;
   size_t nbatches;
 } bc_bucket_plan;
@@ -142,8 +142,8 @@ int bc_manifest_save(bc_err *err, const char *path, const json_t *m);
 /* Compares what a resumed job would do with what the manifest recorded: input path and size,
  * model, options. On a difference returns BERTCL_ERR_INVALID_ARG naming every differing key
  * with both values. */
-int bc_manifest_check(bc_err *err, const json_t *manifest, const json_t *input,
-                      const json_t *model, const json_t *options);
+int bc_manifest_check(bc_err *err, const json_t *manifest, const json_t *input, const json_t *model,
+                      const json_t *options);
 
 /* safetensors __metadata__ of shard and merged files, from a manifest (model, pooling, layers,
  * combine, dtype, normalize, generator): kv gets up to 7 key/value pairs pointing into m;
@@ -161,17 +161,17 @@ typedef struct {
   int want[BC_JOB_NPOOL];
   int layers[64], nlayers;
   int combine, normalize;
-  int tokens, words;       /* words: 0 none, 1 first, 2 mean */
-  int max_len;             /* tokens per sequence (resolved, > 2) */
-  int stride;              /* 0 = truncate; > 0: windows overlapping by `stride` tokens */
-  int f16;                 /* --dtype f16 */
+  int tokens, words; /* words: 0 none, 1 first, 2 mean */
+  int max_len;       /* tokens per sequence (resolved, > 2) */
+  int stride;        /* 0 = truncate; > 0: windows overlapping by `stride` tokens */
+  int f16;           /* --dtype f16 */
   size_t shard_rows, window, max_tokens;
   int max_batch, bucket;
   int shard_k, shard_n;
   int resume, strict, quiet, threads;
-  int progress_tty;        /* progress as a bar (1) or a line every few seconds (0) */
-  double progress_every;   /* seconds between plain progress lines */
-  int fail_after_shards;   /* test hook: stop hard (as a kill) after this many shards, 0 = off */
+  int progress_tty;      /* progress as a bar (1) or a line every few seconds (0) */
+  double progress_every; /* seconds between plain progress lines */
+  int fail_after_shards; /* test hook: stop hard (as a kill) after this many shards, 0 = off */
 } bc_job_opts;
 
 typedef struct {
@@ -187,8 +187,8 @@ struct bc_encoder;
 /* Runs (or, with opts->resume, continues) a job into opts->outdir. The model, tokenizer,
  * context and encoder belong to the caller. */
 int bc_job_run(bc_err *err, const bc_job_opts *opts, const struct bertcl_model *model,
-               const struct bertcl_tokenizer *tok, struct bertcl_ctx *ctx,
-               struct bc_encoder *enc, bc_job_stats *stats);
+               const struct bertcl_tokenizer *tok, struct bertcl_ctx *ctx, struct bc_encoder *enc,
+               bc_job_stats *stats);
 
 /* Joins the shards listed by every manifest in dir (manifest.json, or manifest-K-of-N.json
  * for K = 0..N-1) into out: .npy (one dense output), .jsonl, else safetensors. Every shard's

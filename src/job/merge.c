@@ -65,7 +65,8 @@ static int load_set(bc_err *err, const char *dir, merge_set *s) {
       snprintf(path, sizeof path, "%s/%s", dir, name);
       if (access(path, F_OK) != 0)
         return bc_fail(err, BERTCL_ERR_MISSING,
-                       "%s: %s is missing: run bertcl extract --shard %d/%d first", dir, name, k, N);
+                       "%s: %s is missing: run bertcl extract --shard %d/%d first", dir, name, k,
+                       N);
       if ((st = bc_manifest_load(err, path, &s->man[k]))) return st;
     }
   }
@@ -74,7 +75,8 @@ static int load_set(bc_err *err, const char *dir, merge_set *s) {
     if (!json_is_true(json_object_get(m, "complete")))
       return bc_fail(err, BERTCL_ERR_INVALID_ARG,
                      "%s: job %d/%d is not complete (%lld rows done); finish it with bertcl "
-                     "extract --resume and the same options", dir, k, s->nman,
+                     "extract --resume and the same options",
+                     dir, k, s->nman,
                      (long long)json_integer_value(json_object_get(m, "rows_completed")));
     if (k == 0) continue;
     json_t *o0 = json_deep_copy(json_object_get(s->man[0], "options"));
@@ -90,7 +92,8 @@ static int load_set(bc_err *err, const char *dir, merge_set *s) {
     if (!same)
       return bc_fail(err, BERTCL_ERR_INVALID_ARG,
                      "%s: the manifests of shard 0 and shard %d differ in model, options or "
-                     "input; they are not parts of one job", dir, k);
+                     "input; they are not parts of one job",
+                     dir, k);
   }
   /* open and verify every shard */
   size_t total = 0;
@@ -111,8 +114,8 @@ static int load_set(bc_err *err, const char *dir, merge_set *s) {
       if (!sum || strcmp(sum, hx) != 0)
         return bc_fail(err, BERTCL_ERR_FORMAT,
                        "%s: checksum %s does not match the manifest's %s; the shard was changed "
-                       "or damaged (bertcl extract --resume recomputes it)", path, hx,
-                       sum ? sum : "-");
+                       "or damaged (bertcl extract --resume recomputes it)",
+                       path, hx, sum ? sum : "-");
       if ((st = bc_st_open(err, path, &s->sh[s->nsh]))) return st;
       s->nsh++;
     }
@@ -172,8 +175,10 @@ static int plan_tensors(bc_err *err, const merge_set *s, out_tensor *t, size_t *
   }
   const char *rag[2] = {"tokens", "words"};
   int on[2] = {json_is_true(json_object_get(o, "tokens")),
-               strcmp(json_string_value(json_object_get(o, "words")) ? json_string_value(
-                          json_object_get(o, "words")) : "none", "none") != 0};
+               strcmp(json_string_value(json_object_get(o, "words"))
+                          ? json_string_value(json_object_get(o, "words"))
+                          : "none",
+                      "none") != 0};
   for (int q = 0; q < 2; q++) {
     if (!on[q]) continue;
     out_tensor *x = &t[(*nt)++];
@@ -184,7 +189,8 @@ static int plan_tensors(bc_err *err, const merge_set *s, out_tensor *t, size_t *
     x->offsets = 0;
     for (size_t i = 0; i < s->nsh; i++) {
       const bc_st_tensor *st = bc_st_find(s->sh[i], rag[q]);
-      if (!st) return bc_fail(err, BERTCL_ERR_FORMAT, "%s has no tensor %s", bc_st_path(s->sh[i]), rag[q]);
+      if (!st)
+        return bc_fail(err, BERTCL_ERR_FORMAT, "%s has no tensor %s", bc_st_path(s->sh[i]), rag[q]);
       x->rows += (uint64_t)st->shape[0];
     }
     out_tensor *y = &t[(*nt)++];
@@ -202,8 +208,7 @@ static int plan_tensors(bc_err *err, const merge_set *s, out_tensor *t, size_t *
           (!t[q].offsets && (st->ndim != 2 || (uint64_t)st->shape[1] != t[q].width)) ||
           (t[q].offsets && st->ndim != 1))
         return bc_fail(err, BERTCL_ERR_FORMAT, "%s: tensor %s is missing or not %s (.., %llu)",
-                       bc_st_path(s->sh[i]), t[q].name, t[q].dtype,
-                       (unsigned long long)t[q].width);
+                       bc_st_path(s->sh[i]), t[q].name, t[q].dtype, (unsigned long long)t[q].width);
     }
   return BERTCL_OK;
 }
@@ -236,8 +241,7 @@ static int write_offsets(bc_err *err, bc_afile *f, const merge_set *s, const cha
   return st;
 }
 
-static int merge_st(bc_err *err, const merge_set *s, const out_tensor *t, size_t nt,
-                    bc_afile *f) {
+static int merge_st(bc_err *err, const merge_set *s, const out_tensor *t, size_t nt, bc_afile *f) {
   bc_st_desc d[8];
   for (size_t q = 0; q < nt; q++)
     d[q] = (bc_st_desc){t[q].name, t[q].dtype, t[q].offsets ? 1 : 2, {t[q].rows, t[q].width}};
@@ -262,12 +266,11 @@ static int merge_st(bc_err *err, const merge_set *s, const out_tensor *t, size_t
   return st;
 }
 
-static int merge_npy(bc_err *err, const merge_set *s, const out_tensor *t, size_t nt,
-                     bc_afile *f) {
+static int merge_npy(bc_err *err, const merge_set *s, const out_tensor *t, size_t nt, bc_afile *f) {
   if (nt != 1 || t[0].offsets)
     return bc_fail(err, BERTCL_ERR_INVALID_ARG,
-                   ".npy holds one array and this job has %zu outputs%s; merge to .safetensors",
-                   nt, nt == 1 ? "" : " (or ragged token/word features)");
+                   ".npy holds one array and this job has %zu outputs%s; merge to .safetensors", nt,
+                   nt == 1 ? "" : " (or ragged token/word features)");
   char hdr[4096];
   size_t hl = 0, shape[2] = {(size_t)t[0].rows, (size_t)t[0].width};
   int st = bc_npy_header(err, hdr, sizeof hdr, &hl, 2, shape,
@@ -301,15 +304,19 @@ static int merge_jsonl(bc_err *err, const merge_set *s, const out_tensor *t, siz
       const bc_st_tensor *x = bc_st_find(s->sh[i], t[q].name);
       if (t[q].offsets) {
         offb[q] = malloc(x->numel * 8);
-        if (!offb[q]) st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
+        if (!offb[q])
+          st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
         else
-          for (size_t r = 0; r < x->numel; r++) offb[q][r] = rd_i64((const unsigned char *)x->data + 8 * r);
+          for (size_t r = 0; r < x->numel; r++)
+            offb[q][r] = rd_i64((const unsigned char *)x->data + 8 * r);
         off[q] = offb[q];
         rows = x->numel - 1;
       } else {
         v[q] = malloc((x->numel ? x->numel : 1) * 4);
-        if (!v[q]) st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
-        else st = bc_st_read_f32(err, x, v[q], x->numel);
+        if (!v[q])
+          st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
+        else
+          st = bc_st_read_f32(err, x, v[q], x->numel);
         if (!(q + 1 < nt && t[q + 1].offsets)) rows = (uint64_t)x->shape[0];
       }
     }
@@ -357,11 +364,16 @@ int bc_job_merge(bc_err *err, const char *dir, const char *out, uint64_t *rows_o
   if (st == BERTCL_OK) st = bc_afile_open(err, &f, out);
   if (st == BERTCL_OK) {
     size_t l = strlen(out);
-    if (l >= 4 && strcmp(out + l - 4, ".npy") == 0) st = merge_npy(err, &s, t, nt, &f);
-    else if (l >= 6 && strcmp(out + l - 6, ".jsonl") == 0) st = merge_jsonl(err, &s, t, nt, &f);
-    else st = merge_st(err, &s, t, nt, &f);
-    if (st == BERTCL_OK) st = bc_afile_commit(err, &f);
-    else bc_afile_abort(&f);
+    if (l >= 4 && strcmp(out + l - 4, ".npy") == 0)
+      st = merge_npy(err, &s, t, nt, &f);
+    else if (l >= 6 && strcmp(out + l - 6, ".jsonl") == 0)
+      st = merge_jsonl(err, &s, t, nt, &f);
+    else
+      st = merge_st(err, &s, t, nt, &f);
+    if (st == BERTCL_OK)
+      st = bc_afile_commit(err, &f);
+    else
+      bc_afile_abort(&f);
   }
   if (st == BERTCL_OK && rows_out) *rows_out = rows;
   set_free(&s);

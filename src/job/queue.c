@@ -39,8 +39,10 @@ int bc_queue_push(bc_queue *q, void *item) {
     free(node);
     return -1;
   }
-  if (q->tail) q->tail->next = node;
-  else q->head = node;
+  if (q->tail)
+    q->tail->next = node;
+  else
+    q->head = node;
   q->tail = node;
   q->n++;
   pthread_cond_broadcast(&q->cv);

@@ -20,7 +20,7 @@ typedef struct {
 } bc_queue;
 
 int bc_queue_init(bc_queue *q, size_t depth);
-void bc_queue_destroy(bc_queue *q); /* frees nodes, not items */
+void bc_queue_destroy(bc_queue *q);         /* frees nodes, not items */
 int bc_queue_push(bc_queue *q, void *item); /* 0 ok, -1 aborted or out of memory */
 void *bc_queue_pop(bc_queue *q);            /* NULL when aborted */
 void bc_queue_abort(bc_queue *q);

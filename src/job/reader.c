@@ -11,12 +11,18 @@
 
 const char *bc_bad_kind_str(int kind) {
   switch (kind) {
-    case BC_BAD_NONE: return "ok";
-    case BC_BAD_UTF8: return "invalid UTF-8";
-    case BC_BAD_JSON: return "not a JSON object with a \"text\" string";
-    case BC_BAD_COLUMN: return "missing TSV column";
-    case BC_BAD_NUL: return "NUL byte in the line";
-    default: return "bad line";
+    case BC_BAD_NONE:
+      return "ok";
+    case BC_BAD_UTF8:
+      return "invalid UTF-8";
+    case BC_BAD_JSON:
+      return "not a JSON object with a \"text\" string";
+    case BC_BAD_COLUMN:
+      return "missing TSV column";
+    case BC_BAD_NUL:
+      return "NUL byte in the line";
+    default:
+      return "bad line";
   }
 }
 
@@ -47,15 +53,24 @@ size_t bc_utf8_valid_prefix(const unsigned char *s, size_t n) {
     }
     size_t k;
     unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) k = 1;
-    else if (c == 0xE0) k = 2, lo = 0xA0;
-    else if (c >= 0xE1 && c <= 0xEC) k = 2;
-    else if (c == 0xED) k = 2, hi = 0x9F;
-    else if (c >= 0xEE && c <= 0xEF) k = 2;
-    else if (c == 0xF0) k = 3, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) k = 3;
-    else if (c == 0xF4) k = 3, hi = 0x8F;
-    else return i;
+    if (c >= 0xC2 && c <= 0xDF)
+      k = 1;
+    else if (c == 0xE0)
+      k = 2, lo = 0xA0;
+    else if (c >= 0xE1 && c <= 0xEC)
+      k = 2;
+    else if (c == 0xED)
+      k = 2, hi = 0x9F;
+    else if (c >= 0xEE && c <= 0xEF)
+      k = 2;
+    else if (c == 0xF0)
+      k = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+      k = 3;
+    else if (c == 0xF4)
+      k = 3, hi = 0x8F;
+    else
+      return i;
     if (i + k >= n) return i; /* truncated sequence */
     if (s[i + 1] < lo || s[i + 1] > hi) return i;
     for (size_t j = 2; j <= k; j++)
@@ -106,7 +121,8 @@ int bc_reader_open(bc_err *err, const char *path, bc_input_kind kind, const char
                    shard_n);
   int is_stdin = strcmp(path, "-") == 0;
   if (is_stdin && shard_n > 1)
-    return bc_fail(err, BERTCL_ERR_INVALID_ARG, "--shard K/N needs a regular input file, not stdin");
+    return bc_fail(err, BERTCL_ERR_INVALID_ARG,
+                   "--shard K/N needs a regular input file, not stdin");
   bc_reader *r = calloc(1, sizeof *r);
   if (!r) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
   r->path = path;
@@ -205,9 +221,7 @@ void bc_reader_close(bc_reader *r) {
 
 uint64_t bc_reader_size(const bc_reader *r) { return r->size; }
 uint64_t bc_reader_range_start(const bc_reader *r) { return r->start; }
-uint64_t bc_reader_range_end(const bc_reader *r) {
-  return r->end == UINT64_MAX ? r->size : r->end;
-}
+uint64_t bc_reader_range_end(const bc_reader *r) { return r->end == UINT64_MAX ? r->size : r->end; }
 uint64_t bc_reader_offset(const bc_reader *r) { return r->off; }
 uint64_t bc_reader_hash(const bc_reader *r) { return r->hash; }
 

@@ -53,10 +53,10 @@ typedef struct {
   size_t bad_at;
   uint64_t lineno;
   int truncated;
-  int ntok;            /* tokens of the row's output (stitched for stride windows) */
-  int32_t *wids;       /* (ntok) word ids of the full text; stride rows only */
+  int ntok;      /* tokens of the row's output (stitched for stride windows) */
+  int32_t *wids; /* (ntok) word ids of the full text; stride rows only */
   int nwords;
-  size_t first_item;   /* into window->items */
+  size_t first_item; /* into window->items */
   int nitems;
   int *src_item, *src_pos; /* (ntok) stride rows: window (relative) and position of token t */
 } row_info;
@@ -72,11 +72,11 @@ typedef struct window {
   uint64_t input_end, input_hash;
   int shard_end;
   /* filled by the writer */
-  float *pooled;   /* (nrows, pw) */
-  float **itok;    /* (nitems) -> (len, width) token features */
-  float **iword;   /* (nitems) -> (nwords, width) word features (device path) */
-  size_t *inw;     /* (nitems) word rows */
-  int remaining;   /* batches not yet consumed by the writer */
+  float *pooled; /* (nrows, pw) */
+  float **itok;  /* (nitems) -> (len, width) token features */
+  float **iword; /* (nitems) -> (nwords, width) word features (device path) */
+  size_t *inw;   /* (nitems) word rows */
+  int remaining; /* batches not yet consumed by the writer */
 } window;
 
 typedef struct {
@@ -103,9 +103,9 @@ typedef struct {
   int C, width, pw, npool, poolw[BC_JOB_NPOOL];
   int device_words; /* word features pooled on the device (no stride) */
   bc_reader *rd;
-  bc_queue wq;   /* producer -> device: windows */
-  bc_queue mq;   /* device -> writer: messages */
-  bc_queue sq;   /* writer -> device: free slots */
+  bc_queue wq; /* producer -> device: windows */
+  bc_queue mq; /* device -> writer: messages */
+  bc_queue sq; /* writer -> device: free slots */
   slot slots[2];
   pthread_mutex_t mu;
   bc_err err;
@@ -118,7 +118,7 @@ typedef struct {
   /* shards (writer) */
   json_t *manifest;
   char manifest_path[4096];
-  uint64_t row_base;   /* first row of the current shard */
+  uint64_t row_base; /* first row of the current shard */
   size_t shard_index;
   uint64_t rows_written;
   float *sp[BC_JOB_NPOOL];
@@ -217,8 +217,8 @@ static void *tok_worker(void *arg) {
     bertcl_tokenize_options topt = {.max_length = (size_t)o->max_len};
     bertcl_encoding *e = NULL, *full = NULL;
     const char *pair = rec->pair && rec->pair[0] ? rec->pair : NULL;
-    if (bertcl_tokenizer_encode(j->tok, rec->text, strlen(rec->text), pair,
-                                pair ? strlen(pair) : 0, &topt, &e) != BERTCL_OK) {
+    if (bertcl_tokenizer_encode(j->tok, rec->text, strlen(rec->text), pair, pair ? strlen(pair) : 0,
+                                &topt, &e) != BERTCL_OK) {
       tt->st = bc_fail(&tt->err, BERTCL_ERR_INVALID_ARG, "line %llu: %s",
                        (unsigned long long)rec->lineno, bertcl_last_error(NULL));
       break;
@@ -338,8 +338,10 @@ static void print_bad(job *j, const window *w, size_t r) {
   char wh[4096 + 200];
   bad_where(wh, sizeof wh, j->o, ri->lineno, ri->bad, ri->bad_at);
   if (nbad <= 20)
-    fprintf(stderr, "bertcl: warning: %s; row %llu is kept with NaN features and no tokens "
-            "(--strict stops instead)\n", wh, (unsigned long long)(w->row0 + r));
+    fprintf(stderr,
+            "bertcl: warning: %s; row %llu is kept with NaN features and no tokens "
+            "(--strict stops instead)\n",
+            wh, (unsigned long long)(w->row0 + r));
   else if (nbad == 21)
     fprintf(stderr, "bertcl: warning: more bad lines; they are listed in the manifest\n");
 }
@@ -402,8 +404,12 @@ static int make_window(job *j, uint64_t row0, window **out, int *eof) {
   pthread_t th[64];
   if (nt > 64) nt = 64;
   for (int t = 0; t < nt; t++) {
-    tasks[t] = (tok_task){.j = j, .recs = recs, .rows = w->rows, .items = its,
-                          .a = n * (size_t)t / (size_t)nt, .b = n * (size_t)(t + 1) / (size_t)nt};
+    tasks[t] = (tok_task){.j = j,
+                          .recs = recs,
+                          .rows = w->rows,
+                          .items = its,
+                          .a = n * (size_t)t / (size_t)nt,
+                          .b = n * (size_t)(t + 1) / (size_t)nt};
   }
   int started = 0;
   for (int t = 1; t < nt; t++) {
@@ -546,13 +552,15 @@ static void progress(job *j, int final) {
     char bar[31];
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\r[%s] %3.0f%% %llu rows  %.0f rows/s  %.0f tok/s  ETA %s   ", bar,
-            frac * 100, (unsigned long long)rows, rows / el, toks / el, final ? "0s" : eta);
+    fprintf(stderr, "\r[%s] %3.0f%% %llu rows  %.0f rows/s  %.0f tok/s  ETA %s   ", bar, frac * 100,
+            (unsigned long long)rows, rows / el, toks / el, final ? "0s" : eta);
     if (final) fputc('\n', stderr);
     j->printed = 1;
   } else if (!final) {
-    fprintf(stderr, "bertcl: %llu rows (%.0f%% of the input read), %.0f rows/s, %.0f tokens/s, "
-            "ETA %s\n", (unsigned long long)rows, frac * 100, rows / el, toks / el, eta);
+    fprintf(stderr,
+            "bertcl: %llu rows (%.0f%% of the input read), %.0f rows/s, %.0f tokens/s, "
+            "ETA %s\n",
+            (unsigned long long)rows, frac * 100, rows / el, toks / el, eta);
   }
   fflush(stderr);
 }
@@ -656,20 +664,24 @@ static int write_shard(job *j, bc_err *e, uint64_t input_end, uint64_t input_has
   free(hdr);
   for (size_t i = 0; i < nd && st == BERTCL_OK; i++) {
     size_t numel = d[i].ndim == 2 ? d[i].shape[0] * d[i].shape[1] : d[i].shape[0];
-    if (isf[i]) st = write_floats(e, &f, data[i], numel, o->f16);
-    else st = bc_afile_write(e, &f, data[i], numel * 8);
+    if (isf[i])
+      st = write_floats(e, &f, data[i], numel, o->f16);
+    else
+      st = bc_afile_write(e, &f, data[i], numel * 8);
   }
-  if (st == BERTCL_OK) st = bc_afile_commit(e, &f);
-  else bc_afile_abort(&f);
+  if (st == BERTCL_OK)
+    st = bc_afile_commit(e, &f);
+  else
+    bc_afile_abort(&f);
   if (st) return st;
   /* manifest */
   char h1[17], h2[17];
-  json_t *sh = json_pack("{s:s, s:[I, I], s:I, s:s, s:s, s:I, s:I, s:I, s:o}", "file", name,
-                         "rows", (json_int_t)j->row_base, (json_int_t)(j->row_base + R),
-                         "input_end", (json_int_t)input_end, "input_hash",
-                         hex64(h1, input_hash), "checksum", hex64(h2, f.hash), "bytes",
-                         (json_int_t)f.bytes, "tokens", (json_int_t)j->s_tokens, "truncated",
-                         (json_int_t)j->s_trunc, "bad_rows", json_copy(j->s_bad));
+  json_t *sh =
+      json_pack("{s:s, s:[I, I], s:I, s:s, s:s, s:I, s:I, s:I, s:o}", "file", name, "rows",
+                (json_int_t)j->row_base, (json_int_t)(j->row_base + R), "input_end",
+                (json_int_t)input_end, "input_hash", hex64(h1, input_hash), "checksum",
+                hex64(h2, f.hash), "bytes", (json_int_t)f.bytes, "tokens", (json_int_t)j->s_tokens,
+                "truncated", (json_int_t)j->s_trunc, "bad_rows", json_copy(j->s_bad));
   json_array_append_new(json_object_get(j->manifest, "shards"), sh);
   json_object_set_new(j->manifest, "rows_completed", json_integer((json_int_t)(j->row_base + R)));
   st = bc_manifest_save(e, j->manifest_path, j->manifest);
@@ -939,8 +951,7 @@ static int run_batch(job *j, bc_err *e, window *w, const size_t *idx, size_t n, 
       *cap_b = nb / 2;
       if (!o->quiet) {
         if (o->progress_tty && j->printed) fputc('\n', stderr);
-        fprintf(stderr, "bertcl: device out of memory at batch %d; retrying with %d\n", nb,
-                *cap_b);
+        fprintf(stderr, "bertcl: device out of memory at batch %d; retrying with %d\n", nb, *cap_b);
       }
       continue;
     }
@@ -969,8 +980,8 @@ static int run_batch(job *j, bc_err *e, window *w, const size_t *idx, size_t n, 
       if (k == BC_JOB_POOLER)
         st = bc_encoder_read_pooler(j->enc, out + off * nb);
       else
-        st = bc_encoder_read_pooled(j->enc, pool_modes[k], o->combine, o->normalize,
-                                    out + off * nb);
+        st =
+            bc_encoder_read_pooled(j->enc, pool_modes[k], o->combine, o->normalize, out + off * nb);
       off += (size_t)j->poolw[k];
     }
     if (st == BERTCL_OK && j->npool > 1) {
@@ -1000,8 +1011,8 @@ static int run_batch(job *j, bc_err *e, window *w, const size_t *idx, size_t n, 
         *e = j->ctx->err;
     }
     if (st == BERTCL_OK && w->iword) {
-      st = bc_encoder_read_words(j->enc, pb->wids, o->words, o->combine,
-                                 out + pooled_n + tok_n, &got);
+      st = bc_encoder_read_words(j->enc, pb->wids, o->words, o->combine, out + pooled_n + tok_n,
+                                 &got);
       if (st == BERTCL_OK && got != nwords)
         st = bc_fail(e, BERTCL_ERR_INTERNAL, "read %zu word rows, expected %zu", got, nwords);
       else if (st != BERTCL_OK)
@@ -1020,8 +1031,14 @@ static int run_batch(job *j, bc_err *e, window *w, const size_t *idx, size_t n, 
       return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory");
     }
     memcpy(ix, idx + pos, (size_t)nb * sizeof *ix);
-    *m = (wmsg){.kind = 0, .w = w, .idx = ix, .nb = nb, .s = s, .pooled_off = 0,
-                .tok_off = pooled_n, .word_off = pooled_n + tok_n};
+    *m = (wmsg){.kind = 0,
+                .w = w,
+                .idx = ix,
+                .nb = nb,
+                .s = s,
+                .pooled_off = 0,
+                .tok_off = pooled_n,
+                .word_off = pooled_n + tok_n};
     if (bc_queue_push(&j->mq, m) != 0) {
       free(ix);
       free(m);
@@ -1096,16 +1113,18 @@ static json_t *options_json(const bc_job_opts *o) {
   job_meta(o, pools, sizeof pools, layers, sizeof layers);
   snprintf(shard, sizeof shard, "%d/%d", o->shard_k, o->shard_n);
   const char *kinds[] = {"plain", "jsonl", "tsv"};
-  return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:b, s:b, s:s, s:i, s:i, s:s, s:I, s:I, s:I, "
-                   "s:i, s:b, s:s, s:b}",
-                   "input_format", kinds[o->input_kind], "column", o->column, "pool", pools,
-                   "layers", layers, "combine", combine_name(o->combine), "normalize",
-                   o->normalize, "tokens", o->tokens, "words",
-                   o->words == 1 ? "first" : o->words == 2 ? "mean" : "none", "max_len",
-                   o->max_len, "stride", o->stride, "dtype", o->f16 ? "f16" : "f32",
-                   "shard_rows", (json_int_t)o->shard_rows, "window", (json_int_t)o->window,
-                   "max_tokens", (json_int_t)o->max_tokens, "batch_size", o->max_batch,
-                   "bucket", o->bucket, "shard", shard, "strict", o->strict);
+  return json_pack(
+      "{s:s, s:s?, s:s, s:s, s:s, s:b, s:b, s:s, s:i, s:i, s:s, s:I, s:I, s:I, "
+      "s:i, s:b, s:s, s:b}",
+      "input_format", kinds[o->input_kind], "column", o->column, "pool", pools, "layers", layers,
+      "combine", combine_name(o->combine), "normalize", o->normalize, "tokens", o->tokens, "words",
+      o->words == 1   ? "first"
+      : o->words == 2 ? "mean"
+                      : "none",
+      "max_len", o->max_len, "stride", o->stride, "dtype", o->f16 ? "f16" : "f32", "shard_rows",
+      (json_int_t)o->shard_rows, "window", (json_int_t)o->window, "max_tokens",
+      (json_int_t)o->max_tokens, "batch_size", o->max_batch, "bucket", o->bucket, "shard", shard,
+      "strict", o->strict);
 }
 
 static json_t *model_json(const bc_job_opts *o, const bc_config *cfg) {
@@ -1169,8 +1188,10 @@ static int resume_from(job *j, bc_err *e, json_t *m, uint64_t *row0) {
              (json_int_t)fs == json_integer_value(json_object_get(s, "bytes"));
     if (!ok) {
       if (!o->quiet)
-        fprintf(stderr, "bertcl: %s is missing or does not match its checksum; it and the "
-                "shards after it are computed again\n", path);
+        fprintf(stderr,
+                "bertcl: %s is missing or does not match its checksum; it and the "
+                "shards after it are computed again\n",
+                path);
       break;
     }
     keep = i + 1;
@@ -1191,9 +1212,10 @@ static int resume_from(job *j, bc_err *e, json_t *m, uint64_t *row0) {
     return bc_fail(e, BERTCL_ERR_INVALID_ARG,
                    "cannot resume: the input %s changed: its first %llu rows (bytes %llu..%llu) "
                    "no longer match what the completed shards were made from (hash %s, now %s)."
-                   " Start a new job in a new output directory", o->input,
-                   (unsigned long long)rows, (unsigned long long)bc_reader_range_start(j->rd),
-                   (unsigned long long)end, hash ? hash : "-", hex64(h, bc_reader_hash(j->rd)));
+                   " Start a new job in a new output directory",
+                   o->input, (unsigned long long)rows,
+                   (unsigned long long)bc_reader_range_start(j->rd), (unsigned long long)end,
+                   hash ? hash : "-", hex64(h, bc_reader_hash(j->rd)));
   *row0 = rows;
   j->shard_index = keep;
   j->row_base = rows;
@@ -1203,16 +1225,16 @@ static int resume_from(job *j, bc_err *e, json_t *m, uint64_t *row0) {
 }
 
 int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *model,
-               const struct bertcl_tokenizer *tok, struct bertcl_ctx *ctx,
-               struct bc_encoder *enc, bc_job_stats *stats) {
+               const struct bertcl_tokenizer *tok, struct bertcl_ctx *ctx, struct bc_encoder *enc,
+               bc_job_stats *stats) {
   memset(stats, 0, sizeof *stats);
   const bc_config *cfg = bc_model_config(model);
   if (o->shard_rows == 0 || o->window == 0 || o->max_batch < 1 || o->max_len < 3 ||
       o->nlayers < 1 || (o->stride && o->stride > o->max_len - 3))
     return bc_fail(err, BERTCL_ERR_INVALID_ARG,
                    "bad job options (shard rows %zu, window %zu, batch %d, max_len %d, stride %d:"
-                   " the stride must be below max_len - 2)", o->shard_rows, o->window,
-                   o->max_batch, o->max_len, o->stride);
+                   " the stride must be below max_len - 2)",
+                   o->shard_rows, o->window, o->max_batch, o->max_len, o->stride);
   if (o->max_len > cfg->max_position)
     return bc_fail(err, BERTCL_ERR_INVALID_ARG, "--max-len %d exceeds the model's %d positions",
                    o->max_len, cfg->max_position);
@@ -1247,8 +1269,8 @@ int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *mod
                  strerror(errno));
     goto done;
   }
-  if ((st = bc_reader_open(err, o->input, o->input_kind, o->column, o->shard_k, o->shard_n,
-                           &j->rd)))
+  if ((st =
+           bc_reader_open(err, o->input, o->input_kind, o->column, o->shard_k, o->shard_n, &j->rd)))
     goto done;
   char mname[64];
   bc_manifest_name(mname, sizeof mname, o->shard_k, o->shard_n);
@@ -1264,7 +1286,8 @@ int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *mod
     if (!o->resume) {
       st = bc_fail(err, BERTCL_ERR_INVALID_ARG,
                    "%s already holds a job (%s); add --resume to continue it, or write to a new "
-                   "output directory", o->outdir, mname);
+                   "output directory",
+                   o->outdir, mname);
       goto done;
     }
     if ((st = bc_manifest_load(err, j->manifest_path, &m))) goto done;
