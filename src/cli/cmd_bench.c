@@ -294,11 +294,12 @@ static int run_variant(bertcl_ctx *ctx, bc_encoder *enc, const bc_config *cfg, c
         layer += tm.device.median;
         if (first_point) first_calls += tm.first_ms;
         json_array_append_new(
-            jg, json_pack("{s:i, s:i, s:s, s:i, s:i, s:i, s:i, s:b, s:b, s:f, s:f, s:o, s:f, "
-                          "s:s, s:f, s:o}",
+            jg, json_pack("{s:i, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:b, s:f, s:f, s:o, "
+                          "s:f, s:s, s:f, s:o}",
                           "batch", B, "seq", T, "shape", shapes[i].name, "m", (int)shapes[i].m,
                           "n", (int)shapes[i].n, "k", (int)shapes[i].k, "batch_count",
-                          (int)shapes[i].batch, "trans_a", shapes[i].trans_a, "trans_b",
+                          (int)shapes[i].batch, "b_offset", (int)shapes[i].b_off, "trans_a",
+                          shapes[i].trans_a, "trans_b",
                           shapes[i].trans_b, "flops", fl, "first_ms", tm.first_ms, "device_ms",
                           stats_json(&tm.device), "wall_ms", tm.wall_ms, "timing",
                           tm.from_events ? "events" : "wall", "tflops", tf, "peak_fraction",

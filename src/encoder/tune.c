@@ -32,12 +32,13 @@ void bc_encoder_gemm_shapes(const bc_config *c, int B, int T,
                             bc_gemm_shape out[BC_ENCODER_NSHAPES]) {
   size_t N = (size_t)B * (size_t)T, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
   size_t NH = (size_t)c->num_heads, HS = C / NH, Tz = (size_t)T;
-  out[0] = (bc_gemm_shape){"qkv", 0, 1, N, 3 * C, C, 1};
-  out[1] = (bc_gemm_shape){"attn_out", 0, 1, N, C, C, 1};
-  out[2] = (bc_gemm_shape){"ffn_up", 0, 1, N, I, C, 1};
-  out[3] = (bc_gemm_shape){"ffn_down", 0, 1, N, C, I, 1};
-  out[4] = (bc_gemm_shape){"attn_scores", 0, 1, Tz, Tz, HS, (size_t)B * NH};
-  out[5] = (bc_gemm_shape){"attn_context", 0, 0, Tz, HS, Tz, (size_t)B * NH};
+  const size_t W = 256; /* weights: inside the weight buffer */
+  out[0] = (bc_gemm_shape){"qkv", 0, 1, N, 3 * C, C, 1, W};
+  out[1] = (bc_gemm_shape){"attn_out", 0, 1, N, C, C, 1, W};
+  out[2] = (bc_gemm_shape){"ffn_up", 0, 1, N, I, C, 1, W};
+  out[3] = (bc_gemm_shape){"ffn_down", 0, 1, N, C, I, 1, W};
+  out[4] = (bc_gemm_shape){"attn_scores", 0, 1, Tz, Tz, HS, (size_t)B * NH, 0};
+  out[5] = (bc_gemm_shape){"attn_context", 0, 0, Tz, HS, Tz, (size_t)B * NH, 0};
 }
 
 double bc_gemm_shape_flops(const bc_gemm_shape *s) {
@@ -104,7 +105,8 @@ int bc_gemm_bufs_alloc(bertcl_ctx *ctx, const bc_gemm_shape *s, int n, bc_gemm_b
   memset(out, 0, sizeof *out);
   for (int i = 0; i < n; i++) {
     size_t bt = s[i].batch ? s[i].batch : 1;
-    size_t a = s[i].m * s[i].k * bt, b = s[i].k * s[i].n * bt, c = s[i].m * s[i].n * bt;
+    size_t a = s[i].m * s[i].k * bt, b = s[i].k * s[i].n * bt + s[i].b_off,
+           c = s[i].m * s[i].n * bt;
     if (a > out->a_n) out->a_n = a;
     if (b > out->b_n) out->b_n = b;
     if (c > out->c_n) out->c_n = c;
@@ -192,8 +194,8 @@ fail:
 
 static bc_gemm_args shape_args(const bc_gemm_bufs *b, const bc_gemm_shape *s) {
   bc_gemm_args g = {.trans_a = s->trans_a, .trans_b = s->trans_b, .m = s->m, .n = s->n,
-                    .k = s->k, .alpha = 1.0f, .beta = 0.0f, .a = b->a, .b = b->b, .c = b->c,
-                    .batch = s->batch};
+                    .k = s->k, .alpha = 1.0f, .beta = 0.0f, .a = b->a, .b = b->b,
+                    .b_off = s->b_off, .c = b->c, .batch = s->batch};
   g.lda = s->trans_a ? s->m : s->k;
   g.ldb = s->trans_b ? s->k : s->n;
   g.ldc = s->n;

@@ -15,6 +15,8 @@ typedef struct {
   int trans_a, trans_b;
   size_t m, n, k;
   size_t batch; /* 1, or B*NH for the attention products */
+  size_t b_off; /* offset of B (floats): the encoder's weights sit inside one buffer, which makes
+                   CLBlast's indirect path copy them; timing at offset 0 would hide that */
 } bc_gemm_shape;
 
 /* The six products of one layer for a (B, T) batch. */
