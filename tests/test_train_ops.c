@@ -80,8 +80,9 @@ static void test_layernorm_bwd(void **state) {
           *dout = rnd(&r, (size_t)N * C, -1, 1);
     float *dx = calloc((size_t)N * C, 4), *dw = calloc(C, 4), *db = calloc(C, 4);
     ref_layernorm_bwd(dx, dw, db, dout, x, w, 1e-12f, N, C);
-    float *gdy = malloc((size_t)N * C * 4), *gdw = calloc(C, 4), *gdb = calloc(C, 4);
-    cl_mem ddy = up(f, gdy, (size_t)N * C * 4), dst = up(f, gdy, (size_t)N * 2 * 4 + 4),
+    float *gdy = calloc((size_t)N * C, 4), *gdw = calloc(C, 4), *gdb = calloc(C, 4);
+    float *stats = calloc((size_t)N * 2, 4); /* (N, 2) */
+    cl_mem ddy = up(f, gdy, (size_t)N * C * 4), dst = up(f, stats, (size_t)N * 2 * 4),
            ddw = up(f, gdw, C * 4), ddb = up(f, gdb, C * 4), ddo = up(f, dout, (size_t)N * C * 4),
            dxx = up(f, x, (size_t)N * C * 4), dww = up(f, w, C * 4);
     OK(bc_op_layernorm_bwd(f->ctx, &f->ops, ddy, dst, ddw, ddb, ddo, dxx, dww, 1e-12f, N, C));
@@ -98,6 +99,7 @@ static void test_layernorm_bwd(void **state) {
     cl_mem ms[] = {ddy, dst, ddw, ddb, ddo, dxx, dww};
     for (int i = 0; i < 7; i++) clReleaseMemObject(ms[i]);
     free(x); free(w); free(dout); free(dx); free(dw); free(db); free(gdy); free(gdw); free(gdb);
+    free(stats);
   }
 }
 
