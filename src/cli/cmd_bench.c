@@ -545,7 +545,8 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
   }
   json_object_set_new(jd, "finetune_step_ms", json_null());
   json_object_set_new(jd, "finetune_note",
-                      json_string("not measured: fine-tuning is not implemented yet"));
+                      json_string("not measured: bertcl bench does not time fine-tuning steps "
+                                  "yet (bertcl finetune and bench/finetune_sst2.sh do)"));
 
   /* the table */
   printf("\nGEMM per call (device time, median)       %s\n",
@@ -601,7 +602,8 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
                ms / vr[1]->enc_ms[p]);
       printf("\n");
     }
-  printf("fine-tuning step: not measured (fine-tuning is not implemented yet)\n");
+  printf("fine-tuning step: not measured by bench yet (see bertcl finetune, "
+         "bench/finetune_sst2.sh)\n");
   *failed = 0;
 done:
   bc_encoder_free(enc);
