@@ -609,10 +609,10 @@ static void test_stride_windows(void **state) {
   char *log = NULL;
   snprintf(in, sizeof in, "%s/long.txt", x.dir);
   snprintf(out, sizeof out, "%s/s.safetensors", x.dir);
-  const char *texts[] = {"short text here",
-                         "the quick brown fox jumps over the lazy dog and then the cat sat on "
-                         "the mat again and again until the end of the world hello world",
-                         "a b"};
+  static const char long_text[] =
+      "the quick brown fox jumps over the lazy dog and then the cat sat on "
+      "the mat again and again until the end of the world hello world";
+  const char *texts[] = {"short text here", long_text, "a b"};
   FILE *f = fopen(in, "w");
   for (int i = 0; i < 3; i++) fprintf(f, "%s\n", texts[i]);
   fclose(f);

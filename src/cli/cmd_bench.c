@@ -726,7 +726,7 @@ int bc_cmd_bench(int argc, char **argv) {
   bo.g.ns = 2;
   bo.g.seqs[0] = 128, bo.g.seqs[1] = 512;
   int seq_given = 0;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) { /* every option takes a value */
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) {
       bc_cli_error("bench: unknown option or missing value '%s' (see bertcl bench --help)", a);
@@ -764,7 +764,6 @@ int bc_cmd_bench(int argc, char **argv) {
       bc_cli_error("bench: unknown option '%s' (see bertcl bench --help)", a);
       return 2;
     }
-    i++;
   }
   if (bo.config && bo.model_dir) {
     bc_cli_error("bench: give --config or --model, not both");
