@@ -10,6 +10,10 @@
 # the first N_TRAIN rows of train.tsv (default 2000; 0 = all 67349); dev.tsv is used whole (872).
 # Environment: BERTCL (binary, default build/bertcl), BERTCL_DEVICE, PYTHON (default python3),
 # OUT (work directory, default /tmp/bertcl-sst2).
+#
+# Measured 2026-11-26, all-MiniLM-L6-v2, first 2000 rows, 2 epochs, lr 5e-5, batch 32, max-len 64,
+# seed 42, on 2 CPU cores: bertcl (PoCL) dev accuracy 0.8016 (1390 s, about 2.5 examples/s);
+# PyTorch 2.15 fp32 (2 threads) 0.7993 (74 s of training). No GPU figures yet.
 set -eu
 SST2=${1:?usage: $0 SST2_DIR [MODEL_DIR] [N_TRAIN] [EPOCHS] [LR] [BATCH] [MAX_LEN] [SEED]}
 MODEL=${2:-models/all-MiniLM-L6-v2}
