@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "train_fixture.h"
 
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -83,12 +84,6 @@ static double *to_d(const float *x, size_t n) {
   assert_non_null(d);
   for (size_t i = 0; i < n; i++) d[i] = x[i];
   return d;
-}
-
-static float *zeros_f(size_t n) {
-  float *x = calloc(n ? n : 1, sizeof(float));
-  assert_non_null(x);
-  return x;
 }
 
 static double dot_d(const double *a, const double *b, size_t n) {
@@ -854,118 +849,6 @@ static void test_cls_fd_random(void **state) {
 /* ------------------------------------------------------------------------------------------ */
 /* Tiny model against transformers (tests/gen/gen_train_fixtures.py)                           */
 
-typedef struct {
-  bertcl_model *m;
-  bc_config cfg;
-  bc_st_file *fx;
-  int B, T;
-  int32_t *ids, *types, *mask, *labels;
-  float *targets;
-} tiny;
-
-static void tiny_open(tiny *t) {
-  memset(t, 0, sizeof *t);
-  char dir[1024], path[1200];
-  bc_test_data_path(dir, sizeof dir, "tiny-bert");
-  if (bertcl_model_load(&t->m, dir) != BERTCL_OK)
-    fail_msg("bertcl_model_load %s: %s", dir, bertcl_last_error(NULL));
-  t->cfg = *bc_model_config(t->m);
-  t->fx = bc_test_fixture_open("tiny-train-ref.safetensors");
-  /* the fixture was made from this model file */
-  const char *want = bc_st_metadata(t->fx, "model_fnv1a64");
-  assert_non_null(want);
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
-  char *data = NULL, got[17];
-  size_t len = 0;
-  bc_err err = {0};
-  if (bc_read_file(&err, path, &data, &len) != BERTCL_OK) fail_msg("%s", err.msg);
-  snprintf(got, sizeof got, "%016llx", (unsigned long long)bc_fnv1a64(BC_FNV_INIT, data, len));
-  free(data);
-  if (strcmp(got, want))
-    fail_msg("%s (FNV-1a %s) is not the model tiny-train-ref.safetensors was made from (%s): "
-             "rerun tests/gen/gen_train_fixtures.py",
-             path, got, want);
-  int64_t shape[2];
-  t->ids = bc_test_fixture_i32(t->fx, "input_ids", 0, shape);
-  t->B = (int)shape[0];
-  t->T = (int)shape[1];
-  size_t BT = (size_t)t->B * t->T;
-  t->types = bc_test_fixture_i32(t->fx, "token_type_ids", BT, NULL);
-  t->mask = bc_test_fixture_i32(t->fx, "attention_mask", BT, NULL);
-  t->labels = bc_test_fixture_i32(t->fx, "labels", (size_t)t->B, NULL);
-  t->targets = bc_test_fixture_f32(t->fx, "reg.labels", (size_t)t->B);
-}
-
-static void tiny_close(tiny *t) {
-  free(t->ids), free(t->types), free(t->mask), free(t->labels), free(t->targets);
-  bc_test_fixture_close(t->fx);
-  bertcl_model_free(t->m);
-}
-
-/* Flat parameters of the tiny model with the fixture's classifier `prefix`.classifier.*. */
-static float *tiny_params(tiny *t, ref_layout *lay, int K, const char *prefix) {
-  assert_int_equal(ref_layout_init(lay, &t->cfg, K, 1), BERTCL_OK);
-  char name[96];
-  snprintf(name, sizeof name, "%s.classifier.weight", prefix);
-  float *cw = bc_test_fixture_f32(t->fx, name, (size_t)K * t->cfg.hidden_size);
-  snprintf(name, sizeof name, "%s.classifier.bias", prefix);
-  float *cb = bc_test_fixture_f32(t->fx, name, (size_t)K);
-  bc_weights w = *bc_model_weights(t->m);
-  assert_non_null(w.pool_w);
-  w.cls_w = cw;
-  w.cls_b = cb;
-  float *flat = zeros_f(lay->total);
-  assert_int_equal(ref_weights_gather(flat, lay, &w), BERTCL_OK);
-  free(cw);
-  free(cb);
-  return flat;
-}
-
-/* Every parameter gradient against `prefix`.grad.<name>: |got - want| <= atol + 1e-4 |want| with
- * atol = 2e-5 * max |want| over the tensor + 1e-7 * max |want| over all tensors (gradients of
- * different tensors differ by orders of magnitude; measured: about 1e-6 of the tensor's max; the
- * second term is the fp32 rounding floor, which is all a gradient that is zero in exact
- * arithmetic holds). */
-static int check_grads(tiny *t, const ref_layout *lay, const float *grad, const char *prefix,
-                       double *worst_rel_out) {
-  int ok = 1;
-  double worst_rel = 0.0, gmax = 0.0;
-  const char *worst_name = "";
-  for (int i = 0; i < lay->count; i++) {
-    char name[160];
-    snprintf(name, sizeof name, "%s.grad.%s", prefix, lay->t[i].name);
-    float *want = bc_test_fixture_f32(t->fx, name, lay->t[i].numel);
-    for (size_t e = 0; e < lay->t[i].numel; e++)
-      if (fabs(want[e]) > gmax) gmax = fabs(want[e]);
-    free(want);
-  }
-  double floor_atol = 1e-7 * gmax;
-  for (int i = 0; i < lay->count; i++) {
-    const ref_tensor *tt = &lay->t[i];
-    char name[160], what[256];
-    snprintf(name, sizeof name, "%s.grad.%s", prefix, tt->name);
-    float *want = bc_test_fixture_f32(t->fx, name, tt->numel);
-    double mx = 0.0;
-    for (size_t e = 0; e < tt->numel; e++)
-      if (fabs(want[e]) > mx) mx = fabs(want[e]);
-    double d = bc_max_abs_diff(grad + tt->offset, want, tt->numel);
-    double rel = mx > 0 ? d / mx : d;
-    /* attention.self.key.bias: its gradient is 0 in exact arithmetic (softmax ignores a shift
-     * shared by all keys), both sides hold rounding noise; the floor term covers it */
-    if (mx > floor_atol && rel > worst_rel) worst_rel = rel, worst_name = tt->name;
-    if (mx <= floor_atol) printf("  %s: max |grad| %.3g (zero in exact arithmetic), |diff| %.3g\n", name, mx, d);
-    snprintf(what, sizeof what, "ref_cls_fwd_bwd tiny-bert %s (%lld,%lld) vs transformers", name,
-             (long long)tt->shape[0], (long long)tt->shape[1]);
-    if (!bc_check_close(what, grad + tt->offset, want, tt->numel, (float)(2e-5 * mx + floor_atol), 1e-4f, 0))
-      ok = 0;
-    free(want);
-  }
-  printf("  %s: %d gradients, max over tensors of max |ref - transformers| / max |grad| = %.3g (%s)\n",
-         prefix, lay->count, worst_rel, worst_name);
-  if (worst_rel_out) *worst_rel_out = worst_rel;
-  return ok;
-}
-
 static void test_tiny_layout_names(void **state) {
   (void)state;
   tiny t;
@@ -1046,7 +929,7 @@ static void tiny_grad_case(int K, const char *prefix) {
   ok &= bc_check_close(what, &lossf, want_loss, 1, 1e-6f, 1e-6f, 0);
   snprintf(what, sizeof what, "tiny-bert %s logits (%d,%d) vs transformers", prefix, t.B, K);
   ok &= bc_check_close(what, logits, want_logits, (size_t)t.B * K, 1e-6f, 0, 0);
-  ok &= check_grads(&t, &lay, grad, prefix, NULL);
+  ok &= tiny_check_grads(&t, &lay, grad, prefix, NULL, 2e-5, 1e-4f, "ref_cls_fwd_bwd tiny-bert", "transformers", NULL);
 
   /* finite differences of the fp32 forward on sampled parameters of the real tiny model */
   ok &= model_fd(K > 1 ? "tiny-bert classification" : "tiny-bert regression", &t.cfg, &lay, flat,
@@ -1071,20 +954,6 @@ static void test_tiny_reg_grads(void **state) {
   tiny_grad_case(1, "reg");
 }
 
-/* Three AdamW steps, each accumulating two micro-batches, clipping, linear warm-up and decay:
- * the recipe is read from the fixture's metadata. */
-static double meta_num(bc_st_file *fx, const char *key) {
-  const char *js = bc_st_metadata(fx, "adamw");
-  assert_non_null(js);
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = strstr(js, pat);
-  if (!p) fail_msg("adamw metadata lacks %s: %s", key, js);
-  p += strlen(pat);
-  while (*p == ' ' || *p == '[') p++;
-  return strtod(p, NULL);
-}
-
 static void test_tiny_adamw_steps(void **state) {
   (void)state;
   tiny t;
@@ -1096,14 +965,14 @@ static void test_tiny_adamw_steps(void **state) {
   ref_grads g;
   assert_int_equal(ref_weights_bind(&w, &lay, flat), BERTCL_OK);
   assert_int_equal(ref_grads_bind(&g, &lay, grad), BERTCL_OK);
-  const float lr = (float)meta_num(t.fx, "lr"), wd = (float)meta_num(t.fx, "weight_decay");
-  const float eps = (float)meta_num(t.fx, "eps"), max_norm = (float)meta_num(t.fx, "max_grad_norm");
+  const float lr = (float)tiny_meta_num(&t, "lr"), wd = (float)tiny_meta_num(&t, "weight_decay");
+  const float eps = (float)tiny_meta_num(&t, "eps"), max_norm = (float)tiny_meta_num(&t, "max_grad_norm");
   const char *betas = strstr(bc_st_metadata(t.fx, "adamw"), "\"betas\": [");
   assert_non_null(betas);
   char *endp;
   float b1 = strtof(betas + 10, &endp), b2 = strtof(endp + 1, NULL);
-  int warmup = (int)meta_num(t.fx, "warmup_steps"), total = (int)meta_num(t.fx, "total_steps");
-  int accum = (int)meta_num(t.fx, "grad_accum");
+  int warmup = (int)tiny_meta_num(&t, "warmup_steps"), total = (int)tiny_meta_num(&t, "total_steps");
+  int accum = (int)tiny_meta_num(&t, "grad_accum");
   assert_true(total == 3 && accum >= 1 && t.B % accum == 0);
   ref_adamw_cfg ac = {b1, b2, eps, wd};
   float *want_loss = bc_test_fixture_f32(t.fx, "adamw.loss", 3);
@@ -1124,7 +993,7 @@ static void test_tiny_adamw_steps(void **state) {
     }
     if (s == 0) { /* accumulated micro-batch gradients equal the whole batch's (equal sizes) */
       printf("  step 1, %d accumulated micro-batches vs transformers' whole-batch gradients:\n", accum);
-      ok &= check_grads(&t, &lay, grad, "cls", NULL);
+      ok &= tiny_check_grads(&t, &lay, grad, "cls", NULL, 2e-5, 1e-4f, "ref_cls_fwd_bwd tiny-bert", "transformers", NULL);
     }
     double nrm = ref_clip_grad_norm(grad, lay.total, max_norm);
     float lr_s = ref_lr_linear(s, warmup, total, lr);

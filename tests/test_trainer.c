@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "train_fixture.h"
 
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -21,66 +22,18 @@
 #include "runtime/runtime.h"
 #include "train/trainer.h"
 
-static float *zeros_f(size_t n) {
-  float *x = calloc(n ? n : 1, sizeof(float));
-  assert_non_null(x);
-  return x;
-}
 
-typedef struct {
-  bertcl_ctx *ctx;
-  bertcl_model *m;
-  bc_config cfg;
-  bc_st_file *fx;
-  int B, T;
-  int32_t *ids, *types, *mask, *labels;
-  float *targets;
-} tiny;
-
-static int tiny_open(tiny *t) {
-  memset(t, 0, sizeof *t);
+/* The shared tiny fixture plus a device; 0 when there is none (the caller skips). */
+static int trainer_tiny_open(tiny *t) {
+  tiny_open(t);
   t->ctx = bc_test_ctx();
-  if (!t->ctx) return 0;
-  char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "tiny-bert");
-  if (bertcl_model_load(&t->m, dir) != BERTCL_OK)
-    fail_msg("bertcl_model_load %s: %s", dir, bertcl_last_error(NULL));
-  t->cfg = *bc_model_config(t->m);
-  t->fx = bc_test_fixture_open("tiny-train-ref.safetensors");
-  int64_t shape[2];
-  t->ids = bc_test_fixture_i32(t->fx, "input_ids", 0, shape);
-  t->B = (int)shape[0];
-  t->T = (int)shape[1];
-  size_t BT = (size_t)t->B * t->T;
-  t->types = bc_test_fixture_i32(t->fx, "token_type_ids", BT, NULL);
-  t->mask = bc_test_fixture_i32(t->fx, "attention_mask", BT, NULL);
-  t->labels = bc_test_fixture_i32(t->fx, "labels", (size_t)t->B, NULL);
-  t->targets = bc_test_fixture_f32(t->fx, "reg.labels", (size_t)t->B);
-  return 1;
+  if (!t->ctx) tiny_close(t);
+  return t->ctx != NULL;
 }
 
-static void tiny_close(tiny *t) {
-  free(t->ids), free(t->types), free(t->mask), free(t->labels), free(t->targets);
-  if (t->fx) bc_test_fixture_close(t->fx);
-  bertcl_model_free(t->m);
+static void trainer_tiny_close(tiny *t) {
   bertcl_ctx_free(t->ctx);
-}
-
-static float *tiny_params(tiny *t, ref_layout *lay, int K, const char *prefix) {
-  assert_int_equal(ref_layout_init(lay, &t->cfg, K, 1), BERTCL_OK);
-  char name[96];
-  snprintf(name, sizeof name, "%s.classifier.weight", prefix);
-  float *cw = bc_test_fixture_f32(t->fx, name, (size_t)K * t->cfg.hidden_size);
-  snprintf(name, sizeof name, "%s.classifier.bias", prefix);
-  float *cb = bc_test_fixture_f32(t->fx, name, (size_t)K);
-  bc_weights w = *bc_model_weights(t->m);
-  w.cls_w = cw;
-  w.cls_b = cb;
-  float *flat = zeros_f(lay->total);
-  assert_int_equal(ref_weights_gather(flat, lay, &w), BERTCL_OK);
-  free(cw);
-  free(cb);
-  return flat;
+  tiny_close(t);
 }
 
 static bc_trainer *make_trainer(tiny *t, int K, const float *flat) {
@@ -95,57 +48,9 @@ static bc_trainer *make_trainer(tiny *t, int K, const float *flat) {
     if ((call) != BERTCL_OK) fail_msg("%s: %s", #call, bertcl_last_error(t.ctx));      \
   } while (0)
 
-/* Every gradient against want (`prefix`.grad.<name> in the fixture, or a flat reference when
- * ref_flat is set): |got - want| <= atol + rtol |want| with atol = a_rel * max |want| over the
- * tensor + 1e-7 * max |want| over all tensors (the fp32 rounding floor: all a gradient that is
- * zero in exact arithmetic, the key bias's, holds). */
-static int check_grads(tiny *t, const ref_layout *lay, const float *grad, const char *prefix,
-                       const float *ref_flat, double a_rel, float rtol, const char *against) {
-  int ok = 1;
-  double worst_rel = 0.0, gmax = 0.0;
-  const char *worst_name = "";
-  float **want = calloc((size_t)lay->count, sizeof *want);
-  assert_non_null(want);
-  for (int i = 0; i < lay->count; i++) {
-    char name[160];
-    snprintf(name, sizeof name, "%s.grad.%s", prefix, lay->t[i].name);
-    if (ref_flat) {
-      want[i] = zeros_f(lay->t[i].numel);
-      memcpy(want[i], ref_flat + lay->t[i].offset, lay->t[i].numel * sizeof(float));
-    } else {
-      want[i] = bc_test_fixture_f32(t->fx, name, lay->t[i].numel);
-    }
-    for (size_t e = 0; e < lay->t[i].numel; e++)
-      if (fabs(want[i][e]) > gmax) gmax = fabs(want[i][e]);
-  }
-  double floor_atol = 1e-7 * gmax;
-  for (int i = 0; i < lay->count; i++) {
-    const ref_tensor *tt = &lay->t[i];
-    char what[256];
-    double mx = 0.0;
-    for (size_t e = 0; e < tt->numel; e++)
-      if (fabs(want[i][e]) > mx) mx = fabs(want[i][e]);
-    double d = bc_max_abs_diff(grad + tt->offset, want[i], tt->numel);
-    double rel = mx > 0 ? d / mx : d;
-    if (mx > floor_atol && rel > worst_rel) worst_rel = rel, worst_name = tt->name;
-    if (mx <= floor_atol)
-      printf("  %s: max |grad| %.3g (zero in exact arithmetic), |diff| %.3g\n", tt->name, mx, d);
-    snprintf(what, sizeof what, "trainer %s grad %s (%lld,%lld) vs %s", prefix, tt->name,
-             (long long)tt->shape[0], (long long)tt->shape[1], against);
-    if (!bc_check_close(what, grad + tt->offset, want[i], tt->numel,
-                        (float)(a_rel * mx + floor_atol), rtol, 0))
-      ok = 0;
-    free(want[i]);
-  }
-  free(want);
-  printf("  %s vs %s: %d gradients, max over tensors of max |diff| / max |grad| = %.3g (%s)\n",
-         prefix, against, lay->count, worst_rel, worst_name);
-  return ok;
-}
-
 static void grad_case(int K, const char *prefix) {
   tiny t;
-  if (!tiny_open(&t)) skip();
+  if (!trainer_tiny_open(&t)) skip();
   ref_layout lay;
   float *flat = tiny_params(&t, &lay, K, prefix);
   bc_trainer *tr = make_trainer(&t, K, flat);
@@ -169,7 +74,7 @@ static void grad_case(int K, const char *prefix) {
   ok &= bc_check_close(what, &lossf, want_loss, 1, 2e-6f, 1e-6f, 0);
   snprintf(what, sizeof what, "trainer %s logits (%d,%d) vs transformers", prefix, t.B, K);
   ok &= bc_check_close(what, logits, want_logits, (size_t)t.B * K, 2e-6f, 0, 0);
-  ok &= check_grads(&t, &lay, grad, prefix, NULL, 2e-5, 1e-4f, "transformers");
+  ok &= tiny_check_grads(&t, &lay, grad, prefix, NULL, 2e-5, 1e-4f, "trainer", "transformers", NULL);
   /* and against the C reference on the same inputs */
   float *rgrad = zeros_f(lay.total);
   bc_weights w;
@@ -180,7 +85,7 @@ static void grad_case(int K, const char *prefix) {
                                    K > 1 ? t.labels : NULL, K == 1 ? t.targets : NULL, t.B, t.T,
                                    NULL, 1.0f, &g, NULL, NULL),
                    BERTCL_OK);
-  ok &= check_grads(&t, &lay, grad, prefix, rgrad, 2e-5, 1e-4f, "ref_cls_fwd_bwd");
+  ok &= tiny_check_grads(&t, &lay, grad, prefix, rgrad, 2e-5, 1e-4f, "trainer", "ref_cls_fwd_bwd", NULL);
   ref_grads_unbind(&g);
   ref_weights_unbind(&w);
   free(rgrad);
@@ -188,7 +93,7 @@ static void grad_case(int K, const char *prefix) {
   bc_trainer_free(tr);
   free(flat), free(grad), free(logits);
   ref_layout_free(&lay);
-  tiny_close(&t);
+  trainer_tiny_close(&t);
   assert_true(ok);
 }
 
@@ -202,35 +107,24 @@ static void test_trainer_reg_grads(void **state) {
   grad_case(1, "reg");
 }
 
-static double meta_num(bc_st_file *fx, const char *key) {
-  const char *js = bc_st_metadata(fx, "adamw");
-  assert_non_null(js);
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = strstr(js, pat);
-  if (!p) fail_msg("adamw metadata lacks %s: %s", key, js);
-  p += strlen(pat);
-  while (*p == ' ' || *p == '[') p++;
-  return strtod(p, NULL);
-}
 
 /* The fixture's recipe: three optimizer steps, each over `grad_accum` micro-batches, clipping,
  * warm-up and decay; parameters after them against transformers' with test_ref_bwd's bounds. */
 static void test_trainer_adamw_steps(void **state) {
   (void)state;
   tiny t;
-  if (!tiny_open(&t)) skip();
+  if (!trainer_tiny_open(&t)) skip();
   ref_layout lay;
   float *flat = tiny_params(&t, &lay, 3, "cls");
   bc_trainer *tr = make_trainer(&t, 3, flat);
-  const float lr = (float)meta_num(t.fx, "lr"), wd = (float)meta_num(t.fx, "weight_decay");
-  const float eps = (float)meta_num(t.fx, "eps"), max_norm = (float)meta_num(t.fx, "max_grad_norm");
+  const float lr = (float)tiny_meta_num(&t, "lr"), wd = (float)tiny_meta_num(&t, "weight_decay");
+  const float eps = (float)tiny_meta_num(&t, "eps"), max_norm = (float)tiny_meta_num(&t, "max_grad_norm");
   const char *betas = strstr(bc_st_metadata(t.fx, "adamw"), "\"betas\": [");
   assert_non_null(betas);
   char *endp;
   float b1 = strtof(betas + 10, &endp), b2 = strtof(endp + 1, NULL);
-  int warmup = (int)meta_num(t.fx, "warmup_steps"), total = (int)meta_num(t.fx, "total_steps");
-  int accum = (int)meta_num(t.fx, "grad_accum");
+  int warmup = (int)tiny_meta_num(&t, "warmup_steps"), total = (int)tiny_meta_num(&t, "total_steps");
+  int accum = (int)tiny_meta_num(&t, "grad_accum");
   assert_true(total == 3 && accum >= 1 && t.B % accum == 0);
   ref_adamw_cfg ac = {b1, b2, eps, wd};
   float *want_loss = bc_test_fixture_f32(t.fx, "adamw.loss", 3);
@@ -299,7 +193,7 @@ static void test_trainer_adamw_steps(void **state) {
   bc_trainer_free(tr);
   free(flat);
   ref_layout_free(&lay);
-  tiny_close(&t);
+  trainer_tiny_close(&t);
   assert_true(ok);
 }
 
@@ -308,7 +202,7 @@ static void test_trainer_adamw_steps(void **state) {
 static void test_trainer_dropout_matches_ref(void **state) {
   (void)state;
   tiny t;
-  if (!tiny_open(&t)) skip();
+  if (!trainer_tiny_open(&t)) skip();
   ref_layout lay;
   const int K = 3;
   float *flat = tiny_params(&t, &lay, K, "cls");
@@ -339,13 +233,13 @@ static void test_trainer_dropout_matches_ref(void **state) {
   if (!ok) printf("FAIL trainer dropout loss\n");
   ok &= bc_check_close("trainer dropout logits vs ref", logits, rlogits, (size_t)t.B * K, 2e-6f,
                        1e-5f, 0);
-  ok &= check_grads(&t, &lay, grad, "dropout", rgrad, 1e-5, 1e-4f, "ref_cls_fwd_bwd (same seed)");
+  ok &= tiny_check_grads(&t, &lay, grad, "dropout", rgrad, 1e-5, 1e-4f, "trainer", "ref_cls_fwd_bwd (same seed)", NULL);
   ref_grads_unbind(&g);
   ref_weights_unbind(&w);
   bc_trainer_free(tr);
   free(flat), free(grad), free(rgrad), free(logits), free(rlogits);
   ref_layout_free(&lay);
-  tiny_close(&t);
+  trainer_tiny_close(&t);
   assert_true(ok);
 }
 
@@ -354,7 +248,7 @@ static void test_trainer_dropout_matches_ref(void **state) {
 static void test_trainer_frozen_head(void **state) {
   (void)state;
   tiny t;
-  if (!tiny_open(&t)) skip();
+  if (!trainer_tiny_open(&t)) skip();
   ref_layout lay;
   const int K = 3, C = t.cfg.hidden_size;
   float *flat = tiny_params(&t, &lay, K, "cls");
@@ -415,7 +309,7 @@ static void test_trainer_frozen_head(void **state) {
   bc_trainer_free(tr);
   free(flat), free(grad), free(grad2), free(rgrad), free(feats), free(after);
   ref_layout_free(&lay);
-  tiny_close(&t);
+  trainer_tiny_close(&t);
   assert_true(ok);
 }
 
