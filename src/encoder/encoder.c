@@ -334,20 +334,9 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
   if (B <= 0 || T <= 0 || !ids || nlayers < 0 || nlayers > 64 || (nlayers && !layers))
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bad batch: B=%d T=%d layers=%d", B, T,
                    nlayers);
-  if (T > c->max_position)
-    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
-                   "sequence length %d exceeds max_position_embeddings %d", T, c->max_position);
   size_t N = (size_t)B * T;
-  for (size_t i = 0; i < N; i++) {
-    if (ids[i] < 0 || ids[i] >= c->vocab_size)
-      return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
-                     "token id %d at position %zu is outside the vocabulary (size %d)",
-                     (int)ids[i], i, c->vocab_size);
-    if (type_ids && (type_ids[i] < 0 || type_ids[i] >= c->type_vocab_size))
-      return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
-                     "token type id %d at position %zu is outside [0, %d)", (int)type_ids[i], i,
-                     c->type_vocab_size);
-  }
+  st = bc_config_check_batch(&ctx->err, c, ids, type_ids, B, T);
+  if (st != BERTCL_OK) return st;
   int slot_of[65];
   for (int l = 0; l <= L; l++) slot_of[l] = -1;
   for (int j = 0; j < nlayers; j++) {

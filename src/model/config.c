@@ -414,3 +414,22 @@ fail:
   json_decref(root);
   return st;
 }
+
+int bc_config_check_batch(bc_err *err, const bc_config *c, const int32_t *ids,
+                          const int32_t *type_ids, int B, int T) {
+  if (T > c->max_position)
+    return bc_fail(err, BERTCL_ERR_INVALID_ARG,
+                   "sequence length %d exceeds max_position_embeddings %d", T, c->max_position);
+  size_t N = (size_t)B * T;
+  for (size_t i = 0; i < N; i++) {
+    if (ids[i] < 0 || ids[i] >= c->vocab_size)
+      return bc_fail(err, BERTCL_ERR_INVALID_ARG,
+                     "token id %d at position %zu is outside the vocabulary (size %d)",
+                     (int)ids[i], i, c->vocab_size);
+    if (type_ids && (type_ids[i] < 0 || type_ids[i] >= c->type_vocab_size))
+      return bc_fail(err, BERTCL_ERR_INVALID_ARG,
+                     "token type id %d at position %zu is outside [0, %d)", (int)type_ids[i], i,
+                     c->type_vocab_size);
+  }
+  return BERTCL_OK;
+}

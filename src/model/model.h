@@ -59,6 +59,12 @@ typedef struct {
 
 
 
+/* Checks a (B, T) batch of token ids (and type ids, may be NULL) against the configuration:
+ * T <= max_position_embeddings, every id inside the vocabulary, every type id inside
+ * [0, type_vocab_size). Returns BERTCL_ERR_INVALID_ARG with the first offender named. */
+int bc_config_check_batch(bc_err *err, const bc_config *c, const int32_t *ids,
+                          const int32_t *type_ids, int B, int T);
+
 /* The loaded model (public opaque type bertcl_model). Internal accessors: */
 struct bertcl_model;
 const bc_config *bc_model_config(const struct bertcl_model *m);

@@ -623,24 +623,13 @@ static int upload_batch(bc_trainer *tr, const int32_t *ids, const int32_t *type_
   int32_t *tmp = NULL;
   if (!ids || B <= 0 || T <= 0)
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bad batch: B=%d T=%d", B, T);
-  if (T > c->max_position)
-    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
-                   "sequence length %d exceeds max_position_embeddings %d", T, c->max_position);
   if ((size_t)B * T > (size_t)INT32_MAX / (size_t)(c->intermediate_size > 3 * c->hidden_size
                                                         ? c->intermediate_size
                                                         : 3 * c->hidden_size))
     return bc_fail(&ctx->err, BERTCL_ERR_OVERFLOW, "batch %d x %d is too large", B, T);
   size_t N = (size_t)B * T;
-  for (size_t i = 0; i < N; i++) {
-    if (ids[i] < 0 || ids[i] >= c->vocab_size)
-      return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
-                     "token id %d at position %zu is outside the vocabulary (size %d)",
-                     (int)ids[i], i, c->vocab_size);
-    if (type_ids && (type_ids[i] < 0 || type_ids[i] >= c->type_vocab_size))
-      return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
-                     "token type id %d at position %zu is outside [0, %d)", (int)type_ids[i], i,
-                     c->type_vocab_size);
-  }
+  st = bc_config_check_batch(&ctx->err, c, ids, type_ids, B, T);
+  if (st != BERTCL_OK) return st;
   BC_TRY(plan_arena(tr, B, T));
   if (!type_ids || !mask) {
     tmp = malloc(2 * N * sizeof *tmp);
