@@ -298,15 +298,23 @@ fail:
 
 /* ---- host transfers --------------------------------------------------------------------- */
 
-int bc_trainer_read(bc_trainer *tr, int which, float *flat) {
+/* Copies every tensor of buffer `which` between the device (aligned groups) and a host flat
+ * buffer (ref_layout offsets), in the direction `write`. */
+static int transfer(bc_trainer *tr, int which, float *flat, int write, const char *fn) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK;
   if (which < 0 || which > 3 || !flat)
-    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bc_trainer_read: which %d", which);
-  for (int i = 0; i < tr->lay.count; i++)
-    BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, tr->buf[which], CL_FALSE, OFF(i) * 4,
-                                         tr->lay.t[i].numel * 4, flat + tr->lay.t[i].offset, 0,
-                                         NULL, NULL));
+    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "%s: which %d", fn, which);
+  for (int i = 0; i < tr->lay.count; i++) {
+    size_t off = OFF(i) * 4, bytes = tr->lay.t[i].numel * 4;
+    float *host = flat + tr->lay.t[i].offset;
+    if (write)
+      BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, tr->buf[which], CL_FALSE, off, bytes,
+                                            host, 0, NULL, NULL));
+    else
+      BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, tr->buf[which], CL_FALSE, off, bytes, host,
+                                           0, NULL, NULL));
+  }
   BC_CL(&ctx->err, clFinish(ctx->queue));
   return BERTCL_OK;
 fail:
@@ -314,20 +322,13 @@ fail:
   return st;
 }
 
+int bc_trainer_read(bc_trainer *tr, int which, float *flat) {
+  return transfer(tr, which, flat, 0, "bc_trainer_read");
+}
+
 int bc_trainer_write(bc_trainer *tr, int which, const float *flat) {
-  bertcl_ctx *ctx = tr->ctx;
-  int st = BERTCL_OK;
-  if (which < 0 || which > 3 || !flat)
-    return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bc_trainer_write: which %d", which);
-  for (int i = 0; i < tr->lay.count; i++)
-    BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, tr->buf[which], CL_FALSE, OFF(i) * 4,
-                                          tr->lay.t[i].numel * 4, flat + tr->lay.t[i].offset, 0,
-                                          NULL, NULL));
-  BC_CL(&ctx->err, clFinish(ctx->queue));
-  return BERTCL_OK;
-fail:
-  clFinish(ctx->queue);
-  return st;
+  /* the host data is only read on this path */
+  return transfer(tr, which, (float *)flat, 1, "bc_trainer_write");
 }
 
 int bc_trainer_zero_grad(bc_trainer *tr) { return fill0(tr, tr->buf[BC_TR_GRADS], tr->dev_total); }
