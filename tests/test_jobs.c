@@ -453,6 +453,42 @@ static void test_kill_resume_identical(void **state) {
   e2e_done(&x);
 }
 
+/* The pipeline lets the device run ahead of the readback: with BERTCL_JOB_HOLD_READS each
+ * batch's readback is held until the next batch's forward pass has been enqueued, so every
+ * copy completes late, beside later work. The output must not change: a writer that used a
+ * slot before its readback finished, or a device thread that overwrote a slot still being read,
+ * would show here; a pipeline that waited for each readback before the next batch would hang
+ * (ctest's timeout). */
+static void test_held_readback_identical(void **state) {
+  (void)state;
+  e2e x;
+  if (!e2e_setup(&x)) skip();
+  char in[700], a[700], b[700], am[700], bm[700], cmd[4096];
+  char *log = NULL;
+  snprintf(in, sizeof in, "%s/corpus.txt", x.dir);
+  snprintf(a, sizeof a, "%s/plain", x.dir);
+  snprintf(b, sizeof b, "%s/held", x.dir);
+  snprintf(am, sizeof am, "%s/plain.safetensors", x.dir);
+  snprintf(bm, sizeof bm, "%s/held.safetensors", x.dir);
+  write_corpus(in, 400, 40, 11);
+  const char *outs[2] = {a, b}, *merged[2] = {am, bm};
+  for (int k = 0; k < 2; k++) {
+    snprintf(cmd, sizeof cmd,
+             "%s %s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --pool cls,mean,max "
+             "--quiet 2>&1 && %s merge '%s' '%s' 2>&1",
+             k ? "BERTCL_JOB_HOLD_READS=1" : "", BERTCL_BIN, x.model, in, outs[k], x.dev,
+             "--layers -2: --tokens --words mean --shard-rows 150 --window 60 --max-tokens 300 "
+             "--batch-size 8 --threads 2",
+             BERTCL_BIN, outs[k], merged[k]);
+    int rc = run_cmd(cmd, &log);
+    if (rc != 0) fail_msg("run %d failed (%d): %s", k, rc, log);
+    free(log);
+  }
+  if (!files_equal(am, bm))
+    fail_msg("held readbacks changed the output: %s vs %s", am, bm);
+  e2e_done(&x);
+}
+
 static void test_resume_refused(void **state) {
   (void)state;
   e2e x;
@@ -773,7 +809,8 @@ int main(void) {
       cmocka_unit_test(test_bucket_order),           cmocka_unit_test(test_shard_coverage),
       cmocka_unit_test(test_bad_line_policy_reader), cmocka_unit_test(test_bad_line_policy_cli),
       cmocka_unit_test(test_stride_windows),         cmocka_unit_test(test_shard_kn_merge),
-      cmocka_unit_test(test_resume_refused),         cmocka_unit_test(test_kill_resume_identical),
+      cmocka_unit_test(test_resume_refused),         cmocka_unit_test(test_held_readback_identical),
+              cmocka_unit_test(test_kill_resume_identical),
   };
   return cmocka_run_group_tests_name("jobs", tests, NULL, NULL);
 }

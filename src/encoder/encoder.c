@@ -311,6 +311,20 @@ static int plan_arena(bc_encoder *enc, int B, int T, int nkept) {
   for (int i = 0; i < nk; i++)
     BC_CL_OBJ(&ctx->err, enc->kept[i],
               clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, N * C * 4, NULL, BC_RC));
+  /* Drivers allocate device memory lazily, at a buffer's first use, and may then report a full
+   * device only when a later command fails. Touching every buffer now makes the failure come
+   * here, synchronously, as BERTCL_ERR_DEVICE_OOM, where the caller can halve the batch. Runs
+   * only when the arena grows. */
+  {
+    const cl_uint zero = 0;
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
+      BC_CL(&ctx->err, clEnqueueFillBuffer(ctx->queue, *plan[i].m, &zero, sizeof zero, 0,
+                                           plan[i].bytes, 0, NULL, NULL));
+    for (int i = 0; i < nk; i++)
+      BC_CL(&ctx->err, clEnqueueFillBuffer(ctx->queue, enc->kept[i], &zero, sizeof zero, 0,
+                                           N * C * 4, 0, NULL, NULL));
+    BC_CL(&ctx->err, clFinish(ctx->queue));
+  }
   enc->cap_B = nb;
   enc->cap_T = nt;
   enc->cap_kept = nk;
@@ -328,7 +342,8 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
   bertcl_ctx *ctx = enc->ctx;
   const bc_config *c = &enc->cfg;
   int st = BERTCL_OK;
-  int32_t *ones = NULL, *zeros = NULL;
+  int32_t *staging = NULL;
+  cl_mem up = NULL;
   int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
       I = c->intermediate_size;
   if (B <= 0 || T <= 0 || !ids || nlayers < 0 || nlayers > 64 || (nlayers && !layers))
@@ -360,21 +375,26 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
     for (int t = 0; t < T; t++) n += mask ? mask[(size_t)b * T + t] != 0 : 1;
     lens[b] = n;
   }
-  if (!mask || !type_ids) {
-    ones = malloc(N * 4);
-    zeros = calloc(N, 4);
-    if (!ones || !zeros) {
-      st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
-      goto fail;
-    }
-    for (size_t i = 0; i < N; i++) ones[i] = 1;
+  /* ids, type ids and mask go up through one staging buffer that copies them at creation, so
+   * the caller's arrays are free as soon as this returns and the host need not wait for the
+   * device (the job pipeline packs the next batch meanwhile) */
+  staging = malloc(3 * N * 4);
+  if (!staging) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    goto fail;
   }
-  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, enc->ids, CL_FALSE, 0, N * 4, ids, 0, NULL,
-                                        NULL));
-  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, enc->tts, CL_FALSE, 0, N * 4,
-                                        type_ids ? type_ids : zeros, 0, NULL, NULL));
-  BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, enc->mask, CL_FALSE, 0, N * 4,
-                                        mask ? mask : ones, 0, NULL, NULL));
+  memcpy(staging, ids, N * 4);
+  for (size_t i = 0; i < N; i++) {
+    staging[N + i] = type_ids ? type_ids[i] : 0;
+    staging[2 * N + i] = mask ? mask[i] : 1;
+  }
+  up = bc_buffer_create(ctx, 3 * N * 4, staging, &st);
+  if (st != BERTCL_OK) goto fail;
+  BC_CL(&ctx->err, clEnqueueCopyBuffer(ctx->queue, up, enc->ids, 0, 0, N * 4, 0, NULL, NULL));
+  BC_CL(&ctx->err,
+        clEnqueueCopyBuffer(ctx->queue, up, enc->tts, N * 4, 0, N * 4, 0, NULL, NULL));
+  BC_CL(&ctx->err,
+        clEnqueueCopyBuffer(ctx->queue, up, enc->mask, 2 * N * 4, 0, N * 4, 0, NULL, NULL));
   enc->B = B;
   enc->T = T;
   enc->nkept = nlayers;
@@ -430,14 +450,14 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
   }
 #undef HID
   enc->last = h;
-  BC_CL(&ctx->err, clFinish(ctx->queue)); /* host arrays above must outlive the writes */
-  free(ones);
-  free(zeros);
+  BC_CL(&ctx->err, clFlush(ctx->queue)); /* start the device; nothing here waits for it */
+  clReleaseMemObject(up);
+  free(staging);
   return BERTCL_OK;
 fail:
   clFinish(ctx->queue);
-  free(ones);
-  free(zeros);
+  if (up) clReleaseMemObject(up);
+  free(staging);
   return st;
 }
 
@@ -454,7 +474,40 @@ fail:
   return st;
 }
 
-int bc_encoder_read_pooler(bc_encoder *enc, float *out) {
+/* dst must hold `bytes`: a short buffer would be written past its end. */
+static int check_dst(bc_encoder *enc, cl_mem dst, size_t bytes) {
+  size_t have = 0;
+  if (!dst || clGetMemObjectInfo(dst, CL_MEM_SIZE, sizeof have, &have, NULL) != CL_SUCCESS)
+    return bc_fail(&enc->ctx->err, BERTCL_ERR_INVALID_ARG, "no destination buffer");
+  if (have < bytes)
+    return bc_fail(&enc->ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "destination buffer holds %zu bytes, the features need %zu", have, bytes);
+  return BERTCL_OK;
+}
+
+/* Blocking read of `bytes` from the start of src (the in-order queue runs everything enqueued
+ * before it first). */
+static int read_back(bc_encoder *enc, cl_mem src, size_t bytes, float *out) {
+  int st = BERTCL_OK;
+  if (bytes)
+    BC_CL(&enc->ctx->err,
+          clEnqueueReadBuffer(enc->ctx->queue, src, CL_TRUE, 0, bytes, out, 0, NULL, NULL));
+fail:
+  return st;
+}
+
+int bc_encoder_finish(bc_encoder *enc) {
+  int st = BERTCL_OK;
+  BC_CL(&enc->ctx->err, clFinish(enc->ctx->queue));
+fail:
+  return st;
+}
+
+static int feature_width(const bc_encoder *enc, int combine) {
+  return combine == BC_COMBINE_CONCAT ? enc->nkept * enc->cfg.hidden_size : enc->cfg.hidden_size;
+}
+
+int bc_encoder_pooler_to(bc_encoder *enc, cl_mem dst) {
   bertcl_ctx *ctx = enc->ctx;
   int st = BERTCL_OK;
   if (!enc->pool_w.sub)
@@ -462,41 +515,51 @@ int bc_encoder_read_pooler(bc_encoder *enc, float *out) {
                    "this model has no pooler weights (pooler.dense); use --pool cls or mean");
   if (!enc->last) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "no forward pass yet");
   int B = enc->B, T = enc->T, C = enc->cfg.hidden_size;
+  BC_TRY(check_dst(enc, dst, (size_t)B * C * 4));
   BC_TRY(bc_op_gather_cls(ctx, &enc->ops, enc->cls, enc->last, B, T, C));
-  BC_TRY(bc_linear(ctx, enc->pooled, 0, enc->cls, 0, enc->pool_w.base, enc->pool_w.off,
-                   (size_t)B, (size_t)C, (size_t)C));
-  BC_TRY(bc_op_bias_act(ctx, &enc->ops, enc->pooled, enc->pool_b.sub, BC_ACT_TANH_, B, C));
-  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, enc->pooled, CL_TRUE, 0, (size_t)B * C * 4,
-                                       out, 0, NULL, NULL));
-  return BERTCL_OK;
+  BC_TRY(bc_linear(ctx, dst, 0, enc->cls, 0, enc->pool_w.base, enc->pool_w.off, (size_t)B,
+                   (size_t)C, (size_t)C));
+  BC_TRY(bc_op_bias_act(ctx, &enc->ops, dst, enc->pool_b.sub, BC_ACT_TANH_, B, C));
 fail:
   return st;
 }
 
-int bc_encoder_read_pooled(bc_encoder *enc, int mode, int combine, int normalize, float *out) {
+int bc_encoder_read_pooler(bc_encoder *enc, float *out) {
+  int st = bc_encoder_pooler_to(enc, enc->pooled);
+  if (st == BERTCL_OK)
+    st = read_back(enc, enc->pooled, (size_t)enc->B * enc->cfg.hidden_size * 4, out);
+  return st;
+}
+
+int bc_encoder_pooled_to(bc_encoder *enc, int mode, int combine, int normalize, cl_mem dst) {
   bertcl_ctx *ctx = enc->ctx;
   int st = BERTCL_OK;
   int B = enc->B, T = enc->T, C = enc->cfg.hidden_size, n = enc->nkept;
   if (n <= 0) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "no layer kept to pool");
   if (mode != BC_POOL_CLS && mode != BC_POOL_MEAN && mode != BC_POOL_MAX)
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "pool mode %d", mode);
-  int width = combine == BC_COMBINE_CONCAT ? n * C : C;
+  int width = feature_width(enc, combine);
+  BC_TRY(check_dst(enc, dst, (size_t)B * width * 4));
   for (int j = 0; j < n; j++) {
     if (combine == BC_COMBINE_CONCAT) {
-      BC_TRY(bc_op_pool(ctx, &enc->ops, enc->feat, enc->kept[j], enc->mask, mode, B, T, C, width,
+      BC_TRY(bc_op_pool(ctx, &enc->ops, dst, enc->kept[j], enc->mask, mode, B, T, C, width,
                         j * C));
     } else {
       BC_TRY(bc_op_pool(ctx, &enc->ops, enc->cls, enc->kept[j], enc->mask, mode, B, T, C, C, 0));
       float alpha = combine == BC_COMBINE_MEAN ? 1.0f / (float)n : 1.0f;
-      BC_TRY(bc_op_scale_add(ctx, &enc->ops, enc->feat, enc->cls, alpha, j == 0 ? 0.0f : 1.0f, B,
-                             C, C, 0));
+      BC_TRY(bc_op_scale_add(ctx, &enc->ops, dst, enc->cls, alpha, j == 0 ? 0.0f : 1.0f, B, C, C,
+                             0));
     }
   }
-  if (normalize) BC_TRY(bc_op_l2norm(ctx, &enc->ops, enc->feat, B, width));
-  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, enc->feat, CL_TRUE, 0,
-                                       (size_t)B * width * 4, out, 0, NULL, NULL));
-  return BERTCL_OK;
+  if (normalize) BC_TRY(bc_op_l2norm(ctx, &enc->ops, dst, B, width));
 fail:
+  return st;
+}
+
+int bc_encoder_read_pooled(bc_encoder *enc, int mode, int combine, int normalize, float *out) {
+  int st = bc_encoder_pooled_to(enc, mode, combine, normalize, enc->feat);
+  if (st == BERTCL_OK)
+    st = read_back(enc, enc->feat, (size_t)enc->B * feature_width(enc, combine) * 4, out);
   return st;
 }
 
@@ -507,37 +570,32 @@ static void combine_step(int combine, int j, int n, int C, float *alpha, float *
   *beta = (combine == BC_COMBINE_CONCAT || j == 0) ? 0.0f : 1.0f;
 }
 
-int bc_encoder_read_tokens(bc_encoder *enc, int combine, float *out, size_t *nrows) {
+int bc_encoder_tokens_to(bc_encoder *enc, int combine, cl_mem dst) {
   bertcl_ctx *ctx = enc->ctx;
   int st = BERTCL_OK;
   int B = enc->B, T = enc->T, C = enc->cfg.hidden_size, n = enc->nkept;
   if (n <= 0) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "no layer kept");
-  int width = combine == BC_COMBINE_CONCAT ? n * C : C;
+  int width = feature_width(enc, combine);
+  size_t total = bc_encoder_token_count(enc);
+  if (!total) return BERTCL_OK;
+  BC_TRY(check_dst(enc, dst, total * (size_t)width * 4));
   int32_t *off = malloc(((size_t)B + 1) * sizeof *off);
-  cl_mem doff = NULL, dout = NULL;
+  cl_mem doff = NULL;
   if (!off) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
   off[0] = 0;
   for (int b = 0; b < B; b++) off[b + 1] = off[b] + enc->lengths[b];
-  size_t total = (size_t)off[B];
+  /* copied at creation: the host array may go at once; the release waits for the kernels */
   doff = bc_buffer_create(ctx, ((size_t)B + 1) * 4, off, &st);
-  if (st != BERTCL_OK) goto fail;
-  dout = bc_buffer_create(ctx, total * (size_t)width * 4, NULL, &st);
-  if (st != BERTCL_OK) goto fail;
-  for (int j = 0; j < n; j++) {
+  for (int j = 0; j < n && st == BERTCL_OK; j++) {
     float alpha, beta;
     int col0;
     combine_step(combine, j, n, C, &alpha, &beta, &col0);
-    BC_TRY(bc_op_gather_tokens(ctx, &enc->ops, dout, enc->kept[j], doff, alpha, beta, B, T, C,
-                               width, col0));
+    st = bc_op_gather_tokens(ctx, &enc->ops, dst, enc->kept[j], doff, alpha, beta, B, T, C,
+                             width, col0);
   }
-  if (total)
-    BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, dout, CL_TRUE, 0,
-                                         total * (size_t)width * 4, out, 0, NULL, NULL));
-  *nrows = total;
-fail:
   if (doff) clReleaseMemObject(doff);
-  if (dout) clReleaseMemObject(dout);
   free(off);
+fail:
   return st;
 }
 
@@ -547,21 +605,57 @@ size_t bc_encoder_token_count(const bc_encoder *enc) {
   return n;
 }
 
-int bc_encoder_read_words(bc_encoder *enc, const int32_t *word_ids, int mode, int combine,
-                          float *out, size_t *nrows) {
+/* Runs `to` into a temporary device buffer of rows x width and reads it back. */
+static int read_rows(bc_encoder *enc, size_t rows, int combine, float *out,
+                     int (*to)(bc_encoder *, const void *, cl_mem), const void *arg) {
+  int st = BERTCL_OK;
+  size_t bytes = rows * (size_t)feature_width(enc, combine) * 4;
+  cl_mem d = bc_buffer_create(enc->ctx, bytes, NULL, &st);
+  if (st != BERTCL_OK) return st;
+  st = to(enc, arg, d);
+  if (st == BERTCL_OK) st = read_back(enc, d, bytes, out);
+  clReleaseMemObject(d);
+  return st;
+}
+
+typedef struct {
+  int combine, mode;
+  const int32_t *word_ids;
+} rows_req;
+
+static int tokens_req(bc_encoder *enc, const void *a, cl_mem d) {
+  return bc_encoder_tokens_to(enc, ((const rows_req *)a)->combine, d);
+}
+
+static int words_req(bc_encoder *enc, const void *a, cl_mem d) {
+  const rows_req *r = a;
+  return bc_encoder_words_to(enc, r->word_ids, r->mode, r->combine, d);
+}
+
+int bc_encoder_read_tokens(bc_encoder *enc, int combine, float *out, size_t *nrows) {
+  if (enc->nkept <= 0) return bc_fail(&enc->ctx->err, BERTCL_ERR_INVALID_ARG, "no layer kept");
+  rows_req r = {.combine = combine};
+  *nrows = bc_encoder_token_count(enc);
+  return read_rows(enc, *nrows, combine, out, tokens_req, &r);
+}
+
+int bc_encoder_words_to(bc_encoder *enc, const int32_t *word_ids, int mode, int combine,
+                        cl_mem dst) {
   bertcl_ctx *ctx = enc->ctx;
   int st = BERTCL_OK;
   int B = enc->B, T = enc->T, C = enc->cfg.hidden_size, n = enc->nkept;
   if (n <= 0) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "no layer kept");
   if (mode != 1 && mode != 2)
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "word mode %d (1 first, 2 mean)", mode);
-  int width = combine == BC_COMBINE_CONCAT ? n * C : C;
+  int width = feature_width(enc, combine);
   size_t total = bc_encoder_word_count(enc, word_ids);
-  int32_t *wb = malloc((total ? total : 1) * 4), *ww = malloc((total ? total : 1) * 4);
-  cl_mem dids = NULL, dwb = NULL, dww = NULL, dout = NULL;
+  if (!total) return BERTCL_OK;
+  BC_TRY(check_dst(enc, dst, total * (size_t)width * 4));
+  int32_t *wb = malloc(total * 4), *ww = malloc(total * 4);
+  cl_mem dids = NULL, dwb = NULL, dww = NULL;
   if (!wb || !ww) {
     st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
-    goto fail;
+    goto done;
   }
   size_t r = 0;
   for (int b = 0; b < B; b++) {
@@ -570,33 +664,36 @@ int bc_encoder_read_words(bc_encoder *enc, const int32_t *word_ids, int mode, in
       if (word_ids[(size_t)b * T + t] > mx) mx = word_ids[(size_t)b * T + t];
     for (int w = 0; w <= mx; w++, r++) wb[r] = b, ww[r] = w;
   }
+  /* copied at creation: the host arrays may go at once; the releases wait for the kernels */
   dids = bc_buffer_create(ctx, (size_t)B * T * 4, word_ids, &st);
-  if (st != BERTCL_OK) goto fail;
-  dwb = bc_buffer_create(ctx, total * 4, total ? wb : NULL, &st);
-  if (st != BERTCL_OK) goto fail;
-  dww = bc_buffer_create(ctx, total * 4, total ? ww : NULL, &st);
-  if (st != BERTCL_OK) goto fail;
-  dout = bc_buffer_create(ctx, total * (size_t)width * 4, NULL, &st);
-  if (st != BERTCL_OK) goto fail;
-  for (int j = 0; j < n && total; j++) {
+  if (st == BERTCL_OK) dwb = bc_buffer_create(ctx, total * 4, wb, &st);
+  if (st == BERTCL_OK) dww = bc_buffer_create(ctx, total * 4, ww, &st);
+  for (int j = 0; j < n && st == BERTCL_OK; j++) {
     float alpha, beta;
     int col0;
     combine_step(combine, j, n, C, &alpha, &beta, &col0);
-    BC_TRY(bc_op_word_pool(ctx, &enc->ops, dout, enc->kept[j], dids, dwb, dww, mode, alpha, beta,
-                           (int)total, T, C, width, col0));
+    st = bc_op_word_pool(ctx, &enc->ops, dst, enc->kept[j], dids, dwb, dww, mode, alpha, beta,
+                         (int)total, T, C, width, col0);
   }
-  if (total)
-    BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, dout, CL_TRUE, 0,
-                                         total * (size_t)width * 4, out, 0, NULL, NULL));
-  *nrows = total;
-fail:
+done:
   if (dids) clReleaseMemObject(dids);
   if (dwb) clReleaseMemObject(dwb);
   if (dww) clReleaseMemObject(dww);
-  if (dout) clReleaseMemObject(dout);
   free(wb);
   free(ww);
+fail:
   return st;
+}
+
+int bc_encoder_read_words(bc_encoder *enc, const int32_t *word_ids, int mode, int combine,
+                          float *out, size_t *nrows) {
+  if (enc->nkept <= 0) return bc_fail(&enc->ctx->err, BERTCL_ERR_INVALID_ARG, "no layer kept");
+  if (mode != 1 && mode != 2)
+    return bc_fail(&enc->ctx->err, BERTCL_ERR_INVALID_ARG, "word mode %d (1 first, 2 mean)",
+                   mode);
+  rows_req r = {.combine = combine, .mode = mode, .word_ids = word_ids};
+  *nrows = bc_encoder_word_count(enc, word_ids);
+  return read_rows(enc, *nrows, combine, out, words_req, &r);
 }
 
 size_t bc_encoder_word_count(const bc_encoder *enc, const int32_t *word_ids) {

@@ -20,6 +20,11 @@ const bc_config *bc_encoder_config(const bc_encoder *enc);
  * allocation fail the way a full device does. */
 void bc_encoder_set_mem_cap(bc_encoder *enc, uint64_t bytes);
 
+/* The forward pass and the *_to feature functions enqueue on ctx->queue (in order) and return
+ * without waiting for the device; the read_* functions end in a blocking read, so their results
+ * are complete on return. bc_encoder_finish waits for everything enqueued. */
+int bc_encoder_finish(bc_encoder *enc);
+
 /* Runs the encoder on a (B, T) batch and keeps the hidden states of the `nlayers` layers listed
  * in `layers` (0 = embedding output ... L = last layer) on the device. ids/type_ids/mask are
  * (B, T) int32 host arrays (type_ids NULL = all 0, mask NULL = all real). Token ids outside the
@@ -39,6 +44,17 @@ int bc_encoder_read_pooler(bc_encoder *enc, float *out);
  * 1 = mean, 2 = sum -> (B, C)), then L2-normalised per row when normalize is set. */
 enum { BC_COMBINE_CONCAT = 0, BC_COMBINE_MEAN = 1, BC_COMBINE_SUM = 2 };
 int bc_encoder_read_pooled(bc_encoder *enc, int mode, int combine, int normalize, float *out);
+
+/* The same features computed into a device buffer (or sub-buffer) `dst` and left there, for a
+ * caller that reads them back on its own queue while the device goes on (bertcl's job pipeline).
+ * dst must hold (B, C) floats for the pooler, (B, width) for pooled, (token_count, width) for
+ * tokens and (word_count, width) for words (width = nkept*C for concat, else C); a smaller dst
+ * is an error. Host arrays (word_ids) may be reused as soon as these return. */
+int bc_encoder_pooler_to(bc_encoder *enc, cl_mem dst);
+int bc_encoder_pooled_to(bc_encoder *enc, int mode, int combine, int normalize, cl_mem dst);
+int bc_encoder_tokens_to(bc_encoder *enc, int combine, cl_mem dst);
+int bc_encoder_words_to(bc_encoder *enc, const int32_t *word_ids, int mode, int combine,
+                        cl_mem dst);
 
 /* Token features of the kept layers (joined as for read_pooled), real tokens only, rows in
  * order (b, t): out (bc_encoder_token_count, width). The mask must be right-padded. */

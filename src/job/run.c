@@ -3,13 +3,16 @@
  *   producer thread   reads a window of records (never across a shard boundary), tokenises it
  *                     on `threads` worker threads, splits long texts into --stride windows,
  *                     plans length-bucketed batches; runs one window ahead of the device.
- *   device (caller)   packs a batch, runs the encoder, reads the requested features into a
- *                     pinned host slot (CL_MEM_ALLOC_HOST_PTR, mapped once); two slots rotate,
- *                     so the device thread computes batch i+1 while the writer consumes batch i.
- *                     (The encoder's reads are blocking: bc_encoder_forward ends in clFinish and
- *                     read_* use CL_TRUE, so the PCIe copy itself does not yet overlap device
- *                     compute; that needs an encoder read that returns an event.)
- *   writer thread     copies each batch's rows to their input positions (order restoration),
+ *   device (caller)   packs a batch and enqueues it on the compute queue: the forward pass,
+ *                     then the requested features into one of two device slots (regions of
+ *                     one buffer, aligned for sub-buffers), then a marker event. The readback
+ *                     of that slot into its pinned host twin (CL_MEM_ALLOC_HOST_PTR, mapped
+ *                     once) goes on a second, readback queue, waiting for the marker. Nothing
+ *                     on this thread waits for the device: it packs and enqueues batch i+1
+ *                     while batch i's features are still copied out, so the copy runs beside
+ *                     the next forward pass. It waits only for a free slot.
+ *   writer thread     waits for a batch's readback event, then hands the slot back;
+ *                     copies each batch's rows to their input positions (order restoration),
  *                     stitches stride windows, fills the current shard, writes it (temp + fsync
  *                     + rename), then rewrites manifest.json.
  *
@@ -80,9 +83,10 @@ typedef struct window {
 } window;
 
 typedef struct {
-  cl_mem buf;
+  cl_mem dev;  /* device buffer the batch's features are computed into */
+  cl_mem buf;  /* its pinned host twin (CL_MEM_ALLOC_HOST_PTR), mapped at ptr; NULL = malloc */
   float *ptr;
-  size_t cap; /* bytes */
+  size_t cap; /* bytes, of each */
   int pinned;
 } slot;
 
@@ -92,7 +96,9 @@ typedef struct {
   size_t *idx; /* (nb) item indices */
   int nb;
   slot *s;
-  size_t pooled_off, tok_off, word_off; /* floats into the slot */
+  cl_event ready;                  /* the slot's readback (kind 0) */
+  size_t blk_off[BC_JOB_NPOOL];    /* floats into the slot: pooled output k, (nb, poolw[k]) */
+  size_t tok_off, word_off;        /* token rows, word rows */
 } wmsg;
 
 typedef struct {
@@ -107,6 +113,10 @@ typedef struct {
   bc_queue mq; /* device -> writer: messages */
   bc_queue sq; /* writer -> device: free slots */
   slot slots[2];
+  cl_command_queue rq; /* readback queue (ctx->queue when a second one cannot be made) */
+  size_t align_f;      /* sub-buffer origin alignment, floats */
+  cl_event gate;       /* test hook BERTCL_JOB_HOLD_READS: holds the last readback */
+  int hold_reads;
   pthread_mutex_t mu;
   bc_err err;
   int failed;
@@ -786,6 +796,26 @@ static int emit_row(job *j, bc_err *e, window *w, size_t r) {
   return BERTCL_OK;
 }
 
+/* Waits for a batch's readback; its status says whether the device finished the batch. */
+static int wait_readback(bc_err *e, wmsg *m) {
+  cl_int es = CL_COMPLETE;
+  cl_int rc = clWaitForEvents(1, &m->ready);
+  if (rc == CL_SUCCESS)
+    rc = clGetEventInfo(m->ready, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof es, &es, NULL);
+  clReleaseEvent(m->ready);
+  m->ready = NULL;
+  if (rc != CL_SUCCESS || es < 0) {
+    cl_int code = rc != CL_SUCCESS ? rc : es;
+    return bc_fail(e, bc_cl_status(code),
+                   "the device failed a batch (%s, %d) while computing or reading it back%s",
+                   bc_cl_errname(code), (int)code,
+                   bc_cl_status(code) == BERTCL_ERR_DEVICE_OOM
+                       ? "; the device ran out of memory: try a smaller --batch-size or --max-tokens"
+                       : "");
+  }
+  return BERTCL_OK;
+}
+
 static void *writer(void *arg) {
   job *j = arg;
   const bc_job_opts *o = j->o;
@@ -797,13 +827,21 @@ static void *writer(void *arg) {
     if (!m) return NULL;
     window *w = m->w;
     if (m->kind == 0) {
+      st = wait_readback(&e, m);
       const float *base = m->s->ptr;
       size_t toff = m->tok_off, woff = m->word_off;
       for (int b = 0; b < m->nb && st == BERTCL_OK; b++) {
         item *it = &w->items[m->idx[b]];
-        if (it->win == 0)
-          memcpy(w->pooled + it->row * (size_t)j->pw, base + m->pooled_off + (size_t)b * j->pw,
-                 (size_t)j->pw * 4);
+        if (it->win == 0) {
+          /* output k of the batch is its own (nb, poolw[k]) block; a row joins them */
+          float *row = w->pooled + it->row * (size_t)j->pw;
+          for (int k = 0; k < BC_JOB_NPOOL; k++) {
+            if (!o->want[k]) continue;
+            size_t wk = (size_t)j->poolw[k];
+            memcpy(row, base + m->blk_off[k] + (size_t)b * wk, wk * 4);
+            row += wk;
+          }
+        }
         if (w->itok) {
           float *t = malloc((size_t)it->len * W * 4);
           if (!t) {
@@ -862,43 +900,8 @@ static void *writer(void *arg) {
 
 /* ---- device ----------------------------------------------------------------------------- */
 
-static int slot_reserve(job *j, bc_err *e, slot *s, size_t bytes) {
-  if (bytes <= s->cap) return BERTCL_OK;
-  bertcl_ctx *ctx = j->ctx;
-  size_t nc = bytes + bytes / 2;
-  if (s->buf) {
-    clEnqueueUnmapMemObject(ctx->queue, s->buf, s->ptr, 0, NULL, NULL);
-    clFinish(ctx->queue);
-    clReleaseMemObject(s->buf);
-  } else if (!s->pinned) {
-    free(s->ptr);
-  }
-  s->buf = NULL;
-  s->ptr = NULL;
-  s->cap = 0;
-  cl_int rc = CL_SUCCESS;
-  s->buf = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, nc, NULL, &rc);
-  if (rc == CL_SUCCESS) {
-    s->ptr = clEnqueueMapBuffer(ctx->queue, s->buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, nc, 0,
-                                NULL, NULL, &rc);
-    if (rc != CL_SUCCESS) {
-      clReleaseMemObject(s->buf);
-      s->buf = NULL;
-    }
-  }
-  if (!s->buf) { /* no pinned memory: pageable host memory still works */
-    s->buf = NULL;
-    s->ptr = malloc(nc);
-    s->pinned = 0;
-    if (!s->ptr) return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory (%zu-byte readback)", nc);
-  } else {
-    s->pinned = 1;
-  }
-  s->cap = nc;
-  return BERTCL_OK;
-}
-
 static void slot_release(job *j, slot *s) {
+  /* callers have waited for the slot's commands (its readback, or clFinish on both queues) */
   if (s->buf) {
     clEnqueueUnmapMemObject(j->ctx->queue, s->buf, s->ptr, 0, NULL, NULL);
     clFinish(j->ctx->queue);
@@ -906,7 +909,150 @@ static void slot_release(job *j, slot *s) {
   } else {
     free(s->ptr);
   }
+  if (s->dev) clReleaseMemObject(s->dev);
   memset(s, 0, sizeof *s);
+}
+
+/* Grows a slot to `bytes` on the device and in pinned host memory (pageable when the device
+ * offers no pinned memory). The slot came back from the writer, so nothing uses it. */
+static int slot_reserve(job *j, bc_err *e, slot *s, size_t bytes) {
+  if (bytes <= s->cap) return BERTCL_OK;
+  bertcl_ctx *ctx = j->ctx;
+  size_t nc = bytes + bytes / 2;
+  if (s->ptr || s->dev) slot_release(j, s);
+  cl_int rc = CL_SUCCESS;
+  s->dev = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, nc, NULL, &rc);
+  if (rc != CL_SUCCESS) {
+    s->dev = NULL;
+    return bc_fail(e, bc_cl_status(rc),
+                   "cannot allocate %zu bytes of device memory for a batch's features (%s); try "
+                   "a smaller --batch-size or --max-tokens",
+                   nc, bc_cl_errname(rc));
+  }
+  s->buf = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, nc, NULL, &rc);
+  if (rc == CL_SUCCESS) {
+    s->ptr = clEnqueueMapBuffer(ctx->queue, s->buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, nc, 0,
+                                NULL, NULL, &rc);
+    if (rc != CL_SUCCESS) {
+      clReleaseMemObject(s->buf);
+      s->ptr = NULL;
+    }
+  }
+  if (rc != CL_SUCCESS) { /* no pinned memory: pageable host memory still works */
+    s->buf = NULL;
+    s->ptr = malloc(nc);
+    s->pinned = 0;
+    if (!s->ptr) {
+      clReleaseMemObject(s->dev);
+      s->dev = NULL;
+      return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory (%zu-byte readback)", nc);
+    }
+  } else {
+    s->pinned = 1;
+  }
+  s->cap = nc;
+  return BERTCL_OK;
+}
+
+/* The test hook's gate: lets the held readback go. */
+static void gate_open(job *j) {
+  if (!j->gate) return;
+  clSetUserEventStatus(j->gate, CL_COMPLETE);
+  clReleaseEvent(j->gate);
+  j->gate = NULL;
+}
+
+/* Region [off, off + n) floats of the slot's device buffer, as a sub-buffer. */
+static cl_mem slot_region(job *j, bc_err *e, slot *s, size_t off, size_t n, int *st) {
+  cl_buffer_region r = {off * 4, n * 4};
+  cl_int rc = CL_SUCCESS;
+  cl_mem m = clCreateSubBuffer(s->dev, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &r, &rc);
+  if (rc != CL_SUCCESS) {
+    *st = bc_fail(e, bc_cl_status(rc), "clCreateSubBuffer(%zu, %zu bytes) -> %s (%d)", r.origin,
+                  r.size, bc_cl_errname(rc), (int)rc);
+    return NULL;
+  }
+  (void)j;
+  return m;
+}
+
+static size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+/* Enqueues the batch's features into slot s (the regions of m) and their readback on the
+ * readback queue; m->ready is the readback's event. Waits for nothing. */
+static int enqueue_features(job *j, bc_err *e, wmsg *m, const int32_t *wids, size_t tok_n,
+                            size_t word_n) {
+  const bc_job_opts *o = j->o;
+  bertcl_ctx *ctx = j->ctx;
+  slot *s = m->s;
+  int st = BERTCL_OK;
+  size_t off = 0, A = j->align_f;
+  for (int k = 0; k < BC_JOB_NPOOL; k++) {
+    if (!o->want[k]) continue;
+    m->blk_off[k] = off;
+    off = align_up(off + (size_t)m->nb * j->poolw[k], A);
+  }
+  m->tok_off = off;
+  off = align_up(off + tok_n, A);
+  m->word_off = off;
+  off += word_n;
+  if (off == 0) off = 1;
+  if ((st = slot_reserve(j, e, s, off * 4))) return st;
+  for (int k = 0; k < BC_JOB_NPOOL && st == BERTCL_OK; k++) {
+    if (!o->want[k]) continue;
+    cl_mem d = slot_region(j, e, s, m->blk_off[k], (size_t)m->nb * j->poolw[k], &st);
+    if (!d) break;
+    st = k == BC_JOB_POOLER
+             ? bc_encoder_pooler_to(j->enc, d)
+             : bc_encoder_pooled_to(j->enc, pool_modes[k], o->combine, o->normalize, d);
+    clReleaseMemObject(d); /* freed once the kernels that use it are done */
+  }
+  if (st == BERTCL_OK && tok_n) {
+    cl_mem d = slot_region(j, e, s, m->tok_off, tok_n, &st);
+    if (d) {
+      st = bc_encoder_tokens_to(j->enc, o->combine, d);
+      clReleaseMemObject(d);
+    }
+  }
+  if (st == BERTCL_OK && word_n) {
+    cl_mem d = slot_region(j, e, s, m->word_off, word_n, &st);
+    if (d) {
+      st = bc_encoder_words_to(j->enc, wids, o->words, o->combine, d);
+      clReleaseMemObject(d);
+    }
+  }
+  if (st != BERTCL_OK) {
+    if (e->msg[0] == '\0') *e = ctx->err;
+    return st;
+  }
+  cl_event waits[2];
+  cl_uint nw = 0;
+  cl_int rc = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &waits[nw]);
+  if (rc == CL_SUCCESS) nw++;
+  if (rc == CL_SUCCESS && j->hold_reads) {
+    gate_open(j);
+    j->gate = clCreateUserEvent(ctx->context, &rc);
+    if (rc == CL_SUCCESS) {
+      clRetainEvent(j->gate);
+      waits[nw++] = j->gate;
+    }
+  }
+  if (rc == CL_SUCCESS) rc = clFlush(ctx->queue);
+  if (rc == CL_SUCCESS)
+    rc = clEnqueueReadBuffer(j->rq, s->dev, CL_FALSE, 0, off * 4, s->ptr, nw, waits, &m->ready);
+  if (rc == CL_SUCCESS) rc = clFlush(j->rq);
+  for (cl_uint i = 0; i < nw; i++) clReleaseEvent(waits[i]);
+  if (rc != CL_SUCCESS) {
+    gate_open(j);
+    if (m->ready) {
+      clWaitForEvents(1, &m->ready);
+      clReleaseEvent(m->ready);
+      m->ready = NULL;
+    }
+    return bc_fail(e, bc_cl_status(rc), "enqueueing a batch's readback -> %s (%d)",
+                   bc_cl_errname(rc), (int)rc);
+  }
+  return BERTCL_OK;
 }
 
 typedef struct {
@@ -959,70 +1105,21 @@ static int run_batch(job *j, bc_err *e, window *w, const size_t *idx, size_t n, 
       *e = j->ctx->err;
       return st;
     }
-    /* readback into a free pinned slot */
-    slot *s = bc_queue_pop(&j->sq);
-    if (!s) return bc_fail(e, BERTCL_ERR_INTERNAL, "job stopped");
+    /* the previous batch's readback may run now (test hook; a no-op otherwise) */
+    gate_open(j);
     size_t ntok = 0, nwords = 0;
     for (int b = 0; b < nb; b++) {
       const item *it = &w->items[idx[pos + b]];
       ntok += (size_t)it->len;
       nwords += (size_t)w->rows[it->row].nwords;
     }
+    if (w->itok && bc_encoder_token_count(j->enc) != ntok)
+      return bc_fail(e, BERTCL_ERR_INTERNAL, "batch holds %zu tokens, expected %zu",
+                     bc_encoder_token_count(j->enc), ntok);
+    if (w->iword && bc_encoder_word_count(j->enc, pb->wids) != nwords)
+      return bc_fail(e, BERTCL_ERR_INTERNAL, "batch holds %zu words, expected %zu",
+                     bc_encoder_word_count(j->enc, pb->wids), nwords);
     size_t W = (size_t)j->width;
-    size_t pooled_n = (size_t)nb * j->pw, tok_n = w->itok ? ntok * W : 0,
-           word_n = w->iword ? nwords * W : 0;
-    st = slot_reserve(j, e, s, (pooled_n + tok_n + word_n + 1) * 4);
-    float *out = s->ptr;
-    size_t off = 0;
-    for (int k = 0; k < BC_JOB_NPOOL && st == BERTCL_OK; k++) {
-      if (!o->want[k]) continue;
-      /* each output lands as its own (nb, w_k) block; rows are interleaved below */
-      if (k == BC_JOB_POOLER)
-        st = bc_encoder_read_pooler(j->enc, out + off * nb);
-      else
-        st =
-            bc_encoder_read_pooled(j->enc, pool_modes[k], o->combine, o->normalize, out + off * nb);
-      off += (size_t)j->poolw[k];
-    }
-    if (st == BERTCL_OK && j->npool > 1) {
-      /* outputs were read as consecutive (nb, w_k) blocks; make rows (nb, pw) */
-      float *rowm = malloc(pooled_n * 4);
-      if (!rowm) {
-        st = bc_fail(e, BERTCL_ERR_NOMEM, "out of memory");
-      } else {
-        size_t blk = 0;
-        for (int k = 0; k < BC_JOB_NPOOL; k++) {
-          if (!o->want[k]) continue;
-          size_t wk = (size_t)j->poolw[k];
-          for (int b = 0; b < nb; b++)
-            memcpy(rowm + (size_t)b * j->pw + blk, out + blk * nb + (size_t)b * wk, wk * 4);
-          blk += wk;
-        }
-        memcpy(out, rowm, pooled_n * 4);
-        free(rowm);
-      }
-    }
-    size_t got = 0;
-    if (st == BERTCL_OK && w->itok) {
-      st = bc_encoder_read_tokens(j->enc, o->combine, out + pooled_n, &got);
-      if (st == BERTCL_OK && got != ntok)
-        st = bc_fail(e, BERTCL_ERR_INTERNAL, "read %zu token rows, expected %zu", got, ntok);
-      else if (st != BERTCL_OK)
-        *e = j->ctx->err;
-    }
-    if (st == BERTCL_OK && w->iword) {
-      st = bc_encoder_read_words(j->enc, pb->wids, o->words, o->combine, out + pooled_n + tok_n,
-                                 &got);
-      if (st == BERTCL_OK && got != nwords)
-        st = bc_fail(e, BERTCL_ERR_INTERNAL, "read %zu word rows, expected %zu", got, nwords);
-      else if (st != BERTCL_OK)
-        *e = j->ctx->err;
-    }
-    if (st != BERTCL_OK) {
-      if (e->msg[0] == '\0') *e = j->ctx->err;
-      bc_queue_push(&j->sq, s);
-      return st;
-    }
     wmsg *m = calloc(1, sizeof *m);
     size_t *ix = malloc((size_t)nb * sizeof *ix);
     if (!m || !ix) {
@@ -1031,18 +1128,29 @@ static int run_batch(job *j, bc_err *e, window *w, const size_t *idx, size_t n, 
       return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory");
     }
     memcpy(ix, idx + pos, (size_t)nb * sizeof *ix);
-    *m = (wmsg){.kind = 0,
-                .w = w,
-                .idx = ix,
-                .nb = nb,
-                .s = s,
-                .pooled_off = 0,
-                .tok_off = pooled_n,
-                .word_off = pooled_n + tok_n};
-    if (bc_queue_push(&j->mq, m) != 0) {
+    m->kind = 0;
+    m->w = w;
+    m->idx = ix;
+    m->nb = nb;
+    /* a free slot: the writer hands one back once it has consumed its batch */
+    m->s = bc_queue_pop(&j->sq);
+    if (!m->s) {
+      st = bc_fail(e, BERTCL_ERR_INTERNAL, "job stopped");
+    } else {
+      st = enqueue_features(j, e, m, pb->wids, w->itok ? ntok * W : 0,
+                            w->iword ? nwords * W : 0);
+      if (st != BERTCL_OK) bc_queue_push(&j->sq, m->s);
+    }
+    if (st == BERTCL_OK && bc_queue_push(&j->mq, m) != 0) {
+      /* the job is stopping: let the readback finish before the slot can go */
+      clWaitForEvents(1, &m->ready);
+      clReleaseEvent(m->ready);
+      st = bc_fail(e, BERTCL_ERR_INTERNAL, "job stopped");
+    }
+    if (st != BERTCL_OK) {
       free(ix);
       free(m);
-      return bc_fail(e, BERTCL_ERR_INTERNAL, "job stopped");
+      return st;
     }
     uint64_t rows = 0;
     for (int b = 0; b < nb; b++) rows += w->items[idx[pos + b]].win == 0;
@@ -1072,6 +1180,7 @@ static int device_loop(job *j, bc_err *e, window **leftover) {
       break;
     }
     if (w->kind == 1) {
+      gate_open(j); /* the last batch's readback has no next forward pass to wait for */
       m->kind = 2;
       m->w = w;
       if (bc_queue_push(&j->mq, m) != 0) {
@@ -1102,6 +1211,7 @@ static int device_loop(job *j, bc_err *e, window **leftover) {
       break;
     }
   }
+  gate_open(j);
   free(pb.ids);
   return st;
 }
@@ -1320,6 +1430,24 @@ int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *mod
   json_object_set_new(m, "device", json_string(bertcl_ctx_device(ctx)->name));
   j->manifest = m;
   if ((st = bc_manifest_save(err, j->manifest_path, m))) goto done;
+  {
+    cl_uint bits = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof bits, &bits, NULL) !=
+            CL_SUCCESS ||
+        bits < 32)
+      bits = 4096;
+    j->align_f = bits / 32;
+    cl_int rc = CL_SUCCESS;
+    j->rq = clCreateCommandQueue(ctx->context, ctx->device,
+                                 ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &rc);
+    if (rc != CL_SUCCESS) j->rq = NULL; /* readbacks then queue behind the compute */
+    const char *hold = getenv("BERTCL_JOB_HOLD_READS");
+    j->hold_reads = hold && *hold && strcmp(hold, "0") != 0;
+  }
+  if (!j->rq) {
+    j->rq = ctx->queue;
+    clRetainCommandQueue(j->rq);
+  }
   for (int s = 0; s < 2; s++) bc_queue_push(&j->sq, &j->slots[s]);
   j->t0 = now_s();
   j->last_print = j->t0;
@@ -1352,6 +1480,7 @@ done:
     while (j->mq.head) {
       wmsg *msg = bc_queue_pop(&j->mq);
       if (msg->kind == 1 || msg->kind == 2) window_free(msg->w);
+      if (msg->ready) clReleaseEvent(msg->ready);
       free(msg->idx);
       free(msg);
     }
@@ -1369,8 +1498,15 @@ done:
     stats->seconds = now_s() - j->t0;
     if (st == BERTCL_OK) progress(j, 1);
   }
+  /* no command may still write into a slot when it goes */
+  gate_open(j);
+  clFinish(ctx->queue);
+  if (j->rq) {
+    clFinish(j->rq);
+    clReleaseCommandQueue(j->rq);
+  }
   for (int s = 0; s < 2; s++)
-    if (j->slots[s].ptr) slot_release(j, &j->slots[s]);
+    if (j->slots[s].ptr || j->slots[s].dev) slot_release(j, &j->slots[s]);
   bc_reader_close(j->rd);
   json_decref(m);
   json_decref(opts);
