@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared script for the GPU machine: bertcl bench of BERT-base and MiniLM on NVIDIA's
 # OpenCL with CLBlast's defaults and with parameters from bertcl tune (side by side, same
-# process), next to PyTorch fp32 (TF32 off) on the same shapes, all in one script so the ratios
-# compare runs on one device. See bench/README.md.
+# process), and one fine-tuning step (B=32, T=128), next to PyTorch fp32 (TF32 off) on the same
+# shapes, all in one script so the ratios compare runs on one device. See bench/README.md.
 #
 # Here (project root):
 #   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DBERTCL_BUILD_TESTS=OFF

@@ -80,6 +80,16 @@ def main():
                     f"{fmt(layer(runs['untuned']), '.3f')} | "
                     f"{fmt(layer(runs['tuned']) if 'tuned' in runs else None, '.3f')} | "
                     f"{fmt(sum(tg) if len(tg) == 6 else None, '.3f')} |")
+            ft, pft = dev.get("finetune") or {}, (tref or {}).get("finetune") or {}
+            if "step_ms" in ft:
+                bm, pm = ft["step_ms"]["median"], pft.get("step_ms", {}).get("median")
+                lines.append(
+                    f"\nFine-tuning step (BertForSequenceClassification, B={ft['batch']} "
+                    f"T={ft['seq']}, dropout 0.1, AdamW): bertcl {bm:.2f} ms "
+                    f"(forward+backward {ft['fwd_bwd_ms']['median']:.2f}), PyTorch "
+                    f"{fmt(pm)} ms; PyTorch ms / bertcl ms {fmt(pm and pm / bm)}")
+            elif "error" in ft:
+                lines.append(f"\nFine-tuning step: failed: {ft['error']}")
             lines.append("")
     text = "\n".join(lines)
     print(text)

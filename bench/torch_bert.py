@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch baseline for `bertcl bench`: BertModel forward and the encoder's six GEMM shapes,
-fp32 with TF32 off, random weights of the same named configurations, same batch x seq grid.
+fp32 with TF32 off, random weights of the same named configurations, same batch x seq grid;
+and one fine-tuning step of BertForSequenceClassification as `bertcl bench --finetune BxT` times
+it (2 labels, train mode: dropout 0.1, cross-entropy, backward, clip_grad_norm_ 1.0, AdamW with
+weight decay 0.01 on all but biases and LayerNorm weights, zero_grad).
 
     python3 bench/torch_bert.py --config base --batch 1,8,32,128 --seq 128,512 --json out.json
 
@@ -42,12 +45,14 @@ def main():
     ap.add_argument("--attn", default="eager", choices=["eager", "sdpa"],
                     help="transformers attention implementation (eager: unfused, as bertcl)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    ap.add_argument("--finetune", default="32x128",
+                    help="fine-tuning step shape BxT, or none (default 32x128)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     try:
         import torch
         import transformers
-        from transformers import BertConfig, BertModel
+        from transformers import BertConfig, BertForSequenceClassification, BertModel
     except ImportError as e:
         print(f"torch_bert.py: {e}; no PyTorch figures", file=sys.stderr)
         return 3
@@ -137,6 +142,63 @@ def main():
             else:
                 print(f"{B:4d} {T:4d} | {entry['ms']['median']:8.2f} {entry['seqs_per_s']:10.1f} "
                       f"{entry['tokens_per_s']:11.0f} | {layer:8.3f}")
+    report["finetune"] = None
+    if a.finetune != "none":
+        B, T = (int(x) for x in a.finetune.split("x"))
+        T = min(T, P)
+        del model
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+        torch.manual_seed(0)
+        clf = BertForSequenceClassification(BertConfig(**{**cfg.to_dict(), "num_labels": 2}))
+        clf = clf.to(dev).train()
+        nd = ("bias", "LayerNorm.weight")
+        groups = [{"params": [p for n, p in clf.named_parameters() if not n.endswith(nd)],
+                   "weight_decay": 0.01},
+                  {"params": [p for n, p in clf.named_parameters() if n.endswith(nd)],
+                   "weight_decay": 0.0}]
+        opt = torch.optim.AdamW(groups, lr=2e-5, foreach=True)
+        g = torch.Generator(device="cpu").manual_seed(1)
+        ids = torch.randint(1, V, (B, T), generator=g).to(dev)
+        labels = torch.randint(0, 2, (B,), generator=g).to(dev)
+        mask = torch.ones(B, T, dtype=torch.long, device=dev)
+        fb = []
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            if dev.type == "cuda":
+                s0, s1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s0.record()
+            else:
+                t0 = time.perf_counter()
+            out = clf(input_ids=ids, attention_mask=mask, labels=labels)
+            out.loss.backward()
+            if dev.type == "cuda":
+                s1.record()
+            else:
+                fb.append((time.perf_counter() - t0) * 1e3)
+            torch.nn.utils.clip_grad_norm_(clf.parameters(), 1.0)
+            opt.step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+                fb.append(s0.elapsed_time(s1))
+
+        try:
+            t0 = time.perf_counter()
+            step()
+            first = (time.perf_counter() - t0) * 1e3
+            fb.clear()
+            st = timed(step)
+            fbs = stats(fb[a.warmup:])
+            report["finetune"] = {"batch": B, "seq": T, "num_labels": 2, "dropout": 0.1,
+                                  "optimizer": "adamw (foreach), clip 1.0", "first_ms": first,
+                                  "step_ms": st, "fwd_bwd_ms": fbs,
+                                  "examples_per_s": B / (st["median"] * 1e-3)}
+            print(f"fine-tuning step B={B} T={T}: {st['median']:.2f} ms (forward+backward "
+                  f"{fbs['median']:.2f}), {B / (st['median'] * 1e-3):.1f} examples/s")
+        except RuntimeError as e:
+            report["finetune"] = {"batch": B, "seq": T, "error": str(e).split("\n")[0]}
+            print(f"fine-tuning step B={B} T={T}: {report['finetune']['error']}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(report, f, indent=2)

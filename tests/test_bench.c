@@ -146,7 +146,7 @@ static int run_bench_(const char *cache, const char *extra, const char *json, ch
   char cmd[2048];
   snprintf(cmd, sizeof cmd,
            "BERTCL_CACHE_DIR='%s' '%s' bench --device '%s' --config tiny --batch 1,2 --seq 8,16 "
-           "--warmup 1 --repeat 3 --bw-mib 4 --json '%s' %s 2>&1",
+           "--warmup 1 --repeat 3 --bw-mib 4 --finetune 4x16 --json '%s' %s 2>&1",
            cache, BERTCL_BIN, device_sel(), json, extra);
   int rc = bc_test_run(cmd, out);
   if (rc != 0 && expect_ok) fprintf(stderr, "%s\n-> %d\n%s\n", cmd, rc, out && *out ? *out : "");
@@ -166,7 +166,17 @@ static void check_report(json_t *r, int want_tuned) {
   static const char *const bw[] = {"device_copy", "h2d_pageable", "d2h_pageable", "h2d_pinned",
                                    "d2h_pinned"};
   for (int i = 0; i < 5; i++) assert_true(med(at(at(dev, "bandwidth"), bw[i]), "gbs_wall") > 0);
-  assert_true(json_is_null(at(dev, "finetune_step_ms")));
+  /* the fine-tuning step (--finetune 4x16, or none) */
+  json_t *ft = at(dev, "finetune");
+  if (!json_is_null(ft)) {
+    assert_int_equal(json_integer_value(at(ft, "batch")), 4);
+    assert_int_equal(json_integer_value(at(ft, "seq")), 16);
+    double step = med(ft, "step_ms"), fb = med(ft, "fwd_bwd_ms");
+    assert_true(step > 0 && fb > 0 && fb <= step);
+    assert_int_equal(json_integer_value(at(at(ft, "step_ms"), "n")), 3);
+    double eps = json_number_value(at(ft, "examples_per_s"));
+    assert_true(fabs(eps - 4 / (step * 1e-3)) < 1e-6 * eps);
+  }
   json_t *runs = at(dev, "runs");
   assert_int_equal(json_array_size(runs), want_tuned ? 2 : 1);
   for (size_t v = 0; v < json_array_size(runs); v++) {
@@ -247,6 +257,7 @@ static void test_bench_json(void **state) {
   assert_int_equal(run_bench(cache, "", json, &out), 0);
   assert_non_null(strstr(out, "GEMM per call"));
   assert_non_null(strstr(out, "encoder forward"));
+  assert_non_null(strstr(out, "fine-tuning step (BertForSequenceClassification"));
   assert_non_null(strstr(out, "CLBlast "));
   assert_non_null(strstr(out, "tuning   none"));
   free(out);
@@ -254,6 +265,7 @@ static void test_bench_json(void **state) {
   check_report(r, 0);
   json_t *dev = json_array_get(json_object_get(r, "devices"), 0);
   assert_string_equal(json_string_value(at(at(dev, "tuning"), "state")), "none");
+  assert_true(json_is_object(at(dev, "finetune")));
   json_decref(r);
   check_schema(json);
 
@@ -269,7 +281,17 @@ static void test_bench_json(void **state) {
   for (const char *p = out; (p = strstr(p, "untuned encoder")); p++) enc_lines++;
   assert_int_equal(gemm_lines, 24);
   assert_int_equal(enc_lines, 4);
+  assert_non_null(strstr(out, "fine-tuning step B=4    T=16"));
   free(out);
+  /* --finetune none: no step timed, and the report says so */
+  snprintf(extra, sizeof extra, "--finetune none");
+  assert_int_equal(run_bench(cache, extra, json2, &out), 0);
+  assert_non_null(strstr(out, "fine-tuning step: not measured"));
+  free(out);
+  r = load_json(json2);
+  assert_true(json_is_null(at(json_array_get(at(r, "devices"), 0), "finetune")));
+  json_decref(r);
+  check_schema(json2);
   /* a file that is not a report is refused */
   char bad[512];
   snprintf(bad, sizeof bad, "%s/bad.json", dir);

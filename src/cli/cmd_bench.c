@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bertcl.h"
+#include "bench_train.h"
 #include "cli.h"
 #include "encoder/encoder.h"
 #include "encoder/tune.h"
@@ -24,7 +25,8 @@ void bc_cmd_bench_usage(FILE *out) {
   fprintf(out,
           "usage: bertcl bench [--device D|all] [--model DIR | --config base|large|minilm|tiny]\n"
           "                    [--batch 1,8,32,128] [--seq 128,512] [--json FILE]\n"
-          "                    [--compare OLD.json] [--warmup N] [--repeat N] [--bw-mib N]\n\n"
+          "                    [--compare OLD.json] [--warmup N] [--repeat N] [--bw-mib N]\n"
+          "                    [--finetune BxT|none]\n\n"
           "Measures each device: its facts (name, driver, OpenCL and CLBlast versions, compute\n"
           "units, clock, memory), bandwidth (device copy; host to device and back, pageable\n"
           "and pinned), SGEMM (HGEMM where cl_khr_fp16 exists) on the encoder's own products\n"
@@ -34,7 +36,9 @@ void bc_cmd_bench_usage(FILE *out) {
           "OpenCL profiling events, pass times from the wall clock; after warm-up the median\n"
           "and spread (min, max, quartiles) of the repeats are reported, first calls (program\n"
           "builds, weight upload) apart. CLBlast's defaults are measured first, then the\n"
-          "parameters stored by bertcl tune, side by side.\n\n"
+          "parameters stored by bertcl tune, side by side. Last, one fine-tuning step\n"
+          "(BertForSequenceClassification with 2 labels: dropout 0.1, forward, loss,\n"
+          "backward, clipping, AdamW) is timed on one batch shape.\n\n"
           "options:\n"
           "  --device D|all     device selector, or every device (default: the default one)\n"
           "  --config NAME      base, large, minilm or tiny (default base)\n"
@@ -44,6 +48,8 @@ void bc_cmd_bench_usage(FILE *out) {
           "  --warmup N         untimed runs before timing (default 2)\n"
           "  --repeat N         timed runs (default 10)\n"
           "  --bw-mib N         bandwidth test size in MiB (default 64)\n"
+          "  --finetune BxT     fine-tuning step shape (default 32x128, capped by the\n"
+          "                     model's positions); none to skip it\n"
           "  --json FILE        write every figure as JSON (schema: bench/bench.schema.json)\n"
           "  --compare OLD      print ratios against an earlier --json report\n");
 }
@@ -383,6 +389,7 @@ typedef struct {
   const char *config, *model_dir;
   grid g;
   size_t bw_bytes;
+  int ft_batch, ft_seq; /* fine-tuning step shape; ft_batch 0 = not measured */
 } bench_opts;
 
 static void print_rule(void) {
@@ -549,10 +556,35 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
            ts.state == BC_TUNING_DEFAULTS_BEST ? "stored search found CLBlast's defaults best"
                                                 : ts.reason);
   }
-  json_object_set_new(jd, "finetune_step_ms", json_null());
-  json_object_set_new(jd, "finetune_note",
-                      json_string("not measured: bertcl bench does not time fine-tuning steps "
-                                  "yet (bertcl finetune and bench/finetune_sst2.sh do)"));
+  /* fine-tuning: one optimizer step of BertForSequenceClassification (stored tuning applied) */
+  json_t *jft = json_null();
+  bc_stats fts = {0}, fbs = {0};
+  double ft_first = 0;
+  int ft_B = bo->ft_batch, ft_T = bo->ft_seq < cfg->max_position ? bo->ft_seq : cfg->max_position;
+  if (ft_B > 0) {
+    double *sv = calloc((size_t)bo->g.repeat, sizeof *sv);
+    double *fv = calloc((size_t)bo->g.repeat, sizeof *fv);
+    int fst = sv && fv ? bc_bench_train_steps(ctx, cfg, ft_B, ft_T, bo->g.warmup, bo->g.repeat,
+                                              &ft_first, sv, fv)
+                       : bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    if (fst == BERTCL_OK) {
+      bc_stats_compute(sv, bo->g.repeat, &fts);
+      bc_stats_compute(fv, bo->g.repeat, &fbs);
+      jft = json_pack("{s:i, s:i, s:i, s:f, s:s, s:f, s:o, s:o, s:f}", "batch", ft_B, "seq", ft_T,
+                      "num_labels", 2, "dropout", 0.1, "optimizer", "adamw, clip 1.0",
+                      "first_ms", ft_first, "step_ms", stats_json(&fts), "fwd_bwd_ms",
+                      stats_json(&fbs), "examples_per_s", ft_B / (fts.median * 1e-3));
+    } else {
+      jft = json_pack("{s:i, s:i, s:s}", "batch", ft_B, "seq", ft_T, "error",
+                      bertcl_last_error(ctx));
+      fprintf(stderr, "bertcl: bench: fine-tuning step B=%d T=%d: %s\n", ft_B, ft_T,
+              bertcl_last_error(ctx));
+      ft_B = -1;
+    }
+    free(sv);
+    free(fv);
+  }
+  json_object_set_new(jd, "finetune", jft);
 
   /* the table */
   printf("\nGEMM per call (device time, median)       %s\n",
@@ -608,8 +640,13 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
                ms / vr[1]->enc_ms[p]);
       printf("\n");
     }
-  printf("fine-tuning step: not measured by bench yet (see bertcl finetune, "
-         "bench/finetune_sst2.sh)\n");
+  if (ft_B > 0)
+    printf("\nfine-tuning step (BertForSequenceClassification, dropout 0.1, AdamW, wall clock)\n"
+           "   B    T |  first ms  step ms  fwd+bwd ms  examples/s\n"
+           "%4d %4d | %9.1f %8.2f %11.2f %11.1f\n",
+           ft_B, ft_T, ft_first, fts.median, fbs.median, ft_B / (fts.median * 1e-3));
+  else if (ft_B == 0)
+    printf("\nfine-tuning step: not measured (--finetune none)\n");
   *failed = 0;
 done:
   bc_encoder_free(enc);
@@ -688,6 +725,13 @@ static int compare(json_t *now, const char *path) {
           printf("  bandwidth %-13s %8.2f GB/s now, %8.2f then: %6.2fx\n", bwk[k], med(a, fig),
                  med(b, fig), med(a, fig) / med(b, fig));
       }
+      json_t *ftn = json_object_get(dn, "finetune"), *fto = json_object_get(dold, "finetune");
+      if (json_object_get(ftn, "step_ms") && json_object_get(fto, "step_ms")) {
+        double a = med(ftn, "step_ms"), b = med(fto, "step_ms");
+        printf("  fine-tuning step B=%-4lld T=%-4lld %9.2f ms now, %9.2f then: %6.2fx\n",
+               json_integer_value(json_object_get(ftn, "batch")),
+               json_integer_value(json_object_get(ftn, "seq")), a, b, b / a);
+      }
       static const char *const variants[] = {"untuned", "tuned"};
       for (int v = 0; v < 2; v++) {
         json_t *rn = find_run(dn, variants[v]), *ro = find_run(dold, variants[v]);
@@ -724,7 +768,8 @@ static int compare(json_t *now, const char *path) {
 
 int bc_cmd_bench(int argc, char **argv) {
   const char *device = NULL, *json_path = NULL, *compare_path = NULL;
-  bench_opts bo = {.config = NULL, .model_dir = NULL, .bw_bytes = 64u << 20};
+  bench_opts bo = {
+      .config = NULL, .model_dir = NULL, .bw_bytes = 64u << 20, .ft_batch = 32, .ft_seq = 128};
   bo.g.warmup = 2;
   bo.g.repeat = 10;
   bo.g.nb = 4;
@@ -751,6 +796,15 @@ int bc_cmd_bench(int argc, char **argv) {
     } else if (strcmp(a, "--seq") == 0) {
       if (!parse_list(a, v, bo.g.seqs, &bo.g.ns, 1 << 16)) return 2;
       seq_given = 1;
+    } else if (strcmp(a, "--finetune") == 0) {
+      char tail = 0;
+      if (strcmp(v, "none") == 0) {
+        bo.ft_batch = 0;
+      } else if (sscanf(v, "%dx%d%c", &bo.ft_batch, &bo.ft_seq, &tail) != 2 || bo.ft_batch < 1 ||
+                 bo.ft_seq < 1 || bo.ft_batch > 4096 || bo.ft_seq > 65536) {
+        bc_cli_error("bench: --finetune takes BxT (e.g. 32x128) or none, not '%s'", v);
+        return 2;
+      }
     } else if (strcmp(a, "--json") == 0) {
       json_path = v;
     } else if (strcmp(a, "--compare") == 0) {
