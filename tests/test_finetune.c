@@ -6,7 +6,12 @@
  *   JSONL (a label and probabilities summing to 1 per row); bad input is refused with a message;
  * - --freeze-encoder: the exported encoder is the source model's, bit for bit; the head moved;
  * - when python3 with transformers and torch is present: AutoModelForSequenceClassification
- *   loads OUT_DIR and gives the probabilities bertcl predict gives (skipped otherwise). */
+ *   loads OUT_DIR and gives the probabilities bertcl predict gives (skipped otherwise);
+ * - regression: float labels in a TSV pick num_labels 1 and MSE (config.json's problem_type
+ *   "regression"), eval reports MSE, Pearson and Spearman and the MSE falls below a quarter of
+ *   the targets' variance, predict prints one {"score": x} a line, transformers' logits equal
+ *   those scores (when importable); --task classification on the same data makes a classifier
+ *   instead; contradicting --task and --num-labels are refused. */
 #define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <math.h>
@@ -252,21 +257,68 @@ static void test_finetune_freeze_encoder(void **state) {
   done_env(&e);
 }
 
+static int have_transformers(void) {
+  return bc_test_run("python3 -c 'import transformers, torch' >/dev/null 2>&1", NULL) == 0;
+}
+
+/* AutoModelForSequenceClassification loads out_dir and agrees with bertcl predict's output
+ * pred on the texts of data (JSONL "text", or TSV with a "text" column) within 1e-5:
+ * probabilities and labels (num_labels > 1) or the logit as "score" (num_labels 1). */
+static void check_transformers_agree(const env *e, const char *out_dir, const char *data,
+                                     const char *pred) {
+  char py[700], cmd[4096];
+  char *log = NULL;
+  snprintf(py, sizeof py, "%s/check.py", e->dir);
+  FILE *f = fopen(py, "w");
+  assert_non_null(f);
+  fputs("import csv, sys, json, torch\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
+        "d, data, pred = sys.argv[1:4]\n"
+        "m = AutoModelForSequenceClassification.from_pretrained(d).eval()\n"
+        "tok = AutoTokenizer.from_pretrained(d)\n"
+        "if data.endswith('.tsv'):\n"
+        "    rows = list(csv.DictReader(open(data), delimiter='\\t', quoting=csv.QUOTE_NONE))\n"
+        "else:\n"
+        "    rows = [json.loads(l) for l in open(data)]\n"
+        "enc = tok([r['text'] for r in rows], padding=True, return_tensors='pt')\n"
+        "with torch.no_grad(): z = m(**enc).logits\n"
+        "out = [json.loads(l) for l in open(pred)]\n"
+        "assert len(out) == len(rows)\n"
+        "if m.config.num_labels == 1:\n"
+        "    assert m.config.problem_type == 'regression', m.config.problem_type\n"
+        "    mx = max(abs(o['score'] - float(z[i, 0])) for i, o in enumerate(out))\n"
+        "else:\n"
+        "    p = torch.softmax(z, -1)\n"
+        "    names = [m.config.id2label[i] for i in range(m.config.num_labels)]\n"
+        "    mx = max(abs(o['probabilities'][n] - float(p[i, k])) for i, o in enumerate(out)\n"
+        "             for k, n in enumerate(names))\n"
+        "    assert all(o['label'] == names[int(p[i].argmax())] for i, o in enumerate(out))\n"
+        "print('MAXDIFF %.3g' % mx)\n"
+        "sys.exit(0 if mx < 1e-5 else 1)\n",
+        f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s' '%s' 2>&1", py, out_dir, data, pred);
+  int rc = bc_test_run(cmd, &log);
+  print_message("transformers vs bertcl predict: %s\n", log ? strstr(log, "MAXDIFF") : "");
+  if (rc != 0) fail_msg("transformers check failed (%d): %s", rc, log);
+  assert_null(strstr(log, "newly initialized"));
+  free(log);
+}
+
 /* transformers loads OUT_DIR and agrees with bertcl predict (needs python3 + transformers). */
 static void test_finetune_transformers_loads(void **state) {
   (void)state;
-  if (bc_test_run("python3 -c 'import transformers, torch' >/dev/null 2>&1", NULL) != 0) {
+  if (!have_transformers()) {
     print_message("python3 with transformers and torch not found: skipped\n");
     skip();
   }
   env e;
   if (!setup_env(&e)) skip();
-  char train[700], out[700], pred[700], py[700], cmd[8192];
+  char train[700], out[700], pred[700], cmd[8192];
   char *log = NULL;
   snprintf(train, sizeof train, "%s/train.jsonl", e.dir);
   snprintf(out, sizeof out, "%s/out", e.dir);
   snprintf(pred, sizeof pred, "%s/pred.jsonl", e.dir);
-  snprintf(py, sizeof py, "%s/check.py", e.dir);
   write_jsonl(train, 40, 5);
   snprintf(cmd, sizeof cmd,
            "%s finetune -m '%s' --train '%s' -o '%s' --device '%s' --epochs 1 --batch-size 8 "
@@ -275,31 +327,123 @@ static void test_finetune_transformers_loads(void **state) {
   int rc = bc_test_run(cmd, &log);
   if (rc != 0) fail_msg("finetune/predict failed (%d): %s", rc, log);
   free(log);
-  FILE *f = fopen(py, "w");
+  check_transformers_agree(&e, out, train, pred);
+  done_env(&e);
+}
+
+/* A regression toy task in a TSV: words from a positive list score about 4.5, from a negative
+ * list about 0.5, with a non-integer spread; n rows; returns the targets' variance. */
+static double write_regression_tsv(const char *path, int n, uint64_t seed) {
+  static const char *pos[] = {"good", "great", "fine", "nice", "happy", "love"};
+  static const char *neg[] = {"bad", "awful", "poor", "sad", "hate", "terrible"};
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  FILE *f = fopen(path, "w");
   assert_non_null(f);
-  fputs("import sys, json, torch\n"
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
-        "d, data, pred = sys.argv[1:4]\n"
-        "m = AutoModelForSequenceClassification.from_pretrained(d).eval()\n"
-        "tok = AutoTokenizer.from_pretrained(d)\n"
-        "rows = [json.loads(l) for l in open(data)]\n"
-        "enc = tok([r['text'] for r in rows], padding=True, return_tensors='pt')\n"
-        "with torch.no_grad(): p = torch.softmax(m(**enc).logits, -1)\n"
-        "names = [m.config.id2label[i] for i in range(m.config.num_labels)]\n"
-        "out = [json.loads(l) for l in open(pred)]\n"
-        "assert len(out) == len(rows)\n"
-        "mx = max(abs(o['probabilities'][n] - float(p[i, k])) for i, o in enumerate(out)\n"
-        "         for k, n in enumerate(names))\n"
-        "assert all(o['label'] == names[int(p[i].argmax())] for i, o in enumerate(out))\n"
-        "print('MAXDIFF %.3g' % mx)\n"
-        "sys.exit(0 if mx < 1e-5 else 1)\n",
-        f);
+  fprintf(f, "text\tscore\n");
+  double sum = 0, sum2 = 0;
+  for (int i = 0; i < n; i++) {
+    int y = bc_rng_u32(&r) & 1, len = 2 + (int)(bc_rng_u32(&r) % 5);
+    for (int k = 0; k < len; k++)
+      fprintf(f, "%s%s", k ? " " : "", (y ? pos : neg)[bc_rng_u32(&r) % 6]);
+    double t = (y ? 4.5 : 0.5) + 0.25 * (int)(bc_rng_u32(&r) % 3) - 0.25; /* 0.25 .. 4.75 */
+    fprintf(f, "\t%.2f\n", t);
+    sum += t, sum2 += t * t;
+  }
   fclose(f);
-  snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s' '%s' 2>&1", py, out, train, pred);
+  return sum2 / n - (sum / n) * (sum / n);
+}
+
+/* Float labels: regression (num_labels 1, problem_type regression, MSE), eval MSE/Pearson/
+ * Spearman, predict's scores, transformers' logits equal them. */
+static void test_finetune_regression(void **state) {
+  (void)state;
+  env e;
+  if (!setup_env(&e)) skip();
+  char train[700], out[700], pred[700], cls[700], cmd[4096], path[800];
+  char *log = NULL;
+  snprintf(train, sizeof train, "%s/train.tsv", e.dir);
+  snprintf(out, sizeof out, "%s/out", e.dir);
+  snprintf(pred, sizeof pred, "%s/pred.jsonl", e.dir);
+  snprintf(cls, sizeof cls, "%s/cls", e.dir);
+  double var = write_regression_tsv(train, 48, 21);
+  snprintf(cmd, sizeof cmd,
+           "%s finetune -m '%s' --train '%s' --eval '%s' -o '%s' --device '%s' --label-column "
+           "score --epochs 6 --batch-size 8 --lr 5e-3 --log-every 1 2>&1",
+           BERTCL_BIN, e.model, train, train, out, e.dev);
+  int rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("finetune (regression) failed (%d): %s", rc, log);
+  assert_non_null(strstr(log, "(regression, MSE)"));
+  /* every eval line reports MSE and both correlations; the best MSE beats the mean predictor */
+  int evals = 0;
+  for (const char *p = log; (p = strstr(p, "eval step")); p++, evals++) {
+    const char *nl = strchr(p, '\n');
+    const char *sp = strstr(p, " spearman ");
+    if (!strstr(p, ": mse ") || !sp || (nl && sp > nl)) fail_msg("eval line: %s", p);
+  }
+  assert_int_equal(evals, 6);
+  const char *done = strstr(log, "best eval mse ");
+  if (!done) fail_msg("no best eval mse in: %s", log);
+  double best = strtod(done + strlen("best eval mse "), NULL);
+  print_message("regression: best eval MSE %.4f, targets' variance %.4f\n", best, var);
+  if (!(best < 0.25 * var))
+    fail_msg("eval MSE %.4f is not below a quarter of the targets' variance %.4f: %s", best, var,
+             log);
+  free(log);
+  snprintf(path, sizeof path, "%s/config.json", out);
+  json_error_t je;
+  json_t *cfg = json_load_file(path, 0, &je);
+  assert_non_null(cfg);
+  assert_int_equal(json_integer_value(json_object_get(cfg, "num_labels")), 1);
+  assert_string_equal(json_string_value(json_object_get(cfg, "problem_type")), "regression");
+  assert_string_equal(json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0)),
+                      "BertForSequenceClassification");
+  json_decref(cfg);
+  /* predict: one {"score": x} a line, no label or probabilities */
+  snprintf(cmd, sizeof cmd, "%s predict -m '%s' -i '%s' -o '%s' --device '%s' 2>&1", BERTCL_BIN,
+           out, train, pred, e.dev);
   rc = bc_test_run(cmd, &log);
-  print_message("transformers vs bertcl predict: %s\n", log ? strstr(log, "MAXDIFF") : "");
-  if (rc != 0) fail_msg("transformers check failed (%d): %s", rc, log);
-  assert_null(strstr(log, "newly initialized"));
+  if (rc != 0) fail_msg("predict failed (%d): %s", rc, log);
+  free(log);
+  size_t len = 0;
+  char *txt = slurp(pred, &len);
+  assert_non_null(txt);
+  int rows = 0;
+  for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n"), rows++) {
+    json_t *o = json_loads(line, 0, &je);
+    assert_non_null(o);
+    assert_true(json_is_real(json_object_get(o, "score")));
+    assert_int_equal(json_object_size(o), 1);
+    json_decref(o);
+  }
+  assert_int_equal(rows, 48);
+  free(txt);
+  if (have_transformers())
+    check_transformers_agree(&e, out, train, pred);
+  else
+    print_message("python3 with transformers and torch not found: transformers check skipped\n");
+  /* an explicit --task classification wins: the float labels become class names */
+  snprintf(cmd, sizeof cmd,
+           "%s finetune -m '%s' --train '%s' -o '%s' --device '%s' --label-column score "
+           "--task classification --epochs 1 --batch-size 16 -q 2>&1",
+           BERTCL_BIN, e.model, train, cls, e.dev);
+  rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("finetune --task classification failed (%d): %s", rc, log);
+  free(log);
+  snprintf(path, sizeof path, "%s/config.json", cls);
+  cfg = json_load_file(path, 0, &je);
+  assert_non_null(cfg);
+  assert_int_equal(json_integer_value(json_object_get(cfg, "num_labels")), 6);
+  assert_string_equal(json_string_value(json_object_get(cfg, "problem_type")),
+                      "single_label_classification");
+  json_decref(cfg);
+  /* contradicting flags, and a non-number label under --task regression, are refused */
+  snprintf(cmd, sizeof cmd,
+           "%s finetune -m '%s' --train '%s' -o '%s/x' --task classification --num-labels 1 2>&1",
+           BERTCL_BIN, e.model, train, e.dir);
+  rc = bc_test_run(cmd, &log);
+  assert_int_equal(rc, 2); /* a usage error */
+  assert_non_null(strstr(log, "contradicts"));
   free(log);
   done_env(&e);
 }
@@ -310,6 +454,7 @@ int main(void) {
       cmocka_unit_test(test_finetune_tsv_pairs_predict),
       cmocka_unit_test(test_finetune_freeze_encoder),
       cmocka_unit_test(test_finetune_transformers_loads),
+      cmocka_unit_test(test_finetune_regression),
   };
   return cmocka_run_group_tests_name("finetune", tests, NULL, NULL);
 }

@@ -29,18 +29,25 @@ void bc_cmd_finetune_usage(FILE *out) {
           "                       [--epochs 3] [--lr 2e-5] [--batch-size 32] [--max-len 128]\n"
           "                       [--warmup-ratio 0] [--weight-decay 0] [--grad-accum 1]\n"
           "                       [--max-grad-norm 1] [--seed 42] [--eval-every N]\n"
-          "                       [--save-every N] [--freeze-encoder] [--resume] [--device D]\n\n"
+          "                       [--save-every N] [--freeze-encoder] [--resume] [--device D]\n"
+          "                       [--task auto|classification|regression] [--num-labels N]\n\n"
           "Fine-tunes a BERT encoder with a sequence-classification head (pooler -> dropout ->\n"
           "linear, as transformers' BertForSequenceClassification) on labelled text, on the\n"
-          "OpenCL device: cross-entropy, AdamW (no decay on biases and LayerNorm weights),\n"
+          "OpenCL device: cross-entropy (classification) or MSE (regression, num_labels 1),\n"
+          "AdamW (no decay on biases and LayerNorm weights),\n"
           "linear warm-up and decay, clipping by global norm, gradient accumulation, dropout\n"
           "from config.json with a counter-based RNG (a seed reproduces a run exactly).\n\n"
           "Input: JSONL lines {\"text\": ..., \"text_pair\": ..., \"label\": ...}, or TSV/CSV with\n"
           "a header (.tsv: tab-separated; .csv: comma-separated, double quotes). Labels are\n"
-          "strings or integers; the mapping is saved as id2label/label2id.\n\n"
+          "strings or integers (classification; the mapping is saved as id2label/label2id), or\n"
+          "numbers (regression: when every label is a number and at least one is written as a\n"
+          "non-integer, 3.8 or 5.0 or a JSON float, as a float column in datasets; or when the\n"
+          "model is already a regression model; or with --task regression / --num-labels 1).\n"
+          "Regression saves num_labels 1 and problem_type \"regression\" in config.json.\n\n"
           "OUT_DIR: config.json (BertForSequenceClassification), model.safetensors (Hugging Face\n"
           "names), the tokenizer files: AutoModelForSequenceClassification.from_pretrained loads\n"
-          "it. With --eval it holds the checkpoint of best eval accuracy. OUT_DIR/checkpoint.\n"
+          "it. With --eval it holds the checkpoint of best eval accuracy (regression: lowest\n"
+          "eval MSE). OUT_DIR/checkpoint.\n"
           "safetensors (parameters, AdamW moments, step; written to a temporary file and\n"
           "renamed) lets --resume continue exactly where a run stopped.\n\n"
           "options:\n"
@@ -48,12 +55,17 @@ void bc_cmd_finetune_usage(FILE *out) {
           "                         reused, else initialised as transformers does)\n"
           "  --train FILE           training data\n"
           "  --eval FILE            evaluation data: accuracy, macro-F1 (F1 of label 1 when\n"
-          "                         binary) after each epoch, or every --eval-every steps\n"
+          "                         binary); regression: MSE, Pearson and Spearman\n"
+          "                         correlation; after each epoch, or every --eval-every steps\n"
           "  -o, --output DIR       output directory\n"
           "  --text-column NAME     text field/column (default text; TSV/CSV: text, else\n"
           "                         sentence, else the first column)\n"
           "  --pair-column NAME     second text (default text_pair when present)\n"
           "  --label-column NAME    label field/column (default label)\n"
+          "  --task T               auto (default: regression for float labels, see above),\n"
+          "                         classification (float labels are names) or regression\n"
+          "  --num-labels N         1: regression; N > 1: classification with N labels\n"
+          "                         (integer labels 0..N-1; default: from the data)\n"
           "  --epochs N             passes over the data (default 3)\n"
           "  --lr X                 peak learning rate (default 2e-5)\n"
           "  --batch-size N         examples per micro-batch (default 32)\n"
@@ -212,6 +224,16 @@ static char *label_of_json(json_t *v) {
     return xstrdup(buf);
   }
   if (json_is_boolean(v)) return xstrdup(json_is_true(v) ? "1" : "0");
+  if (json_is_real(v) && isfinite(json_real_value(v))) {
+    /* the shortest text that reads back the same double, written as a non-integer as the
+     * JSON float was: 5.0 stays "5.0" (a float label) */
+    for (int prec = 1; prec <= 17; prec++) {
+      snprintf(buf, sizeof buf, "%.*g", prec, json_real_value(v));
+      if (strtod(buf, NULL) == json_real_value(v)) break;
+    }
+    if (!strpbrk(buf, ".eE")) strcat(buf, ".0");
+    return xstrdup(buf);
+  }
   return NULL;
 }
 
@@ -275,7 +297,7 @@ static int dataset_read(const char *path, const columns *cols, int need_label, i
       if (y && !json_is_null(y)) {
         label = label_of_json(y);
         if (!label) {
-          bc_cli_error("%s:%zu: the label must be a string or an integer", path, lineno);
+          bc_cli_error("%s:%zu: the label must be a string or a number", path, lineno);
           json_decref(o);
           free(text), free(pair);
           rc = -1;
@@ -443,6 +465,55 @@ static int labelmap_build(labelmap *m, const dataset *d, const bertcl_model *mod
   return 0;
 }
 
+/* ---- regression labels ------------------------------------------------------------------ */
+
+/* A label that strtod reads whole as a finite number. */
+static int is_number(const char *s, double *v) {
+  char *end;
+  errno = 0;
+  if (!*s || *s == ' ' || *s == '\t') return 0;
+  double x = strtod(s, &end);
+  if (end == s || *end || errno == ERANGE || !isfinite(x)) return 0;
+  if (v) *v = x;
+  return 1;
+}
+
+/* Written as an integer: an optional sign, then digits. */
+static int is_int_text(const char *s) {
+  if (*s == '-' || *s == '+') s++;
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9') return 0;
+  return 1;
+}
+
+/* --task auto: regression when every label is a number and one of them is written as a
+ * non-integer ("3.8", "5.0", a JSON float: the column datasets would type as float, which is
+ * what transformers' run_glue calls regression), or when every label is a number and the model
+ * is already a regressor (a classifier with num_labels 1). */
+static int labels_are_regression(const dataset *d, int model_K) {
+  int frac = 0;
+  for (size_t i = 0; i < d->n; i++) {
+    if (!is_number(d->label[i], NULL)) return 0;
+    frac |= !is_int_text(d->label[i]);
+  }
+  return frac || model_K == 1;
+}
+
+/* Regression targets (n) of d's labels. */
+static int targets_of(const dataset *d, const char *path, float *t) {
+  for (size_t i = 0; i < d->n; i++) {
+    double v;
+    if (!is_number(d->label[i], &v)) {
+      bc_cli_error("%s: row %zu has label '%s', which is not a number (regression)", path, i + 1,
+                   d->label[i]);
+      return -1;
+    }
+    t[i] = (float)v;
+  }
+  return 0;
+}
+
 /* ---- export ----------------------------------------------------------------------------- */
 
 static int copy_file(const char *src, const char *dst) {
@@ -477,7 +548,8 @@ static int export_model(const char *out_dir, const char *model_dir, json_t *src_
   json_object_set_new(cfg, "id2label", id2);
   json_object_set_new(cfg, "label2id", l2i);
   json_object_set_new(cfg, "num_labels", json_integer(lm->K));
-  json_object_set_new(cfg, "problem_type", json_string("single_label_classification"));
+  json_object_set_new(cfg, "problem_type",
+                      json_string(lm->K == 1 ? "regression" : "single_label_classification"));
   char *js = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
   json_decref(cfg);
   bc_err err = {0};
@@ -521,6 +593,7 @@ static int export_model(const char *out_dir, const char *model_dir, json_t *src_
 
 typedef struct {
   double acc, macro_f1, f1; /* f1: of label 1 when binary, else macro */
+  double mse, pearson, spearman; /* regression (num_labels 1) */
 } metrics;
 
 static metrics score(const int32_t *gold, const int32_t *pred, size_t n, int K) {
@@ -548,11 +621,64 @@ static metrics score(const int32_t *gold, const int32_t *pred, size_t n, int K) 
   return r;
 }
 
+/* Pearson correlation of x and y (n); NaN when either is constant (as scipy). */
+static double pearson(const double *x, const double *y, size_t n) {
+  double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+  for (size_t i = 0; i < n; i++) mx += x[i], my += y[i];
+  mx /= (double)n, my /= (double)n;
+  for (size_t i = 0; i < n; i++) {
+    sxy += (x[i] - mx) * (y[i] - my);
+    sxx += (x[i] - mx) * (x[i] - mx);
+    syy += (y[i] - my) * (y[i] - my);
+  }
+  return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
+}
+
+static const double *rank_key;
+static int cmp_rank(const void *a, const void *b) {
+  double x = rank_key[*(const size_t *)a], y = rank_key[*(const size_t *)b];
+  return x < y ? -1 : x > y;
+}
+
+/* Ranks 1..n of x, ties sharing their mean rank (scipy's rankdata "average"). */
+static int ranks(const double *x, size_t n, double *rk) {
+  size_t *ix = malloc(n * sizeof *ix);
+  if (!ix) return -1;
+  for (size_t i = 0; i < n; i++) ix[i] = i;
+  rank_key = x;
+  qsort(ix, n, sizeof *ix, cmp_rank);
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j + 1 < n && x[ix[j + 1]] == x[ix[i]]) j++;
+    for (size_t k = i; k <= j; k++) rk[ix[k]] = 0.5 * (double)(i + j) + 1.0;
+    i = j + 1;
+  }
+  free(ix);
+  return 0;
+}
+
+/* MSE, Pearson and Spearman correlation of predictions p against gold g (n), as GLUE's STS-B. */
+static int score_regression(const double *g, const double *p, size_t n, metrics *m) {
+  double se = 0;
+  for (size_t i = 0; i < n; i++) se += (p[i] - g[i]) * (p[i] - g[i]);
+  m->mse = n ? se / (double)n : 0;
+  m->pearson = pearson(g, p, n);
+  double *rg = malloc(n * sizeof *rg), *rp = malloc(n * sizeof *rp);
+  if (!rg || !rp || ranks(g, n, rg) || ranks(p, n, rp)) {
+    free(rg), free(rp);
+    return -1;
+  }
+  m->spearman = pearson(rg, rp, n);
+  free(rg), free(rp);
+  return 0;
+}
+
 /* ---- the run ---------------------------------------------------------------------------- */
 
 typedef struct {
-  const char *model, *train, *eval, *out, *device;
+  const char *model, *train, *eval, *out, *device, *task;
   columns cols;
+  long num_labels; /* 0: from the data and --task */
   long epochs, batch, accum, max_len, seed, eval_every, save_every, log_every;
   double lr, warmup_ratio, wd, max_norm;
   int freeze, resume, quiet;
@@ -621,14 +747,17 @@ static int compute_features(ft_run *r, const dataset *d, float *feats) {
   return 0;
 }
 
-static int evaluate(ft_run *r, const dataset *d, const int32_t *gold, metrics *m) {
+/* gold (n) labels, or targets (n) when num_labels is 1 */
+static int evaluate(ft_run *r, const dataset *d, const int32_t *gold, const float *targets,
+                    metrics *m) {
   size_t n = d->n, B = (size_t)r->o->batch;
   int K = r->lm.K;
   int32_t *pred = malloc(n * sizeof *pred);
+  double *yp = K == 1 ? malloc(n * sizeof *yp) : NULL, *yg = K == 1 ? malloc(n * sizeof *yg) : NULL;
   size_t *idx = malloc(B * sizeof *idx);
   float *logits = malloc(B * (size_t)K * sizeof *logits);
   int rc = 0;
-  if (!pred || !idx || !logits) {
+  if (!pred || !idx || !logits || (K == 1 && (!yp || !yg))) {
     bc_cli_error("out of memory");
     rc = -1;
     goto done;
@@ -660,11 +789,20 @@ static int evaluate(ft_run *r, const dataset *d, const int32_t *gold, metrics *m
       for (int k = 1; k < K; k++)
         if (logits[i * K + k] > logits[i * K + best]) best = k;
       pred[s + i] = best;
+      if (K == 1) yp[s + i] = logits[i], yg[s + i] = targets[s + i];
     }
   }
-  *m = score(gold, pred, n, K);
+  if (K == 1) {
+    memset(m, 0, sizeof *m);
+    if (score_regression(yg, yp, n, m)) {
+      bc_cli_error("out of memory");
+      rc = -1;
+    }
+  } else {
+    *m = score(gold, pred, n, K);
+  }
 done:
-  free(pred), free(idx), free(logits);
+  free(pred), free(idx), free(logits), free(yp), free(yg);
   return rc;
 }
 
@@ -794,7 +932,8 @@ int bc_cmd_finetune(int argc, char **argv) {
     STR("-m", model) STR("--model", model) STR("--train", train) STR("--eval", eval)
     STR("-o", out) STR("--output", out) STR("--device", device)
     STR("--text-column", cols.text_col) STR("--pair-column", cols.pair_col)
-    STR("--label-column", cols.label_col)
+    STR("--label-column", cols.label_col) STR("--task", task)
+    LNG("--num-labels", num_labels, 1)
     LNG("--epochs", epochs, 1) LNG("--batch-size", batch, 1) LNG("--grad-accum", accum, 1)
     LNG("--max-len", max_len, 3) LNG("--seed", seed, 0) LNG("--eval-every", eval_every, 1)
     LNG("--save-every", save_every, 1) LNG("--log-every", log_every, 1)
@@ -811,6 +950,15 @@ int bc_cmd_finetune(int argc, char **argv) {
   if (!o.model || !o.train || !o.out)
     return bc_cli_error("finetune: -m MODEL_DIR, --train FILE and -o OUT_DIR are required"), 2;
   if (o.warmup_ratio > 1) return bc_cli_error("finetune: --warmup-ratio must be in [0, 1]"), 2;
+  if (o.task && strcmp(o.task, "auto") && strcmp(o.task, "classification") &&
+      strcmp(o.task, "regression"))
+    return bc_cli_error("finetune: bad --task '%s' (auto, classification or regression)",
+                        o.task), 2;
+  int want_cls = o.task && !strcmp(o.task, "classification");
+  int want_reg = o.task && !strcmp(o.task, "regression");
+  if ((want_cls && o.num_labels == 1) || (want_reg && o.num_labels > 1))
+    return bc_cli_error("finetune: --task %s contradicts --num-labels %ld (1 is regression)",
+                        o.task, o.num_labels), 2;
 
   int ret = 1;
   bertcl_model *model = NULL;
@@ -822,6 +970,7 @@ int bc_cmd_finetune(int argc, char **argv) {
   ref_layout lay = {0};
   float *flat = NULL, *m = NULL, *vv = NULL, *init_pool = NULL, *init_cls = NULL;
   int32_t *ytrain = NULL, *yeval = NULL;
+  float *ttrain = NULL, *teval = NULL, *tgt = NULL; /* regression targets (n), (n), (batch) */
   size_t *perm = NULL;
   float *fbatch = NULL;
   char *sig = NULL;
@@ -849,13 +998,55 @@ int bc_cmd_finetune(int argc, char **argv) {
   if (o.eval && dataset_read(o.eval, &o.cols, 1, 0, &ev)) goto done;
   const bc_weights *w0 = bc_model_weights(model);
   int model_K = w0->cls_w ? cfg->num_labels : 0;
-  if (labelmap_build(&r.lm, &train, model, model_K)) goto done;
+  /* regression (num_labels 1, MSE) or classification (cross-entropy): an explicit --task or
+   * --num-labels wins, else the labels decide (labels_are_regression) */
+  int reg = want_reg || o.num_labels == 1 ||
+            (!want_cls && !o.num_labels && labels_are_regression(&train, model_K));
+  if (reg) {
+    const char *nm = model_K == 1 ? bertcl_model_label(model, 0) : NULL;
+    r.lm.names = calloc(1, sizeof *r.lm.names);
+    if (!r.lm.names || !(r.lm.names[0] = xstrdup(nm ? nm : "LABEL_0"))) goto oom;
+    r.lm.K = 1;
+    ttrain = malloc(train.n * sizeof *ttrain);
+    teval = malloc((ev.n ? ev.n : 1) * sizeof *teval);
+    tgt = malloc((size_t)o.batch * sizeof *tgt);
+    if (!ttrain || !teval || !tgt) goto oom;
+    if (targets_of(&train, o.train, ttrain) || (ev.n && targets_of(&ev, o.eval, teval)))
+      goto done;
+  } else {
+    if (labelmap_build(&r.lm, &train, model, model_K)) goto done;
+    if (o.num_labels > 1 && r.lm.K != o.num_labels) {
+      /* integer labels 0..K-1 with K < N: the head has N rows, as num_labels N in transformers */
+      int ints = r.lm.K < o.num_labels;
+      for (int k = 0; k < r.lm.K && ints; k++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%d", k);
+        ints = !strcmp(r.lm.names[k], buf);
+      }
+      if (!ints) {
+        bc_cli_error("finetune: --num-labels %ld, but the training data has %d labels%s",
+                     o.num_labels, r.lm.K,
+                     r.lm.K < o.num_labels ? " that are not integers 0..N-1" : "");
+        goto done;
+      }
+      char **nn = realloc(r.lm.names, (size_t)o.num_labels * sizeof *nn);
+      if (!nn) goto oom;
+      r.lm.names = nn;
+      for (int k = r.lm.K; k < o.num_labels; k++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%d", k);
+        nn[k] = xstrdup(buf);
+        if (!nn[k]) goto oom;
+        r.lm.K = k + 1;
+      }
+    }
+  }
   int K = r.lm.K;
   ytrain = malloc(train.n * sizeof *ytrain);
   yeval = malloc((ev.n ? ev.n : 1) * sizeof *yeval);
   if (!ytrain || !yeval) goto oom;
-  for (size_t i = 0; i < train.n; i++) ytrain[i] = label_id(&r.lm, train.label[i]);
-  for (size_t i = 0; i < ev.n; i++) {
+  for (size_t i = 0; i < train.n && !reg; i++) ytrain[i] = label_id(&r.lm, train.label[i]);
+  for (size_t i = 0; i < ev.n && !reg; i++) {
     yeval[i] = label_id(&r.lm, ev.label[i]);
     if (yeval[i] < 0) {
       bc_cli_error("%s: row %zu has label '%s', which the training data does not have", o.eval,
@@ -913,7 +1104,7 @@ int bc_cmd_finetune(int argc, char **argv) {
   }
   snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", o.out);
   long step = 0, best_step = -1;
-  double best = -1.0;
+  double best = reg ? -INFINITY : -1.0; /* the best eval accuracy; regression: -MSE */
   float *const bufs[3] = {flat, m, vv};
   if (o.resume) {
     struct stat sb;
@@ -938,9 +1129,10 @@ int bc_cmd_finetune(int argc, char **argv) {
   }
   if (!o.quiet)
     fprintf(stderr,
-            "finetune: %zu examples, %d labels, %ld epochs x %ld steps (batch %ld x %ld accum), "
-            "warm-up %ld, on %s\n",
-            train.n, K, o.epochs, spe, o.batch, o.accum, warmup, bertcl_ctx_device(ctx)->name);
+            "finetune: %zu examples, %d label%s%s, %ld epochs x %ld steps (batch %ld x %ld "
+            "accum), warm-up %ld, on %s\n",
+            train.n, K, K == 1 ? "" : "s", reg ? " (regression, MSE)" : "", o.epochs, spe,
+            o.batch, o.accum, warmup, bertcl_ctx_device(ctx)->name);
   perm = malloc(train.n * sizeof *perm);
   if (!perm) goto oom;
   r.C = cfg->hidden_size;
@@ -978,7 +1170,12 @@ int bc_cmd_finetune(int argc, char **argv) {
     for (long j = mb0; j < mb1; j++) {
       size_t r0 = (size_t)j * (size_t)o.batch;
       size_t n = train.n - r0 < (size_t)o.batch ? train.n - r0 : (size_t)o.batch;
-      for (size_t i = 0; i < n; i++) lab[i] = ytrain[perm[r0 + i]];
+      for (size_t i = 0; i < n; i++) {
+        if (reg)
+          tgt[i] = ttrain[perm[r0 + i]];
+        else
+          lab[i] = ytrain[perm[r0 + i]];
+      }
       ref_dropout_cfg drop = {hp, ap, cp, (uint64_t)o.seed, (uint32_t)(epoch * nb + j)};
       double l = 0;
       /* the micro-batch's mean loss weighted by its share of the step's examples */
@@ -988,15 +1185,17 @@ int bc_cmd_finetune(int argc, char **argv) {
         for (size_t i = 0; i < n; i++)
           memcpy(fbatch + i * (size_t)r.C, r.ftrain + perm[r0 + i] * (size_t)r.C,
                  (size_t)r.C * sizeof(float));
-        st = bc_trainer_head_fwd_bwd(r.tr, fbatch, lab, NULL, (int)n, &drop, scale, 1, &l, NULL);
+        st = bc_trainer_head_fwd_bwd(r.tr, fbatch, reg ? NULL : lab, reg ? tgt : NULL, (int)n,
+                                     &drop, scale, 1, &l, NULL);
       } else {
         bertcl_batch *b = NULL;
         if (make_batch(&r, &train, perm + r0, n, &b)) {
           free(lab);
           goto done;
         }
-        st = bc_trainer_fwd_bwd(r.tr, b->ids, b->type_ids, b->mask, lab, NULL, (int)b->batch,
-                                (int)b->seq, &drop, scale, 1, &l, NULL);
+        st = bc_trainer_fwd_bwd(r.tr, b->ids, b->type_ids, b->mask, reg ? NULL : lab,
+                                reg ? tgt : NULL, (int)b->batch, (int)b->seq, &drop, scale, 1,
+                                &l, NULL);
         bertcl_batch_free(b);
       }
       if (st != BERTCL_OK) {
@@ -1033,15 +1232,20 @@ int bc_cmd_finetune(int argc, char **argv) {
     int improved = 0;
     if (do_eval) {
       metrics mt;
-      if (evaluate(&r, &ev, yeval, &mt)) {
+      if (evaluate(&r, &ev, yeval, teval, &mt)) {
         free(lab);
         goto done;
       }
-      improved = mt.acc > best;
-      fprintf(stderr, "eval step %ld (epoch %ld): accuracy %.4f macro-F1 %.4f%s%.4f%s\n", step,
-              epoch + 1, mt.acc, mt.macro_f1, K == 2 ? " F1 " : "", K == 2 ? mt.f1 : 0.0,
-              improved ? " (best)" : "");
-      if (improved) best = mt.acc, best_step = step;
+      double key = reg ? -mt.mse : mt.acc; /* higher is better */
+      improved = key > best;
+      if (reg)
+        fprintf(stderr, "eval step %ld (epoch %ld): mse %.4f pearson %.4f spearman %.4f%s\n",
+                step, epoch + 1, mt.mse, mt.pearson, mt.spearman, improved ? " (best)" : "");
+      else
+        fprintf(stderr, "eval step %ld (epoch %ld): accuracy %.4f macro-F1 %.4f%s%.4f%s\n", step,
+                epoch + 1, mt.acc, mt.macro_f1, K == 2 ? " F1 " : "", K == 2 ? mt.f1 : 0.0,
+                improved ? " (best)" : "");
+      if (improved) best = key, best_step = step;
     }
     int do_save = o.save_every ? step % o.save_every == 0 || step == total : epoch_end;
     if (improved || (!ev.n && step == total) || do_save) {
@@ -1052,8 +1256,12 @@ int bc_cmd_finetune(int argc, char **argv) {
     }
     if (improved || (!ev.n && step == total)) {
       char meta[256];
-      snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_accuracy\": %.6g}", step,
-               improved ? best : -1.0);
+      if (reg)
+        snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_mse\": %.6g}", step,
+                 improved ? -best : -1.0);
+      else
+        snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_accuracy\": %.6g}", step,
+                 improved ? best : -1.0);
       if (export_model(o.out, o.model, src_cfg, &r.lm, &lay, flat, meta)) {
         free(lab);
         goto done;
@@ -1074,7 +1282,10 @@ int bc_cmd_finetune(int argc, char **argv) {
   }
   free(lab);
   if (!o.quiet) {
-    if (ev.n)
+    if (ev.n && reg)
+      fprintf(stderr, "finetune: done; best eval mse %.4f at step %ld saved in %s\n", -best,
+              best_step, o.out);
+    else if (ev.n)
       fprintf(stderr, "finetune: done; best eval accuracy %.4f at step %ld saved in %s\n", best,
               best_step, o.out);
     else
@@ -1096,7 +1307,8 @@ done:
   dataset_free(&ev);
   ref_layout_free(&lay);
   free(flat), free(m), free(vv), free(init_pool), free(init_cls);
-  free(ytrain), free(yeval), free(perm), free(sig), free(fbatch), free(r.ftrain), free(r.feval);
+  free(ytrain), free(yeval), free(ttrain), free(teval), free(tgt), free(perm), free(sig);
+  free(fbatch), free(r.ftrain), free(r.feval);
   json_decref(src_cfg);
   bertcl_model_free(model);
   return ret;
