@@ -11,9 +11,16 @@
 # There (device run, carry ["build-gpu", ".devdeps"], timeout_s 600):
 #   source .devdeps/enter.sh; bash bench/run_gpu.sh
 # Results land in $OUT (at most 8 files come back): run_gpu.log (every table), base.json,
-# minilm.json, torch-base.json, torch-minilm.json, tune.log, summary.md.
+# minilm.json, torch-base.json, torch-minilm.json, tune.log, summary.md, extract.json.
+#
+# Extraction rows/s next to sentence-transformers (issue 7) runs too when a real model and a
+# corpus were carried (64 MiB in all, so the model as an F16 copy):
+#   python3 bench/make_f16_model.py models/all-MiniLM-L6-v2 models/all-MiniLM-L6-v2-f16
+#   mkdir -p out && cut -f1 ../shared/data/sst2/train.tsv | tail -n +2 | head -n 20000 > out/corpus.txt
+#   carry ["build-gpu", ".devdeps", "models/all-MiniLM-L6-v2-f16", "out/corpus.txt"]
 #
 # Environment: BERTCL_BIN (default build-gpu/bertcl), BENCH_DEVICE (default nvidia),
+# EXTRACT_MODEL (models/all-MiniLM-L6-v2-f16), EXTRACT_CORPUS (out/corpus.txt),
 # TUNE_BUDGET seconds (default 150), BENCH_BATCH (1,8,32,128), BENCH_SEQ (128,512),
 # BENCH_REPEAT (5), TUNE_CONFIG/TUNE_BATCH/TUNE_SEQ (base, 32, 128).
 set -u
@@ -67,3 +74,13 @@ fi
 # 4. one table of everything measured above
 step summary 30 python3 bench/summarize.py --out "$OUT/summary.md" "$OUT"/base.json \
   "$OUT"/minilm.json "$OUT"/torch-base.json "$OUT"/torch-minilm.json
+
+# 5. extraction jobs vs sentence-transformers / transformers, same texts, batch and length
+EM=${EXTRACT_MODEL:-models/all-MiniLM-L6-v2-f16}
+EC=${EXTRACT_CORPUS:-out/corpus.txt}
+if [ -d "$EM" ] && [ -f "$EC" ]; then
+  step extract 240 sh -c "bash bench/extract_vs_st.sh '$BIN' '$EM' '$EC' 0 '' '$DEV' 128 128 > '$OUT/extract.json'"
+  cat "$OUT/extract.json" | tee -a "$LOG"
+else
+  echo "=== no $EM or $EC carried: no extraction figures" | tee -a "$LOG"
+fi
