@@ -329,6 +329,19 @@ static void e2e_done(e2e *x) {
   assert_int_equal(run_cmd(cmd, NULL), 0);
 }
 
+/* Two jobs over one corpus: job directories a and b, and the files they merge into. */
+typedef struct {
+  char in[700], a[700], b[700], am[700], bm[700];
+} job_pair;
+
+static void job_pair_init(job_pair *p, const e2e *x, const char *na, const char *nb) {
+  snprintf(p->in, sizeof p->in, "%s/corpus.txt", x->dir);
+  snprintf(p->a, sizeof p->a, "%s/%s", x->dir, na);
+  snprintf(p->b, sizeof p->b, "%s/%s", x->dir, nb);
+  snprintf(p->am, sizeof p->am, "%s/%s.safetensors", x->dir, na);
+  snprintf(p->bm, sizeof p->bm, "%s/%s.safetensors", x->dir, nb);
+}
+
 #define JOB_OPTS                                                         \
   "--pool cls,mean --layers -2: --tokens --words mean --shard-rows 150 " \
   "--window 60 --max-tokens 600 --batch-size 16 --threads 2"
@@ -380,13 +393,11 @@ static void test_kill_resume_identical(void **state) {
   (void)state;
   e2e x;
   if (!e2e_setup(&x)) skip();
-  char in[700], a[700], b[700], am[700], bm[700], cmd[4096];
+  job_pair p;
+  job_pair_init(&p, &x, "full", "killed");
+  const char *in = p.in, *a = p.a, *b = p.b, *am = p.am, *bm = p.bm;
+  char cmd[4096];
   char *log = NULL;
-  snprintf(in, sizeof in, "%s/corpus.txt", x.dir);
-  snprintf(a, sizeof a, "%s/full", x.dir);
-  snprintf(b, sizeof b, "%s/killed", x.dir);
-  snprintf(am, sizeof am, "%s/full.safetensors", x.dir);
-  snprintf(bm, sizeof bm, "%s/killed.safetensors", x.dir);
   write_corpus(in, 3000, 40, 7);
   /* a long line (truncated) and a bad line are part of the job */
   FILE *f = fopen(in, "a");
@@ -463,20 +474,17 @@ static void test_held_readback_identical(void **state) {
   (void)state;
   e2e x;
   if (!e2e_setup(&x)) skip();
-  char in[700], a[700], b[700], am[700], bm[700], cmd[4096];
+  job_pair p;
+  job_pair_init(&p, &x, "plain", "held");
+  char cmd[4096];
   char *log = NULL;
-  snprintf(in, sizeof in, "%s/corpus.txt", x.dir);
-  snprintf(a, sizeof a, "%s/plain", x.dir);
-  snprintf(b, sizeof b, "%s/held", x.dir);
-  snprintf(am, sizeof am, "%s/plain.safetensors", x.dir);
-  snprintf(bm, sizeof bm, "%s/held.safetensors", x.dir);
-  write_corpus(in, 400, 40, 11);
-  const char *outs[2] = {a, b}, *merged[2] = {am, bm};
+  write_corpus(p.in, 400, 40, 11);
+  const char *outs[2] = {p.a, p.b}, *merged[2] = {p.am, p.bm};
   for (int k = 0; k < 2; k++) {
     snprintf(cmd, sizeof cmd,
              "%s %s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --pool cls,mean,max "
              "--quiet 2>&1 && %s merge '%s' '%s' 2>&1",
-             k ? "BERTCL_JOB_HOLD_READS=1" : "", BERTCL_BIN, x.model, in, outs[k], x.dev,
+             k ? "BERTCL_JOB_HOLD_READS=1" : "", BERTCL_BIN, x.model, p.in, outs[k], x.dev,
              "--layers -2: --tokens --words mean --shard-rows 150 --window 60 --max-tokens 300 "
              "--batch-size 8 --threads 2",
              BERTCL_BIN, outs[k], merged[k]);
@@ -484,8 +492,8 @@ static void test_held_readback_identical(void **state) {
     if (rc != 0) fail_msg("run %d failed (%d): %s", k, rc, log);
     free(log);
   }
-  if (!files_equal(am, bm))
-    fail_msg("held readbacks changed the output: %s vs %s", am, bm);
+  if (!files_equal(p.am, p.bm))
+    fail_msg("held readbacks changed the output: %s vs %s", p.am, p.bm);
   e2e_done(&x);
 }
 
