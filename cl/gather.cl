@@ -43,3 +43,10 @@ __kernel void word_pool_fwd(__global float *out,            // (nwords, out_stri
   __global float *o = out + (size_t)r * out_stride + col0 + c;
   *o = (beta == 0.0f ? 0.0f : beta * *o) + alpha * v;
 }
+
+// out[i] = in[i] as an IEEE half, rounded to nearest even (what bertcl's host writer does for
+// --dtype f16), so a job reads back half the bytes. vstore_half needs no cl_khr_fp16.
+__kernel void to_half_fwd(__global half *out, __global const float *in, const int n) {
+  const int i = (int)get_global_id(0);
+  if (i < n) vstore_half_rte(in[i], i, out);
+}

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "encoder/encoder.h"
+#include "io/writers.h"
 #include "job/job.h"
 #include "model/safetensors.h"
 #include "testutil.h"
@@ -497,6 +498,55 @@ static void test_held_readback_identical(void **state) {
   e2e_done(&x);
 }
 
+/* --dtype f16 narrows on the device (to_half_fwd) and reads back half the bytes; the stored
+ * halves must be exactly the fp32 run's values rounded by the host's bc_f32_to_f16. */
+__attribute__((noinline)) static double readback_mb(const char *log) {
+  const char *end = strstr(log, " MB read back");
+  assert_non_null(end);
+  size_t i = (size_t)(end - log);
+  while (i > 0 && log[i - 1] != ' ') i--;
+  return strtod(log + i, NULL);
+}
+
+static void test_f16_readback(void **state) {
+  (void)state;
+  e2e x;
+  if (!e2e_setup(&x)) skip();
+  job_pair p;
+  job_pair_init(&p, &x, "f32", "f16");
+  char cmd[4096];
+  char *log = NULL;
+  write_corpus(p.in, 300, 40, 5);
+  const char *outs[2] = {p.am, p.bm}, *dt[2] = {"f32", "f16"};
+  double mb[2];
+  for (int k = 0; k < 2; k++) {
+    snprintf(cmd, sizeof cmd,
+             "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --dtype %s --pool cls,mean "
+             "--layers -2: --tokens --words mean --max-tokens 400 2>&1",
+             BERTCL_BIN, x.model, p.in, outs[k], x.dev, dt[k]);
+    int rc = run_cmd(cmd, &log);
+    if (rc != 0) fail_msg("%s run failed (%d): %s", dt[k], rc, log);
+    mb[k] = readback_mb(log);
+    free(log);
+  }
+  print_message("read back %.1f MB (f32), %.1f MB (f16)\n", mb[0], mb[1]);
+  assert_true(mb[0] > 0 && fabs(mb[1] - mb[0] / 2) <= 0.06);
+  static const char *const names[] = {"cls", "mean", "tokens", "words"};
+  for (int t = 0; t < 4; t++) {
+    size_t na = 0, nb = 0, bad = 0;
+    float *a = read_tensor(p.am, names[t], &na), *b = read_tensor(p.bm, names[t], &nb);
+    assert_int_equal(na, nb);
+    for (size_t i = 0; i < na; i++)
+      if (bc_f16_to_f32(bc_f32_to_f16(a[i])) != b[i] && bad++ < 3)
+        print_message("%s[%zu]: f32 %.9g -> want %.9g, f16 file %.9g\n", names[t], i,
+                      (double)a[i], (double)bc_f16_to_f32(bc_f32_to_f16(a[i])), (double)b[i]);
+    assert_int_equal(bad, 0);
+    free(a);
+    free(b);
+  }
+  e2e_done(&x);
+}
+
 static void test_resume_refused(void **state) {
   (void)state;
   e2e x;
@@ -818,6 +868,7 @@ int main(void) {
       cmocka_unit_test(test_bad_line_policy_reader), cmocka_unit_test(test_bad_line_policy_cli),
       cmocka_unit_test(test_stride_windows),         cmocka_unit_test(test_shard_kn_merge),
       cmocka_unit_test(test_resume_refused),         cmocka_unit_test(test_held_readback_identical),
+      cmocka_unit_test(test_f16_readback),
               cmocka_unit_test(test_kill_resume_identical),
   };
   return cmocka_run_group_tests_name("jobs", tests, NULL, NULL);

@@ -11,6 +11,7 @@
 
 #include "encoder/gemm.h"
 #include "encoder/ops.h"
+#include "io/writers.h"
 #include "ref/ref.h"
 #include "testutil.h"
 
@@ -415,6 +416,46 @@ static void run_attention(fixture *f, const op_row *row, uint64_t seed) {
   free(zeros);
 }
 
+/* to_half: bit for bit the host writer's bc_f32_to_f16 (round to nearest even, overflow to inf,
+ * half subnormals), on edge values then on floats of every magnitude half can hold and beyond */
+static void run_to_half(fixture *f, const op_row *row, uint64_t seed) {
+  bc_rng r;
+  bc_rng_seed(&r, seed);
+  static const float edge[] = {
+      0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e9f, INFINITY,
+      -INFINITY, NAN, 5.9604645e-8f /* 2^-24 */, 2.9802322e-8f /* 2^-25: tie to 0 */,
+      4.4703484e-8f /* 1.5 * 2^-25 */, 6.1035156e-5f /* 2^-14 */, 6.1e-5f, 1e-40f,
+      1.00048828125f /* 1 + 2^-11: tie to 1 */, 1.00146484375f /* 1 + 3 * 2^-11: tie up */,
+      3.14159265f, -2.71828183f};
+  size_t ne = sizeof edge / sizeof edge[0], n = ne + (size_t)row->B * row->T * row->C;
+  float *x = malloc(n * 4);
+  memcpy(x, edge, ne * 4);
+  for (size_t i = ne; i < n; i++) { /* sign, exponent 2^-30 .. 2^20, random mantissa */
+    uint32_t u = bc_rng_u32(&r);
+    uint32_t e = 97u + bc_rng_u32(&r) % 51u;
+    u = (u & 0x807FFFFFu) | (e << 23);
+    memcpy(&x[i], &u, 4);
+  }
+  uint16_t *got = malloc(n * 2);
+  cl_mem din = upload_f(f, x, n);
+  cl_mem dout = bc_test_upload(f->ctx, got, n * 2);
+  OK(bc_op_to_half(f->ctx, &f->ops, dout, din, (int)n));
+  bc_test_download(f->ctx, dout, got, n * 2);
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint16_t want = bc_f32_to_f16(x[i]);
+    int nan = (want & 0x7C00u) == 0x7C00u && (want & 0x3FFu);
+    int ok = nan ? (got[i] & 0x7C00u) == 0x7C00u && (got[i] & 0x3FFu) : got[i] == want;
+    if (!ok && bad++ < 5)
+      fprintf(stderr, "MISMATCH to_half_fwd n=%zu: x[%zu] = %.9g (0x%08x): want 0x%04x got 0x%04x "
+              "(seed %llu)\n", n, i, (double)x[i], (unsigned)(*(uint32_t *)(void *)&x[i]),
+              want, got[i], (unsigned long long)seed);
+  }
+  assert_int_equal(bad, 0);
+  clReleaseMemObject(din); clReleaseMemObject(dout);
+  free(x); free(got);
+}
+
 typedef void (*op_runner)(fixture *, const op_row *, uint64_t);
 static const struct {
   const char *op;
@@ -424,6 +465,7 @@ static const struct {
     {"softmax", run_softmax},       {"split_merge", run_split_merge}, {"pool", run_pool},
     {"l2norm_cls", run_l2norm_cls}, {"scale_add", run_scale_add},
     {"gather_words", run_gather_words}, {"gemm", run_gemm},           {"attention", run_attention},
+    {"to_half", run_to_half},
 };
 
 /* {op, B, T, C, NH, I, V, atol, rtol}: T = 1, odd sizes, C not a multiple of the work group
@@ -456,6 +498,8 @@ static const op_row table[] = {
     {"attention", 1, 1, 8, 2, 1, 1, 1e-5f, 1e-4f},
     {"attention", 3, 7, 12, 3, 1, 1, 1e-5f, 1e-4f},
     {"attention", 2, 17, 32, 4, 1, 1, 1e-5f, 1e-4f},
+    {"to_half", 1, 1, 1, 1, 1, 1, 0, 0},
+    {"to_half", 3, 7, 131, 1, 1, 1, 0, 0},
 };
 
 static int setup(void **state) {
@@ -503,6 +547,7 @@ OP_TEST(scale_add)
 OP_TEST(gather_words)
 OP_TEST(gemm)
 OP_TEST(attention)
+OP_TEST(to_half)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -511,7 +556,7 @@ int main(void) {
       cmocka_unit_test(test_split_merge), cmocka_unit_test(test_pool),
       cmocka_unit_test(test_l2norm_cls), cmocka_unit_test(test_scale_add),
       cmocka_unit_test(test_gather_words), cmocka_unit_test(test_gemm),
-      cmocka_unit_test(test_attention),
+      cmocka_unit_test(test_attention), cmocka_unit_test(test_to_half),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);

@@ -34,7 +34,8 @@ void bc_cmd_extract_usage(FILE *out) {
       "  --shard K/N         process only part K (0..N-1) of N of the input (a byte range,\n"
       "                      whole lines): N processes or array tasks cover it; bertcl merge\n"
       "                      joins their manifests (all N write into the same DIR)\n"
-      "  --dtype f32|f16     stored value type (default f32)\n"
+      "  --dtype f32|f16     stored value type (default f32); f16 is rounded on the device\n"
+      "                      (nearest even), so half the bytes are read back and written\n"
       "input:\n"
       "  -i FILE             plain text (one text a line), JSONL ({\"text\": .., \"text_pair\": "
       "..})\n"
@@ -413,12 +414,12 @@ int bc_cmd_extract(int argc, char **argv) {
     double t = stats.seconds > 1e-9 ? stats.seconds : 1e-9;
     fprintf(stderr,
             "bertcl: %llu rows, %llu tokens, %llu truncated to %d tokens%s, %llu bad lines, "
-            "%llu batches, %.2f s: %.1f rows/s, %.0f tokens/s on %s\n",
+            "%llu batches, %.2f s: %.1f rows/s, %.0f tokens/s, %.1f MB read back on %s\n",
             (unsigned long long)stats.rows, (unsigned long long)stats.tokens,
             (unsigned long long)stats.truncated, jo.max_len,
             jo.stride ? " (token features from stride windows)" : "", (unsigned long long)stats.bad,
             (unsigned long long)stats.batches, stats.seconds, stats.rows / t, stats.tokens / t,
-            bertcl_ctx_device(ctx)->name);
+            stats.readback_bytes / 1e6, bertcl_ctx_device(ctx)->name);
   }
   if (fmt >= 0) {
     /* one file: the merge of the job's shards, in the requested format */

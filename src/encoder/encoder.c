@@ -507,6 +507,15 @@ static int feature_width(const bc_encoder *enc, int combine) {
   return combine == BC_COMBINE_CONCAT ? enc->nkept * enc->cfg.hidden_size : enc->cfg.hidden_size;
 }
 
+int bc_encoder_to_half(bc_encoder *enc, cl_mem dst, cl_mem src, size_t n) {
+  if (n == 0) return BERTCL_OK;
+  if (n > 0x7FFFFFFF)
+    return bc_fail(&enc->ctx->err, BERTCL_ERR_INVALID_ARG, "%zu values to narrow at once", n);
+  int st = check_dst(enc, dst, n * 2);
+  if (st == BERTCL_OK) st = bc_op_to_half(enc->ctx, &enc->ops, dst, src, (int)n);
+  return st;
+}
+
 int bc_encoder_pooler_to(bc_encoder *enc, cl_mem dst) {
   bertcl_ctx *ctx = enc->ctx;
   int st = BERTCL_OK;

@@ -56,6 +56,10 @@ int bc_encoder_tokens_to(bc_encoder *enc, int combine, cl_mem dst);
 int bc_encoder_words_to(bc_encoder *enc, const int32_t *word_ids, int mode, int combine,
                         cl_mem dst);
 
+/* dst (n halves) = src (n floats) rounded to nearest even, bit for bit bc_f32_to_f16: features
+ * narrowed on the device so half the bytes are read back. */
+int bc_encoder_to_half(bc_encoder *enc, cl_mem dst, cl_mem src, size_t n);
+
 /* Token features of the kept layers (joined as for read_pooled), real tokens only, rows in
  * order (b, t): out (bc_encoder_token_count, width). The mask must be right-padded. */
 int bc_encoder_read_tokens(bc_encoder *enc, int combine, float *out, size_t *nrows);

@@ -29,6 +29,7 @@ int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops) {
   K(scale_add, "scale_add_fwd");
   K(gather_tokens, "gather_tokens_fwd");
   K(word_pool, "word_pool_fwd");
+  K(to_half, "to_half_fwd");
 #undef K
   return BERTCL_OK;
 fail:
@@ -41,7 +42,7 @@ void bc_ops_free(bc_ops *ops) {
   cl_kernel *ks[] = {&ops->embedding,   &ops->brln, &ops->bias_act, &ops->split_heads,
                      &ops->softmax,     &ops->merge_heads, &ops->pool, &ops->l2norm,
                      &ops->gather_cls, &ops->scale_add,
-                     &ops->gather_tokens, &ops->word_pool};
+                     &ops->gather_tokens, &ops->word_pool, &ops->to_half};
   for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
     if (*ks[i]) {
       clReleaseKernel(*ks[i]);
@@ -126,4 +127,8 @@ int bc_op_word_pool(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem h, cl_mem w
   BC_KERNEL_RUN(ctx, ops->word_pool, "word_pool_fwd", (size_t)nwords * C, EW_LOCAL, A(out), A(h),
                 A(word_ids), A(word_b), A(word_w), A(mode), A(alpha), A(beta), A(nwords), A(T),
                 A(C), A(out_stride), A(col0));
+}
+
+int bc_op_to_half(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem in, int n) {
+  BC_KERNEL_RUN(ctx, ops->to_half, "to_half_fwd", (size_t)n, EW_LOCAL, A(out), A(in), A(n));
 }

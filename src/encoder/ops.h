@@ -13,7 +13,7 @@ typedef struct {
   cl_program prog;
   size_t wg; /* work-group size of the row kernels (-DWG) */
   cl_kernel embedding, brln, bias_act, split_heads, softmax, merge_heads, pool, l2norm,
-      gather_cls, scale_add, gather_tokens, word_pool;
+      gather_cls, scale_add, gather_tokens, word_pool, to_half;
 } bc_ops;
 
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops);
@@ -54,5 +54,9 @@ int bc_op_word_pool(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (nwords, out_str
                     cl_mem h /* (B*T, C) */, cl_mem word_ids /* (B, T) */,
                     cl_mem word_b /* (nwords) */, cl_mem word_w /* (nwords) */, int mode,
                     float alpha, float beta, int nwords, int T, int C, int out_stride, int col0);
+
+/* out (n) IEEE halves = in (n) floats, rounded to nearest even: bit for bit bc_f32_to_f16. */
+int bc_op_to_half(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (n) half */, cl_mem in /* (n) */,
+                  int n);
 
 #endif

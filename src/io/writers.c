@@ -32,6 +32,22 @@ uint16_t bc_f32_to_f16(float x) {
   return sign | (uint16_t)h;
 }
 
+float bc_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0) {
+    float v = (float)mant * 5.9604644775390625e-8f; /* 2^-24: zero or subnormal */
+    return sign ? -v : v;
+  } else if (exp == 31) {
+    bits = sign | 0x7F800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  }
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 /* ---- temporary file, fsync, rename --------------------------------------------------------- */
 
 typedef struct {

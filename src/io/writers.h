@@ -16,6 +16,8 @@ typedef enum { BC_OUT_F32 = 0, BC_OUT_F16 = 1 } bc_out_dtype;
 
 /* fp32 -> IEEE binary16 bits, round to nearest even; overflow -> inf, NaN stays NaN. */
 uint16_t bc_f32_to_f16(float x);
+/* IEEE binary16 bits -> fp32 (exact: every half is a float). */
+float bc_f16_to_f32(uint16_t h);
 
 /* The .npy header for shape[ndim] (ndim 0..BC_OUT_MAX_DIMS) into out (cap bytes):
  * magic, version, header length, dict, space padding and '\n', total a multiple of 64.

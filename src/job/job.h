@@ -176,6 +176,7 @@ typedef struct {
 
 typedef struct {
   uint64_t rows, tokens, truncated, bad, windows_split, batches, shards;
+  uint64_t readback_bytes; /* features read back from the device (halves with --dtype f16) */
   double seconds;
 } bc_job_stats;
 

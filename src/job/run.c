@@ -83,10 +83,12 @@ typedef struct window {
 } window;
 
 typedef struct {
-  cl_mem dev;  /* device buffer the batch's features are computed into */
-  cl_mem buf;  /* its pinned host twin (CL_MEM_ALLOC_HOST_PTR), mapped at ptr; NULL = malloc */
-  float *ptr;
-  size_t cap; /* bytes, of each */
+  cl_mem dev;   /* device buffer the batch's features are computed into */
+  cl_mem dev16; /* --dtype f16: the same narrowed to halves, what is read back */
+  cl_mem buf;   /* pinned host twin of what is read back (CL_MEM_ALLOC_HOST_PTR), mapped at
+                   ptr; NULL = malloc */
+  void *ptr;    /* floats, or halves with --dtype f16 */
+  size_t cap;   /* floats */
   int pinned;
 } slot;
 
@@ -117,6 +119,7 @@ typedef struct {
   size_t align_f;      /* sub-buffer origin alignment, floats */
   cl_event gate;       /* test hook BERTCL_JOB_HOLD_READS: holds the last readback */
   int hold_reads;
+  uint64_t readback_bytes; /* device thread */
   pthread_mutex_t mu;
   bc_err err;
   int failed;
@@ -796,6 +799,16 @@ static int emit_row(job *j, bc_err *e, window *w, size_t r) {
   return BERTCL_OK;
 }
 
+/* Copies n values from float offset off of a slot read back (widening halves: exact). */
+static void slot_take(const job *j, float *dst, const slot *s, size_t off, size_t n) {
+  if (j->o->f16) {
+    const uint16_t *h = (const uint16_t *)s->ptr + off;
+    for (size_t i = 0; i < n; i++) dst[i] = bc_f16_to_f32(h[i]);
+  } else {
+    memcpy(dst, (const float *)s->ptr + off, n * 4);
+  }
+}
+
 /* Waits for a batch's readback; its status says whether the device finished the batch. */
 static int wait_readback(bc_err *e, wmsg *m) {
   cl_int es = CL_COMPLETE;
@@ -810,7 +823,8 @@ static int wait_readback(bc_err *e, wmsg *m) {
                    "the device failed a batch (%s, %d) while computing or reading it back%s",
                    bc_cl_errname(code), (int)code,
                    bc_cl_status(code) == BERTCL_ERR_DEVICE_OOM
-                       ? "; the device ran out of memory: try a smaller --batch-size or --max-tokens"
+                       ? "; the device ran out of memory: try a smaller --batch-size or "
+                         "--max-tokens"
                        : "");
   }
   return BERTCL_OK;
@@ -828,7 +842,7 @@ static void *writer(void *arg) {
     window *w = m->w;
     if (m->kind == 0) {
       st = wait_readback(&e, m);
-      const float *base = m->s->ptr;
+      const slot *sl = m->s;
       size_t toff = m->tok_off, woff = m->word_off;
       for (int b = 0; b < m->nb && st == BERTCL_OK; b++) {
         item *it = &w->items[m->idx[b]];
@@ -838,7 +852,7 @@ static void *writer(void *arg) {
           for (int k = 0; k < BC_JOB_NPOOL; k++) {
             if (!o->want[k]) continue;
             size_t wk = (size_t)j->poolw[k];
-            memcpy(row, base + m->blk_off[k] + (size_t)b * wk, wk * 4);
+            slot_take(j, row, sl, m->blk_off[k] + (size_t)b * wk, wk);
             row += wk;
           }
         }
@@ -848,7 +862,7 @@ static void *writer(void *arg) {
             st = bc_fail(&e, BERTCL_ERR_NOMEM, "out of memory");
             break;
           }
-          memcpy(t, base + toff, (size_t)it->len * W * 4);
+          slot_take(j, t, sl, toff, (size_t)it->len * W);
           w->itok[m->idx[b]] = t;
           toff += (size_t)it->len * W;
         }
@@ -859,7 +873,7 @@ static void *writer(void *arg) {
             st = bc_fail(&e, BERTCL_ERR_NOMEM, "out of memory");
             break;
           }
-          memcpy(t, base + woff, nw * W * 4);
+          slot_take(j, t, sl, woff, nw * W);
           w->iword[m->idx[b]] = t;
           woff += nw * W;
         }
@@ -910,29 +924,35 @@ static void slot_release(job *j, slot *s) {
     free(s->ptr);
   }
   if (s->dev) clReleaseMemObject(s->dev);
+  if (s->dev16) clReleaseMemObject(s->dev16);
   memset(s, 0, sizeof *s);
 }
 
-/* Grows a slot to `bytes` on the device and in pinned host memory (pageable when the device
- * offers no pinned memory). The slot came back from the writer, so nothing uses it. */
-static int slot_reserve(job *j, bc_err *e, slot *s, size_t bytes) {
-  if (bytes <= s->cap) return BERTCL_OK;
+/* Grows a slot to `floats` values on the device (and their halves with --dtype f16) and in
+ * pinned host memory for what is read back (pageable when the device offers no pinned memory).
+ * The slot came back from the writer, so nothing uses it. */
+static int slot_reserve(job *j, bc_err *e, slot *s, size_t floats) {
+  if (floats <= s->cap) return BERTCL_OK;
   bertcl_ctx *ctx = j->ctx;
-  size_t nc = bytes + bytes / 2;
+  size_t nc = floats + floats / 2, es = j->o->f16 ? 2 : 4, host = nc * es;
   if (s->ptr || s->dev) slot_release(j, s);
   cl_int rc = CL_SUCCESS;
-  s->dev = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, nc, NULL, &rc);
+  s->dev = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, nc * 4, NULL, &rc);
+  if (rc == CL_SUCCESS && j->o->f16)
+    s->dev16 = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, nc * 2, NULL, &rc);
   if (rc != CL_SUCCESS) {
-    s->dev = NULL;
+    if (s->dev) clReleaseMemObject(s->dev);
+    s->dev = s->dev16 = NULL;
     return bc_fail(e, bc_cl_status(rc),
                    "cannot allocate %zu bytes of device memory for a batch's features (%s); try "
                    "a smaller --batch-size or --max-tokens",
-                   nc, bc_cl_errname(rc));
+                   nc * (4 + es - 2), bc_cl_errname(rc));
   }
-  s->buf = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, nc, NULL, &rc);
+  s->buf =
+      clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, host, NULL, &rc);
   if (rc == CL_SUCCESS) {
-    s->ptr = clEnqueueMapBuffer(ctx->queue, s->buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, nc, 0,
-                                NULL, NULL, &rc);
+    s->ptr = clEnqueueMapBuffer(ctx->queue, s->buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, host,
+                                0, NULL, NULL, &rc);
     if (rc != CL_SUCCESS) {
       clReleaseMemObject(s->buf);
       s->ptr = NULL;
@@ -940,12 +960,13 @@ static int slot_reserve(job *j, bc_err *e, slot *s, size_t bytes) {
   }
   if (rc != CL_SUCCESS) { /* no pinned memory: pageable host memory still works */
     s->buf = NULL;
-    s->ptr = malloc(nc);
+    s->ptr = malloc(host);
     s->pinned = 0;
     if (!s->ptr) {
       clReleaseMemObject(s->dev);
-      s->dev = NULL;
-      return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory (%zu-byte readback)", nc);
+      if (s->dev16) clReleaseMemObject(s->dev16);
+      s->dev = s->dev16 = NULL;
+      return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory (%zu-byte readback)", host);
     }
   } else {
     s->pinned = 1;
@@ -997,7 +1018,7 @@ static int enqueue_features(job *j, bc_err *e, wmsg *m, const int32_t *wids, siz
   m->word_off = off;
   off += word_n;
   if (off == 0) off = 1;
-  if ((st = slot_reserve(j, e, s, off * 4))) return st;
+  if ((st = slot_reserve(j, e, s, off))) return st;
   for (int k = 0; k < BC_JOB_NPOOL && st == BERTCL_OK; k++) {
     if (!o->want[k]) continue;
     cl_mem d = slot_region(j, e, s, m->blk_off[k], (size_t)m->nb * j->poolw[k], &st);
@@ -1025,6 +1046,18 @@ static int enqueue_features(job *j, bc_err *e, wmsg *m, const int32_t *wids, siz
     if (e->msg[0] == '\0') *e = ctx->err;
     return st;
   }
+  /* --dtype f16: narrowed on the device, so half the bytes cross the bus */
+  cl_mem src = s->dev;
+  size_t bytes = off * 4;
+  if (o->f16) {
+    if ((st = bc_encoder_to_half(j->enc, s->dev16, s->dev, off))) {
+      *e = ctx->err;
+      return st;
+    }
+    src = s->dev16;
+    bytes = off * 2;
+  }
+  j->readback_bytes += bytes;
   cl_event waits[2];
   cl_uint nw = 0;
   cl_int rc = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &waits[nw]);
@@ -1039,7 +1072,7 @@ static int enqueue_features(job *j, bc_err *e, wmsg *m, const int32_t *wids, siz
   }
   if (rc == CL_SUCCESS) rc = clFlush(ctx->queue);
   if (rc == CL_SUCCESS)
-    rc = clEnqueueReadBuffer(j->rq, s->dev, CL_FALSE, 0, off * 4, s->ptr, nw, waits, &m->ready);
+    rc = clEnqueueReadBuffer(j->rq, src, CL_FALSE, 0, bytes, s->ptr, nw, waits, &m->ready);
   if (rc == CL_SUCCESS) rc = clFlush(j->rq);
   for (cl_uint i = 0; i < nw; i++) clReleaseEvent(waits[i]);
   if (rc != CL_SUCCESS) {
@@ -1507,6 +1540,7 @@ done:
   }
   for (int s = 0; s < 2; s++)
     if (j->slots[s].ptr || j->slots[s].dev) slot_release(j, &j->slots[s]);
+  stats->readback_bytes = j->readback_bytes;
   bc_reader_close(j->rd);
   json_decref(m);
   json_decref(opts);

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/writers.h"
+
 #define BC_ST_MAX_HEADER 100000000ULL
 
 typedef struct name_idx_ {
@@ -468,22 +470,6 @@ static int host_is_little_endian(void) {
   return b == 1;
 }
 
-static float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu;
-  uint32_t bits;
-  if (exp == 0) {
-    float v = (float)mant * 5.9604644775390625e-8f; /* 2^-24: zero or subnormal */
-    return sign ? -v : v;
-  } else if (exp == 31) {
-    bits = sign | 0x7F800000u | (mant << 13);
-  } else {
-    bits = sign | ((exp + 112u) << 23) | (mant << 13);
-  }
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 int bc_st_read_f32(bc_err *err, const bc_st_tensor *t, float *dst, size_t n) {
   if (!t || (!dst && n))
     return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bc_st_read_f32: NULL tensor or destination");
@@ -505,7 +491,8 @@ int bc_st_read_f32(bc_err *err, const bc_st_tensor *t, float *dst, size_t n) {
       }
       return BERTCL_OK;
     case BC_DT_F16:
-      for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+      for (size_t i = 0; i < n; i++)
+        dst[i] = bc_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
       return BERTCL_OK;
     case BC_DT_BF16:
       for (size_t i = 0; i < n; i++) {
