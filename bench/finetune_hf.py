@@ -13,8 +13,8 @@ Two modes, same recipe (epochs, lr, batch, max length, seed, warm-up ratio, weig
   --loop: a plain PyTorch loop with the Trainer's defaults (the fallback when accelerate is
     missing): torch.randperm per epoch from a generator seeded with `seed`.
 
-Usage: finetune_hf.py [--loop] [--threads 2] [--text-column sentence] [--pair-column NAME]
-  [--label-column label] MODEL_DIR TRAIN.tsv DEV.tsv EPOCHS LR BATCH MAX_LEN SEED
+Usage: finetune_hf.py [--loop] [--threads 2] [--optim NAME] [--text-column sentence]
+  [--pair-column NAME] [--label-column label] MODEL_DIR TRAIN.tsv DEV.tsv EPOCHS LR BATCH MAX_LEN SEED
   [WARMUP_RATIO] [WEIGHT_DECAY]
 TSV files are read with a header (a UTF-8 BOM is dropped) and no quoting, as GLUE writes them;
 labels are integers 0..K-1."""
@@ -85,7 +85,8 @@ def train_trainer(a, tok, model, xt, pt, yt):
             warmup_steps=a.warmup_ratio if a.warmup_ratio < 1 else int(a.warmup_ratio),
             weight_decay=a.weight_decay, max_grad_norm=1.0, lr_scheduler_type="linear",
             eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none",
-            use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
+            use_cpu=True, dataloader_num_workers=0, disable_tqdm=True,
+            **({"optim": a.optim} if a.optim else {}))
         trainer = Trainer(model=model, args=args, train_dataset=ds,
                           data_collator=DataCollatorWithPadding(tok))
         with contextlib.redirect_stdout(sys.stderr):  # its log lines; stdout is the JSON
@@ -99,6 +100,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--loop", action="store_true", help="plain PyTorch loop instead of Trainer")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--optim", default="", help="Trainer's optim (default: its default)")
     p.add_argument("--text-column", default="sentence")
     p.add_argument("--pair-column", default="")
     p.add_argument("--label-column", default="label")

@@ -11,6 +11,8 @@
 # Measured 2026-11-26, all-MiniLM-L6-v2, first 2000 rows, 2 epochs, lr 5e-5, batch 32, max-len 64,
 # seed 42, warm-up 0, weight decay 0, on 2 CPU cores:
 #   bertcl (PoCL): dev accuracy 0.8016 (1390 s, about 2.5 examples/s with eval);
-#   PyTorch loop (finetune_hf.py --loop), PyTorch 2.15 fp32, 2 threads: 0.7993 (74 s training);
-#   transformers.Trainer: see bench/README.md ("Fine-tuning").
+#   PyTorch loop (finetune_hf.py --loop), PyTorch 2.15 fp32, 2 threads: 0.7993, F1 0.8058
+#     (75.2 s of training, 53.2 examples/s);
+#   transformers.Trainer (finetune_hf.py's default), same threads: 0.7970, F1 0.8031
+#     (85.7 s of training, 46.7 examples/s; 360 and 592 s in two runs beside other jobs).
 exec sh "$(dirname "$0")/finetune_glue.sh" sst2 "$@"
