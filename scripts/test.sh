@@ -27,7 +27,11 @@ if [ "${BERTCL_SKIP_ASAN:-0}" != 1 ]; then
   export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-  (cd build-asan && ctest --output-on-failure --timeout 1800)
+  # LeakSanitizer's tracer itself now and then segfaults while it stops a process's threads at
+  # exit ("Tracer caught signal 11 ... LeakSanitizer has encountered a fatal error", seen twice
+  # in bertcl predict under load; google/sanitizers#1353): a test that fails here runs once more.
+  # A real leak or memory error fails both runs; the Release stage above runs without retries.
+  (cd build-asan && ctest --output-on-failure --timeout 1800 --repeat until-pass:2)
 fi
 
 if [ "${BERTCL_SKIP_FUZZ:-0}" != 1 ] && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; then

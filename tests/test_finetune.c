@@ -164,6 +164,13 @@ static void test_finetune_tsv_pairs_predict(void **state) {
   assert_non_null(strstr(log, "3 labels"));
   assert_non_null(strstr(log, "macro-F1"));
   assert_non_null(strstr(log, "examples/s"));
+  { /* 3 labels: macro-F1 ends the figures (no binary F1 glued to it) */
+    const char *p = strstr(log, "macro-F1 ");
+    assert_non_null(p);
+    char *end = NULL;
+    strtod(p + 9, &end);
+    if (*end != ' ' && *end != '\n') fail_msg("eval line: %.60s", p);
+  }
   free(log);
   char path[800];
   snprintf(path, sizeof path, "%s/config.json", out);

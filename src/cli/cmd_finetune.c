@@ -1241,10 +1241,12 @@ int bc_cmd_finetune(int argc, char **argv) {
       if (reg)
         fprintf(stderr, "eval step %ld (epoch %ld): mse %.4f pearson %.4f spearman %.4f%s\n",
                 step, epoch + 1, mt.mse, mt.pearson, mt.spearman, improved ? " (best)" : "");
-      else
-        fprintf(stderr, "eval step %ld (epoch %ld): accuracy %.4f macro-F1 %.4f%s%.4f%s\n", step,
-                epoch + 1, mt.acc, mt.macro_f1, K == 2 ? " F1 " : "", K == 2 ? mt.f1 : 0.0,
-                improved ? " (best)" : "");
+      else {
+        char f1[32] = ""; /* binary tasks: the F1 of label 1 as well */
+        if (K == 2) snprintf(f1, sizeof f1, " F1 %.4f", mt.f1);
+        fprintf(stderr, "eval step %ld (epoch %ld): accuracy %.4f macro-F1 %.4f%s%s\n", step,
+                epoch + 1, mt.acc, mt.macro_f1, f1, improved ? " (best)" : "");
+      }
       if (improved) best = key, best_step = step;
     }
     int do_save = o.save_every ? step % o.save_every == 0 || step == total : epoch_end;
