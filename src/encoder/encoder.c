@@ -614,38 +614,23 @@ size_t bc_encoder_token_count(const bc_encoder *enc) {
   return n;
 }
 
-/* Runs `to` into a temporary device buffer of rows x width and reads it back. */
-static int read_rows(bc_encoder *enc, size_t rows, int combine, float *out,
-                     int (*to)(bc_encoder *, const void *, cl_mem), const void *arg) {
-  int st = BERTCL_OK;
-  size_t bytes = rows * (size_t)feature_width(enc, combine) * 4;
-  cl_mem d = bc_buffer_create(enc->ctx, bytes, NULL, &st);
-  if (st != BERTCL_OK) return st;
-  st = to(enc, arg, d);
-  if (st == BERTCL_OK) st = read_back(enc, d, bytes, out);
-  clReleaseMemObject(d);
-  return st;
-}
-
-typedef struct {
-  int combine, mode;
-  const int32_t *word_ids;
-} rows_req;
-
-static int tokens_req(bc_encoder *enc, const void *a, cl_mem d) {
-  return bc_encoder_tokens_to(enc, ((const rows_req *)a)->combine, d);
-}
-
-static int words_req(bc_encoder *enc, const void *a, cl_mem d) {
-  const rows_req *r = a;
-  return bc_encoder_words_to(enc, r->word_ids, r->mode, r->combine, d);
+/* A temporary device buffer for `rows` feature rows (freed by the caller), and its size. */
+static cl_mem rows_buffer(bc_encoder *enc, size_t rows, int combine, size_t *bytes, int *st) {
+  *bytes = rows * (size_t)feature_width(enc, combine) * 4;
+  return bc_buffer_create(enc->ctx, *bytes, NULL, st);
 }
 
 int bc_encoder_read_tokens(bc_encoder *enc, int combine, float *out, size_t *nrows) {
   if (enc->nkept <= 0) return bc_fail(&enc->ctx->err, BERTCL_ERR_INVALID_ARG, "no layer kept");
-  rows_req r = {.combine = combine};
+  int st = BERTCL_OK;
+  size_t bytes;
   *nrows = bc_encoder_token_count(enc);
-  return read_rows(enc, *nrows, combine, out, tokens_req, &r);
+  cl_mem d = rows_buffer(enc, *nrows, combine, &bytes, &st);
+  if (!d) return st;
+  st = bc_encoder_tokens_to(enc, combine, d);
+  if (st == BERTCL_OK) st = read_back(enc, d, bytes, out);
+  clReleaseMemObject(d);
+  return st;
 }
 
 int bc_encoder_words_to(bc_encoder *enc, const int32_t *word_ids, int mode, int combine,
@@ -700,9 +685,15 @@ int bc_encoder_read_words(bc_encoder *enc, const int32_t *word_ids, int mode, in
   if (mode != 1 && mode != 2)
     return bc_fail(&enc->ctx->err, BERTCL_ERR_INVALID_ARG, "word mode %d (1 first, 2 mean)",
                    mode);
-  rows_req r = {.combine = combine, .mode = mode, .word_ids = word_ids};
+  int st = BERTCL_OK;
+  size_t bytes;
   *nrows = bc_encoder_word_count(enc, word_ids);
-  return read_rows(enc, *nrows, combine, out, words_req, &r);
+  cl_mem d = rows_buffer(enc, *nrows, combine, &bytes, &st);
+  if (!d) return st;
+  st = bc_encoder_words_to(enc, word_ids, mode, combine, d);
+  if (st == BERTCL_OK) st = read_back(enc, d, bytes, out);
+  clReleaseMemObject(d);
+  return st;
 }
 
 size_t bc_encoder_word_count(const bc_encoder *enc, const int32_t *word_ids) {

@@ -89,7 +89,6 @@ typedef struct {
                    ptr; NULL = malloc */
   void *ptr;    /* floats, or halves with --dtype f16 */
   size_t cap;   /* floats */
-  int pinned;
 } slot;
 
 typedef struct {
@@ -946,7 +945,7 @@ static int slot_reserve(job *j, bc_err *e, slot *s, size_t floats) {
     return bc_fail(e, bc_cl_status(rc),
                    "cannot allocate %zu bytes of device memory for a batch's features (%s); try "
                    "a smaller --batch-size or --max-tokens",
-                   nc * (4 + es - 2), bc_cl_errname(rc));
+                   nc * 4 + (j->o->f16 ? nc * 2 : 0), bc_cl_errname(rc));
   }
   s->buf =
       clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, host, NULL, &rc);
@@ -961,15 +960,12 @@ static int slot_reserve(job *j, bc_err *e, slot *s, size_t floats) {
   if (rc != CL_SUCCESS) { /* no pinned memory: pageable host memory still works */
     s->buf = NULL;
     s->ptr = malloc(host);
-    s->pinned = 0;
     if (!s->ptr) {
       clReleaseMemObject(s->dev);
       if (s->dev16) clReleaseMemObject(s->dev16);
       s->dev = s->dev16 = NULL;
       return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory (%zu-byte readback)", host);
     }
-  } else {
-    s->pinned = 1;
   }
   s->cap = nc;
   return BERTCL_OK;
@@ -984,7 +980,7 @@ static void gate_open(job *j) {
 }
 
 /* Region [off, off + n) floats of the slot's device buffer, as a sub-buffer. */
-static cl_mem slot_region(job *j, bc_err *e, slot *s, size_t off, size_t n, int *st) {
+static cl_mem slot_region(bc_err *e, slot *s, size_t off, size_t n, int *st) {
   cl_buffer_region r = {off * 4, n * 4};
   cl_int rc = CL_SUCCESS;
   cl_mem m = clCreateSubBuffer(s->dev, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &r, &rc);
@@ -993,7 +989,6 @@ static cl_mem slot_region(job *j, bc_err *e, slot *s, size_t off, size_t n, int 
                   r.size, bc_cl_errname(rc), (int)rc);
     return NULL;
   }
-  (void)j;
   return m;
 }
 
@@ -1021,7 +1016,7 @@ static int enqueue_features(job *j, bc_err *e, wmsg *m, const int32_t *wids, siz
   if ((st = slot_reserve(j, e, s, off))) return st;
   for (int k = 0; k < BC_JOB_NPOOL && st == BERTCL_OK; k++) {
     if (!o->want[k]) continue;
-    cl_mem d = slot_region(j, e, s, m->blk_off[k], (size_t)m->nb * j->poolw[k], &st);
+    cl_mem d = slot_region(e, s, m->blk_off[k], (size_t)m->nb * j->poolw[k], &st);
     if (!d) break;
     st = k == BC_JOB_POOLER
              ? bc_encoder_pooler_to(j->enc, d)
@@ -1029,14 +1024,14 @@ static int enqueue_features(job *j, bc_err *e, wmsg *m, const int32_t *wids, siz
     clReleaseMemObject(d); /* freed once the kernels that use it are done */
   }
   if (st == BERTCL_OK && tok_n) {
-    cl_mem d = slot_region(j, e, s, m->tok_off, tok_n, &st);
+    cl_mem d = slot_region(e, s, m->tok_off, tok_n, &st);
     if (d) {
       st = bc_encoder_tokens_to(j->enc, o->combine, d);
       clReleaseMemObject(d);
     }
   }
   if (st == BERTCL_OK && word_n) {
-    cl_mem d = slot_region(j, e, s, m->word_off, word_n, &st);
+    cl_mem d = slot_region(e, s, m->word_off, word_n, &st);
     if (d) {
       st = bc_encoder_words_to(j->enc, wids, o->words, o->combine, d);
       clReleaseMemObject(d);
