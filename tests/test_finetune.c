@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -216,6 +217,26 @@ static void test_finetune_tsv_pairs_predict(void **state) {
   }
   assert_int_equal(rows, 20);
   free(txt);
+  /* a predict that fails after opening its output (the device "runs out of memory") leaves
+   * the earlier output as it was and no temporary file */
+  char *before = slurp(pred, &len), tmp[900];
+  snprintf(cmd, sizeof cmd,
+           "BERTCL_DEVICE_MEM_CAP=1 %s predict -m '%s' -i '%s' -o '%s' --device '%s' "
+           "--text-column '#1 String' --pair-column '#2 String' 2>&1",
+           BERTCL_BIN, out, dev, pred, e.dev);
+  rc = bc_test_run(cmd, &log);
+  assert_int_not_equal(rc, 0);
+  assert_non_null(strstr(log, "the device allows"));
+  free(log);
+  size_t len2 = 0;
+  char *after = slurp(pred, &len2);
+  assert_non_null(after);
+  assert_int_equal(len2, len);
+  assert_memory_equal(after, before, len);
+  free(before);
+  free(after);
+  snprintf(tmp, sizeof tmp, "%s.tmp", pred);
+  assert_int_not_equal(access(tmp, F_OK), 0);
   /* bad input: a missing label column, an eval label the training data lacks */
   snprintf(cmd, sizeof cmd, "%s finetune -m '%s' --train '%s' -o '%s/bad' --device '%s' 2>&1",
            BERTCL_BIN, e.model, train, e.dir, e.dev);

@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "encoder/encoder.h"
 #include "io/writers.h"
+#include "job/job.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "ref/ref_train.h"
@@ -1352,7 +1353,9 @@ int bc_cmd_predict(int argc, char **argv) {
   bertcl_tokenizer *tok = NULL;
   bc_encoder *enc = NULL;
   dataset d = {0};
-  FILE *out = stdout;
+  bc_afile out = {.fd = -1}; /* -o: a temporary file renamed into place once complete */
+  int to_file = 0;
+  bc_err ferr = {0};
   float *pooled = NULL;
   const char **texts = NULL, **pairs = NULL;
   if (bertcl_model_load(&model, model_dir) != BERTCL_OK ||
@@ -1378,10 +1381,12 @@ int bc_cmd_predict(int argc, char **argv) {
     bc_cli_error("%s", bertcl_last_error(ctx));
     goto done;
   }
-  if (outp && !(out = fopen(outp, "w"))) {
-    bc_cli_error("cannot write %s: %s", outp, strerror(errno));
-    out = stdout;
-    goto done;
+  if (outp) {
+    if (bc_afile_open(&ferr, &out, outp) != BERTCL_OK) {
+      bc_cli_error("%s", ferr.msg);
+      goto done;
+    }
+    to_file = 1;
   }
   bertcl_tokenize_options topt = {.max_length = (size_t)max_len};
   pooled = malloc((size_t)batch * C * sizeof *pooled);
@@ -1453,21 +1458,30 @@ int bc_cmd_predict(int argc, char **argv) {
       }
       char *js = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
       json_decref(o);
-      if (!js || fprintf(out, "%s\n", js) < 0) {
-        free(js);
-        bc_cli_error("write failed: %s", strerror(errno));
+      int wrc = !js ? -1
+                : to_file ? (bc_afile_write(&ferr, &out, js, strlen(js)) == BERTCL_OK &&
+                             bc_afile_write(&ferr, &out, "\n", 1) == BERTCL_OK)
+                                ? 0
+                                : -1
+                          : (fprintf(stdout, "%s\n", js) < 0 ? -1 : 0);
+      free(js);
+      if (wrc != 0) {
+        bc_cli_error("write failed: %s", to_file && ferr.msg[0] ? ferr.msg : strerror(errno));
         free(z);
         goto done;
       }
-      free(js);
     }
   }
   free(z);
   ret = 0;
 done:
-  if (out != stdout && fclose(out) != 0 && ret == 0) {
-    bc_cli_error("cannot write %s: %s", outp, strerror(errno));
-    ret = 1;
+  if (to_file) { /* complete: renamed into place; not: the temporary file goes */
+    if (ret == 0 && bc_afile_commit(&ferr, &out) != BERTCL_OK) {
+      bc_cli_error("%s", ferr.msg);
+      ret = 1;
+    } else if (ret != 0) {
+      bc_afile_abort(&out);
+    }
   }
   free(pooled), free(texts), free(pairs);
   dataset_free(&d);
