@@ -75,7 +75,7 @@ typedef struct {
   char driver_version[128];
   bertcl_device_type type;
   uint32_t compute_units;
-  uint32_t max_clock_mhz;
+  uint32_t max_clock_mhz;    /* the driver's figure; for a CPU device that reports 0, the OS's */
   uint64_t global_mem_bytes;
   uint64_t max_alloc_bytes;
   uint64_t local_mem_bytes;
@@ -83,6 +83,9 @@ typedef struct {
   int fp16;                  /* cl_khr_fp16 */
   int subgroups;             /* cl_khr_subgroups, cl_intel_subgroups or OpenCL 3.0 subgroups */
   int is_default;            /* the device chosen when no selector is given */
+  double fp32_peak_gflops;   /* theoretical fp32 peak, 0 when unknown; CPUs: from the OS */
+  char peak_basis[256];      /* how the peak (and a CPU's clock, when the driver gives none)
+                                was found */
 } bertcl_device_info;
 
 /* Lists every device of every platform. *out is allocated by the library; release it with

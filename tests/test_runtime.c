@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/cpuinfo.h"
 #include "runtime/runtime.h"
 #include "testutil.h"
 
@@ -358,6 +359,72 @@ static void test_cli_devices(void **state) {
   free(out);
 }
 
+/* /proc/cpuinfo texts as Linux writes them: cores, clock, ISA and FMA pipes -> fp32 peak. */
+static void test_cpu_info_parse(void **state) {
+  (void)state;
+  bc_cpu_info ci;
+  /* two packages x 2 cores x 2 threads, AVX-512 Intel: 4 cores count, not 8 threads */
+  char text[4096] = "";
+  const int phys[] = {0, 0, 0, 0, 1, 1, 1, 1}, core[] = {0, 0, 1, 1, 0, 0, 1, 1};
+  for (int i = 0; i < 8; i++) {
+    char line[512];
+    snprintf(line, sizeof line,
+             "processor\t: %d\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n"
+             "model name\t: Intel(R) Xeon(R) Gold 6148\ncpu MHz\t\t: 2400.000\n"
+             "physical id\t: %d\ncore id\t\t: %d\nflags\t\t: fpu sse2 avx fma avx2 avx512f "
+             "avx512bw\n\n", i, phys[i], core[i]);
+    strcat(text, line);
+  }
+  bc_cpu_info_parse(text, 0, &ci);
+  assert_int_equal(ci.logical_cpus, 8);
+  assert_int_equal(ci.physical_cores, 4);
+  assert_int_equal(ci.simd_bits, 512);
+  assert_int_equal(ci.fma_units, 2);
+  assert_int_equal(ci.flops_per_cycle, 64);
+  assert_true(ci.mhz == 2400.0);
+  assert_true(ci.peak_gflops > 614.39 && ci.peak_gflops < 614.41); /* 4 x 2.4 x 64 */
+  assert_string_equal(ci.model, "Intel(R) Xeon(R) Gold 6148");
+  /* cpufreq's maximum wins over the current clock */
+  bc_cpu_info_parse(text, 3700000, &ci);
+  assert_true(ci.mhz == 3700.0);
+  assert_non_null(strstr(ci.basis, "cpufreq"));
+  /* AVX2 + FMA without core ids: every processor is a core */
+  bc_cpu_info_parse("processor : 0\ncpu MHz : 3000\nflags : sse2 avx fma avx2\n\n"
+                    "processor : 1\ncpu MHz : 3000\nflags : sse2 avx fma avx2\n",
+                    0, &ci);
+  assert_int_equal(ci.physical_cores, 2);
+  assert_int_equal(ci.flops_per_cycle, 32);
+  assert_true(ci.peak_gflops > 191.9 && ci.peak_gflops < 192.1);
+  /* "avx512f" must be a whole word: "avx512fp16" alone is not AVX-512F */
+  bc_cpu_info_parse("processor : 0\ncpu MHz : 1000\nflags : sse2 avx512fp16\n", 0, &ci);
+  assert_int_equal(ci.simd_bits, 128);
+  /* Zen 4: AVX-512 at half rate */
+  bc_cpu_info_parse("processor : 0\nvendor_id : AuthenticAMD\ncpu family : 25\n"
+                    "cpu MHz : 4000\nflags : sse2 avx fma avx2 avx512f\n", 0, &ci);
+  assert_int_equal(ci.flops_per_cycle, 32);
+  /* aarch64 */
+  bc_cpu_info_parse("processor : 0\nFeatures : fp asimd evtstrm\n", 2000000, &ci);
+  assert_string_equal(ci.isa, "NEON");
+  assert_int_equal(ci.flops_per_cycle, 16);
+  /* nothing known: zero peak, a basis that says why, no crash on NULL */
+  bc_cpu_info_parse(NULL, 0, &ci);
+  assert_true(ci.peak_gflops == 0);
+  assert_non_null(strstr(ci.basis, "unknown"));
+  /* this host: a CPU device reports a clock and a peak */
+  bertcl_device_info *list = NULL;
+  size_t n = 0;
+  assert_int_equal(bertcl_devices_list(&list, &n), BERTCL_OK);
+  for (size_t i = 0; i < n; i++)
+    if (list[i].type == BERTCL_DEVICE_CPU) {
+      bc_cpu_info host;
+      bc_cpu_info_get(&host);
+      if (host.mhz > 0) assert_true(list[i].max_clock_mhz > 0);
+      if (host.peak_gflops > 0) assert_true(list[i].fp32_peak_gflops > 0);
+      assert_true(list[i].peak_basis[0] != '\0');
+    }
+  bertcl_devices_free(list);
+}
+
 int main(int argc, char **argv) {
   self_path = argv[0];
   if (argc == 3 && strcmp(argv[1], "child") == 0) return child_build(argv[2]);
@@ -370,6 +437,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_build_error_carries_log),
       cmocka_unit_test(test_kernel_dir_override),
       cmocka_unit_test(test_cli_devices),
+      cmocka_unit_test(test_cpu_info_parse),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);

@@ -88,82 +88,6 @@ static json_t *stats_json(const bc_stats *s) {
 
 static json_t *num_or_null(double v, int ok) { return ok ? json_real(v) : json_null(); }
 
-/* ---- theoretical peak ---------------------------------------------------------------------- */
-
-#define CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV_ 0x4000
-#define CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV_ 0x4001
-
-/* fp32 FLOPs per compute unit per clock from a per-vendor table; 0 = unknown. */
-static double flops_per_cu_clock(bertcl_ctx *ctx, char *basis, size_t nb) {
-  const bertcl_device_info *d = &ctx->info;
-  if (bc_icontains(d->vendor, "nvidia")) {
-    cl_uint ma = 0, mi = 0;
-    if (clGetDeviceInfo(ctx->device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV_, sizeof ma, &ma,
-                        NULL) != CL_SUCCESS ||
-        clGetDeviceInfo(ctx->device, CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV_, sizeof mi, &mi,
-                        NULL) != CL_SUCCESS) {
-      snprintf(basis, nb, "NVIDIA device without cl_nv_device_attribute_query: unknown");
-      return 0;
-    }
-    int lanes = 0;
-    if (ma == 3) lanes = 192;
-    else if (ma == 5) lanes = 128;
-    else if (ma == 6) lanes = mi == 0 ? 64 : 128;
-    else if (ma == 7) lanes = 64;
-    else if (ma == 8) lanes = mi == 0 ? 64 : 128;
-    else if (ma == 9) lanes = 128;
-    if (!lanes) {
-      snprintf(basis, nb, "NVIDIA compute capability %u.%u not in the table: unknown", ma, mi);
-      return 0;
-    }
-    snprintf(basis, nb,
-             "NVIDIA compute capability %u.%u: %d fp32 lanes per SM x 2 (FMA) x SMs x max clock",
-             ma, mi, lanes);
-    return 2.0 * lanes;
-  }
-  if (d->type == BERTCL_DEVICE_GPU &&
-      (bc_icontains(d->vendor, "advanced micro") || bc_icontains(d->vendor, "amd"))) {
-    if (strncmp(d->name, "gfx11", 5) == 0 || strncmp(d->name, "gfx90a", 6) == 0 ||
-        strncmp(d->name, "gfx94", 5) == 0) {
-      snprintf(basis, nb, "AMD %s: 64 lanes x 2 (dual-issue/packed fp32) x 2 (FMA) per CU", d->name);
-      return 256;
-    }
-    if (strncmp(d->name, "gfx9", 4) == 0 || strncmp(d->name, "gfx10", 5) == 0) {
-      snprintf(basis, nb, "AMD %s: 64 lanes x 2 (FMA) per CU x max clock", d->name);
-      return 128;
-    }
-    snprintf(basis, nb, "AMD device %s not in the table: unknown", d->name);
-    return 0;
-  }
-  if (d->type == BERTCL_DEVICE_GPU && bc_icontains(d->vendor, "intel")) {
-    snprintf(basis, nb, "Intel GPU: 8 fp32 lanes x 2 (FMA) per EU x EUs x max clock");
-    return 16;
-  }
-  if (d->type == BERTCL_DEVICE_CPU) {
-    int f = 0;
-    const char *isa = "";
-    if (bc_icontains(d->name, "avx512")) {
-      f = 64;
-      isa = "AVX-512";
-    } else if (bc_icontains(d->name, "avx2") || bc_icontains(d->name, "haswell") ||
-               bc_icontains(d->name, "skylake") || bc_icontains(d->name, "zen")) {
-      f = 32;
-      isa = "AVX2";
-    }
-    if (f) {
-      snprintf(basis, nb,
-               "CPU %s: %d fp32 FLOPs per core per clock (2 FMA units assumed) x compute units "
-               "(hardware threads: an upper bound) x max clock",
-               isa, f);
-      return f;
-    }
-    snprintf(basis, nb, "CPU vector width not recognisable from '%s': unknown", d->name);
-    return 0;
-  }
-  snprintf(basis, nb, "vendor '%s' not in the table: unknown", d->vendor);
-  return 0;
-}
-
 /* ---- bandwidth ----------------------------------------------------------------------------- */
 
 static double ev_ms(cl_event e) {
@@ -414,9 +338,9 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
     goto done;
   }
   const bertcl_device_info *d = bertcl_ctx_device(ctx);
-  char basis[256];
-  double fpc = flops_per_cu_clock(ctx, basis, sizeof basis);
-  double peak = fpc * d->compute_units * d->max_clock_mhz * 1e6 / 1e12;
+  const char *basis = d->peak_basis;
+  double peak = d->fp32_peak_gflops / 1e3; /* TFLOP/s */
+  int known_peak = peak > 0;
   json_object_set_new(
       jd, "facts",
       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:b}",
@@ -429,7 +353,7 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
                 (json_int_t)d->local_mem_bytes, "max_alloc_bytes", (json_int_t)d->max_alloc_bytes,
                 "fp16", d->fp16));
   json_object_set_new(jd, "peak",
-                      json_pack("{s:o, s:o, s:s}", "fp32_tflops", num_or_null(peak, fpc > 0),
+                      json_pack("{s:o, s:o, s:s}", "fp32_tflops", num_or_null(peak, known_peak),
                                 "fp16_tflops", json_null(), "basis", basis));
   print_rule();
   printf("device   %s | %s | %s | driver %s | CLBlast %s\n", d->name, d->platform_name,
@@ -437,7 +361,7 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
   printf("         %u compute units, %u MHz, %.1f GiB, local %llu KiB, fp16 %s\n",
          d->compute_units, d->max_clock_mhz, d->global_mem_bytes / 1073741824.0,
          (unsigned long long)(d->local_mem_bytes / 1024), d->fp16 ? "yes" : "no");
-  if (fpc > 0)
+  if (known_peak)
     printf("peak     fp32 %.2f TFLOP/s (%s)\n", peak, basis);
   else
     printf("peak     fp32 unknown (%s)\n", basis);
@@ -520,7 +444,7 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
   json_object_set_new(jd, "runs", runs);
   json_t *r0 = json_pack("{s:s}", "variant", "untuned");
   json_array_append_new(runs, r0);
-  if (run_variant(ctx, enc, cfg, &bo->g, fpc > 0 ? peak : 0, r0, vr[0]) != BERTCL_OK) {
+  if (run_variant(ctx, enc, cfg, &bo->g, known_peak ? peak : 0, r0, vr[0]) != BERTCL_OK) {
     json_object_set_new(jd, "error", json_string(bertcl_last_error(ctx)));
     goto done;
   }
@@ -544,7 +468,7 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
   if (ts.state == BC_TUNING_APPLIED) {
     json_t *r1 = json_pack("{s:s}", "variant", "tuned");
     json_array_append_new(runs, r1);
-    if (run_variant(ctx, enc, cfg, &bo->g, fpc > 0 ? peak : 0, r1, vr[1]) != BERTCL_OK) {
+    if (run_variant(ctx, enc, cfg, &bo->g, known_peak ? peak : 0, r1, vr[1]) != BERTCL_OK) {
       json_object_set_new(jd, "error", json_string(bertcl_last_error(ctx)));
       goto done;
     }
@@ -605,7 +529,7 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
       for (int i = 0; i < BC_ENCODER_NSHAPES; i++) {
         double ms = vr[0]->gemm_ms[p][i], tf = bc_gemm_shape_flops(&sh[i]) / (ms * 1e-3) / 1e12;
         char pk[16] = "    -";
-        if (fpc > 0) snprintf(pk, sizeof pk, "%5.1f", 100 * tf / peak);
+        if (known_peak) snprintf(pk, sizeof pk, "%5.1f", 100 * tf / peak);
         printf("%4d %4d %-12s %6zu %6zu %6zu %5zu | %8.3f %8.3f %s", B, T, sn[i], sh[i].m, sh[i].n,
                sh[i].k, sh[i].batch, ms, tf, pk);
         if (have_tuned && vr[1]->ok[p]) {

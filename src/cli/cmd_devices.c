@@ -80,6 +80,9 @@ int bc_cmd_devices(int argc, char **argv) {
           (json_int_t)d->max_alloc_bytes, "local_mem_bytes", (json_int_t)d->local_mem_bytes,
           "max_work_group_size", (json_int_t)d->max_work_group_size, "fp16", d->fp16,
           "subgroups", d->subgroups, "default", d->is_default);
+      json_object_set_new(o, "fp32_peak_gflops",
+                          d->fp32_peak_gflops > 0 ? json_real(d->fp32_peak_gflops) : json_null());
+      json_object_set_new(o, "peak_basis", json_string(d->peak_basis));
       if (selected >= 0) json_object_set_new(o, "selected", json_boolean((long)i == selected));
       json_array_append_new(arr, o);
     }
@@ -108,9 +111,15 @@ int bc_cmd_devices(int argc, char **argv) {
              (unsigned long long)(d->local_mem_bytes / 1024), d->fp16 ? "yes" : "no",
              d->subgroups ? "yes" : "no");
     }
-    for (size_t i = 0; i < n; i++)
-      printf("%s %d:%d driver %s, vendor %s\n", i ? "" : "\n", list[i].platform_index,
-             list[i].device_index, list[i].driver_version, list[i].vendor);
+    for (size_t i = 0; i < n; i++) {
+      const bertcl_device_info *d = &list[i];
+      printf("%s %d:%d driver %s, vendor %s\n", i ? "" : "\n", d->platform_index,
+             d->device_index, d->driver_version, d->vendor);
+      if (d->fp32_peak_gflops > 0)
+        printf("     fp32 peak %.0f GFLOP/s (%s)\n", d->fp32_peak_gflops, d->peak_basis);
+      else
+        printf("     fp32 peak unknown (%s)\n", d->peak_basis);
+    }
     printf("\n* = %s. Choose another with --device or BERTCL_DEVICE.\n",
            selected >= 0 ? "selected device" : "default device (first GPU, else first device)");
   }

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "runtime.h"
+#include "runtime/cpuinfo.h"
 
 /* Live contexts. CLBlast caches compiled programs, which retain their OpenCL context, in a
  * process-wide cache; when the last bertcl context goes, that cache is cleared so the contexts
@@ -76,6 +77,85 @@ static int has_extension(cl_device_id d, const char *ext) {
   return found;
 }
 
+/* ---- theoretical fp32 peak ---------------------------------------------------------------- */
+
+#define CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV_ 0x4000
+#define CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV_ 0x4001
+
+/* GPUs: fp32 FLOPs per compute unit per clock from a per-vendor table (0 = unknown), times
+ * compute units and clock. CPUs: the OS's facts (runtime/cpuinfo.h) over the cores the device
+ * uses. Fills o->fp32_peak_gflops and o->peak_basis; a CPU that reports no clock gets the OS's. */
+static void fill_peak(cl_device_id dev, bertcl_device_info *o) {
+  char *basis = o->peak_basis;
+  size_t nb = sizeof o->peak_basis;
+  double fpc = 0;
+  if (o->type == BERTCL_DEVICE_CPU) {
+    bc_cpu_info ci;
+    bc_cpu_info_get(&ci);
+    int clock_from_os = 0;
+    if (o->max_clock_mhz == 0 && ci.mhz > 0) {
+      o->max_clock_mhz = (uint32_t)(ci.mhz + 0.5);
+      clock_from_os = 1;
+    }
+    /* hardware threads share a core's vector pipes: count cores, at most the device's units */
+    int cores = ci.physical_cores;
+    if (o->compute_units && (int)o->compute_units < cores) cores = (int)o->compute_units;
+    if (ci.flops_per_cycle > 0 && cores > 0 && o->max_clock_mhz > 0) {
+      o->fp32_peak_gflops = (double)cores * o->max_clock_mhz / 1000.0 * ci.flops_per_cycle;
+      snprintf(basis, nb, "CPU: %d cores x %u MHz (%s) x %d fp32 FLOPs/cycle (%s, %.96s)",
+               cores, o->max_clock_mhz, clock_from_os ? "OS; the driver says 0" : "driver",
+               ci.flops_per_cycle, ci.isa, ci.pipes);
+    } else {
+      snprintf(basis, nb, "CPU: %.240s", ci.basis);
+    }
+    return;
+  }
+  if (bc_icontains(o->vendor, "nvidia")) {
+    cl_uint ma = 0, mi = 0;
+    if (clGetDeviceInfo(dev, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV_, sizeof ma, &ma, NULL) !=
+            CL_SUCCESS ||
+        clGetDeviceInfo(dev, CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV_, sizeof mi, &mi, NULL) !=
+            CL_SUCCESS) {
+      snprintf(basis, nb, "NVIDIA device without cl_nv_device_attribute_query: unknown");
+      return;
+    }
+    int lanes = 0;
+    if (ma == 3) lanes = 192;
+    else if (ma == 5) lanes = 128;
+    else if (ma == 6) lanes = mi == 0 ? 64 : 128;
+    else if (ma == 7) lanes = 64;
+    else if (ma == 8) lanes = mi == 0 ? 64 : 128;
+    else if (ma == 9) lanes = 128;
+    if (!lanes) {
+      snprintf(basis, nb, "NVIDIA compute capability %u.%u not in the table: unknown", ma, mi);
+      return;
+    }
+    snprintf(basis, nb,
+             "NVIDIA compute capability %u.%u: %d fp32 lanes per SM x 2 (FMA) x SMs x max clock",
+             ma, mi, lanes);
+    fpc = 2.0 * lanes;
+  } else if (o->type == BERTCL_DEVICE_GPU &&
+             (bc_icontains(o->vendor, "advanced micro") || bc_icontains(o->vendor, "amd"))) {
+    if (strncmp(o->name, "gfx11", 5) == 0 || strncmp(o->name, "gfx90a", 6) == 0 ||
+        strncmp(o->name, "gfx94", 5) == 0) {
+      snprintf(basis, nb, "AMD %s: 64 lanes x 2 (dual-issue/packed fp32) x 2 (FMA) per CU",
+               o->name);
+      fpc = 256;
+    } else if (strncmp(o->name, "gfx9", 4) == 0 || strncmp(o->name, "gfx10", 5) == 0) {
+      snprintf(basis, nb, "AMD %s: 64 lanes x 2 (FMA) per CU x max clock", o->name);
+      fpc = 128;
+    } else {
+      snprintf(basis, nb, "AMD device %s not in the table: unknown", o->name);
+    }
+  } else if (o->type == BERTCL_DEVICE_GPU && bc_icontains(o->vendor, "intel")) {
+    snprintf(basis, nb, "Intel GPU: 8 fp32 lanes x 2 (FMA) per EU x EUs x max clock");
+    fpc = 16;
+  } else {
+    snprintf(basis, nb, "vendor '%s' not in the table: unknown", o->vendor);
+  }
+  o->fp32_peak_gflops = fpc * o->compute_units * o->max_clock_mhz / 1000.0;
+}
+
 static void fill_info(cl_platform_id p, cl_device_id d, int pi, int di, bertcl_device_info *o) {
   memset(o, 0, sizeof *o);
   o->platform_index = pi;
@@ -123,6 +203,7 @@ static void fill_info(cl_platform_id p, cl_device_id d, int pi, int di, bertcl_d
     if (clGetDeviceInfo(d, 0x105C, sizeof nsg, &nsg, NULL) == CL_SUCCESS && nsg > 0)
       o->subgroups = 1;
   }
+  fill_peak(d, o);
 }
 
 /* Enumerates platforms and devices. ids (optional) receives the cl ids for each entry. */
