@@ -123,50 +123,6 @@ int bc_read_file(bc_err *err, const char *path, char **data, size_t *len) {
   return BERTCL_OK;
 }
 
-int bc_write_file_atomic(bc_err *err, const char *path, const void *data, size_t len) {
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 32);
-  if (!tmp) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
-  snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) {
-    int st = bc_fail(err, BERTCL_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    free(tmp);
-    return st;
-  }
-  const char *p = data;
-  size_t left = len;
-  while (left > 0) {
-    ssize_t w = write(fd, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int st = bc_fail(err, BERTCL_ERR_IO, "write to %s failed: %s", tmp, strerror(errno));
-      close(fd);
-      unlink(tmp);
-      free(tmp);
-      return st;
-    }
-    p += w;
-    left -= (size_t)w;
-  }
-  int bad = fsync(fd) != 0;
-  if (close(fd) != 0) bad = 1;
-  if (bad) {
-    int st = bc_fail(err, BERTCL_ERR_IO, "fsync/close of %s failed: %s", tmp, strerror(errno));
-    unlink(tmp);
-    free(tmp);
-    return st;
-  }
-  if (rename(tmp, path) != 0) {
-    int st = bc_fail(err, BERTCL_ERR_IO, "rename %s -> %s failed: %s", tmp, path, strerror(errno));
-    unlink(tmp);
-    free(tmp);
-    return st;
-  }
-  free(tmp);
-  return BERTCL_OK;
-}
-
 int bc_mkdirs(const char *path) {
   char buf[4096];
   size_t n = strlen(path);

@@ -52,8 +52,6 @@ uint64_t bc_fnv1a64(uint64_t h, const void *data, size_t len);
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int bc_read_file(bc_err *err, const char *path, char **data, size_t *len);
-/* Writes data to path atomically: path.tmp.<pid>, fsync, rename. */
-int bc_write_file_atomic(bc_err *err, const char *path, const void *data, size_t len);
 /* mkdir -p */
 int bc_mkdirs(const char *path);
 

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/durable.h"
 #include "io/writers.h"
 #include "model/safetensors.h"
 #include "testutil.h"
@@ -200,6 +201,24 @@ static void test_atomic_replace(void **state) {
   struct stat sb;
   assert_int_equal(stat(p, &sb), 0);
   assert_int_equal(sb.st_size, 128 + 12);
+  /* a write that fails half-way (a full disk, injected) leaves the previous file as it was and
+   * no temporary file, for the whole-file and the streaming writers alike */
+  setenv("BERTCL_FAULT_WRITE_BYTES", "100", 1);
+  float big[64] = {0};
+  size_t s64[1] = {64};
+  bc_err err = {0};
+  assert_int_equal(bc_npy_write(&err, p, big, 1, s64, BC_OUT_F32, 0), BERTCL_ERR_IO);
+  assert_non_null(strstr(err.msg, "No space left on device"));
+  assert_int_equal(bc_write_file_atomic(&err, p, big, sizeof big), BERTCL_ERR_IO);
+  unsetenv("BERTCL_FAULT_WRITE_BYTES");
+  assert_int_equal(stat(p, &sb), 0);
+  assert_int_equal(sb.st_size, 128 + 12);
+  assert_int_equal(bc_test_count_tmp(dir, "x.npy"), 0);
+  /* and the same write without the fault goes through */
+  assert_int_equal(bc_write_file_atomic(&err, p, big, sizeof big), BERTCL_OK);
+  assert_int_equal(stat(p, &sb), 0);
+  assert_int_equal(sb.st_size, sizeof big);
+  assert_int_equal(bc_test_count_tmp(dir, "x.npy"), 0);
   rm_rf(dir);
 }
 

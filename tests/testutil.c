@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
 
 bertcl_ctx *bc_test_ctx(void) {
@@ -104,6 +105,16 @@ int bc_test_tmpdir(char *out, size_t n) {
   const char *base = getenv("TMPDIR");
   snprintf(out, n, "%s/bertcl-test-XXXXXX", (base && *base) ? base : "/tmp");
   return mkdtemp(out) ? 0 : -1;
+}
+
+int bc_test_count_tmp(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && strstr(e->d_name, ".tmp.")) n++;
+  closedir(d);
+  return n;
 }
 
 int bc_test_run(const char *cmd, char **out) {

@@ -40,6 +40,9 @@ double bc_max_abs_diff(const float *a, const float *b, size_t n);
 /* Path helpers: tests/data/<rel> in the source tree; a fresh temporary directory. */
 void bc_test_data_path(char *out, size_t n, const char *rel);
 int bc_test_tmpdir(char *out, size_t n);
+/* Files in directory dir whose names start with prefix and hold ".tmp." (the durable writer's
+ * temporary files, io/durable.h): a failed or killed write must leave none. */
+int bc_test_count_tmp(const char *dir, const char *prefix);
 /* Runs a shell command, returns its exit status (or -1), capturing stdout+stderr into a
  * malloc'd string when out is non-NULL. */
 int bc_test_run(const char *cmd, char **out);

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "io/durable.h"
 #include "bertcl.h"
 #include "bench_train.h"
 #include "cli.h"

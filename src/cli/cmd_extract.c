@@ -423,23 +423,8 @@ int bc_cmd_extract(int argc, char **argv) {
   }
   if (fmt >= 0) {
     /* one file: the merge of the job's shards, in the requested format */
-    const char *ext = fmt == 0 ? ".safetensors" : fmt == 1 ? ".npy" : ".jsonl";
-    char *target = NULL;
-    if (!ends_with(o.output, ext)) {
-      size_t n = strlen(o.output) + 32;
-      target = malloc(n);
-      if (!target) goto done;
-      snprintf(target, n, "%s.merge%s", o.output, ext);
-    }
     uint64_t rows = 0;
-    st = bc_job_merge(&err, jobdir, target ? target : o.output, &rows);
-    if (st == BERTCL_OK && target && rename(target, o.output) != 0) {
-      bc_cli_error("rename %s -> %s: %s", target, o.output, strerror(errno));
-      unlink(target);
-      free(target);
-      goto done;
-    }
-    free(target);
+    st = bc_job_merge(&err, jobdir, o.output, (bc_merge_format)fmt, &rows);
     if (st != BERTCL_OK) {
       bc_cli_error("%s", err.msg);
       goto done;

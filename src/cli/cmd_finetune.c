@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/durable.h"
 #include "bertcl.h"
 #include "cli.h"
 #include "encoder/encoder.h"

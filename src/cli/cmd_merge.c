@@ -39,7 +39,7 @@ int bc_cmd_merge(int argc, char **argv) {
   }
   bc_err err = {0};
   uint64_t rows = 0;
-  if (bc_job_merge(&err, dir, out, &rows) != BERTCL_OK) {
+  if (bc_job_merge(&err, dir, out, BC_MERGE_AUTO, &rows) != BERTCL_OK) {
     bc_cli_error("%s", err.msg);
     return 1;
   }

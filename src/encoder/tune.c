@@ -11,6 +11,7 @@
  * compared with CLBlast's defaults' results; a set that computes differently is rejected. The
  * best set is stored only when it beats CLBlast's defaults measured in the same run by 1 %. */
 #define _POSIX_C_SOURCE 200809L
+#include "io/durable.h"
 #include "encoder/tune.h"
 
 #include <clblast_c.h>

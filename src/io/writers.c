@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "io/writers.h"
 
+#include "io/durable.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -48,94 +50,8 @@ float bc_f16_to_f32(uint16_t h) {
   return f;
 }
 
-/* ---- temporary file, fsync, rename --------------------------------------------------------- */
-
-typedef struct {
-  int fd;
-  char *tmp;
-  const char *path;
-} afile;
-
-static atomic_uint tmp_counter;
-
-static int af_open(bc_err *err, afile *f, const char *path) {
-  f->fd = -1;
-  f->path = path;
-  size_t n = strlen(path) + 48;
-  f->tmp = malloc(n);
-  if (!f->tmp) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
-  snprintf(f->tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&tmp_counter, 1u));
-  f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (f->fd < 0) {
-    int st = bc_fail(err, BERTCL_ERR_IO, "cannot create %s: %s", f->tmp, strerror(errno));
-    free(f->tmp);
-    f->tmp = NULL;
-    return st;
-  }
-  return BERTCL_OK;
-}
-
-static int af_write(bc_err *err, afile *f, const void *data, size_t len) {
-  const char *p = data;
-  while (len > 0) {
-    ssize_t w = write(f->fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return bc_fail(err, BERTCL_ERR_IO, "write to %s failed: %s", f->tmp, strerror(errno));
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return BERTCL_OK;
-}
-
-static void af_abort(afile *f) {
-  if (f->fd >= 0) close(f->fd);
-  if (f->tmp) unlink(f->tmp);
-  free(f->tmp);
-  f->fd = -1;
-  f->tmp = NULL;
-}
-
-static int af_commit(bc_err *err, afile *f) {
-  int st = BERTCL_OK;
-  if (fsync(f->fd) != 0) {
-    st = bc_fail(err, BERTCL_ERR_IO, "fsync of %s failed: %s", f->tmp, strerror(errno));
-  } else if (close(f->fd) != 0) {
-    f->fd = -1;
-    st = bc_fail(err, BERTCL_ERR_IO, "close of %s failed: %s", f->tmp, strerror(errno));
-  } else {
-    f->fd = -1;
-    if (rename(f->tmp, f->path) != 0)
-      st = bc_fail(err, BERTCL_ERR_IO, "rename %s -> %s failed: %s", f->tmp, f->path,
-                   strerror(errno));
-  }
-  if (st != BERTCL_OK) {
-    af_abort(f);
-    return st;
-  }
-  /* make the rename durable: fsync the directory (best effort) */
-  char *dir = strdup(f->path);
-  if (dir) {
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-      slash[1] = '\0';
-    else if (slash)
-      *slash = '\0';
-    int dfd = open(slash ? dir : ".", O_RDONLY | O_CLOEXEC);
-    if (dfd >= 0) {
-      (void)fsync(dfd);
-      close(dfd);
-    }
-    free(dir);
-  }
-  free(f->tmp);
-  f->tmp = NULL;
-  return BERTCL_OK;
-}
-
 /* Writes n floats as F32 or F16 little-endian, in chunks. */
-static int write_values(bc_err *err, afile *f, const float *data, size_t n, bc_out_dtype dt) {
+static int write_values(bc_err *err, bc_afile *f, const float *data, size_t n, bc_out_dtype dt) {
   unsigned char buf[16384];
   size_t per = dt == BC_OUT_F16 ? 2 : 4, chunk = sizeof buf / per;
   for (size_t i = 0; i < n; i += chunk) {
@@ -151,7 +67,7 @@ static int write_values(bc_err *err, afile *f, const float *data, size_t n, bc_o
         for (int b = 0; b < 4; b++) buf[4 * k + (size_t)b] = (unsigned char)(u >> (8 * b));
       }
     }
-    int st = af_write(err, f, buf, m * per);
+    int st = bc_afile_write(err, f, buf, m * per);
     if (st) return st;
   }
   return BERTCL_OK;
@@ -220,13 +136,13 @@ int bc_npy_write(bc_err *err, const char *path, const float *data, int ndim, con
   if (st) return st;
   if ((st = count_elems(err, ndim, shape, &numel, &nbytes, dtype))) return st;
   if (numel && !data) return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bc_npy_write: data is NULL");
-  afile f;
-  if ((st = af_open(err, &f, path))) return st;
-  if ((st = af_write(err, &f, hdr, hlen)) || (st = write_values(err, &f, data, numel, dtype))) {
-    af_abort(&f);
+  bc_afile f;
+  if ((st = bc_afile_open(err, &f, path))) return st;
+  if ((st = bc_afile_write(err, &f, hdr, hlen)) || (st = write_values(err, &f, data, numel, dtype))) {
+    bc_afile_abort(&f);
     return st;
   }
-  return af_commit(err, &f);
+  return bc_afile_commit(err, &f);
 }
 
 /* ---- safetensors --------------------------------------------------------------------------- */
@@ -304,19 +220,19 @@ int bc_st_write(bc_err *err, const char *path, const bc_st_out_tensor *tensors, 
   for (int b = 0; b < 8; b++) hdr[b] = (char)(((uint64_t)padded >> (8 * b)) & 0xFF);
   memcpy(hdr + 8, text, tl);
   memset(hdr + 8 + tl, ' ', padded - tl);
-  afile f;
-  if ((st = af_open(err, &f, path))) goto done;
-  st = af_write(err, &f, hdr, 8 + padded);
+  bc_afile f;
+  if ((st = bc_afile_open(err, &f, path))) goto done;
+  st = bc_afile_write(err, &f, hdr, 8 + padded);
   for (size_t i = 0; st == BERTCL_OK && i < n; i++) {
     size_t numel = 1;
     for (int d = 0; d < tensors[i].ndim; d++) numel *= tensors[i].shape[d];
     st = write_values(err, &f, tensors[i].data, numel, tensors[i].dtype);
   }
   if (st) {
-    af_abort(&f);
+    bc_afile_abort(&f);
     goto done;
   }
-  st = af_commit(err, &f);
+  st = bc_afile_commit(err, &f);
 done:
   free(hdr);
   free(text);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "io/durable.h"
 
 /* ---- reader ----------------------------------------------------------------------------- */
 
@@ -94,19 +95,6 @@ int bc_bucket_make(bc_err *err, const int *lens, size_t n, int sort, size_t max_
 void bc_bucket_free(bc_bucket_plan *p);
 
 /* ---- files ------------------------------------------------------------------------------ */
-
-/* A file written under a temporary name (path.tmp), fsynced, then renamed to path; the
- * directory is fsynced after the rename. hash is FNV-1a 64 of every byte written. */
-typedef struct {
-  int fd;
-  char *path, *tmp;
-  uint64_t hash, bytes;
-} bc_afile;
-
-int bc_afile_open(bc_err *err, bc_afile *f, const char *path);
-int bc_afile_write(bc_err *err, bc_afile *f, const void *data, size_t n);
-int bc_afile_commit(bc_err *err, bc_afile *f);
-void bc_afile_abort(bc_afile *f); /* unlinks the temporary file; no-op after commit */
 
 /* FNV-1a 64 of a whole file, and its size. */
 int bc_file_checksum(bc_err *err, const char *path, uint64_t *hash, uint64_t *size);
@@ -192,8 +180,16 @@ int bc_job_run(bc_err *err, const bc_job_opts *opts, const struct bertcl_model *
                bc_job_stats *stats);
 
 /* Joins the shards listed by every manifest in dir (manifest.json, or manifest-K-of-N.json
- * for K = 0..N-1) into out: .npy (one dense output), .jsonl, else safetensors. Every shard's
- * checksum is verified; incomplete jobs or mismatched manifests are refused. */
-int bc_job_merge(bc_err *err, const char *dir, const char *out, uint64_t *rows);
+ * for K = 0..N-1) into out, in `format`; BC_MERGE_AUTO goes by out's extension: .npy (one
+ * dense output), .jsonl, else safetensors. Every shard's checksum is verified; incomplete jobs
+ * or mismatched manifests are refused. */
+typedef enum {
+  BC_MERGE_AUTO = -1,
+  BC_MERGE_SAFETENSORS = 0,
+  BC_MERGE_NPY = 1,
+  BC_MERGE_JSONL = 2
+} bc_merge_format;
+int bc_job_merge(bc_err *err, const char *dir, const char *out, bc_merge_format format,
+                 uint64_t *rows);
 
 #endif

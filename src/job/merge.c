@@ -353,7 +353,8 @@ static int merge_jsonl(bc_err *err, const merge_set *s, const out_tensor *t, siz
   return st;
 }
 
-int bc_job_merge(bc_err *err, const char *dir, const char *out, uint64_t *rows_out) {
+int bc_job_merge(bc_err *err, const char *dir, const char *out, bc_merge_format format,
+                 uint64_t *rows_out) {
   merge_set s = {0};
   out_tensor t[8] = {0};
   size_t nt = 0;
@@ -364,9 +365,13 @@ int bc_job_merge(bc_err *err, const char *dir, const char *out, uint64_t *rows_o
   if (st == BERTCL_OK) st = bc_afile_open(err, &f, out);
   if (st == BERTCL_OK) {
     size_t l = strlen(out);
-    if (l >= 4 && strcmp(out + l - 4, ".npy") == 0)
+    if (format == BC_MERGE_AUTO)
+      format = (l >= 4 && strcmp(out + l - 4, ".npy") == 0)      ? BC_MERGE_NPY
+               : (l >= 6 && strcmp(out + l - 6, ".jsonl") == 0) ? BC_MERGE_JSONL
+                                                                : BC_MERGE_SAFETENSORS;
+    if (format == BC_MERGE_NPY)
       st = merge_npy(err, &s, t, nt, &f);
-    else if (l >= 6 && strcmp(out + l - 6, ".jsonl") == 0)
+    else if (format == BC_MERGE_JSONL)
       st = merge_jsonl(err, &s, t, nt, &f);
     else
       st = merge_st(err, &s, t, nt, &f);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/durable.h"
 #include "runtime.h"
 
 typedef struct {
