@@ -111,6 +111,9 @@ typedef struct {
   int profiling;       /* non-zero: the queue records profiling events */
   const char *cache_dir; /* NULL: $BERTCL_CACHE_DIR, else $XDG_CACHE_HOME/bertcl, else
                             ~/.cache/bertcl; "off" disables the program cache */
+  const char *gemm;      /* matrix-product backend: "auto", "clblast" or "blas"; NULL:
+                            $BERTCL_GEMM, else "auto" (a host BLAS on CPU devices that can run
+                            one, CLBlast elsewhere) */
 } bertcl_ctx_options;
 
 /* opt may be NULL for all defaults. On failure *out is NULL and bertcl_last_error(NULL) says why. */

@@ -405,6 +405,17 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   ctx->device = dids[idx];
   ctx->profiling = opt->profiling != 0;
   resolve_cache_dir(opt->cache_dir, ctx->cache_dir, sizeof ctx->cache_dir);
+  {
+    const char *g = opt->gemm && *opt->gemm ? opt->gemm : getenv("BERTCL_GEMM");
+    if (!g || !*g) g = "auto";
+    if (strcmp(g, "auto") != 0 && strcmp(g, "clblast") != 0 && strcmp(g, "blas") != 0) {
+      st = bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "unknown GEMM backend '%s'%s: use auto, clblast or blas", g,
+                   opt->gemm && *opt->gemm ? "" : " (from BERTCL_GEMM)");
+      goto fail;
+    }
+    snprintf(ctx->gemm_request, sizeof ctx->gemm_request, "%s", g);
+  }
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
   BC_CL_OBJ(&ctx->err, ctx->context,
             clCreateContext(props, 1, &ctx->device, NULL, NULL, BC_RC));

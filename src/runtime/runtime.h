@@ -60,6 +60,7 @@ struct bertcl_ctx {
   cl_command_queue queue;
   int profiling;
   char cache_dir[1024]; /* "" = cache disabled */
+  char gemm_request[16]; /* "auto", "clblast" or "blas": bertcl_ctx_options.gemm / $BERTCL_GEMM */
   bc_program_stats stats;
 };
 
