@@ -236,6 +236,10 @@ void bertcl_tokenizer_free(bertcl_tokenizer *tok);
  * sentence-transformers' max_seq_length), each when present; SIZE_MAX when none is. */
 size_t bertcl_tokenizer_max_length(const bertcl_tokenizer *tok);
 size_t bertcl_tokenizer_vocab_size(const bertcl_tokenizer *tok);
+/* One more than the largest token id the tokenizer can produce (vocabulary, added tokens and
+ * any other id its model emits): every id of an encoding is below it. A model's word-embedding
+ * table needs at least this many rows. */
+size_t bertcl_tokenizer_id_bound(const bertcl_tokenizer *tok);
 /* Token string of an id, NULL when out of range. */
 const char *bertcl_tokenizer_id_to_token(const bertcl_tokenizer *tok, int32_t id);
 /* Id of a vocabulary or added token, -1 when absent. */

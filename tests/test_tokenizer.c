@@ -498,6 +498,7 @@ static void test_defaults_and_lookup(void **state) {
   /* min(model_max_length 512, max_position_embeddings 512, max_seq_length 256) */
   assert_int_equal(bertcl_tokenizer_max_length(tok), 256);
   assert_int_equal(bertcl_tokenizer_vocab_size(tok), 30522);
+  assert_int_equal(bertcl_tokenizer_id_bound(tok), 30522); /* ids 0..30521 */
   assert_int_equal(bertcl_tokenizer_token_to_id(tok, "[CLS]"), 101);
   assert_int_equal(bertcl_tokenizer_token_to_id(tok, "##ing"), 2075);
   assert_int_equal(bertcl_tokenizer_token_to_id(tok, "no-such-token"), -1);

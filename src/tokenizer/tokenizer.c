@@ -632,6 +632,13 @@ size_t bertcl_tokenizer_vocab_size(const bertcl_tokenizer *tok) {
   return tok ? tok->vocab_size : 0;
 }
 
+size_t bertcl_tokenizer_id_bound(const bertcl_tokenizer *tok) {
+  if (!tok) return 0;
+  size_t n = tok->n_ids;
+  while (n > 0 && !tok->id_tok[n - 1]) n--;
+  return n;
+}
+
 const char *bertcl_tokenizer_id_to_token(const bertcl_tokenizer *tok, int32_t id) {
   if (!tok || id < 0 || (size_t)id >= tok->n_ids) return NULL;
   return tok->id_tok[id];
