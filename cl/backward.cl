@@ -6,14 +6,23 @@
 
 // Philox-4x32-10, as ref_philox4x32_10; element i of dropout site (seed, step, id) is kept when
 // (philox({i lo, i hi, id, step}, {seed lo, seed hi})[0] >> 8) * 2^-24 >= p.
+// The CPU set forms each 32x32 -> 64-bit product with one 64-bit multiply of zero-extended
+// operands (what CPU vector units do: vpmuludq), where mul_hi is a call on PoCL that stops
+// vectorisation; the bits are the same.
 inline uint philox_first(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1) {
   for (int r = 0; r < 10; r++) {
     if (r > 0) {
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
+#if KSET == KSET_CPU
+    const ulong p0 = (ulong)c0 * 0xD2511F53ul, p1 = (ulong)c2 * 0xCD9E8D57ul;
+    const uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+    const uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
+#else
     const uint hi0 = mul_hi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
     const uint hi1 = mul_hi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+#endif
     const uint n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
     c0 = n0;
     c1 = lo1;
@@ -23,27 +32,119 @@ inline uint philox_first(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1) {
   return c0;
 }
 
-// out = x * keep(i) / (1 - p) (out may equal x): dropout forward, and its own backward.
+// philox_first on 8 counters at once (CPU set): lanes differ in c0 and c1 only.
+inline uint8 philox_first8(uint8 c0, uint8 c1, uint c2s, uint c3s, uint k0, uint k1) {
+  uint8 c2 = (uint8)c2s, c3 = (uint8)c3s;
+  for (int r = 0; r < 10; r++) {
+    if (r > 0) {
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    const ulong8 p0 = convert_ulong8(c0) * 0xD2511F53ul, p1 = convert_ulong8(c2) * 0xCD9E8D57ul;
+    const uint8 n0 = convert_uint8(p1 >> 32) ^ c1 ^ k0, n2 = convert_uint8(p0 >> 32) ^ c3 ^ k1;
+    c0 = n0;
+    c1 = convert_uint8(p1);
+    c2 = n2;
+    c3 = convert_uint8(p0);
+  }
+  return c0;
+}
+
+// Keep flags (-1 kept, 0 dropped) of elements i0 .. i0+7 of dropout site (seed, step, id): the
+// bits of philox_first, 8 lanes at a time (the low counter word may carry into the high one).
+inline int8 dropout_keep8(ulong i0, float p, uint seed_lo, uint seed_hi, uint step, uint id) {
+  const uint lo = (uint)i0, hi = (uint)(i0 >> 32);
+  const uint8 c0 = lo + (uint8)(0, 1, 2, 3, 4, 5, 6, 7);
+  const uint8 c1 = hi - as_uint8(c0 < lo);
+  const uint8 r = philox_first8(c0, c1, id, step, seed_lo, seed_hi);
+  return convert_float8(r >> 8) * (1.0f / 16777216.0f) >= p;
+}
+
+// out = x * keep(i) / (1 - p) (out may equal x): dropout forward, and its own backward. GPU set:
+// one item per element; CPU set: one item per DROPOUT_CHUNK elements, 8 lanes at a time.
+#ifndef DROPOUT_CHUNK
+#define DROPOUT_CHUNK 64  // elements per work-item in the CPU set (a multiple of 8)
+#endif
 __kernel void dropout_fwd(__global float *out, __global const float *x, const float p,
                           const uint seed_lo, const uint seed_hi, const uint step, const uint id,
                           const ulong n) {
+#if KSET == KSET_CPU
+  const size_t base = get_global_id(0) * (size_t)DROPOUT_CHUNK;
+  if (base >= n) return;
+  const size_t end = min((size_t)(base + DROPOUT_CHUNK), (size_t)n);
+  const float s = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+  size_t i = base;
+  for (; i + 8 <= end; i += 8) {
+    const int8 keep = dropout_keep8(i, p, seed_lo, seed_hi, step, id);
+    vstore8(select((float8)0.0f, vload8(0, x + i) * s, keep), 0, out + i);
+  }
+  for (; i < end; i++) {
+    const uint r = philox_first((uint)i, (uint)((ulong)i >> 32), id, step, seed_lo, seed_hi);
+    const float u = (float)(r >> 8) * (1.0f / 16777216.0f);
+    out[i] = u >= p ? x[i] * s : 0.0f;
+  }
+#else
   const size_t i = get_global_id(0);
   if (i >= n) return;
   const uint r = philox_first((uint)i, (uint)((ulong)i >> 32), id, step, seed_lo, seed_hi);
   const float u = (float)(r >> 8) * (1.0f / 16777216.0f);
   const float s = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
   out[i] = u >= p ? x[i] * s : 0.0f;
+#endif
 }
 
-// LayerNorm backward, per row (one work-group): with xin the LayerNorm input and g = dout * w,
+// LayerNorm backward, per row: with xin the LayerNorm input and g = dout * w,
 // dy = rstd * (g - mean(g) - xhat * mean(g * xhat)), written. Also writes the row's mean and
-// rstd for layernorm_bwd_params.
+// rstd for layernorm_bwd_params. GPU set: one work-group per row; CPU set: one work-item per
+// row, 8 lanes at a time.
 __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
                             __global float *stats,       // (N, 2) mean, rstd written
                             __global const float *dout,  // (N, C)
                             __global const float *xin,   // (N, C) LayerNorm input
                             __global const float *w,     // (C)
-                            const float eps, const int C) {
+                            const float eps, const int N, const int C) {
+#if KSET == KSET_CPU
+  const size_t row = get_global_id(0);
+  if (row >= (size_t)N) return;
+  __global const float *x = xin + row * C;
+  __global const float *d = dout + row * C;
+  __global float *o = dy + row * C;
+  const float mean = row_sum_cpu(x, C) / (float)C;
+  float8 v8 = 0.0f;
+  int c;
+  for (c = 0; c + 8 <= C; c += 8) {
+    const float8 e = vload8(0, x + c) - mean;
+    v8 += e * e;
+  }
+  float v = hsum8(v8);
+  for (; c < C; c++) v += (x[c] - mean) * (x[c] - mean);
+  const float rstd = 1.0f / sqrt(v / (float)C + eps);
+  float8 sg8 = 0.0f, sgx8 = 0.0f;
+  for (c = 0; c + 8 <= C; c += 8) {
+    const float8 g = vload8(0, d + c) * vload8(0, w + c);
+    sg8 += g;
+    sgx8 += g * (vload8(0, x + c) - mean) * rstd;
+  }
+  float sg = hsum8(sg8), sgx = hsum8(sgx8);
+  for (; c < C; c++) {
+    const float g = d[c] * w[c];
+    sg += g;
+    sgx += g * (x[c] - mean) * rstd;
+  }
+  const float mg = sg / (float)C, mgx = sgx / (float)C;
+  for (c = 0; c + 8 <= C; c += 8) {
+    const float8 xhat = (vload8(0, x + c) - mean) * rstd;
+    const float8 g = vload8(0, d + c) * vload8(0, w + c);
+    vstore8(rstd * (g - mg - xhat * mgx), 0, o + c);
+  }
+  for (; c < C; c++) {
+    const float xhat = (x[c] - mean) * rstd;
+    const float g = d[c] * w[c];
+    o[c] = rstd * (g - mg - xhat * mgx);
+  }
+  stats[2 * row] = mean;
+  stats[2 * row + 1] = rstd;
+#else
   __local float scratch[WG];
   const size_t row = get_group_id(0);
   const int lid = (int)get_local_id(0);
@@ -72,6 +173,7 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
     stats[2 * row] = mean;
     stats[2 * row + 1] = rstd;
   }
+#endif
 }
 
 // dw[c] += sum_n dout * xhat, db[c] += sum_n dout (accumulated); one item per column, rows in
@@ -104,9 +206,13 @@ __kernel void colsum_bwd(__global float *db, __global const float *d, const int 
 
 inline float act_grad(float x, int act) {
   if (act == ACT_GELU) {
+#if KSET == KSET_CPU
+    return gelu_cdf_f1(x) + x * (0.39894228040143268f * exp_f1(-0.5f * x * x));
+#else
     const float cdf = 0.5f * (1.0f + erf(x * 0.70710678118654752f));
     const float pdf = 0.39894228040143268f * exp(-0.5f * x * x);
     return cdf + x * pdf;
+#endif
   }
   if (act == ACT_GELU_TANH) {
     const float k = 0.79788456080286536f;
@@ -119,13 +225,39 @@ inline float act_grad(float x, int act) {
   return 1.0f - t * t;
 }
 
+// act_grad on 8 lanes (CPU set).
+inline float8 act_grad8(float8 x, int act) {
+  if (act == ACT_GELU) return gelu_cdf_f8(x) + x * (0.39894228040143268f * exp_f8(-0.5f * x * x));
+  if (act == ACT_GELU_TANH) {
+    const float k = 0.79788456080286536f;
+    const float8 u = k * (x + 0.044715f * x * x * x);
+    const float8 t = tanh(u);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
+  }
+  if (act == ACT_RELU) return select((float8)0.0f, (float8)1.0f, x > 0.0f);
+  const float8 t = tanh(x);
+  return 1.0f - t * t;
+}
+
 // dx = dout * act'(x + bias), written (dx may equal dout); x is the forward input before bias.
+// GPU set: one item per element; CPU set: one item per row, 8 lanes at a time.
 __kernel void bias_act_bwd(__global float *dx, __global const float *dout,
                            __global const float *x, __global const float *bias, const int act,
                            const int N, const int C) {
+#if KSET == KSET_CPU
+  const size_t n = get_global_id(0);
+  if (n >= (size_t)N) return;
+  const size_t o = n * C;
+  int c;
+  for (c = 0; c + 8 <= C; c += 8)
+    vstore8(vload8(0, dout + o + c) * act_grad8(vload8(0, x + o + c) + vload8(0, bias + c), act),
+            0, dx + o + c);
+  for (; c < C; c++) dx[o + c] = dout[o + c] * act_grad(x[o + c] + bias[c], act);
+#else
   const size_t i = get_global_id(0);
   if (i >= (size_t)N * C) return;
   dx[i] = dout[i] * act_grad(x[i] + bias[i % C], act);
+#endif
 }
 
 // y = tanh(x): dx = dout * (1 - y^2), written.
@@ -136,9 +268,26 @@ __kernel void tanh_bwd(__global float *dx, __global const float *dout, __global 
   dx[i] = dout[i] * (1.0f - y[i] * y[i]);
 }
 
-// ds = scale * p * (dp - sum_j p dp), written (ds may equal dp); one work-group per row.
+// ds = scale * p * (dp - sum_j p dp), written (ds may equal dp). GPU set: one work-group per
+// row; CPU set: one work-item per row, 8 lanes at a time.
 __kernel void softmax_bwd(__global float *ds, __global const float *dp,
-                          __global const float *p, const float scale, const int T) {
+                          __global const float *p, const float scale, const int rows,
+                          const int T) {
+#if KSET == KSET_CPU
+  const size_t row = get_global_id(0);
+  if (row >= (size_t)rows) return;
+  __global const float *pr = p + row * T;
+  __global const float *dr = dp + row * T;
+  __global float *o = ds + row * T;
+  float8 s8 = 0.0f;
+  int j;
+  for (j = 0; j + 8 <= T; j += 8) s8 += vload8(0, pr + j) * vload8(0, dr + j);
+  float dot = hsum8(s8);
+  for (; j < T; j++) dot += pr[j] * dr[j];
+  for (j = 0; j + 8 <= T; j += 8)
+    vstore8(scale * vload8(0, pr + j) * (vload8(0, dr + j) - dot), 0, o + j);
+  for (; j < T; j++) o[j] = scale * pr[j] * (dr[j] - dot);
+#else
   __local float scratch[WG];
   const size_t row = get_group_id(0);
   const int lid = (int)get_local_id(0);
@@ -149,6 +298,7 @@ __kernel void softmax_bwd(__global float *ds, __global const float *dp,
     const size_t k = row * T + j;
     ds[k] = scale * p[k] * (dp[k] - dot);
   }
+#endif
 }
 
 // Embedding tables' gradients from dy, the gradient at the embedding LayerNorm's input

@@ -269,18 +269,6 @@ static void test_cross_entropy_norm_adamw(void **state) {
 static void test_trainer_helpers(void **state) {
   fixture *f = *state;
   if (!f->ctx) skip();
-  static const char *const files[] = {"common.cl", "backward.cl", "trainer.cl"};
-  char opts[64];
-  snprintf(opts, sizeof opts, "-DWG=%zu -cl-std=CL1.2", f->ops.wg);
-  cl_program prog = NULL;
-  OK(bc_program_build(f->ctx, files, 3, opts, &prog));
-  cl_int rc;
-  cl_kernel kes = clCreateKernel(prog, "embedding_sum_fwd", &rc),
-            kln = clCreateKernel(prog, "layernorm_fwd", &rc),
-            kbdr = clCreateKernel(prog, "bias_dropout_residual_fwd", &rc),
-            ks1 = clCreateKernel(prog, "split_heads_one", &rc),
-            ksb = clCreateKernel(prog, "split_heads_bwd", &rc);
-  assert_int_equal(rc, CL_SUCCESS);
   int B = 3, T = 7, C = 12, NH = 3, HS = 4, V = 9, P = 8, TT = 2, N = B * T;
   size_t n = (size_t)N * C;
   bc_rng r;
@@ -300,16 +288,13 @@ static void test_trainer_helpers(void **state) {
     for (int c = 0; c < C; c++)
       want[(size_t)i * C + c] = (we[(size_t)ids[i] * C + c] + te[(size_t)tt[i] * C + c]) +
                                 pe[(size_t)(i % T) * C + c];
-  const bc_karg a1[] = {KARG(dout), KARG(dids), KARG(dtt), KARG(dwe), KARG(dpe), KARG(dte),
-                        KARG(N), KARG(T), KARG(C)};
-  OK(bc_kernel_run(f->ctx, kes, "embedding_sum_fwd", a1, 9, n, 64));
+  OK(bc_op_embedding_sum(f->ctx, &f->ops, dout, dids, dtt, dwe, dpe, dte, N, T, C));
   down(f, dout, got, n * 4);
   assert_true(bc_check_close("embedding_sum_fwd N=21 C=12", got, want, n, 0, 0, 600));
   /* LayerNorm */
   float eps = 1e-12f;
   ref_layernorm_fwd(want, x, w, b, eps, N, C);
-  const bc_karg a2[] = {KARG(dout), KARG(dx), KARG(dw), KARG(db), KARG(eps), KARG(C)};
-  OK(bc_kernel_run(f->ctx, kln, "layernorm_fwd", a2, 6, (size_t)N * f->ops.wg, f->ops.wg));
+  OK(bc_op_layernorm_fwd(f->ctx, &f->ops, dout, dx, dw, db, eps, N, C));
   down(f, dout, got, n * 4);
   assert_true(bc_check_close("layernorm_fwd N=21 C=12", got, want, n, 1e-5f, 1e-5f, 600));
   /* bias + dropout + residual, with and without the residual */
@@ -319,10 +304,8 @@ static void test_trainer_helpers(void **state) {
     ref_dropout_fwd(want, want, n, &d);
     if (has_res)
       for (size_t i = 0; i < n; i++) want[i] += res[i];
-    cl_uint lo = (cl_uint)d.seed, hi = (cl_uint)(d.seed >> 32), step = d.step, id = d.id;
-    const bc_karg a3[] = {KARG(dout), KARG(dx), KARG(db), KARG(dres), KARG(has_res), KARG(d.p),
-                          KARG(lo), KARG(hi), KARG(step), KARG(id), KARG(N), KARG(C)};
-    OK(bc_kernel_run(f->ctx, kbdr, "bias_dropout_residual_fwd", a3, 12, n, 64));
+    OK(bc_op_bias_dropout_residual(f->ctx, &f->ops, dout, dx, db, has_res ? dres : NULL, d.p,
+                                   d.seed, d.step, d.id, N, C));
     down(f, dout, got, n * 4);
     assert_true(bc_check_close(has_res ? "bias_dropout_residual_fwd (residual)"
                                        : "bias_dropout_residual_fwd",
@@ -334,24 +317,18 @@ static void test_trainer_helpers(void **state) {
       for (int t = 0; t < T; t++)
         for (int e = 0; e < HS; e++)
           want[(((size_t)bb * NH + h) * T + t) * HS + e] = x[((size_t)bb * T + t) * C + h * HS + e];
-  const bc_karg a4[] = {KARG(dout), KARG(dx), KARG(B), KARG(T), KARG(C), KARG(NH)};
-  OK(bc_kernel_run(f->ctx, ks1, "split_heads_one", a4, 6, n, 64));
+  OK(bc_op_split_heads_one(f->ctx, &f->ops, dout, dx, B, T, C, NH));
   down(f, dout, got, n * 4);
   assert_true(bc_check_close("split_heads_one B=3 T=7 C=12 NH=3", got, want, n, 0, 0, 600));
   cl_mem dh = up(f, got, n * 4), dqkv = up(f, want, n * 3 * 4);
   for (int i = 0; i < N; i++)
     for (int k = 0; k < 3; k++)
       memcpy(want + (size_t)i * 3 * C + (size_t)k * C, x + (size_t)i * C, (size_t)C * 4);
-  const bc_karg a5[] = {KARG(dqkv), KARG(dh), KARG(dh), KARG(dh), KARG(B), KARG(T), KARG(C),
-                        KARG(NH)};
-  OK(bc_kernel_run(f->ctx, ksb, "split_heads_bwd", a5, 8, n, 64));
+  OK(bc_op_split_heads_bwd(f->ctx, &f->ops, dqkv, dh, dh, dh, B, T, C, NH));
   down(f, dqkv, got, n * 3 * 4);
   assert_true(bc_check_close("split_heads_bwd B=3 T=7 C=12 NH=3", got, want, n * 3, 0, 0, 600));
   cl_mem ms[] = {dwe, dpe, dte, dids, dtt, dx, dres, dw, db, dout, dh, dqkv};
   for (int i = 0; i < 12; i++) clReleaseMemObject(ms[i]);
-  cl_kernel kk[] = {kes, kln, kbdr, ks1, ksb};
-  for (int i = 0; i < 5; i++) clReleaseKernel(kk[i]);
-  clReleaseProgram(prog);
   free(we); free(pe); free(te); free(x); free(res); free(w); free(b); free(ids); free(tt);
   free(want); free(got);
 }

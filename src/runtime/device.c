@@ -416,6 +416,20 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
     }
     snprintf(ctx->gemm_request, sizeof ctx->gemm_request, "%s", g);
   }
+  {
+    const char *k = getenv("BERTCL_KERNEL_SET");
+    if (!k || !*k || strcmp(k, "auto") == 0)
+      ctx->kset = ctx->info.type == BERTCL_DEVICE_CPU ? BC_KSET_CPU : BC_KSET_GPU;
+    else if (strcmp(k, "cpu") == 0)
+      ctx->kset = BC_KSET_CPU;
+    else if (strcmp(k, "gpu") == 0)
+      ctx->kset = BC_KSET_GPU;
+    else {
+      st = bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "unknown kernel set '%s' (from BERTCL_KERNEL_SET): use auto, cpu or gpu", k);
+      goto fail;
+    }
+  }
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
   BC_CL_OBJ(&ctx->err, ctx->context,
             clCreateContext(props, 1, &ctx->device, NULL, NULL, BC_RC));

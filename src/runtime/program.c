@@ -275,6 +275,23 @@ size_t bc_row_work_group(const bertcl_ctx *ctx) {
   return wg;
 }
 
+const char *bc_kset_name(bc_kset k) { return k == BC_KSET_CPU ? "cpu" : "gpu"; }
+
+void bc_kernel_options(const bertcl_ctx *ctx, bc_kset kset, char *buf, size_t n) {
+  snprintf(buf, n, "-DWG=%zu -DKSET=%d -DKSET_GPU=%d -DKSET_CPU=%d -cl-std=CL1.2",
+           bc_row_work_group(ctx), (int)kset, (int)BC_KSET_GPU, (int)BC_KSET_CPU);
+}
+
+void bc_rows_launch(bc_kset kset, size_t wg, size_t rows, size_t *global, size_t *local) {
+  if (kset == BC_KSET_CPU) {
+    *global = rows;
+    *local = BC_CPU_ROWS_LOCAL;
+  } else {
+    *global = rows * wg;
+    *local = wg;
+  }
+}
+
 cl_mem bc_buffer_create(bertcl_ctx *ctx, size_t bytes, const void *init, int *st) {
   cl_int rc = CL_SUCCESS;
   cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0),

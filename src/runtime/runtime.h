@@ -51,6 +51,16 @@ typedef struct {
   uint64_t cache_writes;  /* binaries written to the cache */
 } bc_program_stats;
 
+/* Which shape of bertcl's own kernels a device runs (the op tables in encoder/ops.c and
+ * train/train_ops.c decide per op what this means; cl/common.cl sees it as -DKSET):
+ *   GPU: a work-group per row with local-memory reductions, the OpenCL builtins (erf, exp);
+ *   CPU: a work-item per row with vector loads and no barriers, and branch-free erf/exp/Philox,
+ *        shapes that CPU OpenCL compilers (PoCL, Intel's runtime) vectorise.
+ * Chosen at context creation: $BERTCL_KERNEL_SET = auto (default: CPU devices get cpu, all
+ * others gpu), cpu or gpu (forces a set on any device; the tests run both on PoCL). */
+typedef enum { BC_KSET_GPU = 0, BC_KSET_CPU = 1 } bc_kset;
+const char *bc_kset_name(bc_kset k);
+
 struct bertcl_ctx {
   bc_err err; /* first member: bertcl_last_error(ctx) reads it */
   bertcl_device_info info;
@@ -61,6 +71,7 @@ struct bertcl_ctx {
   int profiling;
   char cache_dir[1024]; /* "" = cache disabled */
   char gemm_request[16]; /* "auto", "clblast" or "blas": bertcl_ctx_options.gemm / $BERTCL_GEMM */
+  bc_kset kset;          /* our kernels' shape on this device ($BERTCL_KERNEL_SET) */
   bc_program_stats stats;
 };
 
@@ -101,6 +112,16 @@ cl_mem bc_buffer_create(bertcl_ctx *ctx, size_t bytes, const void *init, int *st
 /* Work-group size of the row kernels (-DWG): a power of two, at most 128 and the device's
  * limit. */
 size_t bc_row_work_group(const bertcl_ctx *ctx);
+
+/* Build options every bertcl program gets: -DWG (bc_row_work_group), the kernel set
+ * (-DKSET, -DKSET_GPU, -DKSET_CPU from bc_kset) and -cl-std=CL1.2. */
+void bc_kernel_options(const bertcl_ctx *ctx, bc_kset kset, char *buf, size_t n);
+
+/* Launch shape of a row kernel (one row of a matrix per work-group or work-item) over `rows`
+ * rows in kernel set `kset`: GPU, a work-group of wg items per row; CPU, one item per row in
+ * groups of BC_CPU_ROWS_LOCAL (the kernel checks row < rows). */
+#define BC_CPU_ROWS_LOCAL 16
+void bc_rows_launch(bc_kset kset, size_t wg, size_t rows, size_t *global, size_t *local);
 
 /* Source text of an embedded (or $BERTCL_KERNEL_DIR) cl/ file; caller frees. */
 int bc_kernel_source(bc_err *err, const char *file, char **src, size_t *len);
