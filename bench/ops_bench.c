@@ -1,19 +1,23 @@
 /* ops_bench: time of each of our own kernels (not the GEMMs) in both kernel sets, GPU-shaped and
  * CPU-shaped (bc_kset), on one device, at an encoder's shapes (MiniLM by default: C 384, 12
  * heads, I 1536). The two sets run back to back, round after round, in one process, so their
- * ratio holds on a loaded machine. Each figure is the median over rounds of the wall time of
- * `calls` launches followed by clFinish, per launch.
+ * ratio holds on a loaded machine. Each figure is the wall time of `calls` launches followed by
+ * clFinish, per launch: the minimum over rounds (the least disturbed round on a shared machine)
+ * and the median; and the CPU time the process spent per launch (all threads, minimum over
+ * rounds), which counts work rather than waiting on a shared machine.
  *
  *   ops_bench [--device D] [--batch B] [--seq T] [--rounds R] [--calls K] [--only NAME]
  *             [--hidden C --heads NH --inter I]
  *
- * One JSON object per op on stdout: {"op", "device", "B", "T", "gpu_ms", "cpu_ms", "speedup"}
- * (speedup = gpu_ms / cpu_ms); a table on stderr. bench/cpu_kernels.sh runs it on PoCL and
+ * One JSON object per op on stdout: {"op", "device", "B", "T", "gpu_ms", "cpu_ms", "speedup",
+ * "gpu_median_ms", "cpu_median_ms", "gpu_cputime_ms", "cpu_cputime_ms"} (minimums;
+ * speedup = gpu_ms / cpu_ms); a table on stderr. bench/cpu_kernels.sh runs it on PoCL and
  * Intel's runtime. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "encoder/ops.h"
@@ -32,6 +36,15 @@ static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* CPU time of the whole process (all threads: the OpenCL runtime's workers too), in ms: on a
+ * CPU device shared with other jobs it counts the work, not the waiting. */
+static double cpu_ms(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
 static cl_mem buf(bench *b, size_t n, float lo, float hi, int *st) {
@@ -104,6 +117,9 @@ static int op_layernorm_bwd(bench *b, int k) {
   return bc_op_layernorm_bwd(b->ctx, &b->tops[k], b->dh, b->stats, b->dw, b->db, b->h2, b->h,
                              b->lnw, 1e-12f, b->N, b->C);
 }
+static int op_colsum_bwd(bench *b, int k) {
+  return bc_op_colsum_bwd(b->ctx, &b->tops[k], b->ibias, b->dinter, b->N, b->I);
+}
 static int op_softmax_bwd(bench *b, int k) {
   return bc_op_softmax_bwd(b->ctx, &b->tops[k], b->probs, b->probs, b->scores, 0.125f,
                            b->B * b->NH * b->T, b->T);
@@ -127,6 +143,7 @@ static const struct {
     {"bias_dropout_residual_fwd", op_bdr},
     {"layernorm_fwd", op_layernorm_fwd},
     {"layernorm_bwd (+params)", op_layernorm_bwd},
+    {"colsum_bwd (N, I)", op_colsum_bwd},
     {"softmax_bwd", op_softmax_bwd},
     {"bias_act_bwd (gelu)", op_gelu_bwd},
 };
@@ -207,32 +224,41 @@ int main(int argc, char **argv) {
   }
   const bertcl_device_info *d = bertcl_ctx_device(b.ctx);
   fprintf(stderr, "ops_bench on %s (%s, driver %s): B=%d T=%d C=%d NH=%d I=%d, %d rounds x %d "
-          "calls\n%-32s %10s %10s %8s\n", d->name, d->platform_name, d->driver_version, B, T, C,
-          NH, I, rounds, calls, "op", "gpu-set ms", "cpu-set ms", "speedup");
+          "calls (ms per launch: wall minimum over rounds, median in brackets, process CPU time)\n"
+          "%-32s %30s %30s %8s\n", d->name, d->platform_name, d->driver_version, B, T, C, NH, I,
+          rounds, calls, "op", "gpu set", "cpu set", "speedup");
   double *t[2] = {malloc(sizeof(double) * rounds), malloc(sizeof(double) * rounds)};
+  double *u[2] = {malloc(sizeof(double) * rounds), malloc(sizeof(double) * rounds)};
   for (size_t o = 0; o < sizeof op_table / sizeof op_table[0] && st == BERTCL_OK; o++) {
     if (only && !strstr(op_table[o].name, only)) continue;
     for (int k = 0; k < 2 && st == BERTCL_OK; k++) st = op_table[o].fn(&b, k); /* warm-up */
     clFinish(b.ctx->queue);
     for (int r = 0; r < rounds && st == BERTCL_OK; r++)
       for (int k = 0; k < 2 && st == BERTCL_OK; k++) {
-        double t0 = now_ms();
+        double t0 = now_ms(), u0 = cpu_ms();
         for (int c = 0; c < calls && st == BERTCL_OK; c++) st = op_table[o].fn(&b, k);
         clFinish(b.ctx->queue);
         t[k][r] = (now_ms() - t0) / calls;
+        u[k][r] = (cpu_ms() - u0) / calls;
       }
     if (st != BERTCL_OK) break;
     qsort(t[0], rounds, sizeof(double), cmp_d);
     qsort(t[1], rounds, sizeof(double), cmp_d);
-    double g = t[0][rounds / 2], c = t[1][rounds / 2];
-    fprintf(stderr, "%-32s %10.3f %10.3f %7.2fx\n", op_table[o].name, g, c, g / c);
+    qsort(u[0], rounds, sizeof(double), cmp_d);
+    qsort(u[1], rounds, sizeof(double), cmp_d);
+    double g = t[0][0], c = t[1][0], gm = t[0][rounds / 2], cm = t[1][rounds / 2];
+    fprintf(stderr, "%-32s %9.3f (%8.3f) %9.3f %9.3f (%8.3f) %9.3f %7.2fx\n", op_table[o].name, g,
+            gm, u[0][0], c, cm, u[1][0], g / c);
     printf("{\"op\": \"%s\", \"device\": \"%s\", \"B\": %d, \"T\": %d, \"gpu_ms\": %.4f, "
-           "\"cpu_ms\": %.4f, \"speedup\": %.3f}\n", op_table[o].name, d->name, B, T, g, c,
-           g / c);
+           "\"cpu_ms\": %.4f, \"speedup\": %.3f, \"gpu_median_ms\": %.4f, "
+           "\"cpu_median_ms\": %.4f, \"gpu_cputime_ms\": %.4f, \"cpu_cputime_ms\": %.4f}\n",
+           op_table[o].name, d->name, B, T, g, c, g / c, gm, cm, u[0][0], u[1][0]);
   }
   if (st != BERTCL_OK) fprintf(stderr, "ops_bench: %s\n", bertcl_last_error(b.ctx));
   free(t[0]);
   free(t[1]);
+  free(u[0]);
+  free(u[1]);
   cl_mem ms[] = {b.h,    b.h2,  b.res, b.dh,  b.inter, b.dinter, b.scores, b.probs,
                  b.mask, b.ids, b.tts, b.wte, b.wpe,   b.wtt,    b.lnw,    b.lnb,
                  b.bias, b.ibias, b.stats, b.dw, b.db};

@@ -176,13 +176,39 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
 #endif
 }
 
-// dw[c] += sum_n dout * xhat, db[c] += sum_n dout (accumulated); one item per column, rows in
-// order (deterministic, no atomics).
+// dw[c] += sum_n dout * xhat, db[c] += sum_n dout (accumulated); rows in order (deterministic,
+// no atomics). GPU set: one item per column; CPU set: one item per 8 columns (vload8 along
+// the row, so a work-item reads whole cache lines; the same sums in the same order).
 __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (C), (C)
                                    __global const float *dout,              // (N, C)
                                    __global const float *xin,               // (N, C)
                                    __global const float *stats,             // (N, 2)
                                    const int N, const int C) {
+#if KSET == KSET_CPU
+  const int c0 = (int)get_global_id(0) * 8;
+  if (c0 >= C) return;
+  if (c0 + 8 <= C) {
+    float8 sw = 0.0f, sb = 0.0f;
+    for (int n = 0; n < N; n++) {
+      const float8 d = vload8(0, dout + (size_t)n * C + c0);
+      sw += d * (vload8(0, xin + (size_t)n * C + c0) - stats[2 * n]) * stats[2 * n + 1];
+      sb += d;
+    }
+    vstore8(vload8(0, dw + c0) + sw, 0, dw + c0);
+    vstore8(vload8(0, db + c0) + sb, 0, db + c0);
+    return;
+  }
+  for (int c = c0; c < C; c++) {
+    float sw = 0.0f, sb = 0.0f;
+    for (int n = 0; n < N; n++) {
+      const float d = dout[(size_t)n * C + c];
+      sw += d * (xin[(size_t)n * C + c] - stats[2 * n]) * stats[2 * n + 1];
+      sb += d;
+    }
+    dw[c] += sw;
+    db[c] += sb;
+  }
+#else
   const int c = (int)get_global_id(0);
   if (c >= C) return;
   float sw = 0.0f, sb = 0.0f;
@@ -193,15 +219,33 @@ __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (
   }
   dw[c] += sw;
   db[c] += sb;
+#endif
 }
 
-// db[c] += sum_n d[n, c] (bias gradients); one item per column.
+// db[c] += sum_n d[n, c] (bias gradients), rows in order. GPU set: one item per column; CPU set:
+// one item per 8 columns.
 __kernel void colsum_bwd(__global float *db, __global const float *d, const int N, const int C) {
+#if KSET == KSET_CPU
+  const int c0 = (int)get_global_id(0) * 8;
+  if (c0 >= C) return;
+  if (c0 + 8 <= C) {
+    float8 s = 0.0f;
+    for (int n = 0; n < N; n++) s += vload8(0, d + (size_t)n * C + c0);
+    vstore8(vload8(0, db + c0) + s, 0, db + c0);
+    return;
+  }
+  for (int c = c0; c < C; c++) {
+    float s = 0.0f;
+    for (int n = 0; n < N; n++) s += d[(size_t)n * C + c];
+    db[c] += s;
+  }
+#else
   const int c = (int)get_global_id(0);
   if (c >= C) return;
   float s = 0.0f;
   for (int n = 0; n < N; n++) s += d[(size_t)n * C + c];
   db[c] += s;
+#endif
 }
 
 inline float act_grad(float x, int act) {

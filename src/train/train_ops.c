@@ -59,6 +59,18 @@ static int run_rows(bertcl_ctx *ctx, bc_train_ops *o, cl_kernel k, const char *n
   return bc_kernel_run(ctx, k, name, args, nargs, g, l);
 }
 
+/* Launch shape of the column-sum kernels over C columns: GPU set, an item per column; CPU set,
+ * an item per 8 columns, one per group (few items, each a long loop over the rows). */
+static void columns_launch(const bc_train_ops *o, int C, size_t *global, size_t *local) {
+  if (o->kset == BC_KSET_CPU) {
+    *global = ((size_t)C + 7) / 8;
+    *local = 1;
+  } else {
+    *global = (size_t)C;
+    *local = 64;
+  }
+}
+
 int bc_op_dropout(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, float p, uint64_t seed,
                   uint32_t step, uint32_t id, size_t n) {
   cl_uint lo = (cl_uint)seed, hi = (cl_uint)(seed >> 32), s = step, d = id;
@@ -75,12 +87,15 @@ int bc_op_layernorm_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dy, cl_mem stat
   int st = run_rows(ctx, o, o->layernorm_bwd, "layernorm_bwd", a1, 8, (size_t)N);
   if (st != BERTCL_OK) return st;
   const bc_karg a2[] = {A(dw), A(db), A(dout), A(xin), A(stats), A(N), A(C)};
-  return bc_kernel_run(ctx, o->layernorm_bwd_params, "layernorm_bwd_params", a2, 7, (size_t)C,
-                       64);
+  size_t g, l;
+  columns_launch(o, C, &g, &l);
+  return bc_kernel_run(ctx, o->layernorm_bwd_params, "layernorm_bwd_params", a2, 7, g, l);
 }
 
 int bc_op_colsum_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem db, cl_mem d, int N, int C) {
-  RUN(colsum_bwd, (size_t)C, 64, A(db), A(d), A(N), A(C));
+  size_t g, l;
+  columns_launch(o, C, &g, &l);
+  RUN(colsum_bwd, g, l, A(db), A(d), A(N), A(C));
 }
 
 int bc_op_bias_act_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dx, cl_mem dout, cl_mem x,
