@@ -486,30 +486,42 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
       }
     }
     int do_save = o->save_every ? step % o->save_every == 0 || step == total : epoch_end;
-    int last = !r->xev.n && (step == total || r->stop);
-    if (improved || last || do_save || r->stop) BC_TRY(bc_trainer_read(r->tr, BC_TR_PARAMS, r->flat));
-    if (improved || last) {
-      char meta[256];
-      if (reg)
-        snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_mse\": %.6g}", step,
-                 improved ? -cs.best : -1.0);
-      else
-        snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_accuracy\": %.6g}", step,
-                 improved ? cs.best : -1.0);
-      bc_export_head head = {"BertForSequenceClassification",
-                             K == 1 ? "regression" : "single_label_classification"};
-      BC_TRY(bc_export_model(err, o->output_dir, bc_model_dir(r->model), r->src_cfg_text, &head,
-                             &r->lm, &r->lay, r->flat, meta));
+    /* pass 0: this step's export and checkpoint, then the STEP event; pass 1: what a stop
+     * request (from any event of this step) still needs */
+    int exported = 0, saved = 0;
+    for (int pass = 0; pass < 2; pass++) {
+      int do_export = pass == 0 ? improved || (!r->xev.n && step == total)
+                                : r->stop && !r->xev.n && !exported;
+      int do_ckpt = pass == 0 ? do_save : r->stop && !saved;
+      if (do_export || do_ckpt) BC_TRY(bc_trainer_read(r->tr, BC_TR_PARAMS, r->flat));
+      if (do_export) {
+        char meta[256];
+        if (reg)
+          snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_mse\": %.6g}", step,
+                   improved ? -cs.best : -1.0);
+        else
+          snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_accuracy\": %.6g}", step,
+                   improved ? cs.best : -1.0);
+        bc_export_head head = {"BertForSequenceClassification",
+                               K == 1 ? "regression" : "single_label_classification"};
+        BC_TRY(bc_export_model(err, o->output_dir, bc_model_dir(r->model), r->src_cfg_text,
+                               &head, &r->lm, &r->lay, r->flat, meta));
+        exported = 1;
+      }
+      if (do_ckpt) {
+        BC_TRY(bc_trainer_read(r->tr, BC_TR_M, r->m));
+        BC_TRY(bc_trainer_read(r->tr, BC_TR_V, r->v));
+        cs.step = step;
+        BC_TRY(bc_checkpoint_save(err, ckpt, r->lay.total, (const float *const *)bufs, &cs,
+                                  sig));
+        saved = 1;
+      }
+      if (pass == 0) {
+        bertcl_progress p = {.event = BERTCL_EVENT_STEP, .step = step, .total_steps = total,
+                             .epoch = (int)epoch + 1};
+        emit(r, &p, "step %ld done", step);
+      }
     }
-    if (do_save || r->stop) {
-      BC_TRY(bc_trainer_read(r->tr, BC_TR_M, r->m));
-      BC_TRY(bc_trainer_read(r->tr, BC_TR_V, r->v));
-      cs.step = step;
-      BC_TRY(bc_checkpoint_save(err, ckpt, r->lay.total, (const float *const *)bufs, &cs, sig));
-    }
-    bertcl_progress p = {.event = BERTCL_EVENT_STEP, .step = step, .total_steps = total,
-                         .epoch = (int)epoch + 1};
-    emit(r, &p, "step %ld done", step);
   }
   if (res) {
     res->steps = step;
