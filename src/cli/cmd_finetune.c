@@ -21,7 +21,8 @@
 #include "job/job.h"
 #include "model/model.h"
 #include "model/safetensors.h"
-#include "ref/ref_train.h"
+#include "train/layout.h"
+#include "train/recipe.h"
 #include "runtime/runtime.h"
 #include "train/trainer.h"
 
@@ -535,7 +536,7 @@ static int copy_file(const char *src, const char *dst) {
 /* config.json of MODEL_DIR with the classification fields, model.safetensors (HF names),
  * the tokenizer files. */
 static int export_model(const char *out_dir, const char *model_dir, json_t *src_cfg,
-                        const labelmap *lm, const ref_layout *lay, const float *params,
+                        const labelmap *lm, const bc_layout *lay, const float *params,
                         const char *meta_json) {
   char path[4096];
   json_t *cfg = json_deep_copy(src_cfg);
@@ -845,7 +846,7 @@ static char *signature(const ft_opts *o, size_t ntrain, int K) {
   return xstrdup(buf);
 }
 
-static int save_checkpoint(const char *path, const ref_layout *lay, float *const bufs[3],
+static int save_checkpoint(const char *path, const bc_layout *lay, float *const bufs[3],
                            long step, double best, long best_step, const char *sig) {
   bc_st_out_tensor ts[3];
   static const char *const names[3] = {"params", "adam_m", "adam_v"};
@@ -865,7 +866,7 @@ static int save_checkpoint(const char *path, const ref_layout *lay, float *const
   return 0;
 }
 
-static int load_checkpoint(const char *path, const ref_layout *lay, float *const bufs[3],
+static int load_checkpoint(const char *path, const bc_layout *lay, float *const bufs[3],
                            long *step, double *best, long *best_step, const char *sig) {
   bc_err err = {0};
   bc_st_file *f = NULL;
@@ -969,7 +970,7 @@ int bc_cmd_finetune(int argc, char **argv) {
   dataset train = {0}, ev = {0};
   ft_run r = {0};
   r.o = &o;
-  ref_layout lay = {0};
+  bc_layout lay = {0};
   float *flat = NULL, *m = NULL, *vv = NULL, *init_pool = NULL, *init_cls = NULL;
   int32_t *ytrain = NULL, *yeval = NULL;
   float *ttrain = NULL, *teval = NULL, *tgt = NULL; /* regression targets (n), (n), (batch) */
@@ -1058,7 +1059,7 @@ int bc_cmd_finetune(int argc, char **argv) {
   }
   /* parameters: the model's; a missing pooler or classifier initialised as transformers does
    * (normal(0, initializer_range), zero bias) */
-  if (ref_layout_init(&lay, cfg, K, 1) != BERTCL_OK) {
+  if (bc_layout_init(&lay, cfg, K, 1) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(NULL));
     goto done;
   }
@@ -1086,7 +1087,7 @@ int bc_cmd_finetune(int argc, char **argv) {
       w.cls_w = init_cls;
       w.cls_b = init_cls + (size_t)K * C;
     }
-    if (ref_weights_gather(flat, &lay, &w) != BERTCL_OK) {
+    if (bc_weights_gather(flat, &lay, &w) != BERTCL_OK) {
       bc_cli_error("%s", bertcl_last_error(NULL));
       goto done;
     }
@@ -1149,7 +1150,7 @@ int bc_cmd_finetune(int argc, char **argv) {
       fprintf(stderr, "finetune: encoder frozen; features of %zu examples cached\n",
               train.n + ev.n);
   }
-  ref_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, (float)o.wd};
+  bc_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, (float)o.wd};
   const char *kill_at = getenv("BERTCL_TEST_KILL_AT_STEP"); /* test hook: SIGKILL after step N */
   long kill_step = kill_at ? strtol(kill_at, NULL, 10) : -1;
   struct timespec t0, t1;
@@ -1178,7 +1179,7 @@ int bc_cmd_finetune(int argc, char **argv) {
         else
           lab[i] = ytrain[perm[r0 + i]];
       }
-      ref_dropout_cfg drop = {hp, ap, cp, (uint64_t)o.seed, (uint32_t)(epoch * nb + j)};
+      bc_dropout_cfg drop = {hp, ap, cp, (uint64_t)o.seed, (uint32_t)(epoch * nb + j)};
       double l = 0;
       /* the micro-batch's mean loss weighted by its share of the step's examples */
       float scale = (float)((double)n / (double)step_rows);
@@ -1206,7 +1207,7 @@ int bc_cmd_finetune(int argc, char **argv) {
       }
       step_loss += l * scale;
     }
-    float lr = ref_lr_linear((int)step, (int)warmup, (int)total, (float)o.lr);
+    float lr = bc_lr_linear((int)step, (int)warmup, (int)total, (float)o.lr);
     double norm = 0;
     if (bc_trainer_step(r.tr, &ac, lr, (float)o.max_norm, (int)step + 1, &norm) != BERTCL_OK) {
       free(lab);
@@ -1309,7 +1310,7 @@ done:
   labelmap_free(&r.lm);
   dataset_free(&train);
   dataset_free(&ev);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   free(flat), free(m), free(vv), free(init_pool), free(init_cls);
   free(ytrain), free(yeval), free(ttrain), free(teval), free(tgt), free(perm), free(sig);
   free(fbatch), free(r.ftrain), free(r.feval);

@@ -69,9 +69,6 @@ uint64_t bc_reader_range_end(const bc_reader *r);
 uint64_t bc_reader_offset(const bc_reader *r);
 uint64_t bc_reader_hash(const bc_reader *r);
 
-/* Index of the first byte after a maximal valid UTF-8 prefix of s[0..n) (n when all valid). */
-size_t bc_utf8_valid_prefix(const unsigned char *s, size_t n);
-
 /* ---- bucketing -------------------------------------------------------------------------- */
 
 typedef struct {

@@ -13,6 +13,7 @@
 
 #include "model/family.h"
 #include "model/loader.h"
+#include "model/tokcheck.h"
 
 struct bertcl_model {
   bc_err err; /* first member: bertcl_last_error(model) */
@@ -566,6 +567,14 @@ int bertcl_model_load(bertcl_model **out, const char *dir_in) {
   }
   BC_TRY(bc_model_build(err, dir, cfg_path, text, len, files, nfiles, wpath, &m));
   BC_TRY(load_extras(err, m, dir_in, dir, &mods));
+  {
+    /* the directory's tokenizer must fit the tables it indexes (model/tokcheck.h) */
+    bc_tok_limits lim = {m->cfg.vocab_size, m->cfg.type_vocab_size, ""};
+    snprintf(lim.source, sizeof lim.source,
+             "the row count of %s embeddings.word_embeddings.weight (%s vocab_size)", wpath,
+             cfg_path);
+    BC_TRY(bc_model_tokenizer_check(err, dir_in, dir, &lim));
+  }
   free(m->dir);
   m->dir = dir;
   dir = NULL;
