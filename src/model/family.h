@@ -14,11 +14,11 @@
  * layer_prefix; head names are absolute. NULL: the family has no such tensor. */
 #define BC_NAME_FIELD(f, r, c, d) const char *f;
 typedef struct {
-  BC_EMB_TENSORS(BC_NAME_FIELD)
-  BC_REL_TENSORS(BC_NAME_FIELD)
-  BC_LAYER_TENSORS(BC_NAME_FIELD)
-  BC_POOL_TENSORS(BC_NAME_FIELD)
-  BC_HEAD_TENSORS(BC_NAME_FIELD)
+  BC_WEIGHTS_EMB(BC_NAME_FIELD)
+  BC_WEIGHTS_REL(BC_NAME_FIELD)
+  BC_WEIGHTS_LAYER(BC_NAME_FIELD)
+  BC_WEIGHTS_POOL(BC_NAME_FIELD)
+  BC_WEIGHTS_HEAD(BC_NAME_FIELD)
 } bc_tensor_names;
 #undef BC_NAME_FIELD
 

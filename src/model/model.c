@@ -206,8 +206,8 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
   (void)V, (void)P, (void)TT, (void)NB, (void)NH, (void)K, (void)I;
 #define WANT(f, r, cc, d)                                                                      \
   if (nm->f) BC_TRY(want_add(err, &wl, prefix, nm->f, r, cc, &w->f));
-  BC_EMB_TENSORS(WANT)
-  BC_REL_TENSORS(WANT)
+  BC_WEIGHTS_EMB(WANT)
+  BC_WEIGHTS_REL(WANT)
 #undef WANT
   if (m->ex.sinusoidal && !lookup2(files, nfiles, prefix, nm->pos_emb)) {
     /* DistilBERT with sinusoidal_pos_embds: transformers computes a missing table */
@@ -220,14 +220,14 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
     snprintf(lp, sizeof lp, "%s", prefix);
     snprintf(lp + strlen(lp), sizeof lp - strlen(lp), fam->layer_prefix, l);
 #define WANT(f, r, cc, d) BC_TRY(want_add(err, &wl, lp, nm->f, r, cc, &lw->f));
-    BC_LAYER_TENSORS(WANT)
+    BC_WEIGHTS_LAYER(WANT)
 #undef WANT
   }
   /* optional groups, each all or nothing: the pooler; the head's dense layer; the classifier
    * (the sequence head's, else a token-classification checkpoint's "classifier") */
   if (lookup2(files, nfiles, prefix, nm->pool_w) || lookup2(files, nfiles, prefix, nm->pool_b)) {
 #define WANT(f, r, cc, d) BC_TRY(want_add(err, &wl, prefix, nm->f, r, cc, &w->f));
-    BC_POOL_TENSORS(WANT)
+    BC_WEIGHTS_POOL(WANT)
 #undef WANT
   }
   const char *cls_w = nm->cls_w, *cls_b = nm->cls_b;

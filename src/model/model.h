@@ -85,14 +85,14 @@ typedef struct {
  * decay 1 where transformers' Trainer applies weight decay (not biases, LayerNorms or the
  * relative attention bias, whose name holds "bias"). bc_weights, the per-family name tables
  * (model/family.c) and parameter layouts are generated from these lists. */
-#define BC_EMB_TENSORS(X)                                                                      \
+#define BC_WEIGHTS_EMB(X)                                                                      \
   X(word_emb, V, C, 1)  /* embeddings.word_embeddings */                                      \
   X(pos_emb, P, C, 1)   /* embeddings.position_embeddings */                                  \
   X(type_emb, TT, C, 1) /* embeddings.token_type_embeddings; NULL without token types */      \
   X(emb_ln_w, C, 0, 0)  /* embeddings.LayerNorm */                                            \
   X(emb_ln_b, C, 0, 0)
-#define BC_REL_TENSORS(X) X(rel_bias, NB, NH, 0) /* encoder.relative_attention_bias (MPNet) */
-#define BC_LAYER_TENSORS(X)                                                                    \
+#define BC_WEIGHTS_REL(X) X(rel_bias, NB, NH, 0) /* encoder.relative_attention_bias (MPNet) */
+#define BC_WEIGHTS_LAYER(X)                                                                    \
   X(q_w, C, C, 1) X(q_b, C, 0, 0)         /* attention.self.query */                          \
   X(k_w, C, C, 1) X(k_b, C, 0, 0)         /* attention.self.key */                            \
   X(v_w, C, C, 1) X(v_b, C, 0, 0)         /* attention.self.value */                          \
@@ -101,24 +101,24 @@ typedef struct {
   X(inter_w, I, C, 1) X(inter_b, I, 0, 0) /* intermediate.dense */                            \
   X(out_w, C, I, 1) X(out_b, C, 0, 0)     /* output.dense */                                  \
   X(ln2_w, C, 0, 0) X(ln2_b, C, 0, 0)     /* output.LayerNorm */
-#define BC_POOL_TENSORS(X) X(pool_w, C, C, 1) X(pool_b, C, 0, 0) /* pooler.dense */
-#define BC_HEAD_TENSORS(X)                                                                     \
+#define BC_WEIGHTS_POOL(X) X(pool_w, C, C, 1) X(pool_b, C, 0, 0) /* pooler.dense */
+#define BC_WEIGHTS_HEAD(X)                                                                     \
   X(head_w, C, C, 1) X(head_b, C, 0, 0) /* the head's dense layer (BERT: the pooler) */       \
   X(cls_w, K, C, 1) X(cls_b, K, 0, 0)   /* classifier / out_proj */
 
 #define BC_WEIGHT_FIELD(f, r, c, d) const float *f;
 typedef struct {
-  BC_LAYER_TENSORS(BC_WEIGHT_FIELD)
+  BC_WEIGHTS_LAYER(BC_WEIGHT_FIELD)
 } bc_layer_weights;
 
 /* Weight layouts are PyTorch's ((out, in) for a Linear). A tensor the model lacks is NULL: the
  * pooler, the head, type_emb without token types, rel_bias outside MPNet. */
 typedef struct {
-  BC_EMB_TENSORS(BC_WEIGHT_FIELD)
-  BC_REL_TENSORS(BC_WEIGHT_FIELD)
+  BC_WEIGHTS_EMB(BC_WEIGHT_FIELD)
+  BC_WEIGHTS_REL(BC_WEIGHT_FIELD)
   bc_layer_weights *layers; /* (L) */
-  BC_POOL_TENSORS(BC_WEIGHT_FIELD)
-  BC_HEAD_TENSORS(BC_WEIGHT_FIELD)
+  BC_WEIGHTS_POOL(BC_WEIGHT_FIELD)
+  BC_WEIGHTS_HEAD(BC_WEIGHT_FIELD)
 } bc_weights;
 #undef BC_WEIGHT_FIELD
 
