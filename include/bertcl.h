@@ -135,7 +135,7 @@ void bertcl_model_free(bertcl_model *model);
 
 /* What bertcl_model_get_info reports about a loaded model. */
 typedef struct {
-  char model_type[32];      /* config.json model_type ("bert") */
+  char model_type[32];      /* config.json model_type ("bert", "xlm-roberta", ...) */
   char hidden_act[32];      /* gelu (erf), gelu_new / gelu_pytorch_tanh (tanh form), relu */
   int vocab_size;
   int hidden_size;
@@ -143,7 +143,7 @@ typedef struct {
   int num_heads;
   int intermediate_size;
   int max_position;         /* max_position_embeddings */
-  int type_vocab_size;
+  int type_vocab_size;      /* 0: the family has no token types (DistilBERT, MPNet) */
   int pad_token_id;
   float layer_norm_eps;
   int has_pooler;           /* pooler.dense present */
@@ -162,6 +162,8 @@ typedef struct {
   int has_vocab_txt;        /* vocab.txt present */
   int has_tokenizer_json;   /* tokenizer.json present */
   char tokenizer_class[64]; /* tokenizer_config.json tokenizer_class, "" if none */
+  char family[16];          /* the encoder family bertcl runs it as: "bert", "roberta" (also
+                               xlm-roberta, camembert), "distilbert", "mpnet" */
 } bertcl_model_info;
 
 /* Fills *info from a loaded model. */
