@@ -444,6 +444,88 @@ typedef struct {
 int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tokenizer *tok,
                    const bertcl_predict_options *opt, bertcl_progress_fn progress, void *user);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Extraction: the pipeline of `bertcl extract` on texts in memory                            */
+/*
+ * bertcl_extract runs n texts through the batch pipeline that `bertcl extract` runs over a file
+ * (tokeniser threads; texts sorted by token count inside windows and batched up to a token
+ * budget; features computed into device slots and read back on a second queue while the next
+ * batch runs; input order restored) and keeps the features in memory instead of shard files.
+ * The values are bit for bit those `bertcl extract` writes for the same texts and options (the
+ * batches are the same, so are the padded lengths the device sees); bertcl_encode batches in
+ * input order instead, so its values may differ in the last bits.
+ * Several outputs come from one pass: pooled sentence features of any poolings, token features,
+ * word features. A text with invalid UTF-8 gives a row of NaN sentence features and no tokens
+ * or words (or, with strict, an error), as a bad input line does.
+ */
+
+/* pools: no sentence features at all (token or word features only) */
+#define BERTCL_EXTRACT_NO_POOL 0x100u
+
+typedef enum {
+  BERTCL_NORMALIZE_AUTO = 0, /* the model's sentence-transformers Normalize module, else off */
+  BERTCL_NORMALIZE_ON = 1,   /* L2-normalise every pooled row */
+  BERTCL_NORMALIZE_OFF = 2
+} bertcl_normalize;
+
+/* Zero-initialised = bertcl extract's defaults. */
+typedef struct {
+  unsigned pools;             /* OR of bertcl_pool values, one output each; 0 = the model's
+                                 sentence-transformers pooling, else CLS; or
+                                 BERTCL_EXTRACT_NO_POOL */
+  const int *layers;          /* hidden-state indices as in bertcl_encode_options (negative
+                                 from the end); NULL = the last layer */
+  int nlayers;
+  bertcl_combine combine;     /* how several layers are joined */
+  bertcl_normalize normalize; /* pooled rows (not the pooler output) */
+  int tokens;                 /* non-zero: every real token's features (incl. [CLS]/[SEP]) */
+  int words;                  /* 0 none, 1 first subword of each word, 2 mean of its subwords */
+  size_t max_length;          /* tokens per text incl. [CLS]/[SEP]; 0 = the model's maximum */
+  int stride;                 /* > 0: token/word features of longer texts from windows of
+                                 max_length tokens overlapping by stride (bertcl extract
+                                 --stride) */
+  int f16;                    /* non-zero: features rounded to half precision on the device (half
+                                 the bytes read back); returned widened to float */
+  size_t batch_size;          /* most texts per batch; 0 = 128; halved on device out-of-memory */
+  size_t max_tokens;          /* padded tokens per batch; 0 = 8192 */
+  size_t window;              /* texts sorted by length together; 0 = 10000 */
+  int no_bucket;              /* non-zero: batches of batch_size texts in input order */
+  int threads;                /* tokeniser threads; 0 = half the CPUs, at most 4 */
+  int strict;                 /* non-zero: a text with invalid UTF-8 is an error */
+  int progress;               /* non-zero: progress (a bar on a terminal), warnings and nothing
+                                 else on stderr, as bertcl extract prints them */
+} bertcl_extract_options;
+
+typedef struct {
+  uint64_t rows, tokens;     /* texts, real tokens run through the encoder */
+  uint64_t truncated, bad;   /* texts cut to max_length; texts with invalid UTF-8 */
+  uint64_t windows_split;    /* texts run as several stride windows */
+  uint64_t batches;          /* device batches */
+  uint64_t readback_bytes;   /* features read back from the device */
+  double seconds;            /* wall time of the pipeline */
+} bertcl_extract_stats;
+
+typedef struct bertcl_features bertcl_features;
+
+/* Features of n texts (pairs NULL, or pairs[i] NULL or "" for a single text). On failure *out
+ * is NULL and bertcl_last_error(enc) says why. */
+int bertcl_extract(bertcl_encoder *enc, const bertcl_tokenizer *tok, const char *const *texts,
+                   const char *const *pairs, size_t n, const bertcl_extract_options *opt,
+                   bertcl_features **out);
+void bertcl_features_free(bertcl_features *f);
+/* Rows (texts) and the run's statistics. */
+size_t bertcl_features_rows(const bertcl_features *f);
+const bertcl_extract_stats *bertcl_features_stats(const bertcl_features *f);
+/* Pooled sentence features of one pooling asked for (one bertcl_pool value): (rows, *width)
+ * row-major, owned by f; NULL when that pooling was not asked for. */
+const float *bertcl_features_pooled(const bertcl_features *f, bertcl_pool pool, size_t *width);
+/* Token or word features: (*total, *width) row-major; *offsets (rows + 1): text i owns rows
+ * offsets[i] .. offsets[i+1]-1. Owned by f; NULL when not asked for. */
+const float *bertcl_features_tokens(const bertcl_features *f, const int64_t **offsets,
+                                    size_t *total, size_t *width);
+const float *bertcl_features_words(const bertcl_features *f, const int64_t **offsets,
+                                   size_t *total, size_t *width);
+
 #ifdef __cplusplus
 }
 #endif
