@@ -35,6 +35,7 @@ inline uint philox_first(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1) {
 // philox_first on 8 counters at once (CPU set): lanes differ in c0 and c1 only.
 inline uint8 philox_first8(uint8 c0, uint8 c1, uint c2s, uint c3s, uint k0, uint k1) {
   uint8 c2 = (uint8)c2s, c3 = (uint8)c3s;
+#pragma unroll
   for (int r = 0; r < 10; r++) {
     if (r > 0) {
       k0 += 0x9E3779B9u;

@@ -404,6 +404,13 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   ctx->platform = pids[idx];
   ctx->device = dids[idx];
   ctx->profiling = opt->profiling != 0;
+  {
+    const char *kp = getenv("BERTCL_KERNEL_PROFILE");
+    if (kp && *kp && strcmp(kp, "0") != 0) {
+      ctx->kprof = bc_kprof_new();
+      ctx->profiling = ctx->kprof != NULL;
+    }
+  }
   resolve_cache_dir(opt->cache_dir, ctx->cache_dir, sizeof ctx->cache_dir);
   {
     const char *g = opt->gemm && *opt->gemm ? opt->gemm : getenv("BERTCL_GEMM");
@@ -457,6 +464,7 @@ void bertcl_ctx_free(bertcl_ctx *ctx) {
     clFinish(ctx->queue);
     clReleaseCommandQueue(ctx->queue);
   }
+  bc_kprof_report_free(ctx->kprof, ctx->info.name);
   /* a context that was fully created is counted; the last one clears CLBlast's cache */
   if (ctx->queue && atomic_fetch_sub(&live_contexts, 1) == 1) CLBlastClearCache();
   if (ctx->context) clReleaseContext(ctx->context);

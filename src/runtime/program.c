@@ -260,8 +260,10 @@ int bc_kernel_run(bertcl_ctx *ctx, cl_kernel k, const char *name, const bc_karg 
     BC_CL(&ctx->err, clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr));
   if (global == 0) return BERTCL_OK;
   if (local) global = (global + local - 1) / local * local;
+  cl_event ev = NULL;
   cl_int rc = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, local ? &local : NULL, 0,
-                                     NULL, NULL);
+                                     NULL, ctx->kprof ? &ev : NULL);
+  if (ev) bc_kprof_track(ctx->kprof, ev, name);
   if (rc != CL_SUCCESS)
     st = bc_fail(&ctx->err, bc_cl_status(rc), "clEnqueueNDRangeKernel(%s, global %zu) -> %s (%d)",
                  name, global, bc_cl_errname(rc), (int)rc);

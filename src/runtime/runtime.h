@@ -61,6 +61,14 @@ typedef struct {
 typedef enum { BC_KSET_GPU = 0, BC_KSET_CPU = 1 } bc_kset;
 const char *bc_kset_name(bc_kset k);
 
+/* Per-kernel device time of our kernels, on when $BERTCL_KERNEL_PROFILE is set at context
+ * creation (which also turns on queue profiling): bc_kernel_run hands each launch's event to
+ * bc_kprof_track; bertcl_ctx_free prints the table (bc_kprof_report_free). */
+typedef struct bc_kprof bc_kprof;
+bc_kprof *bc_kprof_new(void);
+void bc_kprof_track(bc_kprof *p, cl_event ev, const char *name); /* takes the event */
+void bc_kprof_report_free(bc_kprof *p, const char *device);
+
 struct bertcl_ctx {
   bc_err err; /* first member: bertcl_last_error(ctx) reads it */
   bertcl_device_info info;
@@ -72,6 +80,7 @@ struct bertcl_ctx {
   char cache_dir[1024]; /* "" = cache disabled */
   char gemm_request[16]; /* "auto", "clblast" or "blas": bertcl_ctx_options.gemm / $BERTCL_GEMM */
   bc_kset kset;          /* our kernels' shape on this device ($BERTCL_KERNEL_SET) */
+  bc_kprof *kprof;       /* NULL unless $BERTCL_KERNEL_PROFILE */
   bc_program_stats stats;
 };
 
