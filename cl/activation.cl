@@ -1,5 +1,5 @@
 // In place: x = act(x + bias) for an (N, C) matrix. GPU set: one item per element; CPU set: one
-// item per row, 8 lanes at a time (no 64-bit index division per element, vector erf).
+// item per row, VW lanes at a time (no 64-bit index division per element, vector erf).
 __kernel void bias_act_fwd(__global float *x,            // (N, C)
                            __global const float *bias,   // (C)
                            const int act, const int N, const int C) {
@@ -8,8 +8,8 @@ __kernel void bias_act_fwd(__global float *x,            // (N, C)
   if (n >= (size_t)N) return;
   __global float *r = x + n * C;
   int c;
-  for (c = 0; c + 8 <= C; c += 8)
-    vstore8(act_apply8(vload8(0, r + c) + vload8(0, bias + c), act), 0, r + c);
+  for (c = 0; c + VW <= C; c += VW)
+    vstoreV(act_applyV(vloadV(0, r + c) + vloadV(0, bias + c), act), 0, r + c);
   for (; c < C; c++) r[c] = act_apply(r[c] + bias[c], act);
 #else
   const size_t i = get_global_id(0);

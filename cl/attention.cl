@@ -25,7 +25,7 @@ __kernel void split_heads_fwd(__global float *q,           // (B, NH, T, HS)
 
 // In place over each row of (B, NH, T, T): s = s*scale + (mask[b,j] ? 0 : -FLT_MAX), softmax
 // over j, as transformers' eager attention with its additive mask (a fully masked row comes out
-// uniform, never NaN). GPU set: one work-group per row; CPU set: one work-item per row, 8 lanes
+// uniform, never NaN). GPU set: one work-group per row; CPU set: one work-item per row, VW lanes
 // at a time (rows = B*NH*T).
 __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
                           __global const int *mask,    // (B, T)
@@ -36,35 +36,35 @@ __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
   const int b = (int)(row / ((size_t)NH * T));
   __global float *s = scores + row * T;
   __global const int *m = mask + (size_t)b * T;
-  float8 mx8 = -INFINITY;
+  floatV mxv = -INFINITY;
   int j;
-  for (j = 0; j + 8 <= T; j += 8) {
-    const float8 x = vload8(0, s + j) * scale;
-    const float8 y = select(x + -FLT_MAX, x, vload8(0, m + j) != 0);
-    vstore8(y, 0, s + j);
-    mx8 = fmax(mx8, y);
+  for (j = 0; j + VW <= T; j += VW) {
+    const floatV x = vloadV(0, s + j) * scale;
+    const floatV y = select(x + -FLT_MAX, x, vloadV(0, m + j) != 0);
+    vstoreV(y, 0, s + j);
+    mxv = fmax(mxv, y);
   }
-  float mx = hmax8(mx8);
+  float mx = hmaxV(mxv);
   for (; j < T; j++) {
     float x = s[j] * scale;
     if (!m[j]) x = x + -FLT_MAX;
     s[j] = x;
     mx = fmax(mx, x);
   }
-  float8 sum8 = 0.0f;
-  for (j = 0; j + 8 <= T; j += 8) {
-    const float8 e = exp_f8(vload8(0, s + j) - mx);
-    vstore8(e, 0, s + j);
-    sum8 += e;
+  floatV sumv = 0.0f;
+  for (j = 0; j + VW <= T; j += VW) {
+    const floatV e = exp_fV(vloadV(0, s + j) - mx);
+    vstoreV(e, 0, s + j);
+    sumv += e;
   }
-  float sum = hsum8(sum8);
+  float sum = hsumV(sumv);
   for (; j < T; j++) {
     const float e = exp_f1(s[j] - mx);
     s[j] = e;
     sum += e;
   }
   const float inv = 1.0f / sum;
-  for (j = 0; j + 8 <= T; j += 8) vstore8(vload8(0, s + j) * inv, 0, s + j);
+  for (j = 0; j + VW <= T; j += VW) vstoreV(vloadV(0, s + j) * inv, 0, s + j);
   for (; j < T; j++) s[j] *= inv;
 #else
   __local float scratch[WG];

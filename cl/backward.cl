@@ -32,39 +32,39 @@ inline uint philox_first(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1) {
   return c0;
 }
 
-// philox_first on 8 counters at once (CPU set): lanes differ in c0 and c1 only.
-inline uint8 philox_first8(uint8 c0, uint8 c1, uint c2s, uint c3s, uint k0, uint k1) {
-  uint8 c2 = (uint8)c2s, c3 = (uint8)c3s;
+// philox_first on VW counters at once (CPU set): lanes differ in c0 and c1 only.
+inline uintV philox_firstV(uintV c0, uintV c1, uint c2s, uint c3s, uint k0, uint k1) {
+  uintV c2 = (uintV)c2s, c3 = (uintV)c3s;
 #pragma unroll
   for (int r = 0; r < 10; r++) {
     if (r > 0) {
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
-    const ulong8 p0 = convert_ulong8(c0) * 0xD2511F53ul, p1 = convert_ulong8(c2) * 0xCD9E8D57ul;
-    const uint8 n0 = convert_uint8(p1 >> 32) ^ c1 ^ k0, n2 = convert_uint8(p0 >> 32) ^ c3 ^ k1;
+    const ulongV p0 = convert_ulongV(c0) * 0xD2511F53ul, p1 = convert_ulongV(c2) * 0xCD9E8D57ul;
+    const uintV n0 = convert_uintV(p1 >> 32) ^ c1 ^ k0, n2 = convert_uintV(p0 >> 32) ^ c3 ^ k1;
     c0 = n0;
-    c1 = convert_uint8(p1);
+    c1 = convert_uintV(p1);
     c2 = n2;
-    c3 = convert_uint8(p0);
+    c3 = convert_uintV(p0);
   }
   return c0;
 }
 
-// Keep flags (-1 kept, 0 dropped) of elements i0 .. i0+7 of dropout site (seed, step, id): the
-// bits of philox_first, 8 lanes at a time (the low counter word may carry into the high one).
-inline int8 dropout_keep8(ulong i0, float p, uint seed_lo, uint seed_hi, uint step, uint id) {
+// Keep flags (-1 kept, 0 dropped) of elements i0 .. i0+VW-1 of dropout site (seed, step, id): the
+// bits of philox_first, VW lanes at a time (the low counter word may carry into the high one).
+inline intV dropout_keepV(ulong i0, float p, uint seed_lo, uint seed_hi, uint step, uint id) {
   const uint lo = (uint)i0, hi = (uint)(i0 >> 32);
-  const uint8 c0 = lo + (uint8)(0, 1, 2, 3, 4, 5, 6, 7);
-  const uint8 c1 = hi - as_uint8(c0 < lo);
-  const uint8 r = philox_first8(c0, c1, id, step, seed_lo, seed_hi);
-  return convert_float8(r >> 8) * (1.0f / 16777216.0f) >= p;
+  const uintV c0 = lo + LANE_IDS;
+  const uintV c1 = hi - as_uintV(c0 < lo);
+  const uintV r = philox_firstV(c0, c1, id, step, seed_lo, seed_hi);
+  return convert_floatV(r >> 8) * (1.0f / 16777216.0f) >= p;
 }
 
 // out = x * keep(i) / (1 - p) (out may equal x): dropout forward, and its own backward. GPU set:
-// one item per element; CPU set: one item per DROPOUT_CHUNK elements, 8 lanes at a time.
+// one item per element; CPU set: one item per DROPOUT_CHUNK elements, VW lanes at a time.
 #ifndef DROPOUT_CHUNK
-#define DROPOUT_CHUNK 64  // elements per work-item in the CPU set (a multiple of 8)
+#define DROPOUT_CHUNK 64  // elements per work-item in the CPU set (a multiple of VW)
 #endif
 __kernel void dropout_fwd(__global float *out, __global const float *x, const float p,
                           const uint seed_lo, const uint seed_hi, const uint step, const uint id,
@@ -75,9 +75,9 @@ __kernel void dropout_fwd(__global float *out, __global const float *x, const fl
   const size_t end = min((size_t)(base + DROPOUT_CHUNK), (size_t)n);
   const float s = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
   size_t i = base;
-  for (; i + 8 <= end; i += 8) {
-    const int8 keep = dropout_keep8(i, p, seed_lo, seed_hi, step, id);
-    vstore8(select((float8)0.0f, vload8(0, x + i) * s, keep), 0, out + i);
+  for (; i + VW <= end; i += VW) {
+    const intV keep = dropout_keepV(i, p, seed_lo, seed_hi, step, id);
+    vstoreV(select((floatV)0.0f, vloadV(0, x + i) * s, keep), 0, out + i);
   }
   for (; i < end; i++) {
     const uint r = philox_first((uint)i, (uint)((ulong)i >> 32), id, step, seed_lo, seed_hi);
@@ -97,7 +97,7 @@ __kernel void dropout_fwd(__global float *out, __global const float *x, const fl
 // LayerNorm backward, per row: with xin the LayerNorm input and g = dout * w,
 // dy = rstd * (g - mean(g) - xhat * mean(g * xhat)), written. Also writes the row's mean and
 // rstd for layernorm_bwd_params. GPU set: one work-group per row; CPU set: one work-item per
-// row, 8 lanes at a time.
+// row, VW lanes at a time.
 __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
                             __global float *stats,       // (N, 2) mean, rstd written
                             __global const float *dout,  // (N, C)
@@ -111,32 +111,32 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
   __global const float *d = dout + row * C;
   __global float *o = dy + row * C;
   const float mean = row_sum_cpu(x, C) / (float)C;
-  float8 v8 = 0.0f;
+  floatV vv = 0.0f;
   int c;
-  for (c = 0; c + 8 <= C; c += 8) {
-    const float8 e = vload8(0, x + c) - mean;
-    v8 += e * e;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV e = vloadV(0, x + c) - mean;
+    vv += e * e;
   }
-  float v = hsum8(v8);
+  float v = hsumV(vv);
   for (; c < C; c++) v += (x[c] - mean) * (x[c] - mean);
   const float rstd = 1.0f / sqrt(v / (float)C + eps);
-  float8 sg8 = 0.0f, sgx8 = 0.0f;
-  for (c = 0; c + 8 <= C; c += 8) {
-    const float8 g = vload8(0, d + c) * vload8(0, w + c);
-    sg8 += g;
-    sgx8 += g * (vload8(0, x + c) - mean) * rstd;
+  floatV sgv = 0.0f, sgxv = 0.0f;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV g = vloadV(0, d + c) * vloadV(0, w + c);
+    sgv += g;
+    sgxv += g * (vloadV(0, x + c) - mean) * rstd;
   }
-  float sg = hsum8(sg8), sgx = hsum8(sgx8);
+  float sg = hsumV(sgv), sgx = hsumV(sgxv);
   for (; c < C; c++) {
     const float g = d[c] * w[c];
     sg += g;
     sgx += g * (x[c] - mean) * rstd;
   }
   const float mg = sg / (float)C, mgx = sgx / (float)C;
-  for (c = 0; c + 8 <= C; c += 8) {
-    const float8 xhat = (vload8(0, x + c) - mean) * rstd;
-    const float8 g = vload8(0, d + c) * vload8(0, w + c);
-    vstore8(rstd * (g - mg - xhat * mgx), 0, o + c);
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV xhat = (vloadV(0, x + c) - mean) * rstd;
+    const floatV g = vloadV(0, d + c) * vloadV(0, w + c);
+    vstoreV(rstd * (g - mg - xhat * mgx), 0, o + c);
   }
   for (; c < C; c++) {
     const float xhat = (x[c] - mean) * rstd;
@@ -178,7 +178,7 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
 }
 
 // dw[c] += sum_n dout * xhat, db[c] += sum_n dout (accumulated); rows in order (deterministic,
-// no atomics). GPU set: one item per column; CPU set: one item per 8 columns (vload8 along
+// no atomics). GPU set: one item per column; CPU set: one item per VW columns (vloadV along
 // the row, so a work-item reads whole cache lines; the same sums in the same order).
 __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (C), (C)
                                    __global const float *dout,              // (N, C)
@@ -186,17 +186,17 @@ __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (
                                    __global const float *stats,             // (N, 2)
                                    const int N, const int C) {
 #if KSET == KSET_CPU
-  const int c0 = (int)get_global_id(0) * 8;
+  const int c0 = (int)get_global_id(0) * VW;
   if (c0 >= C) return;
-  if (c0 + 8 <= C) {
-    float8 sw = 0.0f, sb = 0.0f;
+  if (c0 + VW <= C) {
+    floatV sw = 0.0f, sb = 0.0f;
     for (int n = 0; n < N; n++) {
-      const float8 d = vload8(0, dout + (size_t)n * C + c0);
-      sw += d * (vload8(0, xin + (size_t)n * C + c0) - stats[2 * n]) * stats[2 * n + 1];
+      const floatV d = vloadV(0, dout + (size_t)n * C + c0);
+      sw += d * (vloadV(0, xin + (size_t)n * C + c0) - stats[2 * n]) * stats[2 * n + 1];
       sb += d;
     }
-    vstore8(vload8(0, dw + c0) + sw, 0, dw + c0);
-    vstore8(vload8(0, db + c0) + sb, 0, db + c0);
+    vstoreV(vloadV(0, dw + c0) + sw, 0, dw + c0);
+    vstoreV(vloadV(0, db + c0) + sb, 0, db + c0);
     return;
   }
   for (int c = c0; c < C; c++) {
@@ -224,15 +224,15 @@ __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (
 }
 
 // db[c] += sum_n d[n, c] (bias gradients), rows in order. GPU set: one item per column; CPU set:
-// one item per 8 columns.
+// one item per VW columns.
 __kernel void colsum_bwd(__global float *db, __global const float *d, const int N, const int C) {
 #if KSET == KSET_CPU
-  const int c0 = (int)get_global_id(0) * 8;
+  const int c0 = (int)get_global_id(0) * VW;
   if (c0 >= C) return;
-  if (c0 + 8 <= C) {
-    float8 s = 0.0f;
-    for (int n = 0; n < N; n++) s += vload8(0, d + (size_t)n * C + c0);
-    vstore8(vload8(0, db + c0) + s, 0, db + c0);
+  if (c0 + VW <= C) {
+    floatV s = 0.0f;
+    for (int n = 0; n < N; n++) s += vloadV(0, d + (size_t)n * C + c0);
+    vstoreV(vloadV(0, db + c0) + s, 0, db + c0);
     return;
   }
   for (int c = c0; c < C; c++) {
@@ -270,22 +270,22 @@ inline float act_grad(float x, int act) {
   return 1.0f - t * t;
 }
 
-// act_grad on 8 lanes (CPU set).
-inline float8 act_grad8(float8 x, int act) {
-  if (act == ACT_GELU) return gelu_grad_f8(x);
+// act_grad on VW lanes (CPU set).
+inline floatV act_gradV(floatV x, int act) {
+  if (act == ACT_GELU) return gelu_grad_fV(x);
   if (act == ACT_GELU_TANH) {
     const float k = 0.79788456080286536f;
-    const float8 u = k * (x + 0.044715f * x * x * x);
-    const float8 t = tanh(u);
+    const floatV u = k * (x + 0.044715f * x * x * x);
+    const floatV t = tanh(u);
     return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
   }
-  if (act == ACT_RELU) return select((float8)0.0f, (float8)1.0f, x > 0.0f);
-  const float8 t = tanh(x);
+  if (act == ACT_RELU) return select((floatV)0.0f, (floatV)1.0f, x > 0.0f);
+  const floatV t = tanh(x);
   return 1.0f - t * t;
 }
 
 // dx = dout * act'(x + bias), written (dx may equal dout); x is the forward input before bias.
-// GPU set: one item per element; CPU set: one item per row, 8 lanes at a time.
+// GPU set: one item per element; CPU set: one item per row, VW lanes at a time.
 __kernel void bias_act_bwd(__global float *dx, __global const float *dout,
                            __global const float *x, __global const float *bias, const int act,
                            const int N, const int C) {
@@ -294,8 +294,8 @@ __kernel void bias_act_bwd(__global float *dx, __global const float *dout,
   if (n >= (size_t)N) return;
   const size_t o = n * C;
   int c;
-  for (c = 0; c + 8 <= C; c += 8)
-    vstore8(vload8(0, dout + o + c) * act_grad8(vload8(0, x + o + c) + vload8(0, bias + c), act),
+  for (c = 0; c + VW <= C; c += VW)
+    vstoreV(vloadV(0, dout + o + c) * act_gradV(vloadV(0, x + o + c) + vloadV(0, bias + c), act),
             0, dx + o + c);
   for (; c < C; c++) dx[o + c] = dout[o + c] * act_grad(x[o + c] + bias[c], act);
 #else
@@ -314,7 +314,7 @@ __kernel void tanh_bwd(__global float *dx, __global const float *dout, __global 
 }
 
 // ds = scale * p * (dp - sum_j p dp), written (ds may equal dp). GPU set: one work-group per
-// row; CPU set: one work-item per row, 8 lanes at a time.
+// row; CPU set: one work-item per row, VW lanes at a time.
 __kernel void softmax_bwd(__global float *ds, __global const float *dp,
                           __global const float *p, const float scale, const int rows,
                           const int T) {
@@ -324,13 +324,13 @@ __kernel void softmax_bwd(__global float *ds, __global const float *dp,
   __global const float *pr = p + row * T;
   __global const float *dr = dp + row * T;
   __global float *o = ds + row * T;
-  float8 s8 = 0.0f;
+  floatV sv = 0.0f;
   int j;
-  for (j = 0; j + 8 <= T; j += 8) s8 += vload8(0, pr + j) * vload8(0, dr + j);
-  float dot = hsum8(s8);
+  for (j = 0; j + VW <= T; j += VW) sv += vloadV(0, pr + j) * vloadV(0, dr + j);
+  float dot = hsumV(sv);
   for (; j < T; j++) dot += pr[j] * dr[j];
-  for (j = 0; j + 8 <= T; j += 8)
-    vstore8(scale * vload8(0, pr + j) * (vload8(0, dr + j) - dot), 0, o + j);
+  for (j = 0; j + VW <= T; j += VW)
+    vstoreV(scale * vloadV(0, pr + j) * (vloadV(0, dr + j) - dot), 0, o + j);
   for (; j < T; j++) o[j] = scale * pr[j] * (dr[j] - dot);
 #else
   __local float scratch[WG];

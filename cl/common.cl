@@ -7,6 +7,36 @@
 #define KSET_CPU 1
 #define KSET KSET_GPU
 #endif
+// The CPU set's vector code runs VW lanes at a time (-DVW: 16 where the CPU has AVX-512, else 8;
+// bc_cpu_vector_width): floatV and friends are VW-lane types.
+#ifndef VW
+#define VW 8
+#endif
+#if VW == 16
+#define floatV float16
+#define intV int16
+#define uintV uint16
+#define ulongV ulong16
+#define LANE_IDS (uintV)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#elif VW == 8
+#define floatV float8
+#define intV int8
+#define uintV uint8
+#define ulongV ulong8
+#define LANE_IDS (uintV)(0, 1, 2, 3, 4, 5, 6, 7)
+#else
+#error "VW must be 8 or 16"
+#endif
+#define VCAT_(a, b) a##b
+#define VCAT(a, b) VCAT_(a, b)
+#define vloadV VCAT(vload, VW)
+#define vstoreV VCAT(vstore, VW)
+#define as_floatV VCAT(as_float, VW)
+#define as_uintV VCAT(as_uint, VW)
+#define convert_intV VCAT(convert_int, VW)
+#define convert_uintV VCAT(convert_uint, VW)
+#define convert_ulongV VCAT(convert_ulong, VW)
+#define convert_floatV VCAT(convert_float, VW)
 #define ACT_GELU 0       // erf form (config "gelu")
 #define ACT_GELU_TANH 1  // tanh form ("gelu_new", "gelu_pytorch_tanh")
 #define ACT_RELU 2
@@ -43,7 +73,7 @@ inline float wg_max(float v, __local float *scratch) {
 // ---- Straight-line math for the CPU kernel set ---------------------------------------------
 // No branches and no library calls (PoCL calls Sleef per element for erf and exp), so CPU
 // compilers vectorise it, across work-items or through vector types. Defined for float
-// (suffix f1) and float8 (f8) by one macro. tests/test_ops.c and tests/test_train_ops.c prove
+// (suffix f1) and floatV (fV) by one macro. tests/test_ops.c and tests/test_train_ops.c prove
 // the accuracy on dense sweeps of inputs against double precision (the gelu sweep rows).
 //
 // exp_S(x): Cephes' expf: x = k ln2 + r (Cody-Waite, |r| <= ln2/2), e^r by a degree-7
@@ -87,7 +117,7 @@ inline float wg_max(float v, __local float *scratch) {
     p = p * u - 3.761252463e-1f;                                                               \
     p = p * u + 1.128379107e+0f;                                                               \
     const T small = 0.5f + 0.5f * (z * p);                                                     \
-    const T tc = clamp(t, 0.9f, 9.3f), w = 1.0f / tc - 0.6f;                                   \
+    const T tc = clamp(t, 0.9f, 9.3f), rt = 1.0f / tc, w = rt - 0.6f;                          \
     T f = 9.713803232e-2f;                                                                     \
     f = f * w - 2.278324403e-2f;                                                               \
     f = f * w - 1.310734898e-1f;                                                               \
@@ -102,7 +132,7 @@ inline float wg_max(float v, __local float *scratch) {
     f = f * w + 8.752598166e-1f;                                                               \
     const T xx = x * x, xl = fma(x, x, -xx); /* x^2 = xx + xl exactly, t^2 = x^2 / 2 */         \
     *g = exp_##S(-0.5f * xx) * (1.0f - 0.5f * xl);                                             \
-    const T ec = *g * (f * (0.56418958354775629f / tc));                                       \
+    const T ec = *g * (f * (0.56418958354775629f * rt));                                       \
     const T e = select(ec, (T)0.0f, t > 9.3f); /* erfc(t) */                                   \
     const T tail = select(0.5f * e, 1.0f - 0.5f * e, z > 0.0f);                                \
     return select(tail, small, t < 0.9f);                                                      \
@@ -118,9 +148,9 @@ inline float wg_max(float v, __local float *scratch) {
     return cdf + x * (0.39894228040143268f * g);                                               \
   }
 BC_CPU_MATH(float, int, f1)
-BC_CPU_MATH(float8, int8, f8)
+BC_CPU_MATH(floatV, intV, fV)
 
-// Sum of a float8's lanes in a fixed order.
+// Sum (maximum) of a vector's lanes in a fixed order.
 inline float hsum8(float8 v) {
   const float4 a = v.lo + v.hi;
   const float2 b = a.lo + a.hi;
@@ -131,11 +161,18 @@ inline float hmax8(float8 v) {
   const float2 b = fmax(a.lo, a.hi);
   return fmax(b.x, b.y);
 }
+#if VW == 16
+inline float hsumV(floatV v) { return hsum8(v.lo + v.hi); }
+inline float hmaxV(floatV v) { return hmax8(fmax(v.lo, v.hi)); }
+#else
+#define hsumV hsum8
+#define hmaxV hmax8
+#endif
 
-// act_apply on 8 lanes (CPU set): erf GELU through gelu_f8; the tanh forms call the
+// act_apply on VW lanes (CPU set): erf GELU through gelu_fV; the tanh forms call the
 // builtin tanh on the vector.
-inline float8 act_apply8(float8 x, int act) {
-  if (act == ACT_GELU) return gelu_f8(x);
+inline floatV act_applyV(floatV x, int act) {
+  if (act == ACT_GELU) return gelu_fV(x);
   if (act == ACT_GELU_TANH)
     return 0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
   if (act == ACT_RELU) return fmax(x, 0.0f);
@@ -172,13 +209,13 @@ inline void layernorm_row(__global float *out, __global const float *row,
   for (int c = lid; c < C; c += WG) out[c] = (row[c] - mean) * rstd * w[c] + b[c];
 }
 
-// CPU set: the sum of a row of C floats by one work-item, 8 lanes at a time (vload8: any C,
+// CPU set: the sum of a row of C floats by one work-item, VW lanes at a time (vloadV: any C,
 // any alignment).
 inline float row_sum_cpu(__global const float *x, const int C) {
-  float8 s8 = 0.0f;
+  floatV sv = 0.0f;
   int c;
-  for (c = 0; c + 8 <= C; c += 8) s8 += vload8(0, x + c);
-  float s = hsum8(s8);
+  for (c = 0; c + VW <= C; c += VW) sv += vloadV(0, x + c);
+  float s = hsumV(sv);
   for (; c < C; c++) s += x[c];
   return s;
 }
@@ -188,16 +225,16 @@ inline void layernorm_row_cpu(__global float *out, __global const float *x,
                               __global const float *w, __global const float *b, const float eps,
                               const int C, const float sum) {
   const float mean = sum / (float)C;
-  float8 v8 = 0.0f;
+  floatV vv = 0.0f;
   int c;
-  for (c = 0; c + 8 <= C; c += 8) {
-    const float8 d = vload8(0, x + c) - mean;
-    v8 += d * d;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV d = vloadV(0, x + c) - mean;
+    vv += d * d;
   }
-  float v = hsum8(v8);
+  float v = hsumV(vv);
   for (; c < C; c++) v += (x[c] - mean) * (x[c] - mean);
   const float rstd = 1.0f / sqrt(v / (float)C + eps);
-  for (c = 0; c + 8 <= C; c += 8)
-    vstore8((vload8(0, x + c) - mean) * rstd * vload8(0, w + c) + vload8(0, b + c), 0, out + c);
+  for (c = 0; c + VW <= C; c += VW)
+    vstoreV((vloadV(0, x + c) - mean) * rstd * vloadV(0, w + c) + vloadV(0, b + c), 0, out + c);
   for (; c < C; c++) out[c] = (x[c] - mean) * rstd * w[c] + b[c];
 }

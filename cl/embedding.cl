@@ -32,14 +32,14 @@ __kernel void embedding_fwd(__global float *out,            // (B*T, C)
   __global const float *te = wtt + (size_t)tt * C;
   __global float *o = out + (size_t)row * C;
 #if KSET == KSET_CPU
-  float8 s8 = 0.0f;
+  floatV sv = 0.0f;
   int c;
-  for (c = 0; c + 8 <= C; c += 8) {
-    const float8 y = vload8(0, we + c) + vload8(0, pe + c) + vload8(0, te + c);
-    vstore8(y, 0, o + c);
-    s8 += y;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV y = vloadV(0, we + c) + vloadV(0, pe + c) + vloadV(0, te + c);
+    vstoreV(y, 0, o + c);
+    sv += y;
   }
-  float s = hsum8(s8);
+  float s = hsumV(sv);
   for (; c < C; c++) {
     const float y = we[c] + pe[c] + te[c];
     o[c] = y;

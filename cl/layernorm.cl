@@ -14,14 +14,14 @@ __kernel void bias_residual_layernorm_fwd(__global float *out,           // (N, 
   __global float *o = out + row * C;
   __global const float *xr = x + row * C;
   __global const float *rr = residual + row * C;
-  float8 s8 = 0.0f;
+  floatV sv = 0.0f;
   int c;
-  for (c = 0; c + 8 <= C; c += 8) {
-    const float8 y = vload8(0, xr + c) + vload8(0, bias + c) + vload8(0, rr + c);
-    vstore8(y, 0, o + c);
-    s8 += y;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV y = vloadV(0, xr + c) + vloadV(0, bias + c) + vloadV(0, rr + c);
+    vstoreV(y, 0, o + c);
+    sv += y;
   }
-  float s = hsum8(s8);
+  float s = hsumV(sv);
   for (; c < C; c++) {
     const float y = xr[c] + bias[c] + rr[c];
     o[c] = y;

@@ -36,16 +36,16 @@ __kernel void l2norm_fwd(__global float *x, const int N, const int C) {
   const size_t row = get_global_id(0);
   if (row >= (size_t)N) return;
   __global float *r = x + row * C;
-  float8 s8 = 0.0f;
+  floatV sv = 0.0f;
   int c;
-  for (c = 0; c + 8 <= C; c += 8) {
-    const float8 v = vload8(0, r + c);
-    s8 += v * v;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV v = vloadV(0, r + c);
+    sv += v * v;
   }
-  float s = hsum8(s8);
+  float s = hsumV(sv);
   for (; c < C; c++) s += r[c] * r[c];
   const float inv = 1.0f / fmax(sqrt(s), 1e-12f);
-  for (c = 0; c + 8 <= C; c += 8) vstore8(vload8(0, r + c) * inv, 0, r + c);
+  for (c = 0; c + VW <= C; c += VW) vstoreV(vloadV(0, r + c) * inv, 0, r + c);
   for (; c < C; c++) r[c] *= inv;
 #else
   __local float scratch[WG];

@@ -40,7 +40,7 @@ __kernel void layernorm_fwd(__global float *out,          // (N, C)
 
 // out = dropout(x + bias) (+ res when has_res): the LayerNorm input of a post-LN block
 // (dropout site (seed, step, id), element i, as dropout_fwd). out may equal x. GPU set: one item
-// per element; CPU set: one item per row, 8 lanes at a time.
+// per element; CPU set: one item per row, VW lanes at a time.
 __kernel void bias_dropout_residual_fwd(__global float *out,         // (N, C)
                                         __global const float *x,     // (N, C)
                                         __global const float *bias,  // (C)
@@ -54,11 +54,11 @@ __kernel void bias_dropout_residual_fwd(__global float *out,         // (N, C)
   const size_t o = n * C;
   const float s = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
   int c;
-  for (c = 0; c + 8 <= C; c += 8) {
-    float8 y = vload8(0, x + o + c) + vload8(0, bias + c);
+  for (c = 0; c + VW <= C; c += VW) {
+    floatV y = vloadV(0, x + o + c) + vloadV(0, bias + c);
     if (p > 0.0f)
-      y = select((float8)0.0f, y * s, dropout_keep8(o + c, p, seed_lo, seed_hi, step, id));
-    vstore8(has_res ? y + vload8(0, res + o + c) : y, 0, out + o + c);
+      y = select((floatV)0.0f, y * s, dropout_keepV(o + c, p, seed_lo, seed_hi, step, id));
+    vstoreV(has_res ? y + vloadV(0, res + o + c) : y, 0, out + o + c);
   }
   for (; c < C; c++) {
     const size_t i = o + c;

@@ -17,6 +17,7 @@
 
 #include "io/durable.h"
 #include "runtime.h"
+#include "runtime/cpuinfo.h"
 
 typedef struct {
   const char *name;
@@ -279,9 +280,19 @@ size_t bc_row_work_group(const bertcl_ctx *ctx) {
 
 const char *bc_kset_name(bc_kset k) { return k == BC_KSET_CPU ? "cpu" : "gpu"; }
 
+int bc_cpu_vector_width(const bertcl_ctx *ctx) {
+  const char *v = getenv("BERTCL_CPU_VECTOR_WIDTH");
+  if (v && (strcmp(v, "8") == 0 || strcmp(v, "16") == 0)) return atoi(v);
+  if (ctx->info.type != BERTCL_DEVICE_CPU) return 8;
+  bc_cpu_info ci;
+  bc_cpu_info_get(&ci);
+  return ci.simd_bits >= 512 ? 16 : 8;
+}
+
 void bc_kernel_options(const bertcl_ctx *ctx, bc_kset kset, char *buf, size_t n) {
-  snprintf(buf, n, "-DWG=%zu -DKSET=%d -DKSET_GPU=%d -DKSET_CPU=%d -cl-std=CL1.2",
-           bc_row_work_group(ctx), (int)kset, (int)BC_KSET_GPU, (int)BC_KSET_CPU);
+  snprintf(buf, n, "-DWG=%zu -DKSET=%d -DKSET_GPU=%d -DKSET_CPU=%d -DVW=%d -cl-std=CL1.2",
+           bc_row_work_group(ctx), (int)kset, (int)BC_KSET_GPU, (int)BC_KSET_CPU,
+           bc_cpu_vector_width(ctx));
 }
 
 void bc_rows_launch(bc_kset kset, size_t wg, size_t rows, size_t *global, size_t *local) {

@@ -122,8 +122,13 @@ cl_mem bc_buffer_create(bertcl_ctx *ctx, size_t bytes, const void *init, int *st
  * limit. */
 size_t bc_row_work_group(const bertcl_ctx *ctx);
 
+/* Lanes of the CPU set's vector code (-DVW): 16 on a CPU device whose host has AVX-512, else 8;
+ * $BERTCL_CPU_VECTOR_WIDTH (8 or 16) overrides it, for measurements. */
+int bc_cpu_vector_width(const bertcl_ctx *ctx);
+
 /* Build options every bertcl program gets: -DWG (bc_row_work_group), the kernel set
- * (-DKSET, -DKSET_GPU, -DKSET_CPU from bc_kset) and -cl-std=CL1.2. */
+ * (-DKSET, -DKSET_GPU, -DKSET_CPU from bc_kset), -DVW (bc_cpu_vector_width) and
+ * -cl-std=CL1.2. */
 void bc_kernel_options(const bertcl_ctx *ctx, bc_kset kset, char *buf, size_t n);
 
 /* Launch shape of a row kernel (one row of a matrix per work-group or work-item) over `rows`

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Elements per work-item of dropout_fwd in the CPU set (a multiple of 8; -DDROPOUT_CHUNK). */
+/* Elements per work-item of dropout_fwd in the CPU set (a multiple of VW; -DDROPOUT_CHUNK). */
 #define DROPOUT_CHUNK 64
 
 static const char *const files[] = {"common.cl", "backward.cl", "trainer.cl"};
@@ -16,6 +16,7 @@ int bc_train_ops_init(bertcl_ctx *ctx, bc_train_ops *o) {
   int st = BERTCL_OK;
   o->wg = bc_row_work_group(ctx);
   o->kset = ctx->kset;
+  o->vw = (size_t)bc_cpu_vector_width(ctx);
   char opts[192];
   bc_kernel_options(ctx, o->kset, opts, sizeof opts);
   size_t ol = strlen(opts);
@@ -60,10 +61,10 @@ static int run_rows(bertcl_ctx *ctx, bc_train_ops *o, cl_kernel k, const char *n
 }
 
 /* Launch shape of the column-sum kernels over C columns: GPU set, an item per column; CPU set,
- * an item per 8 columns, one per group (few items, each a long loop over the rows). */
+ * an item per VW columns, one per group (few items, each a long loop over the rows). */
 static void columns_launch(const bc_train_ops *o, int C, size_t *global, size_t *local) {
   if (o->kset == BC_KSET_CPU) {
-    *global = ((size_t)C + 7) / 8;
+    *global = ((size_t)C + o->vw - 1) / o->vw;
     *local = 1;
   } else {
     *global = (size_t)C;

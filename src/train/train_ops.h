@@ -18,6 +18,7 @@ typedef struct {
   cl_program prog;
   bc_kset kset; /* the kernel set the program was built for (ctx->kset at init) */
   size_t wg;    /* work-group size of the GPU set's row kernels */
+  size_t vw;    /* lanes of the CPU set's vector code (-DVW) */
 #define BC_TRAIN_OPS_FIELD(name) cl_kernel name;
   BC_TRAIN_OPS_KERNELS(BC_TRAIN_OPS_FIELD)
 #undef BC_TRAIN_OPS_FIELD
