@@ -7,7 +7,8 @@
  * rounds), which counts work rather than waiting on a shared machine.
  *
  *   ops_bench [--device D] [--batch B] [--seq T] [--rounds R] [--calls K] [--only NAME]
- *             [--hidden C --heads NH --inter I]
+ *             [--hidden C --heads NH --inter I] [--params N]
+ * (--params: the length AdamW and the gradient norm run over; default MiniLM's 22.7M)
  *
  * One JSON object per op on stdout: {"op", "device", "B", "T", "gpu_ms", "cpu_ms", "speedup",
  * "gpu_median_ms", "cpu_median_ms", "gpu_cputime_ms", "cpu_cputime_ms"} (minimums;
@@ -28,8 +29,9 @@ typedef struct {
   bc_ops ops[2];
   bc_train_ops tops[2];
   int B, T, C, NH, I, N;
+  size_t params; /* AdamW's and the gradient norm's length */
   cl_mem h, h2, res, inter, scores, probs, mask, ids, tts, wte, wpe, wtt, lnw, lnb, bias,
-      ibias, dinter, dh, stats, dw, db;
+      ibias, dinter, dh, stats, dw, db, pp, pm, pv, pg;
 } bench;
 
 static double now_ms(void) {
@@ -120,6 +122,14 @@ static int op_layernorm_bwd(bench *b, int k) {
 static int op_colsum_bwd(bench *b, int k) {
   return bc_op_colsum_bwd(b->ctx, &b->tops[k], b->ibias, b->dinter, b->N, b->I);
 }
+static int op_adamw(bench *b, int k) {
+  return bc_op_adamw(b->ctx, &b->tops[k], b->pp, b->pm, b->pv, b->pg, 0, b->params, 0.5f, 1e-5f,
+                     0.9f, 0.999f, 1e-8f, 0.01f, 3);
+}
+static int op_grad_norm(bench *b, int k) {
+  double norm;
+  return bc_op_grad_norm(b->ctx, &b->tops[k], b->pg, b->params, &norm);
+}
 static int op_softmax_bwd(bench *b, int k) {
   return bc_op_softmax_bwd(b->ctx, &b->tops[k], b->probs, b->probs, b->scores, 0.125f,
                            b->B * b->NH * b->T, b->T);
@@ -146,6 +156,8 @@ static const struct {
     {"colsum_bwd (N, I)", op_colsum_bwd},
     {"softmax_bwd", op_softmax_bwd},
     {"bias_act_bwd (gelu)", op_gelu_bwd},
+    {"adamw_step (params)", op_adamw},
+    {"sumsq_partial (grad norm)", op_grad_norm},
 };
 
 static int cmp_d(const void *a, const void *b) {
@@ -156,6 +168,7 @@ static int cmp_d(const void *a, const void *b) {
 int main(int argc, char **argv) {
   const char *device = NULL, *only = NULL;
   int B = 32, T = 128, rounds = 7, calls = 5, C = 384, NH = 12, I = 1536;
+  size_t params = 22713216;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) {
@@ -171,6 +184,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--hidden")) C = atoi(v);
     else if (!strcmp(a, "--heads")) NH = atoi(v);
     else if (!strcmp(a, "--inter")) I = atoi(v);
+    else if (!strcmp(a, "--params")) params = (size_t)atoll(v);
     else {
       fprintf(stderr, "ops_bench: unknown option %s (see the comment at the top of "
                       "bench/ops_bench.c)\n", a);
@@ -182,7 +196,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "ops_bench: bad sizes\n");
     return 2;
   }
-  bench b = {.B = B, .T = T, .C = C, .NH = NH, .I = I, .N = B * T};
+  bench b = {.B = B, .T = T, .C = C, .NH = NH, .I = I, .N = B * T, .params = params};
   bertcl_ctx_options copt = {.device = device};
   if (bertcl_ctx_create(&b.ctx, &copt) != BERTCL_OK) {
     fprintf(stderr, "ops_bench: %s\n", bertcl_last_error(NULL));
@@ -217,6 +231,10 @@ int main(int argc, char **argv) {
     b.stats = buf(&b, N * 2, 0, 1, &st);
     b.dw = buf(&b, C, 0, 0, &st);
     b.db = buf(&b, C, 0, 0, &st);
+    b.pp = buf(&b, params, -1, 1, &st);
+    b.pm = buf(&b, params, -0.01f, 0.01f, &st);
+    b.pv = buf(&b, params, 0, 0.001f, &st);
+    b.pg = buf(&b, params, -0.1f, 0.1f, &st);
   }
   if (st != BERTCL_OK) {
     fprintf(stderr, "ops_bench: setup: %s\n", bertcl_last_error(b.ctx));
@@ -261,7 +279,7 @@ int main(int argc, char **argv) {
   free(u[1]);
   cl_mem ms[] = {b.h,    b.h2,  b.res, b.dh,  b.inter, b.dinter, b.scores, b.probs,
                  b.mask, b.ids, b.tts, b.wte, b.wpe,   b.wtt,    b.lnw,    b.lnb,
-                 b.bias, b.ibias, b.stats, b.dw, b.db};
+                 b.bias, b.ibias, b.stats, b.dw, b.db, b.pp, b.pm, b.pv, b.pg};
   for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
     if (ms[i]) clReleaseMemObject(ms[i]);
   for (int k = 0; k < 2; k++) {

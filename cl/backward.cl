@@ -62,17 +62,20 @@ inline intV dropout_keepV(ulong i0, float p, uint seed_lo, uint seed_hi, uint st
 }
 
 // out = x * keep(i) / (1 - p) (out may equal x): dropout forward, and its own backward. GPU set:
-// one item per element; CPU set: one item per DROPOUT_CHUNK elements, VW lanes at a time.
-#ifndef DROPOUT_CHUNK
-#define DROPOUT_CHUNK 64  // elements per work-item in the CPU set (a multiple of VW)
+// one item per element; CPU set: one item per CHUNK elements, VW lanes at a time.
+#ifndef CHUNK
+#define CHUNK 64  // elements per work-item of the CPU set's flat kernels (a multiple of VW)
+#endif
+#ifndef SUMSQ_CHUNK
+#define SUMSQ_CHUNK 4096  // elements per work-item of the CPU set's sumsq_partial
 #endif
 __kernel void dropout_fwd(__global float *out, __global const float *x, const float p,
                           const uint seed_lo, const uint seed_hi, const uint step, const uint id,
                           const ulong n) {
 #if KSET == KSET_CPU
-  const size_t base = get_global_id(0) * (size_t)DROPOUT_CHUNK;
+  const size_t base = get_global_id(0) * (size_t)CHUNK;
   if (base >= n) return;
-  const size_t end = min((size_t)(base + DROPOUT_CHUNK), (size_t)n);
+  const size_t end = min((size_t)(base + CHUNK), (size_t)n);
   const float s = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
   size_t i = base;
   for (; i + VW <= end; i += VW) {
@@ -415,6 +418,8 @@ __kernel void cross_entropy_fwd_bwd(__global float *dlogits, __global float *los
 // torch.optim.AdamW on one tensor (step t >= 1, bc1 = 1 - beta1^t, bc2 = 1 - beta2^t):
 // p *= 1 - lr*wd; m = m + (g - m)(1 - beta1); v = beta2 v + (1 - beta2) g^2;
 // p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps). g is multiplied by gscale first (clipping).
+// One item per element in both kernel sets: memory-bound (on PoCL the scalar loop streams as fast
+// as a vectorised one did in bench/ops_bench).
 __kernel void adamw_step(__global float *p, __global float *m, __global float *v,
                          __global const float *g, const float gscale, const float lr,
                          const float beta1, const float beta2, const float eps, const float wd,
@@ -432,8 +437,23 @@ __kernel void adamw_step(__global float *p, __global float *m, __global float *v
   v[i] = vi;
 }
 
-// Partial sums of squares for the global gradient norm: one work-group per WG*PER elements.
+// Partial sums of squares for the global gradient norm. GPU set: one work-group per WG*16
+// elements; CPU set: one work-item per SUMSQ_CHUNK elements, VW lanes at a time.
 __kernel void sumsq_partial(__global float *partial, __global const float *g, const ulong n) {
+#if KSET == KSET_CPU
+  const size_t base = get_global_id(0) * (size_t)SUMSQ_CHUNK;
+  if (base >= n) return;
+  const size_t end = min((size_t)(base + SUMSQ_CHUNK), (size_t)n);
+  floatV sv = 0.0f;
+  size_t i = base;
+  for (; i + VW <= end; i += VW) {
+    const floatV x = vloadV(0, g + i);
+    sv += x * x;
+  }
+  float s = hsumV(sv);
+  for (; i < end; i++) s += g[i] * g[i];
+  partial[get_global_id(0)] = s;
+#else
   __local float scratch[WG];
   const size_t base = get_group_id(0) * (size_t)WG * 16;
   const int lid = (int)get_local_id(0);
@@ -444,4 +464,5 @@ __kernel void sumsq_partial(__global float *partial, __global const float *g, co
   }
   s = wg_sum(s, scratch);
   if (lid == 0) partial[get_group_id(0)] = s;
+#endif
 }

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Elements per work-item of dropout_fwd in the CPU set (a multiple of VW; -DDROPOUT_CHUNK). */
-#define DROPOUT_CHUNK 64
+/* Elements per work-item of the CPU set's dropout_fwd (-DCHUNK, a multiple of 16) and of its
+ * sumsq_partial (-DSUMSQ_CHUNK). */
+#define CHUNK 64
+#define SUMSQ_CHUNK 4096
 
 static const char *const files[] = {"common.cl", "backward.cl", "trainer.cl"};
 
@@ -20,7 +22,7 @@ int bc_train_ops_init(bertcl_ctx *ctx, bc_train_ops *o) {
   char opts[192];
   bc_kernel_options(ctx, o->kset, opts, sizeof opts);
   size_t ol = strlen(opts);
-  snprintf(opts + ol, sizeof opts - ol, " -DDROPOUT_CHUNK=%d", DROPOUT_CHUNK);
+  snprintf(opts + ol, sizeof opts - ol, " -DCHUNK=%d -DSUMSQ_CHUNK=%d", CHUNK, SUMSQ_CHUNK);
   BC_TRY(bc_program_build(ctx, files, sizeof files / sizeof files[0], opts, &o->prog));
 #define BC_TRAIN_OPS_CREATE(name) \
   BC_CL_OBJ(&ctx->err, o->name, clCreateKernel(o->prog, #name, BC_RC));
@@ -76,8 +78,8 @@ int bc_op_dropout(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, float 
                   uint32_t step, uint32_t id, size_t n) {
   cl_uint lo = (cl_uint)seed, hi = (cl_uint)(seed >> 32), s = step, d = id;
   cl_ulong nn = n;
-  if (o->kset == BC_KSET_CPU) /* DROPOUT_CHUNK elements per item */
-    RUN(dropout_fwd, (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK, BC_CPU_ROWS_LOCAL, A(out), A(x),
+  if (o->kset == BC_KSET_CPU) /* CHUNK elements per item */
+    RUN(dropout_fwd, (n + CHUNK - 1) / CHUNK, BC_CPU_ROWS_LOCAL, A(out), A(x),
         A(p), A(lo), A(hi), A(s), A(d), A(nn));
   RUN(dropout_fwd, n, 64, A(out), A(x), A(p), A(lo), A(hi), A(s), A(d), A(nn));
 }
@@ -193,7 +195,8 @@ done:
 
 int bc_op_grad_norm(bertcl_ctx *ctx, bc_train_ops *o, cl_mem g, size_t n, double *norm) {
   int st = BERTCL_OK;
-  size_t per = o->wg * 16, groups = (n + per - 1) / per;
+  /* one partial per work-group (GPU set) or work-item (CPU set) */
+  size_t per = o->kset == BC_KSET_CPU ? SUMSQ_CHUNK : o->wg * 16, groups = (n + per - 1) / per;
   float *part = calloc(groups ? groups : 1, sizeof *part);
   cl_mem dpart = NULL;
   if (!part) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
@@ -201,7 +204,10 @@ int bc_op_grad_norm(bertcl_ctx *ctx, bc_train_ops *o, cl_mem g, size_t n, double
   if (st) goto done;
   cl_ulong nn = n;
   const bc_karg a[] = {A(dpart), A(g), A(nn)};
-  st = bc_kernel_run(ctx, o->sumsq_partial, "sumsq_partial", a, 3, groups * o->wg, o->wg);
+  if (o->kset == BC_KSET_CPU)
+    st = bc_kernel_run(ctx, o->sumsq_partial, "sumsq_partial", a, 3, groups, BC_CPU_ROWS_LOCAL);
+  else
+    st = bc_kernel_run(ctx, o->sumsq_partial, "sumsq_partial", a, 3, groups * o->wg, o->wg);
   if (st) goto done;
   BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, dpart, CL_TRUE, 0, groups * 4, part, 0, NULL,
                                        NULL));
