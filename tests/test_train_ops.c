@@ -92,9 +92,12 @@ static void test_layernorm_bwd(void **state) {
     bc_rng_seed(&r, 100 + s);
     float *x = rnd(&r, (size_t)N * C, -2, 2), *w = rnd(&r, C, 0.5f, 1.5f),
           *dout = rnd(&r, (size_t)N * C, -1, 1);
-    float *dx = calloc((size_t)N * C, 4), *dw = calloc(C, 4), *db = calloc(C, 4);
+    /* dw, db accumulate (+=) into what is there */
+    float *dx = calloc((size_t)N * C, 4), *dw = rnd(&r, C, -1, 1), *db = rnd(&r, C, -1, 1);
+    float *gdy = calloc((size_t)N * C, 4), *gdw = malloc(C * 4), *gdb = malloc(C * 4);
+    memcpy(gdw, dw, C * 4);
+    memcpy(gdb, db, C * 4);
     ref_layernorm_bwd(dx, dw, db, dout, x, w, 1e-12f, N, C);
-    float *gdy = calloc((size_t)N * C, 4), *gdw = calloc(C, 4), *gdb = calloc(C, 4);
     float *stats = calloc((size_t)N * 2, 4); /* (N, 2) */
     cl_mem ddy = up(f, gdy, (size_t)N * C * 4), dst = up(f, stats, (size_t)N * 2 * 4),
            ddw = up(f, gdw, C * 4), ddb = up(f, gdb, C * 4), ddo = up(f, dout, (size_t)N * C * 4),
@@ -129,7 +132,10 @@ static void test_bias_act_colsum_tanh(void **state) {
     bc_rng r;
     bc_rng_seed(&r, 200 + a);
     float *x = rnd(&r, n, -4, 4), *b = rnd(&r, C, -1, 1), *dout = rnd(&r, n, -1, 1);
-    float *want = malloc(n * 4), *got = malloc(n * 4), *dbias = calloc(C, 4), *gdb = calloc(C, 4);
+    /* the bias gradient accumulates (+=) into what is there */
+    float *want = malloc(n * 4), *got = malloc(n * 4), *dbias = rnd(&r, C, -1, 1),
+          *gdb = malloc(C * 4);
+    memcpy(gdb, dbias, C * 4);
     ref_bias_act_bwd(want, dbias, dout, x, b, acts[a], N, C);
     cl_mem dx = up(f, got, n * 4), ddo = up(f, dout, n * 4), dxx = up(f, x, n * 4),
            dbb = up(f, b, C * 4), ddb = up(f, gdb, C * 4);

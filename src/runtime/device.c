@@ -426,7 +426,7 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   {
     const char *k = getenv("BERTCL_KERNEL_SET");
     if (!k || !*k || strcmp(k, "auto") == 0)
-      ctx->kset = ctx->info.type == BERTCL_DEVICE_CPU ? BC_KSET_CPU : BC_KSET_GPU;
+      ctx->kset = bc_kset_auto(&ctx->info);
     else if (strcmp(k, "cpu") == 0)
       ctx->kset = BC_KSET_CPU;
     else if (strcmp(k, "gpu") == 0)

@@ -280,6 +280,10 @@ size_t bc_row_work_group(const bertcl_ctx *ctx) {
 
 const char *bc_kset_name(bc_kset k) { return k == BC_KSET_CPU ? "cpu" : "gpu"; }
 
+bc_kset bc_kset_auto(const bertcl_device_info *d) {
+  return d->type == BERTCL_DEVICE_CPU ? BC_KSET_CPU : BC_KSET_GPU;
+}
+
 int bc_cpu_vector_width(const bertcl_ctx *ctx) {
   const char *v = getenv("BERTCL_CPU_VECTOR_WIDTH");
   if (v && (strcmp(v, "8") == 0 || strcmp(v, "16") == 0)) return atoi(v);

@@ -60,6 +60,8 @@ typedef struct {
  * others gpu), cpu or gpu (forces a set on any device; the tests run both on PoCL). */
 typedef enum { BC_KSET_GPU = 0, BC_KSET_CPU = 1 } bc_kset;
 const char *bc_kset_name(bc_kset k);
+/* The set "auto" picks for a device (what `bertcl devices` can print beside it). */
+bc_kset bc_kset_auto(const bertcl_device_info *d);
 
 /* Per-kernel device time of our kernels, on when $BERTCL_KERNEL_PROFILE is set at context
  * creation (which also turns on queue profiling): bc_kernel_run hands each launch's event to
