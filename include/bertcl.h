@@ -86,6 +86,7 @@ typedef struct {
   double fp32_peak_gflops;   /* theoretical fp32 peak, 0 when unknown; CPUs: from the OS */
   char peak_basis[256];      /* how the peak (and a CPU's clock, when the driver gives none)
                                 was found */
+  char platform_vendor[128]; /* CL_PLATFORM_VENDOR: "Intel(R) Corporation", "The pocl project" */
 } bertcl_device_info;
 
 /* Lists every device of every platform. *out is allocated by the library; release it with
@@ -94,10 +95,16 @@ int bertcl_devices_list(bertcl_device_info **out, size_t *count);
 void bertcl_devices_free(bertcl_device_info *list);
 
 /* Resolves a device selector to an index into the bertcl_devices_list() array.
- * selector: NULL or "" (then $BERTCL_DEVICE, then the default: first GPU, else first device),
- * "P:D" (platform P, device D), "N" (N-th device overall), "gpu" / "cpu" / "accelerator",
- * or a case-insensitive substring of the device name, vendor or platform name ("nvidia", "pocl").
- * Returns BERTCL_ERR_NO_DEVICE with a message listing the devices that exist. */
+ * selector: NULL or "" (then $BERTCL_DEVICE, then the default: first GPU, else first device);
+ * "P:D" (platform P, device D); "N" (N-th device overall); "gpu" / "cpu" / "accelerator" (the
+ * first device of that type); else text, compared case-insensitively in three steps, the first
+ * step that matches any device deciding:
+ *   1. the whole name or vendor of a platform or a device ("Intel(R) OpenCL");
+ *   2. part of a platform's name, vendor or version ("intel", "nvidia", "pocl");
+ *   3. part of a device's name or vendor ("xeon", "a100").
+ * So "intel" means Intel's platform, not PoCL's CPU device whose name holds "Intel(R) Xeon".
+ * When that step matches more than one device, nothing is chosen: BERTCL_ERR_NO_DEVICE with the
+ * matches listed. Also BERTCL_ERR_NO_DEVICE when nothing matches, listing the devices that exist. */
 int bertcl_device_select(const bertcl_device_info *list, size_t count, const char *selector,
                          size_t *index);
 
