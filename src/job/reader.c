@@ -34,6 +34,8 @@ void bc_record_clear(bc_record *r) {
 
 struct bc_reader {
   FILE *f;
+  const char *const *texts, *const *pairs; /* in memory (bc_reader_open_texts): ntexts texts */
+  size_t ntexts;
   const char *path;
   bc_input_kind kind;
   int col;
@@ -186,6 +188,27 @@ fail:
   return st;
 }
 
+int bc_reader_open_texts(bc_err *err, const char *const *texts, const char *const *pairs, size_t n,
+                         bc_reader **out) {
+  *out = NULL;
+  if (n && !texts) return bc_fail(err, BERTCL_ERR_INVALID_ARG, "texts is NULL");
+  bc_reader *r = reader_new("texts", BC_IN_PLAIN);
+  if (!r) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
+  r->texts = texts;
+  r->pairs = pairs;
+  r->ntexts = n;
+  for (size_t i = 0; i < n; i++) {
+    if (!texts[i]) {
+      bc_reader_close(r);
+      return bc_fail(err, BERTCL_ERR_INVALID_ARG, "texts[%zu] is NULL", i);
+    }
+    r->size += strlen(texts[i]) + (pairs && pairs[i] ? strlen(pairs[i]) : 0);
+  }
+  r->end = r->size;
+  *out = r;
+  return BERTCL_OK;
+}
+
 int bc_reader_open_mem(bc_err *err, const char *name, const void *data, size_t len,
                        bc_input_kind kind, const char *column, int shard_k, int shard_n,
                        bc_reader **out) {
@@ -235,8 +258,30 @@ static int bad_utf8(bc_record *rec, const char *s, size_t n) {
   return 1;
 }
 
+/* The next text in memory: copied, checked as a plain line is (text and pair). */
+static int next_text(bc_reader *r, bc_record *rec) {
+  if (r->lineno >= r->ntexts) return 0;
+  const char *t = r->texts[r->lineno];
+  const char *p = r->pairs && r->pairs[r->lineno] && r->pairs[r->lineno][0] ? r->pairs[r->lineno]
+                                                                          : NULL;
+  size_t tn = strlen(t), pn = p ? strlen(p) : 0;
+  r->hash = bc_fnv1a64(r->hash, t, tn);
+  if (p) r->hash = bc_fnv1a64(r->hash, p, pn);
+  r->off += tn + pn;
+  rec->lineno = ++r->lineno;
+  if (bad_utf8(rec, t, tn) || (p && bad_utf8(rec, p, pn))) return 1;
+  rec->text = strdup(t);
+  rec->pair = p ? strdup(p) : NULL;
+  if (!rec->text || (p && !rec->pair)) {
+    bc_record_clear(rec);
+    return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
+  }
+  return 1;
+}
+
 int bc_reader_next(bc_reader *r, bc_record *rec) {
   memset(rec, 0, sizeof *rec);
+  if (r->texts) return next_text(r, rec);
   if (r->off >= r->end) return 0;
   int e = 0;
   long len = read_line(r, &e);
@@ -288,6 +333,14 @@ int bc_reader_next(bc_reader *r, bc_record *rec) {
 
 int bc_reader_skip(bc_reader *r, uint64_t n, uint64_t *skipped) {
   *skipped = 0;
+  if (r->texts) {
+    bc_record rec;
+    while (*skipped < n && next_text(r, &rec) == 1) {
+      bc_record_clear(&rec);
+      (*skipped)++;
+    }
+    return BERTCL_OK;
+  }
   while (*skipped < n && r->off < r->end) {
     int e = 0;
     if (read_line(r, &e) < 0) {
