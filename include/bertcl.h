@@ -39,7 +39,8 @@ extern "C" {
   X(ERR_MISSING, -13, "required file or tensor missing")                                   \
   X(ERR_SHAPE, -14, "tensor shape does not match the model configuration")                 \
   X(ERR_OVERFLOW, -15, "size arithmetic overflow")                                         \
-  X(ERR_INTERNAL, -16, "internal error")
+  X(ERR_INTERNAL, -16, "internal error")                                                   \
+  X(ERR_BUSY, -17, "in use by another process")
 
 typedef enum {
 #define BERTCL_STATUS_ENUM_(name, code, text) BERTCL_##name = code,
