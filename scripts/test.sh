@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole test suite (what CI runs):
 #   1. Release build with -Wall -Wextra -Werror, all cmocka tests through CTest; the install
-#      checked from a temporary prefix (scripts/check-install.sh);
+#      checked from a temporary prefix (scripts/check-install.sh); the Python module installed
+#      into a fresh virtual environment and tested (scripts/check-python.sh);
 #   2. the OpenCL kernels under oclgrind (out-of-bounds, uninitialised reads, data races);
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, all tests again;
 #   4. each libFuzzer target for $BERTCL_FUZZ_SECONDS (default 60) from its seed corpus.
@@ -19,6 +20,8 @@ scripts/build.sh build
 (cd build && ctest --output-on-failure --timeout 1200)
 echo "== install into a temporary prefix; examples/embed.c built out of tree (CMake, pkg-config)"
 scripts/check-install.sh build
+echo "== the Python module: pip install ./python into a fresh venv, then pytest"
+scripts/check-python.sh
 
 echo "== 2/4 kernels under oclgrind"
 scripts/oclgrind-check.sh build
