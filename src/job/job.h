@@ -56,6 +56,11 @@ typedef struct bc_reader bc_reader;
  * contiguous split that needs no counting pass, and N readers cover every line exactly once. */
 int bc_reader_open(bc_err *err, const char *path, bc_input_kind kind, const char *column,
                    int shard_k, int shard_n, bc_reader **out);
+/* The same over len bytes in memory (fuzzers, tests); data must outlive the reader. name is
+ * used in messages. */
+int bc_reader_open_mem(bc_err *err, const char *name, const void *data, size_t len,
+                       bc_input_kind kind, const char *column, int shard_k, int shard_n,
+                       bc_reader **out);
 void bc_reader_close(bc_reader *r);
 /* A reader over n texts in memory (pairs NULL, or pairs[i] NULL or "" for a single text), for
  * bertcl_extract: each is a record as a plain line would be (copied; invalid UTF-8 in the text or
@@ -74,9 +79,6 @@ uint64_t bc_reader_range_start(const bc_reader *r);
 uint64_t bc_reader_range_end(const bc_reader *r);
 uint64_t bc_reader_offset(const bc_reader *r);
 uint64_t bc_reader_hash(const bc_reader *r);
-
-/* Index of the first byte after a maximal valid UTF-8 prefix of s[0..n) (n when all valid). */
-size_t bc_utf8_valid_prefix(const unsigned char *s, size_t n);
 
 /* ---- bucketing -------------------------------------------------------------------------- */
 
@@ -129,8 +131,9 @@ size_t bc_dtype_size(const char *dtype);
 void bc_manifest_name(char *out, size_t n, int shard_k, int shard_n);
 void bc_shard_file_name(char *out, size_t n, int shard_k, int shard_n, size_t index);
 
-/* Loads a manifest (checks its format tag). */
+/* Loads a manifest (checks its format tag); _parse: from len bytes of text, name for messages. */
 int bc_manifest_load(bc_err *err, const char *path, json_t **out);
+int bc_manifest_parse(bc_err *err, const char *name, const char *text, size_t len, json_t **out);
 /* Writes a manifest atomically. */
 int bc_manifest_save(bc_err *err, const char *path, const json_t *m);
 /* Compares what a resumed job would do with what the manifest recorded: input path and size,
