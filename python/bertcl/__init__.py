@@ -4,11 +4,15 @@
     enc = bertcl.Encoder("models/all-MiniLM-L6-v2")        # device=None: the default device
     emb = enc.encode(["A man is eating food.", "A man rides a horse."])   # (2, 384) float32
 
-The same library and pipeline as the `bertcl` command (`bertcl extract`), through ctypes; the
-GIL is released while the library works. See python/README.md.
+    bertcl.finetune("models/all-MiniLM-L6-v2", "train.jsonl", "my-model", eval="dev.jsonl")
+    bertcl.Classifier("my-model").predict(["great film", "dull plot"])   # label names
+
+The same library and pipelines as the `bertcl` command (extract, finetune, predict), through
+ctypes; the GIL is released while the library works. See python/README.md.
 """
 
 from ._api import BertclError, BertclMemoryError, BertclValueError, Device, Encoder, devices, version
+from ._train import Classifier, finetune, predict
 
 try:
     from importlib.metadata import PackageNotFoundError
@@ -21,4 +25,5 @@ try:
 except ImportError:  # Python < 3.8
     __version__ = version()
 
-__all__ = ["BertclError", "BertclMemoryError", "BertclValueError", "Device", "Encoder", "devices", "version", "__version__"]
+__all__ = ["BertclError", "BertclMemoryError", "BertclValueError", "Classifier", "Device",
+           "finetune", "predict", "Encoder", "devices", "version", "__version__"]

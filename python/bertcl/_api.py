@@ -243,6 +243,33 @@ class _Features:
 # the encoder
 
 
+def _ctx_options(device, cache_dir):
+    if isinstance(device, Device):
+        device = device.selector
+    return _lib.CtxOptions(device=device.encode() if device else None,
+                           cache_dir=str(cache_dir).encode() if cache_dir else None)
+
+
+def _open(model_dir, device=None, cache_dir=None):
+    """(ctx, model, tokenizer, model info) of a model directory on a device; the caller frees
+    them (bertcl_*_free accept NULL)."""
+    ctx, model, tok = c_void_p(), c_void_p(), c_void_p()
+    opt = _ctx_options(device, cache_dir)
+    try:
+        _check(_L.bertcl_ctx_create(byref(ctx), byref(opt)))
+        d = str(model_dir).encode()
+        _check(_L.bertcl_model_load(byref(model), d))
+        _check(_L.bertcl_tokenizer_load(byref(tok), d))
+        info = _lib.ModelInfo()
+        _check(_L.bertcl_model_get_info(model, byref(info)), model)
+    except BaseException:
+        _L.bertcl_tokenizer_free(tok)
+        _L.bertcl_model_free(model)
+        _L.bertcl_ctx_free(ctx)
+        raise
+    return ctx, model, tok, info
+
+
 class Encoder:
     """A model directory's encoder on an OpenCL device.
 
@@ -258,31 +285,17 @@ class Encoder:
     """
 
     def __init__(self, model_dir, device=None, cache_dir=None):
-        self._ctx = c_void_p()
-        self._tok = c_void_p()
         self._enc = c_void_p()
         self._lock = threading.Lock()
-        model = c_void_p()
         self.model_dir = str(model_dir)
-        if isinstance(device, Device):
-            device = device.selector
-        opt = _lib.CtxOptions(
-            device=device.encode() if device else None,
-            cache_dir=str(cache_dir).encode() if cache_dir else None,
-        )
+        self._ctx, model, self._tok, info = _open(model_dir, device, cache_dir)
         try:
-            _check(_L.bertcl_ctx_create(byref(self._ctx), byref(opt)))
-            d = self.model_dir.encode()
-            _check(_L.bertcl_model_load(byref(model), d))
-            _check(_L.bertcl_tokenizer_load(byref(self._tok), d))
-            info = _lib.ModelInfo()
-            _check(_L.bertcl_model_get_info(model, byref(info)), model)
             _check(_L.bertcl_encoder_create(byref(self._enc), self._ctx, model))
         except BaseException:
-            _L.bertcl_model_free(model)
             self.close()
             raise
-        _L.bertcl_model_free(model)  # the weights are on the device now
+        finally:
+            _L.bertcl_model_free(model)  # the weights are on the device now
         self.hidden_size = info.hidden_size
         self.num_layers = info.num_layers
         self.max_seq_length = int(_L.bertcl_tokenizer_max_length(self._tok))

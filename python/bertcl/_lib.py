@@ -21,11 +21,13 @@ from ctypes import (
     c_int,
     c_int32,
     c_int64,
+    c_long,
     c_size_t,
     c_uint,
     c_uint32,
     c_uint64,
     c_void_p,
+    CFUNCTYPE,
 )
 
 
@@ -91,6 +93,7 @@ class ModelInfo(Structure):
         ("has_vocab_txt", c_int),
         ("has_tokenizer_json", c_int),
         ("tokenizer_class", c_char * 64),
+        ("family", c_char * 16),
     ]
 
 
@@ -153,6 +156,87 @@ class ExtractStats(Structure):
     ]
 
 
+class FinetuneOptions(Structure):
+    _fields_ = [
+        ("train_file", c_char_p),
+        ("eval_file", c_char_p),
+        ("output_dir", c_char_p),
+        ("text_column", c_char_p),
+        ("pair_column", c_char_p),
+        ("label_column", c_char_p),
+        ("task", c_int),
+        ("num_labels", c_int),
+        ("epochs", c_int),
+        ("lr", c_double),
+        ("batch_size", c_size_t),
+        ("grad_accum", c_int),
+        ("max_length", c_size_t),
+        ("warmup_ratio", c_double),
+        ("weight_decay", c_double),
+        ("max_grad_norm", c_double),
+        ("seed", c_uint64),
+        ("eval_every", c_long),
+        ("save_every", c_long),
+        ("log_every", c_long),
+        ("freeze_encoder", c_int),
+        ("resume", c_int),
+    ]
+
+
+class Metrics(Structure):
+    _fields_ = [
+        ("examples", c_size_t),
+        ("accuracy", c_double),
+        ("macro_f1", c_double),
+        ("f1", c_double),
+        ("mse", c_double),
+        ("pearson", c_double),
+        ("spearman", c_double),
+    ]
+
+
+class Progress(Structure):
+    _fields_ = [
+        ("event", c_int),
+        ("message", c_char_p),
+        ("step", c_long),
+        ("total_steps", c_long),
+        ("epoch", c_int),
+        ("loss", c_double),
+        ("lr", c_double),
+        ("grad_norm", c_double),
+        ("examples_per_s", c_double),
+        ("eta_s", c_double),
+        ("metrics", POINTER(Metrics)),
+        ("improved", c_int),
+    ]
+
+
+class FinetuneResult(Structure):
+    _fields_ = [
+        ("task", c_int),
+        ("num_labels", c_int),
+        ("steps", c_long),
+        ("best_step", c_long),
+        ("best_metric", c_double),
+        ("stopped", c_int),
+    ]
+
+
+class PredictOptions(Structure):
+    _fields_ = [
+        ("input_file", c_char_p),
+        ("output_file", c_char_p),
+        ("text_column", c_char_p),
+        ("pair_column", c_char_p),
+        ("batch_size", c_size_t),
+        ("max_length", c_size_t),
+    ]
+
+
+# int (*bertcl_progress_fn)(const bertcl_progress *p, void *user)
+ProgressFn = CFUNCTYPE(c_int, POINTER(Progress), c_void_p)
+
 # the C structs the layout test checks: Python class -> C type name
 STRUCTS = {
     DeviceInfo: "bertcl_device_info",
@@ -162,6 +246,11 @@ STRUCTS = {
     Encoding: "bertcl_encoding",
     ExtractOptions: "bertcl_extract_options",
     ExtractStats: "bertcl_extract_stats",
+    FinetuneOptions: "bertcl_finetune_options",
+    Metrics: "bertcl_metrics",
+    Progress: "bertcl_progress",
+    FinetuneResult: "bertcl_finetune_result",
+    PredictOptions: "bertcl_predict_options",
 }
 
 # enum and macro values (checked by the layout test too)
@@ -170,7 +259,17 @@ EXTRACT_NO_POOL = 0x100
 COMBINE_CONCAT, COMBINE_MEAN, COMBINE_SUM = 0, 1, 2
 NORMALIZE_AUTO, NORMALIZE_ON, NORMALIZE_OFF = 0, 1, 2
 TRUNC_LONGEST_FIRST, TRUNC_ONLY_FIRST, TRUNC_ONLY_SECOND, TRUNC_NONE = 0, 1, 2, 3
+TASK_AUTO, TASK_CLASSIFICATION, TASK_REGRESSION = 0, 1, 2
+EVENT_INFO, EVENT_LOG, EVENT_EVAL, EVENT_STEP, EVENT_DONE = 1, 2, 3, 4, 5
 CONSTANTS = {
+    "BERTCL_TASK_AUTO": TASK_AUTO,
+    "BERTCL_TASK_CLASSIFICATION": TASK_CLASSIFICATION,
+    "BERTCL_TASK_REGRESSION": TASK_REGRESSION,
+    "BERTCL_EVENT_INFO": EVENT_INFO,
+    "BERTCL_EVENT_LOG": EVENT_LOG,
+    "BERTCL_EVENT_EVAL": EVENT_EVAL,
+    "BERTCL_EVENT_STEP": EVENT_STEP,
+    "BERTCL_EVENT_DONE": EVENT_DONE,
     "BERTCL_POOL_CLS": POOL_CLS,
     "BERTCL_POOL_MEAN": POOL_MEAN,
     "BERTCL_POOL_MAX": POOL_MAX,
@@ -221,6 +320,22 @@ _FUNCS = {
         c_int,
         [_p, _p, POINTER(c_char_p), POINTER(c_char_p), c_size_t, POINTER(ExtractOptions), _pp],
     ),
+    "bertcl_finetune_options_init": (None, [POINTER(FinetuneOptions)]),
+    "bertcl_finetune": (
+        c_int,
+        [_p, _p, _p, POINTER(FinetuneOptions), ProgressFn, c_void_p, POINTER(FinetuneResult)],
+    ),
+    "bertcl_classifier_create": (c_int, [_pp, _p, _p]),
+    "bertcl_classifier_free": (None, [_p]),
+    "bertcl_classifier_task": (c_int, [_p]),
+    "bertcl_classifier_num_labels": (c_int, [_p]),
+    "bertcl_classifier_label": (c_char_p, [_p, c_int]),
+    "bertcl_classify": (
+        c_int,
+        [_p, _p, POINTER(c_char_p), POINTER(c_char_p), c_size_t, c_size_t, POINTER(c_float),
+         c_size_t],
+    ),
+    "bertcl_predict": (c_int, [_p, _p, _p, POINTER(PredictOptions), ProgressFn, c_void_p]),
     "bertcl_features_free": (None, [_p]),
     "bertcl_features_rows": (c_size_t, [_p]),
     "bertcl_features_stats": (POINTER(ExtractStats), [_p]),
