@@ -17,6 +17,7 @@ void bc_word_data_free(bc_word_data *d) {
     if (d->raw) free(d->raw[i]);
   }
   free(d->words), free(d->tags), free(d->raw), free(d->line), free(d->start), free(d->docs);
+  free(d->doc_line);
   memset(d, 0, sizeof *d);
 }
 
@@ -153,7 +154,8 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
       continue;
     }
     if (!strcmp(f[0], "-DOCSTART-")) { /* a document boundary, not a word */
-      free(rawcopy);
+      if (!d->doc_line) d->doc_line = rawcopy;
+      else free(rawcopy);
       if (end_sentence(d, &docs)) st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
       docs++;
       continue;
