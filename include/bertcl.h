@@ -39,7 +39,8 @@ extern "C" {
   X(ERR_MISSING, -13, "required file or tensor missing")                                   \
   X(ERR_SHAPE, -14, "tensor shape does not match the model configuration")                 \
   X(ERR_OVERFLOW, -15, "size arithmetic overflow")                                         \
-  X(ERR_INTERNAL, -16, "internal error")
+  X(ERR_INTERNAL, -16, "internal error")                                                   \
+  X(ERR_BUSY, -17, "in use by another process")
 
 typedef enum {
 #define BERTCL_STATUS_ENUM_(name, code, text) BERTCL_##name = code,
@@ -86,6 +87,7 @@ typedef struct {
   double fp32_peak_gflops;   /* theoretical fp32 peak, 0 when unknown; CPUs: from the OS */
   char peak_basis[256];      /* how the peak (and a CPU's clock, when the driver gives none)
                                 was found */
+  char platform_vendor[128]; /* CL_PLATFORM_VENDOR: "Intel(R) Corporation", "The pocl project" */
 } bertcl_device_info;
 
 /* Lists every device of every platform. *out is allocated by the library; release it with
@@ -94,10 +96,16 @@ int bertcl_devices_list(bertcl_device_info **out, size_t *count);
 void bertcl_devices_free(bertcl_device_info *list);
 
 /* Resolves a device selector to an index into the bertcl_devices_list() array.
- * selector: NULL or "" (then $BERTCL_DEVICE, then the default: first GPU, else first device),
- * "P:D" (platform P, device D), "N" (N-th device overall), "gpu" / "cpu" / "accelerator",
- * or a case-insensitive substring of the device name, vendor or platform name ("nvidia", "pocl").
- * Returns BERTCL_ERR_NO_DEVICE with a message listing the devices that exist. */
+ * selector: NULL or "" (then $BERTCL_DEVICE, then the default: first GPU, else first device);
+ * "P:D" (platform P, device D); "N" (N-th device overall); "gpu" / "cpu" / "accelerator" (the
+ * first device of that type); else text, compared case-insensitively in three steps, the first
+ * step that matches any device deciding:
+ *   1. the whole name or vendor of a platform or a device ("Intel(R) OpenCL");
+ *   2. part of a platform's name, vendor or version ("intel", "nvidia", "pocl");
+ *   3. part of a device's name or vendor ("xeon", "a100").
+ * So "intel" means Intel's platform, not PoCL's CPU device whose name holds "Intel(R) Xeon".
+ * When that step matches more than one device, nothing is chosen: BERTCL_ERR_NO_DEVICE with the
+ * matches listed. Also BERTCL_ERR_NO_DEVICE when nothing matches, listing the devices that exist. */
 int bertcl_device_select(const bertcl_device_info *list, size_t count, const char *selector,
                          size_t *index);
 
@@ -135,7 +143,7 @@ void bertcl_model_free(bertcl_model *model);
 
 /* What bertcl_model_get_info reports about a loaded model. */
 typedef struct {
-  char model_type[32];      /* config.json model_type ("bert") */
+  char model_type[32];      /* config.json model_type ("bert", "xlm-roberta", ...) */
   char hidden_act[32];      /* gelu (erf), gelu_new / gelu_pytorch_tanh (tanh form), relu */
   int vocab_size;
   int hidden_size;
@@ -143,7 +151,7 @@ typedef struct {
   int num_heads;
   int intermediate_size;
   int max_position;         /* max_position_embeddings */
-  int type_vocab_size;
+  int type_vocab_size;      /* 0: the family has no token types (DistilBERT, MPNet) */
   int pad_token_id;
   float layer_norm_eps;
   int has_pooler;           /* pooler.dense present */
@@ -162,6 +170,8 @@ typedef struct {
   int has_vocab_txt;        /* vocab.txt present */
   int has_tokenizer_json;   /* tokenizer.json present */
   char tokenizer_class[64]; /* tokenizer_config.json tokenizer_class, "" if none */
+  char family[16];          /* the encoder family bertcl runs it as: "bert", "roberta" (also
+                               xlm-roberta, camembert), "distilbert", "mpnet" */
 } bertcl_model_info;
 
 /* Fills *info from a loaded model. */
@@ -507,6 +517,88 @@ typedef struct {
  * be NULL (INFO events only). */
 int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tokenizer *tok,
                    const bertcl_predict_options *opt, bertcl_progress_fn progress, void *user);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Extraction: the pipeline of `bertcl extract` on texts in memory                            */
+/*
+ * bertcl_extract runs n texts through the batch pipeline that `bertcl extract` runs over a file
+ * (tokeniser threads; texts sorted by token count inside windows and batched up to a token
+ * budget; features computed into device slots and read back on a second queue while the next
+ * batch runs; input order restored) and keeps the features in memory instead of shard files.
+ * The values are bit for bit those `bertcl extract` writes for the same texts and options (the
+ * batches are the same, so are the padded lengths the device sees); bertcl_encode batches in
+ * input order instead, so its values may differ in the last bits.
+ * Several outputs come from one pass: pooled sentence features of any poolings, token features,
+ * word features. A text with invalid UTF-8 gives a row of NaN sentence features and no tokens
+ * or words (or, with strict, an error), as a bad input line does.
+ */
+
+/* pools: no sentence features at all (token or word features only) */
+#define BERTCL_EXTRACT_NO_POOL 0x100u
+
+typedef enum {
+  BERTCL_NORMALIZE_AUTO = 0, /* the model's sentence-transformers Normalize module, else off */
+  BERTCL_NORMALIZE_ON = 1,   /* L2-normalise every pooled row */
+  BERTCL_NORMALIZE_OFF = 2
+} bertcl_normalize;
+
+/* Zero-initialised = bertcl extract's defaults. */
+typedef struct {
+  unsigned pools;             /* OR of bertcl_pool values, one output each; 0 = the model's
+                                 sentence-transformers pooling, else CLS; or
+                                 BERTCL_EXTRACT_NO_POOL */
+  const int *layers;          /* hidden-state indices as in bertcl_encode_options (negative
+                                 from the end); NULL = the last layer */
+  int nlayers;
+  bertcl_combine combine;     /* how several layers are joined */
+  bertcl_normalize normalize; /* pooled rows (not the pooler output) */
+  int tokens;                 /* non-zero: every real token's features (incl. [CLS]/[SEP]) */
+  int words;                  /* 0 none, 1 first subword of each word, 2 mean of its subwords */
+  size_t max_length;          /* tokens per text incl. [CLS]/[SEP]; 0 = the model's maximum */
+  int stride;                 /* > 0: token/word features of longer texts from windows of
+                                 max_length tokens overlapping by stride (bertcl extract
+                                 --stride) */
+  int f16;                    /* non-zero: features rounded to half precision on the device (half
+                                 the bytes read back); returned widened to float */
+  size_t batch_size;          /* most texts per batch; 0 = 128; halved on device out-of-memory */
+  size_t max_tokens;          /* padded tokens per batch; 0 = 8192 */
+  size_t window;              /* texts sorted by length together; 0 = 10000 */
+  int no_bucket;              /* non-zero: batches of batch_size texts in input order */
+  int threads;                /* tokeniser threads; 0 = half the CPUs, at most 4 */
+  int strict;                 /* non-zero: a text with invalid UTF-8 is an error */
+  int progress;               /* non-zero: progress (a bar on a terminal), warnings and nothing
+                                 else on stderr, as bertcl extract prints them */
+} bertcl_extract_options;
+
+typedef struct {
+  uint64_t rows, tokens;     /* texts, real tokens run through the encoder */
+  uint64_t truncated, bad;   /* texts cut to max_length; texts with invalid UTF-8 */
+  uint64_t windows_split;    /* texts run as several stride windows */
+  uint64_t batches;          /* device batches */
+  uint64_t readback_bytes;   /* features read back from the device */
+  double seconds;            /* wall time of the pipeline */
+} bertcl_extract_stats;
+
+typedef struct bertcl_features bertcl_features;
+
+/* Features of n texts (pairs NULL, or pairs[i] NULL or "" for a single text). On failure *out
+ * is NULL and bertcl_last_error(enc) says why. */
+int bertcl_extract(bertcl_encoder *enc, const bertcl_tokenizer *tok, const char *const *texts,
+                   const char *const *pairs, size_t n, const bertcl_extract_options *opt,
+                   bertcl_features **out);
+void bertcl_features_free(bertcl_features *f);
+/* Rows (texts) and the run's statistics. */
+size_t bertcl_features_rows(const bertcl_features *f);
+const bertcl_extract_stats *bertcl_features_stats(const bertcl_features *f);
+/* Pooled sentence features of one pooling asked for (one bertcl_pool value): (rows, *width)
+ * row-major, owned by f; NULL when that pooling was not asked for. */
+const float *bertcl_features_pooled(const bertcl_features *f, bertcl_pool pool, size_t *width);
+/* Token or word features: (*total, *width) row-major; *offsets (rows + 1): text i owns rows
+ * offsets[i] .. offsets[i+1]-1. Owned by f; NULL when not asked for. */
+const float *bertcl_features_tokens(const bertcl_features *f, const int64_t **offsets,
+                                    size_t *total, size_t *width);
+const float *bertcl_features_words(const bertcl_features *f, const int64_t **offsets,
+                                   size_t *total, size_t *width);
 
 #ifdef __cplusplus
 }

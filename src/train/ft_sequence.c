@@ -51,7 +51,12 @@ static int prepare_labels(ft_run *r, const bc_config *cfg, const bc_weights *w0)
   r->xtrain.label = malloc(r->train.n * sizeof(int32_t));
   r->xev.label = malloc((r->ev.n ? r->ev.n : 1) * sizeof(int32_t));
   if (!r->xtrain.label || !r->xev.label) return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < r->train.n; i++) r->xtrain.label[i] = bc_labelmap_id(&r->lm, tl[i]);
+  for (size_t i = 0; i < r->train.n; i++) {
+    r->xtrain.label[i] = bc_labelmap_id(&r->lm, tl[i]);
+    if (r->xtrain.label[i] < 0) /* the model's own id2label names every label; defensive */
+      return bc_fail(r->err, BERTCL_ERR_INTERNAL, "%s:%zu: the label '%s' has no id",
+                     o->train_file, r->train.line[i], tl[i]);
+  }
   for (size_t i = 0; i < r->ev.n; i++) {
     r->xev.label[i] = bc_labelmap_id(&r->lm, el[i]);
     if (r->xev.label[i] < 0)

@@ -118,7 +118,12 @@ int ft_token_prepare(ft_run *r, const char *train_data, size_t train_len) {
     free(wl);
     return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
   }
-  for (size_t i = 0; i < nw; i++) wl[i] = bc_labelmap_id(&r->lm, tags[i]);
+  for (size_t i = 0; i < nw; i++)
+    if ((wl[i] = bc_labelmap_id(&r->lm, tags[i])) < 0) { /* defensive: the map has every tag */
+      free(wl);
+      return bc_fail(r->err, BERTCL_ERR_INTERNAL, "%s:%zu: the tag '%s' has no id",
+                     o->train_file, r->wtrain.line[i], tags[i]);
+    }
   for (size_t i = 0; i < nev; i++) {
     r->wev_gold[i] = bc_labelmap_id(&r->lm, r->wev.tags[i]);
     if (r->wev_gold[i] < 0) {

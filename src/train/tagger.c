@@ -250,6 +250,25 @@ int bertcl_tag_words(bertcl_classifier *c, const bertcl_tokenizer *tok,
 
 /* ---- bertcl_predict for token classifiers ------------------------------------------------- */
 
+/* s as a JSON string; invalid UTF-8 (a CoNLL word may be Latin-1) as U+FFFD each, as the
+ * tokenizer read it. */
+static json_t *json_text(const char *s) {
+  size_t len = strlen(s);
+  if (!s[bc_utf8_valid_prefix((const unsigned char *)s, len)]) return json_string(s);
+  uint32_t *cps = malloc((len ? len : 1) * sizeof *cps);
+  char *u = malloc(4 * len + 1);
+  json_t *j = NULL;
+  if (cps && u) {
+    size_t replaced = 0, n = bc_tok_utf8_decode(s, len, cps, &replaced);
+    char *q = u;
+    for (size_t i = 0; i < n; i++) q += bc_tok_utf8_put(cps[i], q);
+    *q = 0;
+    j = json_string(u);
+  }
+  free(cps), free(u);
+  return j ? j : json_string("");
+}
+
 /* One sentence as a JSON line: words with tag, probability (and character offsets), and the
  * entities the tags make (when the labels have a scheme). text_of_entity: the entity's text. */
 static char *sentence_json(const bertcl_classifier *c, char **words, const int32_t *offsets,
@@ -257,7 +276,7 @@ static char *sentence_json(const bertcl_classifier *c, char **words, const int32
   json_t *o = json_object(), *ws = json_array();
   for (size_t i = 0; i < n; i++) {
     json_t *w = json_object();
-    json_object_set_new(w, "word", json_string(words[i]));
+    json_object_set_new(w, "word", json_text(words[i]));
     json_object_set_new(w, "tag", json_string(c->names[tags[i]]));
     json_object_set_new(w, "probability", json_real(probs[i]));
     if (offsets) {
@@ -289,10 +308,10 @@ static char *sentence_json(const bertcl_classifier *c, char **words, const int32
             q += l;
           }
           *q = 0;
-          json_array_append_new(
-              es, json_pack("{s:s,s:I,s:I,s:s}", "type", types[ents[e].type], "start",
-                            (json_int_t)ents[e].start, "end", (json_int_t)ents[e].end + 1, "text",
-                            text));
+          json_t *ej = json_pack("{s:s,s:I,s:I}", "type", types[ents[e].type], "start",
+                                 (json_int_t)ents[e].start, "end", (json_int_t)ents[e].end + 1);
+          json_object_set_new(ej, "text", json_text(text));
+          json_array_append_new(es, ej);
           free(text);
         }
     }

@@ -191,6 +191,17 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
                    n, first_line, ncols);
       break;
     }
+    /* tags become config.json's id2label: JSON text, so UTF-8 (words may be anything: the
+     * tokenizer replaces invalid sequences) */
+    if (tagc > 0) {
+      size_t bad = bc_utf8_valid_prefix((const unsigned char *)f[tagc], strlen(f[tagc]));
+      if (f[tagc][bad]) {
+        free(rawcopy);
+        st = bc_fail(err, BERTCL_ERR_UTF8, "%s:%zu: the tag is not valid UTF-8 (byte %zu)", name,
+                     lineno, bad + 1);
+        break;
+      }
+    }
     char *word = bc_strdup(f[0]), *tag = tagc > 0 ? bc_strdup(f[tagc]) : NULL;
     if (!word || (tagc > 0 && !tag) || add_word(d, word, tag, rawcopy, lineno)) {
       free(word), free(tag), free(rawcopy);
