@@ -470,6 +470,25 @@ int bertcl_classify(bertcl_classifier *cls, const bertcl_tokenizer *tok,
                     const char *const *texts, const char *const *pairs, size_t n,
                     size_t max_length, float *out, size_t out_len);
 
+/* Token classifiers: the tag of every word of one sentence. A sentence longer than max_length
+ * tokens (0 = the tokenizer's) runs in several windows; every word gets a tag. */
+typedef struct {
+  size_t n;              /* words */
+  char **words;          /* (n) NUL-terminated UTF-8 */
+  int32_t *offsets;      /* (n, 2) [start, end) in characters of the text; -1 for tag_words */
+  int32_t *tags;         /* (n) label ids (bertcl_classifier_label) */
+  float *probs;          /* (n) the tag's probability (softmax at the word's first subword) */
+  size_t windows;        /* windows the sentence needed */
+} bertcl_tagging;
+
+/* Words as the tokenizer pre-tokenizes text (BERT: whitespace and punctuation). */
+int bertcl_tag_text(bertcl_classifier *cls, const bertcl_tokenizer *tok, const char *text,
+                    size_t text_len, size_t max_length, bertcl_tagging **out);
+/* Words given (each non-empty); offsets are -1. */
+int bertcl_tag_words(bertcl_classifier *cls, const bertcl_tokenizer *tok,
+                     const char *const *words, size_t n, size_t max_length, bertcl_tagging **out);
+void bertcl_tagging_free(bertcl_tagging *t);
+
 typedef enum {
   BERTCL_INPUT_AUTO = 0,  /* by content: JSONL, TSV/CSV with a header, CoNLL columns (token
                              classifiers), else plain text one example a line */

@@ -17,6 +17,7 @@ void bc_word_data_free(bc_word_data *d) {
     if (d->raw) free(d->raw[i]);
   }
   free(d->words), free(d->tags), free(d->raw), free(d->line), free(d->start), free(d->docs);
+  free(d->doc_line);
   memset(d, 0, sizeof *d);
 }
 
@@ -153,7 +154,8 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
       continue;
     }
     if (!strcmp(f[0], "-DOCSTART-")) { /* a document boundary, not a word */
-      free(rawcopy);
+      if (!d->doc_line) d->doc_line = rawcopy;
+      else free(rawcopy);
       if (end_sentence(d, &docs)) st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
       docs++;
       continue;
@@ -188,6 +190,17 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
       st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: %d columns, line %zu has %d", name, lineno,
                    n, first_line, ncols);
       break;
+    }
+    /* tags become config.json's id2label: JSON text, so UTF-8 (words may be anything: the
+     * tokenizer replaces invalid sequences) */
+    if (tagc > 0) {
+      size_t bad = bc_utf8_valid_prefix((const unsigned char *)f[tagc], strlen(f[tagc]));
+      if (f[tagc][bad]) {
+        free(rawcopy);
+        st = bc_fail(err, BERTCL_ERR_UTF8, "%s:%zu: the tag is not valid UTF-8 (byte %zu)", name,
+                     lineno, bad + 1);
+        break;
+      }
     }
     char *word = bc_strdup(f[0]), *tag = tagc > 0 ? bc_strdup(f[tagc]) : NULL;
     if (!word || (tagc > 0 && !tag) || add_word(d, word, tag, rawcopy, lineno)) {
