@@ -373,7 +373,7 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
       emit(r, &p, "resuming at step %ld of %ld", cs.step, total);
     }
   }
-  BC_TRY(bc_trainer_create(r->ctx, bc_model_config(r->model), K, r->flat, o->freeze_encoder,
+  BC_TRY(bc_trainer_create(r->ctx, bc_model_config(r->model), BC_HEAD_SEQUENCE, K, r->flat, o->freeze_encoder,
                            &r->tr));
   BC_TRY(bc_trainer_write(r->tr, BC_TR_M, r->m));
   BC_TRY(bc_trainer_write(r->tr, BC_TR_V, r->v));
