@@ -118,7 +118,13 @@ static void test_extract_outputs(void **state) {
     char *after = snapshot(out);
     expect_same(out, before, after);
     assert_int_equal(count_tmp(e.dir), 0);
-    /* the kept job finishes the output once the disk has room */
+    /* the kept job finishes the output once the disk has room (one format is enough: the
+     * same job code writes all three) */
+    if (i > 0) {
+      free(before);
+      free(after);
+      continue;
+    }
     snprintf(cmd, sizeof cmd,
              "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean --shard-rows 100 "
              "--resume --quiet 2>&1",
