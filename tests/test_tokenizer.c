@@ -558,10 +558,10 @@ static void test_errors(void **state) {
       "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":-5}}}",
       "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":2000000000}}}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0}},"
-      "\"pre_tokenizer\":{\"type\":\"Whitespace\"}}",
+      "\"pre_tokenizer\":{\"type\":\"UnicodeScripts\"}}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0}},"
       "\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"},\"added_tokens\":[{\"id\":1,"
-      "\"content\":\"<m>\",\"lstrip\":true}]}",
+      "\"lstrip\":true}]}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[X]\",\"vocab\":{\"[UNK]\":0}},"
       "\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"}}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0}},"
