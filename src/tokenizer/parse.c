@@ -644,7 +644,7 @@ static int parse_post(pctx *c, json_t *pp, int depth) {
 int bc_tok_parse_json(bertcl_tokenizer *tok, const char *path) {
   pctx c = {tok, path};
   json_error_t je;
-  json_t *root = json_load_file(path, JSON_DECODE_ANY, &je);
+  json_t *root = json_load_file(path, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
   if (!root) return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
   int st = BERTCL_OK;
   if (!json_is_object(root)) {
