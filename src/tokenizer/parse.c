@@ -43,12 +43,14 @@ static uint32_t *to_cps(const char *s, size_t *n) {
   return v;
 }
 
-/* {"String": s} or {"Regex": r} -> a compiled pattern. */
-static int parse_pattern(pctx *c, const char *what, json_t *pat, bc_tok_regex **re) {
+/* {"String": s} or {"Regex": r} -> a compiled pattern (and its text, for descriptions). */
+static int parse_pattern(pctx *c, const char *what, json_t *pat, bc_tok_regex **re, char **text) {
   json_t *str = json_object_get(pat, "String"), *rx = json_object_get(pat, "Regex");
   if (!json_is_string(str) && !json_is_string(rx))
     return fail(c, BERTCL_ERR_FORMAT, "%s: pattern is neither {\"String\": ...} nor {\"Regex\": ...}",
                 what);
+  *text = strdup(json_string_value(str ? str : rx));
+  if (!*text) return nomem(c);
   *re = bc_tok_regex_new(&c->tok->err, what, json_string_value(str ? str : rx), str != NULL);
   if (!*re) {
     char m[BC_ERR_MSG_MAX];
@@ -143,7 +145,8 @@ static int parse_normalizer(pctx *c, json_t *o, int depth) {
     if ((st = add_norm(c, &n))) return st;
     n->kind = BC_NORM_REPLACE;
     if (!(n->text = to_cps(json_string_value(content), &n->text_len))) return nomem(c);
-    return parse_pattern(c, "normalizer Replace", json_object_get(o, "pattern"), &n->re);
+    return parse_pattern(c, "normalizer Replace", json_object_get(o, "pattern"), &n->re,
+                         &n->pattern);
   }
   if (!strcmp(t, "Prepend")) {
     json_t *p = json_object_get(o, "prepend");
@@ -282,7 +285,8 @@ static int parse_pre(pctx *c, json_t *o, int depth) {
     p->kind = BC_PRE_SPLIT;
     p->invert = get_bool(o, "invert", 0);
     if ((st = parse_behavior(c, "pre_tokenizer Split", o, BC_SPLIT_REMOVED, &p->behavior))) return st;
-    return parse_pattern(c, "pre_tokenizer Split", json_object_get(o, "pattern"), &p->re);
+    return parse_pattern(c, "pre_tokenizer Split", json_object_get(o, "pattern"), &p->re,
+                         &p->pattern);
   }
   return fail(c, BERTCL_ERR_UNSUPPORTED,
               "pre_tokenizer '%s' is not supported by bertcl (supported: BertPreTokenizer, "
@@ -787,7 +791,9 @@ static void describe_norm(sbuf *b, const bc_tok_norm *n) {
     sb_printf(b, ")");
     break;
   case BC_NORM_REPLACE:
-    sb_printf(b, "Replace(regex -> ");
+    sb_printf(b, "Replace(");
+    sb_quoted(b, n->pattern ? n->pattern : "");
+    sb_printf(b, " -> ");
     sb_quoted_cps(b, n->text, n->text_len);
     sb_printf(b, ")");
     break;
@@ -817,7 +823,9 @@ static void describe_pre(sbuf *b, const bc_tok_pre *p) {
     sb_printf(b, "ByteLevel(add_prefix_space=%d, use_regex=%d)", p->add_prefix_space, p->use_regex);
     break;
   case BC_PRE_SPLIT:
-    sb_printf(b, "Split(pattern, %s, invert=%d)", behavior_name(p->behavior), p->invert);
+    sb_printf(b, "Split(");
+    sb_quoted(b, p->pattern ? p->pattern : "");
+    sb_printf(b, ", %s, invert=%d)", behavior_name(p->behavior), p->invert);
     break;
   default: sb_printf(b, "?");
   }
@@ -926,9 +934,12 @@ int bc_tok_describe_all(bertcl_tokenizer *tok) {
     const bc_tok_added *a = &tok->added_all[i];
     sb_printf(&b[4], i ? ", " : ": ");
     sb_quoted_cps(&b[4], a->cps, a->len);
-    if (a->lstrip || a->rstrip || a->single_word || a->normalized)
-      sb_printf(&b[4], "(%s%s%s%s)", a->lstrip ? "lstrip " : "", a->rstrip ? "rstrip " : "",
-                a->single_word ? "single_word " : "", a->normalized ? "normalized" : "");
+    const char *flags[4] = {a->lstrip ? "lstrip" : NULL, a->rstrip ? "rstrip" : NULL,
+                            a->single_word ? "single_word" : NULL, a->normalized ? "normalized" : NULL};
+    int nf = 0;
+    for (int k = 0; k < 4; k++)
+      if (flags[k]) sb_printf(&b[4], "%s%s", nf++ ? " " : "(", flags[k]);
+    if (nf) sb_printf(&b[4], ")");
   }
   if (tok->n_added > 12) sb_printf(&b[4], ", ...");
   int oom = 0;
@@ -943,11 +954,15 @@ int bc_tok_describe_all(bertcl_tokenizer *tok) {
 void bc_tok_components_free(bertcl_tokenizer *tok) {
   for (size_t i = 0; i < tok->n_norms; i++) {
     bc_tok_regex_free(tok->norms[i].re);
+    free(tok->norms[i].pattern);
     free(tok->norms[i].text);
     bc_tok_precompiled_free(tok->norms[i].pc);
   }
   free(tok->norms);
-  for (size_t i = 0; i < tok->n_pres; i++) bc_tok_regex_free(tok->pres[i].re);
+  for (size_t i = 0; i < tok->n_pres; i++) {
+    bc_tok_regex_free(tok->pres[i].re);
+    free(tok->pres[i].pattern);
+  }
   free(tok->pres);
   bc_tok_model *md = &tok->model;
   free(md->prefix);

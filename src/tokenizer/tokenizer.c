@@ -451,3 +451,19 @@ int32_t bertcl_tokenizer_token_to_id(const bertcl_tokenizer *tok, const char *to
   }
   return bc_tok_map_get(tok, &tok->vocab, token, len);
 }
+
+const char *bertcl_tokenizer_describe(const bertcl_tokenizer *tok, bertcl_tokenizer_stage stage) {
+  if (!tok || (int)stage < 0 || (int)stage >= 5) return NULL;
+  return tok->desc[stage] ? tok->desc[stage] : "none";
+}
+
+const char *bertcl_tokenizer_model_type(const bertcl_tokenizer *tok) {
+  if (!tok) return NULL;
+  switch (tok->model.kind) {
+  case BC_MODEL_WORDPIECE: return "WordPiece";
+  case BC_MODEL_UNIGRAM: return "Unigram";
+  case BC_MODEL_BPE: return "BPE";
+  case BC_MODEL_WORDLEVEL: return "WordLevel";
+  default: return "?";
+  }
+}

@@ -109,6 +109,7 @@ typedef struct {
   int clean_text, handle_chinese, strip_accents, lowercase; /* BERT */
   int left, right;                                          /* STRIP */
   bc_tok_regex *re;                                         /* REPLACE */
+  char *pattern;                                            /* REPLACE: as written */
   uint32_t *text;                                           /* REPLACE content, PREPEND */
   size_t text_len;
   bc_tok_precompiled *pc; /* PRECOMPILED */
@@ -147,6 +148,7 @@ typedef struct {
   int use_regex;          /* BYTELEVEL */
   int invert;             /* SPLIT */
   bc_tok_regex *re;       /* SPLIT, BYTELEVEL (GPT-2 pattern) */
+  char *pattern;          /* SPLIT: as written */
 } bc_tok_pre;
 
 enum { BC_MODEL_WORDPIECE = 1, BC_MODEL_UNIGRAM, BC_MODEL_BPE, BC_MODEL_WORDLEVEL };

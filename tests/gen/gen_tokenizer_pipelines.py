@@ -35,6 +35,7 @@ Component zoo (a quarter of the cases each): one tokenizer per group of the othe
   wordlevel/    NFD + StripAccents + Lowercase + Nmt, Whitespace + CharDelimiterSplit('-') +
                 Split(string, merged_with_next) + Split(regex, contiguous, invert), WordLevel
   nfx/          NFKD then NFC, ByteLevel normalizer, Split(regex, removed), BPE byte-level
+  unigram-ties/ a Unigram where every segmentation of a word scores the same (tie-breaking)
 Every tokenizer and golden file is rewritten together (bpe-classic's training is not bit for bit
 reproducible: tokenizers' BpeTrainer breaks some ties by hash order; each pair is consistent).
 golden_<name>.jsonl.gz: one case a line, the format of gen_tokenizer_golden.py, gzipped.
@@ -366,6 +367,18 @@ def build_all(rng, tmp, mpnet_wheel):
                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tk.train([corpus_path], tr)
     toks["nfx"] = (tk, None)
+
+    # unigram-ties: every segmentation of a word scores the same (a piece of n characters scores
+    # -n): Viterbi's tie-breaking (first candidate found) decides everything
+    grams = set()
+    for w in gg.WORDS:
+        w = w.lower()
+        for n in (1, 2, 3):
+            grams.update(w[i:i + n] for i in range(len(w) - n + 1))
+    pieces = [("<unk>", 0.0)] + sorted((g, -float(len(g))) for g in grams)
+    tk = Tokenizer(models.Unigram(pieces, unk_id=0, byte_fallback=False))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    toks["unigram-ties"] = (tk, None)
 
     # mpnet: the real files
     d = os.path.join(OUT, "mpnet")
