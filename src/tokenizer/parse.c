@@ -514,7 +514,7 @@ static int tpl_special(pctx *c, bc_tpl *t, const int32_t *ids, size_t n, int32_t
   t->n_special += n;
   for (size_t i = 0; i < n; i++)
     if (!bc_tok_str(tok, (size_t)(ids[i] < 0 ? (int32_t)tok->n_ids : ids[i])))
-      return fail(c, BERTCL_ERR_FORMAT, "post_processor token id %d is not in the vocabulary",
+      return fail(c, BERTCL_ERR_FORMAT, "template token id %d is not in the vocabulary",
                   (int)ids[i]);
   return BERTCL_OK;
 }
@@ -632,7 +632,7 @@ static int parse_post(pctx *c, json_t *pp, int depth) {
     int32_t ids[2] = {cls, sep};
     for (int k = 0; k < 2; k++)
       if (!bc_tok_str(c->tok, (size_t)ids[k]))
-        return fail(c, BERTCL_ERR_FORMAT, "post_processor token id %d is not in the vocabulary",
+        return fail(c, BERTCL_ERR_FORMAT, "template token id %d is not in the vocabulary",
                     (int)ids[k]);
     if ((st = bc_tok_tpl_classic(c->tok, cls, sep, roberta))) return st;
     return BERTCL_OK;

@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tokenizer/tokenizer.h"
 
+#include "model/tokcheck.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,9 +289,14 @@ static int load_vocab_txt(bertcl_tokenizer *tok, const char *vocab_path, const c
   }
   tok->pad_id = ids[0] >= 0 ? ids[0] : 0;
   md->unk_id = ids[1];
-  if (ids[2] < 0 || ids[3] < 0)
-    return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "%s: %s or %s token not in %s", cfg_path,
-                   keys[2], keys[3], vocab_path);
+  if (ids[2] < 0 || ids[3] < 0) {
+    int k = ids[2] < 0 ? 2 : 3;
+    json_t *v = json_object_get(cfg, keys[k]);
+    const char *s = v ? token_str(v) : defaults[k];
+    return bc_fail(&tok->err, BERTCL_ERR_FORMAT,
+                   "the %s '%s' (%s) is not in the vocabulary (vocab.txt)", keys[k],
+                   s ? s : "null", cfg_path);
+  }
   const char *cls_name = json_string_value(json_object_get(cfg, "tokenizer_class"));
   int roberta = cls_name && (bc_icontains(cls_name, "MPNet") || bc_icontains(cls_name, "Roberta"));
   if (roberta) tok->post.trims = 1; /* RobertaProcessing(trim_offsets=True), as converted */
@@ -340,7 +347,7 @@ int bc_tok_load_files(bertcl_tokenizer **out, const char *json_path, const char 
                           tok_config_path ? tok_config_path : "tokenizer_config.json", cfg));
     BC_TRY(bc_tok_added_finish(tok));
     if (tok->model.unk_id < 0) {
-      st = bc_fail(&tok->err, BERTCL_ERR_FORMAT, "%s: unknown token not in the vocabulary",
+      st = bc_fail(&tok->err, BERTCL_ERR_FORMAT, "%s: the unknown token is not in the vocabulary",
                    vocab_path);
       goto fail;
     }
@@ -393,10 +400,23 @@ int bertcl_tokenizer_load(bertcl_tokenizer **out, const char *dir) {
     snprintf(p[i], n, "%s/%s", dir, names[i]);
   }
   int st;
-  if (file_exists(p[JSON])) {
-    st = bc_tok_load_files(out, p[JSON], p[VOCAB], p[CFG], p[MODEL_CFG], p[ST_CFG]);
-  } else if (file_exists(p[VOCAB])) {
-    st = bc_tok_load_files(out, NULL, p[VOCAB], p[CFG], p[MODEL_CFG], p[ST_CFG]);
+  if (file_exists(p[JSON]) || file_exists(p[VOCAB])) {
+    /* the folder checks of model/tokcheck.h: the file's bytes, then the loaded tokenizer
+     * against config.json's table sizes */
+    const char *tokfile = file_exists(p[JSON]) ? p[JSON] : p[VOCAB];
+    st = bc_tokfile_precheck(NULL, tokfile);
+    if (st == BERTCL_OK)
+      st = bc_tok_load_files(out, file_exists(p[JSON]) ? p[JSON] : NULL, p[VOCAB], p[CFG],
+                             p[MODEL_CFG], p[ST_CFG]);
+    if (st == BERTCL_OK) {
+      bc_tok_limits lim;
+      bc_tok_limits_from_config(p[MODEL_CFG], &lim);
+      st = bc_tokenizer_check(NULL, *out, tokfile, &lim);
+      if (st != BERTCL_OK) {
+        bertcl_tokenizer_free(*out);
+        *out = NULL;
+      }
+    }
   } else if (file_exists(p[SPM]) || file_exists(p[BPE_VOCAB])) {
     const char *have = file_exists(p[SPM]) ? names[SPM] : "vocab.json + merges.txt";
     st = bc_fail(NULL, BERTCL_ERR_MISSING,
