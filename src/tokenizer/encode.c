@@ -317,6 +317,11 @@ static int encode_one(const bertcl_tokenizer *tok, workspace *ws, const char *te
               "the tokenizer's model found an unknown character and has no unknown token");
     else if (st == BERTCL_ERR_NOMEM)
       bc_fail(NULL, st, "out of memory tokenizing a text of %zu bytes", len + pair_len);
+    else if (st == BERTCL_ERR_UNSUPPORTED)
+      bc_fail(NULL, st,
+              "a regular expression of the tokenizer could not be matched on a text of %zu bytes "
+              "(PCRE2 match limit)",
+              len + pair_len);
     else
       bc_fail(NULL, st, "tokenizing a text of %zu bytes failed (status %d)", len + pair_len, st);
     return st;

@@ -646,10 +646,16 @@ static int parse_post(pctx *c, json_t *pp, int depth) {
 /* ---- the file ---- */
 
 int bc_tok_parse_json(bertcl_tokenizer *tok, const char *path) {
-  pctx c = {tok, path};
   json_error_t je;
   json_t *root = json_load_file(path, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
   if (!root) return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+  int st = bc_tok_parse_root(tok, path, root);
+  json_decref(root);
+  return st;
+}
+
+int bc_tok_parse_root(bertcl_tokenizer *tok, const char *path, json_t *root) {
+  pctx c = {tok, path};
   int st = BERTCL_OK;
   if (!json_is_object(root)) {
     st = fail(&c, BERTCL_ERR_FORMAT, "not a JSON object");
@@ -697,7 +703,6 @@ int bc_tok_parse_json(bertcl_tokenizer *tok, const char *path) {
       json_integer_value(json_object_get(tr, "max_length")) > 0)
     tok->trunc_max_length = (size_t)json_integer_value(json_object_get(tr, "max_length"));
 out:
-  json_decref(root);
   return st;
 }
 

@@ -212,7 +212,8 @@ int bc_tok_regex_find_all(const bc_tok_regex *re, bc_tok_rematch *m, const char 
                      : pcre2_match(re->code, (PCRE2_SPTR)s, len, last_end, PCRE2_NO_UTF_CHECK, md,
                                    NULL);
     if (rc == PCRE2_ERROR_NOMATCH) break;
-    if (rc < 0) return rc == PCRE2_ERROR_NOMEMORY ? BERTCL_ERR_NOMEM : BERTCL_ERR_INVALID_ARG;
+    /* the match limit (catastrophic backtracking) and other failures */
+    if (rc < 0) return rc == PCRE2_ERROR_NOMEMORY ? BERTCL_ERR_NOMEM : BERTCL_ERR_UNSUPPORTED;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
     size_t ms = ov[0], me = ov[1];
     if (me < ms) break; /* \K tricks; not in tokenizer patterns */

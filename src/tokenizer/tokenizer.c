@@ -380,6 +380,29 @@ fail:
   return st;
 }
 
+int bc_tok_load_json_text(bertcl_tokenizer **out, const char *text, size_t len) {
+  *out = NULL;
+  bertcl_tokenizer *tok = calloc(1, sizeof *tok);
+  if (!tok) return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
+  tok->model.unk_id = -1;
+  tok->max_length = SIZE_MAX;
+  json_error_t je;
+  json_t *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+  int st = root ? bc_tok_parse_root(tok, "tokenizer.json", root)
+                : bc_fail(&tok->err, BERTCL_ERR_FORMAT, "tokenizer.json:%d:%d: %s", je.line,
+                          je.column, je.text);
+  json_decref(root);
+  if (!st) st = bc_tok_describe_all(tok);
+  if (st) {
+    bc_err_to_thread(&tok->err);
+    bertcl_tokenizer_free(tok);
+    return st;
+  }
+  bc_err_clear(&tok->err);
+  *out = tok;
+  return BERTCL_OK;
+}
+
 int bertcl_tokenizer_load(bertcl_tokenizer **out, const char *dir) {
   if (!out) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "out is NULL");
   *out = NULL;

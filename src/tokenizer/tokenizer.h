@@ -288,6 +288,12 @@ int32_t bc_tok_map_get(const bertcl_tokenizer *tok, const bc_tok_map *m, const c
 
 /* ---- tokenizer.json (parse.c) ---- */
 int bc_tok_parse_json(bertcl_tokenizer *tok, const char *path);
+struct json_t;
+/* The components of a parsed tokenizer.json (name: for messages). */
+int bc_tok_parse_root(bertcl_tokenizer *tok, const char *name, struct json_t *root);
+/* A tokenizer from tokenizer.json text alone (no config files: no default max length). For
+ * the fuzzers and tests. */
+int bc_tok_load_json_text(bertcl_tokenizer **out, const char *text, size_t len);
 /* Component descriptions for the vocab.txt mode and after parsing. */
 int bc_tok_describe_all(bertcl_tokenizer *tok);
 void bc_tok_components_free(bertcl_tokenizer *tok);

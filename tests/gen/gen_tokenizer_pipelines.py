@@ -38,6 +38,7 @@ Component zoo (a quarter of the cases each): one tokenizer per group of the othe
   unigram-ties/ a Unigram where every segmentation of a word scores the same (tie-breaking)
 Every tokenizer and golden file is rewritten together (bpe-classic's training is not bit for bit
 reproducible: tokenizers' BpeTrainer breaks some ties by hash order; each pair is consistent).
+Also writes the JSON-mode and text seeds of the tokenizer fuzzers (tests/fuzz/corpus_tok_*).
 golden_<name>.jsonl.gz: one case a line, the format of gen_tokenizer_golden.py, gzipped.
 
 Run from the repository root (needs tokenizers, transformers, sentencepiece, protobuf):
@@ -416,6 +417,80 @@ def extract_mpnet(wheel, d):
 
 MAIN = ("xlmr", "roberta", "mpnet")
 
+# tiny SentencePiece normalization rules (source -> target code points): a small real charsmap
+SPM_RULES = [("41", "61"), ("42", "62"), ("FF21", "41"), ("FF41", "61"), ("65 301", "E9"),
+             ("2460", "31"), ("FB01", "66 69"), ("200B", ""), ("3000", "20"), ("2122", "54 4D"),
+             ("1E", ""), ("301", ""), ("E9", "65 301")]
+
+
+def fuzz_seeds(rng, tmp, lines):
+    """Seeds of the tokenizer fuzzers (tests/fuzz/tok_fuzz.h): texts with assorted flags, and
+    small tokenizer.json files (JSON mode, flag bit 7) for each model type."""
+    fz = os.path.join(ROOT, "tests", "fuzz")
+    texts = [t.encode() for t in SPECIAL_CASES[:12] + gg.SENTENCES[:12]]
+
+    def put(target, name, data):
+        d = os.path.join(fz, "corpus_" + target)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+    def compact(tk):
+        return json.dumps(json.loads(tk.to_str()), ensure_ascii=False,
+                          separators=(",", ":")).encode()
+
+    small = lines[:400]
+    for target in ("tok_unigram", "tok_bpe"):
+        for i, t in enumerate(texts):
+            put(target, f"text{i:02d}", bytes([(i * 37) & 0x7F, 40 + i, 128]) + t)
+    # Unigram with a Precompiled charsmap of a few rules
+    tsv = os.path.join(tmp, "rules.tsv")
+    with open(tsv, "w") as f:
+        f.write("".join(f"{a}\t{b}\n" for a, b in SPM_RULES))
+    m = train_spm(small, tmp, "tiny", vocab_size=200, normalization_rule_tsv=tsv)
+    pieces, sp = spm_pieces(m)
+    tk = Tokenizer(models.Unigram(pieces, unk_id=sp.unk_id(), byte_fallback=False))
+    tk.normalizer = normalizers.Sequence([normalizers.Precompiled(spm_charsmap(m)),
+                                          normalizers.Replace(Regex(" {2,}"), " ")])
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    tk.add_special_tokens([AddedToken("<mask>", lstrip=True, normalized=False, special=True)])
+    tk.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1",
+        special_tokens=[("<s>", sp.bos_id()), ("</s>", sp.eos_id())])
+    put("tok_unigram", "json_precompiled", bytes([0x80 | 0x44, 16, 3]) + compact(tk) + b"\0" + texts[0])
+    tk2 = Tokenizer(models.Unigram(pieces[:40], unk_id=sp.unk_id(), byte_fallback=True))
+    tk2.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.StripAccents(),
+                                           normalizers.Prepend("\u2581")])
+    tk2.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.Punctuation("contiguous")])
+    put("tok_unigram", "json_plain", bytes([0x80, 0, 0]) + compact(tk2))
+    # byte-level BPE, small
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tk.train_from_iterator(small, trainers.BpeTrainer(vocab_size=300, show_progress=False,
+                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tk.post_processor = processors.RobertaProcessing(("</s>", 1), ("<s>", 0))
+    put("tok_bpe", "json_bytelevel", bytes([0x80 | 0x4C, 20, 7]) + compact(tk) + b"\0" + texts[3])
+    tk = Tokenizer(models.BPE(unk_token="[UNK]", fuse_unk=True, byte_fallback=True,
+                              continuing_subword_prefix="##"))
+    tk.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase(),
+                                          normalizers.Strip()])
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="merged_with_next")
+    tk.train_from_iterator(small, trainers.BpeTrainer(vocab_size=200, show_progress=False,
+                           special_tokens=["[UNK]"], continuing_subword_prefix="##"))
+    tk.add_tokens([AddedToken("x y", single_word=True, rstrip=True)])
+    put("tok_bpe", "json_classic", bytes([0x80, 0, 0]) + compact(tk))
+    # WordPiece / WordLevel seeds for fuzz_tokenizer
+    with open(os.path.join(OUT, "toy", "tokenizer.json"), "rb") as f:
+        put("tokenizer", "json_toy", bytes([0x80 | 0x40, 8, 0]) + f.read() + b"\0" + texts[5])
+    tk = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1, "b": 2, "ab": 3}, unk_token="[UNK]"))
+    tk.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Nmt(),
+                                          normalizers.Replace("a", "ab")])
+    tk.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Whitespace(), pre_tokenizers.CharDelimiterSplit("b"),
+        pre_tokenizers.Split(Regex(r"\w+"), behavior="merged_with_previous", invert=True)])
+    put("tokenizer", "json_wordlevel", bytes([0x80, 0, 0]) + compact(tk))
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -427,6 +502,7 @@ def main():
     zoo_cases = [c for i, c in enumerate(base) if i % 4 == 0] + extra_cases(random.Random(7))
     with tempfile.TemporaryDirectory() as tmp:
         toks = build_all(rng, tmp, a.mpnet_part005)
+        fuzz_seeds(rng, tmp, corpus(random.Random(5)))
         for name, (tk, cfg) in toks.items():
             d = os.path.join(OUT, name)
             if cfg != "keep":
