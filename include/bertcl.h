@@ -312,6 +312,16 @@ int bertcl_encode_hidden(bertcl_encoder *enc, const int32_t *ids, const int32_t 
                          const int32_t *mask, size_t B, size_t T, const int *layers, int nlayers,
                          float *out, size_t out_len);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Matrix-product backend of a context (bertcl_ctx_options.gemm)                              */
+
+/* The backend the context's matrix products run on: "clblast" (CLBlast's OpenCL kernels) or
+ * "blas" (a host BLAS called from native-kernel commands, on CPU devices). Never NULL. */
+const char *bertcl_ctx_gemm(const bertcl_ctx *ctx);
+/* One line about it for reports: "blas: OpenBLAS 0.3.34 (scipy-openblas) (SkylakeX kernels),
+ * 2 threads" or "clblast: CLBlast 1.5.3", plus why "auto" chose CLBlast on a CPU device. */
+int bertcl_ctx_gemm_info(const bertcl_ctx *ctx, char *out, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "encoder/gemm.h"
-#include "runtime/tuning.h"
+#include "gemm/gemm.h"
+#include "gemm/tuning.h"
 #include "testutil.h"
 
 #define SCHEMA BERTCL_TEST_DATA "/../../bench/bench.schema.json"

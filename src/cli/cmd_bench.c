@@ -14,10 +14,10 @@
 #include "bench_train.h"
 #include "cli.h"
 #include "encoder/encoder.h"
-#include "encoder/tune.h"
+#include "gemm/tune.h"
 #include "model/model.h"
 #include "model/random.h"
-#include "runtime/tuning.h"
+#include "gemm/tuning.h"
 
 #define SCHEMA_ID "bertcl-bench/1"
 #define MAX_GRID 16

@@ -5,10 +5,10 @@
 
 #include "bertcl.h"
 #include "cli.h"
-#include "encoder/tune.h"
+#include "gemm/tune.h"
 #include "model/model.h"
 #include "model/random.h"
-#include "runtime/tuning.h"
+#include "gemm/tuning.h"
 
 void bc_cmd_tune_usage(FILE *out) {
   fprintf(out,

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "encoder/gemm.h"
+#include "gemm/gemm.h"
 
 #define MAX_CHUNKS 16
 
@@ -146,9 +146,8 @@ static int upload_weights(bc_encoder *enc, const bc_weights *w) {
   }
   enc->nchunks = cur + 1;
   for (int ch = 0; ch < enc->nchunks; ch++)
-    BC_CL_OBJ(&ctx->err, enc->chunks[ch],
-              clCreateBuffer(ctx->context, CL_MEM_READ_ONLY,
-                             chunk_bytes[ch] ? chunk_bytes[ch] : 4, NULL, BC_RC));
+    if (!(enc->chunks[ch] = bc_buffer_new(ctx, CL_MEM_READ_ONLY, chunk_bytes[ch], NULL, &st)))
+      goto fail;
   size_t staging_n = 3 * C * C > 3 * C ? 3 * C * C : 3 * C;
   staging = malloc(staging_n * sizeof *staging);
   if (!staging) {
@@ -305,12 +304,11 @@ static int plan_arena(bc_encoder *enc, int B, int T, int nkept) {
                    plan[i].bytes / 1048576.0, ctx->info.max_alloc_bytes / 1048576.0);
       goto fail;
     }
-    BC_CL_OBJ(&ctx->err, *plan[i].m,
-              clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, plan[i].bytes, NULL, BC_RC));
+    if (!(*plan[i].m = bc_buffer_new(ctx, CL_MEM_READ_WRITE, plan[i].bytes, NULL, &st)))
+      goto fail;
   }
   for (int i = 0; i < nk; i++)
-    BC_CL_OBJ(&ctx->err, enc->kept[i],
-              clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, N * C * 4, NULL, BC_RC));
+    if (!(enc->kept[i] = bc_buffer_new(ctx, CL_MEM_READ_WRITE, N * C * 4, NULL, &st))) goto fail;
   /* Drivers allocate device memory lazily, at a buffer's first use, and may then report a full
    * device only when a later command fails. Touching every buffer now makes the failure come
    * here, synchronously, as BERTCL_ERR_DEVICE_OOM, where the caller can halve the batch. Runs

@@ -6,17 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <clblast_c.h>
-#include <stdatomic.h>
-
+#include "gemm/gemm.h"
 #include "runtime.h"
 #include "runtime/cpuinfo.h"
-
-/* Live contexts. CLBlast caches compiled programs, which retain their OpenCL context, in a
- * process-wide cache; when the last bertcl context goes, that cache is cleared so the contexts
- * are really released now, not by CLBlast's static destructors at exit (which crash some
- * OpenCL implementations, oclgrind among them, whose own state is gone by then). */
-static atomic_int live_contexts;
 
 const char *bc_cl_errname(cl_int code) {
   switch (code) {
@@ -422,10 +414,12 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   BC_CL_OBJ(&ctx->err, ctx->queue,
             clCreateCommandQueue(ctx->context, ctx->device,
                                  ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0, BC_RC));
+  /* the matrix-product backend; counts the context for CLBlast's cache from here on */
+  st = bc_gemm_ctx_init(ctx);
+  if (st != BERTCL_OK) goto fail;
   free(list);
   free(pids);
   free(dids);
-  atomic_fetch_add(&live_contexts, 1);
   *out = ctx;
   return BERTCL_OK;
 fail:
@@ -443,8 +437,7 @@ void bertcl_ctx_free(bertcl_ctx *ctx) {
     clFinish(ctx->queue);
     clReleaseCommandQueue(ctx->queue);
   }
-  /* a context that was fully created is counted; the last one clears CLBlast's cache */
-  if (ctx->queue && atomic_fetch_sub(&live_contexts, 1) == 1) CLBlastClearCache();
+  if (ctx->gemm) bc_gemm_ctx_release(ctx); /* the last context clears CLBlast's cache */
   if (ctx->context) clReleaseContext(ctx->context);
   free(ctx);
 }

@@ -275,14 +275,54 @@ size_t bc_row_work_group(const bertcl_ctx *ctx) {
   return wg;
 }
 
-cl_mem bc_buffer_create(bertcl_ctx *ctx, size_t bytes, const void *init, int *st) {
+static void CL_CALLBACK free_host_memory(cl_mem m, void *p) {
+  (void)m;
+  free(p);
+}
+
+cl_mem bc_buffer_new(bertcl_ctx *ctx, cl_mem_flags flags, size_t bytes, const void *init,
+                     int *st) {
   cl_int rc = CL_SUCCESS;
-  cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0),
-                            bytes ? bytes : 4, (void *)init, &rc);
+  cl_mem m = NULL;
+  if (bytes == 0) bytes = 4;
+  if (ctx->host_buffers) {
+    /* page-aligned and a whole number of pages: PoCL and Intel's CPU runtime then use the
+     * memory itself (zero copy), which bc_gemm_ctx_init checks once per context */
+    size_t rounded = (bytes + 4095) / 4096 * 4096;
+    void *host = rounded >= bytes ? aligned_alloc(4096, rounded) : NULL;
+    if (!host) {
+      *st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
+                    "host allocation of %zu bytes for a device buffer failed", bytes);
+      return NULL;
+    }
+    if (init) memcpy(host, init, bytes);
+    m = clCreateBuffer(ctx->context, flags | CL_MEM_USE_HOST_PTR, rounded, host, &rc);
+    if (rc == CL_SUCCESS) rc = clSetMemObjectDestructorCallback(m, free_host_memory, host);
+    if (rc != CL_SUCCESS) {
+      if (m) clReleaseMemObject(m); /* the callback, when set, frees host */
+      else free(host);
+      m = NULL;
+    }
+  } else {
+    m = clCreateBuffer(ctx->context, flags | (init ? CL_MEM_COPY_HOST_PTR : 0), bytes,
+                       (void *)init, &rc);
+  }
   if (rc != CL_SUCCESS) {
     *st = bc_fail(&ctx->err, bc_cl_status(rc), "clCreateBuffer(%zu bytes) -> %s (%d)", bytes,
                   bc_cl_errname(rc), (int)rc);
     return NULL;
   }
   return m;
+}
+
+cl_mem bc_buffer_create(bertcl_ctx *ctx, size_t bytes, const void *init, int *st) {
+  return bc_buffer_new(ctx, CL_MEM_READ_WRITE, bytes, init, st);
+}
+
+void *bc_buffer_host_ptr(cl_mem m) {
+  void *p = NULL;
+  /* NULL unless the buffer (or a sub-buffer's parent) was made with CL_MEM_USE_HOST_PTR; a
+   * sub-buffer reports its parent's pointer + origin (OpenCL 1.2, clGetMemObjectInfo) */
+  if (!m || clGetMemObjectInfo(m, CL_MEM_HOST_PTR, sizeof p, &p, NULL) != CL_SUCCESS) return NULL;
+  return p;
 }
