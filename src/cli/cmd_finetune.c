@@ -84,6 +84,7 @@ void bc_cmd_finetune_usage(FILE *out) {
           "                         once per example (no encoder dropout), features cached\n"
           "  --resume               continue from OUT_DIR/checkpoint.safetensors\n"
           "  --device D             OpenCL device (see bertcl devices)\n"
+          "  --gemm auto|clblast|blas  matrix products (default $BERTCL_GEMM, else auto)\n"
           "  -q, --quiet            no progress lines\n"
           "  -h, --help             this text\n");
 }
@@ -91,7 +92,8 @@ void bc_cmd_finetune_usage(FILE *out) {
 void bc_cmd_predict_usage(FILE *out) {
   fprintf(out,
           "usage: bertcl predict -m MODEL_DIR -i FILE [-o OUT] [--batch-size 32] [--max-len N]\n"
-          "                      [--text-column NAME] [--pair-column NAME] [--device D]\n\n"
+          "                      [--text-column NAME] [--pair-column NAME] [--device D]\n"
+          "                      [--gemm auto|clblast|blas]\n\n"
           "Classifies texts with a fine-tuned model (bertcl finetune's OUT_DIR, or any\n"
           "BertForSequenceClassification directory). Input as for finetune (JSONL, TSV, CSV;\n"
           "a label column is not needed), or plain text, one text a line. Output (OUT or stdout):\n"
@@ -678,7 +680,7 @@ static int score_regression(const double *g, const double *p, size_t n, metrics 
 /* ---- the run ---------------------------------------------------------------------------- */
 
 typedef struct {
-  const char *model, *train, *eval, *out, *device, *task;
+  const char *model, *train, *eval, *out, *device, *gemm, *task;
   columns cols;
   long num_labels; /* 0: from the data and --task */
   long epochs, batch, accum, max_len, seed, eval_every, save_every, log_every;
@@ -932,7 +934,7 @@ int bc_cmd_finetune(int argc, char **argv) {
     continue;                                                                          \
   }
     STR("-m", model) STR("--model", model) STR("--train", train) STR("--eval", eval)
-    STR("-o", out) STR("--output", out) STR("--device", device)
+    STR("-o", out) STR("--output", out) STR("--device", device) STR("--gemm", gemm)
     STR("--text-column", cols.text_col) STR("--pair-column", cols.pair_col)
     STR("--label-column", cols.label_col) STR("--task", task)
     LNG("--num-labels", num_labels, 1)
@@ -1118,7 +1120,7 @@ int bc_cmd_finetune(int argc, char **argv) {
       fprintf(stderr, "finetune: resuming at step %ld of %ld\n", step, total);
     }
   }
-  bertcl_ctx_options copt = {.device = o.device};
+  bertcl_ctx_options copt = {.device = o.device, .gemm = o.gemm};
   if (bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(NULL));
     goto done;
@@ -1132,9 +1134,9 @@ int bc_cmd_finetune(int argc, char **argv) {
   if (!o.quiet)
     fprintf(stderr,
             "finetune: %zu examples, %d label%s%s, %ld epochs x %ld steps (batch %ld x %ld "
-            "accum), warm-up %ld, on %s\n",
+            "accum), warm-up %ld, on %s (gemm %s)\n",
             train.n, K, K == 1 ? "" : "s", reg ? " (regression, MSE)" : "", o.epochs, spe,
-            o.batch, o.accum, warmup, bertcl_ctx_device(ctx)->name);
+            o.batch, o.accum, warmup, bertcl_ctx_device(ctx)->name, bertcl_ctx_gemm(ctx));
   perm = malloc(train.n * sizeof *perm);
   if (!perm) goto oom;
   r.C = cfg->hidden_size;
@@ -1321,7 +1323,7 @@ done:
 /* ---- predict ---------------------------------------------------------------------------- */
 
 int bc_cmd_predict(int argc, char **argv) {
-  const char *model_dir = NULL, *in = NULL, *outp = NULL, *device = NULL;
+  const char *model_dir = NULL, *in = NULL, *outp = NULL, *device = NULL, *gemm = NULL;
   columns cols = {0};
   long batch = 32, max_len = 0;
   for (int i = 1; i < argc; i++) {
@@ -1330,6 +1332,7 @@ int bc_cmd_predict(int argc, char **argv) {
                        : !strcmp(a, "-i") || !strcmp(a, "--input")   ? &in
                        : !strcmp(a, "-o") || !strcmp(a, "--output")  ? &outp
                        : !strcmp(a, "--device")                      ? &device
+                       : !strcmp(a, "--gemm")                        ? &gemm
                        : !strcmp(a, "--text-column")                 ? &cols.text_col
                        : !strcmp(a, "--pair-column")                 ? &cols.pair_col
                                                                      : NULL;
@@ -1373,7 +1376,7 @@ int bc_cmd_predict(int argc, char **argv) {
     goto done;
   }
   if (dataset_read(in, &cols, 0, 1, &d)) goto done;
-  bertcl_ctx_options copt = {.device = device};
+  bertcl_ctx_options copt = {.device = device, .gemm = gemm};
   if (bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(NULL));
     goto done;
