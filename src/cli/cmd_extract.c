@@ -294,6 +294,7 @@ int bc_cmd_extract(int argc, char **argv) {
   jo.resume = o.resume;
   jo.strict = o.strict;
   jo.quiet = o.quiet;
+  if (o.quiet) setenv("BERTCL_QUIET", "1", 1); /* the library's first-run compile notice too */
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   jo.threads = o.threads ? (int)(o.threads > 64 ? 64 : o.threads)
                          : (int)(ncpu / 2 < 1   ? 1

@@ -10,7 +10,9 @@
  * source build and never fails the call. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -164,6 +166,32 @@ static void cache_store(bertcl_ctx *ctx, cl_program prog, const char *path, cons
   free(buf);
 }
 
+/* A compile that outlasts a second says so on stderr (once per process): a first run on a
+ * CPU device compiles for seconds, which should not look like a hang. */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  const char *device;
+} build_watch;
+
+static int notice_given;
+
+static void *watch_build(void *p) {
+  build_watch *w = p;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 1;
+  pthread_mutex_lock(&w->mu);
+  int rc = 0;
+  while (!w->done && rc == 0) rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+  if (!w->done && !__atomic_exchange_n(&notice_given, 1, __ATOMIC_SEQ_CST) &&
+      !getenv("BERTCL_QUIET"))
+    fprintf(stderr, "bertcl: compiling kernels for %s, first run only\n", w->device);
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
 int bc_program_build_source(bertcl_ctx *ctx, const char *label, const char *src, size_t len,
                             const char *options, cl_program *out) {
   *out = NULL;
@@ -188,7 +216,19 @@ int bc_program_build_source(bertcl_ctx *ctx, const char *label, const char *src,
   }
   cl_program prog = NULL;
   BC_CL_OBJ(&ctx->err, prog, clCreateProgramWithSource(ctx->context, 1, &src, &len, BC_RC));
+  build_watch w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, ctx->info.name};
+  pthread_t watcher;
+  int watching = !__atomic_load_n(&notice_given, __ATOMIC_SEQ_CST) &&
+                 pthread_create(&watcher, NULL, watch_build, &w) == 0;
   cl_int rc = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
+  if (use_cache && rc == CL_SUCCESS) cache_store(ctx, prog, path, key, keylen);
+  if (watching) {
+    pthread_mutex_lock(&w.mu);
+    w.done = 1;
+    pthread_cond_signal(&w.cv);
+    pthread_mutex_unlock(&w.mu);
+    pthread_join(watcher, NULL);
+  }
   ctx->stats.source_builds++;
   if (rc != CL_SUCCESS) {
     size_t loglen = 0;
@@ -207,7 +247,6 @@ int bc_program_build_source(bertcl_ctx *ctx, const char *label, const char *src,
     free(log);
     goto fail;
   }
-  if (use_cache) cache_store(ctx, prog, path, key, keylen);
   free(key);
   *out = prog;
   return BERTCL_OK;
