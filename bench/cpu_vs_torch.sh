@@ -29,8 +29,8 @@ INTEL_OCL_ENV=${INTEL_OCL_ENV:-/work/opt/intel-ocl/env.sh}
 CORES=$(python3 -c "import os; print(len(os.sched_getaffinity(0)))")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-tail -n +2 "$DATA" | head -n "$N" | cut -f1 > "$TMP/in.txt"
-echo "cpu_vs_torch: $(wc -l < "$TMP/in.txt") sentences, $CORES cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+awk -F'\t' -v n="$N" 'NR > 1 && NR <= n + 1 { print $1 }' "$DATA" > "$TMP/in.txt"
+echo "cpu_vs_torch: $(wc -l < "$TMP/in.txt") sentences, $CORES cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 wall() { # seconds of one whole command
