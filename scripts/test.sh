@@ -1,6 +1,7 @@
 #!/bin/bash
 # The whole test suite (what CI runs):
-#   1. Release build with -Wall -Wextra -Werror, all cmocka tests through CTest;
+#   1. Release build with -Wall -Wextra -Werror, all cmocka tests through CTest; the install
+#      checked from a temporary prefix (scripts/check-install.sh);
 #   2. the OpenCL kernels under oclgrind (out-of-bounds, uninitialised reads, data races);
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, all tests again;
 #   4. each libFuzzer target for $BERTCL_FUZZ_SECONDS (default 60) from its seed corpus.
@@ -16,6 +17,8 @@ export BERTCL_TEST_DEVICE=${BERTCL_TEST_DEVICE:-pocl}
 echo "== 1/4 Release build and tests"
 scripts/build.sh build
 (cd build && ctest --output-on-failure --timeout 1200)
+echo "== install into a temporary prefix; examples/embed.c built out of tree (CMake, pkg-config)"
+scripts/check-install.sh build
 
 echo "== 2/4 kernels under oclgrind"
 scripts/oclgrind-check.sh build

@@ -138,3 +138,40 @@ int bc_mkdirs(const char *path) {
   }
   return 0;
 }
+
+size_t bc_utf8_valid_prefix(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t k;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+      k = 1;
+    else if (c == 0xE0)
+      k = 2, lo = 0xA0;
+    else if (c >= 0xE1 && c <= 0xEC)
+      k = 2;
+    else if (c == 0xED)
+      k = 2, hi = 0x9F;
+    else if (c >= 0xEE && c <= 0xEF)
+      k = 2;
+    else if (c == 0xF0)
+      k = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+      k = 3;
+    else if (c == 0xF4)
+      k = 3, hi = 0x8F;
+    else
+      return i;
+    if (i + k >= n) return i; /* truncated sequence */
+    if (s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t j = 2; j <= k; j++)
+      if (s[i + j] < 0x80 || s[i + j] > 0xBF) return i;
+    i += k + 1;
+  }
+  return n;
+}

@@ -55,4 +55,8 @@ int bc_read_file(bc_err *err, const char *path, char **data, size_t *len);
 /* mkdir -p */
 int bc_mkdirs(const char *path);
 
+/* Length of the longest valid UTF-8 prefix of s[0..n) (n when all of it is valid): the index
+ * of the first byte of the first ill-formed sequence. */
+size_t bc_utf8_valid_prefix(const unsigned char *s, size_t n);
+
 #endif /* BC_COMMON_H */

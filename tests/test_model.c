@@ -612,7 +612,9 @@ static void test_config_validation(void **state) {
       {"hidden_act", "\"silu\"", BERTCL_ERR_UNSUPPORTED, "hidden_act \"silu\" is not supported", 0},
       {"position_embedding_type", "\"relative_key\"", BERTCL_ERR_UNSUPPORTED,
        "position_embedding_type \"relative_key\" is not supported", 0},
-      {"model_type", "\"roberta\"", BERTCL_ERR_UNSUPPORTED, "model_type \"roberta\"", 0},
+      {"model_type", "\"deberta-v2\"", BERTCL_ERR_UNSUPPORTED,
+       "model_type \"deberta-v2\" is not supported; bertcl runs model_type bert, roberta, "
+       "xlm-roberta, camembert, distilbert, mpnet", 0},
       {"num_attention_heads", "5", BERTCL_ERR_FORMAT, "not a multiple of num_attention_heads 5", 0},
       {"hidden_size", "\"32\"", BERTCL_ERR_FORMAT, "\"hidden_size\" must be an integer", 0},
       {"num_hidden_layers", "0", BERTCL_ERR_UNSUPPORTED, "\"num_hidden_layers\" is 0", 0},
@@ -849,6 +851,244 @@ static void test_hostile_model(void **state) {
   rm_rf(dir);
 }
 
+/* ---- hostile tokenizer files (model/tokcheck.h) ---------------------------------------------- */
+
+/* tiny-bert's vocab.txt with `extra` lines appended, line `bad_line` (1-based, 0 = none)
+ * replaced by `bad`, lines equal to `drop` removed, cut to `keep` lines (0 = all). */
+static char *vocab_variant(size_t *len, const char *extra, size_t bad_line, const char *bad,
+                           const char *drop, size_t keep) {
+  size_t n;
+  char *v = read_tiny("vocab.txt", &n);
+  char *out = malloc(n + strlen(extra) + 64);
+  size_t o = 0, line = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && v[j] != '\n') j++;
+    line++;
+    if (keep && line > keep) break;
+    if (line == bad_line) {
+      o += (size_t)sprintf(out + o, "%s\n", bad);
+    } else if (!drop || j - i != strlen(drop) || memcmp(v + i, drop, j - i) != 0) {
+      memcpy(out + o, v + i, j - i);
+      o += j - i;
+      out[o++] = '\n';
+    }
+    i = j + 1;
+  }
+  memcpy(out + o, extra, strlen(extra));
+  o += strlen(extra);
+  free(v);
+  *len = o;
+  return out;
+}
+
+/* tiny-bert's tokenizer.json with one change: an added token (id), the pad_id of padding, the
+ * [CLS] template id, or the type id of the pair's second sequence. */
+typedef enum { TJ_ADDED, TJ_PAD, TJ_TEMPLATE, TJ_PAIR_TYPE } tj_change;
+
+static void write_tokenizer_json(const char *dir, tj_change what, int value) {
+  size_t n;
+  char *text = read_tiny("tokenizer.json", &n);
+  json_t *t = json_loadb(text, n, 0, NULL);
+  assert_non_null(t);
+  free(text);
+  switch (what) {
+    case TJ_ADDED:
+      json_array_append_new(json_object_get(t, "added_tokens"),
+                            json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", value, "content",
+                                      "[NEW]", "single_word", 0, "lstrip", 0, "rstrip", 0,
+                                      "normalized", 0, "special", 1));
+      break;
+    case TJ_PAD:
+      json_object_set_new(t, "padding",
+                          json_pack("{s:s, s:s, s:n, s:i, s:i, s:s}", "strategy", "BatchLongest",
+                                    "direction", "Right", "pad_to_multiple_of", "pad_id", value,
+                                    "pad_type_id", 0, "pad_token", "[PAD]"));
+      break;
+    case TJ_TEMPLATE: {
+      json_t *sp = json_object_get(json_object_get(t, "post_processor"), "special_tokens");
+      json_object_set_new(json_object_get(sp, "[CLS]"), "ids", json_pack("[i]", value));
+      break;
+    }
+    case TJ_PAIR_TYPE: {
+      json_t *pair = json_object_get(json_object_get(t, "post_processor"), "pair");
+      json_object_set_new(json_object_get(json_array_get(pair, 3), "Sequence"), "type_id",
+                          json_integer(value));
+      break;
+    }
+  }
+  char *s = json_dumps(t, 0);
+  write_text(dir, "tokenizer.json", s);
+  free(s);
+  json_decref(t);
+}
+
+/* A tiny-bert directory (config, weights, tokenizer_config.json) without tokenizer files. */
+static void new_tok_case(char *dir, size_t n) {
+  new_case(dir, n, NULL);
+  variant v = {0};
+  write_tiny_variant(dir, &v);
+  size_t len;
+  char *c = read_tiny("tokenizer_config.json", &len);
+  write_bytes(dir, "tokenizer_config.json", c, len);
+  free(c);
+}
+
+/* `bertcl CMD -m dir ...` exits non-zero and prints needle. */
+static void expect_cmd_fail(const char *cmdline, const char *needle) {
+  char *out = NULL;
+  int rc = bc_test_run(cmdline, &out);
+  if (rc == 0 || !out || !strstr(out, needle))
+    fail_msg("%s: exit %d: %s (want a failure naming '%s')", cmdline, rc, out ? out : "", needle);
+  free(out);
+}
+
+/* Each hostile tokenizer is refused at load with its own message naming the file and the
+ * sizes, by bertcl_model_load, bertcl_tokenizer_load, `bertcl info` and `bertcl tokenize`;
+ * a vocabulary smaller than the table still loads. */
+static void test_hostile_tokenizer(void **state) {
+  (void)state;
+  typedef struct {
+    const char *what;
+    const char *extra; /* vocab.txt: lines appended */
+    size_t bad_line;
+    const char *bad, *drop;
+    int json;          /* 1: tokenizer.json with change tj, value */
+    tj_change tj;
+    int value;
+    const char *needle1, *needle2;
+  } tcase;
+  static const tcase cases[] = {
+      {"empty vocab.txt", NULL, 0, NULL, NULL, 0, 0, 0, "vocab.txt is empty (0 bytes, no token)",
+       NULL},
+      {"vocab.txt of blank lines", "\n\n\n", 0, NULL, NULL, 0, 0, 0, "vocab.txt is empty", NULL},
+      {"invalid UTF-8 in vocab.txt", "", 1001, "ab\xff" "cd", NULL, 0, 0, 0,
+       "vocab.txt line 1001 (token id 1000): invalid UTF-8 (byte 0xff at column 3)", NULL},
+      {"overlong UTF-8 in vocab.txt", "", 7, "\xc0\xaf", NULL, 0, 0, 0,
+       "vocab.txt line 7 (token id 6): invalid UTF-8 (byte 0xc0 at column 1)", NULL},
+      {"vocab.txt larger than the table", "extra1\nextra2\nextra3\n", 0, NULL, NULL, 0, 0, 0,
+       "vocab.txt: the tokenizer produces token ids up to 1397 ('extra3'), 1398 ids",
+       "config.json vocab_size is 1395: ids 1395..1397 have no row"},
+      {"no [CLS] in vocab.txt", "", 0, NULL, "[CLS]", 0, 0, 0, "cls_token '[CLS]'",
+       "is not in the vocabulary"},
+      {"no [UNK] in vocab.txt", "", 0, NULL, "[UNK]", 0, 0, 0,
+       "vocab.txt: the unknown token is not in the vocabulary", NULL},
+      {"added token past the table", NULL, 0, NULL, NULL, 1, TJ_ADDED, 2000,
+       "tokenizer.json: the tokenizer produces token ids up to 2000 ('[NEW]'), 2001 ids",
+       "vocab_size is 1395"},
+      {"padding id past the vocabulary", NULL, 0, NULL, NULL, 1, TJ_PAD, 7777,
+       "tokenizer.json: the padding token id 7777 is not in the vocabulary (ids 0..1394)", NULL},
+      {"negative padding id", NULL, 0, NULL, NULL, 1, TJ_PAD, -1,
+       "tokenizer.json: the padding token id -1 is not in the vocabulary", NULL},
+      {"template id past the vocabulary", NULL, 0, NULL, NULL, 1, TJ_TEMPLATE, 5000,
+       "template token id 5000 is not in the vocabulary", NULL},
+      {"pair type id past the type table", NULL, 0, NULL, NULL, 1, TJ_PAIR_TYPE, 5,
+       "tokenizer.json: the pair template gives token type id 5",
+       "the model has 2 token types (type_vocab_size)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const tcase *c = &cases[i];
+    char dir[1024], cmd[8192];
+    new_tok_case(dir, sizeof dir);
+    if (c->json) {
+      write_tokenizer_json(dir, c->tj, c->value);
+    } else if (!c->extra) {
+      write_bytes(dir, "vocab.txt", "", 0);
+    } else if (c->bad_line == 0 && !c->drop && strspn(c->extra, "\n") == strlen(c->extra)) {
+      write_text(dir, "vocab.txt", c->extra);
+    } else {
+      size_t len;
+      char *v = vocab_variant(&len, c->extra, c->bad_line, c->bad, c->drop, 0);
+      write_bytes(dir, "vocab.txt", v, len);
+      free(v);
+    }
+    print_message("hostile tokenizer: %s\n", c->what);
+    expect_fail(dir, BERTCL_ERR_FORMAT, c->needle1, c->needle2);
+    bertcl_tokenizer *tok = (bertcl_tokenizer *)0x1;
+    int st = bertcl_tokenizer_load(&tok, dir);
+    const char *msg = bertcl_last_error(NULL);
+    if (st != BERTCL_ERR_FORMAT || !strstr(msg, c->needle1))
+      fail_msg("tokenizer load of '%s': %s: %s", c->what, bertcl_status_name(st), msg);
+    assert_null(tok);
+    expect_cli_fail(dir, c->needle1);
+    snprintf(cmd, sizeof cmd, "echo hello | '%s' tokenize -m '%s' 2>&1", BERTCL_BIN, dir);
+    expect_cmd_fail(cmd, c->needle1);
+    if (i == 4) {
+      /* extract and finetune refuse it before they write anything */
+      snprintf(cmd, sizeof cmd, "echo hello > '%s/in.txt' && '%s' extract -m '%s' -i '%s/in.txt' "
+               "-o '%s/out' 2>&1", dir, BERTCL_BIN, dir, dir, dir);
+      expect_cmd_fail(cmd, c->needle2);
+      snprintf(cmd, sizeof cmd, "printf 'text,label\\nhi,a\\nho,b\\n' > '%s/t.csv' && '%s' finetune "
+               "-m '%s' --train '%s/t.csv' -o '%s/ft' 2>&1", dir, BERTCL_BIN, dir, dir, dir);
+      expect_cmd_fail(cmd, c->needle2);
+      struct stat sb;
+      char p[1200];
+      snprintf(p, sizeof p, "%s/out", dir);
+      assert_int_not_equal(stat(p, &sb), 0);
+      snprintf(p, sizeof p, "%s/ft", dir);
+      assert_int_not_equal(stat(p, &sb), 0);
+    }
+    rm_rf(dir);
+  }
+
+  /* sentence-transformers layout: the tokenizer at the top, config.json and the weights in
+   * 0_Transformer/. The tokenizer alone has no config.json to compare with, the model's
+   * word-embedding table does. */
+  char dir[1024];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  char sub[1100];
+  snprintf(sub, sizeof sub, "%s/0_Transformer", dir);
+  assert_int_equal(bc_mkdirs(sub), 0);
+  {
+    size_t len;
+    char *c = read_tiny("config.json", &len);
+    write_bytes(sub, "config.json", c, len);
+    free(c);
+    variant v = {0};
+    write_tiny_variant(sub, &v);
+    char *v2 = vocab_variant(&len, "x1\nx2\n", 0, NULL, NULL, 0);
+    write_bytes(dir, "vocab.txt", v2, len);
+    free(v2);
+    write_text(dir, "modules.json",
+               "[{\"idx\": 0, \"name\": \"0\", \"path\": \"0_Transformer\", \"type\": "
+               "\"sentence_transformers.models.Transformer\"}]");
+  }
+  bertcl_tokenizer *tok = NULL;
+  if (bertcl_tokenizer_load(&tok, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  assert_int_equal(bertcl_tokenizer_id_bound(tok), 1397);
+  bertcl_tokenizer_free(tok);
+  expect_fail(dir, BERTCL_ERR_FORMAT, "vocab.txt: the tokenizer produces token ids up to 1396",
+              "is 1395: ids 1395..1396 have no row in the model's word-embedding table");
+  expect_fail(dir, BERTCL_ERR_FORMAT, "the row count of", "embeddings.word_embeddings.weight");
+  expect_cli_fail(dir, "0_Transformer/model.safetensors embeddings.word_embeddings.weight");
+  rm_rf(dir);
+
+  /* controls: a vocabulary smaller than the table loads everywhere; so does the directory
+   * without tokenizer files (ids can be given directly) */
+  new_tok_case(dir, sizeof dir);
+  size_t len;
+  char *v = vocab_variant(&len, "", 0, NULL, NULL, 1000);
+  write_bytes(dir, "vocab.txt", v, len);
+  free(v);
+  bertcl_model *m = NULL;
+  if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  bertcl_model_free(m);
+  if (bertcl_tokenizer_load(&tok, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  assert_int_equal(bertcl_tokenizer_id_bound(tok), 1000);
+  bertcl_tokenizer_free(tok);
+  char cmd[2400], *out = NULL;
+  snprintf(cmd, sizeof cmd, "'%s' info -m '%s' 2>&1 && echo hello | '%s' tokenize -m '%s' 2>&1",
+           BERTCL_BIN, dir, BERTCL_BIN, dir);
+  if (bc_test_run(cmd, &out) != 0) fail_msg("smaller vocabulary refused: %s", out);
+  free(out);
+  char p[1200];
+  snprintf(p, sizeof p, "%s/vocab.txt", dir);
+  unlink(p);
+  if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  bertcl_model_free(m);
+  rm_rf(dir);
+}
+
 /* scripts/convert_pytorch_bin.py turns a pytorch_model.bin directory into one bertcl loads
  * (skipped without Python torch + safetensors). */
 static void test_convert_pytorch_bin(void **state) {
@@ -902,6 +1142,7 @@ static void test_cli_info(void **state) {
   assert_int_equal(json_integer_value(json_object_get(o, "parameters")), 64960);
   assert_string_equal(json_string_value(json_object_get(o, "dtypes")), "F32");
   assert_string_equal(json_string_value(json_object_get(o, "model_type")), "bert");
+  assert_string_equal(json_string_value(json_object_get(o, "family")), "bert");
   assert_true(json_is_null(json_object_get(o, "pooling")));
   assert_int_equal(json_integer_value(json_object_get(o, "max_length")), 64);
   assert_true(json_is_true(json_object_get(json_object_get(o, "tokenizer"), "do_lower_case")));
@@ -950,6 +1191,7 @@ int main(void) {
       cmocka_unit_test(test_config_validation),
       cmocka_unit_test(test_hostile_safetensors),
       cmocka_unit_test(test_hostile_model),
+      cmocka_unit_test(test_hostile_tokenizer),
       cmocka_unit_test(test_convert_pytorch_bin),
       cmocka_unit_test(test_cli_info),
   };

@@ -146,7 +146,7 @@ static void test_dropout(void **state) {
   enum { N = 20000 };
   float *x = zeros_f(N), *y = zeros_f(N), *y2 = zeros_f(N), *dx = zeros_f(N);
   for (int i = 0; i < N; i++) x[i] = 1.0f + (float)(i % 13);
-  ref_dropout d = {0.25f, 0x1234abcdULL, 7, ref_dropout_id(1, REF_DROP_ATTN)};
+  ref_dropout d = {0.25f, 0x1234abcdULL, 7, bc_dropout_id(1, BC_DROP_ATTN)};
   ref_dropout_fwd(y, x, N, &d);
   ref_dropout_fwd(y2, x, N, &d);
   assert_memory_equal(y, y2, N * sizeof(float)); /* a seed reproduces the mask */
@@ -543,7 +543,7 @@ static void test_attention_bwd(void **state) {
     bc_rng r;
     bc_rng_seed(&r, seed);
     const int32_t mask[B * T] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
-    ref_dropout d = {0.2f, seed, 3, ref_dropout_id(0, REF_DROP_ATTN)};
+    ref_dropout d = {0.2f, seed, 3, bc_dropout_id(0, BC_DROP_ATTN)};
     const ref_dropout *dp = withdrop ? &d : NULL;
     float *q = rand_f(&r, n, -1.5f, 1.5f), *k = rand_f(&r, n, -1.5f, 1.5f);
     float *v = rand_f(&r, n, -1, 1), *dout = rand_f(&r, n, -1, 1);
@@ -663,7 +663,7 @@ static void test_losses(void **state) {
   for (int j = 0; j < K; j++) assert_true(dl[2 * K + j] == 0.0f); /* ignored row */
 
   float *pred = rand_f(&r, B, -2, 2), *tgt = rand_f(&r, B, -2, 2), *dp = zeros_f(B);
-  double mse = ref_mse_fwd_bwd(dp, pred, tgt, B, 1.0f);
+  double mse = bc_mse_fwd_bwd(dp, pred, tgt, B, 1.0f);
   double *td = to_d(tgt, B);
   loss_ctx m = {B, 1, NULL, td, 1.0, to_d(pred, B)};
   assert_true(fabs(mse - mse_obj(&m)) < 1e-9);
@@ -679,8 +679,8 @@ static void test_schedule_clip_adamw(void **state) {
   (void)state;
   /* get_linear_schedule_with_warmup(warmup 2, total 6): 0, .5, 1, .75, .5, .25, 0, 0 */
   const float want[8] = {0.0f, 0.5f, 1.0f, 0.75f, 0.5f, 0.25f, 0.0f, 0.0f};
-  for (int s = 0; s < 8; s++) assert_true(fabsf(ref_lr_linear(s, 2, 6, 2.0f) - 2.0f * want[s]) < 1e-7f);
-  assert_true(ref_lr_linear(0, 0, 3, 1.0f) == 1.0f); /* no warm-up */
+  for (int s = 0; s < 8; s++) assert_true(fabsf(bc_lr_linear(s, 2, 6, 2.0f) - 2.0f * want[s]) < 1e-7f);
+  assert_true(bc_lr_linear(0, 0, 3, 1.0f) == 1.0f); /* no warm-up */
 
   /* clip_grad_norm_: norm 5 clipped to 1 scales by 1 / (5 + 1e-6); a norm below is untouched */
   float g[2] = {3.0f, 4.0f};
@@ -713,7 +713,7 @@ static void test_schedule_clip_adamw(void **state) {
 static double model_loss(const bc_config *cfg, const bc_weights *w, float *flat, size_t i,
                          float delta, int K, const int32_t *ids, const int32_t *types,
                          const int32_t *mask, const int32_t *labels, const float *targets, int B,
-                         int T, const ref_dropout_cfg *drop) {
+                         int T, const bc_dropout_cfg *drop) {
   float x0 = flat[i];
   flat[i] = x0 + delta;
   double loss = NAN;
@@ -728,19 +728,19 @@ static double model_loss(const bc_config *cfg, const bc_weights *w, float *flat,
  * Five-point central differences in fp32 (step h, relative to max(1, |p|)): the loss is a double
  * sum of fp32 logits, so the difference carries ~1e-7 of rounding noise; the tolerance says it.
  * Returns 1 when all pass. */
-static int model_fd(const char *model, const bc_config *cfg, const ref_layout *lay, float *flat,
+static int model_fd(const char *model, const bc_config *cfg, const bc_layout *lay, float *flat,
                     const float *grad, int K, const int32_t *ids, const int32_t *types,
                     const int32_t *mask, const int32_t *labels, const float *targets, int B, int T,
-                    const ref_dropout_cfg *drop, float h, double atol, double rtol,
+                    const bc_dropout_cfg *drop, float h, double atol, double rtol,
                     uint64_t seed) {
   bc_weights w;
-  assert_int_equal(ref_weights_bind(&w, lay, flat), BERTCL_OK);
+  assert_int_equal(bc_weights_bind(&w, lay, flat), BERTCL_OK);
   bc_rng r;
   bc_rng_seed(&r, seed);
   int ok = 1, checked = 0;
   double worst = 0.0, worst_rel = 0.0;
   for (int ti = 0; ti < lay->count; ti++) {
-    const ref_tensor *t = &lay->t[ti];
+    const bc_tensor *t = &lay->t[ti];
     size_t big = 0;
     for (size_t e = 0; e < t->numel; e++)
       if (fabsf(grad[t->offset + e]) > fabsf(grad[t->offset + big])) big = e;
@@ -768,7 +768,7 @@ static int model_fd(const char *model, const bc_config *cfg, const ref_layout *l
   }
   printf("  %s: %d sampled parameters, max |analytic - fd| = %.3g, max rel (|fd| > atol) %.3g\n",
          model, checked, worst, worst_rel);
-  ref_weights_unbind(&w);
+  bc_weights_unbind(&w);
   return ok;
 }
 
@@ -790,11 +790,11 @@ static void test_cls_fd_random(void **state) {
   uint64_t seed = 900;
   bc_rng r;
   bc_rng_seed(&r, seed);
-  ref_layout lay;
-  assert_int_equal(ref_layout_init(&lay, &cfg, K, 1), BERTCL_OK);
+  bc_layout lay;
+  assert_int_equal(bc_layout_init(&lay, &cfg, K, 1), BERTCL_OK);
   float *flat = zeros_f(lay.total), *grad = zeros_f(lay.total);
   for (int i = 0; i < lay.count; i++) {
-    const ref_tensor *t = &lay.t[i];
+    const bc_tensor *t = &lay.t[i];
     int is_ln_w = strstr(t->name, "LayerNorm.weight") != NULL;
     float a = t->ndim == 2 ? 0.45f : 0.2f;
     for (size_t e = 0; e < t->numel; e++)
@@ -807,11 +807,11 @@ static void test_cls_fd_random(void **state) {
     mask[i] = !(i / T == 1 && i % T >= 5) && !(i / T == 2 && i % T >= 3);
   }
   const int32_t labels[B] = {2, 0, 1};
-  ref_dropout_cfg drop = {0.1f, 0.1f, 0.1f, seed, 5};
+  bc_dropout_cfg drop = {0.1f, 0.1f, 0.1f, seed, 5};
   bc_weights w;
-  ref_grads g;
-  assert_int_equal(ref_weights_bind(&w, &lay, flat), BERTCL_OK);
-  assert_int_equal(ref_grads_bind(&g, &lay, grad), BERTCL_OK);
+  bc_grads g;
+  assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
+  assert_int_equal(bc_grads_bind(&g, &lay, grad), BERTCL_OK);
   double loss = 0.0;
   assert_int_equal(ref_cls_fwd_bwd(&cfg, &w, K, ids, types, mask, labels, NULL, B, T, &drop, 1.0f,
                                    &g, &loss, NULL),
@@ -820,29 +820,29 @@ static void test_cls_fd_random(void **state) {
   int ok = model_fd("random model, dropout 0.1", &cfg, &lay, flat, grad, K, ids, types, mask,
                     labels, NULL, B, T, &drop, 1e-2f, 2e-5, 2e-3, seed);
   /* regression head (K = 1) on the same encoder */
-  ref_layout lay1;
-  assert_int_equal(ref_layout_init(&lay1, &cfg, 1, 1), BERTCL_OK);
+  bc_layout lay1;
+  assert_int_equal(bc_layout_init(&lay1, &cfg, 1, 1), BERTCL_OK);
   float *flat1 = zeros_f(lay1.total), *grad1 = zeros_f(lay1.total);
   memcpy(flat1, flat, lay1.total * sizeof(float)); /* the same tensors up to the classifier */
   for (size_t e = lay1.total - 17; e < lay1.total; e++) flat1[e] = bc_rng_uniform(&r, -0.5f, 0.5f);
   bc_weights w1;
-  ref_grads g1;
-  assert_int_equal(ref_weights_bind(&w1, &lay1, flat1), BERTCL_OK);
-  assert_int_equal(ref_grads_bind(&g1, &lay1, grad1), BERTCL_OK);
+  bc_grads g1;
+  assert_int_equal(bc_weights_bind(&w1, &lay1, flat1), BERTCL_OK);
+  assert_int_equal(bc_grads_bind(&g1, &lay1, grad1), BERTCL_OK);
   const float targets[B] = {0.5f, -1.0f, 2.0f};
   assert_int_equal(ref_cls_fwd_bwd(&cfg, &w1, 1, ids, types, mask, NULL, targets, B, T, &drop,
                                    1.0f, &g1, &loss, NULL),
                    BERTCL_OK);
   ok &= model_fd("random model, regression", &cfg, &lay1, flat1, grad1, 1, ids, types, mask, NULL,
                  targets, B, T, &drop, 1e-2f, 2e-5, 2e-3, seed);
-  ref_grads_unbind(&g1);
-  ref_weights_unbind(&w1);
+  bc_grads_unbind(&g1);
+  bc_weights_unbind(&w1);
   free(flat1), free(grad1);
-  ref_layout_free(&lay1);
-  ref_grads_unbind(&g);
-  ref_weights_unbind(&w);
+  bc_layout_free(&lay1);
+  bc_grads_unbind(&g);
+  bc_weights_unbind(&w);
   free(flat), free(grad);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   assert_true(ok);
 }
 
@@ -853,7 +853,7 @@ static void test_tiny_layout_names(void **state) {
   (void)state;
   tiny t;
   tiny_open(&t);
-  ref_layout lay;
+  bc_layout lay;
   float *flat = tiny_params(&t, &lay, 3, "cls");
   /* every tensor of the layout has a gradient in the fixture, with its size, and the fixture has
    * nothing else: the layout is model.named_parameters() */
@@ -872,12 +872,12 @@ static void test_tiny_layout_names(void **state) {
       fail_msg("%s: layout decay=%d but the Trainer %s it", lay.t[i].name, lay.t[i].decay,
                in_fixture ? "does not decay" : "decays");
   }
-  assert_int_equal(ref_layout_find(&lay, "bert.encoder.layer.1.output.LayerNorm.bias") >= 0, 1);
-  assert_int_equal(ref_layout_find(&lay, "no.such.tensor"), -1);
+  assert_int_equal(bc_layout_find(&lay, "bert.encoder.layer.1.output.LayerNorm.bias") >= 0, 1);
+  assert_int_equal(bc_layout_find(&lay, "no.such.tensor"), -1);
 
   /* bad calls are refused with BERTCL_ERR_INVALID_ARG */
   bc_weights w;
-  assert_int_equal(ref_weights_bind(&w, &lay, flat), BERTCL_OK);
+  assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
   int32_t bad[4] = {0, 3, 1, 2}; /* label 3 with num_labels 3 */
   double loss;
   assert_int_equal(ref_cls_fwd_bwd(&t.cfg, &w, 3, t.ids, t.types, t.mask, bad, NULL, t.B, t.T,
@@ -894,22 +894,22 @@ static void test_tiny_layout_names(void **state) {
   assert_int_equal(ref_cls_fwd_bwd(&t.cfg, &nocls, 3, t.ids, t.types, t.mask, t.labels, NULL, t.B,
                                    t.T, NULL, 1.0f, NULL, &loss, NULL),
                    BERTCL_ERR_INVALID_ARG);
-  ref_weights_unbind(&w); /* nocls shares its layer array */
+  bc_weights_unbind(&w); /* nocls shares its layer array */
   free(flat);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   tiny_close(&t);
 }
 
 static void tiny_grad_case(int K, const char *prefix) {
   tiny t;
   tiny_open(&t);
-  ref_layout lay;
+  bc_layout lay;
   float *flat = tiny_params(&t, &lay, K, prefix);
   float *grad = zeros_f(lay.total), *logits = zeros_f((size_t)t.B * K);
   bc_weights w;
-  ref_grads g;
-  assert_int_equal(ref_weights_bind(&w, &lay, flat), BERTCL_OK);
-  assert_int_equal(ref_grads_bind(&g, &lay, grad), BERTCL_OK);
+  bc_grads g;
+  assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
+  assert_int_equal(bc_grads_bind(&g, &lay, grad), BERTCL_OK);
   double loss = 0.0;
   assert_int_equal(ref_cls_fwd_bwd(&t.cfg, &w, K, t.ids, t.types, t.mask, K > 1 ? t.labels : NULL,
                                    K == 1 ? t.targets : NULL, t.B, t.T, NULL, 1.0f, &g, &loss,
@@ -936,10 +936,10 @@ static void tiny_grad_case(int K, const char *prefix) {
                  grad, K, t.ids, t.types, t.mask, K > 1 ? t.labels : NULL,
                  K == 1 ? t.targets : NULL, t.B, t.T, NULL, 1e-2f, 2e-5, 5e-3, 1000 + (uint64_t)K);
   free(want_loss), free(want_logits);
-  ref_grads_unbind(&g);
-  ref_weights_unbind(&w);
+  bc_grads_unbind(&g);
+  bc_weights_unbind(&w);
   free(flat), free(grad), free(logits);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   tiny_close(&t);
   assert_true(ok);
 }
@@ -958,13 +958,13 @@ static void test_tiny_adamw_steps(void **state) {
   (void)state;
   tiny t;
   tiny_open(&t);
-  ref_layout lay;
+  bc_layout lay;
   float *flat = tiny_params(&t, &lay, 3, "cls");
   float *grad = zeros_f(lay.total), *m = zeros_f(lay.total), *v = zeros_f(lay.total);
   bc_weights w;
-  ref_grads g;
-  assert_int_equal(ref_weights_bind(&w, &lay, flat), BERTCL_OK);
-  assert_int_equal(ref_grads_bind(&g, &lay, grad), BERTCL_OK);
+  bc_grads g;
+  assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
+  assert_int_equal(bc_grads_bind(&g, &lay, grad), BERTCL_OK);
   const float lr = (float)tiny_meta_num(&t, "lr"), wd = (float)tiny_meta_num(&t, "weight_decay");
   const float eps = (float)tiny_meta_num(&t, "eps"), max_norm = (float)tiny_meta_num(&t, "max_grad_norm");
   const char *betas = strstr(bc_st_metadata(t.fx, "adamw"), "\"betas\": [");
@@ -974,7 +974,7 @@ static void test_tiny_adamw_steps(void **state) {
   int warmup = (int)tiny_meta_num(&t, "warmup_steps"), total = (int)tiny_meta_num(&t, "total_steps");
   int accum = (int)tiny_meta_num(&t, "grad_accum");
   assert_true(total == 3 && accum >= 1 && t.B % accum == 0);
-  ref_adamw_cfg ac = {b1, b2, eps, wd};
+  bc_adamw_cfg ac = {b1, b2, eps, wd};
   float *want_loss = bc_test_fixture_f32(t.fx, "adamw.loss", 3);
   float *want_norm = bc_test_fixture_f32(t.fx, "adamw.grad_norm", 3);
   float *want_lr = bc_test_fixture_f32(t.fx, "adamw.lr", 3);
@@ -996,7 +996,7 @@ static void test_tiny_adamw_steps(void **state) {
       ok &= tiny_check_grads(&t, &lay, grad, "cls", NULL, 2e-5, 1e-4f, "ref_cls_fwd_bwd tiny-bert", "transformers", NULL);
     }
     double nrm = ref_clip_grad_norm(grad, lay.total, max_norm);
-    float lr_s = ref_lr_linear(s, warmup, total, lr);
+    float lr_s = bc_lr_linear(s, warmup, total, lr);
     printf("  step %d: loss %.9g (transformers %.9g), grad norm %.9g (%.9g), lr %g (%g)\n", s + 1,
            step_loss, (double)want_loss[s], nrm, (double)want_norm[s], (double)lr_s,
            (double)want_lr[s]);
@@ -1014,11 +1014,11 @@ static void test_tiny_adamw_steps(void **state) {
    * lr / eps * 1e-12 = 1e-7 per step. */
   double worst = 0.0, moved = 0.0;
   const char *worst_name = "";
-  ref_layout lay0;
+  bc_layout lay0;
   float *orig = tiny_params(&t, &lay0, 3, "cls");
-  ref_layout_free(&lay0);
+  bc_layout_free(&lay0);
   for (int i = 0; i < lay.count; i++) {
-    const ref_tensor *tt = &lay.t[i];
+    const bc_tensor *tt = &lay.t[i];
     char name[160], what[256];
     snprintf(name, sizeof name, "adamw.%s", tt->name);
     float *want = bc_test_fixture_f32(t.fx, name, tt->numel);
@@ -1061,10 +1061,10 @@ static void test_tiny_adamw_steps(void **state) {
          worst, worst_name, moved);
   free(orig);
   free(want_loss), free(want_norm), free(want_lr);
-  ref_grads_unbind(&g);
-  ref_weights_unbind(&w);
+  bc_grads_unbind(&g);
+  bc_weights_unbind(&w);
   free(flat), free(grad), free(m), free(v);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   tiny_close(&t);
   assert_true(ok);
 }

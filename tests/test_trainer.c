@@ -51,7 +51,7 @@ static bc_trainer *make_trainer(tiny *t, int K, const float *flat) {
 static void grad_case(int K, const char *prefix) {
   tiny t;
   if (!trainer_tiny_open(&t)) skip();
-  ref_layout lay;
+  bc_layout lay;
   float *flat = tiny_params(&t, &lay, K, prefix);
   bc_trainer *tr = make_trainer(&t, K, flat);
   float *grad = zeros_f(lay.total), *logits = zeros_f((size_t)t.B * K);
@@ -78,21 +78,21 @@ static void grad_case(int K, const char *prefix) {
   /* and against the C reference on the same inputs */
   float *rgrad = zeros_f(lay.total);
   bc_weights w;
-  ref_grads g;
-  assert_int_equal(ref_weights_bind(&w, &lay, flat), BERTCL_OK);
-  assert_int_equal(ref_grads_bind(&g, &lay, rgrad), BERTCL_OK);
+  bc_grads g;
+  assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
+  assert_int_equal(bc_grads_bind(&g, &lay, rgrad), BERTCL_OK);
   assert_int_equal(ref_cls_fwd_bwd(&t.cfg, &w, K, t.ids, t.types, t.mask,
                                    K > 1 ? t.labels : NULL, K == 1 ? t.targets : NULL, t.B, t.T,
                                    NULL, 1.0f, &g, NULL, NULL),
                    BERTCL_OK);
   ok &= tiny_check_grads(&t, &lay, grad, prefix, rgrad, 2e-5, 1e-4f, "trainer", "ref_cls_fwd_bwd", NULL);
-  ref_grads_unbind(&g);
-  ref_weights_unbind(&w);
+  bc_grads_unbind(&g);
+  bc_weights_unbind(&w);
   free(rgrad);
   free(want_loss), free(want_logits);
   bc_trainer_free(tr);
   free(flat), free(grad), free(logits);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   trainer_tiny_close(&t);
   assert_true(ok);
 }
@@ -114,7 +114,7 @@ static void test_trainer_adamw_steps(void **state) {
   (void)state;
   tiny t;
   if (!trainer_tiny_open(&t)) skip();
-  ref_layout lay;
+  bc_layout lay;
   float *flat = tiny_params(&t, &lay, 3, "cls");
   bc_trainer *tr = make_trainer(&t, 3, flat);
   const float lr = (float)tiny_meta_num(&t, "lr"), wd = (float)tiny_meta_num(&t, "weight_decay");
@@ -126,7 +126,7 @@ static void test_trainer_adamw_steps(void **state) {
   int warmup = (int)tiny_meta_num(&t, "warmup_steps"), total = (int)tiny_meta_num(&t, "total_steps");
   int accum = (int)tiny_meta_num(&t, "grad_accum");
   assert_true(total == 3 && accum >= 1 && t.B % accum == 0);
-  ref_adamw_cfg ac = {b1, b2, eps, wd};
+  bc_adamw_cfg ac = {b1, b2, eps, wd};
   float *want_loss = bc_test_fixture_f32(t.fx, "adamw.loss", 3);
   float *want_norm = bc_test_fixture_f32(t.fx, "adamw.grad_norm", 3);
   int mb = t.B / accum, ok = 1;
@@ -142,7 +142,7 @@ static void test_trainer_adamw_steps(void **state) {
       step_loss += l / accum;
     }
     double nrm = 0;
-    float lr_s = ref_lr_linear(s, warmup, total, lr);
+    float lr_s = bc_lr_linear(s, warmup, total, lr);
     TR_OK(bc_trainer_step(tr, &ac, lr_s, max_norm, s + 1, &nrm));
     printf("  step %d: loss %.9g (transformers %.9g), grad norm %.9g (%.9g), lr %g\n", s + 1,
            step_loss, (double)want_loss[s], nrm, (double)want_norm[s], (double)lr_s);
@@ -155,7 +155,7 @@ static void test_trainer_adamw_steps(void **state) {
   double worst = 0.0;
   const char *worst_name = "";
   for (int i = 0; i < lay.count; i++) {
-    const ref_tensor *tt = &lay.t[i];
+    const bc_tensor *tt = &lay.t[i];
     char name[160], what[256];
     snprintf(name, sizeof name, "adamw.%s", tt->name);
     float *want = bc_test_fixture_f32(t.fx, name, tt->numel);
@@ -192,7 +192,7 @@ static void test_trainer_adamw_steps(void **state) {
   free(want_loss), free(want_norm);
   bc_trainer_free(tr);
   free(flat);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   trainer_tiny_close(&t);
   assert_true(ok);
 }
@@ -203,22 +203,22 @@ static void test_trainer_dropout_matches_ref(void **state) {
   (void)state;
   tiny t;
   if (!trainer_tiny_open(&t)) skip();
-  ref_layout lay;
+  bc_layout lay;
   const int K = 3;
   float *flat = tiny_params(&t, &lay, K, "cls");
   bc_trainer *tr = make_trainer(&t, K, flat);
   float *grad = zeros_f(lay.total), *rgrad = zeros_f(lay.total);
   float *logits = zeros_f((size_t)t.B * K), *rlogits = zeros_f((size_t)t.B * K);
-  ref_dropout_cfg drop = {0.1f, 0.2f, 0.15f, 0x0123456789abcdefULL, 7};
+  bc_dropout_cfg drop = {0.1f, 0.2f, 0.15f, 0x0123456789abcdefULL, 7};
   double loss = 0, rloss = 0;
   TR_OK(bc_trainer_zero_grad(tr));
   TR_OK(bc_trainer_fwd_bwd(tr, t.ids, t.types, t.mask, t.labels, NULL, t.B, t.T, &drop, 0.5f, 1,
                            &loss, logits));
   TR_OK(bc_trainer_read(tr, BC_TR_GRADS, grad));
   bc_weights w;
-  ref_grads g;
-  assert_int_equal(ref_weights_bind(&w, &lay, flat), BERTCL_OK);
-  assert_int_equal(ref_grads_bind(&g, &lay, rgrad), BERTCL_OK);
+  bc_grads g;
+  assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
+  assert_int_equal(bc_grads_bind(&g, &lay, rgrad), BERTCL_OK);
   assert_int_equal(ref_cls_fwd_bwd(&t.cfg, &w, K, t.ids, t.types, t.mask, t.labels, NULL, t.B,
                                    t.T, &drop, 0.5f, &g, &rloss, rlogits),
                    BERTCL_OK);
@@ -234,11 +234,11 @@ static void test_trainer_dropout_matches_ref(void **state) {
   ok &= bc_check_close("trainer dropout logits vs ref", logits, rlogits, (size_t)t.B * K, 2e-6f,
                        1e-5f, 0);
   ok &= tiny_check_grads(&t, &lay, grad, "dropout", rgrad, 1e-5, 1e-4f, "trainer", "ref_cls_fwd_bwd (same seed)", NULL);
-  ref_grads_unbind(&g);
-  ref_weights_unbind(&w);
+  bc_grads_unbind(&g);
+  bc_weights_unbind(&w);
   bc_trainer_free(tr);
   free(flat), free(grad), free(rgrad), free(logits), free(rlogits);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   trainer_tiny_close(&t);
   assert_true(ok);
 }
@@ -249,7 +249,7 @@ static void test_trainer_frozen_head(void **state) {
   (void)state;
   tiny t;
   if (!trainer_tiny_open(&t)) skip();
-  ref_layout lay;
+  bc_layout lay;
   const int K = 3, C = t.cfg.hidden_size;
   float *flat = tiny_params(&t, &lay, K, "cls");
   bc_trainer *tr = NULL;
@@ -267,15 +267,15 @@ static void test_trainer_frozen_head(void **state) {
   TR_OK(bc_trainer_head_fwd_bwd(tr, feats, t.labels, NULL, t.B, NULL, 1.0f, 1, &loss2, NULL));
   TR_OK(bc_trainer_read(tr, BC_TR_GRADS, grad2));
   bc_weights w;
-  ref_grads g;
-  assert_int_equal(ref_weights_bind(&w, &lay, flat), BERTCL_OK);
-  assert_int_equal(ref_grads_bind(&g, &lay, rgrad), BERTCL_OK);
+  bc_grads g;
+  assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
+  assert_int_equal(bc_grads_bind(&g, &lay, rgrad), BERTCL_OK);
   assert_int_equal(ref_cls_fwd_bwd(&t.cfg, &w, K, t.ids, t.types, t.mask, t.labels, NULL, t.B,
                                    t.T, NULL, 1.0f, &g, NULL, NULL),
                    BERTCL_OK);
   int ok = fabs(loss - loss2) <= 1e-6;
   printf("  frozen: loss %.9g, on cached features %.9g\n", loss, loss2);
-  int head0 = ref_layout_find(&lay, "bert.pooler.dense.weight");
+  int head0 = bc_layout_find(&lay, "bert.pooler.dense.weight");
   assert_true(head0 > 0);
   size_t h0 = lay.t[head0].offset;
   for (size_t e = 0; e < h0; e++)
@@ -287,13 +287,13 @@ static void test_trainer_frozen_head(void **state) {
     }
   for (int i = head0; i < lay.count; i++) {
     char what[200];
-    const ref_tensor *tt = &lay.t[i];
+    const bc_tensor *tt = &lay.t[i];
     snprintf(what, sizeof what, "frozen head grad %s vs ref_cls_fwd_bwd", tt->name);
     ok &= bc_check_close(what, grad + tt->offset, rgrad + tt->offset, tt->numel, 1e-6f, 1e-4f, 0);
     snprintf(what, sizeof what, "frozen head grad %s on cached features vs full step", tt->name);
     ok &= bc_check_close(what, grad2 + tt->offset, grad + tt->offset, tt->numel, 1e-6f, 1e-5f, 0);
   }
-  ref_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, 0.01f};
+  bc_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, 0.01f};
   TR_OK(bc_trainer_step(tr, &ac, 1e-3f, 1.0f, 1, NULL));
   TR_OK(bc_trainer_read(tr, BC_TR_PARAMS, after));
   if (memcmp(after, flat, h0 * sizeof(float))) {
@@ -304,11 +304,11 @@ static void test_trainer_frozen_head(void **state) {
     printf("FAIL frozen encoder: the head did not move\n");
     ok = 0;
   }
-  ref_grads_unbind(&g);
-  ref_weights_unbind(&w);
+  bc_grads_unbind(&g);
+  bc_weights_unbind(&w);
   bc_trainer_free(tr);
   free(flat), free(grad), free(grad2), free(rgrad), free(feats), free(after);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   trainer_tiny_close(&t);
   assert_true(ok);
 }

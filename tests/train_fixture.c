@@ -51,8 +51,8 @@ void tiny_close(tiny *t) {
   bertcl_model_free(t->m);
 }
 
-float *tiny_params(tiny *t, ref_layout *lay, int K, const char *prefix) {
-  assert_int_equal(ref_layout_init(lay, &t->cfg, K, 1), BERTCL_OK);
+float *tiny_params(tiny *t, bc_layout *lay, int K, const char *prefix) {
+  assert_int_equal(bc_layout_init(lay, &t->cfg, K, 1), BERTCL_OK);
   char name[96];
   snprintf(name, sizeof name, "%s.classifier.weight", prefix);
   float *cw = bc_test_fixture_f32(t->fx, name, (size_t)K * t->cfg.hidden_size);
@@ -63,7 +63,7 @@ float *tiny_params(tiny *t, ref_layout *lay, int K, const char *prefix) {
   w.cls_w = cw;
   w.cls_b = cb;
   float *flat = zeros_f(lay->total);
-  assert_int_equal(ref_weights_gather(flat, lay, &w), BERTCL_OK);
+  assert_int_equal(bc_weights_gather(flat, lay, &w), BERTCL_OK);
   free(cw);
   free(cb);
   return flat;
@@ -81,7 +81,7 @@ double tiny_meta_num(tiny *t, const char *key) {
   return strtod(p, NULL);
 }
 
-int tiny_check_grads(tiny *t, const ref_layout *lay, const float *grad, const char *prefix,
+int tiny_check_grads(tiny *t, const bc_layout *lay, const float *grad, const char *prefix,
                      const float *ref_flat, double a_rel, float rtol, const char *who,
                      const char *against, double *worst_rel_out) {
   int ok = 1;
@@ -103,7 +103,7 @@ int tiny_check_grads(tiny *t, const ref_layout *lay, const float *grad, const ch
   }
   double floor_atol = 1e-7 * gmax;
   for (int i = 0; i < lay->count; i++) {
-    const ref_tensor *tt = &lay->t[i];
+    const bc_tensor *tt = &lay->t[i];
     char what[256];
     double mx = 0.0;
     for (size_t e = 0; e < tt->numel; e++)

@@ -20,9 +20,9 @@ typedef struct {
 /* Loads both and checks the fixture was made from this model file (FNV-1a recorded in it). */
 void tiny_open(tiny *t);
 void tiny_close(tiny *t);
-/* Flat parameters (ref_layout order) of the tiny model with the fixture's classifier
+/* Flat parameters (bc_layout order) of the tiny model with the fixture's classifier
  * `prefix`.classifier.* for K labels. */
-float *tiny_params(tiny *t, ref_layout *lay, int K, const char *prefix);
+float *tiny_params(tiny *t, bc_layout *lay, int K, const char *prefix);
 /* A number from the fixture's "adamw" metadata (the training recipe). */
 double tiny_meta_num(tiny *t, const char *key);
 float *zeros_f(size_t n);
@@ -33,7 +33,7 @@ float *zeros_f(size_t n);
  * which is zero in exact arithmetic, the attention key bias's, holds). `who` and `against` name
  * the two sides in messages. Returns 1 when all pass; *worst_rel (may be NULL) gets the largest
  * max |diff| / max |grad| over tensors with a real gradient. */
-int tiny_check_grads(tiny *t, const ref_layout *lay, const float *grad, const char *prefix,
+int tiny_check_grads(tiny *t, const bc_layout *lay, const float *grad, const char *prefix,
                      const float *ref_flat, double a_rel, float rtol, const char *who,
                      const char *against, double *worst_rel);
 

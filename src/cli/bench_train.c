@@ -6,7 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "ref/ref_train.h"
+#include "train/layout.h"
+#include "train/recipe.h"
 #include "train/trainer.h"
 
 static double now_ms(void) {
@@ -25,7 +26,7 @@ static uint64_t next(uint64_t *s) {
 int bc_bench_train_steps(bertcl_ctx *ctx, const bc_config *cfg, int B, int T, int warmup,
                          int repeat, double *first_ms, double *step_ms, double *fwd_bwd_ms) {
   int st = BERTCL_OK;
-  ref_layout lay;
+  bc_layout lay;
   memset(&lay, 0, sizeof lay);
   bc_trainer *tr = NULL;
   float *flat = NULL;
@@ -34,7 +35,7 @@ int bc_bench_train_steps(bertcl_ctx *ctx, const bc_config *cfg, int B, int T, in
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
                    "fine-tuning step shape B=%d T=%d (at most %d positions)", B, T,
                    cfg->max_position);
-  if ((st = ref_layout_init(&lay, cfg, 2, 1)) != BERTCL_OK) {
+  if ((st = bc_layout_init(&lay, cfg, 2, 1)) != BERTCL_OK) {
     ctx->err = *bc_thread_err();
     return st;
   }
@@ -55,8 +56,8 @@ int bc_bench_train_steps(bertcl_ctx *ctx, const bc_config *cfg, int B, int T, in
   if ((st = bc_trainer_create(ctx, cfg, 2, flat, 0, &tr)) != BERTCL_OK) goto done;
   /* transformers' defaults for BertForSequenceClassification.train(): dropout 0.1 everywhere,
    * AdamW (0.9, 0.999, 1e-8), weight decay 0.01 here so the decay path runs, clip to norm 1 */
-  ref_dropout_cfg drop = {.hidden_p = 0.1f, .attn_p = 0.1f, .cls_p = 0.1f, .seed = 42};
-  ref_adamw_cfg opt = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+  bc_dropout_cfg drop = {.hidden_p = 0.1f, .attn_p = 0.1f, .cls_p = 0.1f, .seed = 42};
+  bc_adamw_cfg opt = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
   for (int r = -1; r < warmup + repeat; r++) {
     double t0 = now_ms(), loss = 0, norm = 0;
     drop.step = (uint32_t)(r + 1);
@@ -80,7 +81,7 @@ int bc_bench_train_steps(bertcl_ctx *ctx, const bc_config *cfg, int B, int T, in
   }
 done:
   bc_trainer_free(tr);
-  ref_layout_free(&lay);
+  bc_layout_free(&lay);
   free(flat);
   free(ids);
   free(labels);

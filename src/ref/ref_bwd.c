@@ -41,11 +41,6 @@ void ref_philox4x32_10(uint32_t out[4], const uint32_t ctr[4], const uint32_t ke
   out[3] = c3;
 }
 
-uint32_t ref_dropout_id(int layer, int site) {
-  if (layer < 0) return (uint32_t)site;
-  return 16u + 4u * (uint32_t)layer + (uint32_t)site;
-}
-
 int ref_dropout_keep(const ref_dropout *d, uint64_t i) {
   if (!d || d->p <= 0.0f) return 1;
   uint32_t ctr[4] = {(uint32_t)i, (uint32_t)(i >> 32), d->id, d->step};
@@ -465,17 +460,6 @@ double ref_cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int3
   return count > 0 ? total / count : NAN;
 }
 
-double ref_mse_fwd_bwd(float *dlogits, const float *logits, const float *targets, int B,
-                       float scale) {
-  double total = 0.0;
-  for (int b = 0; b < B; b++) {
-    double d = (double)logits[b] - targets[b];
-    total += d * d;
-    if (dlogits) dlogits[b] = (float)(2.0 * d / B * scale);
-  }
-  return total / B;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Clipping, schedule, AdamW                                                                   */
 
@@ -491,18 +475,6 @@ double ref_clip_grad_norm(float *g, size_t n, float max_norm) {
     }
   }
   return total;
-}
-
-float ref_lr_linear(int step, int warmup, int total, float base) {
-  double f;
-  if (step < warmup)
-    f = (double)step / (double)(warmup > 1 ? warmup : 1);
-  else {
-    int den = total - warmup > 1 ? total - warmup : 1;
-    f = (double)(total - step) / (double)den;
-    if (f < 0.0) f = 0.0;
-  }
-  return (float)(base * f);
 }
 
 void ref_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
@@ -524,10 +496,10 @@ void ref_adamw_update(float *p, const float *g, float *m, float *v, size_t n, fl
   }
 }
 
-void ref_adamw_step(float *params, const float *grads, float *m, float *v, const ref_layout *lay,
-                    const ref_adamw_cfg *cfg, float lr, int t) {
+void ref_adamw_step(float *params, const float *grads, float *m, float *v, const bc_layout *lay,
+                    const bc_adamw_cfg *cfg, float lr, int t) {
   for (int i = 0; i < lay->count; i++) {
-    const ref_tensor *tt = &lay->t[i];
+    const bc_tensor *tt = &lay->t[i];
     ref_adamw_update(params + tt->offset, grads + tt->offset, m + tt->offset, v + tt->offset,
                      tt->numel, lr, cfg->beta1, cfg->beta2, cfg->eps,
                      tt->decay ? cfg->weight_decay : 0.0f, t);

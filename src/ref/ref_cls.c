@@ -8,175 +8,6 @@
 #include "ref/ref_train.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* Layout: one X-macro table per level keeps names, shapes, decay flags and the two views       */
-/* (bc_weights, ref_grads) in step. X(field, name, rows, cols (0 = 1-D), decay)                */
-
-#define REF_EMB_TENSORS(X)                                                                     \
-  X(word_emb, "bert.embeddings.word_embeddings.weight", V, C, 1)                               \
-  X(pos_emb, "bert.embeddings.position_embeddings.weight", P, C, 1)                            \
-  X(type_emb, "bert.embeddings.token_type_embeddings.weight", TT, C, 1)                        \
-  X(emb_ln_w, "bert.embeddings.LayerNorm.weight", C, 0, 0)                                     \
-  X(emb_ln_b, "bert.embeddings.LayerNorm.bias", C, 0, 0)
-
-#define REF_LAYER_TENSORS(X)                                                                   \
-  X(q_w, "attention.self.query.weight", C, C, 1)                                               \
-  X(q_b, "attention.self.query.bias", C, 0, 0)                                                 \
-  X(k_w, "attention.self.key.weight", C, C, 1)                                                 \
-  X(k_b, "attention.self.key.bias", C, 0, 0)                                                   \
-  X(v_w, "attention.self.value.weight", C, C, 1)                                               \
-  X(v_b, "attention.self.value.bias", C, 0, 0)                                                 \
-  X(ao_w, "attention.output.dense.weight", C, C, 1)                                            \
-  X(ao_b, "attention.output.dense.bias", C, 0, 0)                                              \
-  X(ln1_w, "attention.output.LayerNorm.weight", C, 0, 0)                                       \
-  X(ln1_b, "attention.output.LayerNorm.bias", C, 0, 0)                                         \
-  X(inter_w, "intermediate.dense.weight", I, C, 1)                                             \
-  X(inter_b, "intermediate.dense.bias", I, 0, 0)                                               \
-  X(out_w, "output.dense.weight", C, I, 1)                                                     \
-  X(out_b, "output.dense.bias", C, 0, 0)                                                       \
-  X(ln2_w, "output.LayerNorm.weight", C, 0, 0)                                                 \
-  X(ln2_b, "output.LayerNorm.bias", C, 0, 0)
-
-#define REF_POOL_TENSORS(X)                                                                    \
-  X(pool_w, "bert.pooler.dense.weight", C, C, 1)                                               \
-  X(pool_b, "bert.pooler.dense.bias", C, 0, 0)
-
-#define REF_CLS_TENSORS(X)                                                                     \
-  X(cls_w, "classifier.weight", K, C, 1)                                                       \
-  X(cls_b, "classifier.bias", K, 0, 0)
-
-#define COUNT_ONE(f, n, r, c, d) +1
-
-static void add_tensor(ref_layout *lay, const char *name, int rows, int cols, int decay) {
-  ref_tensor *t = &lay->t[lay->count++];
-  snprintf(t->name, sizeof t->name, "%s", name);
-  t->ndim = cols ? 2 : 1;
-  t->shape[0] = rows;
-  t->shape[1] = cols ? cols : 0;
-  t->numel = (size_t)rows * (size_t)(cols ? cols : 1);
-  t->offset = lay->total;
-  t->decay = decay;
-  lay->total += t->numel;
-}
-
-int ref_layout_init(ref_layout *lay, const bc_config *cfg, int num_labels, int has_pooler) {
-  memset(lay, 0, sizeof *lay);
-  if (!cfg || cfg->hidden_size <= 0 || cfg->num_layers < 0 || num_labels < 0)
-    return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_layout_init: bad config or num_labels %d",
-                   num_labels);
-  int V = cfg->vocab_size, P = cfg->max_position, TT = cfg->type_vocab_size;
-  int C = cfg->hidden_size, I = cfg->intermediate_size, K = num_labels, L = cfg->num_layers;
-  int n = 0 REF_EMB_TENSORS(COUNT_ONE) + L * (0 REF_LAYER_TENSORS(COUNT_ONE)) +
-          (has_pooler ? 0 REF_POOL_TENSORS(COUNT_ONE) : 0) +
-          (K > 0 ? 0 REF_CLS_TENSORS(COUNT_ONE) : 0);
-  lay->t = calloc((size_t)n, sizeof *lay->t);
-  if (!lay->t) return bc_fail(NULL, BERTCL_ERR_NOMEM, "ref_layout_init: out of memory");
-  lay->num_layers = L;
-  lay->num_labels = K;
-  lay->has_pooler = has_pooler != 0;
-  char name[96];
-#define ADD_TOP(f, nm, r, c, d) add_tensor(lay, nm, r, c, d);
-#define ADD_LAYER(f, nm, r, c, d)                                                              \
-  snprintf(name, sizeof name, "bert.encoder.layer.%d.%s", l, nm);                             \
-  add_tensor(lay, name, r, c, d);
-  REF_EMB_TENSORS(ADD_TOP)
-  for (int l = 0; l < L; l++) {
-    REF_LAYER_TENSORS(ADD_LAYER)
-  }
-  if (has_pooler) {
-    REF_POOL_TENSORS(ADD_TOP)
-  }
-  if (K > 0) {
-    REF_CLS_TENSORS(ADD_TOP)
-  }
-#undef ADD_TOP
-#undef ADD_LAYER
-  return BERTCL_OK;
-}
-
-void ref_layout_free(ref_layout *lay) {
-  if (!lay) return;
-  free(lay->t);
-  memset(lay, 0, sizeof *lay);
-}
-
-int ref_layout_find(const ref_layout *lay, const char *name) {
-  for (int i = 0; i < lay->count; i++)
-    if (!strcmp(lay->t[i].name, name)) return i;
-  return -1;
-}
-
-/* Both views walk the tables in the layout's order, so tensor k of the walk is lay->t[k]. */
-#define BIND_VIEW(LAYER_T)                                                                    \
-  {                                                                                            \
-    memset(view, 0, sizeof *view);                                                             \
-    int L = lay->num_layers, k = 0;                                                            \
-    LAYER_T *layers = calloc((size_t)(L > 0 ? L : 1), sizeof *layers);                         \
-    if (!layers) return bc_fail(NULL, BERTCL_ERR_NOMEM, "bind: out of memory");                \
-    view->layers = layers;                                                                     \
-    REF_EMB_TENSORS(SET_TOP)                                                                   \
-    for (int l = 0; l < L; l++) {                                                              \
-      REF_LAYER_TENSORS(SET_LAYER)                                                             \
-    }                                                                                          \
-    if (lay->has_pooler) {                                                                     \
-      REF_POOL_TENSORS(SET_TOP)                                                                \
-    }                                                                                          \
-    if (lay->num_labels > 0) {                                                                 \
-      REF_CLS_TENSORS(SET_TOP)                                                                 \
-    }                                                                                          \
-    return k == lay->count ? BERTCL_OK                                                         \
-                           : bc_fail(NULL, BERTCL_ERR_INTERNAL, "bind: %d of %d", k, lay->count); \
-  }
-#define SET_TOP(f, nm, r, c, d) view->f = flat + lay->t[k++].offset;
-#define SET_LAYER(f, nm, r, c, d) layers[l].f = flat + lay->t[k++].offset;
-
-int ref_grads_bind(ref_grads *view, const ref_layout *lay, float *flat)
-    BIND_VIEW(ref_layer_grads)
-
-int ref_weights_bind(bc_weights *view, const ref_layout *lay, const float *flat)
-    BIND_VIEW(bc_layer_weights)
-
-#undef SET_TOP
-#undef SET_LAYER
-
-void ref_grads_unbind(ref_grads *g) {
-  if (!g) return;
-  free(g->layers);
-  g->layers = NULL;
-}
-
-void ref_weights_unbind(bc_weights *w) {
-  if (!w) return;
-  free(w->layers);
-  w->layers = NULL;
-}
-
-int ref_weights_gather(float *flat, const ref_layout *lay, const bc_weights *w) {
-  int k = 0;
-  const float *src;
-#define GET_TOP(f, nm, r, c, d)                                                                \
-  src = w->f;                                                                                  \
-  if (!src) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_weights_gather: %s missing", nm); \
-  memcpy(flat + lay->t[k].offset, src, lay->t[k].numel * sizeof(float));                       \
-  k++;
-#define GET_LAYER(f, nm, r, c, d)                                                              \
-  memcpy(flat + lay->t[k].offset, w->layers[l].f, lay->t[k].numel * sizeof(float));            \
-  k++;
-  REF_EMB_TENSORS(GET_TOP)
-  for (int l = 0; l < lay->num_layers; l++) {
-    REF_LAYER_TENSORS(GET_LAYER)
-  }
-  if (lay->has_pooler) {
-    REF_POOL_TENSORS(GET_TOP)
-  }
-  if (lay->num_labels > 0) {
-    REF_CLS_TENSORS(GET_TOP)
-  }
-#undef GET_TOP
-#undef GET_LAYER
-  return BERTCL_OK;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* Forward + backward                                                                          */
 
 /* Activations of one layer, all kept for the backward. */
@@ -191,7 +22,7 @@ typedef struct {
   float *t2;           /* (B*T, C) dropout(act @ out_w^T + out_b) */
 } layer_acts;
 
-static ref_dropout make_drop(const ref_dropout_cfg *d, float p, uint32_t id) {
+static ref_dropout make_drop(const bc_dropout_cfg *d, float p, uint32_t id) {
   ref_dropout r = {0.0f, 0, 0, id};
   if (d) {
     r.p = p;
@@ -210,8 +41,8 @@ static void bias_dropout(float *x, const float *bias, const ref_dropout *d, int 
 
 int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int32_t *ids,
                     const int32_t *type_ids, const int32_t *mask, const int32_t *labels,
-                    const float *targets, int B, int T, const ref_dropout_cfg *drop,
-                    float grad_scale, ref_grads *g, double *loss, float *logits_out) {
+                    const float *targets, int B, int T, const bc_dropout_cfg *drop,
+                    float grad_scale, bc_grads *g, double *loss, float *logits_out) {
   if (!cfg || !w || !ids || B <= 0 || T <= 0 || K <= 0 || (K > 1 && !labels) ||
       (K == 1 && !targets))
     return bc_fail(NULL, BERTCL_ERR_INVALID_ARG,
@@ -275,7 +106,7 @@ int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int3
   float cp = drop ? drop->cls_p : 0.0f;
 
   /* ---- forward ---- */
-  ref_dropout d_emb = make_drop(drop, hp, ref_dropout_id(-1, REF_DROP_EMB));
+  ref_dropout d_emb = make_drop(drop, hp, bc_dropout_id(-1, BC_DROP_EMB));
   ref_embedding_fwd(hidden, ids, type_ids, w->word_emb, w->pos_emb, w->type_emb, w->emb_ln_w,
                     w->emb_ln_b, eps, B, T, C);
   ref_dropout_fwd(hidden, hidden, BTC, &d_emb);
@@ -284,9 +115,9 @@ int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int3
     layer_acts *a = &la[l];
     const float *h = hidden + (size_t)l * BTC; /* (B*T, C) */
     float *hn = hidden + (size_t)(l + 1) * BTC;
-    ref_dropout d_attn = make_drop(drop, ap, ref_dropout_id(l, REF_DROP_ATTN));
-    ref_dropout d_ao = make_drop(drop, hp, ref_dropout_id(l, REF_DROP_ATTN_OUT));
-    ref_dropout d_ffn = make_drop(drop, hp, ref_dropout_id(l, REF_DROP_FFN_OUT));
+    ref_dropout d_attn = make_drop(drop, ap, bc_dropout_id(l, BC_DROP_ATTN));
+    ref_dropout d_ao = make_drop(drop, hp, bc_dropout_id(l, BC_DROP_ATTN_OUT));
+    ref_dropout d_ffn = make_drop(drop, hp, bc_dropout_id(l, BC_DROP_FFN_OUT));
     ref_linear_fwd(a->q, h, lw->q_w, lw->q_b, (int)BT, C, C);
     ref_linear_fwd(a->k, h, lw->k_w, lw->k_b, (int)BT, C, C);
     ref_linear_fwd(a->v, h, lw->v_w, lw->v_b, (int)BT, C, C);
@@ -303,11 +134,11 @@ int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int3
   }
   const float *hL = hidden + (size_t)L * BTC;
   ref_pooler_fwd(pooled, hL, w->pool_w, w->pool_b, B, T, C);
-  ref_dropout d_cls = make_drop(drop, cp, ref_dropout_id(-1, REF_DROP_CLS));
+  ref_dropout d_cls = make_drop(drop, cp, bc_dropout_id(-1, BC_DROP_CLS));
   ref_dropout_fwd(pooled_d, pooled, (size_t)B * C, &d_cls);
   ref_linear_fwd(logits, pooled_d, w->cls_w, w->cls_b, B, C, K);
   double lv = K > 1 ? ref_cross_entropy_fwd_bwd(dlogits, logits, labels, B, K, grad_scale)
-                    : ref_mse_fwd_bwd(dlogits, logits, targets, B, grad_scale);
+                    : bc_mse_fwd_bwd(dlogits, logits, targets, B, grad_scale);
   if (loss) *loss = lv;
   if (logits_out) memcpy(logits_out, logits, (size_t)B * K * sizeof(float));
   if (!g) goto fail; /* forward only: done */
@@ -329,12 +160,12 @@ int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int3
   ref_pooler_bwd(dhn, g->pool_w, g->pool_b, dpooled, hL, pooled, w->pool_w, B, T, C);
   for (int l = L - 1; l >= 0; l--) {
     const bc_layer_weights *lw = &w->layers[l];
-    ref_layer_grads *lg = &g->layers[l];
+    bc_layer_grads *lg = &g->layers[l];
     layer_acts *a = &la[l];
     const float *h = hidden + (size_t)l * BTC;
-    ref_dropout d_attn = make_drop(drop, ap, ref_dropout_id(l, REF_DROP_ATTN));
-    ref_dropout d_ao = make_drop(drop, hp, ref_dropout_id(l, REF_DROP_ATTN_OUT));
-    ref_dropout d_ffn = make_drop(drop, hp, ref_dropout_id(l, REF_DROP_FFN_OUT));
+    ref_dropout d_attn = make_drop(drop, ap, bc_dropout_id(l, BC_DROP_ATTN));
+    ref_dropout d_ao = make_drop(drop, hp, bc_dropout_id(l, BC_DROP_ATTN_OUT));
+    ref_dropout d_ffn = make_drop(drop, hp, bc_dropout_id(l, BC_DROP_FFN_OUT));
     memset(dh, 0, BTC * sizeof(float));
     memset(dh1, 0, BTC * sizeof(float));
     memset(dt, 0, BTC * sizeof(float));

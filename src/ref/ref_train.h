@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "model/model.h"
+#include "train/layout.h"
+#include "train/recipe.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Dropout with a counter-based RNG                                                            */
@@ -35,15 +37,10 @@ typedef struct {
   float p;       /* drop probability */
   uint64_t seed; /* run seed */
   uint32_t step; /* optimizer step (or micro-batch counter) */
-  uint32_t id;   /* dropout site, see ref_dropout_id */
+  uint32_t id;   /* dropout site, see bc_dropout_id */
 } ref_dropout;
 
-/* Site ids used by ref_cls_fwd_bwd: ref_dropout_id(-1, site) = site for the sites outside the
- * encoder layers (embeddings output 0, classifier input 1); ref_dropout_id(l, site) =
- * 16 + 4*l + site inside layer l (attention probabilities 0, attention output 1, FFN output 2). */
-enum { REF_DROP_EMB = 0, REF_DROP_CLS = 1 };                            /* layer -1 */
-enum { REF_DROP_ATTN = 0, REF_DROP_ATTN_OUT = 1, REF_DROP_FFN_OUT = 2 }; /* layer l >= 0 */
-uint32_t ref_dropout_id(int layer, int site);
+/* Site ids: bc_dropout_id (train/recipe.h). */
 
 /* 1 when element i is kept. */
 int ref_dropout_keep(const ref_dropout *d, uint64_t i);
@@ -161,72 +158,15 @@ void ref_pooler_bwd(float *dh,              /* (B*T, C) */
  * counts). dlogits (may be NULL) receives, WRITTEN, scale * (softmax - onehot) / count. */
 double ref_cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int32_t *labels,
                                  int B, int K, float scale);
-/* Mean squared error of logits (B) (num_labels = 1) against targets (B):
- * loss = mean (logit - target)^2, dlogits = scale * 2 (logit - target) / B, WRITTEN. */
-double ref_mse_fwd_bwd(float *dlogits, const float *logits, const float *targets, int B,
-                       float scale);
+/* MSE (regression): bc_mse_fwd_bwd (train/recipe.h). */
 
-/* ------------------------------------------------------------------------------------------ */
-/* Parameters and gradients as one flat fp32 buffer with Hugging Face names                    */
-
-typedef struct {
-  char name[96];    /* "bert.encoder.layer.0.attention.self.query.weight", "classifier.bias" */
-  size_t offset;    /* into the flat buffer, in floats */
-  size_t numel;
-  int ndim;         /* 1 or 2 */
-  int64_t shape[2]; /* PyTorch shape ((out, in) for a Linear weight) */
-  int decay;        /* 1: AdamW applies weight decay. transformers' Trainer groups every bias
-                     * and every LayerNorm parameter in the no-decay group. */
-} ref_tensor;
-
-/* The parameter list of BertForSequenceClassification in model.named_parameters() order:
- * embeddings (word, position, token_type, LayerNorm), each encoder layer, the pooler when
- * present, the classifier when num_labels > 0. */
-typedef struct {
-  int count;
-  size_t total; /* floats in the flat buffer */
-  ref_tensor *t;
-  int num_layers, num_labels, has_pooler;
-} ref_layout;
-
-int ref_layout_init(ref_layout *lay, const bc_config *cfg, int num_labels, int has_pooler);
-void ref_layout_free(ref_layout *lay); /* NULL and a zeroed layout are no-ops */
-/* Index of the tensor called name, or -1. */
-int ref_layout_find(const ref_layout *lay, const char *name);
-
-/* Gradient (or mutable parameter) view: bc_weights with writable pointers into a flat buffer. */
-typedef struct {
-  float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *ao_w, *ao_b, *ln1_w, *ln1_b;
-  float *inter_w, *inter_b, *out_w, *out_b, *ln2_w, *ln2_b;
-} ref_layer_grads;
-
-typedef struct {
-  float *word_emb, *pos_emb, *type_emb, *emb_ln_w, *emb_ln_b;
-  ref_layer_grads *layers; /* (L) */
-  float *pool_w, *pool_b;  /* NULL without a pooler */
-  float *cls_w, *cls_b;    /* NULL without a classifier */
-} ref_grads;
-
-/* Point g (or w) at flat (lay->total floats). The layer arrays are malloc'd: release them with
- * ref_grads_unbind / ref_weights_unbind. Return BERTCL_OK or BERTCL_ERR_NOMEM. */
-int ref_grads_bind(ref_grads *g, const ref_layout *lay, float *flat);
-void ref_grads_unbind(ref_grads *g);
-int ref_weights_bind(bc_weights *w, const ref_layout *lay, const float *flat);
-void ref_weights_unbind(bc_weights *w);
-/* Copies every tensor of w named by lay into flat. Fails when w lacks one (no pooler or
- * classifier where the layout has one). */
-int ref_weights_gather(float *flat, const ref_layout *lay, const bc_weights *w);
+/* Parameters and gradients as one flat buffer: bc_layout, bc_grads and the bind/gather
+ * functions of train/layout.h. */
 
 /* ------------------------------------------------------------------------------------------ */
 /* BertForSequenceClassification: encoder -> pooler -> dropout -> classifier -> loss            */
 
-typedef struct {
-  float hidden_p; /* hidden_dropout_prob: embeddings, attention output, FFN output */
-  float attn_p;   /* attention_probs_dropout_prob */
-  float cls_p;    /* classifier_dropout (transformers: hidden_dropout_prob when null) */
-  uint64_t seed;
-  uint32_t step;  /* counter: use a fresh value for every micro-batch */
-} ref_dropout_cfg;
+/* Dropout rates and key: bc_dropout_cfg (train/recipe.h). */
 
 /* One forward and backward pass. w must have a pooler and a classifier (K = num_labels rows).
  * K > 1: cross-entropy against labels (B) (-100 ignored); K == 1: MSE against targets (B).
@@ -241,8 +181,8 @@ int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K,
                     const int32_t *mask,     /* (B, T) or NULL */
                     const int32_t *labels,   /* (B) when K > 1 */
                     const float *targets,    /* (B) when K == 1 */
-                    int B, int T, const ref_dropout_cfg *drop, float grad_scale,
-                    ref_grads *g, double *loss, float *logits /* (B, K) */);
+                    int B, int T, const bc_dropout_cfg *drop, float grad_scale,
+                    bc_grads *g, double *loss, float *logits /* (B, K) */);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Optimizer                                                                                   */
@@ -252,14 +192,7 @@ int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K,
  * min(1, max_norm / (total + 1e-6)). Returns total (before clipping). */
 double ref_clip_grad_norm(float *g, size_t n, float max_norm);
 
-/* transformers.get_linear_schedule_with_warmup: the learning rate of optimizer step `step`
- * (0-based: the first step uses step = 0) is base * step / warmup while step < warmup, then
- * base * max(0, (total - step) / max(1, total - warmup)). */
-float ref_lr_linear(int step, int warmup, int total, float base);
-
-typedef struct {
-  float beta1, beta2, eps, weight_decay; /* torch defaults 0.9, 0.999, 1e-8; Trainer's wd 0.0 */
-} ref_adamw_cfg;
+/* The schedule (bc_lr_linear) and the AdamW settings (bc_adamw_cfg): train/recipe.h. */
 
 /* torch.optim.AdamW on one tensor, step t >= 1 (the count after this step), as torch orders it:
  * p *= 1 - lr * wd; m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2;
@@ -267,7 +200,7 @@ typedef struct {
 void ref_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
                       float beta1, float beta2, float eps, float weight_decay, int t);
 /* ref_adamw_update over every tensor of the flat buffers, wd only where lay->t[i].decay. */
-void ref_adamw_step(float *params, const float *grads, float *m, float *v, const ref_layout *lay,
-                    const ref_adamw_cfg *cfg, float lr, int t);
+void ref_adamw_step(float *params, const float *grads, float *m, float *v, const bc_layout *lay,
+                    const bc_adamw_cfg *cfg, float lr, int t);
 
 #endif /* BC_REF_TRAIN_H */

@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tokenizer/tokenizer.h"
 
+#include "model/tokcheck.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -483,9 +485,11 @@ static int vocab_txt_specials(bertcl_tokenizer *tok, const char *path, json_t *c
                                      "mask_token"};
   static const char *const defaults[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
   int32_t ids[5];
+  const char *strs[5];
   for (int k = 0; k < 5; k++) {
     json_t *v = json_object_get(cfg, keys[k]);
     const char *s = v ? token_str(v) : defaults[k];
+    strs[k] = s;
     ids[k] = lookup_exact(tok, s);
     if (ids[k] >= 0) {
       int st = add_added(tok, ids[k], s, strlen(s), 1);
@@ -509,9 +513,12 @@ static int vocab_txt_specials(bertcl_tokenizer *tok, const char *path, json_t *c
   }
   tok->pad_id = ids[0] >= 0 ? ids[0] : 0;
   tok->unk_id = ids[1];
-  if (ids[2] < 0 || ids[3] < 0)
-    return bc_fail(&tok->err, BERTCL_ERR_FORMAT, "%s: [CLS] or [SEP] token not in the vocabulary",
-                   path);
+  if (ids[2] < 0 || ids[3] < 0) {
+    int k = ids[2] < 0 ? 2 : 3;
+    return bc_fail(&tok->err, BERTCL_ERR_FORMAT,
+                   "the %s '%s' (%s) is not in the vocabulary (vocab.txt)", keys[k],
+                   strs[k] ? strs[k] : "null", path);
+  }
   return tpl_bert(tok, ids[2], ids[3]);
 }
 
@@ -554,7 +561,8 @@ int bc_tok_load_files(bertcl_tokenizer **out, const char *json_path, const char 
     tok->vocab_size = tok->vocab.count;
   }
   if (tok->unk_id < 0) {
-    st = bc_fail(&tok->err, BERTCL_ERR_FORMAT, "unknown token not in the vocabulary");
+    st = bc_fail(&tok->err, BERTCL_ERR_FORMAT, "%s: the unknown token is not in the vocabulary",
+                 json_path ? json_path : vocab_path);
     goto fail;
   }
   /* default max length */
@@ -601,10 +609,25 @@ int bertcl_tokenizer_load(bertcl_tokenizer **out, const char *dir) {
     snprintf(p[i], n, "%s/%s", dir, names[i]);
   }
   int st;
-  if (!file_exists(p[0]) && !file_exists(p[1]))
+  if (!file_exists(p[0]) && !file_exists(p[1])) {
     st = bc_fail(NULL, BERTCL_ERR_MISSING, "%s: no tokenizer.json and no vocab.txt", dir);
-  else
-    st = bc_tok_load_files(out, file_exists(p[0]) ? p[0] : NULL, p[1], p[2], p[3], p[4]);
+  } else {
+    /* the folder checks of model/tokcheck.h: the file's bytes, then the loaded tokenizer
+     * against config.json's table sizes */
+    const char *tokfile = file_exists(p[0]) ? p[0] : p[1];
+    st = bc_tokfile_precheck(NULL, tokfile);
+    if (st == BERTCL_OK)
+      st = bc_tok_load_files(out, file_exists(p[0]) ? p[0] : NULL, p[1], p[2], p[3], p[4]);
+    if (st == BERTCL_OK) {
+      bc_tok_limits lim;
+      bc_tok_limits_from_config(p[3], &lim);
+      st = bc_tokenizer_check(NULL, *out, tokfile, &lim);
+      if (st != BERTCL_OK) {
+        bertcl_tokenizer_free(*out);
+        *out = NULL;
+      }
+    }
+  }
   for (int i = 0; i < 5; i++) free(p[i]);
   return st;
 }

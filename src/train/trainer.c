@@ -35,7 +35,7 @@ struct bc_trainer {
   bertcl_ctx *ctx;
   bc_config cfg;
   int K, freeze;
-  ref_layout lay;
+  bc_layout lay;
   size_t *doff;      /* (count) device offset of each tensor, in floats */
   size_t *glen;      /* (count) floats of the group a tensor heads; 0 for a packed member */
   size_t dev_total;  /* floats of each flat device buffer */
@@ -55,7 +55,7 @@ struct bc_trainer {
   float *host_logits; /* (cap_B * K) */
 };
 
-const ref_layout *bc_trainer_layout(const bc_trainer *tr) { return &tr->lay; }
+const bc_layout *bc_trainer_layout(const bc_trainer *tr) { return &tr->lay; }
 
 #define P(i) (tr->sub[0][(i)])
 #define G(i) (tr->sub[1][(i)])
@@ -91,7 +91,7 @@ static int k_layernorm(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem w, cl_mem b,
 
 /* out = dropout(x + bias) (+ res) for site id; drop NULL or p == 0: no dropout. */
 static int k_bias_dropout_res(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem bias, cl_mem res,
-                              const ref_dropout_cfg *drop, float p, uint32_t id, int N, int C) {
+                              const bc_dropout_cfg *drop, float p, uint32_t id, int N, int C) {
   cl_int has_res = res != NULL;
   cl_mem r = res ? res : x;
   float pp = drop ? p : 0.0f;
@@ -103,7 +103,7 @@ static int k_bias_dropout_res(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem bias,
 }
 
 /* In place dropout (forward, and its own backward) when active. */
-static int dropout(bc_trainer *tr, cl_mem x, const ref_dropout_cfg *drop, float p, uint32_t id,
+static int dropout(bc_trainer *tr, cl_mem x, const bc_dropout_cfg *drop, float p, uint32_t id,
                    size_t n) {
   if (!drop || p <= 0.0f) return BERTCL_OK;
   return bc_op_dropout(tr->ctx, &tr->tops, x, x, p, drop->seed, drop->step, id, n);
@@ -176,7 +176,7 @@ void bc_trainer_free(bc_trainer *tr) {
   bc_train_ops_free(&tr->tops);
   free(tr->doff);
   free(tr->glen);
-  ref_layout_free(&tr->lay);
+  bc_layout_free(&tr->lay);
   free(tr);
 }
 
@@ -186,7 +186,7 @@ static int pool_base(const bc_trainer *tr) { return 5 + T_PER_LAYER * tr->cfg.nu
 /* Device placement: every group starts at an offset aligned for a sub-buffer; Q, K, V weights
  * (and biases) of a layer are packed one after the other inside one group. */
 static void place(bc_trainer *tr, size_t align_f) {
-  const ref_layout *lay = &tr->lay;
+  const bc_layout *lay = &tr->lay;
   size_t at = 0;
   for (int i = 0; i < lay->count; i++) {
     int rel = i >= 5 && i < pool_base(tr) ? (i - 5) % T_PER_LAYER : -1;
@@ -235,6 +235,7 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, int num_labels,
     return bc_fail(&ctx->err, BERTCL_ERR_UNSUPPORTED,
                    "unsupported shape: hidden %d, heads %d, layers %d", c->hidden_size,
                    c->num_heads, c->num_layers);
+  if ((st = bc_config_require_bert(&ctx->err, c, "trainer")) != BERTCL_OK) return st;
   bc_trainer *tr = calloc(1, sizeof *tr);
   if (!tr) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
   tr->ctx = ctx;
@@ -243,7 +244,7 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, int num_labels,
   tr->freeze = freeze_encoder != 0;
   tr->wg = bc_row_work_group(ctx);
   int L = c->num_layers;
-  if ((st = ref_layout_init(&tr->lay, cfg, num_labels, 1)) != BERTCL_OK) {
+  if ((st = bc_layout_init(&tr->lay, cfg, num_labels, 1)) != BERTCL_OK) {
     bc_fail(&ctx->err, st, "%s", bertcl_last_error(NULL));
     goto fail;
   }
@@ -299,7 +300,7 @@ fail:
 /* ---- host transfers --------------------------------------------------------------------- */
 
 /* Copies every tensor of buffer `which` between the device (aligned groups) and a host flat
- * buffer (ref_layout offsets), in the direction `write`. */
+ * buffer (bc_layout offsets), in the direction `write`. */
 static int transfer(bc_trainer *tr, int which, float *flat, int write, const char *fn) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK;
@@ -414,7 +415,7 @@ fail:
 
 /* ---- forward + backward ----------------------------------------------------------------- */
 
-static int forward_encoder(bc_trainer *tr, int B, int T, const ref_dropout_cfg *drop) {
+static int forward_encoder(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop) {
   bertcl_ctx *ctx = tr->ctx;
   const bc_config *c = &tr->cfg;
   int st = BERTCL_OK;
@@ -427,7 +428,7 @@ static int forward_encoder(bc_trainer *tr, int B, int T, const ref_dropout_cfg *
                                    KARG(P(1)), KARG(P(2)), KARG(N), KARG(T), KARG(C)},
                        9, (size_t)N * C, 64));
   BC_TRY(k_layernorm(tr, tr->h[0], tr->xin_e, P(3), P(4), N));
-  BC_TRY(dropout(tr, tr->h[0], drop, hp, ref_dropout_id(-1, REF_DROP_EMB), (size_t)N * C));
+  BC_TRY(dropout(tr, tr->h[0], drop, hp, bc_dropout_id(-1, BC_DROP_EMB), (size_t)N * C));
   float scale = 1.0f / sqrtf((float)HS);
   size_t sTH = (size_t)T * HS, sTT = (size_t)T * T, BNH = (size_t)B * NH;
   for (int l = 0; l < L; l++) {
@@ -444,7 +445,7 @@ static int forward_encoder(bc_trainer *tr, int B, int T, const ref_dropout_cfg *
     cl_mem pr = a->probs;
     if (drop && ap > 0.0f) {
       BC_TRY(bc_op_dropout(ctx, &tr->tops, tr->pd, a->probs, ap, drop->seed, drop->step,
-                           ref_dropout_id(l, REF_DROP_ATTN), BNH * sTT));
+                           bc_dropout_id(l, BC_DROP_ATTN), BNH * sTT));
       pr = tr->pd;
     }
     BC_TRY(gemm_heads(tr, 0, 0, T, HS, T, pr, T, sTT, a->v, HS, sTH, tr->ctxh, HS, sTH, BNH));
@@ -452,7 +453,7 @@ static int forward_encoder(bc_trainer *tr, int B, int T, const ref_dropout_cfg *
     BC_TRY(bc_linear(ctx, tr->proj, 0, a->ctx, 0, tr->buf[0], OFF(lb + T_AOW), (size_t)N,
                      (size_t)C, (size_t)C));
     BC_TRY(k_bias_dropout_res(tr, a->xin1, tr->proj, P(lb + T_AOB), h, drop, hp,
-                              ref_dropout_id(l, REF_DROP_ATTN_OUT), N, C));
+                              bc_dropout_id(l, BC_DROP_ATTN_OUT), N, C));
     BC_TRY(k_layernorm(tr, a->h1, a->xin1, P(lb + T_LN1W), P(lb + T_LN1B), N));
     BC_TRY(bc_linear(ctx, a->pre, 0, a->h1, 0, tr->buf[0], OFF(lb + T_IW), (size_t)N, (size_t)C,
                      (size_t)I));
@@ -461,7 +462,7 @@ static int forward_encoder(bc_trainer *tr, int B, int T, const ref_dropout_cfg *
     BC_TRY(bc_linear(ctx, tr->proj, 0, a->act, 0, tr->buf[0], OFF(lb + T_OW), (size_t)N,
                      (size_t)I, (size_t)C));
     BC_TRY(k_bias_dropout_res(tr, a->xin2, tr->proj, P(lb + T_OB), a->h1, drop, hp,
-                              ref_dropout_id(l, REF_DROP_FFN_OUT), N, C));
+                              bc_dropout_id(l, BC_DROP_FFN_OUT), N, C));
     BC_TRY(k_layernorm(tr, tr->h[l + 1], a->xin2, P(lb + T_LN2W), P(lb + T_LN2B), N));
   }
   return BERTCL_OK;
@@ -470,7 +471,7 @@ fail:
 }
 
 /* pooled (B, C) = tanh(h_L[b, 0] @ Wp^T + bp) (rows of h_L at stride T*C), logits (B, K). */
-static int forward_head(bc_trainer *tr, int B, int T, const ref_dropout_cfg *drop) {
+static int forward_head(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK;
   int L = tr->cfg.num_layers, C = tr->cfg.hidden_size, K = tr->K;
@@ -480,7 +481,7 @@ static int forward_head(bc_trainer *tr, int B, int T, const ref_dropout_cfg *dro
               tr->buf[0], OFF(pb), (size_t)C, tr->pooled, 0, (size_t)C));
   BC_TRY(bc_op_bias_act(ctx, &tr->ops, tr->pooled, P(pb + 1), BC_ACT_TANH_, B, C));
   BC_TRY(copy(tr, tr->pooled_d, tr->pooled, (size_t)B * C));
-  BC_TRY(dropout(tr, tr->pooled_d, drop, cp, ref_dropout_id(-1, REF_DROP_CLS), (size_t)B * C));
+  BC_TRY(dropout(tr, tr->pooled_d, drop, cp, bc_dropout_id(-1, BC_DROP_CLS), (size_t)B * C));
   BC_TRY(bc_linear(ctx, tr->logits, 0, tr->pooled_d, 0, tr->buf[0], OFF(pb + 2), (size_t)B,
                    (size_t)C, (size_t)K));
   BC_TRY(k_bias_dropout_res(tr, tr->logits, tr->logits, P(pb + 3), NULL, NULL, 0.0f, 0, B, K));
@@ -490,7 +491,7 @@ fail:
 }
 
 /* Head backward: classifier and pooler gradients, dpooled (B, C) left for the encoder. */
-static int backward_head(bc_trainer *tr, int B, int T, const ref_dropout_cfg *drop) {
+static int backward_head(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK;
   int L = tr->cfg.num_layers, C = tr->cfg.hidden_size, K = tr->K;
@@ -503,7 +504,7 @@ static int backward_head(bc_trainer *tr, int B, int T, const ref_dropout_cfg *dr
               tr->pooled_d, 0, (size_t)C, gb, OFF(pb + 2), (size_t)C));
   BC_TRY(gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)K, 0.0f, tr->dlogits, 0, (size_t)K, pbuf,
               OFF(pb + 2), (size_t)C, tr->dpooled, 0, (size_t)C));
-  BC_TRY(dropout(tr, tr->dpooled, drop, cp, ref_dropout_id(-1, REF_DROP_CLS), (size_t)B * C));
+  BC_TRY(dropout(tr, tr->dpooled, drop, cp, bc_dropout_id(-1, BC_DROP_CLS), (size_t)B * C));
   BC_TRY(bc_op_tanh_bwd(ctx, &tr->tops, tr->dpooled, tr->dpooled, tr->pooled, (size_t)B * C));
   BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(pb + 1), tr->dpooled, B, C));
   BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)B, 1.0f, tr->dpooled, 0, (size_t)C,
@@ -514,7 +515,7 @@ fail:
 }
 
 static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
-                            const ref_dropout_cfg *drop) {
+                            const bc_dropout_cfg *drop) {
   bertcl_ctx *ctx = tr->ctx;
   const bc_config *c = &tr->cfg;
   int st = BERTCL_OK;
@@ -540,7 +541,7 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
     BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(lb + T_LN2W),
                                G(lb + T_LN2B), tr->dH, a->xin2, P(lb + T_LN2W), eps, N, C));
     BC_TRY(copy(tr, tr->dh1, tr->dt, NC));
-    BC_TRY(dropout(tr, tr->dt, drop, hp, ref_dropout_id(l, REF_DROP_FFN_OUT), NC));
+    BC_TRY(dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_FFN_OUT), NC));
     BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_OB), tr->dt, N, C));
     BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)I, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->act, 0,
                 (size_t)I, gb, OFF(lb + T_OW), (size_t)I));
@@ -557,7 +558,7 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
     BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(lb + T_LN1W),
                                G(lb + T_LN1B), tr->dh1, a->xin1, P(lb + T_LN1W), eps, N, C));
     BC_TRY(copy(tr, tr->dh, tr->dt, NC));
-    BC_TRY(dropout(tr, tr->dt, drop, hp, ref_dropout_id(l, REF_DROP_ATTN_OUT), NC));
+    BC_TRY(dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_ATTN_OUT), NC));
     BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_AOB), tr->dt, N, C));
     BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->ctx, 0,
                 (size_t)C, gb, OFF(lb + T_AOW), (size_t)C));
@@ -569,7 +570,7 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
                          6, NC, 64));
     /* attention: ctx = dropout(probs) v per head */
     cl_mem pr = a->probs;
-    uint32_t aid = ref_dropout_id(l, REF_DROP_ATTN);
+    uint32_t aid = bc_dropout_id(l, BC_DROP_ATTN);
     if (drop && ap > 0.0f) {
       BC_TRY(bc_op_dropout(ctx, &tr->tops, tr->pd, a->probs, ap, drop->seed, drop->step, aid,
                            BNH * sTT));
@@ -602,7 +603,7 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
     tr->dh = tmp;
   }
   /* h0 = dropout(LN(xin_e)) */
-  BC_TRY(dropout(tr, tr->dH, drop, hp, ref_dropout_id(-1, REF_DROP_EMB), NC));
+  BC_TRY(dropout(tr, tr->dH, drop, hp, bc_dropout_id(-1, BC_DROP_EMB), NC));
   BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(3), G(4), tr->dH, tr->xin_e,
                              P(3), eps, N, C));
   BC_TRY(bc_op_embedding_bwd(ctx, &tr->tops, G(0), G(1), G(2), tr->dt, ids, tr->tts, B, T,
@@ -675,7 +676,7 @@ fail:
 }
 
 int bc_trainer_head_fwd_bwd(bc_trainer *tr, const float *feats, const int32_t *labels,
-                            const float *targets, int B, const ref_dropout_cfg *drop,
+                            const float *targets, int B, const bc_dropout_cfg *drop,
                             float grad_scale, int backward_on, double *loss, float *logits) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK, K = tr->K, C = tr->cfg.hidden_size;
@@ -703,7 +704,7 @@ fail:
 
 int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
                        const int32_t *mask, const int32_t *labels, const float *targets, int B,
-                       int T, const ref_dropout_cfg *drop, float grad_scale, int backward_on,
+                       int T, const bc_dropout_cfg *drop, float grad_scale, int backward_on,
                        double *loss, float *logits) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK, K = tr->K;
@@ -747,7 +748,7 @@ static int loss_logits(bc_trainer *tr, const int32_t *labels, const float *targe
         st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
         goto fail;
       }
-      lv = ref_mse_fwd_bwd(dl, tr->host_logits, targets, B, grad_scale);
+      lv = bc_mse_fwd_bwd(dl, tr->host_logits, targets, B, grad_scale);
       cl_int rc = clEnqueueWriteBuffer(ctx->queue, tr->dlogits, CL_TRUE, 0, (size_t)B * 4, dl, 0,
                                        NULL, NULL);
       free(dl);
@@ -761,7 +762,7 @@ fail:
   return st;
 }
 
-int bc_trainer_step(bc_trainer *tr, const ref_adamw_cfg *cfg, float lr, float max_norm, int t,
+int bc_trainer_step(bc_trainer *tr, const bc_adamw_cfg *cfg, float lr, float max_norm, int t,
                     double *norm) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK;
@@ -776,7 +777,7 @@ int bc_trainer_step(bc_trainer *tr, const ref_adamw_cfg *cfg, float lr, float ma
   }
   int first = tr->freeze ? pool_base(tr) : 0;
   for (int i = first; i < tr->lay.count; i++) {
-    const ref_tensor *tt = &tr->lay.t[i];
+    const bc_tensor *tt = &tr->lay.t[i];
     BC_TRY(bc_op_adamw(ctx, &tr->tops, tr->buf[0], tr->buf[2], tr->buf[3], tr->buf[1], OFF(i),
                        tt->numel, gscale, lr, cfg->beta1, cfg->beta2, cfg->eps,
                        tt->decay ? cfg->weight_decay : 0.0f, t));

@@ -1,26 +1,28 @@
 /* BertForSequenceClassification fine-tuning on the OpenCL device: parameters, gradients and
- * AdamW moments as flat device buffers (tensors in ref_layout order and names, each group at an
+ * AdamW moments as flat device buffers (tensors in bc_layout order and names, each group at an
  * offset aligned for sub-buffers; Q, K and V of a layer packed as one (3C, C) weight and one
  * (3C) bias, as the inference encoder uploads them), the forward pass keeping what the backward
  * needs, the backward through bc_gemm and the kernels of train/train_ops.h, cross-entropy
  * (num_labels > 1) or MSE (num_labels == 1), gradient accumulation, clipping by global norm and
- * AdamW with transformers' no-decay group. Dropout uses ref_cls_fwd_bwd's Philox sites, so a
+ * AdamW with transformers' no-decay group. Dropout uses the Philox sites of train/recipe.h, so a
  * (seed, step) reproduces the reference exactly. Twin: src/ref/ref_cls.c. */
 #ifndef BC_TRAINER_H
 #define BC_TRAINER_H
 
-#include "ref/ref_train.h"
+#include "model/model.h"
+#include "train/layout.h"
+#include "train/recipe.h"
 #include "runtime/runtime.h"
 
 typedef struct bc_trainer bc_trainer;
 
-/* Uploads params (lay->total floats in the layout's order: ref_layout_init(cfg, num_labels,
+/* Uploads params (lay->total floats in the layout's order: bc_layout_init(cfg, num_labels,
  * has_pooler = 1)); gradients and moments start at zero. freeze_encoder: the backward stops at
  * the pooler and only the pooler and classifier are updated. */
 int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, int num_labels,
                       const float *params, int freeze_encoder, bc_trainer **out);
 void bc_trainer_free(bc_trainer *tr);
-const ref_layout *bc_trainer_layout(const bc_trainer *tr);
+const bc_layout *bc_trainer_layout(const bc_trainer *tr);
 
 /* Zeroes the gradient buffer (call before the first micro-batch of an optimizer step). */
 int bc_trainer_zero_grad(bc_trainer *tr);
@@ -32,7 +34,7 @@ int bc_trainer_zero_grad(bc_trainer *tr);
  */
 int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
                        const int32_t *mask, const int32_t *labels, const float *targets, int B,
-                       int T, const ref_dropout_cfg *drop, float grad_scale, int backward,
+                       int T, const bc_dropout_cfg *drop, float grad_scale, int backward,
                        double *loss, float *logits);
 
 /* Frozen encoder: the features the head reads, h_L[:, 0] (B, C), of a batch (dropout off), and
@@ -40,12 +42,12 @@ int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_i
 int bc_trainer_features(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
                         const int32_t *mask, int B, int T, float *feats);
 int bc_trainer_head_fwd_bwd(bc_trainer *tr, const float *feats, const int32_t *labels,
-                            const float *targets, int B, const ref_dropout_cfg *drop,
+                            const float *targets, int B, const bc_dropout_cfg *drop,
                             float grad_scale, int backward_on, double *loss, float *logits);
 
 /* Clip the accumulated gradients to max_norm (<= 0: no clipping; *norm receives the norm before
  * clipping, may be NULL) and apply AdamW step t (>= 1) with learning rate lr. */
-int bc_trainer_step(bc_trainer *tr, const ref_adamw_cfg *cfg, float lr, float max_norm, int t,
+int bc_trainer_step(bc_trainer *tr, const bc_adamw_cfg *cfg, float lr, float max_norm, int t,
                     double *norm);
 
 /* Host copies in the layout's order (lay->total floats each). which: 0 params, 1 grads, 2 m,
