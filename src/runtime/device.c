@@ -355,22 +355,24 @@ int bertcl_device_select(const bertcl_device_info *list, size_t count, const cha
 }
 
 /* Resolves the cache directory: option, $BERTCL_CACHE_DIR, $XDG_CACHE_HOME/bertcl,
- * $HOME/.cache/bertcl; "off" (or no resolvable directory) disables the cache. */
-static void resolve_cache_dir(const char *opt, char *out, size_t n) {
+ * $HOME/.cache/bertcl; "off" (or no resolvable directory) disables the cache. Returns 1 when the
+ * directory is the default one (neither the option nor $BERTCL_CACHE_DIR named it). */
+static int resolve_cache_dir(const char *opt, char *out, size_t n) {
   out[0] = '\0';
   const char *v = opt;
   if (!v || !*v) v = getenv("BERTCL_CACHE_DIR");
   if (v && *v) {
     if (strcmp(v, "off") != 0) snprintf(out, n, "%s", v);
-    return;
+    return 0;
   }
   const char *xdg = getenv("XDG_CACHE_HOME");
   if (xdg && *xdg) {
     snprintf(out, n, "%s/bertcl", xdg);
-    return;
+    return 1;
   }
   const char *home = getenv("HOME");
   if (home && *home) snprintf(out, n, "%s/.cache/bertcl", home);
+  return 1;
 }
 
 int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
@@ -396,7 +398,7 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   ctx->platform = pids[idx];
   ctx->device = dids[idx];
   ctx->profiling = opt->profiling != 0;
-  resolve_cache_dir(opt->cache_dir, ctx->cache_dir, sizeof ctx->cache_dir);
+  ctx->cache_default = resolve_cache_dir(opt->cache_dir, ctx->cache_dir, sizeof ctx->cache_dir);
   {
     const char *g = opt->gemm && *opt->gemm ? opt->gemm : getenv("BERTCL_GEMM");
     if (!g || !*g) g = "auto";

@@ -60,6 +60,7 @@ struct bertcl_ctx {
   cl_command_queue queue;
   int profiling;
   char cache_dir[1024]; /* "" = cache disabled */
+  int cache_default;    /* cache_dir is the default location (not named by option or env) */
   char gemm_request[16]; /* "auto", "clblast" or "blas": bertcl_ctx_options.gemm / $BERTCL_GEMM */
   bc_program_stats stats;
   /* matrix products (gemm/gemm.h): the backend bc_gemm_ctx_init chose */
