@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole test suite (what CI runs), one stage per block below:
 #   - Release build with -Wall -Wextra -Werror, all cmocka tests through CTest on PoCL; the
-#     install checked from a temporary prefix (scripts/check-install.sh);
+#     install checked from a temporary prefix (scripts/check-install.sh); the Python module
+#     installed into a fresh virtual environment and tested (scripts/check-python.sh);
 #   - the same CTest suite on Intel's OpenCL CPU runtime, a second implementation, fetched from
 #     PyPI by scripts/install-intel-opencl.sh into .intel-opencl/ (skipped, with the reason, when
 #     it cannot be downloaded);
@@ -108,6 +109,9 @@ ctest_on "$BERTCL_TEST_DEVICE"
 stage "install into a temporary prefix"
 # examples/embed.c built out of tree (CMake, pkg-config)
 scripts/check-install.sh build
+
+stage "Python module: pip install ./python into a fresh venv, pytest"
+scripts/check-python.sh
 
 stage "Release tests on Intel's OpenCL CPU runtime"
 if [ "${BERTCL_SKIP_INTEL:-0}" = 1 ]; then
