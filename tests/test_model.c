@@ -1088,6 +1088,13 @@ static void test_hostile_tokenizer(void **state) {
   unlink(p);
   if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
   bertcl_model_free(m);
+  /* a tokenizer of a kind bertcl does not read is not a hostile one: the weights load */
+  write_text(dir, "tokenizer.json", "{\"model\": {\"type\": \"Martian\", \"vocab\": {}}}");
+  tok = (bertcl_tokenizer *)0x1;
+  assert_int_equal(bertcl_tokenizer_load(&tok, dir), BERTCL_ERR_UNSUPPORTED);
+  assert_null(tok);
+  if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  bertcl_model_free(m);
   rm_rf(dir);
 }
 
