@@ -8,6 +8,13 @@
 #include <dirent.h>
 #include <sys/wait.h>
 
+/* BERTCL_TEST_FILTER=test_x (cmocka's wildcards * and ?) runs only the matching tests of a test
+ * executable: cmocka itself reads no such variable. */
+__attribute__((constructor)) static void bc_test_filter_from_env(void) {
+  const char *f = getenv("BERTCL_TEST_FILTER");
+  if (f && *f) cmocka_set_test_filter(f);
+}
+
 bertcl_ctx *bc_test_ctx(void) {
   const char *dev = getenv("BERTCL_TEST_DEVICE");
   bertcl_ctx_options opt = {0};
@@ -208,4 +215,20 @@ int bc_test_minilm_dir(char *dir, size_t n) {
   }
   fclose(f);
   return 1;
+}
+
+int bc_test_e2e_setup(bc_test_e2e *x) {
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) return 0;
+  snprintf(x->dev, sizeof x->dev, "%s", bertcl_ctx_device(ctx)->name);
+  bertcl_ctx_free(ctx);
+  assert_int_equal(bc_test_tmpdir(x->dir, sizeof x->dir), 0);
+  bc_test_data_path(x->model, sizeof x->model, "tiny-bert");
+  return 1;
+}
+
+void bc_test_e2e_done(bc_test_e2e *x) {
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", x->dir);
+  assert_int_equal(bc_test_run(cmd, NULL), 0);
 }

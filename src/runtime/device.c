@@ -6,17 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <clblast_c.h>
-#include <stdatomic.h>
-
+#include "gemm/gemm.h"
 #include "runtime.h"
 #include "runtime/cpuinfo.h"
-
-/* Live contexts. CLBlast caches compiled programs, which retain their OpenCL context, in a
- * process-wide cache; when the last bertcl context goes, that cache is cleared so the contexts
- * are really released now, not by CLBlast's static destructors at exit (which crash some
- * OpenCL implementations, oclgrind among them, whose own state is gone by then). */
-static atomic_int live_contexts;
 
 const char *bc_cl_errname(cl_int code) {
   switch (code) {
@@ -163,14 +155,17 @@ static void fill_info(cl_platform_id p, cl_device_id d, int pi, int di, bertcl_d
   clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof o->platform_name, o->platform_name, NULL);
   clGetPlatformInfo(p, CL_PLATFORM_VERSION, sizeof o->platform_version, o->platform_version,
                     NULL);
+  clGetPlatformInfo(p, CL_PLATFORM_VENDOR, sizeof o->platform_vendor, o->platform_vendor, NULL);
   o->platform_name[sizeof o->platform_name - 1] = '\0';
   o->platform_version[sizeof o->platform_version - 1] = '\0';
+  o->platform_vendor[sizeof o->platform_vendor - 1] = '\0';
   info_str(d, CL_DEVICE_NAME, o->name, sizeof o->name);
   info_str(d, CL_DEVICE_VENDOR, o->vendor, sizeof o->vendor);
   info_str(d, CL_DEVICE_VERSION, o->version, sizeof o->version);
   info_str(d, CL_DRIVER_VERSION, o->driver_version, sizeof o->driver_version);
   trim(o->name);
   trim(o->platform_name);
+  trim(o->platform_vendor);
   cl_device_type t = 0;
   clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL);
   o->type = (t & CL_DEVICE_TYPE_GPU)           ? BERTCL_DEVICE_GPU
@@ -299,11 +294,50 @@ static int all_digits(const char *s) {
   return 1;
 }
 
+/* How a text selector matched a device; the strongest kind present among all devices decides. */
+typedef enum {
+  MATCH_NONE = 0,
+  MATCH_DEVICE,   /* part of the device's name or vendor */
+  MATCH_PLATFORM, /* part of the platform's name, vendor or version ("pocl" is in PoCL's) */
+  MATCH_EXACT     /* the whole name or vendor of the platform or the device */
+} match_kind;
+
+static const char *const match_what[] = {"", "device name or vendor",
+                                         "platform name, vendor or version",
+                                         "whole platform or device name"};
+
+static match_kind text_match(const bertcl_device_info *d, const char *sel) {
+  if (!strcasecmp(d->platform_name, sel) || !strcasecmp(d->platform_vendor, sel) ||
+      !strcasecmp(d->name, sel) || !strcasecmp(d->vendor, sel))
+    return MATCH_EXACT;
+  if (bc_icontains(d->platform_name, sel) || bc_icontains(d->platform_vendor, sel) ||
+      bc_icontains(d->platform_version, sel))
+    return MATCH_PLATFORM;
+  if (bc_icontains(d->name, sel) || bc_icontains(d->vendor, sel)) return MATCH_DEVICE;
+  return MATCH_NONE;
+}
+
+/* "  P:D name (platform, type)" lines for the devices with keep[i] set (all when keep is NULL). */
+static void device_lines(const bertcl_device_info *list, size_t count, const unsigned char *keep,
+                         char *out, size_t n) {
+  size_t off = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < count && off < n; i++) {
+    if (keep && !keep[i]) continue;
+    int w = snprintf(out + off, n - off, "%s  %d:%d %s (%s, %s)", off ? "\n" : "",
+                     list[i].platform_index, list[i].device_index, list[i].name,
+                     list[i].platform_name, type_name(list[i].type));
+    if (w < 0) break;
+    off += (size_t)w;
+  }
+}
+
 int bertcl_device_select(const bertcl_device_info *list, size_t count, const char *selector,
                          size_t *index) {
   if (!index || (!list && count)) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "NULL argument");
   const char *sel = selector;
   if (!sel || !*sel) sel = getenv("BERTCL_DEVICE");
+  const char *from = (selector && *selector) ? "" : " (from BERTCL_DEVICE)";
   if (count == 0)
     return bc_fail(NULL, BERTCL_ERR_NO_PLATFORM,
                    "no OpenCL device found: install an OpenCL driver (ICD) such as "
@@ -332,53 +366,67 @@ int bertcl_device_select(const bertcl_device_info *list, size_t count, const cha
       if (k >= 0 && (size_t)k < count) found = k;
     } else if (!strcasecmp(sel, "gpu") || !strcasecmp(sel, "cpu") ||
                !strcasecmp(sel, "accelerator")) {
+      /* a device class, like the default: its first device in the list's order */
       for (size_t i = 0; i < count && found < 0; i++)
         if (!strcasecmp(type_name(list[i].type), sel)) found = (long)i;
     } else {
-      for (size_t i = 0; i < count && found < 0; i++)
-        /* PoCL's platform is "Portable Computing Language"; "PoCL" is in its version text */
-        if (bc_icontains(list[i].name, sel) || bc_icontains(list[i].vendor, sel) ||
-            bc_icontains(list[i].platform_name, sel) ||
-            bc_icontains(list[i].platform_version, sel))
+      /* text: the strongest kind of match decides; two devices matched that way are refused */
+      match_kind best = MATCH_NONE;
+      size_t nbest = 0;
+      for (size_t i = 0; i < count; i++) {
+        match_kind m = text_match(&list[i], sel);
+        if (m == MATCH_NONE || m < best) continue;
+        if (m > best) {
+          best = m;
+          nbest = 0;
           found = (long)i;
+        }
+        nbest++;
+      }
+      if (nbest > 1) {
+        unsigned char *keep = calloc(count, 1);
+        char lines[3072];
+        if (!keep) return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < count; i++) keep[i] = text_match(&list[i], sel) == best;
+        device_lines(list, count, keep, lines, sizeof lines);
+        free(keep);
+        return bc_fail(NULL, BERTCL_ERR_NO_DEVICE,
+                       "device selector '%s'%s is ambiguous: it matches the %s of %zu devices:\n"
+                       "%s\nchoose one by its index (P:D, as 'bertcl devices' lists them) or by a "
+                       "longer part of its name",
+                       sel, from, match_what[best], nbest, lines);
+      }
     }
   }
   if (found < 0) {
     char avail[3072];
-    size_t off = 0;
-    avail[0] = '\0';
-    for (size_t i = 0; i < count && off < sizeof avail; i++) {
-      int w = snprintf(avail + off, sizeof avail - off, "%s  %d:%d %s (%s, %s)",
-                       i ? "\n" : "", list[i].platform_index, list[i].device_index, list[i].name,
-                       list[i].platform_name, type_name(list[i].type));
-      if (w < 0) break;
-      off += (size_t)w;
-    }
+    device_lines(list, count, NULL, avail, sizeof avail);
     return bc_fail(NULL, BERTCL_ERR_NO_DEVICE,
-                   "no OpenCL device matches '%s'%s; devices that exist:\n%s", sel,
-                   (selector && *selector) ? "" : " (from BERTCL_DEVICE)", avail);
+                   "no OpenCL device matches '%s'%s; devices that exist:\n%s", sel, from, avail);
   }
   *index = (size_t)found;
   return BERTCL_OK;
 }
 
 /* Resolves the cache directory: option, $BERTCL_CACHE_DIR, $XDG_CACHE_HOME/bertcl,
- * $HOME/.cache/bertcl; "off" (or no resolvable directory) disables the cache. */
-static void resolve_cache_dir(const char *opt, char *out, size_t n) {
+ * $HOME/.cache/bertcl; "off" (or no resolvable directory) disables the cache. Returns 1 when the
+ * directory is the default one (neither the option nor $BERTCL_CACHE_DIR named it). */
+static int resolve_cache_dir(const char *opt, char *out, size_t n) {
   out[0] = '\0';
   const char *v = opt;
   if (!v || !*v) v = getenv("BERTCL_CACHE_DIR");
   if (v && *v) {
     if (strcmp(v, "off") != 0) snprintf(out, n, "%s", v);
-    return;
+    return 0;
   }
   const char *xdg = getenv("XDG_CACHE_HOME");
   if (xdg && *xdg) {
     snprintf(out, n, "%s/bertcl", xdg);
-    return;
+    return 1;
   }
   const char *home = getenv("HOME");
   if (home && *home) snprintf(out, n, "%s/.cache/bertcl", home);
+  return 1;
 }
 
 int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
@@ -404,7 +452,7 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   ctx->platform = pids[idx];
   ctx->device = dids[idx];
   ctx->profiling = opt->profiling != 0;
-  resolve_cache_dir(opt->cache_dir, ctx->cache_dir, sizeof ctx->cache_dir);
+  ctx->cache_default = resolve_cache_dir(opt->cache_dir, ctx->cache_dir, sizeof ctx->cache_dir);
   {
     const char *g = opt->gemm && *opt->gemm ? opt->gemm : getenv("BERTCL_GEMM");
     if (!g || !*g) g = "auto";
@@ -422,10 +470,12 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   BC_CL_OBJ(&ctx->err, ctx->queue,
             clCreateCommandQueue(ctx->context, ctx->device,
                                  ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0, BC_RC));
+  /* the matrix-product backend; counts the context for CLBlast's cache from here on */
+  st = bc_gemm_ctx_init(ctx);
+  if (st != BERTCL_OK) goto fail;
   free(list);
   free(pids);
   free(dids);
-  atomic_fetch_add(&live_contexts, 1);
   *out = ctx;
   return BERTCL_OK;
 fail:
@@ -443,8 +493,7 @@ void bertcl_ctx_free(bertcl_ctx *ctx) {
     clFinish(ctx->queue);
     clReleaseCommandQueue(ctx->queue);
   }
-  /* a context that was fully created is counted; the last one clears CLBlast's cache */
-  if (ctx->queue && atomic_fetch_sub(&live_contexts, 1) == 1) CLBlastClearCache();
+  if (ctx->gemm) bc_gemm_ctx_release(ctx); /* the last context clears CLBlast's cache */
   if (ctx->context) clReleaseContext(ctx->context);
   free(ctx);
 }
