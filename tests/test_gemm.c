@@ -281,7 +281,7 @@ static void test_choice(void **state) {
   char *out = NULL;
   const char *dev = getenv("BERTCL_TEST_DEVICE");
   char cmd[1024];
-  snprintf(cmd, sizeof cmd, "BERTCL_BLAS=none %s devices --gemm blas --device %s", BERTCL_BIN,
+  snprintf(cmd, sizeof cmd, "BERTCL_BLAS=none %s devices --gemm blas --device '%s'", BERTCL_BIN,
            dev && *dev ? dev : "pocl");
   int rc = bc_test_run(cmd, &out);
   fprintf(stderr, "%s -> %d:\n%s", cmd, rc, out ? out : "");
@@ -289,7 +289,7 @@ static void test_choice(void **state) {
   assert_non_null(out);
   assert_non_null(strstr(out, "BERTCL_BLAS=none"));
   free(out);
-  snprintf(cmd, sizeof cmd, "BERTCL_BLAS=none %s devices --device %s", BERTCL_BIN,
+  snprintf(cmd, sizeof cmd, "BERTCL_BLAS=none %s devices --device '%s'", BERTCL_BIN,
            dev && *dev ? dev : "pocl");
   rc = bc_test_run(cmd, &out);
   assert_int_equal(rc, 0);

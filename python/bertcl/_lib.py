@@ -53,6 +53,7 @@ class DeviceInfo(Structure):
         ("is_default", c_int),
         ("fp32_peak_gflops", c_double),
         ("peak_basis", c_char * 256),
+        ("platform_vendor", c_char * 128),
     ]
 
 

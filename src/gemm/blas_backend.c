@@ -269,7 +269,8 @@ typedef struct {
 static void CL_CALLBACK probe_native(void *p) {
   const probe_args *a = p;
   int ok = a->sub == a->p + 1024;
-  for (size_t i = 0; i < a->n && ok; i++) ok = a->p[i] == 3.0f;
+  /* 3 everywhere but the sub-buffer's 512 floats, which a fill through it set to 5 */
+  for (size_t i = 0; i < a->n && ok; i++) ok = a->p[i] == (i >= 1024 && i < 1536 ? 5.0f : 3.0f);
   float *w = (float *)a->p;
   for (size_t i = 0; i < a->n; i++) w[i] = (float)i;
   *a->verdict = ok;
@@ -288,11 +289,15 @@ int bc_blas_backend_check(bertcl_ctx *ctx, char *why, size_t n) {
   if (!back) goto fail;
   buf = bc_buffer_new(ctx, CL_MEM_READ_WRITE, count * 4, NULL, &st);
   if (!buf) goto fail;
-  cl_buffer_region r = {1024 * 4, 1024 * 4};
+  /* origin 1024 floats, size 512 (origin and size differ: Intel's CPU runtime reports parent +
+   * size as a sub-buffer's CL_MEM_HOST_PTR, which bc_buffer_host_ptr does not use) */
+  cl_buffer_region r = {1024 * 4, 512 * 4};
   BC_CL_OBJ(&ctx->err, sub, clCreateSubBuffer(buf, 0, CL_BUFFER_CREATE_TYPE_REGION, &r, BC_RC));
-  const float three = 3.0f;
+  const float three = 3.0f, five = 5.0f;
   BC_CL(&ctx->err, clEnqueueFillBuffer(ctx->queue, buf, &three, sizeof three, 0, count * 4, 0,
                                        NULL, NULL));
+  BC_CL(&ctx->err, clEnqueueFillBuffer(ctx->queue, sub, &five, sizeof five, 0, 512 * 4, 0, NULL,
+                                       NULL));
   probe_args pa = {bc_buffer_host_ptr(buf), bc_buffer_host_ptr(sub), count, &verdict};
   if (!pa.p) {
     snprintf(why, n, "%s: a CL_MEM_USE_HOST_PTR buffer reports no host pointer", ctx->info.name);

@@ -409,8 +409,23 @@ cl_mem bc_buffer_create(bertcl_ctx *ctx, size_t bytes, const void *init, int *st
 
 void *bc_buffer_host_ptr(cl_mem m) {
   void *p = NULL;
-  /* NULL unless the buffer (or a sub-buffer's parent) was made with CL_MEM_USE_HOST_PTR; a
-   * sub-buffer reports its parent's pointer + origin (OpenCL 1.2, clGetMemObjectInfo) */
-  if (!m || clGetMemObjectInfo(m, CL_MEM_HOST_PTR, sizeof p, &p, NULL) != CL_SUCCESS) return NULL;
-  return p;
+  cl_mem parent = NULL;
+  size_t origin = 0;
+  if (!m) return NULL;
+  /* A sub-buffer: its parent's pointer + its origin (CL_MEM_OFFSET). Not the sub-buffer's own
+   * CL_MEM_HOST_PTR, which OpenCL 1.2 defines as the same thing but Intel's CPU runtime
+   * (2026.2) answers with parent + the sub-buffer's size. (OpenCL has no sub-buffer of a
+   * sub-buffer, so the parent is a plain buffer.) */
+  if (clGetMemObjectInfo(m, CL_MEM_ASSOCIATED_MEMOBJECT, sizeof parent, &parent, NULL) !=
+      CL_SUCCESS)
+    return NULL;
+  if (parent) {
+    if (clGetMemObjectInfo(m, CL_MEM_OFFSET, sizeof origin, &origin, NULL) != CL_SUCCESS)
+      return NULL;
+    m = parent;
+  }
+  /* NULL unless the buffer was made with CL_MEM_USE_HOST_PTR */
+  if (clGetMemObjectInfo(m, CL_MEM_HOST_PTR, sizeof p, &p, NULL) != CL_SUCCESS || !p)
+    return NULL;
+  return (char *)p + origin;
 }
