@@ -606,7 +606,8 @@ typedef struct {
 typedef struct bertcl_features bertcl_features;
 
 /* Features of n texts (pairs NULL, or pairs[i] NULL or "" for a single text). On failure *out
- * is NULL and bertcl_last_error(enc) says why. */
+ * is NULL and bertcl_last_error(enc) says why. One call at a time on an encoder (the pipeline
+ * runs its own threads inside the call); the features outlive the encoder. */
 int bertcl_extract(bertcl_encoder *enc, const bertcl_tokenizer *tok, const char *const *texts,
                    const char *const *pairs, size_t n, const bertcl_extract_options *opt,
                    bertcl_features **out);
