@@ -127,8 +127,11 @@ def run(args, env, texts, tmp):
                            capture_output=True, text=True)
         if p.returncode:
             sys.exit(p.stderr)
-        m = re.search(r"([0-9.]+) rows/s", p.stderr)
-        cli.append(float(m.group(1)))
+        # the summary line (progress lines before it carry early estimates): rows / job seconds
+        m = re.search(r"bertcl: (\d+) rows, .* batches, ([0-9.]+) s: [0-9.]+ rows/s", p.stderr)
+        if not m:
+            sys.exit(f"no summary line in bertcl extract's output:\n{p.stderr}")
+        cli.append(int(m.group(1)) / float(m.group(2)))
         out_p = os.path.join(tmp, f"py{r}.npy")
         p = subprocess.run([sys.executable, "-c", CHILD, args.model, inp, out_p,
                             str(args.batch_size), args.device], capture_output=True, text=True,

@@ -548,10 +548,10 @@ int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_toke
  * budget; features computed into device slots and read back on a second queue while the next
  * batch runs; input order restored) and keeps the features in memory instead of shard files.
  * The values are bit for bit those `bertcl extract` writes for the same texts and options: the
- * batches, and so the padded lengths the device sees, are the same. (bertcl_encode batches in
- * input order; on PoCL its values were found identical, but a device whose matrix products
- * round differently for other batch shapes may differ in the last bits. The pooler output is
- * also never normalised here, as in bertcl extract.)
+ * batches, and so the shapes of the matrix products, are the same. (bertcl_encode batches in
+ * input order: where a matrix-product backend rounds differently for other shapes, as the host
+ * BLAS does on CPU devices, its values differ in the last bits, ~2e-7 for all-MiniLM-L6-v2.
+ * The pooler output is also never normalised here, as in bertcl extract.)
  * Several outputs come from one pass: pooled sentence features of any poolings, token features,
  * word features. A text with invalid UTF-8 gives a row of NaN sentence features and no tokens
  * or words (or, with strict, an error), as a bad input line does.
@@ -606,7 +606,8 @@ typedef struct {
 typedef struct bertcl_features bertcl_features;
 
 /* Features of n texts (pairs NULL, or pairs[i] NULL or "" for a single text). On failure *out
- * is NULL and bertcl_last_error(enc) says why. */
+ * is NULL and bertcl_last_error(enc) says why. One call at a time on an encoder (the pipeline
+ * runs its own threads inside the call); the features outlive the encoder. */
 int bertcl_extract(bertcl_encoder *enc, const bertcl_tokenizer *tok, const char *const *texts,
                    const char *const *pairs, size_t n, const bertcl_extract_options *opt,
                    bertcl_features **out);

@@ -4,8 +4,9 @@
 #     the header, the CMake package, bertcl.pc) and one version everywhere (header, CMake
 #     package, pkg-config, library, CLI);
 #   - the shared library exports exactly the functions include/bertcl.h declares;
-#   - examples/embed.c built out of tree three times: find_package(bertcl) (shared),
-#     find_package(bertcl COMPONENTS static), and `pkg-config --cflags --libs bertcl`; each is run.
+#   - examples/embed.c built out of tree four times: find_package(bertcl) (shared),
+#     find_package(bertcl COMPONENTS static), `pkg-config --cflags --libs bertcl`, and the static
+#     library with `pkg-config --static` (its Libs.private); each is run.
 # Usage: scripts/check-install.sh [BUILD_DIR]   (default build/; needs a configured, built tree)
 # The examples run on $BERTCL_TEST_DEVICE (else the default device) with all-MiniLM-L6-v2 when
 # models/ has it, else the tiny test model.
@@ -77,4 +78,11 @@ run_embed "find_package(bertcl COMPONENTS static)" "$work/static/embed"
 cc -std=c11 -Wall -Werror -o "$work/embed-pc" "$root/examples/embed.c" \
   $(pkg-config --cflags --libs bertcl)
 LD_LIBRARY_PATH=$libdir run_embed "pkg-config bertcl" "$work/embed-pc"
+# the static library with bertcl.pc's Libs.private: every dependency must be listed there
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -o "$work/embed-pc-static" "$root/examples/embed.c" \
+  $(pkg-config --cflags bertcl) "$libdir/libbertcl.a" \
+  $(pkg-config --static --libs bertcl | sed 's/-lbertcl\b//')
+if ldd "$work/embed-pc-static" | grep -q libbertcl; then fail "static pkg-config build links libbertcl.so"; fi
+run_embed "pkg-config --static bertcl" "$work/embed-pc-static"
 echo "check-install: passed"

@@ -322,7 +322,10 @@ class Encoder:
             self._ctx = c_void_p()
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the library may be gone
+            pass
 
     def __enter__(self):
         return self

@@ -248,6 +248,17 @@ class PredictOptions(Structure):
     ]
 
 
+class Tagging(Structure):
+    _fields_ = [
+        ("n", c_size_t),
+        ("words", POINTER(c_char_p)),
+        ("offsets", POINTER(c_int32)),
+        ("tags", POINTER(c_int32)),
+        ("probs", POINTER(c_float)),
+        ("windows", c_size_t),
+    ]
+
+
 # int (*bertcl_progress_fn)(const bertcl_progress *p, void *user)
 ProgressFn = CFUNCTYPE(c_int, POINTER(Progress), c_void_p)
 
@@ -265,6 +276,7 @@ STRUCTS = {
     Progress: "bertcl_progress",
     FinetuneResult: "bertcl_finetune_result",
     PredictOptions: "bertcl_predict_options",
+    Tagging: "bertcl_tagging",
 }
 
 # enum and macro values (checked by the layout test too)
@@ -361,6 +373,11 @@ _FUNCS = {
         [_p, _p, POINTER(c_char_p), POINTER(c_char_p), c_size_t, c_size_t, POINTER(c_float),
          c_size_t],
     ),
+    "bertcl_tag_text": (
+        c_int, [_p, _p, c_char_p, c_size_t, c_size_t, POINTER(POINTER(Tagging))]),
+    "bertcl_tag_words": (
+        c_int, [_p, _p, POINTER(c_char_p), c_size_t, c_size_t, POINTER(POINTER(Tagging))]),
+    "bertcl_tagging_free": (None, [POINTER(Tagging)]),
     "bertcl_predict": (c_int, [_p, _p, _p, POINTER(PredictOptions), ProgressFn, c_void_p]),
     "bertcl_features_free": (None, [_p]),
     "bertcl_features_rows": (c_size_t, [_p]),

@@ -15,9 +15,14 @@ import numpy as np
 from . import _lib
 from ._api import _L, _c_strings, _check, _open, _text, _texts
 
+# as `bertcl finetune --task`
 _TASKS = {"auto": _lib.TASK_AUTO, "classification": _lib.TASK_CLASSIFICATION,
           "regression": _lib.TASK_REGRESSION, "token": _lib.TASK_TOKEN_CLASSIFICATION}
 _TASK_NAMES = {v: k for k, v in _TASKS.items()}
+_SCHEMES = {"auto": _lib.SCHEME_AUTO, "IOB1": _lib.SCHEME_IOB1, "IOB2": _lib.SCHEME_IOB2,
+            "IOBES": _lib.SCHEME_IOBES, "none": _lib.SCHEME_NONE}
+_FORMATS = {"auto": _lib.INPUT_AUTO, "text": _lib.INPUT_TEXT, "conll": _lib.INPUT_CONLL,
+            "jsonl": _lib.INPUT_JSONL}
 _EVENTS = {_lib.EVENT_INFO: "info", _lib.EVENT_LOG: "log", _lib.EVENT_EVAL: "eval",
            _lib.EVENT_STEP: "step", _lib.EVENT_DONE: "done"}
 
@@ -27,10 +32,16 @@ def _metrics(m):
         return None
     m = m.contents
     out = {"examples": int(m.examples)}
-    for k in ("accuracy", "macro_f1", "f1", "mse", "pearson", "spearman"):
+    for k in ("accuracy", "macro_f1", "f1", "mse", "pearson", "spearman", "precision", "recall",
+              "entity_f1"):
         v = getattr(m, k)
         if not math.isnan(v):
             out[k] = v
+    if m.n_types > 0:  # token classification: entity scores of each type
+        out["types"] = {
+            _text(m.type_names[i]): {"precision": m.type_precision[i], "recall": m.type_recall[i],
+                                     "f1": m.type_f1[i], "support": int(m.type_support[i])}
+            for i in range(m.n_types)}
     return out
 
 
@@ -63,9 +74,10 @@ class _Callback:
 
 
 def _write_jsonl(path, data, what):
-    """In-memory data -> a JSONL file bertcl reads: a list of dicts {"text", "text_pair",
-    "label"}, or of (text, label) / (text, text_pair, label) tuples, or a pair of lists
-    (texts, labels)."""
+    """In-memory data -> a JSONL file bertcl reads: a list of dicts ({"text", "text_pair",
+    "label"}, or {"tokens", "tags"} for token classification), or of (text, label) /
+    (text, text_pair, label) / (words, tags) tuples, or a pair of lists (texts, labels) /
+    (sentences' words, sentences' tags)."""
     if isinstance(data, tuple) and len(data) in (2, 3) and all(
             isinstance(c, (list, tuple, np.ndarray)) for c in data):
         data = list(zip(*data))
@@ -73,6 +85,9 @@ def _write_jsonl(path, data, what):
         for i, row in enumerate(data):
             if isinstance(row, dict):
                 obj = row
+            elif (isinstance(row, (tuple, list)) and len(row) == 2
+                  and isinstance(row[0], (list, tuple)) and isinstance(row[1], (list, tuple))):
+                obj = {"tokens": list(row[0]), "tags": list(row[1])}  # (words, tags)
             elif isinstance(row, (tuple, list)) and len(row) in (2, 3):
                 obj = {"text": row[0], "label": row[-1]}
                 if len(row) == 3:
@@ -89,14 +104,20 @@ def finetune(model_dir, train, output_dir, eval=None, *, device=None, task="auto
              epochs=3, lr=2e-5, batch_size=32, grad_accum=1, max_length=128, warmup_ratio=0.0,
              weight_decay=0.0, max_grad_norm=1.0, seed=42, eval_every=0, save_every=0,
              log_every=10, freeze_encoder=False, resume=False, text_column=None,
-             pair_column=None, label_column=None, callback=None, verbose=True):
-    """Fine-tunes model_dir's encoder plus a sequence-classification (or regression) head, as
-    `bertcl finetune` does, and exports output_dir (loadable by transformers'
-    AutoModelForSequenceClassification and by bertcl.Classifier).
+             pair_column=None, label_column=None, tag_column=-1, label_all_tokens=False,
+             scheme="auto", callback=None, verbose=True):
+    """Fine-tunes model_dir's encoder plus a task head, as `bertcl finetune` does, and exports
+    output_dir (loadable by transformers' AutoModelForSequenceClassification /
+    AutoModelForTokenClassification and by bertcl.Classifier).
 
-    train / eval: a file (JSONL {"text", "text_pair", "label"}, TSV or CSV with a header), or
-    the data itself: a list of dicts, of (text, label) or (text, text_pair, label) tuples, or
-    (texts, labels). Labels are names or ints (classification) or floats (regression).
+    task: "auto" (from the data), "classification", "regression", "token" (token
+    classification: NER, tagging).
+    train / eval: a file (JSONL {"text", "text_pair", "label"}, TSV or CSV with a header; for
+    token classification CoNLL columns or JSONL {"tokens", "tags"}), or the data itself: a list
+    of dicts, of (text, label) or (text, text_pair, label) tuples, of (words, tags) pairs of
+    lists, or (texts, labels). Labels are names or ints (classification) or floats
+    (regression). Token classification: tag_column (CoNLL, -1 = the last), label_all_tokens,
+    scheme ("auto", "IOB1", "IOB2", "IOBES", "none").
     callback(event) gets every event as a dict (event: "info", "log", "eval", "step", "done";
     message, step, total_steps, epoch, loss, lr, grad_norm, examples_per_s, eta_s, metrics,
     improved); returning True stops after the current step. verbose prints each line as
@@ -108,6 +129,8 @@ def finetune(model_dir, train, output_dir, eval=None, *, device=None, task="auto
     """
     if task not in _TASKS:
         raise ValueError(f"task={task!r}: 'auto', 'classification', 'regression' or 'token'")
+    if scheme not in _SCHEMES:
+        raise ValueError(f"scheme={scheme!r}: one of {', '.join(map(repr, _SCHEMES))}")
     tmp = tempfile.mkdtemp(prefix="bertcl-finetune-")
     ctx = model = tok = None
     try:
@@ -147,6 +170,9 @@ def finetune(model_dir, train, output_dir, eval=None, *, device=None, task="auto
         opt.log_every = int(log_every)
         opt.freeze_encoder = int(bool(freeze_encoder))
         opt.resume = int(bool(resume))
+        opt.tag_column = int(tag_column)
+        opt.label_all_tokens = int(bool(label_all_tokens))
+        opt.scheme = _SCHEMES[scheme]
         ctx, model, tok, _ = _open(model_dir, device)
         cb = _Callback(callback, verbose)
         res = _lib.FinetuneResult()
@@ -166,17 +192,22 @@ def finetune(model_dir, train, output_dir, eval=None, *, device=None, task="auto
 
 
 def predict(model_dir, input_file, output_file=None, *, device=None, batch_size=32,
-            max_length=None, text_column=None, pair_column=None):
+            max_length=None, text_column=None, pair_column=None, format="auto"):
     """`bertcl predict`: runs a fine-tuned directory over a file (JSONL, TSV/CSV with a header,
-    or plain text) and writes one JSON object a line ({"label": ..., "probabilities": {...}} or
-    {"score": x}) to output_file (written durably), or to standard output when it is None."""
+    CoNLL columns for token classifiers, or plain text; format "auto", "text", "conll",
+    "jsonl") and writes one JSON object a line ({"label": ..., "probabilities": {...}},
+    {"score": x}, or a sentence's words and entities; CoNLL input: its lines with the tag
+    appended) to output_file (written durably), or to standard output when it is None."""
+    if format not in _FORMATS:
+        raise ValueError(f"format={format!r}: one of {', '.join(map(repr, _FORMATS))}")
     ctx = model = tok = None
     try:
         ctx, model, tok, _ = _open(model_dir, device)
         keep = [os.fspath(x).encode() if x is not None else None
                 for x in (input_file, output_file, text_column, pair_column)]
         opt = _lib.PredictOptions(input_file=keep[0], output_file=keep[1], text_column=keep[2],
-                                  pair_column=keep[3], batch_size=int(batch_size),
+                                  pair_column=keep[3], format=_FORMATS[format],
+                                  batch_size=int(batch_size),
                                   max_length=int(max_length or 0))
         if output_file is None:
             sys.stdout.flush()
@@ -189,11 +220,15 @@ def predict(model_dir, input_file, output_file=None, *, device=None, batch_size=
 
 
 class Classifier:
-    """A fine-tuned sequence classifier (or regressor) directory on a device, as
-    `bertcl finetune` exports it (BertForSequenceClassification).
+    """A fine-tuned directory on a device, as `bertcl finetune` exports it: a sequence
+    classifier or regressor (BertForSequenceClassification) or a token classifier
+    (BertForTokenClassification).
 
-    predict_proba(texts) -> (n, num_labels) float32 probabilities (regression: (n, 1) scores);
-    predict(texts) -> the label names (regression: the scores as an (n,) array)."""
+    Sequence tasks: predict_proba(texts) -> (n, num_labels) float32 probabilities (regression:
+    (n, 1) scores); predict(texts) -> the label names (regression: the scores, an (n,) array).
+    Token classification (task "token"): tag(text or list of words) -> one dict per word
+    {"word", "tag", "probability", "start", "end"} (start/end: characters of the text; None for
+    given words); predict(texts) -> [tag(t) for t in texts]."""
 
     def __init__(self, model_dir, device=None):
         self._cls = c_void_p()
@@ -225,7 +260,10 @@ class Classifier:
             self._ctx = c_void_p()
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the library may be gone
+            pass
 
     def __enter__(self):
         return self
@@ -237,9 +275,50 @@ class Classifier:
         return (f"bertcl.Classifier({self.model_dir!r}, task={self.task!r}, "
                 f"labels={self.labels!r})")
 
-    def predict_proba(self, sentences, max_length=None):
+    def _live(self):
         if not self._cls:
             raise ValueError("this Classifier is closed")
+
+    def tag(self, text, max_length=None):
+        """Tags every word of one text (words as the tokenizer splits them) or of a list of
+        words; a text longer than max_length tokens runs in several windows."""
+        self._live()
+        if self.task != "token":
+            raise ValueError(f"tag() is for token classifiers; this is a {self.task} model "
+                             "(predict / predict_proba)")
+        t = POINTER(_lib.Tagging)()
+        ml = int(max_length or 0)
+        if isinstance(text, str):
+            b = text.encode("utf-8")
+            if b"\0" in b:
+                raise ValueError("the text holds a NUL character")
+            with self._lock:
+                st = _L.bertcl_tag_text(self._cls, self._tok, b, len(b), ml, byref(t))
+                _check(st, self._cls)
+        else:
+            words = [w.encode("utf-8") for w in text]
+            if not words or any(not w or b"\0" in w for w in words):
+                raise ValueError("tag(words): a non-empty list of non-empty words")
+            with self._lock:
+                st = _L.bertcl_tag_words(self._cls, self._tok, _c_strings(words), len(words), ml,
+                                         byref(t))
+                _check(st, self._cls)
+        try:
+            c = t.contents
+            out = []
+            for i in range(c.n):
+                a, b = c.offsets[2 * i], c.offsets[2 * i + 1]
+                out.append({"word": _text(c.words[i]), "tag": self.labels[c.tags[i]],
+                            "probability": float(c.probs[i]),
+                            "start": None if a < 0 else a, "end": None if b < 0 else b})
+            return out
+        finally:
+            _L.bertcl_tagging_free(t)
+
+    def predict_proba(self, sentences, max_length=None):
+        self._live()
+        if self.task == "token":
+            raise ValueError("a token classifier tags words: use tag() or predict()")
         texts, pairs, single = _texts(sentences)
         n, K = len(texts), self.num_labels
         out = np.zeros((n, K), np.float32)
@@ -252,6 +331,10 @@ class Classifier:
         return out[0] if single else out
 
     def predict(self, sentences, max_length=None):
+        if self.task == "token":
+            if isinstance(sentences, str):
+                return self.tag(sentences, max_length=max_length)
+            return [self.tag(s, max_length=max_length) for s in sentences]
         p = self.predict_proba(sentences, max_length=max_length)
         if self.task == "regression":
             return p[..., 0]

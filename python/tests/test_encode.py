@@ -88,7 +88,9 @@ def test_shapes(tiny, pool, layers, combine):
     assert np.isfinite(x).all()
     one = tiny.encode(texts[0], pool=pool, layers=layers, combine=combine)
     assert one.shape == (sum(per),) and one.dtype == np.float32
-    assert same_bits(one, x[0])
+    # another batch: the matrix products may round differently (host BLAS blocking), so close,
+    # not equal
+    np.testing.assert_allclose(one, x[0], rtol=1e-4, atol=1e-5)
 
 
 def test_shapes_minilm(minilm):
@@ -125,8 +127,8 @@ def test_token_embeddings_and_hidden(tiny):
 def test_pairs(tiny):
     a = tiny.encode([("a cat", "sat on a mat"), ("a dog", None)], pool="mean")
     b = tiny.encode(["a cat", "a dog"], pool="mean")
-    assert not np.array_equal(a[0], b[0])
-    assert same_bits(a[1], b[1])
+    assert not np.allclose(a[0], b[0], atol=1e-3)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-4, atol=1e-5)  # other batches
 
 
 # ---- same bits as the CLI ------------------------------------------------------------------

@@ -141,3 +141,79 @@ def test_errors(device, tmp_path):
     with pytest.raises(bertcl.BertclError) as e:  # a plain encoder has no classifier head
         bertcl.Classifier(TINY, device=device)
     assert "classifier" in str(e.value)
+
+
+# ---- token classification ---------------------------------------------------------------
+
+PER, LOC = ["john"], ["south", "north", "city"]
+OTHER = "the was in and with people music film".split()
+
+
+def ner_data(n, seed):
+    r = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        words, tags = [], []
+        for _ in range(r.randint(3, 8)):
+            x = r.random()
+            if x < 0.15:
+                words.append(r.choice(PER)), tags.append("B-PER")
+            elif x < 0.35:
+                words.append(r.choice(LOC)), tags.append("B-LOC")
+            else:
+                words.append(r.choice(OTHER)), tags.append("O")
+        rows.append((words, tags))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def ner(tmp_path_factory, device):
+    out = tmp_path_factory.mktemp("ner") / "model"
+    events = []
+    res = bertcl.finetune(TINY, ner_data(96, 1), out, eval=ner_data(32, 2), device=device,
+                          epochs=3, lr=3e-3, batch_size=16, seed=3, verbose=False,
+                          callback=events.append)
+    return out, res, events
+
+
+def test_token_finetune(ner):
+    out, res, events = ner
+    assert res["task"] == "token" and res["num_labels"] == 3
+    assert res["best_metric"] is not None and res["best_metric"] > 0.8  # entity F1
+    m = [e for e in events if e["event"] == "eval"][-1]["metrics"]
+    assert {"precision", "recall", "entity_f1", "accuracy"} <= set(m)
+    assert set(m["types"]) == {"LOC", "PER"}
+    assert all(t["support"] > 0 and 0 <= t["f1"] <= 1 for t in m["types"].values())
+
+
+def test_token_classifier(ner, device, cli, tmp_path):
+    out, _, _ = ner
+    clf = bertcl.Classifier(out, device=device)
+    assert clf.task == "token" and sorted(clf.labels) == ["B-LOC", "B-PER", "O"]
+    text = "john was in the south city"
+    tags = clf.tag(text)
+    assert [w["word"] for w in tags] == text.split()
+    assert all(text[w["start"]:w["end"]] == w["word"] for w in tags)
+    assert all(0 < w["probability"] <= 1 for w in tags)
+    want = ["B-PER", "O", "O", "O", "B-LOC", "B-LOC"]
+    assert sum(w["tag"] == t for w, t in zip(tags, want)) >= 5  # a model of 18 steps
+    given = clf.tag(text.split())
+    assert [w["tag"] for w in given] == [w["tag"] for w in tags]
+    assert all(w["start"] is None for w in given)
+    assert clf.predict([text, "the film"])[0] == tags
+    with pytest.raises(ValueError):
+        clf.predict_proba([text])
+    # bertcl.predict on CoNLL input: the input's lines with the predicted tag appended, the
+    # same tags as tag(words) and as the bertcl command
+    rows = ner_data(10, 9)
+    conll = tmp_path / "in.conll"
+    conll.write_text("\n\n".join("\n".join(w for w in words) for words, _ in rows) + "\n",
+                     encoding="utf-8")
+    a, b = tmp_path / "a.conll", tmp_path / "b.conll"
+    bertcl.predict(out, conll, a, device=device, format="conll")
+    run_cli(cli, "predict", "-m", str(out), "-i", str(conll), "-o", str(b), "--device", device)
+    assert a.read_text() == b.read_text()
+    got = [line.split()[-1] for line in a.read_text().splitlines() if line.strip()]
+    want = [w["tag"] for words, _ in rows for w in clf.tag(words)]
+    assert got == want
+    clf.close()
