@@ -17,30 +17,14 @@
 
 #include "io/durable.h"
 #include "job/job.h"
-#include "runtime/tuning.h"
+#include "gemm/tuning.h"
 #include "testutil.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-typedef struct {
-  char dir[512], model[512], dev[256];
-} env;
-
-static int setup(env *e) {
-  bertcl_ctx *ctx = bc_test_ctx();
-  if (!ctx) return 0;
-  snprintf(e->dev, sizeof e->dev, "%s", bertcl_ctx_device(ctx)->name);
-  bertcl_ctx_free(ctx);
-  assert_int_equal(bc_test_tmpdir(e->dir, sizeof e->dir), 0);
-  bc_test_data_path(e->model, sizeof e->model, "tiny-bert");
-  return 1;
-}
-
-static void done(env *e) {
-  char cmd[800];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-  assert_int_equal(bc_test_run(cmd, NULL), 0);
-}
+typedef bc_test_e2e env;
+#define setup bc_test_e2e_setup
+#define done bc_test_e2e_done
 
 /* Every file under path (a file or a directory) with its SHA-256, sorted: a malloc'd string. */
 static char *snapshot(const char *path) {
@@ -118,7 +102,7 @@ static void test_extract_outputs(void **state) {
   if (!setup(&e)) skip();
   char in[700], cmd[4096];
   snprintf(in, sizeof in, "%s/in.txt", e.dir);
-  write_corpus(in, 300);
+  write_corpus(in, 120);
   static const char *const fmts[3] = {"npy", "safetensors", "jsonl"};
   for (int i = 0; i < 3; i++) {
     char out[700];
@@ -128,15 +112,21 @@ static void test_extract_outputs(void **state) {
     /* the shards of the job succeed, the merged output fails */
     snprintf(cmd, sizeof cmd,
              "BERTCL_FAULT_WRITE_PATH='out.%s' BERTCL_FAULT_WRITE_BYTES=1000 %s extract -m '%s' "
-             "-i '%s' -o '%s' --device '%s' --pool mean --shard-rows 100 --quiet 2>&1",
+             "-i '%s' -o '%s' --device '%s' --pool mean --shard-rows 50 --quiet 2>&1",
              fmts[i], BERTCL_BIN, e.model, in, out, e.dev);
     expect_enospc(cmd);
     char *after = snapshot(out);
     expect_same(out, before, after);
     assert_int_equal(count_tmp(e.dir), 0);
-    /* the kept job finishes the output once the disk has room */
+    /* the kept job finishes the output once the disk has room (one format is enough: the
+     * same job code writes all three) */
+    if (i > 0) {
+      free(before);
+      free(after);
+      continue;
+    }
     snprintf(cmd, sizeof cmd,
-             "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean --shard-rows 100 "
+             "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean --shard-rows 50 "
              "--resume --quiet 2>&1",
              BERTCL_BIN, e.model, in, out, e.dev);
     expect_ok(cmd);
@@ -180,7 +170,7 @@ static int check_job_consistent(const char *dir) {
   return n;
 }
 
-#define JOB_OPTS "--pool cls,mean --tokens --shard-rows 100 --quiet"
+#define JOB_OPTS "--pool cls,mean --shard-rows 100 --quiet"
 
 static void test_job_shards_manifest(void **state) {
   (void)state;
@@ -188,7 +178,7 @@ static void test_job_shards_manifest(void **state) {
   if (!setup(&e)) skip();
   char in[700], a[700], b[700], c[700], am[700], bm[700], cm[700], cmd[8192];
   snprintf(in, sizeof in, "%s/in.txt", e.dir);
-  write_corpus(in, 600);
+  write_corpus(in, 400);
   snprintf(a, sizeof a, "%s/a", e.dir);
   snprintf(b, sizeof b, "%s/b", e.dir);
   snprintf(c, sizeof c, "%s/c", e.dir);
@@ -220,7 +210,7 @@ static void test_job_shards_manifest(void **state) {
   char mpc[800];
   snprintf(mpc, sizeof mpc, "%s/manifest.json", c);
   assert_true(file_size(mpc) < final_manifest);
-  assert_true(check_job_consistent(c) >= 5);
+  assert_int_equal(check_job_consistent(c), 4);
   assert_int_equal(count_tmp(c), 0);
   /* both resume to the uninterrupted bytes */
   const char *dirs[2] = {b, c}, *merged[2] = {bm, cm};
@@ -480,7 +470,7 @@ static void test_real_full_disk(void **state) {
   snprintf(small, sizeof small, "%s/small", e.dir);
   snprintf(script, sizeof script, "%s/full.sh", e.dir);
   assert_int_equal(mkdir(small, 0755), 0);
-  write_corpus(in, 1200);
+  write_corpus(in, 600);
   snprintf(cmd, sizeof cmd,
            "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean --tokens --shard-rows "
            "300 --quiet 2>&1",

@@ -57,8 +57,9 @@ static int end_sentence(bc_word_data *d, size_t *pending_docs) {
   return 0;
 }
 
-/* Frees the words of the open sentence (an error stopped the reader inside it). */
-static void drop_open(bc_word_data *d) {
+/* Frees the words of the open (unfinished) sentence: a reader that fails mid-sentence calls
+ * this before bc_word_data_free, which frees the finished sentences only. */
+static void drop_open_sentence(bc_word_data *d) {
   if (!d->start) return;
   for (size_t i = d->start[d->n]; i < d->start[d->n + 1]; i++) {
     free(d->words[i]);
@@ -205,7 +206,7 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
   free(buf);
   if (st == BERTCL_OK && d->n == 0) st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: no sentences", name);
   if (st != BERTCL_OK) {
-    drop_open(d);
+    drop_open_sentence(d);
     bc_word_data_free(d);
     return st;
   }
@@ -300,7 +301,7 @@ int bc_words_jsonl_parse(bc_err *err, const char *name, const char *data, size_t
   if (st == BERTCL_OK && any_tags && !all_tags)
     st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: some sentences have tags and others not", name);
   if (st != BERTCL_OK) {
-    drop_open(d);
+    drop_open_sentence(d);
     bc_word_data_free(d);
     return st;
   }
