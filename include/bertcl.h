@@ -532,11 +532,12 @@ typedef struct {
 } bertcl_predict_options;
 
 /* Sequence classifiers: one JSON object a line, {"label": NAME, "probabilities": {NAME: p}}
- * (regression {"score": x}). Token classifiers: one JSON object a sentence, {"words": [{"word",
- * "tag", "probability", "start", "end"}, ...], "entities": [{"type", "start", "end", "text"}]}
- * (words: characters [start, end) of the line, for text input; entities: words [start, end)),, or for CoNLL
- * input the input's lines with the predicted tag appended (what conlleval reads). progress may
- * be NULL (INFO events only). */
+ * (regression {"score": x}). Token classifiers: one JSON object a sentence (a non-empty line of
+ * text input), {"words": [{"word", "tag", "probability", "start", "end"}, ...], "entities":
+ * [{"type", "start", "end", "text"}]} (a word's start/end: characters of the line, text input
+ * only; an entity's: its words, end exclusive), or for CoNLL input the input's lines with the
+ * predicted tag appended (what conlleval reads). progress (may be NULL) gets one INFO event at
+ * the end with the counts. */
 int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tokenizer *tok,
                    const bertcl_predict_options *opt, bertcl_progress_fn progress, void *user);
 

@@ -264,7 +264,6 @@ done:
 
 int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tokenizer *tok,
                    const bertcl_predict_options *opt, bertcl_progress_fn progress, void *user) {
-  (void)progress, (void)user;
   if (!ctx) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "bertcl_predict: ctx is NULL");
   bc_err *err = &ctx->err;
   if (!model || !tok || !opt || !opt->input_file)
@@ -299,12 +298,23 @@ int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_toke
     if ((st = bc_afile_open(err, &out.f, opt->output_file)) != BERTCL_OK) goto done;
     out.to_file = 1;
   }
-  st = tokens ? bc_predict_tokens(c, tok, opt, &out) : predict_sequences(c, tok, &d, opt, &out);
+  size_t n_sent = 0, n_words = 0;
+  st = tokens ? bc_predict_tokens(c, tok, opt, &out, &n_sent, &n_words)
+              : predict_sequences(c, tok, &d, opt, &out);
   if (out.to_file) { /* complete: renamed into place; not: the temporary file goes */
     if (st == BERTCL_OK)
       st = bc_afile_commit(err, &out.f);
     else
       bc_afile_abort(&out.f);
+  }
+  if (st == BERTCL_OK && progress) {
+    char msg[256];
+    if (tokens)
+      snprintf(msg, sizeof msg, "%zu sentences, %zu words tagged", n_sent, n_words);
+    else
+      snprintf(msg, sizeof msg, "%zu texts classified", d.n);
+    bertcl_progress p = {.event = BERTCL_EVENT_INFO, .message = msg};
+    progress(&p, user);
   }
 done:
   bc_text_data_free(&d);

@@ -41,8 +41,9 @@ int bc_tag_sentences(bertcl_classifier *c, const bertcl_tokenizer *tok, const bc
                      size_t max_length, size_t batch, int32_t *tags, float *probs,
                      size_t *windows);
 
-/* bertcl_predict for token classifiers. */
+/* bertcl_predict for token classifiers; *sentences and *words count what was tagged. */
 int bc_predict_tokens(bertcl_classifier *c, const bertcl_tokenizer *tok,
-                      const bertcl_predict_options *opt, bc_sink *out);
+                      const bertcl_predict_options *opt, bc_sink *out, size_t *sentences,
+                      size_t *words);
 
 #endif

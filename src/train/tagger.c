@@ -364,7 +364,8 @@ static int write_conll(bertcl_classifier *c, const bc_word_data *d, const int32_
 }
 
 int bc_predict_tokens(bertcl_classifier *c, const bertcl_tokenizer *tok,
-                      const bertcl_predict_options *opt, bc_sink *out) {
+                      const bertcl_predict_options *opt, bc_sink *out, size_t *sentences,
+                      size_t *words) {
   bc_err *err = &c->ctx->err;
   char *data = NULL;
   size_t len = 0;
@@ -439,6 +440,8 @@ int bc_predict_tokens(bertcl_classifier *c, const bertcl_tokenizer *tok,
   free(data);
   if (st != BERTCL_OK) goto done;
   size_t nw = d.start[d.n];
+  *sentences = d.n;
+  *words = nw;
   tags = malloc((nw ? nw : 1) * sizeof *tags);
   probs = malloc((nw ? nw : 1) * sizeof *probs);
   if (!tags || !probs) {
