@@ -39,8 +39,10 @@ void bc_ops_free(bc_ops *ops) {
 /* Element-wise kernels use groups of 64 (any multiple works: they check bounds). */
 #define EW_LOCAL 64
 #define A KARG
-/* Enqueues kernel `name` (a bc_ops field) over `global` items in groups of `local`. */
-#define RUN(name, global, local, ...) BC_KERNEL_RUN(ctx, ops->name, #name, global, local, __VA_ARGS__)
+/* Enqueues kernel `name` (a bc_ops field) over `global` items in groups of `local` and returns
+ * the status. */
+#define RUN(name, global, local, ...) \
+  BC_KERNEL_RUN(ctx, ops->name, #name, global, local, __VA_ARGS__)
 /* Same over `rows` rows, shaped by the kernel set (bc_rows_launch). */
 #define RUN_ROWS(name, rows, ...)                                                               \
   do {                                                                                          \
@@ -65,7 +67,8 @@ int bc_op_bias_residual_layernorm(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_m
 }
 
 int bc_op_bias_act(bertcl_ctx *ctx, bc_ops *ops, cl_mem x, cl_mem bias, int act, int N, int C) {
-  if (ops->kset == BC_KSET_CPU) RUN_ROWS(bias_act_fwd, (size_t)N, A(x), A(bias), A(act), A(N), A(C));
+  if (ops->kset == BC_KSET_CPU)
+    RUN_ROWS(bias_act_fwd, (size_t)N, A(x), A(bias), A(act), A(N), A(C));
   RUN(bias_act_fwd, (size_t)N * C, EW_LOCAL, A(x), A(bias), A(act), A(N), A(C));
 }
 

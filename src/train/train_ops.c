@@ -45,8 +45,10 @@ void bc_train_ops_free(bc_train_ops *o) {
 }
 
 #define A KARG
-/* Enqueues kernel `name` (a bc_train_ops field) over `global` items in groups of `local`. */
-#define RUN(name, global, local, ...) BC_KERNEL_RUN(ctx, o->name, #name, (global), (local), __VA_ARGS__)
+/* Enqueues kernel `name` (a bc_train_ops field) over `global` items in groups of `local` and
+ * returns the status. */
+#define RUN(name, global, local, ...) \
+  BC_KERNEL_RUN(ctx, o->name, #name, (global), (local), __VA_ARGS__)
 /* Same over `rows` rows, shaped by the kernel set (bc_rows_launch). */
 #define RUN_ROWS(name, rows, ...)                                                               \
   do {                                                                                          \
@@ -151,7 +153,8 @@ int bc_op_embedding_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dword, cl_mem d
   st = bc_kernel_run(ctx, o->embedding_bwd_word, "embedding_bwd_word", a1, 7, (size_t)U * C, 64);
   if (st) goto done;
   const bc_karg a2[] = {A(dpos), A(dtype), A(dy), A(type_ids), A(B), A(T), A(TT), A(C)};
-  st = bc_kernel_run(ctx, o->embedding_bwd_pos_type, "embedding_bwd_pos_type", a2, 8, (size_t)(T + TT) * C, 64);
+  st = bc_kernel_run(ctx, o->embedding_bwd_pos_type, "embedding_bwd_pos_type", a2, 8,
+                     (size_t)(T + TT) * C, 64);
   if (st) goto done;
   clFinish(ctx->queue); /* the index buffers are released below */
 done:
