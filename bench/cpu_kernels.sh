@@ -56,13 +56,13 @@ for dev in $DEVICES; do
     BERTCL_KERNEL_SET=$set BERTCL_KERNEL_PROFILE=1 "$BUILD/bertcl" extract -m "$MODEL" \
       -i "$OUT/texts.txt" -o "$OUT/extract-$tag-$set.npy" --device "$dev" --batch-size 32 \
       2> "$OUT/extract-$tag-$set.txt"
-    grep -E "rows/s|kernel|^[a-z_]+ +[0-9]|^all" "$OUT/extract-$tag-$set.txt"
+    grep -E "rows/s,|kernel|^[a-z_]+ +[0-9]|^all" "$OUT/extract-$tag-$set.txt" || true
     if [ "$have_perf" = 1 ] && [[ "$dev" == *pocl* ]]; then
       BERTCL_KERNEL_SET=$set perf record -q -F 499 -o "$OUT/perf-extract-$tag-$set.data" \
         "$BUILD/bertcl" extract -m "$MODEL" -i "$OUT/texts.txt" -o "$OUT/p.npy" --device "$dev" \
         --batch-size 32 --quiet 2>/dev/null
       perf report -i "$OUT/perf-extract-$tag-$set.data" --sort symbol -n 2>/dev/null |
-        grep -v '^#' | grep -v '^$' | head -20 | tee "$OUT/perf-extract-$tag-$set.txt"
+        grep -v -e '^#' -e '^$' | sed -n '1,20p' | tee "$OUT/perf-extract-$tag-$set.txt" || true
     fi
   done
   if [ "${SKIP_FINETUNE:-0}" != 1 ]; then
@@ -74,7 +74,7 @@ for dev in $DEVICES; do
         BERTCL_KERNEL_SET=$set BERTCL_KERNEL_PROFILE=1 perf record -q -F 199 \
           -o "$OUT/perf-finetune-$tag-$set.data" "${run[@]}" > "$OUT/finetune-$tag-$set.txt" 2>&1
         perf report -i "$OUT/perf-finetune-$tag-$set.data" --sort symbol -n 2>/dev/null |
-          grep -v '^#' | grep -v '^$' | head -25 > "$OUT/perf-finetune-$tag-$set.top"
+          grep -v -e '^#' -e '^$' | sed -n '1,25p' > "$OUT/perf-finetune-$tag-$set.top" || true
         cat "$OUT/perf-finetune-$tag-$set.top"
       else
         BERTCL_KERNEL_SET=$set BERTCL_KERNEL_PROFILE=1 "${run[@]}" > "$OUT/finetune-$tag-$set.txt" 2>&1
