@@ -13,7 +13,7 @@
 # Environment: DEVICES (default "pocl"; add "1:0" or "intel" for Intel's runtime, after
 # `source /work/opt/intel-ocl/env.sh` or with INTEL_OCL_ENV=path/to/env.sh), MODEL (default
 # models/all-MiniLM-L6-v2), CORPUS (default /work/shared/data/sst2/train.tsv, column
-# "sentence"), SKIP_FINETUNE=1, SKIP_PERF=1.
+# "sentence"), SKIP_OPS=1, SKIP_FINETUNE=1, SKIP_PERF=1 (leave a part out).
 set -euo pipefail
 BUILD=${1:?usage: bench/cpu_kernels.sh BUILD_DIR [OUT_DIR] [LINES]}
 OUT=${2:-cpu-kernels-$(date +%Y%m%d-%H%M%S)}
@@ -39,8 +39,9 @@ have_perf=0
 uptime | tee "$OUT/load.txt"
 for dev in $DEVICES; do
   tag=$(echo "$dev" | tr -c 'A-Za-z0-9\n' '_')
-  echo "== $dev: ops_bench"
+  [ "${SKIP_OPS:-0}" != 1 ] && echo "== $dev: ops_bench"
   for shape in "32 128" "32 32"; do
+    [ "${SKIP_OPS:-0}" = 1 ] && break
     set -- $shape
     "$BUILD/bench/ops_bench" --device "$dev" --batch "$1" --seq "$2" --rounds 7 --calls 3 \
       > "$OUT/ops-$tag-b$1-t$2.jsonl" 2> "$OUT/ops-$tag-b$1-t$2.txt"
