@@ -50,10 +50,12 @@ typedef intV intV_u __attribute__((aligned(4)));
 #define convert_uintV VCAT(convert_uint, VW)
 #define convert_ulongV VCAT(convert_ulong, VW)
 #define convert_floatV VCAT(convert_float, VW)
-#define ACT_GELU 0       // erf form (config "gelu")
-#define ACT_GELU_TANH 1  // tanh form ("gelu_new", "gelu_pytorch_tanh")
-#define ACT_RELU 2
-#define ACT_TANH 3       // the pooler
+// Activation codes, from bc_act (src/model/model.h) through -D options (bc_act_options): erf
+// GELU (config "gelu"), the tanh form ("gelu_new", "gelu_pytorch_tanh"), ReLU, and tanh (the
+// pooler).
+#if !defined(ACT_GELU) || !defined(ACT_GELU_TANH) || !defined(ACT_RELU) || !defined(ACT_TANH)
+#error "build with bc_act_options: -DACT_GELU=.. -DACT_GELU_TANH=.. -DACT_RELU=.. -DACT_TANH=.."
+#endif
 
 // Sum of v over the work-group (WG items, a power of two). All items get the result.
 // scratch: (WG) local floats. Ends with a barrier, so scratch may be reused right after.

@@ -8,13 +8,21 @@ static const char *const op_files[] = {"common.cl", "embedding.cl", "layernorm.c
                                        "activation.cl", "attention.cl", "pooling.cl",
                                        "combine.cl", "gather.cl"};
 
+void bc_act_options(char *buf, size_t n) {
+  size_t len = strlen(buf);
+  if (len < n)
+    snprintf(buf + len, n - len, " -DACT_GELU=%d -DACT_GELU_TANH=%d -DACT_RELU=%d -DACT_TANH=%d",
+             (int)BC_ACT_GELU, (int)BC_ACT_GELU_TANH, (int)BC_ACT_RELU, (int)BC_ACT_TANH_);
+}
+
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops) {
   memset(ops, 0, sizeof *ops);
   int st = BERTCL_OK;
   ops->wg = bc_row_work_group(ctx);
   ops->kset = ctx->kset;
-  char opts[160];
+  char opts[256];
   bc_kernel_options(ctx, ops->kset, opts, sizeof opts);
+  bc_act_options(opts, sizeof opts);
   BC_TRY(bc_program_build(ctx, op_files, sizeof op_files / sizeof op_files[0], opts, &ops->prog));
 #define BC_OPS_CREATE(name) \
   BC_CL_OBJ(&ctx->err, ops->name, clCreateKernel(ops->prog, #name, BC_RC));

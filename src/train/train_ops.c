@@ -1,5 +1,7 @@
-/* Launchers for cl/backward.cl. */
+/* The training program (cl/common.cl + backward.cl + trainer.cl): its kernel table and launchers. */
 #include "train/train_ops.h"
+
+#include "encoder/ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -19,8 +21,9 @@ int bc_train_ops_init(bertcl_ctx *ctx, bc_train_ops *o) {
   o->wg = bc_row_work_group(ctx);
   o->kset = ctx->kset;
   o->vw = (size_t)bc_cpu_vector_width(ctx);
-  char opts[192];
+  char opts[320];
   bc_kernel_options(ctx, o->kset, opts, sizeof opts);
+  bc_act_options(opts, sizeof opts);
   size_t ol = strlen(opts);
   snprintf(opts + ol, sizeof opts - ol, " -DCHUNK=%d -DSUMSQ_CHUNK=%d", CHUNK, SUMSQ_CHUNK);
   BC_TRY(bc_program_build(ctx, files, sizeof files / sizeof files[0], opts, &o->prog));
