@@ -6,14 +6,15 @@
 #      T 32): per-kernel time of both sets, wall (minimum, median) and process CPU time;
 #   2. `bertcl extract` of LINES SST-2 sentences (all-MiniLM-L6-v2, batch 32) with
 #      BERTCL_KERNEL_PROFILE=1 in each set: every kernel's device time over the whole job;
-#   3. one fine-tuning step (`bertcl bench --config minilm --finetune 16x128`) with the profile;
+#   3. a fine-tuning step (`bertcl bench --config minilm --finetune 16x128`) with the profile;
 #   4. with perf (PoCL, whose kernels perf can name), the top lines of `perf record` of 2 and 3.
 # Not a CI test. Usage:
 #   bench/cpu_kernels.sh BUILD_DIR [OUT_DIR] [LINES]
 # Environment: DEVICES (default "pocl"; add "1:0" or "intel" for Intel's runtime, after
 # `source /work/opt/intel-ocl/env.sh` or with INTEL_OCL_ENV=path/to/env.sh), MODEL (default
 # models/all-MiniLM-L6-v2), CORPUS (default /work/shared/data/sst2/train.tsv, column
-# "sentence"), SKIP_OPS=1, SKIP_FINETUNE=1, SKIP_PERF=1 (leave a part out).
+# "sentence"), GEMM (the fine-tuning step's backend, default blas; clblast where no host BLAS
+# runs), SKIP_OPS=1, SKIP_FINETUNE=1, SKIP_PERF=1 (leave a part out).
 set -euo pipefail
 BUILD=${1:?usage: bench/cpu_kernels.sh BUILD_DIR [OUT_DIR] [LINES]}
 OUT=${2:-cpu-kernels-$(date +%Y%m%d-%H%M%S)}
@@ -70,7 +71,8 @@ for dev in $DEVICES; do
     for set in gpu cpu; do
       echo "== $dev: fine-tuning step 16x128, $set set"
       run=("$BUILD/bertcl" bench --device "$dev" --config minilm --batch 1 --seq 8 --warmup 1
-           --repeat 2 --bw-mib 1 --finetune 16x128 --json "$OUT/finetune-$tag-$set.json")
+           --repeat 2 --bw-mib 1 --finetune 16x128 --gemm "${GEMM:-blas}"
+           --json "$OUT/finetune-$tag-$set.json")
       if [ "$have_perf" = 1 ] && [[ "$dev" == *pocl* ]]; then
         BERTCL_KERNEL_SET=$set BERTCL_KERNEL_PROFILE=1 perf record -q -F 199 \
           -o "$OUT/perf-finetune-$tag-$set.data" "${run[@]}" > "$OUT/finetune-$tag-$set.txt" 2>&1
