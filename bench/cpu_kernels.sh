@@ -6,14 +6,15 @@
 #      T 32): per-kernel time of both sets, wall (minimum, median) and process CPU time;
 #   2. `bertcl extract` of LINES SST-2 sentences (all-MiniLM-L6-v2, batch 32) with
 #      BERTCL_KERNEL_PROFILE=1 in each set: every kernel's device time over the whole job;
-#   3. one fine-tuning step (`bertcl bench --config minilm --finetune 16x128`) with the profile;
+#   3. a fine-tuning step (`bertcl bench --config minilm --finetune 16x128`) with the profile;
 #   4. with perf (PoCL, whose kernels perf can name), the top lines of `perf record` of 2 and 3.
 # Not a CI test. Usage:
 #   bench/cpu_kernels.sh BUILD_DIR [OUT_DIR] [LINES]
 # Environment: DEVICES (default "pocl"; add "1:0" or "intel" for Intel's runtime, after
 # `source /work/opt/intel-ocl/env.sh` or with INTEL_OCL_ENV=path/to/env.sh), MODEL (default
 # models/all-MiniLM-L6-v2), CORPUS (default /work/shared/data/sst2/train.tsv, column
-# "sentence"), SKIP_FINETUNE=1, SKIP_PERF=1.
+# "sentence"), GEMM (the fine-tuning step's backend, default blas; clblast where no host BLAS
+# runs), SKIP_OPS=1, SKIP_FINETUNE=1, SKIP_PERF=1 (leave a part out).
 set -euo pipefail
 BUILD=${1:?usage: bench/cpu_kernels.sh BUILD_DIR [OUT_DIR] [LINES]}
 OUT=${2:-cpu-kernels-$(date +%Y%m%d-%H%M%S)}
@@ -39,8 +40,9 @@ have_perf=0
 uptime | tee "$OUT/load.txt"
 for dev in $DEVICES; do
   tag=$(echo "$dev" | tr -c 'A-Za-z0-9\n' '_')
-  echo "== $dev: ops_bench"
+  [ "${SKIP_OPS:-0}" != 1 ] && echo "== $dev: ops_bench"
   for shape in "32 128" "32 32"; do
+    [ "${SKIP_OPS:-0}" = 1 ] && break
     set -- $shape
     "$BUILD/bench/ops_bench" --device "$dev" --batch "$1" --seq "$2" --rounds 7 --calls 3 \
       > "$OUT/ops-$tag-b$1-t$2.jsonl" 2> "$OUT/ops-$tag-b$1-t$2.txt"
@@ -56,25 +58,26 @@ for dev in $DEVICES; do
     BERTCL_KERNEL_SET=$set BERTCL_KERNEL_PROFILE=1 "$BUILD/bertcl" extract -m "$MODEL" \
       -i "$OUT/texts.txt" -o "$OUT/extract-$tag-$set.npy" --device "$dev" --batch-size 32 \
       2> "$OUT/extract-$tag-$set.txt"
-    grep -E "rows/s|kernel|^[a-z_]+ +[0-9]|^all" "$OUT/extract-$tag-$set.txt"
+    grep -E "rows/s,|kernel|^[a-z_]+ +[0-9]|^all" "$OUT/extract-$tag-$set.txt" || true
     if [ "$have_perf" = 1 ] && [[ "$dev" == *pocl* ]]; then
       BERTCL_KERNEL_SET=$set perf record -q -F 499 -o "$OUT/perf-extract-$tag-$set.data" \
         "$BUILD/bertcl" extract -m "$MODEL" -i "$OUT/texts.txt" -o "$OUT/p.npy" --device "$dev" \
         --batch-size 32 --quiet 2>/dev/null
       perf report -i "$OUT/perf-extract-$tag-$set.data" --sort symbol -n 2>/dev/null |
-        grep -v '^#' | grep -v '^$' | head -20 | tee "$OUT/perf-extract-$tag-$set.txt"
+        grep -v -e '^#' -e '^$' | sed -n '1,20p' | tee "$OUT/perf-extract-$tag-$set.txt" || true
     fi
   done
   if [ "${SKIP_FINETUNE:-0}" != 1 ]; then
     for set in gpu cpu; do
       echo "== $dev: fine-tuning step 16x128, $set set"
       run=("$BUILD/bertcl" bench --device "$dev" --config minilm --batch 1 --seq 8 --warmup 1
-           --repeat 2 --bw-mib 1 --finetune 16x128 --json "$OUT/finetune-$tag-$set.json")
+           --repeat 2 --bw-mib 1 --finetune 16x128 --gemm "${GEMM:-blas}"
+           --json "$OUT/finetune-$tag-$set.json")
       if [ "$have_perf" = 1 ] && [[ "$dev" == *pocl* ]]; then
         BERTCL_KERNEL_SET=$set BERTCL_KERNEL_PROFILE=1 perf record -q -F 199 \
           -o "$OUT/perf-finetune-$tag-$set.data" "${run[@]}" > "$OUT/finetune-$tag-$set.txt" 2>&1
         perf report -i "$OUT/perf-finetune-$tag-$set.data" --sort symbol -n 2>/dev/null |
-          grep -v '^#' | grep -v '^$' | head -25 > "$OUT/perf-finetune-$tag-$set.top"
+          grep -v -e '^#' -e '^$' | sed -n '1,25p' > "$OUT/perf-finetune-$tag-$set.top" || true
         cat "$OUT/perf-finetune-$tag-$set.top"
       else
         BERTCL_KERNEL_SET=$set BERTCL_KERNEL_PROFILE=1 "${run[@]}" > "$OUT/finetune-$tag-$set.txt" 2>&1

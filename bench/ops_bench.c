@@ -12,7 +12,8 @@
  *
  * One JSON object per op on stdout: {"op", "device", "B", "T", "gpu_ms", "cpu_ms", "speedup",
  * "gpu_median_ms", "cpu_median_ms", "gpu_cputime_ms", "cpu_cputime_ms"} (minimums;
- * speedup = gpu_ms / cpu_ms); a table on stderr. bench/cpu_kernels.sh runs it on PoCL and
+ * speedup = gpu_ms / cpu_ms); a table on stderr with both speedups, of wall time and of CPU
+ * time (the steadier one on a shared machine). bench/cpu_kernels.sh runs it on PoCL and
  * Intel's runtime. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -243,8 +244,8 @@ int main(int argc, char **argv) {
   const bertcl_device_info *d = bertcl_ctx_device(b.ctx);
   fprintf(stderr, "ops_bench on %s (%s, driver %s): B=%d T=%d C=%d NH=%d I=%d, %d rounds x %d "
           "calls (ms per launch: wall minimum over rounds, median in brackets, process CPU time)\n"
-          "%-32s %30s %30s %8s\n", d->name, d->platform_name, d->driver_version, B, T, C, NH, I,
-          rounds, calls, "op", "gpu set", "cpu set", "speedup");
+          "%-32s %30s %30s %17s\n", d->name, d->platform_name, d->driver_version, B, T, C, NH,
+          I, rounds, calls, "op", "gpu set", "cpu set", "speedup wall/cpu");
   double *t[2] = {malloc(sizeof(double) * rounds), malloc(sizeof(double) * rounds)};
   double *u[2] = {malloc(sizeof(double) * rounds), malloc(sizeof(double) * rounds)};
   for (size_t o = 0; o < sizeof op_table / sizeof op_table[0] && st == BERTCL_OK; o++) {
@@ -265,8 +266,9 @@ int main(int argc, char **argv) {
     qsort(u[0], rounds, sizeof(double), cmp_d);
     qsort(u[1], rounds, sizeof(double), cmp_d);
     double g = t[0][0], c = t[1][0], gm = t[0][rounds / 2], cm = t[1][rounds / 2];
-    fprintf(stderr, "%-32s %9.3f (%8.3f) %9.3f %9.3f (%8.3f) %9.3f %7.2fx\n", op_table[o].name, g,
-            gm, u[0][0], c, cm, u[1][0], g / c);
+    fprintf(stderr, "%-32s %9.3f (%8.3f) %9.3f %9.3f (%8.3f) %9.3f %7.2fx %7.2fx\n",
+            op_table[o].name, g, gm, u[0][0], c, cm, u[1][0], g / c,
+            u[1][0] > 0 ? u[0][0] / u[1][0] : 0.0);
     printf("{\"op\": \"%s\", \"device\": \"%s\", \"B\": %d, \"T\": %d, \"gpu_ms\": %.4f, "
            "\"cpu_ms\": %.4f, \"speedup\": %.3f, \"gpu_median_ms\": %.4f, "
            "\"cpu_median_ms\": %.4f, \"gpu_cputime_ms\": %.4f, \"cpu_cputime_ms\": %.4f}\n",

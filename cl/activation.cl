@@ -9,7 +9,7 @@ __kernel void bias_act_fwd(__global float *x,            // (N, C)
   __global float *r = x + n * C;
   int c;
   for (c = 0; c + VW <= C; c += VW)
-    vstoreV(act_applyV(vloadV(0, r + c) + vloadV(0, bias + c), act), 0, r + c);
+    storeV(act_applyV(loadV(r + c) + loadV(bias + c), act), r + c);
   for (; c < C; c++) r[c] = act_apply(r[c] + bias[c], act);
 #else
   const size_t i = get_global_id(0);

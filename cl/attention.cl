@@ -39,9 +39,9 @@ __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
   floatV mxv = -INFINITY;
   int j;
   for (j = 0; j + VW <= T; j += VW) {
-    const floatV x = vloadV(0, s + j) * scale;
-    const floatV y = select(x + -FLT_MAX, x, vloadV(0, m + j) != 0);
-    vstoreV(y, 0, s + j);
+    const floatV x = loadV(s + j) * scale;
+    const floatV y = select(x + -FLT_MAX, x, loadVi(m + j) != 0);
+    storeV(y, s + j);
     mxv = fmax(mxv, y);
   }
   float mx = hmaxV(mxv);
@@ -53,8 +53,8 @@ __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
   }
   floatV sumv = 0.0f;
   for (j = 0; j + VW <= T; j += VW) {
-    const floatV e = exp_fV(vloadV(0, s + j) - mx);
-    vstoreV(e, 0, s + j);
+    const floatV e = exp_fV(loadV(s + j) - mx);
+    storeV(e, s + j);
     sumv += e;
   }
   float sum = hsumV(sumv);
@@ -64,7 +64,7 @@ __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
     sum += e;
   }
   const float inv = 1.0f / sum;
-  for (j = 0; j + VW <= T; j += VW) vstoreV(vloadV(0, s + j) * inv, 0, s + j);
+  for (j = 0; j + VW <= T; j += VW) storeV(loadV(s + j) * inv, s + j);
   for (; j < T; j++) s[j] *= inv;
 #else
   __local float scratch[WG];

@@ -80,7 +80,7 @@ __kernel void dropout_fwd(__global float *out, __global const float *x, const fl
   size_t i = base;
   for (; i + VW <= end; i += VW) {
     const intV keep = dropout_keepV(i, p, seed_lo, seed_hi, step, id);
-    vstoreV(select((floatV)0.0f, vloadV(0, x + i) * s, keep), 0, out + i);
+    storeV(select((floatV)0.0f, loadV(x + i) * s, keep), out + i);
   }
   for (; i < end; i++) {
     const uint r = philox_first((uint)i, (uint)((ulong)i >> 32), id, step, seed_lo, seed_hi);
@@ -117,7 +117,7 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
   floatV vv = 0.0f;
   int c;
   for (c = 0; c + VW <= C; c += VW) {
-    const floatV e = vloadV(0, x + c) - mean;
+    const floatV e = loadV(x + c) - mean;
     vv += e * e;
   }
   float v = hsumV(vv);
@@ -125,9 +125,9 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
   const float rstd = 1.0f / sqrt(v / (float)C + eps);
   floatV sgv = 0.0f, sgxv = 0.0f;
   for (c = 0; c + VW <= C; c += VW) {
-    const floatV g = vloadV(0, d + c) * vloadV(0, w + c);
+    const floatV g = loadV(d + c) * loadV(w + c);
     sgv += g;
-    sgxv += g * (vloadV(0, x + c) - mean) * rstd;
+    sgxv += g * (loadV(x + c) - mean) * rstd;
   }
   float sg = hsumV(sgv), sgx = hsumV(sgxv);
   for (; c < C; c++) {
@@ -137,9 +137,9 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
   }
   const float mg = sg / (float)C, mgx = sgx / (float)C;
   for (c = 0; c + VW <= C; c += VW) {
-    const floatV xhat = (vloadV(0, x + c) - mean) * rstd;
-    const floatV g = vloadV(0, d + c) * vloadV(0, w + c);
-    vstoreV(rstd * (g - mg - xhat * mgx), 0, o + c);
+    const floatV xhat = (loadV(x + c) - mean) * rstd;
+    const floatV g = loadV(d + c) * loadV(w + c);
+    storeV(rstd * (g - mg - xhat * mgx), o + c);
   }
   for (; c < C; c++) {
     const float xhat = (x[c] - mean) * rstd;
@@ -181,7 +181,7 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
 }
 
 // dw[c] += sum_n dout * xhat, db[c] += sum_n dout (accumulated); rows in order (deterministic,
-// no atomics). GPU set: one item per column; CPU set: one item per VW columns (vloadV along
+// no atomics). GPU set: one item per column; CPU set: one item per VW columns (loadV along
 // the row, so a work-item reads whole cache lines; the same sums in the same order).
 __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (C), (C)
                                    __global const float *dout,              // (N, C)
@@ -194,12 +194,12 @@ __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (
   if (c0 + VW <= C) {
     floatV sw = 0.0f, sb = 0.0f;
     for (int n = 0; n < N; n++) {
-      const floatV d = vloadV(0, dout + (size_t)n * C + c0);
-      sw += d * (vloadV(0, xin + (size_t)n * C + c0) - stats[2 * n]) * stats[2 * n + 1];
+      const floatV d = loadV(dout + (size_t)n * C + c0);
+      sw += d * (loadV(xin + (size_t)n * C + c0) - stats[2 * n]) * stats[2 * n + 1];
       sb += d;
     }
-    vstoreV(vloadV(0, dw + c0) + sw, 0, dw + c0);
-    vstoreV(vloadV(0, db + c0) + sb, 0, db + c0);
+    storeV(loadV(dw + c0) + sw, dw + c0);
+    storeV(loadV(db + c0) + sb, db + c0);
     return;
   }
   for (int c = c0; c < C; c++) {
@@ -234,8 +234,8 @@ __kernel void colsum_bwd(__global float *db, __global const float *d, const int 
   if (c0 >= C) return;
   if (c0 + VW <= C) {
     floatV s = 0.0f;
-    for (int n = 0; n < N; n++) s += vloadV(0, d + (size_t)n * C + c0);
-    vstoreV(vloadV(0, db + c0) + s, 0, db + c0);
+    for (int n = 0; n < N; n++) s += loadV(d + (size_t)n * C + c0);
+    storeV(loadV(db + c0) + s, db + c0);
     return;
   }
   for (int c = c0; c < C; c++) {
@@ -298,8 +298,7 @@ __kernel void bias_act_bwd(__global float *dx, __global const float *dout,
   const size_t o = n * C;
   int c;
   for (c = 0; c + VW <= C; c += VW)
-    vstoreV(vloadV(0, dout + o + c) * act_gradV(vloadV(0, x + o + c) + vloadV(0, bias + c), act),
-            0, dx + o + c);
+    storeV(loadV(dout + o + c) * act_gradV(loadV(x + o + c) + loadV(bias + c), act), dx + o + c);
   for (; c < C; c++) dx[o + c] = dout[o + c] * act_grad(x[o + c] + bias[c], act);
 #else
   const size_t i = get_global_id(0);
@@ -329,11 +328,11 @@ __kernel void softmax_bwd(__global float *ds, __global const float *dp,
   __global float *o = ds + row * T;
   floatV sv = 0.0f;
   int j;
-  for (j = 0; j + VW <= T; j += VW) sv += vloadV(0, pr + j) * vloadV(0, dr + j);
+  for (j = 0; j + VW <= T; j += VW) sv += loadV(pr + j) * loadV(dr + j);
   float dot = hsumV(sv);
   for (; j < T; j++) dot += pr[j] * dr[j];
   for (j = 0; j + VW <= T; j += VW)
-    vstoreV(scale * vloadV(0, pr + j) * (vloadV(0, dr + j) - dot), 0, o + j);
+    storeV(scale * loadV(pr + j) * (loadV(dr + j) - dot), o + j);
   for (; j < T; j++) o[j] = scale * pr[j] * (dr[j] - dot);
 #else
   __local float scratch[WG];
@@ -447,7 +446,7 @@ __kernel void sumsq_partial(__global float *partial, __global const float *g, co
   floatV sv = 0.0f;
   size_t i = base;
   for (; i + VW <= end; i += VW) {
-    const floatV x = vloadV(0, g + i);
+    const floatV x = loadV(g + i);
     sv += x * x;
   }
   float s = hsumV(sv);

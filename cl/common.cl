@@ -29,18 +29,33 @@
 #endif
 #define VCAT_(a, b) a##b
 #define VCAT(a, b) VCAT_(a, b)
-#define vloadV VCAT(vload, VW)
-#define vstoreV VCAT(vstore, VW)
+// loadV(p) / storeV(v, p): VW floats at any 4-byte-aligned p (loadVi: ints). vloadn/vstoren are
+// the portable spelling, but PoCL 3.1's library assembles vload16 from 8-byte loads and shuffles;
+// a pointer to a vector type declared 4-byte aligned (clang's typedef attribute, as in clang's
+// own x86 headers' __m256_u) compiles to plain unaligned vector loads and stores.
+#if defined(__clang__)
+typedef floatV floatV_u __attribute__((aligned(4)));
+typedef intV intV_u __attribute__((aligned(4)));
+#define loadV(p) (*(__global const floatV_u *)(p))
+#define loadVi(p) (*(__global const intV_u *)(p))
+#define storeV(v, p) (*(__global floatV_u *)(p) = (v))
+#else
+#define loadV(p) VCAT(vload, VW)(0, (p))
+#define loadVi(p) VCAT(vload, VW)(0, (p))
+#define storeV(v, p) VCAT(vstore, VW)((v), 0, (p))
+#endif
 #define as_floatV VCAT(as_float, VW)
 #define as_uintV VCAT(as_uint, VW)
 #define convert_intV VCAT(convert_int, VW)
 #define convert_uintV VCAT(convert_uint, VW)
 #define convert_ulongV VCAT(convert_ulong, VW)
 #define convert_floatV VCAT(convert_float, VW)
-#define ACT_GELU 0       // erf form (config "gelu")
-#define ACT_GELU_TANH 1  // tanh form ("gelu_new", "gelu_pytorch_tanh")
-#define ACT_RELU 2
-#define ACT_TANH 3       // the pooler
+// Activation codes, from bc_act (src/model/model.h) through -D options (bc_act_options): erf
+// GELU (config "gelu"), the tanh form ("gelu_new", "gelu_pytorch_tanh"), ReLU, and tanh (the
+// pooler).
+#if !defined(ACT_GELU) || !defined(ACT_GELU_TANH) || !defined(ACT_RELU) || !defined(ACT_TANH)
+#error "build with bc_act_options: -DACT_GELU=.. -DACT_GELU_TANH=.. -DACT_RELU=.. -DACT_TANH=.."
+#endif
 
 // Sum of v over the work-group (WG items, a power of two). All items get the result.
 // scratch: (WG) local floats. Ends with a barrier, so scratch may be reused right after.
@@ -77,7 +92,8 @@ inline float wg_max(float v, __local float *scratch) {
 // the accuracy on dense sweeps of inputs against double precision (the gelu sweep rows).
 //
 // exp_S(x): Cephes' expf: x = k ln2 + r (Cody-Waite, |r| <= ln2/2), e^r by a degree-7
-//   polynomial, 2^k through the exponent bits. About 1 ulp; x < -87 gives 0 (the true value is
+//   polynomial, 2^k through the exponent bits; k rounded by adding and subtracting 1.5 * 2^23
+//   (PoCL's rint is a dozen instructions). About 1 ulp; x < -87 gives 0 (the true value is
 //   below 1.7e-38), x > 88 gives e^88.
 // gelu_S(x) = x Phi(x) and gelu_grad_S(x) = Phi(x) + x phi(x) (the erf GELU and its derivative)
 // from gelu_parts_S(x, &g) = Phi(x) = 0.5 (1 + erf(z)), z = x / sqrt 2, t = |z|, and
@@ -96,7 +112,7 @@ inline float wg_max(float v, __local float *scratch) {
 #define BC_CPU_MATH(T, IT, S)                                                                  \
   inline T exp_##S(T x) {                                                                      \
     const T xc = fmin(fmax(x, -87.0f), 88.0f);                                                 \
-    const T k = rint(xc * 1.44269504088896341f);                                               \
+    const T k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* rint, 2 ops */    \
     const T r = (xc - k * 0.693359375f) - k * -2.12194440e-4f;                                 \
     T p = 1.9875691500e-4f;                                                                    \
     p = p * r + 1.3981999507e-3f;                                                              \
@@ -209,12 +225,12 @@ inline void layernorm_row(__global float *out, __global const float *row,
   for (int c = lid; c < C; c += WG) out[c] = (row[c] - mean) * rstd * w[c] + b[c];
 }
 
-// CPU set: the sum of a row of C floats by one work-item, VW lanes at a time (vloadV: any C,
+// CPU set: the sum of a row of C floats by one work-item, VW lanes at a time (loadV: any C,
 // any alignment).
 inline float row_sum_cpu(__global const float *x, const int C) {
   floatV sv = 0.0f;
   int c;
-  for (c = 0; c + VW <= C; c += VW) sv += vloadV(0, x + c);
+  for (c = 0; c + VW <= C; c += VW) sv += loadV(x + c);
   float s = hsumV(sv);
   for (; c < C; c++) s += x[c];
   return s;
@@ -228,13 +244,13 @@ inline void layernorm_row_cpu(__global float *out, __global const float *x,
   floatV vv = 0.0f;
   int c;
   for (c = 0; c + VW <= C; c += VW) {
-    const floatV d = vloadV(0, x + c) - mean;
+    const floatV d = loadV(x + c) - mean;
     vv += d * d;
   }
   float v = hsumV(vv);
   for (; c < C; c++) v += (x[c] - mean) * (x[c] - mean);
   const float rstd = 1.0f / sqrt(v / (float)C + eps);
   for (c = 0; c + VW <= C; c += VW)
-    vstoreV((vloadV(0, x + c) - mean) * rstd * vloadV(0, w + c) + vloadV(0, b + c), 0, out + c);
+    storeV((loadV(x + c) - mean) * rstd * loadV(w + c) + loadV(b + c), out + c);
   for (; c < C; c++) out[c] = (x[c] - mean) * rstd * w[c] + b[c];
 }

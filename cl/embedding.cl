@@ -35,8 +35,8 @@ __kernel void embedding_fwd(__global float *out,            // (B*T, C)
   floatV sv = 0.0f;
   int c;
   for (c = 0; c + VW <= C; c += VW) {
-    const floatV y = vloadV(0, we + c) + vloadV(0, pe + c) + vloadV(0, te + c);
-    vstoreV(y, 0, o + c);
+    const floatV y = loadV(we + c) + loadV(pe + c) + loadV(te + c);
+    storeV(y, o + c);
     sv += y;
   }
   float s = hsumV(sv);

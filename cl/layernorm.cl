@@ -17,8 +17,8 @@ __kernel void bias_residual_layernorm_fwd(__global float *out,           // (N, 
   floatV sv = 0.0f;
   int c;
   for (c = 0; c + VW <= C; c += VW) {
-    const floatV y = vloadV(0, xr + c) + vloadV(0, bias + c) + vloadV(0, rr + c);
-    vstoreV(y, 0, o + c);
+    const floatV y = loadV(xr + c) + loadV(bias + c) + loadV(rr + c);
+    storeV(y, o + c);
     sv += y;
   }
   float s = hsumV(sv);

@@ -39,13 +39,13 @@ __kernel void l2norm_fwd(__global float *x, const int N, const int C) {
   floatV sv = 0.0f;
   int c;
   for (c = 0; c + VW <= C; c += VW) {
-    const floatV v = vloadV(0, r + c);
+    const floatV v = loadV(r + c);
     sv += v * v;
   }
   float s = hsumV(sv);
   for (; c < C; c++) s += r[c] * r[c];
   const float inv = 1.0f / fmax(sqrt(s), 1e-12f);
-  for (c = 0; c + VW <= C; c += VW) vstoreV(vloadV(0, r + c) * inv, 0, r + c);
+  for (c = 0; c + VW <= C; c += VW) storeV(loadV(r + c) * inv, r + c);
   for (; c < C; c++) r[c] *= inv;
 #else
   __local float scratch[WG];

@@ -55,10 +55,10 @@ __kernel void bias_dropout_residual_fwd(__global float *out,         // (N, C)
   const float s = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
   int c;
   for (c = 0; c + VW <= C; c += VW) {
-    floatV y = vloadV(0, x + o + c) + vloadV(0, bias + c);
+    floatV y = loadV(x + o + c) + loadV(bias + c);
     if (p > 0.0f)
       y = select((floatV)0.0f, y * s, dropout_keepV(o + c, p, seed_lo, seed_hi, step, id));
-    vstoreV(has_res ? y + vloadV(0, res + o + c) : y, 0, out + o + c);
+    storeV(has_res ? y + loadV(res + o + c) : y, out + o + c);
   }
   for (; c < C; c++) {
     const size_t i = o + c;

@@ -636,6 +636,14 @@ const char *bertcl_ctx_gemm(const bertcl_ctx *ctx);
  * 2 threads" or "clblast: CLBlast 1.5.3", plus why "auto" chose CLBlast on a CPU device. */
 int bertcl_ctx_gemm_info(const bertcl_ctx *ctx, char *out, size_t n);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Shape of bertcl's own kernels on a context's device (the kernel set)                       */
+
+/* One line for reports: "cpu set (a work-item per row, 16-lane vector code)" or "gpu set (a
+ * work-group per row)". $BERTCL_KERNEL_SET = auto (CPU devices: cpu, others: gpu), cpu or gpu
+ * chooses at bertcl_ctx_create. BERTCL_ERR_INVALID_ARG for a NULL argument. */
+int bertcl_ctx_kernels_info(const bertcl_ctx *ctx, char *out, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -502,17 +502,21 @@ static void run_to_half_fwd(fixture *f, const op_row *row, uint64_t seed) {
   free(x); free(got);
 }
 
+/* Every op of the table: X(name) pairs row name "name" with its runner run_name and generates
+ * the cmocka test test_name. */
+#define OPS(X)                                                                                 \
+  X(embedding_fwd) X(bias_residual_layernorm_fwd) X(bias_act_fwd) X(softmax_fwd)              \
+  X(split_merge_heads_fwd) X(pool_fwd) X(gather_cls_l2norm_fwd) X(scale_add_fwd)              \
+  X(gather_tokens_word_pool_fwd) X(gemm) X(attention) X(to_half_fwd) X(bias_act_fwd_gelu_sweep)
+
 typedef void (*op_runner)(fixture *, const op_row *, uint64_t);
 static const struct {
   const char *op;
   op_runner run;
 } runners[] = {
-    {"embedding_fwd", run_embedding_fwd},   {"bias_residual_layernorm_fwd", run_bias_residual_layernorm_fwd}, {"bias_act_fwd", run_bias_act_fwd},
-    {"softmax_fwd", run_softmax_fwd},       {"split_merge_heads_fwd", run_split_merge_heads_fwd}, {"pool_fwd", run_pool_fwd},
-    {"gather_cls_l2norm_fwd", run_gather_cls_l2norm_fwd}, {"scale_add_fwd", run_scale_add_fwd},
-    {"gather_tokens_word_pool_fwd", run_gather_tokens_word_pool_fwd}, {"gemm", run_gemm},           {"attention", run_attention},
-    {"to_half_fwd", run_to_half_fwd},
-    {"bias_act_fwd_gelu_sweep", run_bias_act_fwd_gelu_sweep},
+#define RUNNER(name) {#name, run_##name},
+    OPS(RUNNER)
+#undef RUNNER
 };
 
 /* {op, B, T, C, NH, I, V, atol, rtol}: T = 1, odd sizes, C not a multiple of the work group
@@ -602,30 +606,11 @@ static void run_rows(void **state, const char *op) {
 
 #define OP_TEST(name) \
   static void test_##name(void **state) { run_rows(state, #name); }
-OP_TEST(embedding_fwd)
-OP_TEST(bias_residual_layernorm_fwd)
-OP_TEST(bias_act_fwd)
-OP_TEST(softmax_fwd)
-OP_TEST(split_merge_heads_fwd)
-OP_TEST(pool_fwd)
-OP_TEST(gather_cls_l2norm_fwd)
-OP_TEST(scale_add_fwd)
-OP_TEST(gather_tokens_word_pool_fwd)
-OP_TEST(gemm)
-OP_TEST(attention)
-OP_TEST(to_half_fwd)
-OP_TEST(bias_act_fwd_gelu_sweep)
+OPS(OP_TEST)
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_embedding_fwd), cmocka_unit_test(test_bias_residual_layernorm_fwd),
-      cmocka_unit_test(test_bias_act_fwd),  cmocka_unit_test(test_softmax_fwd),
-      cmocka_unit_test(test_split_merge_heads_fwd), cmocka_unit_test(test_pool_fwd),
-      cmocka_unit_test(test_gather_cls_l2norm_fwd), cmocka_unit_test(test_scale_add_fwd),
-      cmocka_unit_test(test_gather_tokens_word_pool_fwd), cmocka_unit_test(test_gemm),
-      cmocka_unit_test(test_attention), cmocka_unit_test(test_to_half_fwd),
-      cmocka_unit_test(test_bias_act_fwd_gelu_sweep),
-  };
+#define OP_ENTRY(name) cmocka_unit_test(test_##name),
+  const struct CMUnitTest tests[] = {OPS(OP_ENTRY)};
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);
   return cmocka_run_group_tests_name("ops", tests, setup, teardown);

@@ -647,9 +647,92 @@ static void test_cpu_info_parse(void **state) {
   bertcl_devices_free(list);
 }
 
+/* child mode "kprof": three launches of selftest_saxpy through bc_kernel_run with
+ * BERTCL_KERNEL_PROFILE set; bertcl_ctx_free prints the table to stderr. */
+static int child_kprof(void) {
+  setenv("BERTCL_KERNEL_PROFILE", "1", 1);
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) return 3;
+  cl_program prog = NULL;
+  cl_kernel k = NULL;
+  int st = BERTCL_OK, n = 1000;
+  float a = 2.0f;
+  cl_mem x = bc_buffer_create(ctx, (size_t)n * 4, NULL, &st), y = NULL;
+  if (st == BERTCL_OK) y = bc_buffer_create(ctx, (size_t)n * 4, NULL, &st);
+  if (st == BERTCL_OK) st = bc_program_build(ctx, selftest_files, 1, "", &prog);
+  if (st == BERTCL_OK) BC_CL_OBJ(&ctx->err, k, clCreateKernel(prog, "selftest_saxpy", BC_RC));
+  const bc_karg args[] = {KARG(y), KARG(x), KARG(a), KARG(n)};
+  for (int i = 0; i < 3 && st == BERTCL_OK; i++)
+    st = bc_kernel_run(ctx, k, "selftest_saxpy", args, 4, (size_t)n, 64);
+fail:
+  if (st != BERTCL_OK) fprintf(stderr, "%s\n", bertcl_last_error(ctx));
+  if (k) clReleaseKernel(k);
+  if (prog) clReleaseProgram(prog);
+  if (x) clReleaseMemObject(x);
+  if (y) clReleaseMemObject(y);
+  bertcl_ctx_free(ctx);
+  return st == BERTCL_OK ? 0 : 4;
+}
+
+/* The kernel set: auto by device type, forced by BERTCL_KERNEL_SET, refused when unknown, named
+ * by bertcl_ctx_kernels_info; BERTCL_KERNEL_PROFILE's table counts our launches. */
+static void test_kernel_set(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) skip();
+  char info[128], want[128];
+  assert_int_equal(ctx->kset, bc_kset_auto(&ctx->info));
+  assert_int_equal(ctx->kset, ctx->info.type == BERTCL_DEVICE_CPU ? BC_KSET_CPU : BC_KSET_GPU);
+  assert_int_equal(bertcl_ctx_kernels_info(ctx, info, sizeof info), BERTCL_OK);
+  snprintf(want, sizeof want, "%s set", bc_kset_name(ctx->kset));
+  assert_true(strncmp(info, want, strlen(want)) == 0);
+  assert_int_equal(bertcl_ctx_kernels_info(NULL, info, sizeof info), BERTCL_ERR_INVALID_ARG);
+  bertcl_ctx_free(ctx);
+  static const char *const sets[] = {"gpu", "cpu", "auto"};
+  for (int i = 0; i < 3; i++) {
+    setenv("BERTCL_KERNEL_SET", sets[i], 1);
+    ctx = bc_test_ctx();
+    assert_non_null(ctx);
+    bc_kset k = i == 0 ? BC_KSET_GPU : i == 1 ? BC_KSET_CPU : bc_kset_auto(&ctx->info);
+    assert_int_equal(ctx->kset, k);
+    bertcl_ctx_kernels_info(ctx, info, sizeof info);
+    assert_true(strncmp(info, bc_kset_name(k), 3) == 0);
+    bertcl_ctx_free(ctx);
+  }
+  setenv("BERTCL_KERNEL_SET", "cpu", 1);
+  setenv("BERTCL_CPU_VECTOR_WIDTH", "8", 1);
+  ctx = bc_test_ctx();
+  assert_non_null(ctx);
+  assert_int_equal(bc_cpu_vector_width(ctx), 8);
+  bertcl_ctx_kernels_info(ctx, info, sizeof info);
+  assert_non_null(strstr(info, "8-lane"));
+  bertcl_ctx_free(ctx);
+  unsetenv("BERTCL_CPU_VECTOR_WIDTH");
+  setenv("BERTCL_KERNEL_SET", "fast", 1);
+  const char *dev = getenv("BERTCL_TEST_DEVICE");
+  bertcl_ctx_options opt = {.device = (dev && *dev) ? dev : "pocl"};
+  ctx = NULL;
+  assert_int_equal(bertcl_ctx_create(&ctx, &opt), BERTCL_ERR_INVALID_ARG);
+  assert_null(ctx);
+  assert_non_null(strstr(bertcl_last_error(NULL), "BERTCL_KERNEL_SET"));
+  unsetenv("BERTCL_KERNEL_SET");
+  /* the profile: three launches of selftest_saxpy counted, in a child (it prints at free) */
+  char cmd[1200], *out = NULL;
+  snprintf(cmd, sizeof cmd, "'%s' kprof 2>&1", self_path);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "kernel profile"));
+  const char *row = strstr(out, "selftest_saxpy");
+  assert_non_null(row);
+  unsigned launches = 0;
+  assert_int_equal(sscanf(row, "selftest_saxpy %u", &launches), 1);
+  assert_int_equal(launches, 3);
+  free(out);
+}
+
 int main(int argc, char **argv) {
   self_path = argv[0];
   if (argc == 3 && strcmp(argv[1], "child") == 0) return child_build(argv[2]);
+  if (argc == 2 && strcmp(argv[1], "kprof") == 0) return child_kprof();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_status_table),
       cmocka_unit_test(test_device_select),
@@ -663,6 +746,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_kernel_dir_override),
       cmocka_unit_test(test_cli_devices),
       cmocka_unit_test(test_cpu_info_parse),
+      cmocka_unit_test(test_kernel_set),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);

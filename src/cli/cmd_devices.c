@@ -37,8 +37,10 @@ static const char *type_str(bertcl_device_type t) {
   }
 }
 
-/* The GEMM backend a context on device d would use, or why it cannot: one line. */
-static int gemm_line(const bertcl_device_info *d, const char *gemm, char *out, size_t n) {
+/* The GEMM backend a context on device d would use, or why it cannot: one line; and the kernel
+ * set (kout, "" when no context). */
+static int gemm_line(const bertcl_device_info *d, const char *gemm, char *out, size_t n,
+                     char *kout, size_t kn) {
   char sel[32];
   snprintf(sel, sizeof sel, "%d:%d", d->platform_index, d->device_index);
   bertcl_ctx_options o = {.device = sel, .gemm = gemm, .cache_dir = "off"};
@@ -48,6 +50,7 @@ static int gemm_line(const bertcl_device_info *d, const char *gemm, char *out, s
     return -1;
   }
   bertcl_ctx_gemm_info(ctx, out, n);
+  bertcl_ctx_kernels_info(ctx, kout, kn);
   bertcl_ctx_free(ctx);
   return 0;
 }
@@ -89,9 +92,10 @@ int bc_cmd_devices(int argc, char **argv) {
   }
   /* the matrix-product backend of each device (a context each: the check runs a native kernel) */
   char(*gl)[1024] = n ? calloc(n, sizeof *gl) : NULL;
+  char(*kl)[128] = n ? calloc(n, sizeof *kl) : NULL; /* kernel sets */
   int gemm_failed = 0;
-  for (size_t i = 0; i < n && gl; i++) {
-    int bad = gemm_line(&list[i], gemm, gl[i], sizeof gl[i]) != 0;
+  for (size_t i = 0; i < n && gl && kl; i++) {
+    int bad = gemm_line(&list[i], gemm, gl[i], sizeof gl[i], kl[i], sizeof kl[i]) != 0;
     if (bad && (selected >= 0 ? (long)i == selected : list[i].is_default)) gemm_failed = 1;
   }
   if (json) {
@@ -116,6 +120,7 @@ int bc_cmd_devices(int argc, char **argv) {
       json_object_set_new(o, "peak_basis", json_string(d->peak_basis));
       json_object_set_new(o, "platform_vendor", json_string(d->platform_vendor));
       if (gl) json_object_set_new(o, "gemm", json_string(gl[i]));
+      if (kl && kl[i][0]) json_object_set_new(o, "kernels", json_string(kl[i]));
       if (selected >= 0) json_object_set_new(o, "selected", json_boolean((long)i == selected));
       json_array_append_new(arr, o);
     }
@@ -153,6 +158,7 @@ int bc_cmd_devices(int argc, char **argv) {
       else
         printf("     fp32 peak unknown (%s)\n", d->peak_basis);
       if (gl) printf("     gemm %s\n", gl[i]);
+      if (kl && kl[i][0]) printf("     kernels %s\n", kl[i]);
     }
     printf("\n* = %s. Choose another with --device or BERTCL_DEVICE.\n",
            selected >= 0 ? "selected device" : "default device (first GPU, else first device)");
@@ -162,6 +168,7 @@ int bc_cmd_devices(int argc, char **argv) {
       if (selected >= 0 ? (long)i == selected : list[i].is_default)
         bc_cli_error("%d:%d: %s", list[i].platform_index, list[i].device_index, gl[i]);
   free(gl);
+  free(kl);
   bertcl_devices_free(list);
   return gemm_failed ? 1 : 0;
 }

@@ -8,13 +8,21 @@ static const char *const op_files[] = {"common.cl", "embedding.cl", "layernorm.c
                                        "activation.cl", "attention.cl", "pooling.cl",
                                        "combine.cl", "gather.cl"};
 
+void bc_act_options(char *buf, size_t n) {
+  size_t len = strlen(buf);
+  if (len < n)
+    snprintf(buf + len, n - len, " -DACT_GELU=%d -DACT_GELU_TANH=%d -DACT_RELU=%d -DACT_TANH=%d",
+             (int)BC_ACT_GELU, (int)BC_ACT_GELU_TANH, (int)BC_ACT_RELU, (int)BC_ACT_TANH_);
+}
+
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops) {
   memset(ops, 0, sizeof *ops);
   int st = BERTCL_OK;
   ops->wg = bc_row_work_group(ctx);
   ops->kset = ctx->kset;
-  char opts[160];
+  char opts[256];
   bc_kernel_options(ctx, ops->kset, opts, sizeof opts);
+  bc_act_options(opts, sizeof opts);
   BC_TRY(bc_program_build(ctx, op_files, sizeof op_files / sizeof op_files[0], opts, &ops->prog));
 #define BC_OPS_CREATE(name) \
   BC_CL_OBJ(&ctx->err, ops->name, clCreateKernel(ops->prog, #name, BC_RC));
@@ -39,8 +47,10 @@ void bc_ops_free(bc_ops *ops) {
 /* Element-wise kernels use groups of 64 (any multiple works: they check bounds). */
 #define EW_LOCAL 64
 #define A KARG
-/* Enqueues kernel `name` (a bc_ops field) over `global` items in groups of `local`. */
-#define RUN(name, global, local, ...) BC_KERNEL_RUN(ctx, ops->name, #name, global, local, __VA_ARGS__)
+/* Enqueues kernel `name` (a bc_ops field) over `global` items in groups of `local` and returns
+ * the status. */
+#define RUN(name, global, local, ...) \
+  BC_KERNEL_RUN(ctx, ops->name, #name, global, local, __VA_ARGS__)
 /* Same over `rows` rows, shaped by the kernel set (bc_rows_launch). */
 #define RUN_ROWS(name, rows, ...)                                                               \
   do {                                                                                          \
@@ -65,7 +75,8 @@ int bc_op_bias_residual_layernorm(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_m
 }
 
 int bc_op_bias_act(bertcl_ctx *ctx, bc_ops *ops, cl_mem x, cl_mem bias, int act, int N, int C) {
-  if (ops->kset == BC_KSET_CPU) RUN_ROWS(bias_act_fwd, (size_t)N, A(x), A(bias), A(act), A(N), A(C));
+  if (ops->kset == BC_KSET_CPU)
+    RUN_ROWS(bias_act_fwd, (size_t)N, A(x), A(bias), A(act), A(N), A(C));
   RUN(bias_act_fwd, (size_t)N * C, EW_LOCAL, A(x), A(bias), A(act), A(N), A(C));
 }
 

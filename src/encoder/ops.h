@@ -9,6 +9,10 @@
 
 enum { BC_ACT_TANH_ = 3 }; /* the pooler's tanh, beside bc_act's values */
 
+/* Appends to the build options at buf (capacity n) the -D options that give cl/common.cl the
+ * activation codes (ACT_GELU, ...) from bc_act, so C and OpenCL share one definition. */
+void bc_act_options(char *buf, size_t n);
+
 /* Every kernel of the encoder's program (cl/common.cl + op_files in ops.c). X(name) generates
  * the bc_ops field, its clCreateKernel and its release; the field is the kernel's name. */
 #define BC_OPS_KERNELS(X)                                                                      \

@@ -353,6 +353,16 @@ void bc_kernel_options(const bertcl_ctx *ctx, bc_kset kset, char *buf, size_t n)
            bc_cpu_vector_width(ctx));
 }
 
+int bertcl_ctx_kernels_info(const bertcl_ctx *ctx, char *out, size_t n) {
+  if (!ctx || !out || !n) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "NULL argument");
+  if (ctx->kset == BC_KSET_CPU)
+    snprintf(out, n, "cpu set (a work-item per row, %d-lane vector code)",
+             bc_cpu_vector_width(ctx));
+  else
+    snprintf(out, n, "gpu set (a work-group per row)");
+  return BERTCL_OK;
+}
+
 void bc_rows_launch(bc_kset kset, size_t wg, size_t rows, size_t *global, size_t *local) {
   if (kset == BC_KSET_CPU) {
     *global = rows;

@@ -1,5 +1,7 @@
-/* Launchers for cl/backward.cl. */
+/* The training program (cl/common.cl + backward.cl + trainer.cl): its kernel table and launchers. */
 #include "train/train_ops.h"
+
+#include "encoder/ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -19,8 +21,9 @@ int bc_train_ops_init(bertcl_ctx *ctx, bc_train_ops *o) {
   o->wg = bc_row_work_group(ctx);
   o->kset = ctx->kset;
   o->vw = (size_t)bc_cpu_vector_width(ctx);
-  char opts[192];
+  char opts[320];
   bc_kernel_options(ctx, o->kset, opts, sizeof opts);
+  bc_act_options(opts, sizeof opts);
   size_t ol = strlen(opts);
   snprintf(opts + ol, sizeof opts - ol, " -DCHUNK=%d -DSUMSQ_CHUNK=%d", CHUNK, SUMSQ_CHUNK);
   BC_TRY(bc_program_build(ctx, files, sizeof files / sizeof files[0], opts, &o->prog));
@@ -45,8 +48,10 @@ void bc_train_ops_free(bc_train_ops *o) {
 }
 
 #define A KARG
-/* Enqueues kernel `name` (a bc_train_ops field) over `global` items in groups of `local`. */
-#define RUN(name, global, local, ...) BC_KERNEL_RUN(ctx, o->name, #name, (global), (local), __VA_ARGS__)
+/* Enqueues kernel `name` (a bc_train_ops field) over `global` items in groups of `local` and
+ * returns the status. */
+#define RUN(name, global, local, ...) \
+  BC_KERNEL_RUN(ctx, o->name, #name, (global), (local), __VA_ARGS__)
 /* Same over `rows` rows, shaped by the kernel set (bc_rows_launch). */
 #define RUN_ROWS(name, rows, ...)                                                               \
   do {                                                                                          \
@@ -151,7 +156,8 @@ int bc_op_embedding_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dword, cl_mem d
   st = bc_kernel_run(ctx, o->embedding_bwd_word, "embedding_bwd_word", a1, 7, (size_t)U * C, 64);
   if (st) goto done;
   const bc_karg a2[] = {A(dpos), A(dtype), A(dy), A(type_ids), A(B), A(T), A(TT), A(C)};
-  st = bc_kernel_run(ctx, o->embedding_bwd_pos_type, "embedding_bwd_pos_type", a2, 8, (size_t)(T + TT) * C, 64);
+  st = bc_kernel_run(ctx, o->embedding_bwd_pos_type, "embedding_bwd_pos_type", a2, 8,
+                     (size_t)(T + TT) * C, 64);
   if (st) goto done;
   clFinish(ctx->queue); /* the index buffers are released below */
 done:
