@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "probe/logreg.h"
+#include "probe/plot.h"
 #include "testutil.h"
 
 static bertcl_ctx *ctx_or_skip(void) {
@@ -195,11 +197,57 @@ static void test_logreg_separable_and_mix(void **state) {
   bertcl_ctx_free(ctx);
 }
 
+/* The chart: well-formed XML (checked by Python's parser when present), escaped text, one marker
+ * per defined point, NaN points left out, the best point ringed. */
+static void test_plot_svg(void **state) {
+  (void)state;
+  const double a[4] = {0.5, 0.75, NAN, 0.9}, b[4] = {0.6, 0.7, 0.8, 0.85};
+  const char *ticks[4] = {"emb", "1", "2", "3"};
+  bc_plot_series series[2] = {{"mean <pool>", a}, {"cls & co", b}};
+  bc_plot_hline hl[1] = {{"last4: 0.95", 0.95}};
+  bc_plot p = {.title = "SST-2 \"dev\" accuracy", .x_label = "layer", .y_label = "accuracy",
+               .x_ticks = ticks, .npoints = 4, .series = series, .nseries = 2, .hlines = hl,
+               .nhlines = 1, .best_series = 0, .best_point = 3};
+  char *svg = NULL;
+  assert_int_equal(bc_plot_svg(NULL, &p, &svg), BERTCL_OK);
+  assert_non_null(strstr(svg, "mean &lt;pool&gt;"));
+  assert_non_null(strstr(svg, "cls &amp; co"));
+  assert_non_null(strstr(svg, "SST-2 &quot;dev&quot; accuracy"));
+  assert_null(strstr(svg, "nan"));
+  int circles = 0;
+  for (const char *q = svg; (q = strstr(q, "<circle")); q++) circles++;
+  assert_int_equal(circles, 3 + 4 + 2 /* legend */ + 1 /* best */);
+  assert_non_null(strstr(svg, ">best</text>"));
+  char dir[1024], path[1200], cmd[1400];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  snprintf(path, sizeof path, "%s/p.svg", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(svg, f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import sys, xml.etree.ElementTree as E; "
+           "r = E.parse(sys.argv[1]).getroot(); assert r.tag.endswith(\"svg\")' '%s' 2>&1",
+           path);
+  char *out = NULL;
+  if (bc_test_run("python3 -c 'import xml.etree.ElementTree' 2>/dev/null", NULL) == 0) {
+    int rc = bc_test_run(cmd, &out);
+    if (rc != 0) fail_msg("the SVG is not well-formed XML: %s", out);
+    free(out);
+  }
+  unlink(path);
+  rmdir(dir);
+  free(svg);
+  p.npoints = 0;
+  assert_int_equal(bc_plot_svg(NULL, &p, &svg), BERTCL_ERR_INVALID_ARG);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_logreg_matches_sklearn),
       cmocka_unit_test(test_logreg_gradient),
       cmocka_unit_test(test_logreg_separable_and_mix),
+      cmocka_unit_test(test_plot_svg),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);
