@@ -612,7 +612,9 @@ static void test_config_validation(void **state) {
       {"hidden_act", "\"silu\"", BERTCL_ERR_UNSUPPORTED, "hidden_act \"silu\" is not supported", 0},
       {"position_embedding_type", "\"relative_key\"", BERTCL_ERR_UNSUPPORTED,
        "position_embedding_type \"relative_key\" is not supported", 0},
-      {"model_type", "\"roberta\"", BERTCL_ERR_UNSUPPORTED, "model_type \"roberta\"", 0},
+      {"model_type", "\"deberta-v2\"", BERTCL_ERR_UNSUPPORTED,
+       "model_type \"deberta-v2\" is not supported; bertcl runs model_type bert, roberta, "
+       "xlm-roberta, camembert, distilbert, mpnet", 0},
       {"num_attention_heads", "5", BERTCL_ERR_FORMAT, "not a multiple of num_attention_heads 5", 0},
       {"hidden_size", "\"32\"", BERTCL_ERR_FORMAT, "\"hidden_size\" must be an integer", 0},
       {"num_hidden_layers", "0", BERTCL_ERR_UNSUPPORTED, "\"num_hidden_layers\" is 0", 0},
@@ -1140,6 +1142,7 @@ static void test_cli_info(void **state) {
   assert_int_equal(json_integer_value(json_object_get(o, "parameters")), 64960);
   assert_string_equal(json_string_value(json_object_get(o, "dtypes")), "F32");
   assert_string_equal(json_string_value(json_object_get(o, "model_type")), "bert");
+  assert_string_equal(json_string_value(json_object_get(o, "family")), "bert");
   assert_true(json_is_null(json_object_get(o, "pooling")));
   assert_int_equal(json_integer_value(json_object_get(o, "max_length")), 64);
   assert_true(json_is_true(json_object_get(json_object_get(o, "tokenizer"), "do_lower_case")));

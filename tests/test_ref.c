@@ -267,7 +267,7 @@ static double check_hidden(bc_st_file *fx, const char *model, const char *prefix
     snprintf(name, sizeof name, "%shidden.%d", prefix, l);
     float *want = bc_test_fixture_f32(fx, name, BTC);
     double d = bc_max_abs_diff(hidden + (size_t)l * BTC, want, BTC);
-    snprintf(what, sizeof what, "ref_bert_fwd %s %s (%d,%d,%d) vs transformers", model, name, B, T,
+    snprintf(what, sizeof what, "ref_model_fwd %s %s (%d,%d,%d) vs transformers", model, name, B, T,
              C);
     if (!bc_check_close(what, hidden + (size_t)l * BTC, want, BTC, atol, 0, 0)) *ok = 0;
     printf("  %-20s max |ref - transformers| = %.3g\n", name, d);
@@ -318,7 +318,7 @@ static void test_tiny_hidden_states(void **state) {
   float *pooled = malloc((size_t)B * C * sizeof(float));          /* (B, C) */
   assert_non_null(hidden);
   assert_non_null(pooled);
-  assert_int_equal(ref_bert_fwd(cfg, w, ids, types, mask, B, T, hidden, pooled), BERTCL_OK);
+  assert_int_equal(ref_model_fwd(cfg, w, ids, types, mask, B, T, hidden, pooled), BERTCL_OK);
 
   int ok = 1;
   printf("tiny-bert B=%d T=%d:\n", B, T);
@@ -326,7 +326,7 @@ static void test_tiny_hidden_states(void **state) {
   float *want = bc_test_fixture_f32(fx, "pooler", (size_t)B * C);
   printf("  %-20s max |ref - transformers| = %.3g\n", "pooler",
          bc_max_abs_diff(pooled, want, (size_t)B * C));
-  if (!bc_check_close("ref_bert_fwd tiny-bert pooler (B,C) vs transformers", pooled, want, (size_t)B * C, 1e-5f, 0,
+  if (!bc_check_close("ref_model_fwd tiny-bert pooler (B,C) vs transformers", pooled, want, (size_t)B * C, 1e-5f, 0,
                       0))
     ok = 0;
   free(want);
@@ -371,8 +371,8 @@ static void test_tiny_padding_invariance(void **state) {
   float *pooled = malloc((size_t)B * C * sizeof(float));           /* (B, C) */
   float *pooled1 = malloc((size_t)C * sizeof(float));              /* (1, C) */
   assert_true(hidden && hidden1 && pooled && pooled1);
-  assert_int_equal(ref_bert_fwd(cfg, w, ids, types, mask, B, T, hidden, pooled), BERTCL_OK);
-  assert_int_equal(ref_bert_fwd(cfg, w, ids1, types1, mask1, 1, T1, hidden1, pooled1), BERTCL_OK);
+  assert_int_equal(ref_model_fwd(cfg, w, ids, types, mask, B, T, hidden, pooled), BERTCL_OK);
+  assert_int_equal(ref_model_fwd(cfg, w, ids1, types1, mask1, 1, T1, hidden1, pooled1), BERTCL_OK);
 
   int ok = 1;
   double worst = 0.0;
@@ -433,25 +433,25 @@ static void test_tiny_masked_row_and_bad_input(void **state) {
   float *hidden0 = malloc((size_t)(L + 1) * T * C * sizeof(float)); /* (L+1, 1*T, C) */
   float pooled[B * 64];
   assert_true(hidden && hidden0 && C <= 64);
-  assert_int_equal(ref_bert_fwd(cfg, w, ids, NULL, mask, B, T, hidden, pooled), BERTCL_OK);
+  assert_int_equal(ref_model_fwd(cfg, w, ids, NULL, mask, B, T, hidden, pooled), BERTCL_OK);
   for (size_t i = 0; i < (size_t)(L + 1) * BTC; i++)
     if (!isfinite(hidden[i])) fail_msg("hidden value %zu is %g with a fully masked row", i, hidden[i]);
   for (int i = 0; i < B * C; i++) assert_true(isfinite(pooled[i]));
-  assert_int_equal(ref_bert_fwd(cfg, w, ids, NULL, mask0, 1, T, hidden0, NULL), BERTCL_OK);
+  assert_int_equal(ref_model_fwd(cfg, w, ids, NULL, mask0, 1, T, hidden0, NULL), BERTCL_OK);
   for (int l = 0; l <= L; l++)
     assert_true(bc_check_close("hidden (1,4,C) beside a fully masked row vs alone",
                                hidden + (size_t)l * BTC, hidden0 + (size_t)l * T * C,
                                (size_t)T * C, 0, 0, (uint64_t)l));
 
   int32_t bad_ids[T] = {101, cfg->vocab_size, 102, 0};
-  assert_int_equal(ref_bert_fwd(cfg, w, bad_ids, NULL, NULL, 1, T, hidden0, NULL),
+  assert_int_equal(ref_model_fwd(cfg, w, bad_ids, NULL, NULL, 1, T, hidden0, NULL),
                    BERTCL_ERR_INVALID_ARG);
   int32_t bad_types[T] = {0, 0, cfg->type_vocab_size, 0};
-  assert_int_equal(ref_bert_fwd(cfg, w, ids, bad_types, NULL, 1, T, hidden0, NULL),
+  assert_int_equal(ref_model_fwd(cfg, w, ids, bad_types, NULL, 1, T, hidden0, NULL),
                    BERTCL_ERR_INVALID_ARG);
-  assert_int_equal(ref_bert_fwd(cfg, w, ids, NULL, NULL, 1, cfg->max_position + 1, hidden0, NULL),
+  assert_int_equal(ref_model_fwd(cfg, w, ids, NULL, NULL, 1, cfg->max_position + 1, hidden0, NULL),
                    BERTCL_ERR_INVALID_ARG);
-  assert_int_equal(ref_bert_fwd(cfg, w, ids, NULL, NULL, 0, T, hidden0, NULL),
+  assert_int_equal(ref_model_fwd(cfg, w, ids, NULL, NULL, 0, T, hidden0, NULL),
                    BERTCL_ERR_INVALID_ARG);
   free(hidden0);
   free(hidden);
@@ -475,7 +475,7 @@ static void test_minilm_hidden_states(void **state) {
   size_t BTC = (size_t)B * T * C;
   float *hidden = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* (L+1, B*T, C) */
   assert_non_null(hidden);
-  assert_int_equal(ref_bert_fwd(cfg, w, ids, types, mask, B, T, hidden, NULL), BERTCL_OK);
+  assert_int_equal(ref_model_fwd(cfg, w, ids, types, mask, B, T, hidden, NULL), BERTCL_OK);
   int ok = 1;
   printf("all-MiniLM-L6-v2 B=%d T=%d:\n", B, T);
   check_hidden(fx, "all-MiniLM-L6-v2", "batch.", hidden, L, B, T, C, 1e-4f, &ok);
@@ -530,7 +530,7 @@ static void test_minilm_sentence_embeddings(void **state) {
     int len = 0;
     for (int t = 0; t < T; t++) len += mask[(size_t)s * T + t] != 0;
     const int32_t *ms = mask + (size_t)s * T;
-    assert_int_equal(ref_bert_fwd(cfg, w, ids + (size_t)s * T, types + (size_t)s * T, ms, 1, len,
+    assert_int_equal(ref_model_fwd(cfg, w, ids + (size_t)s * T, types + (size_t)s * T, ms, 1, len,
                                   hidden, NULL),
                      BERTCL_OK);
     const float *last = hidden + (size_t)L * len * C; /* (1*len, C) */

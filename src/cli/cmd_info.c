@@ -10,7 +10,8 @@
 void bc_cmd_info_usage(FILE *out) {
   fprintf(out,
           "usage: bertcl info -m MODEL_DIR [--json]\n\n"
-          "Loads and validates a Hugging Face BERT model directory (config.json,\n"
+          "Loads and validates a Hugging Face encoder model directory (BERT, RoBERTa,\n"
+          "XLM-RoBERTa, CamemBERT, DistilBERT, MPNet: config.json,\n"
           "model.safetensors or a sharded index, sentence-transformers modules) and prints\n"
           "its architecture, parameter count, dtypes on disk, pooling and normalisation\n"
           "defaults, tokenizer settings and maximum length. An invalid file gives exit\n"
@@ -92,6 +93,7 @@ int bc_cmd_info(int argc, char **argv) {
                             in.has_tokenizer_json, "class", in.tokenizer_class);
     json_object_set_new(tok, "do_lower_case",
                         in.do_lower_case < 0 ? json_null() : json_boolean(in.do_lower_case));
+    json_object_set_new(o, "family", json_string(in.family));
     json_object_set_new(o, "pooling", in.pooling[0] ? json_string(in.pooling) : json_null());
     json_object_set_new(o, "normalize", json_boolean(in.normalize));
     json_object_set_new(o, "st_max_seq_length",
@@ -108,6 +110,7 @@ int bc_cmd_info(int argc, char **argv) {
   }
   printf("model           %s\n", dir);
   printf("model type      %s\n", in.model_type);
+  printf("family          %s\n", in.family);
   printf("layers          %d\n", in.num_layers);
   printf("hidden size     %d\n", in.hidden_size);
   printf("heads           %d (head size %d)\n", in.num_heads, in.hidden_size / in.num_heads);
@@ -116,7 +119,10 @@ int bc_cmd_info(int argc, char **argv) {
          act_form(in.hidden_act), *act_form(in.hidden_act) ? ")" : "");
   printf("vocabulary      %d\n", in.vocab_size);
   printf("positions       %d\n", in.max_position);
-  printf("token types     %d\n", in.type_vocab_size);
+  if (in.type_vocab_size > 0)
+    printf("token types     %d\n", in.type_vocab_size);
+  else
+    printf("token types     none\n");
   printf("layer norm eps  %g\n", (double)in.layer_norm_eps);
   printf("pooler          %s\n", in.has_pooler ? "yes" : "no");
   if (in.num_labels > 0) {

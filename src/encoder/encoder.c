@@ -249,6 +249,7 @@ int bc_encoder_create(bertcl_ctx *ctx, const struct bertcl_model *model, bc_enco
                  c->num_heads, c->num_layers);
     goto fail;
   }
+  BC_TRY(bc_config_require_bert(&ctx->err, c, "encoder"));
   enc->layers = calloc((size_t)c->num_layers, sizeof *enc->layers);
   if (!enc->layers) {
     st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");

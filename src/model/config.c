@@ -1,6 +1,7 @@
-/* config.json (BertConfig) and the sentence-transformers module files: parse and validate.
- * Missing keys take BertConfig's defaults, as transformers does; present keys must have the right
- * type and a sane range. */
+/* config.json (BertConfig, RobertaConfig, XLMRobertaConfig, CamembertConfig, DistilBertConfig,
+ * MPNetConfig) and the sentence-transformers module files: parse and validate. The family's keys
+ * come from model/family.c; missing keys take the config class's defaults, as transformers does;
+ * present keys must have the right type and a sane range. */
 #define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <math.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/family.h"
 #include "model/loader.h"
 
 /* Parses text as one JSON object, rejecting duplicate keys. */
@@ -157,15 +159,32 @@ static int parse_labels(bc_err *err, const char *name, json_t *root, bc_config_e
   return BERTCL_OK;
 }
 
-static int is_bert_architecture(json_t *root) {
+/* The model_type of a config.json without one, from its architectures[] class names. */
+static const bc_model_type *type_from_architectures(json_t *root) {
   json_t *arch = json_object_get(root, "architectures");
   size_t i;
   json_t *v;
-  if (!json_is_array(arch)) return 0;
+  if (!json_is_array(arch)) return NULL;
   json_array_foreach(arch, i, v) {
-    if (json_is_string(v) && strncmp(json_string_value(v), "Bert", 4) == 0) return 1;
+    const bc_model_type *t = json_is_string(v) ? bc_model_type_from_arch(json_string_value(v)) : NULL;
+    if (t) return t;
   }
-  return 0;
+  return NULL;
+}
+
+/* A dropout probability in [0, 1); def when absent or null. */
+static int get_prob(bc_err *err, const char *name, json_t *o, const char *key, float def,
+                    float *out) {
+  json_t *v = key ? json_object_get(o, key) : NULL;
+  *out = def;
+  if (!v || json_is_null(v)) return BERTCL_OK;
+  if (!json_is_number(v))
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: \"%s\" must be a number", name, key);
+  double p = json_number_value(v);
+  if (!(p >= 0.0 && p < 1.0))
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: \"%s\" %g is not in [0, 1)", name, key, p);
+  *out = (float)p;
+  return BERTCL_OK;
 }
 
 int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len, bc_config *cfg,
@@ -177,22 +196,28 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
   if (st) return st;
 
   BC_TRY(get_str(err, name, root, "model_type", "", ex->model_type, sizeof ex->model_type));
+  const bc_model_type *mt = NULL;
   if (ex->model_type[0] == '\0') {
-    if (!is_bert_architecture(root)) {
+    if (!(mt = type_from_architectures(root))) {
       st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
-                   "%s: no \"model_type\" (and no Bert* architecture); bertcl runs model_type "
-                   "\"bert\"",
-                   name);
+                   "%s: no \"model_type\" (and no architecture bertcl knows); bertcl runs "
+                   "model_type %s",
+                   name, bc_model_types_supported());
       goto fail;
     }
-    snprintf(ex->model_type, sizeof ex->model_type, "bert");
-  } else if (strcmp(ex->model_type, "bert") != 0) {
+    snprintf(ex->model_type, sizeof ex->model_type, "%s", mt->model_type);
+  } else if (!(mt = bc_model_type_find(ex->model_type))) {
     st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
-                 "%s: model_type \"%s\" is not supported; bertcl runs model_type \"bert\" "
-                 "(BERT, MiniLM, BGE, E5 and other BERT-shaped encoders)",
-                 name, ex->model_type);
+                 "%s: model_type \"%s\" is not supported; bertcl runs model_type %s (BERT, "
+                 "MiniLM, BGE, E5, RoBERTa, XLM-RoBERTa, CamemBERT, DistilBERT, MPNet and their "
+                 "fine-tuned descendants)",
+                 name, ex->model_type, bc_model_types_supported());
     goto fail;
   }
+  const bc_family_desc *fam = bc_family_get(mt->family);
+  cfg->family = fam->id;
+  cfg->pos_kind = fam->pos_kind;
+  cfg->head = fam->head;
   int is_decoder = 0, cross = 0;
   BC_TRY(get_bool(err, name, root, "is_decoder", 0, &is_decoder));
   BC_TRY(get_bool(err, name, root, "add_cross_attention", 0, &cross));
@@ -202,24 +227,55 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
                  is_decoder ? "is_decoder" : "add_cross_attention");
     goto fail;
   }
-  BC_TRY(get_int(err, name, root, "vocab_size", 30522, 1, 1L << 24, &cfg->vocab_size));
-  BC_TRY(get_int(err, name, root, "hidden_size", 768, 1, 1L << 16, &cfg->hidden_size));
-  BC_TRY(get_int(err, name, root, "num_hidden_layers", 12, 1, 1024, &cfg->num_layers));
-  BC_TRY(get_int(err, name, root, "num_attention_heads", 12, 1, 1L << 16, &cfg->num_heads));
-  BC_TRY(get_int(err, name, root, "intermediate_size", 3072, 1, 1L << 20, &cfg->intermediate_size));
-  BC_TRY(get_int(err, name, root, "max_position_embeddings", 512, 1, 1L << 20, &cfg->max_position));
-  BC_TRY(get_int(err, name, root, "type_vocab_size", 2, 1, 1L << 16, &cfg->type_vocab_size));
-  BC_TRY(get_int(err, name, root, "pad_token_id", 0, 0, (long)cfg->vocab_size - 1,
-                 &cfg->pad_token_id));
-  if (cfg->hidden_size % cfg->num_heads != 0) {
+  BC_TRY(get_int(err, name, root, "vocab_size", mt->vocab_size, 1, 1L << 24, &cfg->vocab_size));
+  BC_TRY(get_int(err, name, root, fam->key_hidden, 768, 1, 1L << 16, &cfg->hidden_size));
+  BC_TRY(get_int(err, name, root, fam->key_layers, fam->id == BC_FAMILY_DISTILBERT ? 6 : 12, 1,
+                 1024, &cfg->num_layers));
+  BC_TRY(get_int(err, name, root, fam->key_heads, 12, 1, 1L << 16, &cfg->num_heads));
+  BC_TRY(get_int(err, name, root, fam->key_inter, 3072, 1, 1L << 20, &cfg->intermediate_size));
+  BC_TRY(get_int(err, name, root, "max_position_embeddings", 512, 1, 1L << 20,
+                 &cfg->position_rows));
+  cfg->max_position = cfg->position_rows;
+  if (fam->has_types)
+    BC_TRY(get_int(err, name, root, "type_vocab_size", 2, 1, 1L << 16, &cfg->type_vocab_size));
+  json_t *pad = json_object_get(root, "pad_token_id");
+  if (fam->pos_kind == BC_POS_PADDED && fam->fixed_padding_idx < 0 && pad && json_is_null(pad)) {
     st = bc_fail(err, BERTCL_ERR_FORMAT,
-                 "%s: hidden_size %d is not a multiple of num_attention_heads %d", name,
-                 cfg->hidden_size, cfg->num_heads);
+                 "%s: \"pad_token_id\" is null; %s counts positions from it", name, fam->name);
     goto fail;
   }
+  BC_TRY(get_int(err, name, root, "pad_token_id", mt->pad_token_id, 0,
+                 (long)cfg->vocab_size - 1, &cfg->pad_token_id));
+  if (cfg->hidden_size % cfg->num_heads != 0) {
+    st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: %s %d is not a multiple of %s %d", name,
+                 fam->key_hidden, cfg->hidden_size, fam->key_heads, cfg->num_heads);
+    goto fail;
+  }
+  if (fam->pos_kind == BC_POS_PADDED) {
+    /* positions run from padding_idx + 1 to padding_idx + T */
+    cfg->padding_idx = fam->fixed_padding_idx >= 0 ? fam->fixed_padding_idx : cfg->pad_token_id;
+    cfg->max_position = cfg->position_rows - cfg->padding_idx - 1;
+    if (cfg->max_position < 1) {
+      st = bc_fail(err, BERTCL_ERR_FORMAT,
+                   "%s: max_position_embeddings %d leaves no position after padding_idx %d",
+                   name, cfg->position_rows, cfg->padding_idx);
+      goto fail;
+    }
+  }
+  if (fam->rel_attention_bias) {
+    BC_TRY(get_int(err, name, root, "relative_attention_num_buckets", BC_REL_BUCKETS, 1, 1L << 16,
+                   &cfg->rel_buckets));
+    if (cfg->rel_buckets < BC_REL_BUCKETS) {
+      /* transformers always buckets into 32 (MPNetEncoder.compute_position_bias) */
+      st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
+                   "%s: relative_attention_num_buckets %d is below the %d buckets %s uses", name,
+                   cfg->rel_buckets, BC_REL_BUCKETS, fam->name);
+      goto fail;
+    }
+  }
 
-  json_t *eps = json_object_get(root, "layer_norm_eps");
   cfg->layer_norm_eps = 1e-12f;
+  json_t *eps = fam->eps_in_config ? json_object_get(root, "layer_norm_eps") : NULL;
   if (eps && !json_is_null(eps)) {
     if (!json_is_number(eps)) {
       st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: \"layer_norm_eps\" must be a number", name);
@@ -233,7 +289,7 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
     cfg->layer_norm_eps = (float)e;
   }
 
-  BC_TRY(get_str(err, name, root, "hidden_act", "gelu", ex->hidden_act, sizeof ex->hidden_act));
+  BC_TRY(get_str(err, name, root, fam->key_act, "gelu", ex->hidden_act, sizeof ex->hidden_act));
   if (strcmp(ex->hidden_act, "gelu") == 0) {
     cfg->act = BC_ACT_GELU;
   } else if (strcmp(ex->hidden_act, "gelu_new") == 0 ||
@@ -243,9 +299,8 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
     cfg->act = BC_ACT_RELU;
   } else {
     st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
-                 "%s: hidden_act \"%s\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, "
-                 "relu)",
-                 name, ex->hidden_act);
+                 "%s: %s \"%s\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)", name,
+                 fam->key_act, ex->hidden_act);
     goto fail;
   }
 
@@ -256,6 +311,13 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
                  "%s: position_embedding_type \"%s\" is not supported (absolute only)", name, pet);
     goto fail;
   }
+  if (fam->sinusoidal_key)
+    BC_TRY(get_bool(err, name, root, "sinusoidal_pos_embds", 0, &ex->sinusoidal));
+
+  BC_TRY(get_prob(err, name, root, fam->key_hidden_dropout, 0.1f, &cfg->hidden_dropout));
+  BC_TRY(get_prob(err, name, root, fam->key_attn_dropout, 0.1f, &cfg->attn_dropout));
+  float cls_def = fam->id == BC_FAMILY_DISTILBERT ? 0.2f : cfg->hidden_dropout;
+  BC_TRY(get_prob(err, name, root, fam->key_cls_dropout, cls_def, &cfg->cls_dropout));
 
   BC_TRY(get_str(err, name, root, "problem_type", "", cfg->problem_type, sizeof cfg->problem_type));
   if (cfg->problem_type[0] && strcmp(cfg->problem_type, "regression") != 0 &&
@@ -345,16 +407,46 @@ int bc_pooling_parse(bc_err *err, const char *name, const char *text, size_t len
   int st = load_object(err, name, text, len, 0, &root);
   if (st) return st;
   int dim = 0, cls = 0, mean = 0, max = 0;
-  BC_TRY(get_int(err, name, root, "word_embedding_dimension", hidden_size, 1, 1L << 16, &dim));
+  /* sentence-transformers 6 writes embedding_dimension and pooling_mode ("mean" or a list of
+   * modes); earlier versions word_embedding_dimension and one pooling_mode_* flag per mode */
+  const char *dim_key =
+      json_object_get(root, "embedding_dimension") ? "embedding_dimension" : "word_embedding_dimension";
+  BC_TRY(get_int(err, name, root, dim_key, hidden_size, 1, 1L << 16, &dim));
   if (dim != hidden_size) {
-    st = bc_fail(err, BERTCL_ERR_SHAPE,
-                 "%s: word_embedding_dimension %d differs from the model's hidden_size %d", name,
-                 dim, hidden_size);
+    st = bc_fail(err, BERTCL_ERR_SHAPE, "%s: %s %d differs from the model's hidden_size %d", name,
+                 dim_key, dim, hidden_size);
     goto fail;
   }
-  BC_TRY(get_bool(err, name, root, "pooling_mode_cls_token", 0, &cls));
-  BC_TRY(get_bool(err, name, root, "pooling_mode_mean_tokens", 0, &mean));
-  BC_TRY(get_bool(err, name, root, "pooling_mode_max_tokens", 0, &max));
+  json_t *mode = json_object_get(root, "pooling_mode");
+  if (mode && !json_is_null(mode)) {
+    size_t n = json_is_array(mode) ? json_array_size(mode) : 1;
+    for (size_t i = 0; i < n; i++) {
+      json_t *v = json_is_array(mode) ? json_array_get(mode, i) : mode;
+      const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+      if (!s) {
+        st = bc_fail(err, BERTCL_ERR_FORMAT,
+                     "%s: \"pooling_mode\" must be a mode name or a list of them", name);
+        goto fail;
+      }
+      if (strcmp(s, "cls") == 0) {
+        cls = 1;
+      } else if (strcmp(s, "mean") == 0) {
+        mean = 1;
+      } else if (strcmp(s, "max") == 0) {
+        max = 1;
+      } else {
+        st = bc_fail(err, BERTCL_ERR_UNSUPPORTED,
+                     "%s: pooling_mode \"%.40s\" is not supported (cls, mean and max pooling are)",
+                     name, s);
+        goto fail;
+      }
+    }
+  }
+  int c0 = 0, m0 = 0, x0 = 0;
+  BC_TRY(get_bool(err, name, root, "pooling_mode_cls_token", 0, &c0));
+  BC_TRY(get_bool(err, name, root, "pooling_mode_mean_tokens", 0, &m0));
+  BC_TRY(get_bool(err, name, root, "pooling_mode_max_tokens", 0, &x0));
+  cls |= c0, mean |= m0, max |= x0;
   static const char *unsupported[] = {"pooling_mode_mean_sqrt_len_tokens",
                                       "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"};
   for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
@@ -415,18 +507,27 @@ fail:
   return st;
 }
 
+int bc_config_require_bert(bc_err *err, const bc_config *c, const char *what) {
+  if (c->family == BC_FAMILY_BERT) return BERTCL_OK;
+  return bc_fail(err, BERTCL_ERR_UNSUPPORTED,
+                 "the OpenCL %s does not run %s models yet (bert only); this model loads, and "
+                 "`bertcl info` reads it",
+                 what, bc_family_name(c->family));
+}
+
 int bc_config_check_batch(bc_err *err, const bc_config *c, const int32_t *ids,
                           const int32_t *type_ids, int B, int T) {
   if (T > c->max_position)
     return bc_fail(err, BERTCL_ERR_INVALID_ARG,
-                   "sequence length %d exceeds max_position_embeddings %d", T, c->max_position);
+                   "sequence length %d exceeds the model's %d positions", T, c->max_position);
   size_t N = (size_t)B * T;
   for (size_t i = 0; i < N; i++) {
     if (ids[i] < 0 || ids[i] >= c->vocab_size)
       return bc_fail(err, BERTCL_ERR_INVALID_ARG,
                      "token id %d at position %zu is outside the vocabulary (size %d)",
                      (int)ids[i], i, c->vocab_size);
-    if (type_ids && (type_ids[i] < 0 || type_ids[i] >= c->type_vocab_size))
+    if (type_ids && c->type_vocab_size > 0 &&
+        (type_ids[i] < 0 || type_ids[i] >= c->type_vocab_size))
       return bc_fail(err, BERTCL_ERR_INVALID_ARG,
                      "token type id %d at position %zu is outside [0, %d)", (int)type_ids[i], i,
                      c->type_vocab_size);

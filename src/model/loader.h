@@ -15,6 +15,7 @@ typedef struct {
   int expected_labels; /* rows a classifier must have: len(id2label), else num_labels, else 2 */
   int n_labels;        /* entries of labels (0 when config.json has no id2label) */
   char **labels;       /* id2label names by id */
+  int sinusoidal;      /* DistilBERT sinusoidal_pos_embds: a missing position table is computed */
 } bc_config_extra;
 
 /* Parses and validates config.json text; name (the file) is used in messages. On success the

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "model/family.h"
 #include "model/loader.h"
 #include "model/tokcheck.h"
 
@@ -44,11 +45,12 @@ void bertcl_model_free(bertcl_model *m) {
 /* ---- weight binding ------------------------------------------------------------------------ */
 
 typedef struct {
-  char name[128]; /* without the bert. prefix */
+  char name[160]; /* the full tensor name looked up (prefix included) */
   int ndim;
   int64_t dims[2];
   const float **dst;
-  const bc_st_tensor *t; /* found */
+  const bc_st_tensor *t; /* found; NULL for a computed table */
+  int computed;          /* DistilBERT's sinusoidal position table, absent from the file */
 } want;
 
 typedef struct {
@@ -56,8 +58,8 @@ typedef struct {
   size_t n, cap;
 } want_list;
 
-static int want_add(bc_err *err, want_list *l, const char *name, int ndim, int64_t d0, int64_t d1,
-                    const float **dst) {
+static int want_add(bc_err *err, want_list *l, const char *prefix, const char *name, int64_t d0,
+                    int64_t d1, const float **dst) {
   if (l->n == l->cap) {
     size_t ncap = l->cap ? l->cap * 2 : 64;
     want *nv = realloc(l->v, ncap * sizeof *nv);
@@ -67,8 +69,8 @@ static int want_add(bc_err *err, want_list *l, const char *name, int ndim, int64
   }
   want *w = &l->v[l->n++];
   memset(w, 0, sizeof *w);
-  snprintf(w->name, sizeof w->name, "%s", name);
-  w->ndim = ndim;
+  snprintf(w->name, sizeof w->name, "%s%s", prefix, name);
+  w->ndim = d1 ? 2 : 1;
   w->dims[0] = d0;
   w->dims[1] = d1;
   w->dst = dst;
@@ -83,13 +85,12 @@ static const bc_st_tensor *find_in(bc_st_file *const *files, size_t nfiles, cons
   return NULL;
 }
 
-/* Looks a tensor up under prefix+name, then the legacy LayerNorm.gamma/beta spelling. */
-static const bc_st_tensor *lookup(bc_st_file *const *files, size_t nfiles, const char *prefix,
-                                  const char *name) {
-  char full[192];
-  snprintf(full, sizeof full, "%s%s", prefix, name);
-  const bc_st_tensor *t = find_in(files, nfiles, full);
+/* Looks a tensor up by its full name, then in the legacy LayerNorm.gamma/beta spelling. */
+static const bc_st_tensor *lookup(bc_st_file *const *files, size_t nfiles, const char *name) {
+  const bc_st_tensor *t = find_in(files, nfiles, name);
   if (t) return t;
+  char full[192];
+  snprintf(full, sizeof full, "%s", name);
   size_t n = strlen(full);
   static const char *const from[] = {"LayerNorm.weight", "LayerNorm.bias"};
   static const char *const to[] = {"LayerNorm.gamma", "LayerNorm.beta"};
@@ -101,6 +102,15 @@ static const bc_st_tensor *lookup(bc_st_file *const *files, size_t nfiles, const
     }
   }
   return NULL;
+}
+
+/* lookup(prefix + name); NULL when the family has no such tensor (name NULL). */
+static const bc_st_tensor *lookup2(bc_st_file *const *files, size_t nfiles, const char *prefix,
+                                   const char *name) {
+  if (!name) return NULL;
+  char full[192];
+  snprintf(full, sizeof full, "%s%s", prefix, name);
+  return lookup(files, nfiles, full);
 }
 
 static void dims_str(char *out, size_t n, int ndim, const int64_t *dims) {
@@ -115,8 +125,7 @@ static int is_float_dtype(bc_dtype d) {
 }
 
 /* Checks one found tensor against what the config says. */
-static int check_shape(bc_err *err, const char *wname, const char *cname, const char *prefix,
-                       const want *w) {
+static int check_shape(bc_err *err, const char *wname, const char *cname, const want *w) {
   const bc_st_tensor *t = w->t;
   int ok = t->ndim == w->ndim;
   for (int d = 0; ok && d < w->ndim; d++) ok = t->shape[d] == w->dims[d];
@@ -124,8 +133,8 @@ static int check_shape(bc_err *err, const char *wname, const char *cname, const 
     char got[200], exp[64];
     dims_str(got, sizeof got, t->ndim, t->shape);
     dims_str(exp, sizeof exp, w->ndim, w->dims);
-    return bc_fail(err, BERTCL_ERR_SHAPE, "%s: tensor '%s%s' has shape %s but %s implies %s", wname,
-                   prefix, w->name, got, cname, exp);
+    return bc_fail(err, BERTCL_ERR_SHAPE, "%s: tensor '%s' has shape %s but %s implies %s", wname,
+                   w->name, got, cname, exp);
   }
   if (!is_float_dtype(t->dtype))
     return bc_fail(err, BERTCL_ERR_UNSUPPORTED,
@@ -134,11 +143,11 @@ static int check_shape(bc_err *err, const char *wname, const char *cname, const 
   return BERTCL_OK;
 }
 
-static int missing(bc_err *err, const char *wname, const char *prefix, const want *w) {
+static int missing(bc_err *err, const char *wname, const want *w) {
   char exp[64];
   dims_str(exp, sizeof exp, w->ndim, w->dims);
-  return bc_fail(err, BERTCL_ERR_MISSING, "%s: missing tensor '%s%s' (expected shape %s)", wname,
-                 prefix, w->name, exp);
+  return bc_fail(err, BERTCL_ERR_MISSING, "%s: missing tensor '%s' (expected shape %s)", wname,
+                 w->name, exp);
 }
 
 static int debug_enabled(void) {
@@ -177,10 +186,13 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
       }
     }
   }
+  const bc_family_desc *fam = bc_family_get(c->family);
+  const bc_tensor_names *nm = &fam->names;
+  /* a task checkpoint (RobertaForSequenceClassification...) holds the encoder under a prefix */
   const char *prefix = "";
-  if (!find_in(files, nfiles, "embeddings.word_embeddings.weight") &&
-      find_in(files, nfiles, "bert.embeddings.word_embeddings.weight"))
-    prefix = "bert.";
+  if (!lookup2(files, nfiles, "", nm->word_emb) &&
+      lookup2(files, nfiles, fam->base_prefix, nm->word_emb))
+    prefix = fam->base_prefix;
 
   m->w.layers = calloc((size_t)c->num_layers, sizeof *m->w.layers);
   if (!m->w.layers) {
@@ -188,68 +200,64 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
     goto fail;
   }
   bc_weights *w = &m->w;
-  BC_TRY(
-      want_add(err, &wl, "embeddings.word_embeddings.weight", 2, c->vocab_size, C, &w->word_emb));
-  BC_TRY(want_add(err, &wl, "embeddings.position_embeddings.weight", 2, c->max_position, C,
-                  &w->pos_emb));
-  BC_TRY(want_add(err, &wl, "embeddings.token_type_embeddings.weight", 2, c->type_vocab_size, C,
-                  &w->type_emb));
-  BC_TRY(want_add(err, &wl, "embeddings.LayerNorm.weight", 1, C, 0, &w->emb_ln_w));
-  BC_TRY(want_add(err, &wl, "embeddings.LayerNorm.bias", 1, C, 0, &w->emb_ln_b));
+  /* the sizes the X-macros of model.h name */
+  const int64_t V = c->vocab_size, P = bc_config_position_rows(c), TT = c->type_vocab_size;
+  const int64_t NB = c->rel_buckets, NH = c->num_heads, K = m->ex.expected_labels;
+  (void)V, (void)P, (void)TT, (void)NB, (void)NH, (void)K, (void)I;
+#define WANT(f, r, cc, d)                                                                      \
+  if (nm->f) BC_TRY(want_add(err, &wl, prefix, nm->f, r, cc, &w->f));
+  BC_WEIGHTS_EMB(WANT)
+  BC_WEIGHTS_REL(WANT)
+#undef WANT
+  if (m->ex.sinusoidal && !lookup2(files, nfiles, prefix, nm->pos_emb)) {
+    /* DistilBERT with sinusoidal_pos_embds: transformers computes a missing table */
+    for (size_t i = 0; i < wl.n; i++)
+      if (wl.v[i].dst == &w->pos_emb) wl.v[i].computed = 1;
+  }
   for (int l = 0; l < c->num_layers; l++) {
     bc_layer_weights *lw = &w->layers[l];
-    static const char *const parts[] = {"attention.self.query",
-                                        "attention.self.key",
-                                        "attention.self.value",
-                                        "attention.output.dense",
-                                        "attention.output.LayerNorm",
-                                        "intermediate.dense",
-                                        "output.dense",
-                                        "output.LayerNorm"};
-    const float **ws[] = {&lw->q_w,   &lw->k_w,     &lw->v_w,   &lw->ao_w,
-                          &lw->ln1_w, &lw->inter_w, &lw->out_w, &lw->ln2_w};
-    const float **bs[] = {&lw->q_b,   &lw->k_b,     &lw->v_b,   &lw->ao_b,
-                          &lw->ln1_b, &lw->inter_b, &lw->out_b, &lw->ln2_b};
-    for (int k = 0; k < 8; k++) {
-      char nw[128], nb[128];
-      snprintf(nw, sizeof nw, "encoder.layer.%d.%s.weight", l, parts[k]);
-      snprintf(nb, sizeof nb, "encoder.layer.%d.%s.bias", l, parts[k]);
-      int is_ln = k == 4 || k == 7;
-      int64_t rows = k == 5 ? I : C, cols = k == 6 ? I : C;
-      if (is_ln)
-        BC_TRY(want_add(err, &wl, nw, 1, C, 0, ws[k]));
-      else
-        BC_TRY(want_add(err, &wl, nw, 2, rows, cols, ws[k]));
-      BC_TRY(want_add(err, &wl, nb, 1, rows, 0, bs[k]));
+    char lp[192];
+    snprintf(lp, sizeof lp, "%s", prefix);
+    snprintf(lp + strlen(lp), sizeof lp - strlen(lp), fam->layer_prefix, l);
+#define WANT(f, r, cc, d) BC_TRY(want_add(err, &wl, lp, nm->f, r, cc, &lw->f));
+    BC_WEIGHTS_LAYER(WANT)
+#undef WANT
+  }
+  /* optional groups, each all or nothing: the pooler; the head's dense layer; the classifier
+   * (the sequence head's, else a token-classification checkpoint's "classifier") */
+  if (lookup2(files, nfiles, prefix, nm->pool_w) || lookup2(files, nfiles, prefix, nm->pool_b)) {
+#define WANT(f, r, cc, d) BC_TRY(want_add(err, &wl, prefix, nm->f, r, cc, &w->f));
+    BC_WEIGHTS_POOL(WANT)
+#undef WANT
+  }
+  const char *cls_w = nm->cls_w, *cls_b = nm->cls_b;
+  int seq_head = lookup2(files, nfiles, "", cls_w) || lookup2(files, nfiles, "", cls_b);
+  if (!seq_head) {
+    cls_w = "classifier.weight";
+    cls_b = "classifier.bias";
+  }
+  if (lookup2(files, nfiles, "", cls_w) || lookup2(files, nfiles, "", cls_b)) {
+    BC_TRY(want_add(err, &wl, "", cls_w, K, C, &w->cls_w));
+    BC_TRY(want_add(err, &wl, "", cls_b, K, 0, &w->cls_b));
+    if (seq_head && nm->head_w) {
+      BC_TRY(want_add(err, &wl, "", nm->head_w, C, C, &w->head_w));
+      BC_TRY(want_add(err, &wl, "", nm->head_b, C, 0, &w->head_b));
     }
-  }
-  /* optional groups: both tensors or neither */
-  const bc_st_tensor *pw = lookup(files, nfiles, prefix, "pooler.dense.weight");
-  const bc_st_tensor *pb = lookup(files, nfiles, prefix, "pooler.dense.bias");
-  if (pw || pb) {
-    BC_TRY(want_add(err, &wl, "pooler.dense.weight", 2, C, C, &w->pool_w));
-    BC_TRY(want_add(err, &wl, "pooler.dense.bias", 1, C, 0, &w->pool_b));
-  }
-  int64_t nl = m->ex.expected_labels;
-  const bc_st_tensor *cw = find_in(files, nfiles, "classifier.weight");
-  const bc_st_tensor *cb = find_in(files, nfiles, "classifier.bias");
-  size_t cls_at = wl.n;
-  if (cw || cb) {
-    BC_TRY(want_add(err, &wl, "classifier.weight", 2, nl, C, &w->cls_w));
-    BC_TRY(want_add(err, &wl, "classifier.bias", 1, nl, 0, &w->cls_b));
   }
 
   size_t n_params = 0;
   for (size_t i = 0; i < wl.n; i++) {
     want *x = &wl.v[i];
-    const char *pfx = i >= cls_at ? "" : prefix;
-    x->t = i >= cls_at ? find_in(files, nfiles, x->name) : lookup(files, nfiles, pfx, x->name);
-    if (!x->t) {
-      st = missing(err, weights_name, pfx, x);
-      goto fail;
+    size_t numel = (size_t)x->dims[0] * (size_t)(x->ndim == 2 ? x->dims[1] : 1);
+    if (!x->computed) {
+      if (!(x->t = lookup(files, nfiles, x->name))) {
+        st = missing(err, weights_name, x);
+        goto fail;
+      }
+      BC_TRY(check_shape(err, weights_name, config_name, x));
+      numel = x->t->numel;
     }
-    BC_TRY(check_shape(err, weights_name, config_name, pfx, x));
-    if (bc_add_size(n_params, x->t->numel, &n_params)) {
+    if (bc_add_size(n_params, numel, &n_params)) {
       st = bc_fail(err, BERTCL_ERR_OVERFLOW, "%s: parameter count overflows", weights_name);
       goto fail;
     }
@@ -266,18 +274,28 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
   }
   float *p = m->arena;
   for (size_t i = 0; i < wl.n; i++) {
-    BC_TRY(bc_st_read_f32(err, wl.v[i].t, p, wl.v[i].t->numel));
-    *wl.v[i].dst = p;
-    p += wl.v[i].t->numel;
+    want *x = &wl.v[i];
+    size_t numel = (size_t)x->dims[0] * (size_t)(x->ndim == 2 ? x->dims[1] : 1);
+    if (x->computed)
+      bc_sinusoidal_positions(p, (int)x->dims[0], (int)x->dims[1]);
+    else
+      BC_TRY(bc_st_read_f32(err, x->t, p, (numel = x->t->numel)));
+    *x->dst = p;
+    p += numel;
+  }
+  /* BertForSequenceClassification's head dense layer is the pooler */
+  if (c->head == BC_HEAD_POOLER && w->cls_w && w->pool_w) {
+    w->head_w = w->pool_w;
+    w->head_b = w->pool_b;
   }
   m->n_params = n_params;
-  m->cfg.num_labels = w->cls_w ? (int)nl : 0;
+  m->cfg.num_labels = w->cls_w ? (int)K : 0;
 
   /* dtypes on disk of the loaded weights, and the tensors left unused */
   static const char *const dt_order[] = {"BF16", "F16", "F32"};
   for (int k = 0; k < 3; k++) {
     for (size_t i = 0; i < wl.n; i++) {
-      if (strcmp(wl.v[i].t->dtype_name, dt_order[k]) == 0) {
+      if (wl.v[i].t && strcmp(wl.v[i].t->dtype_name, dt_order[k]) == 0) {
         size_t o = strlen(m->dtypes);
         snprintf(m->dtypes + o, sizeof m->dtypes - o, "%s%s", o ? "," : "", dt_order[k]);
         break;
@@ -590,7 +608,7 @@ int bertcl_model_get_info(const bertcl_model *m, bertcl_model_info *info) {
   info->num_layers = c->num_layers;
   info->num_heads = c->num_heads;
   info->intermediate_size = c->intermediate_size;
-  info->max_position = c->max_position;
+  info->max_position = bc_config_position_rows(c);
   info->type_vocab_size = c->type_vocab_size;
   info->pad_token_id = c->pad_token_id;
   info->layer_norm_eps = c->layer_norm_eps;
@@ -624,6 +642,7 @@ int bertcl_model_get_info(const bertcl_model *m, bertcl_model_info *info) {
   info->has_vocab_txt = m->has_vocab_txt;
   info->has_tokenizer_json = m->has_tokenizer_json;
   snprintf(info->tokenizer_class, sizeof info->tokenizer_class, "%s", m->tok.tokenizer_class);
+  snprintf(info->family, sizeof info->family, "%s", bc_family_name(c->family));
   return BERTCL_OK;
 }
 

@@ -235,6 +235,7 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, int num_labels,
     return bc_fail(&ctx->err, BERTCL_ERR_UNSUPPORTED,
                    "unsupported shape: hidden %d, heads %d, layers %d", c->hidden_size,
                    c->num_heads, c->num_layers);
+  if ((st = bc_config_require_bert(&ctx->err, c, "trainer")) != BERTCL_OK) return st;
   bc_trainer *tr = calloc(1, sizeof *tr);
   if (!tr) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
   tr->ctx = ctx;

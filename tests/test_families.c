@@ -1,0 +1,643 @@
+/* The encoder families (RoBERTa, XLM-RoBERTa, CamemBERT, DistilBERT, MPNet): loading each tiny
+ * model folder of tests/gen/gen_family_models.py as transformers saved it, and the plain-C
+ * reference forward (src/ref) against what transformers computed on it: every hidden layer, the
+ * positions, the pooler, the classification heads, sentence-transformers pooling, padding
+ * invariance, MPNet's relative-position buckets and DistilBERT's sinusoidal table.
+ *
+ * $BERTCL_TEST_FAMILY_SABOTAGE breaks one architecture detail, to show these tests catch it
+ * (they must then FAIL): "positions" (RoBERTa / MPNet count positions from 0 as BERT does),
+ * "relbias" (MPNet without its relative attention bias), "eps" (torch's default LayerNorm eps
+ * 1e-5 instead of config.json's, or DistilBERT's fixed 1e-12), "head" (the tanh head runs ReLU). */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#include "model/family.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+#include "ref/ref.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fixtures                                                                                    */
+
+typedef struct {
+  const char *name;       /* folder under tests/data/families */
+  const char *model_type; /* config.json model_type */
+  bc_family family;
+  int type_vocab_size;    /* 0: no token types */
+  int has_pooler;
+  int seq_labels;         /* sequence-classification head's labels, 0 without */
+  int token_labels;       /* token-classification head's labels, 0 without */
+  int st_pooling;         /* sentence-transformers pooling, 0 without */
+} family_case;
+
+static const family_case k_cases[] = {
+    {"tiny-roberta", "roberta", BC_FAMILY_ROBERTA, 1, 0, 3, 0, 0},
+    {"tiny-xlm-roberta", "xlm-roberta", BC_FAMILY_ROBERTA, 1, 1, 0, 0, BC_POOL_CLS},
+    {"tiny-camembert", "camembert", BC_FAMILY_ROBERTA, 1, 0, 0, 5, 0},
+    {"tiny-distilbert", "distilbert", BC_FAMILY_DISTILBERT, 0, 0, 2, 0, 0},
+    {"tiny-distilbert-sin", "distilbert", BC_FAMILY_DISTILBERT, 0, 0, 0, 0, 0},
+    {"tiny-mpnet", "mpnet", BC_FAMILY_MPNET, 0, 0, 2, 0, 0},
+    {"tiny-mpnet-st", "mpnet", BC_FAMILY_MPNET, 0, 1, 0, 0, BC_POOL_MEAN},
+};
+#define N_CASES (sizeof k_cases / sizeof k_cases[0])
+
+static void case_dir(char *out, size_t n, const family_case *fc) {
+  char rel[256];
+  snprintf(rel, sizeof rel, "families/%s", fc->name);
+  bc_test_data_path(out, n, rel);
+}
+
+static bc_st_file *case_fixture(const family_case *fc, const char *dir) {
+  char rel[256];
+  snprintf(rel, sizeof rel, "families/%s-ref.safetensors", fc->name);
+  bc_st_file *fx = bc_test_fixture_open(rel);
+  /* the fixture records the FNV-1a 64 of the model.safetensors it was made from */
+  const char *want = bc_st_metadata(fx, "model_fnv1a64");
+  assert_non_null(want);
+  char path[1200], got[17];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  char *data = NULL;
+  size_t len = 0;
+  bc_err err = {0};
+  if (bc_read_file(&err, path, &data, &len) != BERTCL_OK) fail_msg("%s", err.msg);
+  snprintf(got, sizeof got, "%016llx", (unsigned long long)bc_fnv1a64(BC_FNV_INIT, data, len));
+  free(data);
+  if (strcmp(got, want) != 0)
+    fail_msg("%s is not the model %s was made from: rerun tests/gen/gen_family_models.py", path,
+             rel);
+  return fx;
+}
+
+/* The model under test, with $BERTCL_TEST_FAMILY_SABOTAGE applied to its copy of the config. */
+typedef struct {
+  bertcl_model *m;
+  bc_config cfg;
+  bc_weights w;
+} test_model;
+
+static void model_open(test_model *tm, const char *dir) {
+  memset(tm, 0, sizeof *tm);
+  if (bertcl_model_load(&tm->m, dir) != BERTCL_OK)
+    fail_msg("bertcl_model_load %s: %s", dir, bertcl_last_error(NULL));
+  tm->cfg = *bc_model_config(tm->m);
+  tm->w = *bc_model_weights(tm->m);
+  const char *sab = getenv("BERTCL_TEST_FAMILY_SABOTAGE");
+  if (!sab || !*sab) return;
+  if (!strcmp(sab, "positions")) {
+    tm->cfg.pos_kind = BC_POS_ARANGE;
+  } else if (!strcmp(sab, "relbias")) {
+    tm->cfg.rel_buckets = 0;
+  } else if (!strcmp(sab, "eps")) {
+    tm->cfg.layer_norm_eps = tm->cfg.layer_norm_eps == 1e-5f ? 1e-12f : 1e-5f;
+  } else if (!strcmp(sab, "head")) {
+    if (tm->cfg.head == BC_HEAD_DENSE_TANH) tm->cfg.head = BC_HEAD_DENSE_RELU;
+  } else {
+    fail_msg("BERTCL_TEST_FAMILY_SABOTAGE=%s: want positions, relbias, eps or head", sab);
+  }
+  printf("SABOTAGED model (%s): this test must fail\n", sab);
+}
+
+static void model_close(test_model *tm) { bertcl_model_free(tm->m); }
+
+static int has(bc_st_file *fx, const char *name) { return bc_st_find(fx, name) != NULL; }
+
+/* Compares (n) values with the fixture tensor name; prints and returns the max |diff|. */
+static double compare(bc_st_file *fx, const char *model, const char *name, const float *got,
+                      size_t n, float atol, int *ok) {
+  float *want = bc_test_fixture_f32(fx, name, n);
+  char what[192];
+  snprintf(what, sizeof what, "ref %s %s vs transformers", model, name);
+  if (!bc_check_close(what, got, want, n, atol, 0, 0)) *ok = 0;
+  double d = bc_max_abs_diff(got, want, n);
+  printf("  %-22s max |ref - transformers| = %.3g\n", name, d);
+  free(want);
+  return d;
+}
+
+/* One batch of a fixture (prefix "", "single." or "long."): hidden states, positions and
+ * whatever heads the fixture holds. Returns the worst hidden-state |diff|; *hidden_out (may be
+ * NULL) receives the malloc'd (L+1, B*T, C) states and *Bo, *To the batch shape. */
+static double check_batch(const family_case *fc, const test_model *tm, bc_st_file *fx,
+                          const char *prefix, int *ok, float **hidden_out, int *Bo, int *To) {
+  const bc_config *cfg = &tm->cfg;
+  char name[96];
+  int64_t shape[2];
+  snprintf(name, sizeof name, "%sinput_ids", prefix);
+  int32_t *ids = bc_test_fixture_i32(fx, name, 0, shape);
+  int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
+  size_t BT = (size_t)B * T, BTC = BT * C;
+  snprintf(name, sizeof name, "%sattention_mask", prefix);
+  int32_t *mask = bc_test_fixture_i32(fx, name, BT, NULL);
+  snprintf(name, sizeof name, "%stoken_type_ids", prefix);
+  int32_t *types = has(fx, name) ? bc_test_fixture_i32(fx, name, BT, NULL) : NULL;
+  float *hidden = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* (L+1, B*T, C) */
+  float *pooled = malloc((size_t)B * C * sizeof(float));          /* (B, C) */
+  assert_true(hidden && pooled);
+  int st = ref_model_fwd(cfg, &tm->w, ids, types, mask, B, T, hidden, pooled);
+  if (st != BERTCL_OK) fail_msg("ref_model_fwd %s: %s", fc->name, bertcl_last_error(NULL));
+
+  printf("%s %sbatch B=%d T=%d:\n", fc->name, prefix, B, T);
+  double worst = 0.0;
+  for (int l = 0; l <= L; l++) {
+    snprintf(name, sizeof name, "%shidden.%d", prefix, l);
+    double d = compare(fx, fc->name, name, hidden + (size_t)l * BTC, BTC, 1e-5f, ok);
+    if (d > worst) worst = d;
+  }
+  if (!*prefix) {
+    /* the positions transformers used, exactly */
+    int32_t *want = bc_test_fixture_i32(fx, "position_ids", BT, NULL);
+    int32_t *pos = malloc(BT * sizeof *pos);
+    assert_non_null(pos);
+    ref_position_ids(pos, ids, cfg, B, T);
+    for (size_t i = 0; i < BT; i++)
+      if (pos[i] != want[i]) {
+        printf("position_ids %s: index %zu (row %zu, token %zu): want %d, got %d\n", fc->name, i,
+               i / (size_t)T, i % (size_t)T, want[i], pos[i]);
+        *ok = 0;
+        break;
+      }
+    free(pos);
+    free(want);
+  }
+  const float *last = hidden + (size_t)L * BTC; /* (B*T, C) */
+  snprintf(name, sizeof name, "%spooler", prefix);
+  if (has(fx, name)) {
+    assert_non_null(tm->w.pool_w);
+    compare(fx, fc->name, name, pooled, (size_t)B * C, 1e-5f, ok);
+  }
+  snprintf(name, sizeof name, "%slogits", prefix);
+  if (has(fx, name) && fc->seq_labels) {
+    int K = fc->seq_labels;
+    float *logits = malloc((size_t)B * K * sizeof(float)); /* (B, K) */
+    assert_non_null(logits);
+    assert_int_equal(ref_seq_head_fwd(logits, NULL, cfg, &tm->w, last, B, T, K, NULL, NULL),
+                     BERTCL_OK);
+    compare(fx, fc->name, name, logits, (size_t)B * K, 1e-5f, ok);
+    free(logits);
+  } else if (has(fx, name) && fc->token_labels) {
+    int K = fc->token_labels;
+    float *logits = malloc(BT * K * sizeof(float)); /* (B*T, K): the classifier on every token */
+    assert_non_null(logits);
+    ref_linear_fwd(logits, last, tm->w.cls_w, tm->w.cls_b, (int)BT, C, K);
+    compare(fx, fc->name, name, logits, BT * K, 1e-5f, ok);
+    free(logits);
+  }
+  snprintf(name, sizeof name, "%sst.embeddings", prefix);
+  if (has(fx, name)) {
+    /* sentence-transformers' Pooling and Normalize modules on the last hidden state */
+    assert_int_equal(cfg->st_pooling, fc->st_pooling);
+    assert_true(cfg->st_normalize);
+    ref_pool_fwd(pooled, last, mask, cfg->st_pooling, B, T, C);
+    ref_l2norm_fwd(pooled, pooled, B, C);
+    compare(fx, fc->name, name, pooled, (size_t)B * C, 1e-6f, ok);
+  }
+  free(pooled);
+  free(types);
+  free(mask);
+  free(ids);
+  if (hidden_out)
+    *hidden_out = hidden;
+  else
+    free(hidden);
+  if (Bo) *Bo = B;
+  if (To) *To = T;
+  return worst;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loading                                                                                     */
+
+static void test_family_load(void **state) {
+  (void)state;
+  for (size_t i = 0; i < N_CASES; i++) {
+    const family_case *fc = &k_cases[i];
+    char dir[1024];
+    case_dir(dir, sizeof dir, fc);
+    bertcl_model *m = NULL;
+    if (bertcl_model_load(&m, dir) != BERTCL_OK)
+      fail_msg("%s: %s", fc->name, bertcl_last_error(NULL));
+    bertcl_model_info in;
+    assert_int_equal(bertcl_model_get_info(m, &in), BERTCL_OK);
+    const bc_config *c = bc_model_config(m);
+    const bc_weights *w = bc_model_weights(m);
+    printf("%-20s model_type %-11s family %-10s types %d pooler %d labels %d unused %d\n",
+           fc->name, in.model_type, in.family, in.type_vocab_size, in.has_pooler, in.num_labels,
+           in.num_unused);
+    assert_string_equal(in.model_type, fc->model_type);
+    assert_string_equal(in.family, bc_family_name(fc->family));
+    assert_int_equal(c->family, fc->family);
+    assert_int_equal(in.type_vocab_size, fc->type_vocab_size);
+    assert_int_equal(w->type_emb != NULL, fc->type_vocab_size > 0);
+    assert_int_equal(in.has_pooler, fc->has_pooler);
+    assert_int_equal(in.num_labels, fc->seq_labels + fc->token_labels);
+    assert_int_equal(w->head_w != NULL, fc->seq_labels > 0);
+    assert_int_equal(in.num_unused, 0); /* every tensor of the file is bound */
+    assert_int_equal(c->st_pooling, fc->st_pooling);
+    int mpnet = fc->family == BC_FAMILY_MPNET, roberta = fc->family == BC_FAMILY_ROBERTA;
+    assert_int_equal(c->rel_buckets, mpnet ? 32 : 0);
+    assert_int_equal(w->rel_bias != NULL, mpnet);
+    assert_int_equal(c->pos_kind, mpnet || roberta ? BC_POS_PADDED : BC_POS_ARANGE);
+    if (c->pos_kind == BC_POS_PADDED) {
+      assert_int_equal(c->padding_idx, 1);
+      assert_int_equal(in.max_position, c->position_rows);
+      assert_int_equal(c->max_position, c->position_rows - 2); /* padding_idx + 1 below */
+      assert_int_equal(in.max_length, c->st_max_seq_length ? c->st_max_seq_length
+                                                            : c->max_position);
+    } else {
+      assert_int_equal(c->max_position, c->position_rows);
+    }
+    assert_int_equal(c->head, mpnet || roberta ? BC_HEAD_DENSE_TANH
+                              : fc->family == BC_FAMILY_DISTILBERT ? BC_HEAD_DENSE_RELU
+                                                                   : BC_HEAD_POOLER);
+    if (fc->family == BC_FAMILY_DISTILBERT) {
+      assert_true(c->layer_norm_eps == 1e-12f);
+      assert_true(fabsf(c->cls_dropout - 0.2f) < 1e-7f); /* seq_classif_dropout */
+    }
+    if (!strcmp(fc->name, "tiny-roberta")) assert_true(c->layer_norm_eps == 1e-5f);
+    if (!strcmp(fc->name, "tiny-distilbert-sin")) assert_int_equal(c->act, BC_ACT_RELU);
+    bertcl_model_free(m);
+  }
+  /* BERT keeps its pooler as the head's dense layer */
+  char dir[1024];
+  bc_test_data_path(dir, sizeof dir, "tiny-bert");
+  bertcl_model *m = NULL;
+  assert_int_equal(bertcl_model_load(&m, dir), BERTCL_OK);
+  const bc_config *c = bc_model_config(m);
+  assert_int_equal(c->family, BC_FAMILY_BERT);
+  assert_int_equal(c->pos_kind, BC_POS_ARANGE);
+  assert_int_equal(c->head, BC_HEAD_POOLER);
+  assert_int_equal(c->max_position, c->position_rows);
+  bertcl_model_free(m);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The reference forward against transformers                                                  */
+
+static void test_family_hidden_states(void **state) {
+  (void)state;
+  int ok = 1;
+  for (size_t i = 0; i < N_CASES; i++) {
+    const family_case *fc = &k_cases[i];
+    char dir[1024];
+    case_dir(dir, sizeof dir, fc);
+    test_model tm;
+    model_open(&tm, dir);
+    bc_st_file *fx = case_fixture(fc, dir);
+    int case_ok = 1;
+    check_batch(fc, &tm, fx, "", &case_ok, NULL, NULL, NULL);
+    if (has(fx, "long.input_ids")) check_batch(fc, &tm, fx, "long.", &case_ok, NULL, NULL, NULL);
+    if (!case_ok) printf("%s: MISMATCH\n", fc->name);
+    ok &= case_ok;
+    bc_test_fixture_close(fx);
+    model_close(&tm);
+  }
+  assert_true(ok);
+}
+
+/* Row 0 of the padded batch run alone, unpadded: its real positions equal the batch's
+ * (atol 1e-5) and transformers' own batch-of-one run. */
+static void test_family_padding_invariance(void **state) {
+  (void)state;
+  int ok = 1;
+  for (size_t i = 0; i < N_CASES; i++) {
+    const family_case *fc = &k_cases[i];
+    char dir[1024];
+    case_dir(dir, sizeof dir, fc);
+    test_model tm;
+    model_open(&tm, dir);
+    bc_st_file *fx = case_fixture(fc, dir);
+    float *batch = NULL, *alone = NULL;
+    int B, T, B1, T1, case_ok = 1;
+    check_batch(fc, &tm, fx, "", &case_ok, &batch, &B, &T);
+    check_batch(fc, &tm, fx, "single.", &case_ok, &alone, &B1, &T1);
+    assert_int_equal(B1, 1);
+    assert_true(T1 < T); /* row 0 is padded in the batch */
+    int C = tm.cfg.hidden_size, L = tm.cfg.num_layers;
+    double worst = 0.0;
+    for (int l = 0; l <= L; l++) {
+      const float *p = batch + (size_t)l * B * T * C, *a = alone + (size_t)l * T1 * C;
+      char what[128];
+      snprintf(what, sizeof what, "%s hidden.%d (1,%d,%d) alone vs in a padded batch", fc->name,
+               l, T1, C);
+      if (!bc_check_close(what, a, p, (size_t)T1 * C, 1e-5f, 0, 0)) case_ok = 0;
+      double d = bc_max_abs_diff(a, p, (size_t)T1 * C);
+      if (d > worst) worst = d;
+    }
+    printf("%s padding invariance (T=%d in a batch of %d x %d): max |diff| = %.3g\n", fc->name,
+           T1, B, T, worst);
+    ok &= case_ok;
+    free(batch);
+    free(alone);
+    bc_test_fixture_close(fx);
+    model_close(&tm);
+  }
+  assert_true(ok);
+}
+
+/* MPNet's buckets for every relative position in [-2048, 2048], as torch computed them. */
+static void test_rel_position_buckets(void **state) {
+  (void)state;
+  bc_st_file *fx = bc_test_fixture_open("families/tiny-mpnet-ref.safetensors");
+  int64_t shape[2];
+  int32_t *want = bc_test_fixture_i32(fx, "rel_buckets", 0, shape);
+  assert_int_equal(shape[1], 4097);
+  int seen[BC_REL_BUCKETS] = {0};
+  for (int i = 0; i < 4097; i++) {
+    int rel = i - 2048, got = bc_rel_position_bucket(rel);
+    if (got != want[i]) fail_msg("bucket of relative position %d: want %d, got %d", rel, want[i], got);
+    seen[got] = 1;
+  }
+  /* every bucket is reached but 16: keys after the query are at distance 1 or more */
+  for (int b = 0; b < BC_REL_BUCKETS; b++) assert_int_equal(seen[b], b != BC_REL_BUCKETS / 2);
+  /* the bias table: bias[h, i, j] = table[bucket(j - i), h] */
+  float table[BC_REL_BUCKETS * 2], bias[2 * 3 * 3];
+  for (int k = 0; k < BC_REL_BUCKETS * 2; k++) table[k] = (float)k;
+  ref_rel_position_bias_fwd(bias, table, 2, 3);
+  /* table (NB, NH) holds 2 * bucket + h; a key after the query is in the upper half */
+  assert_true(bias[0] == 0.0f && bias[1] == 34.0f && bias[2] == 36.0f); /* h 0, i 0: j 0, 1, 2 */
+  assert_true(bias[3] == 2.0f);                                        /* h 0, i 1, j 0: rel -1 */
+  assert_true(bias[9 + 1] == 35.0f);                                   /* h 1, i 0, j 1 */
+  free(want);
+  bc_test_fixture_close(fx);
+}
+
+/* DistilBERT's sinusoidal table, computed by the loader when the file lacks it. */
+static void test_sinusoidal_positions(void **state) {
+  (void)state;
+  char dir[1024];
+  bc_test_data_path(dir, sizeof dir, "families/tiny-distilbert-sin");
+  bertcl_model *m = NULL;
+  assert_int_equal(bertcl_model_load(&m, dir), BERTCL_OK);
+  const bc_config *c = bc_model_config(m);
+  bc_st_file *fx = bc_test_fixture_open("families/tiny-distilbert-sin-ref.safetensors");
+  size_t n = (size_t)c->position_rows * c->hidden_size;
+  float *want = bc_test_fixture_f32(fx, "position_table", n);
+  assert_true(bc_check_close("sinusoidal position table vs transformers",
+                             bc_model_weights(m)->pos_emb, want, n, 0, 0, 0));
+  free(want);
+  bc_test_fixture_close(fx);
+  bertcl_model_free(m);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The forward as the training reference uses it: activations kept, dropout sites              */
+
+static void test_encoder_fwd_keeps_activations(void **state) {
+  (void)state;
+  char dir[1024];
+  bc_test_data_path(dir, sizeof dir, "families/tiny-mpnet");
+  test_model tm;
+  model_open(&tm, dir);
+  const bc_config *cfg = &tm.cfg;
+  enum { B = 2, T = 6 };
+  int32_t ids[B * T] = {0, 10, 11, 12, 13, 2, 0, 20, 21, 2, 1, 1};
+  int32_t mask[B * T] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+  int C = cfg->hidden_size, L = cfg->num_layers;
+  size_t BTC = (size_t)B * T * C;
+  float *h0 = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* (L+1, B*T, C) eval */
+  float *h1 = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* kept, p = 0 */
+  float *h2 = malloc((size_t)(L + 1) * BTC * sizeof(float)); /* kept, dropout */
+  assert_true(h0 && h1 && h2);
+  assert_int_equal(ref_encoder_fwd(cfg, &tm.w, ids, NULL, mask, B, T, NULL, h0, NULL), BERTCL_OK);
+
+  ref_fwd_acts acts;
+  assert_int_equal(ref_fwd_acts_alloc(&acts, cfg, B, T), BERTCL_OK);
+  ref_dropout sites[REF_FWD_DROP_SITES(2)];
+  assert_int_equal(L, 2);
+  for (int s = 0; s < REF_FWD_DROP_SITES(2); s++)
+    sites[s] = (ref_dropout){0.0f, 1234, 7, (uint32_t)s};
+  assert_int_equal(ref_encoder_fwd(cfg, &tm.w, ids, NULL, mask, B, T, sites, h1, &acts), BERTCL_OK);
+  /* p = 0 sites are the eval forward, bit for bit */
+  assert_true(bc_check_close("ref_encoder_fwd p=0 vs eval", h1, h0, (size_t)(L + 1) * BTC, 0, 0, 0));
+  /* what is kept is what the layers computed: h_{l+1} = LN2(t2 + h1), positions, bias */
+  for (int l = 0; l < L; l++) {
+    const ref_layer_acts *a = &acts.layer[l];
+    float *re = malloc(BTC * sizeof(float));
+    assert_non_null(re);
+    ref_bias_residual_layernorm_fwd(re, a->t2, NULL, a->h1, tm.w.layers[l].ln2_w,
+                                    tm.w.layers[l].ln2_b, cfg->layer_norm_eps, B * T, C);
+    assert_true(bc_check_close("h_{l+1} from kept t2, h1", re, h1 + (size_t)(l + 1) * BTC, BTC, 0,
+                               0, (uint64_t)l));
+    /* masked keys get probability 0 */
+    assert_true(a->probs[((size_t)1 * cfg->num_heads * T + 0) * T + 4] == 0.0f);
+    free(re);
+  }
+  assert_int_equal(acts.pos_ids[0], 2);           /* padding_idx 1 + 1 */
+  assert_int_equal(acts.pos_ids[T + 4], 1);       /* padding keeps padding_idx */
+  assert_non_null(acts.pos_bias);
+
+  /* dropout at p = 0.25 on every site: the embeddings' output is ref_dropout_fwd of eval's */
+  for (int s = 0; s < REF_FWD_DROP_SITES(2); s++) sites[s].p = 0.25f;
+  assert_int_equal(ref_encoder_fwd(cfg, &tm.w, ids, NULL, mask, B, T, sites, h2, &acts), BERTCL_OK);
+  float *e = malloc(BTC * sizeof(float));
+  assert_non_null(e);
+  ref_dropout_fwd(e, h0, BTC, &sites[0]);
+  assert_true(bc_check_close("embeddings dropout site", h2, e, BTC, 0, 0, 1234));
+  size_t zeros = 0;
+  for (size_t i = 0; i < BTC; i++) zeros += h2[i] == 0.0f;
+  assert_true(zeros > BTC / 8 && zeros < BTC / 2); /* about a quarter dropped */
+  assert_true(bc_max_abs_diff(h2 + (size_t)L * BTC, h0 + (size_t)L * BTC, BTC) > 1e-3);
+  /* the same (seed, step, ids) reproduce the same forward */
+  assert_int_equal(ref_encoder_fwd(cfg, &tm.w, ids, NULL, mask, B, T, sites, h1, &acts), BERTCL_OK);
+  assert_true(bc_check_close("dropout forward repeated", h1, h2, (size_t)(L + 1) * BTC, 0, 0, 0));
+
+  /* a head with dropout: d_out zeroes what ref_dropout_fwd zeroes */
+  float logits[B * 2], logits0[B * 2], x[B * 32], z[B * 32], zd[B * 32];
+  assert_true(C <= 32);
+  ref_head_acts ha = {x, z, zd};
+  const float *last = h0 + (size_t)L * BTC;
+  assert_int_equal(ref_seq_head_fwd(logits0, NULL, cfg, &tm.w, last, B, T, 2, NULL, NULL),
+                   BERTCL_OK);
+  assert_int_equal(ref_seq_head_fwd(logits, &ha, cfg, &tm.w, last, B, T, 2, &sites[1], &sites[2]),
+                   BERTCL_OK);
+  float *zref = malloc((size_t)B * C * sizeof(float));
+  assert_non_null(zref);
+  ref_dropout_fwd(zref, z, (size_t)B * C, &sites[2]);
+  assert_true(bc_check_close("head dropout site", zd, zref, (size_t)B * C, 0, 0, 0));
+  assert_true(bc_max_abs_diff(logits, logits0, B * 2) > 1e-4);
+  free(zref);
+  free(e);
+  ref_fwd_acts_free(&acts);
+  ref_fwd_acts_free(&acts); /* twice: a no-op */
+  free(h2);
+  free(h1);
+  free(h0);
+  model_close(&tm);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* What each family refuses                                                                    */
+
+static void write_text(const char *dir, const char *name, const char *text) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void copy_file(const char *from, const char *to) {
+  char *data = NULL;
+  size_t len = 0;
+  bc_err err = {0};
+  if (bc_read_file(&err, from, &data, &len) != BERTCL_OK) fail_msg("%s", err.msg);
+  FILE *f = fopen(to, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  fclose(f);
+  free(data);
+}
+
+/* dir/config.json = the folder's config.json with key set to json (NULL: removed), weights
+ * copied; returns the load status and leaves the message in bertcl_last_error(NULL). */
+static int load_variant(const char *tmp, const char *folder, const char *key, const char *json) {
+  char src[1200], path[1200], rel[256];
+  snprintf(rel, sizeof rel, "families/%s", folder);
+  char dir[1024];
+  bc_test_data_path(dir, sizeof dir, rel);
+  snprintf(src, sizeof src, "%s/model.safetensors", dir);
+  snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+  copy_file(src, path);
+  snprintf(src, sizeof src, "%s/config.json", dir);
+  char *text = NULL;
+  size_t len = 0;
+  bc_err err = {0};
+  if (bc_read_file(&err, src, &text, &len) != BERTCL_OK) fail_msg("%s", err.msg);
+  /* a textual edit keeps the test free of a JSON writer: replace the key's line */
+  char *out = malloc(len + 256);
+  assert_non_null(out);
+  char needle[96];
+  snprintf(needle, sizeof needle, "\"%s\":", key);
+  char *at = strstr(text, needle);
+  if (at) {
+    char *eol = strchr(at, '\n');
+    size_t head = (size_t)(at - text);
+    memcpy(out, text, head);
+    out[head] = '\0';
+    if (json) sprintf(out + head, "\"%s\": %s,", key, json);
+    strcat(out, eol ? eol : "");
+  } else {
+    assert_non_null(json);
+    snprintf(out, len + 256, "{\"%s\": %s,%s", key, json, strchr(text, '{') + 1);
+  }
+  write_text(tmp, "config.json", out);
+  free(out);
+  free(text);
+  bertcl_model *m = NULL;
+  int st = bertcl_model_load(&m, tmp);
+  bertcl_model_free(m);
+  return st;
+}
+
+static void expect_msg(int st, int want, const char *needle) {
+  const char *msg = bertcl_last_error(NULL);
+  if (st != want || (needle && !strstr(msg, needle)))
+    fail_msg("got %s: %s (want %s: %s)", bertcl_status_name(st), msg, bertcl_status_name(want),
+             needle ? needle : "");
+}
+
+static void test_family_errors(void **state) {
+  (void)state;
+  char tmp[1024];
+  assert_int_equal(bc_test_tmpdir(tmp, sizeof tmp), 0);
+  /* RoBERTa counts positions from pad_token_id: a null one is refused */
+  expect_msg(load_variant(tmp, "tiny-roberta", "pad_token_id", "null"), BERTCL_ERR_FORMAT,
+             "\"pad_token_id\" is null; roberta counts positions from it");
+  /* ... and a table too short for any position after it */
+  expect_msg(load_variant(tmp, "tiny-roberta", "pad_token_id", "39"), BERTCL_ERR_FORMAT,
+             "leaves no position after padding_idx 39");
+  /* MPNet buckets into 32 whatever the table holds */
+  expect_msg(load_variant(tmp, "tiny-mpnet", "relative_attention_num_buckets", "16"),
+             BERTCL_ERR_UNSUPPORTED, "relative_attention_num_buckets 16 is below the 32");
+  /* without sinusoidal_pos_embds a missing position table is an error */
+  expect_msg(load_variant(tmp, "tiny-distilbert-sin", "sinusoidal_pos_embds", "false"),
+             BERTCL_ERR_MISSING, "missing tensor 'embeddings.position_embeddings.weight'");
+  /* DistilBERT's keys: a dim that is not a multiple of n_heads */
+  expect_msg(load_variant(tmp, "tiny-distilbert", "n_heads", "5"), BERTCL_ERR_FORMAT,
+             "dim 32 is not a multiple of n_heads 5");
+  expect_msg(load_variant(tmp, "tiny-distilbert", "activation", "\"silu\""),
+             BERTCL_ERR_UNSUPPORTED, "activation \"silu\" is not supported");
+  /* a family's name table: MPNet weights under a RoBERTa config miss RoBERTa's names */
+  expect_msg(load_variant(tmp, "tiny-mpnet-st", "model_type", "\"roberta\""), BERTCL_ERR_MISSING,
+             "missing tensor 'embeddings.token_type_embeddings.weight'");
+  /* no model_type: the architecture names the family */
+  expect_msg(load_variant(tmp, "tiny-mpnet", "model_type", NULL), BERTCL_OK, NULL);
+  expect_msg(load_variant(tmp, "tiny-mpnet", "model_type", "\"deberta-v2\""),
+             BERTCL_ERR_UNSUPPORTED, "bertcl runs model_type bert, roberta, xlm-roberta");
+
+  /* RoBERTa's longest sequence is max_position_embeddings - padding_idx - 1 = 38 */
+  char dir[1024];
+  bc_test_data_path(dir, sizeof dir, "families/tiny-roberta");
+  test_model tm;
+  model_open(&tm, dir);
+  const bc_config *cfg = &tm.cfg;
+  assert_int_equal(cfg->max_position, 38);
+  int32_t ids[39], pos[39];
+  for (int t = 0; t < 39; t++) ids[t] = 5;
+  float *hidden = malloc((size_t)(cfg->num_layers + 1) * 39 * cfg->hidden_size * sizeof(float));
+  assert_non_null(hidden);
+  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, 38, hidden, NULL), BERTCL_OK);
+  ref_position_ids(pos, ids, cfg, 1, 38);
+  assert_int_equal(pos[37], 39); /* the table's last row */
+  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, 39, hidden, NULL),
+                   BERTCL_ERR_INVALID_ARG);
+  assert_int_equal(bc_config_check_batch(NULL, cfg, ids, NULL, 1, 39), BERTCL_ERR_INVALID_ARG);
+  int32_t types[2] = {0, 1}; /* type_vocab_size 1 */
+  assert_int_equal(bc_config_check_batch(NULL, cfg, ids, types, 1, 2), BERTCL_ERR_INVALID_ARG);
+  model_close(&tm);
+
+  /* no token types: type ids are ignored, whatever they hold */
+  bc_test_data_path(dir, sizeof dir, "families/tiny-distilbert");
+  model_open(&tm, dir);
+  cfg = &tm.cfg;
+  int32_t t7[4] = {7, 7, 7, 7};
+  float *h2 = malloc((size_t)(cfg->num_layers + 1) * 4 * cfg->hidden_size * sizeof(float));
+  assert_non_null(h2);
+  assert_int_equal(bc_config_check_batch(NULL, cfg, ids, t7, 1, 4), BERTCL_OK);
+  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, 4, hidden, NULL), BERTCL_OK);
+  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, t7, NULL, 1, 4, h2, NULL), BERTCL_OK);
+  assert_true(bc_check_close("distilbert type ids ignored", h2, hidden,
+                             (size_t)(cfg->num_layers + 1) * 4 * cfg->hidden_size, 0, 0, 0));
+  free(h2);
+  free(hidden);
+  model_close(&tm);
+}
+
+/* The OpenCL schedules run BERT only until their family-generic forms land: other families are
+ * refused with a message, not run with BERT's positions. */
+static void test_family_device_refused(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) skip();
+  char dir[1024];
+  bc_test_data_path(dir, sizeof dir, "families/tiny-roberta");
+  bertcl_model *m = NULL;
+  assert_int_equal(bertcl_model_load(&m, dir), BERTCL_OK);
+  bertcl_encoder *enc = NULL;
+  int st = bertcl_encoder_create(&enc, ctx, m);
+  assert_int_equal(st, BERTCL_ERR_UNSUPPORTED);
+  assert_non_null(strstr(bertcl_last_error(ctx), "does not run roberta models yet"));
+  assert_null(enc);
+  bertcl_model_free(m);
+  bertcl_ctx_free(ctx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_family_load),
+      cmocka_unit_test(test_family_hidden_states),
+      cmocka_unit_test(test_family_padding_invariance),
+      cmocka_unit_test(test_rel_position_buckets),
+      cmocka_unit_test(test_sinusoidal_positions),
+      cmocka_unit_test(test_encoder_fwd_keeps_activations),
+      cmocka_unit_test(test_family_errors),
+      cmocka_unit_test(test_family_device_refused),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
