@@ -2,6 +2,7 @@
  * (tests/gen/gen_probe_fixture.py), its gradient against finite differences (with and without a
  * scalar mix), separable data, and bad arguments. */
 #define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,12 +243,147 @@ static void test_plot_svg(void **state) {
   assert_int_equal(bc_plot_svg(NULL, &p, &svg), BERTCL_ERR_INVALID_ARG);
 }
 
+/* Writes a TSV of n labelled texts: label 1 texts hold "school", label 0 texts "music", among
+ * filler words, so a probe on any layer of the tiny model can tell them apart. */
+static void write_tsv(const char *path, int n, int seed, const char *extra_label) {
+  static const char *const filler[] = {"the", "of", "city", "year", "people", "world", "house",
+                                       "game", "water", "film", "team", "life", "day"};
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "sentence\tlabel\n");
+  bc_rng r;
+  bc_rng_seed(&r, (uint64_t)seed);
+  for (int i = 0; i < n; i++) {
+    int y = (int)(bc_rng_u32(&r) % 2), len = 3 + (int)(bc_rng_u32(&r) % 6),
+        at = (int)(bc_rng_u32(&r) % (uint32_t)len);
+    for (int w = 0; w < len; w++)
+      fprintf(f, "%s%s", w ? " " : "", w == at ? (y ? "school" : "music") : filler[bc_rng_u32(&r) % 13]);
+    fprintf(f, "\t%d\n", y);
+  }
+  if (extra_label) fprintf(f, "the city\t%s\n", extra_label);
+  fclose(f);
+}
+
+/* bertcl_probe end to end on the tiny model: every cell, the outputs, and a saved probe that
+ * predicts exactly what its cell scored. */
+static void test_probe_sequence(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = ctx_or_skip();
+  char dir[1024], train[1200], dev[1200], out[1200], model_dir[1024], pred[1200], path[1300];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  bc_test_data_path(model_dir, sizeof model_dir, "tiny-bert");
+  snprintf(train, sizeof train, "%s/train.tsv", dir);
+  snprintf(dev, sizeof dev, "%s/dev.tsv", dir);
+  snprintf(out, sizeof out, "%s/probe", dir);
+  snprintf(pred, sizeof pred, "%s/pred.jsonl", dir);
+  write_tsv(train, 160, 1, NULL);
+  write_tsv(dev, 60, 2, NULL);
+  bertcl_model *model = NULL;
+  bertcl_tokenizer *tok = NULL;
+  assert_int_equal(bertcl_model_load(&model, model_dir), BERTCL_OK);
+  assert_int_equal(bertcl_tokenizer_load(&tok, model_dir), BERTCL_OK);
+  bertcl_probe_options o;
+  bertcl_probe_options_init(&o);
+  o.train_file = train;
+  o.eval_file = dev;
+  o.output_dir = out;
+  o.pools = BERTCL_POOL_CLS | BERTCL_POOL_MEAN | BERTCL_POOL_POOLER;
+  bertcl_probe_result res;
+  int st = bertcl_probe(ctx, model, tok, &o, NULL, NULL, &res);
+  if (st != BERTCL_OK) fail_msg("bertcl_probe: %s", bertcl_last_error(ctx));
+  /* 3 hidden states x 2 poolings, mean and mix of them per pooling (no last4: only 3 layers),
+   * and the pooler */
+  assert_int_equal(res.ncells, 3 * 2 + 2 * 2 + 1);
+  assert_int_equal(res.num_labels, 2);
+  assert_int_equal(res.train_rows, 160);
+  assert_int_equal(res.eval_rows, 60);
+  assert_true(res.best >= 0 && (size_t)res.best < res.ncells);
+  const bertcl_probe_cell *best = &res.cells[res.best];
+  printf("best cell %s/%s: eval %.4f train %.4f\n", best->row, best->col, best->score,
+         best->train_score);
+  assert_true(best->score >= 0.95);
+  for (size_t i = 0; i < res.ncells; i++) {
+    assert_true(res.cells[i].score <= best->score);
+    assert_true(res.cells[i].converged);
+    assert_true(fabs(res.cells[i].l2 - 1.0 / 160) < 1e-12);
+  }
+  assert_string_equal(res.cells[res.ncells - 1].col, "pooler");
+  /* outputs */
+  json_error_t je;
+  snprintf(path, sizeof path, "%s/probe.json", out);
+  json_t *j = json_load_file(path, 0, &je);
+  assert_non_null(j);
+  assert_int_equal(json_array_size(json_object_get(j, "cells")), res.ncells);
+  json_decref(j);
+  snprintf(path, sizeof path, "%s/probe.svg", out);
+  assert_int_equal(access(path, R_OK), 0);
+  assert_true(bertcl_probe_dir_is_probe(out));
+  assert_false(bertcl_probe_dir_is_probe(dir));
+  /* the saved best probe predicts the eval file with the cell's accuracy */
+  bertcl_predict_options po = {.input_file = dev, .output_file = pred};
+  st = bertcl_probe_predict(ctx, out, &po, NULL, NULL);
+  if (st != BERTCL_OK) fail_msg("bertcl_probe_predict: %s", bertcl_last_error(ctx));
+  FILE *pf = fopen(pred, "r"), *df = fopen(dev, "r");
+  assert_non_null(pf);
+  assert_non_null(df);
+  char line[4096], dline[4096];
+  int right = 0, rows = 0;
+  assert_non_null(fgets(dline, sizeof dline, df)); /* header */
+  while (fgets(line, sizeof line, pf) && fgets(dline, sizeof dline, df)) {
+    json_t *o2 = json_loads(line, 0, &je);
+    assert_non_null(o2);
+    const char *lab = json_string_value(json_object_get(o2, "label"));
+    const char *tab = strrchr(dline, '\t');
+    assert_non_null(lab);
+    right += tab && tab[1] == lab[0];
+    rows++;
+    json_decref(o2);
+  }
+  fclose(pf);
+  fclose(df);
+  assert_int_equal(rows, 60);
+  assert_true(fabs((double)right / rows - best->score) < 1e-9);
+  bertcl_probe_result_free(&res);
+  /* the CLI prints the table and predict -m OUT_DIR reads the probe */
+  char cmd[8192], *log = NULL;
+  snprintf(cmd, sizeof cmd,
+           "%s probe -m '%s' --train '%s' --eval '%s' -o '%s/cli' --layers 0,-1 --pool mean "
+           "--combine none --l2 auto -q --device \"${BERTCL_TEST_DEVICE:-pocl}\" 2>&1",
+           BERTCL_BIN, model_dir, train, dev, dir);
+  int rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("bertcl probe failed (%d): %s", rc, log);
+  assert_non_null(strstr(log, "0 (emb)"));
+  assert_non_null(strstr(log, "best: hidden state"));
+  free(log);
+  snprintf(cmd, sizeof cmd, "%s predict -m '%s/cli' -i '%s' --device \"${BERTCL_TEST_DEVICE:-pocl}\" 2>&1 | wc -l",
+           BERTCL_BIN, dir, dev);
+  assert_int_equal(bc_test_run(cmd, &log), 0);
+  assert_int_equal(atoi(log), 60);
+  free(log);
+  /* bad input: an eval label train lacks, regression targets, a missing file */
+  write_tsv(dev, 10, 3, "7");
+  st = bertcl_probe(ctx, model, tok, &o, NULL, NULL, &res);
+  assert_int_equal(st, BERTCL_ERR_INVALID_ARG);
+  assert_non_null(strstr(bertcl_last_error(ctx), "line 12"));
+  write_tsv(dev, 10, 3, "0.5");
+  o.train_file = dev;
+  assert_int_equal(bertcl_probe(ctx, model, tok, &o, NULL, NULL, &res), BERTCL_ERR_UNSUPPORTED);
+  o.train_file = "/nonexistent/train.tsv";
+  assert_int_not_equal(bertcl_probe(ctx, model, tok, &o, NULL, NULL, &res), BERTCL_OK);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(bc_test_run(cmd, NULL), 0);
+  bertcl_tokenizer_free(tok);
+  bertcl_model_free(model);
+  bertcl_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_logreg_matches_sklearn),
       cmocka_unit_test(test_logreg_gradient),
       cmocka_unit_test(test_logreg_separable_and_mix),
       cmocka_unit_test(test_plot_svg),
+      cmocka_unit_test(test_probe_sequence),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);

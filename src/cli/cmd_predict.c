@@ -11,7 +11,8 @@ void bc_cmd_predict_usage(FILE *out) {
           "                      [--text-column NAME] [--pair-column NAME] [--device D]\n"
           "                      [--gemm auto|clblast|blas]\n\n"
           "Classifies texts with a fine-tuned model (bertcl finetune's OUT_DIR, or any\n"
-          "BertForSequenceClassification directory). Input as for finetune (JSONL, TSV, CSV;\n"
+          "BertForSequenceClassification directory), or with a probe (bertcl probe's OUT_DIR:\n"
+          "its encoder, features and linear classifier). Input as for finetune (JSONL, TSV, CSV;\n"
           "a label column is not needed), or plain text, one text a line. Output (OUT or stdout):\n"
           "one JSON object a line, {\"label\": NAME, \"probabilities\": {NAME: p, ...}}\n"
           "(regression models, num_labels 1: {\"score\": x}).\n");
@@ -53,6 +54,17 @@ int bc_cmd_predict(int argc, char **argv) {
   bertcl_tokenizer *tok = NULL;
   bertcl_ctx *ctx = NULL;
   bertcl_ctx_options copt = {.device = device, .gemm = gemm};
+  if (bertcl_probe_dir_is_probe(model_dir)) { /* bertcl probe's OUT_DIR */
+    if (bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
+      bc_cli_error("%s", bertcl_last_error(NULL));
+    } else if (bertcl_probe_predict(ctx, model_dir, &o, NULL, NULL) != BERTCL_OK) {
+      bc_cli_error("%s", bertcl_last_error(ctx));
+    } else {
+      ret = 0;
+    }
+    bertcl_ctx_free(ctx);
+    return ret;
+  }
   if (bertcl_model_load(&model, model_dir) != BERTCL_OK ||
       bertcl_tokenizer_load(&tok, model_dir) != BERTCL_OK ||
       bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
