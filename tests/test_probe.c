@@ -377,6 +377,100 @@ static void test_probe_sequence(void **state) {
   bertcl_ctx_free(ctx);
 }
 
+/* A CoNLL file: "school" / "music" / "water" tagged B-ORG / B-PER / I-PER (after music), the
+ * rest O, in sentences of filler words. */
+static void write_conll(const char *path, int nsent, int seed) {
+  static const char *const filler[] = {"the", "of", "city", "year", "people", "world", "house",
+                                       "game", "film", "team", "life", "day"};
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "-DOCSTART- -X- O\n\n");
+  bc_rng r;
+  bc_rng_seed(&r, (uint64_t)seed);
+  for (int s = 0; s < nsent; s++) {
+    int len = 3 + (int)(bc_rng_u32(&r) % 6);
+    for (int w = 0; w < len; w++) {
+      uint32_t k = bc_rng_u32(&r) % 6;
+      if (k == 0)
+        fprintf(f, "school NN B-ORG\n");
+      else if (k == 1)
+        fprintf(f, "music NN B-PER\nwater NN I-PER\n");
+      else
+        fprintf(f, "%s NN O\n", filler[bc_rng_u32(&r) % 12]);
+    }
+    fprintf(f, "\n");
+  }
+  fclose(f);
+}
+
+/* The token task: word vectors, entity F1, and a saved probe that tags CoNLL input. */
+static void test_probe_token(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = ctx_or_skip();
+  char dir[1024], train[1200], dev[1200], out[1200], model_dir[1024], pred[1200];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  bc_test_data_path(model_dir, sizeof model_dir, "tiny-bert");
+  snprintf(train, sizeof train, "%s/train.conll", dir);
+  snprintf(dev, sizeof dev, "%s/dev.conll", dir);
+  snprintf(out, sizeof out, "%s/probe", dir);
+  snprintf(pred, sizeof pred, "%s/pred.conll", dir);
+  write_conll(train, 80, 1);
+  write_conll(dev, 30, 2);
+  bertcl_model *model = NULL;
+  bertcl_tokenizer *tok = NULL;
+  assert_int_equal(bertcl_model_load(&model, model_dir), BERTCL_OK);
+  assert_int_equal(bertcl_tokenizer_load(&tok, model_dir), BERTCL_OK);
+  for (int words = 1; words <= 2; words++) {
+    bertcl_probe_options o;
+    bertcl_probe_options_init(&o);
+    o.task = BERTCL_PROBE_TOKEN;
+    o.words = words;
+    o.train_file = train;
+    o.eval_file = dev;
+    o.output_dir = out;
+    bertcl_probe_result res;
+    int st = bertcl_probe(ctx, model, tok, &o, NULL, NULL, &res);
+    if (st != BERTCL_OK) fail_msg("bertcl_probe (token): %s", bertcl_last_error(ctx));
+    assert_int_equal(res.ncells, 3 + 2); /* 3 hidden states, mean and mix */
+    assert_int_equal(res.num_labels, 4);  /* B-ORG B-PER I-PER O */
+    const bertcl_probe_cell *b = &res.cells[res.best];
+    printf("words %d: best %s/%s entity F1 %.4f (P %.4f R %.4f)\n", words, b->row, b->col,
+           b->entity_f1, b->entity_precision, b->entity_recall);
+    assert_string_equal(b->col, words == 1 ? "first" : "mean");
+    assert_true(b->score == b->entity_f1);
+    assert_true(b->entity_f1 >= 0.95);
+    bertcl_probe_result_free(&res);
+  }
+  /* the saved probe tags the CoNLL eval file: the input's lines with the tag appended */
+  bertcl_predict_options po = {.input_file = dev, .output_file = pred};
+  int st = bertcl_probe_predict(ctx, out, &po, NULL, NULL);
+  if (st != BERTCL_OK) fail_msg("bertcl_probe_predict (token): %s", bertcl_last_error(ctx));
+  FILE *pf = fopen(pred, "r");
+  assert_non_null(pf);
+  char line[512];
+  int words = 0, right = 0, blanks = 0;
+  while (fgets(line, sizeof line, pf)) {
+    char w[64], pos[8], gold[16], got[16];
+    if (line[0] == '\n') {
+      blanks++;
+      continue;
+    }
+    assert_int_equal(sscanf(line, "%63s %7s %15s %15s", w, pos, gold, got), 4);
+    words++;
+    right += !strcmp(gold, got);
+  }
+  fclose(pf);
+  assert_int_equal(blanks, 30);
+  printf("saved token probe: %d of %d words right\n", right, words);
+  assert_true(right >= words - 2);
+  char cmd[2200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(bc_test_run(cmd, NULL), 0);
+  bertcl_tokenizer_free(tok);
+  bertcl_model_free(model);
+  bertcl_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_logreg_matches_sklearn),
@@ -384,6 +478,7 @@ int main(void) {
       cmocka_unit_test(test_logreg_separable_and_mix),
       cmocka_unit_test(test_plot_svg),
       cmocka_unit_test(test_probe_sequence),
+      cmocka_unit_test(test_probe_token),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);

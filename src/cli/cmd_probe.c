@@ -32,12 +32,19 @@ void bc_cmd_probe_usage(FILE *out) {
           "  -m, --model DIR        encoder (any bertcl model directory)\n"
           "  --train FILE, --eval FILE\n"
           "                         sequence: JSONL {\"text\", \"text_pair\", \"label\"} or\n"
-          "                         TSV/CSV with a header, as for bertcl finetune\n"
+          "                         TSV/CSV with a header, as for bertcl finetune; token:\n"
+          "                         CoNLL or JSONL words with tags\n"
           "  -o, --output DIR       output directory\n"
-          "  --task T               sequence (default): one label per text (pair)\n"
+          "  --task T               sequence (default): one label per text (pair);\n"
+          "                         token: one tag per word (NER, tagging), features are word\n"
+          "                         vectors, the score is entity F1 (seqeval's default mode,\n"
+          "                         IOB1/IOB2/IOBES); input CoNLL columns (word first, tag\n"
+          "                         last, -DOCSTART- skipped) or JSONL {\"tokens\", \"tags\"}\n"
           "  --layers L             all (default: 0..L) or a list: 0,3,-1 (negative from the end)\n"
           "  --pool P               poolings, comma-separated (default cls,mean; also max,\n"
           "                         and pooler: BERT's pooler output, last layer only)\n"
+          "  --words W              token task: first (default: a word's first subword, as\n"
+          "                         the BERT paper) or mean (of its subwords)\n"
           "  --combine C            combinations: last4,mean,mix (default all three) or none\n"
           "  --l2 X|auto            penalty lambda of mean loss + lambda/2 |W|^2 (default 1/N,\n"
           "                         scikit-learn's C = 1 with l2 = 1/(C N)); auto: per cell the\n"
@@ -126,7 +133,7 @@ int bc_cmd_probe(int argc, char **argv) {
   bertcl_probe_options o;
   bertcl_probe_options_init(&o);
   const char *model_dir = NULL, *device = NULL, *gemm = NULL, *task = "sequence";
-  const char *layers_s = "all", *pool_s = NULL, *combine_s = NULL, *l2_s = NULL;
+  const char *layers_s = "all", *pool_s = NULL, *combine_s = NULL, *l2_s = NULL, *words_s = NULL;
   long max_len = 0, batch = 0, max_iter = 0;
   int quiet = 0, layers[64], nlayers = 0;
   for (int i = 1; i < argc; i++) {
@@ -139,6 +146,7 @@ int bc_cmd_probe(int argc, char **argv) {
                        : !strcmp(a, "--layers")                     ? &layers_s
                        : !strcmp(a, "--pool")                       ? &pool_s
                        : !strcmp(a, "--combine")                    ? &combine_s
+                       : !strcmp(a, "--words")                      ? &words_s
                        : !strcmp(a, "--l2")                         ? &l2_s
                        : !strcmp(a, "--text-column")                ? &o.text_column
                        : !strcmp(a, "--pair-column")                ? &o.pair_column
@@ -170,6 +178,13 @@ int bc_cmd_probe(int argc, char **argv) {
     o.task = BERTCL_PROBE_TOKEN;
   else
     return bc_cli_error("probe: --task must be sequence or token"), 2;
+  if (words_s && strcmp(words_s, "first") && strcmp(words_s, "mean"))
+    return bc_cli_error("probe: --words must be first or mean"), 2;
+  if (words_s) o.words = !strcmp(words_s, "mean") ? 2 : 1;
+  if (words_s && o.task != BERTCL_PROBE_TOKEN)
+    return bc_cli_error("probe: --words is for --task token"), 2;
+  if (pool_s && o.task == BERTCL_PROBE_TOKEN)
+    return bc_cli_error("probe: --pool is for --task sequence (token probes use --words)"), 2;
   if (!parse_layers(layers_s, layers, &nlayers))
     return bc_cli_error("probe: --layers wants all or a comma-separated list of integers, got "
                         "'%s'", layers_s), 2;
