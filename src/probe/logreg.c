@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "encoder/gemm.h"
+#include "gemm/gemm.h"
 
 typedef struct {
   bertcl_ctx *ctx;
