@@ -2,6 +2,7 @@
 // The word embedding may be split in two buffers at row `split` (a large vocabulary can exceed
 // CL_DEVICE_MAX_MEM_ALLOC_SIZE): rows < split come from wte0, the rest from wte1.
 // Ids outside [0, V) read row 0 instead of memory they do not own (the host validates ids).
+// GPU set: one work-group per token; CPU set: one work-item per token (rows = B*T).
 __kernel void embedding_fwd(__global float *out,            // (B*T, C)
                             __global const int *ids,         // (B*T)
                             __global const int *type_ids,    // (B*T)
@@ -11,11 +12,16 @@ __kernel void embedding_fwd(__global float *out,            // (B*T, C)
                             __global const float *wtt,       // (TT, C)
                             __global const float *ln_w,      // (C)
                             __global const float *ln_b,      // (C)
-                            const float eps, const int T, const int C, const int V,
-                            const int split, const int TT) {
+                            const float eps, const int rows, const int T, const int C,
+                            const int V, const int split, const int TT) {
+#if KSET == KSET_CPU
+  const int row = (int)get_global_id(0);
+  if (row >= rows) return;
+#else
   __local float scratch[WG];
   const int row = (int)get_group_id(0);
   const int lid = (int)get_local_id(0);
+#endif
   const int t = row % T;
   int id = ids[row];
   if (id < 0 || id >= V) id = 0;
@@ -25,7 +31,24 @@ __kernel void embedding_fwd(__global float *out,            // (B*T, C)
   __global const float *pe = wpe + (size_t)t * C;
   __global const float *te = wtt + (size_t)tt * C;
   __global float *o = out + (size_t)row * C;
+#if KSET == KSET_CPU
+  floatV sv = 0.0f;
+  int c;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV y = vloadV(0, we + c) + vloadV(0, pe + c) + vloadV(0, te + c);
+    vstoreV(y, 0, o + c);
+    sv += y;
+  }
+  float s = hsumV(sv);
+  for (; c < C; c++) {
+    const float y = we[c] + pe[c] + te[c];
+    o[c] = y;
+    s += y;
+  }
+  layernorm_row_cpu(o, o, ln_w, ln_b, eps, C, s);
+#else
   for (int c = lid; c < C; c += WG) o[c] = we[c] + pe[c] + te[c];
   barrier(CLK_GLOBAL_MEM_FENCE);
   layernorm_row(o, o, ln_w, ln_b, eps, C, scratch);
+#endif
 }
