@@ -232,11 +232,18 @@ int bc_cmd_probe(int argc, char **argv) {
   }
   print_table(&res, o.task == BERTCL_PROBE_TOKEN ? "entity F1" : "accuracy");
   const bertcl_probe_cell *b = &res.cells[res.best];
-  printf("best: hidden state %s, %s pooling: %.4f (macro-F1 %.4f); extraction %.1f s, "
-         "%zu probes %.1f s on %s\nwrote %s/probe.json, probe.svg, probe.safetensors, "
-         "probe_config.json\n",
-         b->row, b->col, b->score, b->metrics.macro_f1, res.extract_seconds, res.ncells,
-         res.fit_seconds, bertcl_ctx_device(ctx)->name, o.output_dir);
+  if (o.task == BERTCL_PROBE_TOKEN)
+    printf("best: hidden state %s, %s-subword word vectors: entity F1 %.4f (P %.4f, R %.4f; "
+           "word accuracy %.4f)",
+           b->row, b->col, b->entity_f1, b->entity_precision, b->entity_recall,
+           b->metrics.accuracy);
+  else
+    printf("best: hidden state %s, %s pooling: accuracy %.4f (macro-F1 %.4f)", b->row, b->col,
+           b->score, b->metrics.macro_f1);
+  printf("; extraction %.1f s, %zu probes %.1f s on %s\nwrote %s/probe.json, probe.svg, "
+         "probe.safetensors, probe_config.json\n",
+         res.extract_seconds, res.ncells, res.fit_seconds, bertcl_ctx_device(ctx)->name,
+         o.output_dir);
   ret = 0;
 done:
   bertcl_probe_result_free(&res);
