@@ -644,6 +644,99 @@ int bertcl_ctx_gemm_info(const bertcl_ctx *ctx, char *out, size_t n);
  * chooses at bertcl_ctx_create. BERTCL_ERR_INVALID_ARG for a NULL argument. */
 int bertcl_ctx_kernels_info(const bertcl_ctx *ctx, char *out, size_t n);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Probing: which layer and pooling serve a task (src/probe)                                  */
+/*
+ * bertcl_probe computes every requested layer's features of a labelled train and eval set in one
+ * encoder pass (bertcl_extract's pipeline), then trains a separate linear classifier on each
+ * (layer, pooling) cell and on layer combinations (the last four layers concatenated, the mean
+ * of the layers, and a learnt scalar mix of them as ELMo defines it), and scores each on the eval
+ * set: the table of the BERT paper's feature-based experiments, in one call.
+ * The classifier is L2-regularised logistic regression (softmax over K classes, one sigmoid
+ * output for two) on standardised features, trained full-batch by L-BFGS with its products on
+ * the device; deterministic. Its objective is scikit-learn's LogisticRegression(C) divided by
+ * C * N (N training rows): l2 = 1 / (C * N); the bias is not penalised.
+ * Written to output_dir: probe.json (every figure), probe.svg (eval score per layer, one line per
+ * pooling), and the best cell's classifier (probe.safetensors + probe_config.json), which
+ * bertcl_probe_predict (and `bertcl predict -m DIR`) applies to new texts.
+ */
+
+typedef enum {
+  BERTCL_PROBE_SEQUENCE = 0, /* one label per text (pair); features pooled over tokens */
+  BERTCL_PROBE_TOKEN = 1     /* one tag per word (CoNLL, JSONL tokens/tags); word features */
+} bertcl_probe_task;
+
+/* Layer combinations probed besides single layers (bertcl_probe_options.combos). */
+#define BERTCL_PROBE_LAST4 1u /* the last four requested layers side by side */
+#define BERTCL_PROBE_MEAN 2u  /* the mean of all requested layers */
+#define BERTCL_PROBE_MIX 4u   /* softmax(s)-weighted sum of all requested layers, s learnt */
+
+#define BERTCL_PROBE_L2_DEFAULT (-1.0) /* l2 = 1 / N: scikit-learn's default C = 1 */
+#define BERTCL_PROBE_L2_AUTO (-2.0)    /* per cell, the best of C in {0.001 .. 100} on a held-out
+                                          tenth of train (every 10th row), then refit on all */
+
+typedef struct {
+  const char *train_file, *eval_file; /* required; sequence: JSONL / TSV / CSV as for
+                                         bertcl_finetune; token: CoNLL columns or JSONL
+                                         {"tokens": [...], "tags": [...]} */
+  const char *output_dir;             /* required */
+  bertcl_probe_task task;
+  const char *text_column, *pair_column, *label_column; /* sequence, as bertcl_finetune's */
+  const int *layers;        /* hidden-state indices (negative from the end); NULL: all 0..L */
+  int nlayers;
+  unsigned pools;           /* sequence: OR of bertcl_pool; 0 = CLS | MEAN */
+  int words;                /* token: 1 first subword of each word (default), 2 mean */
+  unsigned combos;          /* OR of BERTCL_PROBE_LAST4/MEAN/MIX (default all three) */
+  int no_combos;            /* non-zero: single layers only */
+  double l2;                /* >= 0, or BERTCL_PROBE_L2_DEFAULT / _AUTO */
+  size_t max_length;        /* tokens per text with [CLS]/[SEP]; 0 = the model's maximum */
+  size_t batch_size;        /* texts per device batch; 0 = extraction's default */
+  int max_iter;             /* L-BFGS iterations per classifier; 0 = 1000 */
+} bertcl_probe_options;
+
+/* Fills *opt with the defaults above (what bertcl probe uses); set the files after it. */
+void bertcl_probe_options_init(bertcl_probe_options *opt);
+
+typedef struct {
+  char row[16];             /* the features: hidden state "0".."L", "last4", "mean", "mix" */
+  char col[16];             /* the pooling ("cls", "mean", "max", "pooler"), or for the token
+                               task the word vector ("first", "mean") */
+  double score;             /* eval: accuracy (sequence) or entity F1 (token) */
+  double train_score;       /* the same on the training rows */
+  bertcl_metrics metrics;   /* eval accuracy, macro-F1 and F1 (sequence; token: accuracy of
+                               word tags, macro-F1 of tags) */
+  double entity_precision, entity_recall, entity_f1; /* token task; NaN for sequence */
+  double l2;                /* the penalty used (chosen, with BERTCL_PROBE_L2_AUTO) */
+  int iters;                /* L-BFGS iterations */
+  int converged;            /* the gradient reached its tolerance or fp32's noise floor */
+} bertcl_probe_cell;
+
+typedef struct {
+  size_t ncells;
+  bertcl_probe_cell *cells; /* (ncells), owned; bertcl_probe_result_free releases them */
+  int best;                 /* index of the best eval score (ties: the earlier cell) */
+  int num_labels;
+  size_t train_rows, eval_rows;  /* examples (sequence) or words (token) */
+  double extract_seconds, fit_seconds;
+} bertcl_probe_result;
+
+/* Runs the probe table. progress may be NULL (events INFO for the plan, EVAL per cell with
+ * metrics, DONE). result may be NULL; else free it with bertcl_probe_result_free. Errors
+ * (unreadable data with file and line, a label in eval that train lacks, device failures) go to
+ * bertcl_last_error(ctx). */
+int bertcl_probe(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tokenizer *tok,
+                 const bertcl_probe_options *opt, bertcl_progress_fn progress, void *user,
+                 bertcl_probe_result *result);
+void bertcl_probe_result_free(bertcl_probe_result *result);
+
+/* Non-zero when dir holds a probe written by bertcl_probe (probe_config.json). */
+int bertcl_probe_dir_is_probe(const char *dir);
+/* Applies the probe in probe_dir (its encoder is the model directory it names) to
+ * opt->input_file: one JSON object a line, {"label": NAME, "probabilities": {NAME: p, ...}}
+ * (sequence), as bertcl_predict writes. */
+int bertcl_probe_predict(bertcl_ctx *ctx, const char *probe_dir, const bertcl_predict_options *opt,
+                         bertcl_progress_fn progress, void *user);
+
 #ifdef __cplusplus
 }
 #endif

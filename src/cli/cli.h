@@ -38,6 +38,8 @@ int bc_cmd_tune(int argc, char **argv);
 void bc_cmd_tune_usage(FILE *out);
 int bc_cmd_finetune(int argc, char **argv);
 void bc_cmd_finetune_usage(FILE *out);
+int bc_cmd_probe(int argc, char **argv);
+void bc_cmd_probe_usage(FILE *out);
 int bc_cmd_predict(int argc, char **argv);
 void bc_cmd_predict_usage(FILE *out);
 

@@ -11,7 +11,10 @@ void bc_cmd_predict_usage(FILE *out) {
           "                      [--text-column NAME] [--pair-column NAME] [--device D]\n"
           "                      [--gemm auto|clblast|blas] [--format auto|text|conll|jsonl]\n\n"
           "Runs a fine-tuned model (bertcl finetune's OUT_DIR, or any\n"
-          "BertForSequenceClassification / BertForTokenClassification directory).\n\n"
+          "BertForSequenceClassification / BertForTokenClassification directory), or a probe\n"
+          "(bertcl probe's OUT_DIR: its encoder, features and linear classifier; input as\n"
+          "below, the output of a sequence probe as a sequence classifier's, a token probe's\n"
+          "the CoNLL lines with the tag appended or {\"tokens\", \"tags\"} per JSONL line).\n\n"
           "Sequence classifiers: input as for finetune (JSONL, TSV, CSV; a label column is not\n"
           "needed), or plain text, one text a line. Output (OUT or stdout): one JSON object a\n"
           "line, {\"label\": NAME, \"probabilities\": {NAME: p, ...}} (regression models,\n"
@@ -72,6 +75,17 @@ int bc_cmd_predict(int argc, char **argv) {
   bertcl_tokenizer *tok = NULL;
   bertcl_ctx *ctx = NULL;
   bertcl_ctx_options copt = {.device = device, .gemm = gemm};
+  if (bertcl_probe_dir_is_probe(model_dir)) { /* bertcl probe's OUT_DIR */
+    if (bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
+      bc_cli_error("%s", bertcl_last_error(NULL));
+    } else if (bertcl_probe_predict(ctx, model_dir, &o, NULL, NULL) != BERTCL_OK) {
+      bc_cli_error("%s", bertcl_last_error(ctx));
+    } else {
+      ret = 0;
+    }
+    bertcl_ctx_free(ctx);
+    return ret;
+  }
   if (bertcl_model_load(&model, model_dir) != BERTCL_OK ||
       bertcl_tokenizer_load(&tok, model_dir) != BERTCL_OK ||
       bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {

@@ -23,8 +23,10 @@ static const bc_cli_command commands[] = {
      bc_cmd_tune_usage},
     {"finetune", "fine-tune a classifier (encoder + head) on labelled text; transformers loads it",
      bc_cmd_finetune, bc_cmd_finetune_usage},
-    {"predict", "labels and probabilities from a fine-tuned classifier", bc_cmd_predict,
-     bc_cmd_predict_usage},
+    {"predict", "labels and probabilities from a fine-tuned classifier or a probe",
+     bc_cmd_predict, bc_cmd_predict_usage},
+    {"probe", "which layer and pooling serve a task: a linear probe per layer, a table and a plot",
+     bc_cmd_probe, bc_cmd_probe_usage},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
