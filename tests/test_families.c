@@ -628,6 +628,84 @@ static void test_family_device_refused(void **state) {
   bertcl_ctx_free(ctx);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The family kernels (cl/position.cl) against their reference twins: exact (integer positions,
+ * copied table entries). Sizes: T = 1, odd T, T past MPNet's distance 128, ids with the padding
+ * id inside and at the end of rows. */
+
+static void test_position_kernels(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) skip();
+  static const char *const files[] = {"common.cl", "position.cl"};
+  char opts[64];
+  snprintf(opts, sizeof opts, "-DREL_BUCKETS=%d -cl-std=CL1.2", BC_REL_BUCKETS);
+  cl_program prog = NULL;
+  if (bc_program_build(ctx, files, 2, opts, &prog) != BERTCL_OK)
+    fail_msg("position.cl: %s", bertcl_last_error(ctx));
+  cl_int rc;
+  cl_kernel kpos = clCreateKernel(prog, "position_ids_fwd", &rc);
+  assert_int_equal(rc, CL_SUCCESS);
+  cl_kernel kbias = clCreateKernel(prog, "rel_position_bias_fwd", &rc);
+  assert_int_equal(rc, CL_SUCCESS);
+  static const struct {
+    int B, T, NH;
+  } shapes[] = {{1, 1, 1}, {3, 7, 2}, {2, 33, 4}, {1, 300, 3}, {5, 130, 1}};
+  uint64_t seed = 18;
+  bc_rng rng;
+  bc_rng_seed(&rng, seed);
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    int B = shapes[s].B, T = shapes[s].T, NH = shapes[s].NH;
+    size_t BT = (size_t)B * T, BIAS = (size_t)NH * T * T;
+    int32_t *ids = malloc(BT * sizeof *ids), *pos = malloc(BT * sizeof *pos);
+    int32_t *want = malloc(BT * sizeof *want);
+    float *table = bc_rng_alloc(&rng, (size_t)BC_REL_BUCKETS * NH, -1.0f, 1.0f);
+    float *bias = malloc(BIAS * sizeof(float)), *bwant = malloc(BIAS * sizeof(float));
+    assert_true(ids && pos && want && table && bias && bwant);
+    for (size_t i = 0; i < BT; i++) ids[i] = (int32_t)(bc_rng_u32(&rng) % 6); /* pad id 1 often */
+    cl_mem dids = bc_test_upload(ctx, ids, BT * sizeof *ids);
+    cl_mem dpos = bc_test_upload(ctx, pos, BT * sizeof *pos);
+    cl_mem dtab = bc_test_upload(ctx, table, (size_t)BC_REL_BUCKETS * NH * sizeof(float));
+    cl_mem dbias = bc_test_upload(ctx, bias, BIAS * sizeof(float));
+    for (int padded = 0; padded <= 1; padded++) {
+      bc_config cfg = {0};
+      cfg.pos_kind = padded ? BC_POS_PADDED : BC_POS_ARANGE;
+      cfg.padding_idx = 1;
+      ref_position_ids(want, ids, &cfg, B, T);
+      int pidx = 1;
+      bc_karg a[] = {KARG(dpos), KARG(dids), KARG(B), KARG(T), KARG(padded), KARG(pidx)};
+      assert_int_equal(bc_kernel_run(ctx, kpos, "position_ids_fwd", a, 6, (size_t)B, 64),
+                       BERTCL_OK);
+      bc_test_download(ctx, dpos, pos, BT * sizeof *pos);
+      for (size_t i = 0; i < BT; i++)
+        if (pos[i] != want[i])
+          fail_msg("position_ids_fwd (%d, %d) padded %d: index %zu want %d got %d, seed %llu", B,
+                   T, padded, i, want[i], pos[i], (unsigned long long)seed);
+    }
+    bc_karg a[] = {KARG(dbias), KARG(dtab), KARG(NH), KARG(T)};
+    assert_int_equal(bc_kernel_run(ctx, kbias, "rel_position_bias_fwd", a, 4, BIAS, 64), BERTCL_OK);
+    bc_test_download(ctx, dbias, bias, BIAS * sizeof(float));
+    ref_rel_position_bias_fwd(bwant, table, NH, T);
+    char what[96];
+    snprintf(what, sizeof what, "rel_position_bias_fwd (%d, %d, %d)", NH, T, T);
+    assert_true(bc_check_close(what, bias, bwant, BIAS, 0, 0, seed));
+    clReleaseMemObject(dbias);
+    clReleaseMemObject(dtab);
+    clReleaseMemObject(dpos);
+    clReleaseMemObject(dids);
+    free(bwant);
+    free(bias);
+    free(table);
+    free(want);
+    free(pos);
+    free(ids);
+  }
+  clReleaseKernel(kbias);
+  clReleaseKernel(kpos);
+  clReleaseProgram(prog);
+  bertcl_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_family_load),
@@ -638,6 +716,7 @@ int main(void) {
       cmocka_unit_test(test_encoder_fwd_keeps_activations),
       cmocka_unit_test(test_family_errors),
       cmocka_unit_test(test_family_device_refused),
+      cmocka_unit_test(test_position_kernels),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
