@@ -706,6 +706,68 @@ static void test_position_kernels(void **state) {
   bertcl_ctx_free(ctx);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Real weights (bench/real_weights.sh): $BERTCL_REAL_MODEL (a model folder) and
+ * $BERTCL_REAL_FIXTURE (input_ids, attention_mask, embeddings from sentence-transformers); skipped
+ * without them. Each sentence runs alone, unpadded, through the reference forward, then the
+ * folder's sentence-transformers pooling and Normalize. */
+
+static void test_real_weights(void **state) {
+  (void)state;
+  const char *dir = getenv("BERTCL_REAL_MODEL"), *fix = getenv("BERTCL_REAL_FIXTURE");
+  if (!dir || !*dir || !fix || !*fix) {
+    printf("no $BERTCL_REAL_MODEL / $BERTCL_REAL_FIXTURE (bench/real_weights.sh sets them)\n");
+    skip();
+  }
+  test_model tm;
+  model_open(&tm, dir);
+  const bc_config *cfg = &tm.cfg;
+  bc_st_file *fx = NULL;
+  bc_err err = {0};
+  if (bc_st_open(&err, fix, &fx) != BERTCL_OK) fail_msg("%s", err.msg);
+  int64_t shape[2];
+  int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+  int N = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
+  int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", (size_t)N * T, NULL);
+  float *want = bc_test_fixture_f32(fx, "embeddings", (size_t)N * C);
+  float *hidden = malloc((size_t)(L + 1) * T * C * sizeof(float)); /* (L+1, 1*len, C) */
+  float *got = malloc((size_t)N * C * sizeof(float));               /* (N, C) */
+  assert_true(hidden && got);
+  assert_true(cfg->st_pooling != 0);
+  double min_cos = 1.0, max_diff = 0.0;
+  for (int n = 0; n < N; n++) {
+    int len = 0;
+    while (len < T && mask[(size_t)n * T + len]) len++;
+    const int32_t *row = ids + (size_t)n * T;
+    assert_int_equal(ref_model_fwd(cfg, &tm.w, row, NULL, NULL, 1, len, hidden, NULL), BERTCL_OK);
+    float *e = got + (size_t)n * C;
+    ref_pool_fwd(e, hidden + (size_t)L * len * C, NULL, cfg->st_pooling, 1, len, C);
+    if (cfg->st_normalize) ref_l2norm_fwd(e, e, 1, C);
+    const float *w = want + (size_t)n * C;
+    double dot = 0, na = 0, nb = 0;
+    for (int c = 0; c < C; c++) {
+      dot += (double)e[c] * w[c];
+      na += (double)e[c] * e[c];
+      nb += (double)w[c] * w[c];
+      double d = fabs((double)e[c] - w[c]);
+      if (d > max_diff) max_diff = d;
+    }
+    double cosv = dot / sqrt(na * nb);
+    if (cosv < min_cos) min_cos = cosv;
+  }
+  printf("%s (%s, %d layers, hidden %d): reference embeddings of %d sentences vs "
+         "sentence-transformers: min cosine %.9f, max |diff| %.3g\n",
+         dir, bc_family_name(cfg->family), L, C, N, min_cos, max_diff);
+  assert_true(min_cos >= 0.99999);
+  free(got);
+  free(hidden);
+  free(want);
+  free(mask);
+  free(ids);
+  bc_st_close(fx);
+  model_close(&tm);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_family_load),
@@ -717,6 +779,9 @@ int main(void) {
       cmocka_unit_test(test_family_errors),
       cmocka_unit_test(test_family_device_refused),
       cmocka_unit_test(test_position_kernels),
+      cmocka_unit_test(test_real_weights),
   };
+  const char *filter = getenv("BERTCL_TEST_FILTER");
+  if (filter && *filter) cmocka_set_test_filter(filter);
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
