@@ -314,6 +314,218 @@ int bertcl_encode_hidden(bertcl_encoder *enc, const int32_t *ids, const int32_t 
                          const int32_t *mask, size_t B, size_t T, const int *layers, int nlayers,
                          float *out, size_t out_len);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Fine-tuning and prediction (src/train)                                                     */
+/*
+ * bertcl_finetune trains a model directory's encoder plus a task head on the context's device,
+ * as transformers' Trainer does (AdamW with the no-decay group, linear warm-up and decay,
+ * clipping by global norm, gradient accumulation, dropout from config.json with a counter-based
+ * RNG, so a seed reproduces a run bit for bit), evaluates, checkpoints, and exports a directory
+ * that transformers' AutoModelFor*.from_pretrained loads:
+ *   - sequence classification and regression (BertForSequenceClassification: pooler, dropout,
+ *     linear) from JSONL {"text", "text_pair", "label"} or TSV/CSV with a header.
+ * bertcl_predict runs a fine-tuned directory over a file; bertcl_classifier is the same in
+ * memory.
+ */
+
+typedef enum {
+  BERTCL_TASK_AUTO = 0,           /* from the data: regression for float labels (or a
+                                     regression model); classification otherwise */
+  BERTCL_TASK_CLASSIFICATION = 1, /* one label per text (pair), cross-entropy */
+  BERTCL_TASK_REGRESSION = 2      /* one number per text (pair), num_labels 1, MSE */
+} bertcl_task;
+
+typedef struct {
+  const char *train_file;   /* required: JSONL, TSV or CSV */
+  const char *eval_file;    /* NULL: no evaluation (the last step is exported) */
+  const char *output_dir;   /* required: the exported model and checkpoint.safetensors */
+  const char *text_column;  /* NULL: "text" (TSV/CSV: "text", "sentence", the first column) */
+  const char *pair_column;  /* NULL: "text_pair" when present */
+  const char *label_column; /* NULL: "label" */
+  bertcl_task task;
+  int num_labels;           /* 0: from the data; 1: regression; N > 1: N labels */
+  int epochs;               /* default 3 */
+  double lr;                /* peak learning rate, default 2e-5 */
+  size_t batch_size;        /* examples per micro-batch, default 32 */
+  int grad_accum;           /* micro-batches per optimizer step, default 1 */
+  size_t max_length;        /* tokens per example with [CLS]/[SEP], default 128 */
+  double warmup_ratio;      /* fraction of steps with linear warm-up, default 0 */
+  double weight_decay;      /* AdamW weight decay, default 0 */
+  double max_grad_norm;     /* clip the global gradient norm, default 1; 0 = off */
+  uint64_t seed;            /* data order, dropout and head initialisation, default 42 */
+  long eval_every;          /* evaluate every N optimizer steps; 0 = each epoch */
+  long save_every;          /* checkpoint every N optimizer steps; 0 = each epoch */
+  long log_every;           /* a BERTCL_EVENT_LOG every N steps, default 10 */
+  int freeze_encoder;       /* train only the head (sequence tasks: encoder features cached) */
+  int resume;               /* continue from output_dir/checkpoint.safetensors when present */
+} bertcl_finetune_options;
+
+/* Fills *opt with the defaults above (what bertcl finetune uses); set the files after it. */
+void bertcl_finetune_options_init(bertcl_finetune_options *opt);
+
+/* Scores of one evaluation. Fields a task does not compute are NaN. */
+typedef struct {
+  size_t examples;          /* texts evaluated */
+  double accuracy;          /* classification */
+  double macro_f1, f1;      /* classification: macro-F1, and F1 of label 1 when binary */
+  double mse, pearson, spearman;            /* regression */
+} bertcl_metrics;
+
+typedef enum {
+  BERTCL_EVENT_INFO = 1, /* a remark: the plan, a note, the windows of long sentences */
+  BERTCL_EVENT_LOG = 2,  /* training progress, every log_every optimizer steps and the last */
+  BERTCL_EVENT_EVAL = 3, /* an evaluation (metrics set) */
+  BERTCL_EVENT_STEP = 4, /* every optimizer step, after its evaluation, export and checkpoint */
+  BERTCL_EVENT_DONE = 5  /* the run is complete (metrics: the best evaluation, if any) */
+} bertcl_event;
+
+typedef struct {
+  bertcl_event event;
+  const char *message;      /* one human-readable line (no newline), what bertcl prints */
+  long step, total_steps;   /* optimizer steps done, planned */
+  int epoch;                /* 1-based */
+  double loss;              /* LOG: mean training loss since the previous LOG */
+  double lr, grad_norm;     /* LOG: of the last step */
+  double examples_per_s, eta_s; /* LOG */
+  const bertcl_metrics *metrics; /* EVAL, DONE; NULL otherwise */
+  int improved;             /* EVAL: the best so far (exported) */
+} bertcl_progress;
+
+/* Called on each event; return non-zero to stop after the current step (what is saved stays;
+ * bertcl_finetune then returns BERTCL_OK with result->stopped set). */
+typedef int (*bertcl_progress_fn)(const bertcl_progress *p, void *user);
+
+typedef struct {
+  bertcl_task task;         /* the task that was trained */
+  int num_labels;
+  long steps;               /* optimizer steps done in total (a resumed run counts all) */
+  long best_step;           /* step of the exported evaluation, -1 without evaluation */
+  double best_metric;       /* accuracy, or MSE (regression); NaN without evaluation */
+  int stopped;              /* the callback asked to stop */
+} bertcl_finetune_result;
+
+/* Fine-tunes model (loaded from a directory: its config.json and tokenizer files are copied
+ * into the export) on opt->train_file. progress may be NULL; result may be NULL. Errors
+ * (unreadable or inconsistent data with file and line, a checkpoint of another run, device
+ * failures) go to bertcl_last_error(ctx). */
+int bertcl_finetune(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tokenizer *tok,
+                    const bertcl_finetune_options *opt, bertcl_progress_fn progress, void *user,
+                    bertcl_finetune_result *result);
+
+/* A fine-tuned classifier on a device: a BertForSequenceClassification directory
+ * (classification, or regression when num_labels is 1). */
+typedef struct bertcl_classifier bertcl_classifier;
+
+int bertcl_classifier_create(bertcl_classifier **out, bertcl_ctx *ctx, const bertcl_model *model);
+void bertcl_classifier_free(bertcl_classifier *cls);
+/* BERTCL_TASK_CLASSIFICATION or BERTCL_TASK_REGRESSION. */
+bertcl_task bertcl_classifier_task(const bertcl_classifier *cls);
+int bertcl_classifier_num_labels(const bertcl_classifier *cls);
+/* id2label name of a label id ("LABEL_3" when the model names none); NULL out of range. */
+const char *bertcl_classifier_label(const bertcl_classifier *cls, int id);
+
+/* Sequence classifiers: out (n, K) probabilities (regression: (n, 1) scores); out_len >= n*K.
+ * pairs NULL, or pairs[i] NULL for single texts. max_length 0 = the tokenizer's. */
+int bertcl_classify(bertcl_classifier *cls, const bertcl_tokenizer *tok,
+                    const char *const *texts, const char *const *pairs, size_t n,
+                    size_t max_length, float *out, size_t out_len);
+
+typedef struct {
+  const char *input_file;   /* required: JSONL, TSV/CSV with a header (as for fine-tuning; no
+                               label needed), or plain text, one text a line */
+  const char *output_file;  /* NULL or "-": standard output; else written durably */
+  const char *text_column, *pair_column; /* as for bertcl_finetune_options */
+  size_t batch_size;        /* 0 = 32 */
+  size_t max_length;        /* 0 = the tokenizer's */
+} bertcl_predict_options;
+
+/* One JSON object a line: {"label": NAME, "probabilities": {NAME: p, ...}} (regression
+ * {"score": x}). progress may be NULL (INFO events only). */
+int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tokenizer *tok,
+                   const bertcl_predict_options *opt, bertcl_progress_fn progress, void *user);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Extraction: the pipeline of `bertcl extract` on texts in memory                            */
+/*
+ * bertcl_extract runs n texts through the batch pipeline that `bertcl extract` runs over a file
+ * (tokeniser threads; texts sorted by token count inside windows and batched up to a token
+ * budget; features computed into device slots and read back on a second queue while the next
+ * batch runs; input order restored) and keeps the features in memory instead of shard files.
+ * The values are bit for bit those `bertcl extract` writes for the same texts and options (the
+ * batches are the same, so are the padded lengths the device sees); bertcl_encode batches in
+ * input order instead, so its values may differ in the last bits.
+ * Several outputs come from one pass: pooled sentence features of any poolings, token features,
+ * word features. A text with invalid UTF-8 gives a row of NaN sentence features and no tokens
+ * or words (or, with strict, an error), as a bad input line does.
+ */
+
+/* pools: no sentence features at all (token or word features only) */
+#define BERTCL_EXTRACT_NO_POOL 0x100u
+
+typedef enum {
+  BERTCL_NORMALIZE_AUTO = 0, /* the model's sentence-transformers Normalize module, else off */
+  BERTCL_NORMALIZE_ON = 1,   /* L2-normalise every pooled row */
+  BERTCL_NORMALIZE_OFF = 2
+} bertcl_normalize;
+
+/* Zero-initialised = bertcl extract's defaults. */
+typedef struct {
+  unsigned pools;             /* OR of bertcl_pool values, one output each; 0 = the model's
+                                 sentence-transformers pooling, else CLS; or
+                                 BERTCL_EXTRACT_NO_POOL */
+  const int *layers;          /* hidden-state indices as in bertcl_encode_options (negative
+                                 from the end); NULL = the last layer */
+  int nlayers;
+  bertcl_combine combine;     /* how several layers are joined */
+  bertcl_normalize normalize; /* pooled rows (not the pooler output) */
+  int tokens;                 /* non-zero: every real token's features (incl. [CLS]/[SEP]) */
+  int words;                  /* 0 none, 1 first subword of each word, 2 mean of its subwords */
+  size_t max_length;          /* tokens per text incl. [CLS]/[SEP]; 0 = the model's maximum */
+  int stride;                 /* > 0: token/word features of longer texts from windows of
+                                 max_length tokens overlapping by stride (bertcl extract
+                                 --stride) */
+  int f16;                    /* non-zero: features rounded to half precision on the device (half
+                                 the bytes read back); returned widened to float */
+  size_t batch_size;          /* most texts per batch; 0 = 128; halved on device out-of-memory */
+  size_t max_tokens;          /* padded tokens per batch; 0 = 8192 */
+  size_t window;              /* texts sorted by length together; 0 = 10000 */
+  int no_bucket;              /* non-zero: batches of batch_size texts in input order */
+  int threads;                /* tokeniser threads; 0 = half the CPUs, at most 4 */
+  int strict;                 /* non-zero: a text with invalid UTF-8 is an error */
+  int progress;               /* non-zero: progress (a bar on a terminal), warnings and nothing
+                                 else on stderr, as bertcl extract prints them */
+} bertcl_extract_options;
+
+typedef struct {
+  uint64_t rows, tokens;     /* texts, real tokens run through the encoder */
+  uint64_t truncated, bad;   /* texts cut to max_length; texts with invalid UTF-8 */
+  uint64_t windows_split;    /* texts run as several stride windows */
+  uint64_t batches;          /* device batches */
+  uint64_t readback_bytes;   /* features read back from the device */
+  double seconds;            /* wall time of the pipeline */
+} bertcl_extract_stats;
+
+typedef struct bertcl_features bertcl_features;
+
+/* Features of n texts (pairs NULL, or pairs[i] NULL or "" for a single text). On failure *out
+ * is NULL and bertcl_last_error(enc) says why. */
+int bertcl_extract(bertcl_encoder *enc, const bertcl_tokenizer *tok, const char *const *texts,
+                   const char *const *pairs, size_t n, const bertcl_extract_options *opt,
+                   bertcl_features **out);
+void bertcl_features_free(bertcl_features *f);
+/* Rows (texts) and the run's statistics. */
+size_t bertcl_features_rows(const bertcl_features *f);
+const bertcl_extract_stats *bertcl_features_stats(const bertcl_features *f);
+/* Pooled sentence features of one pooling asked for (one bertcl_pool value): (rows, *width)
+ * row-major, owned by f; NULL when that pooling was not asked for. */
+const float *bertcl_features_pooled(const bertcl_features *f, bertcl_pool pool, size_t *width);
+/* Token or word features: (*total, *width) row-major; *offsets (rows + 1): text i owns rows
+ * offsets[i] .. offsets[i+1]-1. Owned by f; NULL when not asked for. */
+const float *bertcl_features_tokens(const bertcl_features *f, const int64_t **offsets,
+                                    size_t *total, size_t *width);
+const float *bertcl_features_words(const bertcl_features *f, const int64_t **offsets,
+                                   size_t *total, size_t *width);
+
 #ifdef __cplusplus
 }
 #endif

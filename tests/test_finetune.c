@@ -475,6 +475,129 @@ static void test_finetune_regression(void **state) {
   done_env(&e);
 }
 
+typedef struct {
+  int events[6];
+  long stop_at, last_step;
+  double best_seen;
+} api_counts;
+
+static int count_events(const bertcl_progress *p, void *user) {
+  api_counts *c = user;
+  assert_true(p->event >= BERTCL_EVENT_INFO && p->event <= BERTCL_EVENT_DONE);
+  assert_non_null(p->message);
+  c->events[p->event]++;
+  if (p->event == BERTCL_EVENT_EVAL) {
+    assert_non_null(p->metrics);
+    assert_true(p->metrics->accuracy >= 0 && p->metrics->accuracy <= 1);
+    assert_int_equal(p->metrics->examples, 40);
+    if (p->improved) c->best_seen = p->metrics->accuracy;
+  }
+  if (p->event == BERTCL_EVENT_STEP) {
+    assert_int_equal(p->step, c->last_step + 1);
+    c->last_step = p->step;
+    return p->step == c->stop_at; /* ask to stop */
+  }
+  return 0;
+}
+
+/* The library API without the binary: events, a stop request that saves a checkpoint, a resume
+ * from it that ends where an uninterrupted run ends (byte-identical export), then the classifier
+ * and the example program (examples/finetune.c). */
+static void test_finetune_library_api(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) skip();
+  env e;
+  assert_int_equal(bc_test_tmpdir(e.dir, sizeof e.dir), 0);
+  bc_test_data_path(e.model, sizeof e.model, "tiny-bert");
+  snprintf(e.dev, sizeof e.dev, "%s", bertcl_ctx_device(ctx)->name);
+  char train[700], a[700], b[700], pa[800], pb[800], cmd[4096];
+  snprintf(train, sizeof train, "%s/train.jsonl", e.dir);
+  snprintf(a, sizeof a, "%s/full", e.dir);
+  snprintf(b, sizeof b, "%s/stopped", e.dir);
+  write_jsonl(train, 40, 13); /* 5 micro-batches of 8: 5 steps an epoch, 10 in all */
+  bertcl_model *m = NULL;
+  bertcl_tokenizer *tok = NULL;
+  assert_int_equal(bertcl_model_load(&m, e.model), BERTCL_OK);
+  assert_int_equal(bertcl_tokenizer_load(&tok, e.model), BERTCL_OK);
+  bertcl_finetune_options o;
+  bertcl_finetune_options_init(&o);
+  o.train_file = train;
+  o.eval_file = train;
+  o.epochs = 2;
+  o.batch_size = 8;
+  o.lr = 1e-3;
+  o.seed = 5;
+  o.output_dir = a;
+  api_counts c = {{0}, -1, 0, -1};
+  bertcl_finetune_result res;
+  if (bertcl_finetune(ctx, m, tok, &o, count_events, &c, &res) != BERTCL_OK)
+    fail_msg("%s", bertcl_last_error(ctx));
+  assert_int_equal(res.steps, 10);
+  assert_int_equal(c.events[BERTCL_EVENT_STEP], 10);
+  assert_int_equal(c.events[BERTCL_EVENT_EVAL], 2); /* each epoch */
+  assert_int_equal(c.events[BERTCL_EVENT_LOG], 1);  /* step 10 (log_every 10) */
+  assert_int_equal(c.events[BERTCL_EVENT_DONE], 1);
+  assert_int_equal(res.task, BERTCL_TASK_CLASSIFICATION);
+  assert_int_equal(res.num_labels, 2);
+  assert_false(res.stopped);
+  assert_true(res.best_metric == c.best_seen);
+  /* stop after step 3: a checkpoint of step 3; then resume */
+  o.output_dir = b;
+  api_counts c2 = {{0}, 3, 0, -1};
+  assert_int_equal(bertcl_finetune(ctx, m, tok, &o, count_events, &c2, &res), BERTCL_OK);
+  assert_true(res.stopped);
+  assert_int_equal(res.steps, 3);
+  o.resume = 1;
+  api_counts c3 = {{0}, -1, 3, -1};
+  assert_int_equal(bertcl_finetune(ctx, m, tok, &o, count_events, &c3, &res), BERTCL_OK);
+  assert_int_equal(res.steps, 10);
+  assert_int_equal(c3.events[BERTCL_EVENT_STEP], 7);
+  snprintf(pa, sizeof pa, "%s/model.safetensors", a);
+  snprintf(pb, sizeof pb, "%s/model.safetensors", b);
+  size_t la = 0, lb = 0;
+  char *da = slurp(pa, &la), *db = slurp(pb, &lb);
+  assert_non_null(da);
+  assert_non_null(db);
+  if (la != lb || memcmp(da, db, la)) fail_msg("%s and %s differ", pa, pb);
+  free(da), free(db);
+  /* bad options are refused with a message, before any work */
+  o.batch_size = 0;
+  assert_int_equal(bertcl_finetune(ctx, m, tok, &o, NULL, NULL, NULL), BERTCL_ERR_INVALID_ARG);
+  assert_non_null(strstr(bertcl_last_error(ctx), "bertcl_finetune_options_init"));
+  /* the export as a classifier: probabilities per text */
+  bertcl_model *tuned = NULL;
+  bertcl_classifier *cls = NULL;
+  assert_int_equal(bertcl_model_load(&tuned, a), BERTCL_OK);
+  if (bertcl_classifier_create(&cls, ctx, tuned) != BERTCL_OK)
+    fail_msg("%s", bertcl_last_error(NULL));
+  assert_int_equal(bertcl_classifier_task(cls), BERTCL_TASK_CLASSIFICATION);
+  assert_int_equal(bertcl_classifier_num_labels(cls), 2);
+  assert_string_equal(bertcl_classifier_label(cls, 1), "positive");
+  assert_null(bertcl_classifier_label(cls, 2));
+  const char *texts[2] = {"good great", "bad awful"};
+  float probs[4];
+  assert_int_equal(bertcl_classify(cls, tok, texts, NULL, 2, 0, probs, 3), BERTCL_ERR_INVALID_ARG);
+  if (bertcl_classify(cls, tok, texts, NULL, 2, 0, probs, 4) != BERTCL_OK)
+    fail_msg("%s", bertcl_last_error(cls));
+  assert_true(fabs(probs[0] + probs[1] - 1) < 1e-6 && fabs(probs[2] + probs[3] - 1) < 1e-6);
+  bertcl_classifier_free(cls);
+  bertcl_model_free(tuned);
+  /* the example program, as a user would run it */
+  char *log = NULL;
+  snprintf(cmd, sizeof cmd, "BERTCL_DEVICE='%s' %s '%s' '%s' '%s' '%s/example' 1 2>&1", e.dev,
+           BERTCL_EXAMPLE_FINETUNE, e.model, train, train, e.dir);
+  int rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("example failed (%d): %s", rc, log);
+  assert_non_null(strstr(log, "eval step 5 (epoch 1): accuracy"));
+  assert_non_null(strstr(log, "good great fine  -> "));
+  free(log);
+  bertcl_tokenizer_free(tok);
+  bertcl_model_free(m);
+  bertcl_ctx_free(ctx);
+  done_env(&e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_finetune_kill_resume_identical),
@@ -482,6 +605,7 @@ int main(void) {
       cmocka_unit_test(test_finetune_freeze_encoder),
       cmocka_unit_test(test_finetune_transformers_loads),
       cmocka_unit_test(test_finetune_regression),
+      cmocka_unit_test(test_finetune_library_api),
   };
   return cmocka_run_group_tests_name("finetune", tests, NULL, NULL);
 }

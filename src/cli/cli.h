@@ -15,6 +15,9 @@ typedef struct {
 void bc_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when argv[i] is -h or --help. */
 int bc_cli_is_help(const char *arg);
+/* An integer >= lo / a number >= lo, the whole string; 0 on success, -1 otherwise. */
+int bc_cli_num_l(const char *v, long lo, long *out);
+int bc_cli_num_f(const char *v, double lo, double *out);
 
 int bc_cmd_devices(int argc, char **argv);
 void bc_cmd_devices_usage(FILE *out);

@@ -43,9 +43,13 @@ void bertcl_encoder_free(bertcl_encoder *e) {
   free(e);
 }
 
-/* Resolves the layer list (negative = from the end) into 0..L indices. */
-static int resolve_layers(bertcl_encoder *e, const int *layers, int n, int *out) {
-  int L = bc_encoder_config(e->enc)->num_layers;
+bc_encoder *bc_encoder_unwrap(bertcl_encoder *e, bertcl_ctx **ctx) {
+  if (ctx) *ctx = e->ctx;
+  return e->enc;
+}
+
+int bc_encoder_resolve_layers(const bc_encoder *enc, const int *layers, int n, int *out) {
+  int L = bc_encoder_config(enc)->num_layers;
   if (!layers || n <= 0) {
     out[0] = L;
     return 1;
@@ -57,6 +61,10 @@ static int resolve_layers(bertcl_encoder *e, const int *layers, int n, int *out)
     out[i] = l;
   }
   return n;
+}
+
+static int resolve_layers(bertcl_encoder *e, const int *layers, int n, int *out) {
+  return bc_encoder_resolve_layers(e->enc, layers, n, out);
 }
 
 size_t bertcl_encode_width(const bertcl_encoder *e, const bertcl_encode_options *opt) {

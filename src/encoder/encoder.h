@@ -72,4 +72,10 @@ int bc_encoder_read_words(bc_encoder *enc, const int32_t *word_ids, int mode, in
                           float *out, size_t *nrows);
 size_t bc_encoder_word_count(const bc_encoder *enc, const int32_t *word_ids);
 
+/* The internal encoder (and its context) behind a public bertcl_encoder handle. */
+bc_encoder *bc_encoder_unwrap(struct bertcl_encoder *e, bertcl_ctx **ctx);
+/* Layer list (negative = from the end; NULL or n <= 0 = the last layer) to 0..L indices in out
+ * (64 entries); returns the count, -1 for an index out of range or more than 64. */
+int bc_encoder_resolve_layers(const bc_encoder *enc, const int *layers, int n, int *out);
+
 #endif

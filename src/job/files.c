@@ -103,6 +103,19 @@ void bc_shard_file_name(char *out, size_t n, int k, int nn, size_t index) {
     snprintf(out, n, "shard-%05zu.safetensors", index);
 }
 
+/* The format tag and the fields every reader relies on. */
+static int manifest_checked(bc_err *err, const char *name, json_t *m, json_t **out) {
+  const char *fmt = json_string_value(json_object_get(m, "format"));
+  if (!fmt || strcmp(fmt, BC_MANIFEST_FORMAT) != 0 ||
+      !json_is_array(json_object_get(m, "shards"))) {
+    json_decref(m);
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: not a bertcl job manifest (format %s)", name,
+                   BC_MANIFEST_FORMAT);
+  }
+  *out = m;
+  return BERTCL_OK;
+}
+
 int bc_manifest_load(bc_err *err, const char *path, json_t **out) {
   json_error_t je;
   *out = NULL;
@@ -110,15 +123,18 @@ int bc_manifest_load(bc_err *err, const char *path, json_t **out) {
   if (!m)
     return bc_fail(err, BERTCL_ERR_FORMAT, "%s: not valid JSON: %s (line %d)", path, je.text,
                    je.line);
-  const char *fmt = json_string_value(json_object_get(m, "format"));
-  if (!fmt || strcmp(fmt, BC_MANIFEST_FORMAT) != 0 ||
-      !json_is_array(json_object_get(m, "shards"))) {
-    json_decref(m);
-    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: not a bertcl job manifest (format %s)", path,
-                   BC_MANIFEST_FORMAT);
-  }
-  *out = m;
-  return BERTCL_OK;
+  return manifest_checked(err, path, m, out);
+}
+
+int bc_manifest_parse(bc_err *err, const char *name, const char *text, size_t len,
+                      json_t **out) {
+  json_error_t je;
+  *out = NULL;
+  json_t *m = json_loadb(text, len, 0, &je);
+  if (!m)
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s: not valid JSON: %s (line %d)", name, je.text,
+                   je.line);
+  return manifest_checked(err, name, m, out);
 }
 
 int bc_manifest_save(bc_err *err, const char *path, const json_t *m) {

@@ -56,7 +56,18 @@ typedef struct bc_reader bc_reader;
  * contiguous split that needs no counting pass, and N readers cover every line exactly once. */
 int bc_reader_open(bc_err *err, const char *path, bc_input_kind kind, const char *column,
                    int shard_k, int shard_n, bc_reader **out);
+/* The same over len bytes in memory (fuzzers, tests); data must outlive the reader. name is
+ * used in messages. */
+int bc_reader_open_mem(bc_err *err, const char *name, const void *data, size_t len,
+                       bc_input_kind kind, const char *column, int shard_k, int shard_n,
+                       bc_reader **out);
 void bc_reader_close(bc_reader *r);
+/* A reader over n texts in memory (pairs NULL, or pairs[i] NULL or "" for a single text), for
+ * bertcl_extract: each is a record as a plain line would be (copied; invalid UTF-8 in the text or
+ * its pair makes a bad record), line numbers count texts from 1, offsets and the hash count
+ * their bytes. The arrays must outlive the reader. */
+int bc_reader_open_texts(bc_err *err, const char *const *texts, const char *const *pairs, size_t n,
+                         bc_reader **out);
 /* Next record: 1, 0 at the end of the range, negative on a read error. */
 int bc_reader_next(bc_reader *r, bc_record *rec);
 /* Skips n records without parsing them (still hashed); returns how many were skipped. */
@@ -120,8 +131,9 @@ size_t bc_dtype_size(const char *dtype);
 void bc_manifest_name(char *out, size_t n, int shard_k, int shard_n);
 void bc_shard_file_name(char *out, size_t n, int shard_k, int shard_n, size_t index);
 
-/* Loads a manifest (checks its format tag). */
+/* Loads a manifest (checks its format tag); _parse: from len bytes of text, name for messages. */
 int bc_manifest_load(bc_err *err, const char *path, json_t **out);
+int bc_manifest_parse(bc_err *err, const char *name, const char *text, size_t len, json_t **out);
 /* Writes a manifest atomically. */
 int bc_manifest_save(bc_err *err, const char *path, const json_t *m);
 /* Compares what a resumed job would do with what the manifest recorded: input path and size,
@@ -141,6 +153,10 @@ enum { BC_JOB_CLS = 0, BC_JOB_MEAN, BC_JOB_MAX, BC_JOB_POOLER, BC_JOB_NPOOL };
 extern const char *const bc_job_pool_names[BC_JOB_NPOOL];
 
 typedef struct {
+  /* in memory (bc_job_run_mem): texts[ntexts] (pairs may be NULL) instead of input; model_dir,
+   * input, outdir, column, shard_*, resume and fail_after_shards are not used */
+  const char *const *texts, *const *pairs;
+  size_t ntexts;
   const char *model_dir, *input, *outdir, *column;
   bc_input_kind input_kind;
   int want[BC_JOB_NPOOL];
@@ -175,6 +191,26 @@ struct bc_encoder;
 int bc_job_run(bc_err *err, const bc_job_opts *opts, const struct bertcl_model *model,
                const struct bertcl_tokenizer *tok, struct bertcl_ctx *ctx, struct bc_encoder *enc,
                bc_job_stats *stats);
+
+/* The features of a job run in memory: what its shards would hold, for all rows at once.
+ * pooled[k] (rows, poolw[k]) for every output k asked for (NULL otherwise); tokens (ntokens,
+ * width) and words (nwords, width) with int64 offsets (rows + 1): row i owns
+ * [offsets[i], offsets[i+1]). Values are floats (with f16: the halves, widened exactly). */
+typedef struct {
+  size_t rows;
+  int width, poolw[BC_JOB_NPOOL];
+  float *pooled[BC_JOB_NPOOL];
+  float *tokens, *words;
+  int64_t *tok_off, *word_off;
+  size_t ntokens, nwords;
+} bc_job_mem;
+
+/* Runs the pipeline of bc_job_run over opts->texts and keeps everything in *out (no files, no
+ * manifest): the features are bit for bit those a job over the same texts writes. */
+int bc_job_run_mem(bc_err *err, const bc_job_opts *opts, const struct bertcl_tokenizer *tok,
+                   struct bertcl_ctx *ctx, struct bc_encoder *enc, bc_job_stats *stats,
+                   bc_job_mem *out);
+void bc_job_mem_free(bc_job_mem *m);
 
 /* Joins the shards listed by every manifest in dir (manifest.json, or manifest-K-of-N.json
  * for K = 0..N-1) into out, in `format`; BC_MERGE_AUTO goes by out's extension: .npy (one

@@ -106,7 +106,18 @@ static int load_set(bc_err *err, const char *dir, merge_set *s) {
       json_t *e = json_array_get(shards, i);
       const char *file = json_string_value(json_object_get(e, "file"));
       const char *sum = json_string_value(json_object_get(e, "checksum"));
-      snprintf(path, sizeof path, "%s/%s", dir, file ? file : "?");
+      if (!file || !*file || file[0] == '.' || strchr(file, '/'))
+        return bc_fail(err, BERTCL_ERR_FORMAT,
+                       "%s: manifest %d lists shard %zu as '%s', not a file name in the job "
+                       "directory",
+                       dir, k, i, file ? file : "(none)");
+      for (int k2 = 0; k2 <= k; k2++) {
+        json_t *sh2 = json_object_get(s->man[k2], "shards");
+        for (size_t i2 = 0; i2 < (k2 < k ? json_array_size(sh2) : i); i2++)
+          if (!strcmp(file, json_string_value(json_object_get(json_array_get(sh2, i2), "file"))))
+            return bc_fail(err, BERTCL_ERR_FORMAT, "%s: the manifests list %s twice", dir, file);
+      }
+      snprintf(path, sizeof path, "%s/%s", dir, file);
       uint64_t h = 0, size = 0;
       if ((st = bc_file_checksum(err, path, &h, &size))) return st;
       char hx[17];
@@ -129,6 +140,70 @@ typedef struct {
   uint64_t rows, width;
   int offsets;
 } out_tensor;
+
+static int64_t rd_i64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+  return (int64_t)v;
+}
+
+/* Every shard holds what its manifest entry says: row ranges that follow each other from 0 in
+ * each manifest, that many rows in every pooled tensor, and for ragged features (tokens,
+ * words) an offsets tensor of rows + 1 entries rising from 0 to the feature rows. The merge
+ * copies bytes by these counts, so nothing it writes or reads can disagree with them. */
+static int check_rows(bc_err *err, const merge_set *s, const out_tensor *t, size_t nt) {
+  size_t i = 0;
+  for (int k = 0; k < s->nman; k++) {
+    json_t *shards = json_object_get(s->man[k], "shards");
+    json_int_t next = 0;
+    for (size_t e = 0; e < json_array_size(shards); e++, i++) {
+      const bc_st_file *f = s->sh[i];
+      json_t *r = json_object_get(json_array_get(shards, e), "rows");
+      json_t *r0 = json_array_get(r, 0), *r1 = json_array_get(r, 1);
+      if (!json_is_integer(r0) || !json_is_integer(r1) || json_integer_value(r0) != next ||
+          json_integer_value(r1) < next || json_integer_value(r1) - next > ((json_int_t)1 << 40))
+        return bc_fail(err, BERTCL_ERR_FORMAT,
+                       "%s: the manifest's row range of this shard is not [%lld, n) with n >= "
+                       "%lld",
+                       bc_st_path(f), (long long)next, (long long)next);
+      uint64_t rows = (uint64_t)(json_integer_value(r1) - next);
+      next = json_integer_value(r1);
+      for (size_t q = 0; q < nt; q++) {
+        const bc_st_tensor *x = bc_st_find(f, t[q].name);
+        if (t[q].offsets) continue;
+        int ragged = q + 1 < nt && t[q + 1].offsets;
+        if (!ragged) {
+          if ((uint64_t)x->shape[0] != rows)
+            return bc_fail(err, BERTCL_ERR_FORMAT,
+                           "%s: tensor %s has %lld rows, the manifest says %llu",
+                           bc_st_path(f), t[q].name, (long long)x->shape[0],
+                           (unsigned long long)rows);
+          continue;
+        }
+        const bc_st_tensor *o = bc_st_find(f, t[q + 1].name);
+        if ((uint64_t)o->numel != rows + 1)
+          return bc_fail(err, BERTCL_ERR_FORMAT,
+                         "%s: tensor %s has %llu entries, %llu rows need %llu", bc_st_path(f),
+                         t[q + 1].name, (unsigned long long)o->numel, (unsigned long long)rows,
+                         (unsigned long long)rows + 1);
+        const unsigned char *p = o->data;
+        int64_t prev = 0;
+        for (uint64_t j = 0; j <= rows; j++) {
+          int64_t v = rd_i64(p + 8 * j);
+          if ((j == 0 && v != 0) || v < prev || v > x->shape[0] ||
+              (j == rows && v != x->shape[0]))
+            return bc_fail(err, BERTCL_ERR_FORMAT,
+                           "%s: tensor %s entry %llu (%lld) is not an offset into the %lld rows "
+                           "of %s (they rise from 0 to the row count)",
+                           bc_st_path(f), t[q + 1].name, (unsigned long long)j, (long long)v,
+                           (long long)x->shape[0], t[q].name);
+          prev = v;
+        }
+      }
+    }
+  }
+  return BERTCL_OK;
+}
 
 /* The output tensors: from the manifest's options (so an empty job still has them), sizes
  * summed over the shards. */
@@ -210,13 +285,7 @@ static int plan_tensors(bc_err *err, const merge_set *s, out_tensor *t, size_t *
         return bc_fail(err, BERTCL_ERR_FORMAT, "%s: tensor %s is missing or not %s (.., %llu)",
                        bc_st_path(s->sh[i]), t[q].name, t[q].dtype, (unsigned long long)t[q].width);
     }
-  return BERTCL_OK;
-}
-
-static int64_t rd_i64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return (int64_t)v;
+  return check_rows(err, s, t, *nt);
 }
 
 static int write_offsets(bc_err *err, bc_afile *f, const merge_set *s, const char *name) {

@@ -104,6 +104,7 @@ typedef struct {
 
 typedef struct {
   const bc_job_opts *o;
+  bc_job_mem *mem; /* in memory (bc_job_run_mem): rows stay in the shard buffers, no files */
   const bertcl_tokenizer *tok;
   bertcl_ctx *ctx;
   bc_encoder *enc;
@@ -334,6 +335,12 @@ static void *tok_worker(void *arg) {
 static void bad_where(char *buf, size_t n, const bc_job_opts *o, uint64_t lineno, int bad,
                       size_t at) {
   char part[48] = "", byte[40] = "";
+  if (o->texts) { /* in memory: the text's index */
+    if (bad == BC_BAD_UTF8) snprintf(byte, sizeof byte, " at byte %zu", at);
+    snprintf(buf, n, "texts[%llu]: %s%s", (unsigned long long)(lineno - 1), bc_bad_kind_str(bad),
+             byte);
+    return;
+  }
   if (o->shard_n > 1 && o->shard_k > 0)
     snprintf(part, sizeof part, " (line of part %d/%d)", o->shard_k, o->shard_n);
   if (bad == BC_BAD_UTF8 || bad == BC_BAD_NUL) snprintf(byte, sizeof byte, " at byte %zu", at);
@@ -885,15 +892,16 @@ static void *writer(void *arg) {
     } else if (m->kind == 1) {
       free(m);
       for (size_t r = 0; r < w->nrows && st == BERTCL_OK; r++) st = emit_row(j, &e, w, r);
-      if (st == BERTCL_OK && w->shard_end) st = write_shard(j, &e, w->input_end, w->input_hash);
+      if (st == BERTCL_OK && w->shard_end && !j->mem)
+        st = write_shard(j, &e, w->input_end, w->input_hash);
       j->last_end = w->input_end;
       j->last_hash = w->input_hash;
       window_free(w);
       if (st) break;
     } else {
       free(m);
-      if (j->srows) st = write_shard(j, &e, w->input_end, w->input_hash);
-      if (st == BERTCL_OK) {
+      if (j->srows && !j->mem) st = write_shard(j, &e, w->input_end, w->input_hash);
+      if (st == BERTCL_OK && !j->mem) {
         char h[17];
         json_t *in = json_object_get(j->manifest, "input");
         json_object_set_new(in, "end", json_integer((json_int_t)w->input_end));
@@ -1362,11 +1370,52 @@ static int resume_from(job *j, bc_err *e, json_t *m, uint64_t *row0) {
   return BERTCL_OK;
 }
 
-int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *model,
-               const struct bertcl_tokenizer *tok, struct bertcl_ctx *ctx, struct bc_encoder *enc,
-               bc_job_stats *stats) {
+/* In memory: the writer's shard buffers (every row) become the result. */
+static int take_rows(job *j, bc_err *e, bc_job_mem *mem) {
+  const bc_job_opts *o = j->o;
+  size_t R = j->srows;
+  mem->rows = R;
+  mem->width = j->width;
+  /* zero rows leave buffers unallocated: the result still has valid (empty) arrays */
+  if (grow((void **)&j->stok_off, &j->soff_cap, R + 1, sizeof(int64_t)) ||
+      grow((void **)&j->sword_off, &j->swoff_cap, R + 1, sizeof(int64_t)))
+    return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory");
+  if (R == 0) j->stok_off[0] = j->sword_off[0] = 0;
+  for (int k = 0; k < BC_JOB_NPOOL; k++) {
+    if (!o->want[k]) continue;
+    if (!j->sp[k] && !(j->sp[k] = malloc(sizeof(float))))
+      return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory");
+    mem->poolw[k] = j->poolw[k];
+    mem->pooled[k] = j->sp[k];
+    j->sp[k] = NULL;
+  }
+  if (o->tokens) {
+    if (!j->stok && !(j->stok = malloc(sizeof(float))))
+      return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory");
+    mem->tokens = j->stok;
+    mem->ntokens = j->stok_n;
+    mem->tok_off = j->stok_off;
+    j->stok = NULL;
+    j->stok_off = NULL;
+  }
+  if (o->words) {
+    if (!j->sword && !(j->sword = malloc(sizeof(float))))
+      return bc_fail(e, BERTCL_ERR_NOMEM, "out of memory");
+    mem->words = j->sword;
+    mem->nwords = j->sword_n;
+    mem->word_off = j->sword_off;
+    j->sword = NULL;
+    j->sword_off = NULL;
+  }
+  return BERTCL_OK;
+}
+
+/* mem == NULL: a job into o->outdir (bc_job_run); else in memory (bc_job_run_mem). */
+static int job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *model,
+                   const struct bertcl_tokenizer *tok, struct bertcl_ctx *ctx,
+                   struct bc_encoder *enc, bc_job_stats *stats, bc_job_mem *mem) {
   memset(stats, 0, sizeof *stats);
-  const bc_config *cfg = bc_model_config(model);
+  const bc_config *cfg = model ? bc_model_config(model) : bc_encoder_config(enc);
   if (o->shard_rows == 0 || o->window == 0 || o->max_batch < 1 || o->max_len < 3 ||
       o->nlayers < 1 || (o->stride && o->stride > o->max_len - 3))
     return bc_fail(err, BERTCL_ERR_INVALID_ARG,
@@ -1379,6 +1428,7 @@ int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *mod
   job *j = calloc(1, sizeof *j);
   if (!j) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
   j->o = o;
+  j->mem = mem;
   j->tok = tok;
   j->ctx = ctx;
   j->enc = enc;
@@ -1402,6 +1452,10 @@ int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *mod
   int tp_on = 0, tw_on = 0;
   uint64_t row0 = 0;
   window *leftover = NULL;
+  if (mem) { /* in memory: no directory, manifest or resume; the pipeline is the same */
+    if ((st = bc_reader_open_texts(err, o->texts, o->pairs, o->ntexts, &j->rd))) goto done;
+    goto pipeline;
+  }
   if (bc_mkdirs(o->outdir) != 0) {
     st = bc_fail(err, BERTCL_ERR_IO, "cannot create the output directory %s: %s", o->outdir,
                  strerror(errno));
@@ -1458,7 +1512,7 @@ int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *mod
   json_object_set_new(m, "device", json_string(bertcl_ctx_device(ctx)->name));
   j->manifest = m;
   if ((st = bc_manifest_save(err, j->manifest_path, m))) goto done;
-  {
+pipeline: {
     cl_uint bits = 0;
     if (clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof bits, &bits, NULL) !=
             CL_SUCCESS ||
@@ -1515,6 +1569,7 @@ done:
   }
   if (j->failed && st == BERTCL_OK) st = j->err.status ? j->err.status : BERTCL_ERR_INTERNAL;
   if (j->failed) *err = j->err;
+  if (mem && st == BERTCL_OK) st = take_rows(j, err, mem);
   if (tp_on) {
     stats->rows = j->rows_written;
     stats->tokens = j->tokens_done;
@@ -1553,4 +1608,38 @@ done:
   pthread_mutex_destroy(&j->mu);
   free(j);
   return st;
+}
+
+int bc_job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model *model,
+               const struct bertcl_tokenizer *tok, struct bertcl_ctx *ctx, struct bc_encoder *enc,
+               bc_job_stats *stats) {
+  return job_run(err, o, model, tok, ctx, enc, stats, NULL);
+}
+
+int bc_job_run_mem(bc_err *err, const bc_job_opts *o, const struct bertcl_tokenizer *tok,
+                   struct bertcl_ctx *ctx, struct bc_encoder *enc, bc_job_stats *stats,
+                   bc_job_mem *out) {
+  memset(out, 0, sizeof *out);
+  memset(stats, 0, sizeof *stats);
+  if (!o->texts && o->ntexts)
+    return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bc_job_run_mem: no texts");
+  bc_job_opts mo = *o;
+  mo.shard_rows = SIZE_MAX; /* every row in one "shard": the buffers hold them all */
+  mo.shard_k = 0;
+  mo.shard_n = 1;
+  mo.resume = 0;
+  mo.fail_after_shards = 0;
+  int st = job_run(err, &mo, NULL, tok, ctx, enc, stats, out);
+  if (st != BERTCL_OK) bc_job_mem_free(out);
+  return st;
+}
+
+void bc_job_mem_free(bc_job_mem *m) {
+  if (!m) return;
+  for (int k = 0; k < BC_JOB_NPOOL; k++) free(m->pooled[k]);
+  free(m->tokens);
+  free(m->words);
+  free(m->tok_off);
+  free(m->word_off);
+  memset(m, 0, sizeof *m);
 }

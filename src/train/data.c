@@ -1,0 +1,259 @@
+/* Text example readers. See data.h. */
+#include "train/data.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *bc_strdup(const char *s) {
+  size_t n = strlen(s);
+  char *d = malloc(n + 1);
+  if (d) memcpy(d, s, n + 1);
+  return d;
+}
+
+int bc_ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+void bc_text_data_free(bc_text_data *d) {
+  if (!d) return;
+  for (size_t i = 0; i < d->n; i++) {
+    free(d->text[i]);
+    free(d->pair[i]);
+    free(d->label[i]);
+  }
+  free(d->text);
+  free(d->pair);
+  free(d->label);
+  free(d->line);
+  memset(d, 0, sizeof *d);
+}
+
+static int data_add(bc_text_data *d, char *text, char *pair, char *label, size_t line) {
+  if (d->n == d->cap) {
+    size_t nc = d->cap ? 2 * d->cap : 256;
+    char **a = realloc(d->text, nc * sizeof *a);
+    if (a) d->text = a;
+    char **b = realloc(d->pair, nc * sizeof *b);
+    if (b) d->pair = b;
+    char **c = realloc(d->label, nc * sizeof *c);
+    if (c) d->label = c;
+    size_t *l = realloc(d->line, nc * sizeof *l);
+    if (l) d->line = l;
+    if (!a || !b || !c || !l) return -1;
+    d->cap = nc;
+  }
+  d->text[d->n] = text;
+  d->pair[d->n] = pair;
+  d->label[d->n] = label;
+  d->line[d->n] = line;
+  d->n++;
+  return 0;
+}
+
+int bc_split_fields(char *line, char sep, char **f, int max) {
+  int n = 0;
+  char *p = line;
+  for (;;) {
+    if (n == max) return n;
+    if (sep == ',' && *p == '"') {
+      char *w = ++p, *start = p;
+      for (;;) {
+        if (!*p) break;
+        if (*p == '"') {
+          if (p[1] == '"') {
+            *w++ = '"';
+            p += 2;
+            continue;
+          }
+          p++;
+          break;
+        }
+        *w++ = *p++;
+      }
+      char *after = p;
+      *w = 0;
+      f[n++] = start;
+      while (*after && *after != sep) after++;
+      if (!*after) return n;
+      p = after + 1;
+    } else {
+      f[n++] = p;
+      char *e = strchr(p, sep);
+      if (!e) return n;
+      *e = 0;
+      p = e + 1;
+    }
+  }
+}
+
+/* A JSON label as text: strings as they are, integers and booleans as digits, a float as the
+ * shortest text that reads back the same double, written as a non-integer as the JSON float was
+ * (5.0 stays "5.0": a float label). NULL for other values. */
+static char *label_of_json(json_t *v) {
+  char buf[64];
+  if (json_is_string(v)) return bc_strdup(json_string_value(v));
+  if (json_is_integer(v)) {
+    snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+    return bc_strdup(buf);
+  }
+  if (json_is_boolean(v)) return bc_strdup(json_is_true(v) ? "1" : "0");
+  if (json_is_real(v) && isfinite(json_real_value(v))) {
+    for (int prec = 1; prec <= 17; prec++) {
+      snprintf(buf, sizeof buf, "%.*g", prec, json_real_value(v));
+      if (strtod(buf, NULL) == json_real_value(v)) break;
+    }
+    if (!strpbrk(buf, ".eE")) strcat(buf, ".0");
+    return bc_strdup(buf);
+  }
+  return NULL;
+}
+
+int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t len,
+                       const bc_text_columns *cols, int flags, bc_text_data *d) {
+  memset(d, 0, sizeof *d);
+  if (!name || (!data && len) || !cols)
+    return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bc_text_data_parse: NULL argument");
+  const char *nul = len ? memchr(data, 0, len) : NULL;
+  if (nul) {
+    size_t line = 1;
+    for (const char *q = data; q < nul; q++) line += *q == '\n';
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: a NUL byte (not a text file?)", name, line);
+  }
+  char *buf = malloc(len + 1);
+  if (!buf) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
+  if (len) memcpy(buf, data, len);
+  buf[len] = 0;
+  int need_label = (flags & BC_DATA_NEED_LABEL) != 0;
+  char *p = buf;
+  if (len >= 3 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
+      (unsigned char)p[2] == 0xBF)
+    p += 3;
+  const char *first = p;
+  while (*first == ' ' || *first == '\n' || *first == '\r' || *first == '\t') first++;
+  int kind = *first == '{' ? 0 : bc_ends_with(name, ".csv") ? 2 : 1; /* 0 jsonl 1 tsv 2 csv */
+  if (kind == 1 && (flags & BC_DATA_PLAIN_OK) && !bc_ends_with(name, ".tsv") &&
+      !strchr(first, '\t'))
+    kind = 3;
+  if (flags & BC_DATA_FORCE_PLAIN) kind = 3;
+  const char *text_name = cols->text_col ? cols->text_col : "text";
+  const char *pair_name = cols->pair_col ? cols->pair_col : "text_pair";
+  const char *label_name = cols->label_col ? cols->label_col : "label";
+  char sep = kind == 2 ? ',' : '\t';
+  int tcol = -1, pcol = -1, lcol = -1, ncols = 0, st = BERTCL_OK;
+  size_t lineno = 0;
+  enum { MAXF = 256 };
+  char *f[MAXF];
+  while (*p) {
+    char *e = strchr(p, '\n');
+    char *next = e ? e + 1 : p + strlen(p);
+    if (e) *e = 0;
+    size_t l = strlen(p);
+    if (l && p[l - 1] == '\r') p[--l] = 0;
+    lineno++;
+    char *line = p;
+    p = next;
+    if (!l) continue;
+    char *text = NULL, *pair = NULL, *label = NULL;
+    if (kind == 0) {
+      json_error_t je;
+      json_t *o = json_loads(line, 0, &je);
+      if (!json_is_object(o)) {
+        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: not a JSON object (%s)", name, lineno,
+                     o ? "another JSON value" : je.text);
+        json_decref(o);
+        break;
+      }
+      json_t *t = json_object_get(o, text_name);
+      json_t *q = json_object_get(o, pair_name);
+      json_t *y = json_object_get(o, label_name);
+      if (!json_is_string(t)) {
+        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no \"%s\" string", name, lineno, text_name);
+        json_decref(o);
+        break;
+      }
+      text = bc_strdup(json_string_value(t));
+      if (json_is_string(q)) pair = bc_strdup(json_string_value(q));
+      if (y && !json_is_null(y)) {
+        label = label_of_json(y);
+        if (!label) {
+          st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: the label must be a string or a number",
+                       name, lineno);
+          json_decref(o);
+          free(text), free(pair);
+          break;
+        }
+      }
+      json_decref(o);
+    } else if (kind == 3) {
+      text = bc_strdup(line);
+    } else {
+      int n = bc_split_fields(line, sep, f, MAXF);
+      if (ncols == 0) { /* header */
+        ncols = n;
+        for (int i = 0; i < n; i++) {
+          if (!strcmp(f[i], text_name)) tcol = i;
+          if (!strcmp(f[i], pair_name)) pcol = i;
+          if (!strcmp(f[i], label_name)) lcol = i;
+        }
+        if (tcol < 0 && !cols->text_col)
+          for (int i = 0; i < n; i++)
+            if (!strcmp(f[i], "sentence")) tcol = i;
+        if (tcol < 0 && !cols->text_col) tcol = 0;
+        if (tcol < 0 || (cols->pair_col && pcol < 0) || (need_label && lcol < 0)) {
+          const char *what = tcol < 0 ? "text" : (cols->pair_col && pcol < 0) ? "pair" : "label";
+          const char *col = tcol < 0 ? text_name : (cols->pair_col && pcol < 0) ? pair_name
+                                                                                : label_name;
+          st = bc_fail(err, BERTCL_ERR_FORMAT,
+                       "%s: the header lacks the %s column '%s' (use --%s-column)", name, what,
+                       col, what);
+          break;
+        }
+        continue;
+      }
+      if (n <= tcol || (pcol >= 0 && n <= pcol) || (lcol >= 0 && n <= lcol)) {
+        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: %d fields, the header has %d", name,
+                     lineno, n, ncols);
+        break;
+      }
+      text = bc_strdup(f[tcol]);
+      if (pcol >= 0) pair = bc_strdup(f[pcol]);
+      if (lcol >= 0 && *f[lcol]) label = bc_strdup(f[lcol]);
+    }
+    if (!text) {
+      st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
+      free(pair), free(label);
+      break;
+    }
+    if (need_label && !label) {
+      st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no label", name, lineno);
+      free(text), free(pair);
+      break;
+    }
+    if (data_add(d, text, pair, label, lineno) != 0) {
+      st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
+      free(text), free(pair), free(label);
+      break;
+    }
+  }
+  free(buf);
+  if (st == BERTCL_OK && d->n == 0) st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: no examples", name);
+  if (st != BERTCL_OK) bc_text_data_free(d);
+  return st;
+}
+
+int bc_text_data_read(bc_err *err, const char *path, const bc_text_columns *cols, int flags,
+                      bc_text_data *out) {
+  memset(out, 0, sizeof *out);
+  char *data = NULL;
+  size_t len = 0;
+  int st = bc_read_file(err, path, &data, &len);
+  if (st != BERTCL_OK) return st;
+  st = bc_text_data_parse(err, path, data, len, cols, flags, out);
+  free(data);
+  return st;
+}
