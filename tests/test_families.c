@@ -9,10 +9,13 @@
  * "relbias" (MPNet without its relative attention bias), "eps" (torch's default LayerNorm eps
  * 1e-5 instead of config.json's, or DistilBERT's fixed 1e-12), "head" (the tanh head runs ReLU). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -46,11 +49,35 @@ static const family_case k_cases[] = {
 };
 #define N_CASES (sizeof k_cases / sizeof k_cases[0])
 
-static void case_dir(char *out, size_t n, const family_case *fc) {
-  char rel[256];
-  snprintf(rel, sizeof rel, "families/%s", fc->name);
-  bc_test_data_path(out, n, rel);
+/* The folder tests/data/families/<name> as bertcl_model_load sees it. These folders carry their
+ * family's tokenizer (byte-level BPE, Unigram, MPNet's WordPiece with lstrip tokens), which
+ * bertcl_model_load loads and checks, and bertcl's tokenizer reads WordPiece only until
+ * tokenizer.json's pipeline lands (issue 17): until then the tests load a view of the folder, a
+ * temporary directory of links to everything but the tokenizer files. The token ids the tests
+ * run come from the fixtures, which the folder's own tokenizer made. */
+static char g_views[512]; /* removed at the end of main */
+
+static void family_dir(char *out, size_t n, const char *name) {
+  char src[1024];
+  snprintf(src, sizeof src, "families/%s", name);
+  char dir[1024];
+  bc_test_data_path(dir, sizeof dir, src);
+  if (!g_views[0]) assert_int_equal(bc_test_tmpdir(g_views, sizeof g_views), 0);
+  snprintf(out, n, "%s/%s", g_views, name);
+  if (mkdir(out, 0755) != 0 && errno != EEXIST) fail_msg("mkdir %s: %s", out, strerror(errno));
+  static const char *const keep[] = {"config.json", "model.safetensors", "modules.json",
+                                     "1_Pooling", "sentence_bert_config.json"};
+  for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+    char from[1200], to[1200];
+    snprintf(from, sizeof from, "%s/%s", dir, keep[i]);
+    snprintf(to, sizeof to, "%s/%s", out, keep[i]);
+    struct stat sb;
+    if (stat(from, &sb) == 0 && lstat(to, &sb) != 0 && symlink(from, to) != 0)
+      fail_msg("symlink %s: %s", to, strerror(errno));
+  }
 }
+
+static void case_dir(char *out, size_t n, const family_case *fc) { family_dir(out, n, fc->name); }
 
 static bc_st_file *case_fixture(const family_case *fc, const char *dir) {
   char rel[256];
@@ -370,7 +397,7 @@ static void test_rel_position_buckets(void **state) {
 static void test_sinusoidal_positions(void **state) {
   (void)state;
   char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "families/tiny-distilbert-sin");
+  family_dir(dir, sizeof dir, "tiny-distilbert-sin");
   bertcl_model *m = NULL;
   assert_int_equal(bertcl_model_load(&m, dir), BERTCL_OK);
   const bc_config *c = bc_model_config(m);
@@ -390,7 +417,7 @@ static void test_sinusoidal_positions(void **state) {
 static void test_encoder_fwd_keeps_activations(void **state) {
   (void)state;
   char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "families/tiny-mpnet");
+  family_dir(dir, sizeof dir, "tiny-mpnet");
   test_model tm;
   model_open(&tm, dir);
   const bc_config *cfg = &tm.cfg;
@@ -550,8 +577,8 @@ static void test_family_errors(void **state) {
   expect_msg(load_variant(tmp, "tiny-roberta", "pad_token_id", "null"), BERTCL_ERR_FORMAT,
              "\"pad_token_id\" is null; roberta counts positions from it");
   /* ... and a table too short for any position after it */
-  expect_msg(load_variant(tmp, "tiny-roberta", "pad_token_id", "39"), BERTCL_ERR_FORMAT,
-             "leaves no position after padding_idx 39");
+  expect_msg(load_variant(tmp, "tiny-roberta", "pad_token_id", "65"), BERTCL_ERR_FORMAT,
+             "max_position_embeddings 66 leaves no position after padding_idx 65");
   /* MPNet buckets into 32 whatever the table holds */
   expect_msg(load_variant(tmp, "tiny-mpnet", "relative_attention_num_buckets", "16"),
              BERTCL_ERR_UNSUPPORTED, "relative_attention_num_buckets 16 is below the 32");
@@ -571,29 +598,31 @@ static void test_family_errors(void **state) {
   expect_msg(load_variant(tmp, "tiny-mpnet", "model_type", "\"deberta-v2\""),
              BERTCL_ERR_UNSUPPORTED, "bertcl runs model_type bert, roberta, xlm-roberta");
 
-  /* RoBERTa's longest sequence is max_position_embeddings - padding_idx - 1 = 38 */
+  /* RoBERTa's longest sequence is max_position_embeddings - padding_idx - 1 = 64 */
   char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "families/tiny-roberta");
+  family_dir(dir, sizeof dir, "tiny-roberta");
   test_model tm;
   model_open(&tm, dir);
   const bc_config *cfg = &tm.cfg;
-  assert_int_equal(cfg->max_position, 38);
-  int32_t ids[39], pos[39];
-  for (int t = 0; t < 39; t++) ids[t] = 5;
-  float *hidden = malloc((size_t)(cfg->num_layers + 1) * 39 * cfg->hidden_size * sizeof(float));
+  assert_int_equal(cfg->max_position, 64);
+  enum { TMAX = 65 };
+  int32_t ids[TMAX], pos[TMAX];
+  for (int t = 0; t < TMAX; t++) ids[t] = 5;
+  float *hidden = malloc((size_t)(cfg->num_layers + 1) * TMAX * cfg->hidden_size * sizeof(float));
   assert_non_null(hidden);
-  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, 38, hidden, NULL), BERTCL_OK);
-  ref_position_ids(pos, ids, cfg, 1, 38);
-  assert_int_equal(pos[37], 39); /* the table's last row */
-  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, 39, hidden, NULL),
+  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, TMAX - 1, hidden, NULL),
+                   BERTCL_OK);
+  ref_position_ids(pos, ids, cfg, 1, TMAX - 1);
+  assert_int_equal(pos[TMAX - 2], 65); /* the table's last row */
+  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, TMAX, hidden, NULL),
                    BERTCL_ERR_INVALID_ARG);
-  assert_int_equal(bc_config_check_batch(NULL, cfg, ids, NULL, 1, 39), BERTCL_ERR_INVALID_ARG);
+  assert_int_equal(bc_config_check_batch(NULL, cfg, ids, NULL, 1, TMAX), BERTCL_ERR_INVALID_ARG);
   int32_t types[2] = {0, 1}; /* type_vocab_size 1 */
   assert_int_equal(bc_config_check_batch(NULL, cfg, ids, types, 1, 2), BERTCL_ERR_INVALID_ARG);
   model_close(&tm);
 
   /* no token types: type ids are ignored, whatever they hold */
-  bc_test_data_path(dir, sizeof dir, "families/tiny-distilbert");
+  family_dir(dir, sizeof dir, "tiny-distilbert");
   model_open(&tm, dir);
   cfg = &tm.cfg;
   int32_t t7[4] = {7, 7, 7, 7};
@@ -616,7 +645,7 @@ static void test_family_device_refused(void **state) {
   bertcl_ctx *ctx = bc_test_ctx();
   if (!ctx) skip();
   char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "families/tiny-roberta");
+  family_dir(dir, sizeof dir, "tiny-roberta");
   bertcl_model *m = NULL;
   assert_int_equal(bertcl_model_load(&m, dir), BERTCL_OK);
   bertcl_encoder *enc = NULL;
@@ -783,5 +812,11 @@ int main(void) {
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  if (g_views[0]) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_views);
+    bc_test_run(cmd, NULL);
+  }
+  return failed;
 }

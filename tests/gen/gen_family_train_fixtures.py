@@ -183,26 +183,34 @@ def main():
     from transformers import (CamembertForTokenClassification, DistilBertForSequenceClassification,
                               MPNetForSequenceClassification, RobertaForSequenceClassification)
     rng = np.random.default_rng(1818)
-    V, T = 120, 10
+    T = 10
     d = args.dir
 
-    ids, mask = make_batch(rng, [10, 6, 8, 3], T, pad=1, first=0, last=2, special=3, V=V)
+    def vocab(name):
+        with open(os.path.join(d, name, "config.json")) as f:
+            return json.load(f)["vocab_size"]
+
+    ids, mask = make_batch(rng, [10, 6, 8, 3], T, pad=1, first=0, last=2, special=5,
+                           V=vocab("tiny-roberta"))
     gen(os.path.join(d, "tiny-roberta"), RobertaForSequenceClassification,
         os.path.join(d, "tiny-roberta-train-ref.safetensors"),
         {"input_ids": ids, "attention_mask": mask, "token_type_ids": [[0] * T for _ in ids]},
         [0, 2, 1, 2])
 
-    ids, mask = make_batch(rng, [7, 10, 4, 9], T, pad=0, first=3, last=4, special=5, V=V)
+    ids, mask = make_batch(rng, [7, 10, 4, 9], T, pad=0, first=101, last=102, special=1000,
+                           V=vocab("tiny-distilbert"))
     gen(os.path.join(d, "tiny-distilbert"), DistilBertForSequenceClassification,
         os.path.join(d, "tiny-distilbert-train-ref.safetensors"),
         {"input_ids": ids, "attention_mask": mask}, [1, 0, 0, 1])
 
-    ids, mask = make_batch(rng, [9, 5, 10, 6], T, pad=1, first=0, last=2, special=3, V=V)
+    ids, mask = make_batch(rng, [9, 5, 10, 6], T, pad=1, first=0, last=2, special=1004,
+                           V=vocab("tiny-mpnet") - 1)
     gen(os.path.join(d, "tiny-mpnet"), MPNetForSequenceClassification,
         os.path.join(d, "tiny-mpnet-train-ref.safetensors"),
         {"input_ids": ids, "attention_mask": mask}, [1, 1, 0, 1])
 
-    ids, mask = make_batch(rng, [8, 10, 5, 7], T, pad=1, first=5, last=6, special=7, V=V)
+    ids, mask = make_batch(rng, [8, 10, 5, 7], T, pad=1, first=5, last=6, special=7,
+                           V=vocab("tiny-camembert") - 1)
     labels = [[int(x) for x in rng.integers(0, 5, size=T)] for _ in ids]
     labels = [[l if m else -100 for l, m in zip(lr, mr)] for lr, mr in zip(labels, mask)]
     gen(os.path.join(d, "tiny-camembert"), CamembertForTokenClassification,
