@@ -636,6 +636,9 @@ static void test_family_errors(void **state) {
   free(h2);
   free(hidden);
   model_close(&tm);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  bc_test_run(cmd, NULL);
 }
 
 /* The OpenCL schedules run BERT only until their family-generic forms land: other families are
