@@ -122,7 +122,7 @@ static void model_open(test_model *tm, const char *dir) {
   } else if (!strcmp(sab, "eps")) {
     tm->cfg.layer_norm_eps = tm->cfg.layer_norm_eps == 1e-5f ? 1e-12f : 1e-5f;
   } else if (!strcmp(sab, "head")) {
-    if (tm->cfg.head == BC_HEAD_DENSE_TANH) tm->cfg.head = BC_HEAD_DENSE_RELU;
+    if (tm->cfg.seq_head == BC_SEQ_HEAD_DENSE_TANH) tm->cfg.seq_head = BC_SEQ_HEAD_DENSE_RELU;
   } else {
     fail_msg("BERTCL_TEST_FAMILY_SABOTAGE=%s: want positions, relbias, eps or head", sab);
   }
@@ -278,9 +278,9 @@ static void test_family_load(void **state) {
     } else {
       assert_int_equal(c->max_position, c->position_rows);
     }
-    assert_int_equal(c->head, mpnet || roberta ? BC_HEAD_DENSE_TANH
-                              : fc->family == BC_FAMILY_DISTILBERT ? BC_HEAD_DENSE_RELU
-                                                                   : BC_HEAD_POOLER);
+    assert_int_equal(c->seq_head, mpnet || roberta ? BC_SEQ_HEAD_DENSE_TANH
+                              : fc->family == BC_FAMILY_DISTILBERT ? BC_SEQ_HEAD_DENSE_RELU
+                                                                   : BC_SEQ_HEAD_POOLER);
     if (fc->family == BC_FAMILY_DISTILBERT) {
       assert_true(c->layer_norm_eps == 1e-12f);
       assert_true(fabsf(c->cls_dropout - 0.2f) < 1e-7f); /* seq_classif_dropout */
@@ -297,7 +297,7 @@ static void test_family_load(void **state) {
   const bc_config *c = bc_model_config(m);
   assert_int_equal(c->family, BC_FAMILY_BERT);
   assert_int_equal(c->pos_kind, BC_POS_ARANGE);
-  assert_int_equal(c->head, BC_HEAD_POOLER);
+  assert_int_equal(c->seq_head, BC_SEQ_HEAD_POOLER);
   assert_int_equal(c->max_position, c->position_rows);
   bertcl_model_free(m);
 }

@@ -45,7 +45,7 @@ static const bc_family_desc k_families[BC_FAMILY_COUNT] = {
             .key_cls_dropout = "classifier_dropout",
             .has_types = 1,
             .pos_kind = BC_POS_ARANGE,
-            .head = BC_HEAD_POOLER,
+            .seq_head = BC_SEQ_HEAD_POOLER,
         },
     [BC_FAMILY_ROBERTA] =
         {
@@ -62,7 +62,7 @@ static const bc_family_desc k_families[BC_FAMILY_COUNT] = {
             .has_types = 1,
             .pos_kind = BC_POS_PADDED,
             .fixed_padding_idx = -1,
-            .head = BC_HEAD_DENSE_TANH,
+            .seq_head = BC_SEQ_HEAD_DENSE_TANH,
         },
     [BC_FAMILY_DISTILBERT] =
         {
@@ -92,7 +92,7 @@ static const bc_family_desc k_families[BC_FAMILY_COUNT] = {
             .eps_in_config = 0, /* nn.LayerNorm(dim, eps=1e-12) in every DistilBERT module */
             .pos_kind = BC_POS_ARANGE,
             .sinusoidal_key = 1,
-            .head = BC_HEAD_DENSE_RELU,
+            .seq_head = BC_SEQ_HEAD_DENSE_RELU,
         },
     [BC_FAMILY_MPNET] =
         {
@@ -118,7 +118,7 @@ static const bc_family_desc k_families[BC_FAMILY_COUNT] = {
             .pos_kind = BC_POS_PADDED,
             .fixed_padding_idx = 1, /* MPNetEmbeddings: self.padding_idx = 1 */
             .rel_attention_bias = 1,
-            .head = BC_HEAD_DENSE_TANH,
+            .seq_head = BC_SEQ_HEAD_DENSE_TANH,
         },
 };
 

@@ -231,15 +231,15 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
 #undef WANT
   }
   const char *cls_w = nm->cls_w, *cls_b = nm->cls_b;
-  int seq_head = lookup2(files, nfiles, "", cls_w) || lookup2(files, nfiles, "", cls_b);
-  if (!seq_head) {
+  int seq_cls = lookup2(files, nfiles, "", cls_w) || lookup2(files, nfiles, "", cls_b);
+  if (!seq_cls) {
     cls_w = "classifier.weight";
     cls_b = "classifier.bias";
   }
   if (lookup2(files, nfiles, "", cls_w) || lookup2(files, nfiles, "", cls_b)) {
     BC_TRY(want_add(err, &wl, "", cls_w, K, C, &w->cls_w));
     BC_TRY(want_add(err, &wl, "", cls_b, K, 0, &w->cls_b));
-    if (seq_head && nm->head_w) {
+    if (seq_cls && nm->head_w) {
       BC_TRY(want_add(err, &wl, "", nm->head_w, C, C, &w->head_w));
       BC_TRY(want_add(err, &wl, "", nm->head_b, C, 0, &w->head_b));
     }
@@ -284,7 +284,7 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
     p += numel;
   }
   /* BertForSequenceClassification's head dense layer is the pooler */
-  if (c->head == BC_HEAD_POOLER && w->cls_w && w->pool_w) {
+  if (c->seq_head == BC_SEQ_HEAD_POOLER && w->cls_w && w->pool_w) {
     w->head_w = w->pool_w;
     w->head_b = w->pool_b;
   }
