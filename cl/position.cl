@@ -55,3 +55,33 @@ __kernel void rel_position_bias_fwd(__global float *bias,         // (NH, T, T)
   const int h = (int)(e / ((size_t)T * T));
   bias[e] = table[(size_t)rel_position_bucket(j - i) * NH + h];
 }
+
+// Gradient of the bias table, in two passes (every bucket is a run of diagonals d = j - i):
+// 1. ddiag[h, d + T - 1] = sum over b and i of dz[b, h, i, i + d], WRITTEN; one item per (h, d).
+__kernel void rel_position_bias_bwd_diag(__global float *ddiag,     // (NH, 2T-1)
+                                         __global const float *dz,  // (B, NH, T, T)
+                                         const int B, const int NH, const int T) {
+  const size_t e = get_global_id(0);
+  const int D = 2 * T - 1;
+  if (e >= (size_t)NH * D) return;
+  const int h = (int)(e / D), d = (int)(e % D) - (T - 1);
+  float s = 0.0f;
+  for (int b = 0; b < B; b++) {
+    __global const float *z = dz + ((size_t)b * NH + h) * T * T;
+    for (int i = d < 0 ? -d : 0; i < T && i + d < T; i++) s += z[(size_t)i * T + i + d];
+  }
+  ddiag[e] = s;
+}
+
+// 2. dtable[k, h] += sum of ddiag[h, d] over the diagonals d in bucket k; one item per (k, h).
+__kernel void rel_position_bias_bwd_table(__global float *dtable,        // (NB, NH)
+                                          __global const float *ddiag,   // (NH, 2T-1)
+                                          const int NH, const int T) {
+  const size_t e = get_global_id(0);
+  if (e >= (size_t)REL_BUCKETS * NH) return;
+  const int k = (int)(e / NH), h = (int)(e % NH);
+  float s = 0.0f;
+  for (int d = -(T - 1); d <= T - 1; d++)
+    if (rel_position_bucket(d) == k) s += ddiag[(size_t)h * (2 * T - 1) + d + T - 1];
+  dtable[e] += s;
+}

@@ -43,7 +43,7 @@ static const family_case k_cases[] = {
     {"tiny-xlm-roberta", "xlm-roberta", BC_FAMILY_ROBERTA, 1, 1, 0, 0, BC_POOL_CLS},
     {"tiny-camembert", "camembert", BC_FAMILY_ROBERTA, 1, 0, 0, 5, 0},
     {"tiny-distilbert", "distilbert", BC_FAMILY_DISTILBERT, 0, 0, 2, 0, 0},
-    {"tiny-distilbert-sin", "distilbert", BC_FAMILY_DISTILBERT, 0, 0, 0, 0, 0},
+    {"tiny-distilbert-sin", "distilbert", BC_FAMILY_DISTILBERT, 0, 0, 0, 3, 0},
     {"tiny-mpnet", "mpnet", BC_FAMILY_MPNET, 0, 0, 2, 0, 0},
     {"tiny-mpnet-st", "mpnet", BC_FAMILY_MPNET, 0, 1, 0, 0, BC_POOL_MEAN},
 };
@@ -389,6 +389,30 @@ static void test_rel_position_buckets(void **state) {
   assert_true(bias[0] == 0.0f && bias[1] == 34.0f && bias[2] == 36.0f); /* h 0, i 0: j 0, 1, 2 */
   assert_true(bias[3] == 2.0f);                                        /* h 0, i 1, j 0: rel -1 */
   assert_true(bias[9 + 1] == 35.0f);                                   /* h 1, i 0, j 1 */
+  /* the backward is the forward's adjoint, summed over the batch: for random table and dz,
+   * sum_b <dz[b], bias(table)> == <dtable, table> */
+  {
+    enum { B = 3, NH = 2, T = 150 };
+    bc_rng rng;
+    bc_rng_seed(&rng, 7);
+    float *tab = bc_rng_alloc(&rng, (size_t)BC_REL_BUCKETS * NH, -1.0f, 1.0f);
+    float *dz = bc_rng_alloc(&rng, (size_t)B * NH * T * T, -1.0f, 1.0f);
+    float *bb = malloc((size_t)NH * T * T * sizeof(float));
+    float *dtab = calloc((size_t)BC_REL_BUCKETS * NH, sizeof(float));
+    assert_true(tab && dz && bb && dtab);
+    ref_rel_position_bias_fwd(bb, tab, NH, T);
+    ref_rel_position_bias_bwd(dtab, dz, B, NH, T);
+    double lhs = 0.0, rhs = 0.0;
+    for (int b = 0; b < B; b++)
+      for (size_t e = 0; e < (size_t)NH * T * T; e++) lhs += (double)dz[(size_t)b * NH * T * T + e] * bb[e];
+    for (int k = 0; k < BC_REL_BUCKETS * NH; k++) rhs += (double)dtab[k] * tab[k];
+    printf("rel_position_bias adjoint: %.9g vs %.9g\n", lhs, rhs);
+    assert_true(fabs(lhs - rhs) <= 1e-6 * (fabs(lhs) + 1.0) + 1e-3);
+    free(dtab);
+    free(bb);
+    free(dz);
+    free(tab);
+  }
   free(want);
   bc_test_fixture_close(fx);
 }
@@ -584,7 +608,8 @@ static void test_family_errors(void **state) {
              BERTCL_ERR_UNSUPPORTED, "relative_attention_num_buckets 16 is below the 32");
   /* without sinusoidal_pos_embds a missing position table is an error */
   expect_msg(load_variant(tmp, "tiny-distilbert-sin", "sinusoidal_pos_embds", "false"),
-             BERTCL_ERR_MISSING, "missing tensor 'embeddings.position_embeddings.weight'");
+             BERTCL_ERR_MISSING,
+             "missing tensor 'distilbert.embeddings.position_embeddings.weight'");
   /* DistilBERT's keys: a dim that is not a multiple of n_heads */
   expect_msg(load_variant(tmp, "tiny-distilbert", "n_heads", "5"), BERTCL_ERR_FORMAT,
              "dim 32 is not a multiple of n_heads 5");
@@ -680,6 +705,10 @@ static void test_position_kernels(void **state) {
   assert_int_equal(rc, CL_SUCCESS);
   cl_kernel kbias = clCreateKernel(prog, "rel_position_bias_fwd", &rc);
   assert_int_equal(rc, CL_SUCCESS);
+  cl_kernel kdiag = clCreateKernel(prog, "rel_position_bias_bwd_diag", &rc);
+  assert_int_equal(rc, CL_SUCCESS);
+  cl_kernel ktab = clCreateKernel(prog, "rel_position_bias_bwd_table", &rc);
+  assert_int_equal(rc, CL_SUCCESS);
   static const struct {
     int B, T, NH;
   } shapes[] = {{1, 1, 1}, {3, 7, 2}, {2, 33, 4}, {1, 300, 3}, {5, 130, 1}};
@@ -721,6 +750,32 @@ static void test_position_kernels(void **state) {
     char what[96];
     snprintf(what, sizeof what, "rel_position_bias_fwd (%d, %d, %d)", NH, T, T);
     assert_true(bc_check_close(what, bias, bwant, BIAS, 0, 0, seed));
+    /* the table's gradient from dz (B, NH, T, T), accumulated onto a non-zero dtable */
+    size_t DZ = (size_t)B * BIAS, NBH = (size_t)BC_REL_BUCKETS * NH;
+    float *dz = bc_rng_alloc(&rng, DZ, -1.0f, 1.0f);
+    float *gtab = bc_rng_alloc(&rng, NBH, -1.0f, 1.0f), *gtab_want = malloc(NBH * sizeof(float));
+    assert_true(dz && dtab && gtab_want);
+    memcpy(gtab_want, gtab, NBH * sizeof(float));
+    ref_rel_position_bias_bwd(gtab_want, dz, B, NH, T);
+    cl_mem ddz = bc_test_upload(ctx, dz, DZ * sizeof(float));
+    cl_mem ddiag = bc_test_upload(ctx, dz, (size_t)NH * (2 * T - 1) * sizeof(float));
+    cl_mem ddtab = bc_test_upload(ctx, gtab, NBH * sizeof(float));
+    bc_karg a1[] = {KARG(ddiag), KARG(ddz), KARG(B), KARG(NH), KARG(T)};
+    assert_int_equal(bc_kernel_run(ctx, kdiag, "rel_position_bias_bwd_diag", a1, 5,
+                                   (size_t)NH * (2 * T - 1), 64), BERTCL_OK);
+    bc_karg a2[] = {KARG(ddtab), KARG(ddiag), KARG(NH), KARG(T)};
+    assert_int_equal(bc_kernel_run(ctx, ktab, "rel_position_bias_bwd_table", a2, 4, NBH, 64),
+                     BERTCL_OK);
+    bc_test_download(ctx, ddtab, gtab, NBH * sizeof(float));
+    snprintf(what, sizeof what, "rel_position_bias_bwd (%d, %d, %d, %d)", B, NH, T, T);
+    /* float sums of up to B*T*T terms of size 1 on the device, double in the reference */
+    assert_true(bc_check_close(what, gtab, gtab_want, NBH, 1e-5f * (float)T, 1e-5f, seed));
+    clReleaseMemObject(ddtab);
+    clReleaseMemObject(ddiag);
+    clReleaseMemObject(ddz);
+    free(gtab_want);
+    free(gtab);
+    free(dz);
     clReleaseMemObject(dbias);
     clReleaseMemObject(dtab);
     clReleaseMemObject(dpos);
@@ -732,6 +787,8 @@ static void test_position_kernels(void **state) {
     free(pos);
     free(ids);
   }
+  clReleaseKernel(ktab);
+  clReleaseKernel(kdiag);
   clReleaseKernel(kbias);
   clReleaseKernel(kpos);
   clReleaseProgram(prog);

@@ -33,8 +33,9 @@ Models:
   tiny-xlm-roberta    XLMRobertaModel with pooler, sentence-transformers CLS pooling + Normalize
   tiny-camembert      CamembertForTokenClassification (5 labels)
   tiny-distilbert     DistilBertForSequenceClassification (2 labels), learned positions
-  tiny-distilbert-sin DistilBertModel, sinusoidal_pos_embds, ReLU; the position table is left out
-                      of model.safetensors (transformers then computes the sinusoids)
+  tiny-distilbert-sin DistilBertForTokenClassification (3 labels), sinusoidal_pos_embds, ReLU; the
+                      position table is left out of model.safetensors (transformers then computes
+                      the sinusoids)
   tiny-mpnet          MPNetForSequenceClassification (2 labels), 200 positions
   tiny-mpnet-st       MPNetModel with pooler, sentence-transformers mean pooling + Normalize
 """
@@ -253,6 +254,8 @@ def tok_roberta():
 
 
 def unigram(special):
+    """(tokenizers' Unigram trainer is not deterministic: a rerun changes some piece scores, and
+    the fixtures, written in the same run, follow.)"""
     from tokenizers import SentencePieceUnigramTokenizer
     uni = SentencePieceUnigramTokenizer()
     uni.train_from_iterator(corpus(), vocab_size=300, special_tokens=special, unk_token="<unk>")
@@ -407,12 +410,13 @@ def gen_distilbert(out, rng):
 
 
 def gen_distilbert_sin(out, rng):
-    from transformers import DistilBertConfig, DistilBertModel
+    from transformers import DistilBertConfig, DistilBertForTokenClassification
     tok = tok_distilbert()
     cfg = DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=2, n_heads=4, hidden_dim=64,
                            max_position_embeddings=64, sinusoidal_pos_embds=True,
-                           activation="relu", pad_token_id=0, initializer_range=0.2)
-    model = DistilBertModel(cfg)
+                           activation="relu", pad_token_id=0, initializer_range=0.2,
+                           num_labels=3)
+    model = DistilBertForTokenClassification(cfg)
     perturb(model)
     folder = os.path.join(out, "tiny-distilbert-sin")
     save(model, folder)
@@ -420,13 +424,14 @@ def gen_distilbert_sin(out, rng):
     # leave the (computable) sinusoid table out: transformers initialises a missing table with it
     path = os.path.join(folder, "model.safetensors")
     sd = load_torch(path)
-    table = sd.pop("embeddings.position_embeddings.weight")
+    table = sd.pop("distilbert.embeddings.position_embeddings.weight")
     save_torch(sd, path, metadata={"format": "pt"})
     os.chmod(path, 0o644)
-    reloaded = DistilBertModel.from_pretrained(folder).embeddings.position_embeddings.weight
+    reloaded = DistilBertForTokenClassification.from_pretrained(folder)
+    reloaded = reloaded.distilbert.embeddings.position_embeddings.weight
     assert torch.equal(reloaded, table), "transformers did not rebuild the sinusoid table"
     ids, mask = text_batch(tok, single=False)
-    fixtures("tiny-distilbert-sin", DistilBertModel, folder, out, ids, mask,
+    fixtures("tiny-distilbert-sin", DistilBertForTokenClassification, folder, out, ids, mask,
              extra={"position_table": f32(table)})
 
 
