@@ -23,6 +23,8 @@
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "ref/ref.h"
+#include "ref/ref_task.h"
+#include "train/recipe.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Fixtures                                                                                    */
@@ -796,6 +798,222 @@ static void test_position_kernels(void **state) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Training steps against transformers (tests/gen/gen_family_train_fixtures.py): one batch's loss,
+ * logits and every parameter's gradient, then three AdamW steps of two accumulated micro-batches
+ * with clipping and the linear schedule, every parameter after them. */
+
+/* A copy of w whose tensors (those bc_family_params lists) live in one flat buffer. */
+typedef struct {
+  bc_weights w;
+  bc_layer_weights *layers;
+  bc_param *p;
+  int n;
+  size_t *off, total;
+  float *flat;
+} flat_view;
+
+static void view_bind(flat_view *v, const bc_config *cfg, const bc_weights *src, int K, int copy) {
+  memset(v, 0, sizeof *v);
+  v->w = *src;
+  int L = cfg->num_layers;
+  v->layers = malloc((size_t)L * sizeof *v->layers);
+  assert_non_null(v->layers);
+  memcpy(v->layers, src->layers, (size_t)L * sizeof *v->layers);
+  v->w.layers = v->layers;
+  v->n = bc_family_params(cfg, &v->w, K, NULL, 0);
+  assert_true(v->n > 0);
+  v->p = calloc((size_t)v->n, sizeof *v->p);
+  v->off = calloc((size_t)v->n, sizeof *v->off);
+  assert_true(v->p && v->off);
+  assert_int_equal(bc_family_params(cfg, &v->w, K, v->p, v->n), v->n);
+  for (int i = 0; i < v->n; i++) {
+    v->off[i] = v->total;
+    v->total += (size_t)v->p[i].shape[0] * (size_t)(v->p[i].ndim == 2 ? v->p[i].shape[1] : 1);
+  }
+  v->flat = calloc(v->total, sizeof(float));
+  assert_non_null(v->flat);
+  for (int i = 0; i < v->n; i++) {
+    size_t numel = (i + 1 < v->n ? v->off[i + 1] : v->total) - v->off[i];
+    if (copy) memcpy(v->flat + v->off[i], *v->p[i].slot, numel * sizeof(float));
+    *v->p[i].slot = v->flat + v->off[i];
+  }
+  if (cfg->seq_head == BC_SEQ_HEAD_POOLER && v->w.cls_w) { /* BERT: the pooler is the head */
+    v->w.head_w = v->w.pool_w;
+    v->w.head_b = v->w.pool_b;
+  }
+}
+
+static void view_free(flat_view *v) {
+  free(v->flat);
+  free(v->off);
+  free(v->p);
+  free(v->layers);
+}
+
+static size_t view_numel(const flat_view *v, int i) {
+  return (i + 1 < v->n ? v->off[i + 1] : v->total) - v->off[i];
+}
+
+typedef struct {
+  const char *name; /* folder and fixture */
+  ref_task task;
+} train_case;
+
+static void test_family_training_step(void **state) {
+  (void)state;
+  static const train_case cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE},
+                                     {"tiny-distilbert", REF_TASK_SEQUENCE},
+                                     {"tiny-mpnet", REF_TASK_SEQUENCE},
+                                     {"tiny-camembert", REF_TASK_TOKEN}};
+  int ok = 1;
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    const train_case *tc = &cases[ci];
+    char dir[1024], rel[256];
+    family_dir(dir, sizeof dir, tc->name);
+    test_model tm;
+    model_open(&tm, dir);
+    const bc_config *cfg = &tm.cfg;
+    snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
+    bc_st_file *fx = bc_test_fixture_open(rel);
+    int64_t shape[2];
+    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+    int B = (int)shape[0], T = (int)shape[1];
+    size_t BT = (size_t)B * T;
+    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", BT, NULL);
+    int32_t *types = has(fx, "token_type_ids") ? bc_test_fixture_i32(fx, "token_type_ids", BT, NULL)
+                                               : NULL;
+    int seq = tc->task == REF_TASK_SEQUENCE;
+    int32_t *labels = bc_test_fixture_i32(fx, "labels", seq ? (size_t)B : BT, NULL);
+    const bc_st_tensor *lt = bc_st_find(fx, "logits");
+    assert_non_null(lt);
+    int K = (int)lt->shape[lt->ndim - 1];
+    size_t rows = seq ? (size_t)B : BT;
+
+    flat_view pv, gv, mv, vv;
+    view_bind(&pv, cfg, &tm.w, K, 1);
+    view_bind(&gv, cfg, &tm.w, K, 0);
+    /* every tensor transformers trains has a gradient here, and the Trainer's no-decay group is
+     * the table's */
+    const char *no_decay = bc_st_metadata(fx, "no_decay"), *params = bc_st_metadata(fx, "parameters");
+    assert_true(no_decay && params);
+    int nparams = 0;
+    for (const char *q = params; (q = strchr(q, '"')); q = strchr(q + 1, '"') + 1) nparams++;
+    if (nparams != pv.n) {
+      printf("%s: transformers trains %d tensors, bertcl lists %d\n", tc->name, nparams, pv.n);
+      ok = 0;
+    }
+    for (int i = 0; i < pv.n; i++) {
+      char quoted[200];
+      snprintf(quoted, sizeof quoted, "\"%s\"", pv.p[i].name);
+      if (!strstr(params, quoted)) {
+        printf("%s: %s is not a parameter of the task model\n", tc->name, pv.p[i].name);
+        ok = 0;
+      }
+      if (pv.p[i].decay != !strstr(no_decay, quoted)) {
+        printf("%s: %s decay %d, the Trainer's %d\n", tc->name, pv.p[i].name, pv.p[i].decay,
+               !strstr(no_decay, quoted));
+        ok = 0;
+      }
+    }
+
+    /* one forward and backward on the whole batch */
+    double loss = 0.0;
+    float *logits = malloc(rows * K * sizeof(float));
+    assert_non_null(logits);
+    int st = ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, types, mask, labels, NULL, B, T, NULL,
+                              1.0f, &gv.w, &loss, logits);
+    if (st != BERTCL_OK) fail_msg("ref_task_fwd_bwd %s: %s", tc->name, bertcl_last_error(NULL));
+    float *want_loss = bc_test_fixture_f32(fx, "loss", 1);
+    printf("%s (%s head, K=%d, B=%d T=%d): loss %.7f vs transformers %.7f\n", tc->name,
+           seq ? "sequence" : "token", K, B, T, loss, (double)want_loss[0]);
+    if (fabs(loss - want_loss[0]) > 1e-5 * (1.0 + fabs(want_loss[0]))) ok = 0;
+    compare(fx, tc->name, "logits", logits, rows * K, 1e-5f, &ok);
+    double worst = 0.0;
+    for (int i = 0; i < gv.n; i++) {
+      char name[200];
+      snprintf(name, sizeof name, "grad.%s", gv.p[i].name);
+      size_t numel = view_numel(&gv, i);
+      float *want = bc_test_fixture_f32(fx, name, numel);
+      if (!bc_check_close(name, gv.flat + gv.off[i], want, numel, 2e-5f, 1e-4f, 0)) ok = 0;
+      double d = bc_max_abs_diff(gv.flat + gv.off[i], want, numel);
+      if (d > worst) worst = d;
+      free(want);
+    }
+    printf("  every gradient (%d tensors): max |ref - transformers| = %.3g\n", gv.n, worst);
+
+    /* three AdamW steps, two micro-batches each (the recipe in the fixture's metadata) */
+    view_bind(&mv, cfg, &tm.w, K, 0);
+    view_bind(&vv, cfg, &tm.w, K, 0);
+    float *wl = bc_test_fixture_f32(fx, "adamw.loss", 3), *wn = bc_test_fixture_f32(fx, "adamw.grad_norm", 3);
+    float *wlr = bc_test_fixture_f32(fx, "adamw.lr", 3);
+    int mb = B / 2;
+    for (int step = 0; step < 3; step++) {
+      memset(gv.flat, 0, gv.total * sizeof(float));
+      double total = 0.0;
+      for (int j = 0; j < 2; j++) {
+        size_t r0 = (size_t)j * mb * T;
+        double lj = 0.0;
+        st = ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids + r0, types ? types + r0 : NULL,
+                              mask + r0, labels + (seq ? (size_t)j * mb : r0), NULL, mb, T, NULL,
+                              0.5f, &gv.w, &lj, NULL);
+        assert_int_equal(st, BERTCL_OK);
+        total += lj / 2;
+      }
+      double norm = ref_clip_grad_norm(gv.flat, gv.total, 0.25f);
+      float lr = bc_lr_linear(step, 1, 3, 1e-3f);
+      for (int i = 0; i < pv.n; i++)
+        ref_adamw_update(pv.flat + pv.off[i], gv.flat + gv.off[i], mv.flat + mv.off[i],
+                         vv.flat + vv.off[i], view_numel(&pv, i), lr, 0.9f, 0.999f, 1e-8f,
+                         pv.p[i].decay ? 0.01f : 0.0f, step + 1);
+      printf("  AdamW step %d: loss %.7f (%.7f) grad norm %.6f (%.6f) lr %.3g (%.3g)\n", step,
+             total, (double)wl[step], norm, (double)wn[step], (double)lr, (double)wlr[step]);
+      if (fabs(total - wl[step]) > 1e-5 * (1.0 + fabs(wl[step])) ||
+          fabs(norm - wn[step]) > 1e-4 * (1.0 + fabs(wn[step])) || fabsf(lr - wlr[step]) > 1e-9f)
+        ok = 0;
+    }
+    worst = 0.0;
+    for (int i = 0; i < pv.n; i++) {
+      char name[200];
+      snprintf(name, sizeof name, "adamw.%s", pv.p[i].name);
+      size_t numel = view_numel(&pv, i);
+      float *want = bc_test_fixture_f32(fx, name, numel);
+      const char *kb = bc_family_get(cfg->family)->names.k_b;
+      size_t nl = strlen(pv.p[i].name), kl = strlen(kb);
+      if (nl >= kl && strcmp(pv.p[i].name + nl - kl, kb) == 0) {
+        /* the key bias's gradient is zero in exact arithmetic (softmax ignores a shift shared
+         * by every key): both sides hold rounding noise, which Adam turns into steps of about
+         * +-lr; only the size of the move is checked, at most the summed learning rates */
+        if (!bc_check_close(name, pv.flat + pv.off[i], want, numel, 3e-3f, 0, 0)) ok = 0;
+        free(want);
+        continue;
+      }
+      if (!bc_check_close(name, pv.flat + pv.off[i], want, numel, 1e-5f, 1e-4f, 0)) ok = 0;
+      double d = bc_max_abs_diff(pv.flat + pv.off[i], want, numel);
+      if (d > worst) worst = d;
+      free(want);
+    }
+    printf("  every parameter after 3 steps (key biases apart): max |ref - transformers| = %.3g\n",
+           worst);
+    free(wlr);
+    free(wn);
+    free(wl);
+    free(want_loss);
+    free(logits);
+    view_free(&vv);
+    view_free(&mv);
+    view_free(&gv);
+    view_free(&pv);
+    free(labels);
+    free(types);
+    free(mask);
+    free(ids);
+    bc_test_fixture_close(fx);
+    model_close(&tm);
+  }
+  assert_true(ok);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Real weights (bench/real_weights.sh): $BERTCL_REAL_MODEL (a model folder) and
  * $BERTCL_REAL_FIXTURE (input_ids, attention_mask, embeddings from sentence-transformers); skipped
  * without them. Each sentence runs alone, unpadded, through the reference forward, then the
@@ -868,6 +1086,7 @@ int main(void) {
       cmocka_unit_test(test_family_errors),
       cmocka_unit_test(test_family_device_refused),
       cmocka_unit_test(test_position_kernels),
+      cmocka_unit_test(test_family_training_step),
       cmocka_unit_test(test_real_weights),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
