@@ -1013,6 +1013,96 @@ static void test_family_training_step(void **state) {
   assert_true(ok);
 }
 
+/* With dropout on every site (p 0.1; masks fixed by the seed, so the loss is a smooth function
+ * of the parameters), the training reference's gradients against central differences of its own
+ * loss, for elements of every tensor the families differ in (positions, the relative position
+ * bias, the head's dense layer and classifier) and of a layer's weights. */
+static void test_family_training_dropout_fd(void **state) {
+  (void)state;
+  static const train_case cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE},
+                                     {"tiny-distilbert", REF_TASK_SEQUENCE},
+                                     {"tiny-mpnet", REF_TASK_SEQUENCE},
+                                     {"tiny-camembert", REF_TASK_TOKEN}};
+  int ok = 1;
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    const train_case *tc = &cases[ci];
+    char dir[1024], rel[256];
+    family_dir(dir, sizeof dir, tc->name);
+    test_model tm;
+    model_open(&tm, dir);
+    const bc_config *cfg = &tm.cfg;
+    snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
+    bc_st_file *fx = bc_test_fixture_open(rel);
+    int64_t shape[2];
+    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+    int B = (int)shape[0], T = (int)shape[1], seq = tc->task == REF_TASK_SEQUENCE;
+    size_t BT = (size_t)B * T;
+    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", BT, NULL);
+    int32_t *labels = bc_test_fixture_i32(fx, "labels", seq ? (size_t)B : BT, NULL);
+    const bc_st_tensor *lt = bc_st_find(fx, "logits");
+    int K = (int)lt->shape[lt->ndim - 1], L = cfg->num_layers;
+    ref_dropout sites[REF_FWD_DROP_SITES(2) + 2];
+    assert_int_equal(L, 2);
+    for (int k = 0; k < REF_FWD_DROP_SITES(2) + 2; k++)
+      sites[k] = (ref_dropout){0.1f, 99, 3, (uint32_t)(k + 1)};
+    ref_task_dropout drop = {sites, &sites[REF_FWD_DROP_SITES(2)], &sites[REF_FWD_DROP_SITES(2) + 1]};
+    flat_view pv, gv;
+    view_bind(&pv, cfg, &tm.w, K, 1);
+    view_bind(&gv, cfg, &tm.w, K, 0);
+    double loss0 = 0.0, nodrop = 0.0;
+    assert_int_equal(ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, NULL, mask, labels, NULL, B, T,
+                                      &drop, 1.0f, &gv.w, &loss0, NULL), BERTCL_OK);
+    assert_int_equal(ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, NULL, mask, labels, NULL, B, T,
+                                      NULL, 1.0f, NULL, &nodrop, NULL), BERTCL_OK);
+    assert_true(fabs(loss0 - nodrop) > 1e-4); /* the masks are on */
+    bc_rng rng;
+    bc_rng_seed(&rng, 5 + ci);
+    int checked = 0;
+    double worst = 0.0;
+    for (int i = 0; i < pv.n; i++) {
+      const char *nm = pv.p[i].name;
+      int wanted = strstr(nm, "position_embeddings") || strstr(nm, "relative_attention_bias") ||
+                   strstr(nm, "classifier") || strstr(nm, "layer.1.") || strstr(nm, "LayerNorm");
+      if (!wanted) continue;
+      size_t numel = view_numel(&pv, i);
+      for (int r = 0; r < 4; r++) {
+        size_t e = pv.off[i] + bc_rng_u32(&rng) % numel;
+        if (strstr(nm, "position_embeddings")) /* a row the batch uses: position of token 1 */
+          e = pv.off[i] + (size_t)(cfg->pos_kind == BC_POS_PADDED ? cfg->padding_idx + 2 : 1) *
+                              cfg->hidden_size + bc_rng_u32(&rng) % cfg->hidden_size;
+        float x0 = pv.flat[e];
+        double h = 1e-3 * (fabs(x0) > 1.0 ? fabs(x0) : 1.0), lp = 0.0, lm = 0.0;
+        pv.flat[e] = (float)(x0 + h);
+        ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, NULL, mask, labels, NULL, B, T, &drop,
+                         1.0f, NULL, &lp, NULL);
+        pv.flat[e] = (float)(x0 - h);
+        ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, NULL, mask, labels, NULL, B, T, &drop,
+                         1.0f, NULL, &lm, NULL);
+        pv.flat[e] = x0;
+        double fd = (lp - lm) / ((double)(float)(x0 + h) - (double)(float)(x0 - h));
+        double got = gv.flat[e], err = fabs(got - fd);
+        if (err > worst) worst = err;
+        if (err > 5e-4 + 1e-2 * fabs(fd)) {
+          printf("%s %s[%zu]: finite difference %.6g, gradient %.6g\n", tc->name, nm,
+                 e - pv.off[i], fd, got);
+          ok = 0;
+        }
+        checked++;
+      }
+    }
+    printf("%s with dropout: %d gradient elements vs central differences, max |diff| %.3g\n",
+           tc->name, checked, worst);
+    view_free(&gv);
+    view_free(&pv);
+    free(labels);
+    free(mask);
+    free(ids);
+    bc_test_fixture_close(fx);
+    model_close(&tm);
+  }
+  assert_true(ok);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Real weights (bench/real_weights.sh): $BERTCL_REAL_MODEL (a model folder) and
  * $BERTCL_REAL_FIXTURE (input_ids, attention_mask, embeddings from sentence-transformers); skipped
@@ -1087,6 +1177,7 @@ int main(void) {
       cmocka_unit_test(test_family_device_refused),
       cmocka_unit_test(test_position_kernels),
       cmocka_unit_test(test_family_training_step),
+      cmocka_unit_test(test_family_training_dropout_fd),
       cmocka_unit_test(test_real_weights),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
