@@ -10,13 +10,18 @@ perturbed, so a wrong mapping or op changes the outputs far past the tests' tole
 with save_pretrained (safetensors) exactly as a Hugging Face folder holds it, and run in eval mode
 with eager attention. Written under --out:
 
-  <name>/                         the model folder (config.json, model.safetensors[, modules.json,
-                                  1_Pooling/config.json, 2_Normalize/] for sentence-transformers)
+  <name>/                         the model folder: config.json, model.safetensors, the family's
+                                  tokenizer (tokenizer.json, tokenizer_config.json: byte-level BPE
+                                  for RoBERTa, SentencePiece Unigram for XLM-R and CamemBERT,
+                                  WordPiece for DistilBERT and MPNet, trained on or cut from the
+                                  test sentences), and for the sentence-transformers folders
+                                  modules.json, 1_Pooling/config.json, sentence_bert_config.json
   <name>-ref.safetensors          fixtures, F32/I32, versions in __metadata__:
     input_ids, attention_mask (B, T) I32, token_type_ids (B, T) I32 for families with token types:
-        a right-padded batch with the family's pad id: a full row, rows of other lengths, a
-        single real token, and (RoBERTa-style positions) a real token equal to the pad id, whose
-        position is padding_idx as transformers computes it
+        texts tokenized by the folder's tokenizer, right-padded with the pad id: a short text
+        (row 0, padded), a text pair (the family's pair template), a row holding only the first
+        special token, a longer text; for RoBERTa and MPNet one real token of the pair replaced
+        by the pad id (transformers gives it position padding_idx)
     hidden.0 .. hidden.L (B, T, C)  output_hidden_states at every position
     pooler (B, C)                   pooler_output, when the model has a pooler
     logits (B, K) / (B, T, K)       the sequence- / token-classification head (eval mode)
@@ -26,7 +31,7 @@ with eager attention. Written under --out:
     long.*                          (MPNet) a (2, 160) batch of text: relative distances past 128
     rel_buckets (1, 4097) I32       (MPNet) the bucket of relative position -2048 .. 2048
     position_table (P, C)           (DistilBERT sinusoidal) the table transformers computed
-  position_ids (B, T) I32 the positions transformers used (from its embeddings' rule)
+    position_ids (B, T) I32         the positions transformers used (its embeddings' rule)
 
 Models:
   tiny-roberta        RobertaForSequenceClassification (3 labels), type_vocab_size 1, eps 1e-5
@@ -54,7 +59,7 @@ import safetensors
 import sentence_transformers
 import torch
 import transformers
-from safetensors.numpy import save_file
+from fixture_io import f32, fnv1a64, i32, save_sorted
 from safetensors.torch import load_file as load_torch
 from safetensors.torch import save_file as save_torch
 try:
@@ -74,20 +79,10 @@ def versions():
             "safetensors": safetensors.__version__, "numpy": np.__version__}
 
 
-def fnv1a64(path):
-    h = 0xCBF29CE484222325
-    with open(path, "rb") as f:
-        for byte in f.read():
-            h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
 
 
-def i32(x):
-    return np.ascontiguousarray(np.asarray(x, dtype=np.int32))
 
 
-def f32(x):
-    return np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float32))
 
 
 def perturb(model):
@@ -210,8 +205,7 @@ def fixtures(name, model_cls, folder, out_dir, ids, mask, types=None, st=None, l
                  "model_fnv1a64": fnv1a64(os.path.join(folder, "model.safetensors"))})
     meta.update(extra_meta or {})
     path = os.path.join(out_dir, f"{name}-ref.safetensors")
-    save_file(t, path, metadata=meta)
-    os.chmod(path, 0o644)
+    save_sorted(t, path, meta)
     print(f"wrote {path}: B={len(ids)} T={len(ids[0])} ({os.path.getsize(path)} bytes)",
           file=sys.stderr)
 

@@ -32,8 +32,9 @@ names in named_parameters() order.
 import argparse
 import json
 import os
-import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # fixture_io
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -41,6 +42,7 @@ import numpy as np
 import safetensors
 import torch
 import transformers
+from fixture_io import f32, fnv1a64, i32, save_sorted
 from transformers import Trainer, get_linear_schedule_with_warmup
 
 ADAMW = {"lr": 1e-3, "weight_decay": 0.01, "betas": [0.9, 0.999], "eps": 1e-8,
@@ -53,40 +55,12 @@ def versions():
             "numpy": np.__version__}
 
 
-def fnv1a64(path):
-    h = 0xCBF29CE484222325
-    with open(path, "rb") as f:
-        for byte in f.read():
-            h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
 
 
-def save_sorted(tensors, path, metadata):
-    """Tensors and metadata in sorted order: a rerun on the same inputs writes the same bytes."""
-    header, blobs, off = {"__metadata__": dict(sorted(metadata.items()))}, [], 0
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": dtypes[a.dtype], "shape": list(a.shape),
-                        "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
-def f32(x):
-    return np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float32))
 
 
-def i32(x):
-    return np.ascontiguousarray(np.asarray(x, dtype=np.int32))
 
 
 def make_batch(rng, lengths, T, pad, first, last, special, V):
