@@ -39,7 +39,8 @@ extern "C" {
   X(ERR_MISSING, -13, "required file or tensor missing")                                   \
   X(ERR_SHAPE, -14, "tensor shape does not match the model configuration")                 \
   X(ERR_OVERFLOW, -15, "size arithmetic overflow")                                         \
-  X(ERR_INTERNAL, -16, "internal error")
+  X(ERR_INTERNAL, -16, "internal error")                                                   \
+  X(ERR_BUSY, -17, "in use by another process")
 
 typedef enum {
 #define BERTCL_STATUS_ENUM_(name, code, text) BERTCL_##name = code,
@@ -86,6 +87,7 @@ typedef struct {
   double fp32_peak_gflops;   /* theoretical fp32 peak, 0 when unknown; CPUs: from the OS */
   char peak_basis[256];      /* how the peak (and a CPU's clock, when the driver gives none)
                                 was found */
+  char platform_vendor[128]; /* CL_PLATFORM_VENDOR: "Intel(R) Corporation", "The pocl project" */
 } bertcl_device_info;
 
 /* Lists every device of every platform. *out is allocated by the library; release it with
@@ -94,10 +96,16 @@ int bertcl_devices_list(bertcl_device_info **out, size_t *count);
 void bertcl_devices_free(bertcl_device_info *list);
 
 /* Resolves a device selector to an index into the bertcl_devices_list() array.
- * selector: NULL or "" (then $BERTCL_DEVICE, then the default: first GPU, else first device),
- * "P:D" (platform P, device D), "N" (N-th device overall), "gpu" / "cpu" / "accelerator",
- * or a case-insensitive substring of the device name, vendor or platform name ("nvidia", "pocl").
- * Returns BERTCL_ERR_NO_DEVICE with a message listing the devices that exist. */
+ * selector: NULL or "" (then $BERTCL_DEVICE, then the default: first GPU, else first device);
+ * "P:D" (platform P, device D); "N" (N-th device overall); "gpu" / "cpu" / "accelerator" (the
+ * first device of that type); else text, compared case-insensitively in three steps, the first
+ * step that matches any device deciding:
+ *   1. the whole name or vendor of a platform or a device ("Intel(R) OpenCL");
+ *   2. part of a platform's name, vendor or version ("intel", "nvidia", "pocl");
+ *   3. part of a device's name or vendor ("xeon", "a100").
+ * So "intel" means Intel's platform, not PoCL's CPU device whose name holds "Intel(R) Xeon".
+ * When that step matches more than one device, nothing is chosen: BERTCL_ERR_NO_DEVICE with the
+ * matches listed. Also BERTCL_ERR_NO_DEVICE when nothing matches, listing the devices that exist. */
 int bertcl_device_select(const bertcl_device_info *list, size_t count, const char *selector,
                          size_t *index);
 
@@ -323,25 +331,44 @@ int bertcl_encode_hidden(bertcl_encoder *enc, const int32_t *ids, const int32_t 
  * RNG, so a seed reproduces a run bit for bit), evaluates, checkpoints, and exports a directory
  * that transformers' AutoModelFor*.from_pretrained loads:
  *   - sequence classification and regression (BertForSequenceClassification: pooler, dropout,
- *     linear) from JSONL {"text", "text_pair", "label"} or TSV/CSV with a header.
+ *     linear) from JSONL {"text", "text_pair", "label"} or TSV/CSV with a header;
+ *   - token classification (BertForTokenClassification: dropout and a linear layer on every
+ *     token) from CoNLL column files or JSONL {"tokens": [...], "tags": [...]}, labels aligned
+ *     to subwords as transformers' run_ner.py does, sentences longer than max_length split into
+ *     windows (never cut), entity P/R/F1 as seqeval / conlleval.
  * bertcl_predict runs a fine-tuned directory over a file; bertcl_classifier is the same in
  * memory.
  */
 
 typedef enum {
-  BERTCL_TASK_AUTO = 0,           /* from the data: regression for float labels (or a
+  BERTCL_TASK_AUTO = 0,           /* from the data: token classification for CoNLL files and
+                                     JSONL with "tokens"; regression for float labels (or a
                                      regression model); classification otherwise */
   BERTCL_TASK_CLASSIFICATION = 1, /* one label per text (pair), cross-entropy */
-  BERTCL_TASK_REGRESSION = 2      /* one number per text (pair), num_labels 1, MSE */
+  BERTCL_TASK_REGRESSION = 2,     /* one number per text (pair), num_labels 1, MSE */
+  BERTCL_TASK_TOKEN_CLASSIFICATION = 3 /* one tag per word (NER, tagging), cross-entropy */
 } bertcl_task;
 
+/* Tag schemes of token classification. The entity metrics are seqeval's default mode (as
+ * conlleval), which reads IOB1, IOB2 and IOBES alike; the scheme decides which tag prefixes are
+ * valid, and NONE (tags without B-/I- prefixes: part-of-speech tags) means word accuracy is the
+ * metric instead of entity F1. */
+typedef enum {
+  BERTCL_SCHEME_AUTO = 0,  /* detected from the training tags */
+  BERTCL_SCHEME_IOB1 = 1,  /* I- starts an entity; B- only between two of one type (CoNLL-2003) */
+  BERTCL_SCHEME_IOB2 = 2,  /* every entity starts with B- */
+  BERTCL_SCHEME_IOBES = 3, /* B-, I-, E- (end), S- (single) */
+  BERTCL_SCHEME_NONE = 4   /* plain tags: no entities */
+} bertcl_tag_scheme;
+
 typedef struct {
-  const char *train_file;   /* required: JSONL, TSV or CSV */
+  const char *train_file;   /* required: JSONL, TSV, CSV, or CoNLL columns (token task) */
   const char *eval_file;    /* NULL: no evaluation (the last step is exported) */
   const char *output_dir;   /* required: the exported model and checkpoint.safetensors */
-  const char *text_column;  /* NULL: "text" (TSV/CSV: "text", "sentence", the first column) */
+  const char *text_column;  /* NULL: "text" (TSV/CSV: "text", "sentence", the first column);
+                               token JSONL: "tokens" */
   const char *pair_column;  /* NULL: "text_pair" when present */
-  const char *label_column; /* NULL: "label" */
+  const char *label_column; /* NULL: "label"; token JSONL: "tags", else "ner_tags" */
   bertcl_task task;
   int num_labels;           /* 0: from the data; 1: regression; N > 1: N labels */
   int epochs;               /* default 3 */
@@ -358,6 +385,12 @@ typedef struct {
   long log_every;           /* a BERTCL_EVENT_LOG every N steps, default 10 */
   int freeze_encoder;       /* train only the head (sequence tasks: encoder features cached) */
   int resume;               /* continue from output_dir/checkpoint.safetensors when present */
+  /* token classification */
+  int tag_column;           /* CoNLL: 0-based column of the tag (the word is 0); -1 = the last
+                               (default) */
+  int label_all_tokens;     /* label every subword of a word, not only the first (run_ner.py's
+                               --label_all_tokens: B-X becomes I-X on the later subwords) */
+  bertcl_tag_scheme scheme; /* default: detected */
 } bertcl_finetune_options;
 
 /* Fills *opt with the defaults above (what bertcl finetune uses); set the files after it. */
@@ -365,10 +398,15 @@ void bertcl_finetune_options_init(bertcl_finetune_options *opt);
 
 /* Scores of one evaluation. Fields a task does not compute are NaN. */
 typedef struct {
-  size_t examples;          /* texts evaluated */
-  double accuracy;          /* classification */
+  size_t examples;          /* texts evaluated, or words for token classification */
+  double accuracy;          /* classification: of texts; token classification: of words */
   double macro_f1, f1;      /* classification: macro-F1, and F1 of label 1 when binary */
   double mse, pearson, spearman;            /* regression */
+  double precision, recall, entity_f1;     /* token classification: entity level, micro */
+  int n_types;                              /* entity types, sorted by name */
+  const char *const *type_names;            /* (n_types) */
+  const double *type_precision, *type_recall, *type_f1; /* (n_types) */
+  const size_t *type_support;               /* (n_types) gold entities of each type */
 } bertcl_metrics;
 
 typedef enum {
@@ -400,7 +438,8 @@ typedef struct {
   int num_labels;
   long steps;               /* optimizer steps done in total (a resumed run counts all) */
   long best_step;           /* step of the exported evaluation, -1 without evaluation */
-  double best_metric;       /* accuracy, or MSE (regression); NaN without evaluation */
+  double best_metric;       /* accuracy, MSE (regression) or entity F1 (token classification;
+                               word accuracy under BERTCL_SCHEME_NONE); NaN without eval */
   int stopped;              /* the callback asked to stop */
 } bertcl_finetune_result;
 
@@ -412,13 +451,14 @@ int bertcl_finetune(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tok
                     const bertcl_finetune_options *opt, bertcl_progress_fn progress, void *user,
                     bertcl_finetune_result *result);
 
-/* A fine-tuned classifier on a device: a BertForSequenceClassification directory
- * (classification, or regression when num_labels is 1). */
+/* A fine-tuned classifier on a device: a BertForSequenceClassification (classification, or
+ * regression when num_labels is 1) or BertForTokenClassification directory (config.json
+ * "architectures"). */
 typedef struct bertcl_classifier bertcl_classifier;
 
 int bertcl_classifier_create(bertcl_classifier **out, bertcl_ctx *ctx, const bertcl_model *model);
 void bertcl_classifier_free(bertcl_classifier *cls);
-/* BERTCL_TASK_CLASSIFICATION or BERTCL_TASK_REGRESSION. */
+/* BERTCL_TASK_CLASSIFICATION, _REGRESSION or _TOKEN_CLASSIFICATION. */
 bertcl_task bertcl_classifier_task(const bertcl_classifier *cls);
 int bertcl_classifier_num_labels(const bertcl_classifier *cls);
 /* id2label name of a label id ("LABEL_3" when the model names none); NULL out of range. */
@@ -430,17 +470,32 @@ int bertcl_classify(bertcl_classifier *cls, const bertcl_tokenizer *tok,
                     const char *const *texts, const char *const *pairs, size_t n,
                     size_t max_length, float *out, size_t out_len);
 
+typedef enum {
+  BERTCL_INPUT_AUTO = 0,  /* by content: JSONL, TSV/CSV with a header, CoNLL columns (token
+                             classifiers), else plain text one example a line */
+  BERTCL_INPUT_TEXT = 1,  /* plain text, one example (sentence) a line */
+  BERTCL_INPUT_CONLL = 2, /* token classifiers: CoNLL columns, the word first */
+  BERTCL_INPUT_JSONL = 3  /* JSONL: "text" (and "text_pair"); token classifiers "tokens" or
+                             "text" */
+} bertcl_input_format;
+
 typedef struct {
   const char *input_file;   /* required: JSONL, TSV/CSV with a header (as for fine-tuning; no
-                               label needed), or plain text, one text a line */
+                               label needed), CoNLL (token classifiers), or plain text, one
+                               text a line */
   const char *output_file;  /* NULL or "-": standard output; else written durably */
   const char *text_column, *pair_column; /* as for bertcl_finetune_options */
+  bertcl_input_format format;
   size_t batch_size;        /* 0 = 32 */
   size_t max_length;        /* 0 = the tokenizer's */
 } bertcl_predict_options;
 
-/* One JSON object a line: {"label": NAME, "probabilities": {NAME: p, ...}} (regression
- * {"score": x}). progress may be NULL (INFO events only). */
+/* Sequence classifiers: one JSON object a line, {"label": NAME, "probabilities": {NAME: p}}
+ * (regression {"score": x}). Token classifiers: one JSON object a sentence, {"words": [{"word",
+ * "tag", "probability", "start", "end"}, ...], "entities": [{"type", "start", "end", "text"}]}
+ * (words: characters [start, end) of the line, for text input; entities: words [start, end)),, or for CoNLL
+ * input the input's lines with the predicted tag appended (what conlleval reads). progress may
+ * be NULL (INFO events only). */
 int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tokenizer *tok,
                    const bertcl_predict_options *opt, bertcl_progress_fn progress, void *user);
 

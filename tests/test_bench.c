@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "encoder/gemm.h"
+#include "runtime/cpuinfo.h"
 #include "runtime/tuning.h"
 #include "testutil.h"
 
@@ -166,6 +167,26 @@ static void check_report(json_t *r, int want_tuned) {
   static const char *const bw[] = {"device_copy", "h2d_pageable", "d2h_pageable", "h2d_pinned",
                                    "d2h_pinned"};
   for (int i = 0; i < 5; i++) assert_true(med(at(at(dev, "bandwidth"), bw[i]), "gbs_wall") > 0);
+  /* HGEMM where the device has cl_khr_fp16 (Intel's CPU runtime in CI), its result checked by
+   * bench itself; none elsewhere */
+  json_t *hg = at(dev, "hgemm");
+  if (json_is_true(at(facts, "fp16"))) {
+    json_t *herr = json_object_get(hg, "error");
+    if (herr) fprintf(stderr, "hgemm: %s\n", json_string_value(herr));
+    assert_null(herr);
+    assert_true(json_number_value(at(hg, "tflops")) > 0);
+  } else {
+    assert_true(json_is_null(hg));
+  }
+  /* a CPU device has a peak whenever the OS gives its clock and vector width */
+  if (strcmp(json_string_value(at(facts, "type")), "cpu") == 0) {
+    bc_cpu_info host;
+    bc_cpu_info_get(&host);
+    if (host.peak_gflops > 0) {
+      assert_true(json_integer_value(at(facts, "max_clock_mhz")) > 0);
+      assert_true(json_number_value(at(at(dev, "peak"), "fp32_tflops")) > 0);
+    }
+  }
   /* the fine-tuning step (--finetune 4x16, or none) */
   json_t *ft = at(dev, "finetune");
   if (!json_is_null(ft)) {

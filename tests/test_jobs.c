@@ -308,6 +308,64 @@ static void test_bad_line_policy_reader(void **state) {
   assert_int_equal(run_cmd(cmd, NULL), 0);
 }
 
+/* ---- unit: the job lock ------------------------------------------------------------------ */
+
+static void test_job_lock(void **state) {
+  (void)state;
+  char dir[512], host[256], want[400];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  assert_int_equal(gethostname(host, sizeof host), 0);
+  bc_err e = {0};
+  bc_job_lock_t a, b, c;
+  assert_int_equal(bc_job_lock(&e, dir, 0, 1, &a), BERTCL_OK);
+  /* a second holder of the same job, even in this process, is refused and told who holds it */
+  assert_int_equal(bc_job_lock(&e, dir, 0, 1, &b), BERTCL_ERR_BUSY);
+  assert_int_equal(b.fd, -1);
+  snprintf(want, sizeof want, "is in use by another bertcl process (pid %ld on host %s since ",
+           (long)getpid(), host);
+  if (!strstr(e.msg, want) || !strstr(e.msg, "manifest.json.lock"))
+    fail_msg("unexpected message: %s", e.msg);
+  /* the parts of a --shard K/N split are separate jobs */
+  assert_int_equal(bc_job_lock(&e, dir, 0, 2, &b), BERTCL_OK);
+  assert_int_equal(bc_job_lock(&e, dir, 1, 2, &c), BERTCL_OK);
+  assert_int_equal(bc_job_lock(&e, dir, 1, 2, &c), BERTCL_ERR_BUSY);
+  assert_non_null(strstr(e.msg, "manifest-1-of-2.json.lock"));
+  bc_job_unlock(&b);
+  bc_job_unlock(&c);
+  bc_job_unlock(&a);
+  bc_job_unlock(&a); /* twice: a no-op */
+  char lp[700];
+  snprintf(lp, sizeof lp, "%s/manifest.json.lock", dir);
+  assert_int_not_equal(access(lp, F_OK), 0); /* a clean finish leaves no lock file */
+  /* a holder killed with SIGKILL: its lock goes with it (the file stays), taken at once */
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    bc_job_lock_t l;
+    char ok = bc_job_lock(NULL, dir, 0, 1, &l) == BERTCL_OK ? 'y' : 'n';
+    if (write(fds[1], &ok, 1) != 1) _exit(1);
+    for (;;) pause();
+  }
+  char got = 0;
+  assert_int_equal(read(fds[0], &got, 1), 1);
+  assert_int_equal(got, 'y');
+  assert_int_equal(bc_job_lock(&e, dir, 0, 1, &a), BERTCL_ERR_BUSY);
+  snprintf(want, sizeof want, "(pid %ld on host %s", (long)pid, host);
+  if (!strstr(e.msg, want)) fail_msg("the message does not name the holder %s: %s", want, e.msg);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  assert_int_equal(access(lp, F_OK), 0);
+  assert_int_equal(bc_job_lock(&e, dir, 0, 1, &a), BERTCL_OK);
+  bc_job_unlock(&a);
+  close(fds[0]);
+  close(fds[1]);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(run_cmd(cmd, NULL), 0);
+}
+
 /* ---- end to end (PoCL, tiny model) ------------------------------------------------------ */
 
 typedef struct {
@@ -601,6 +659,87 @@ static void test_resume_refused(void **state) {
   e2e_done(&x);
 }
 
+/* Two runs on one job: the second is refused while the first is alive (stopped with SIGSTOP
+ * once it has written a shard, so it cannot finish first), naming the first's pid; after kill -9
+ * of the first, --resume works at once and completes the job. The resumed run removes this
+ * job's stale temporary files and leaves those of another --shard K/N job in the directory. */
+static void test_two_runs_one_job(void **state) {
+  (void)state;
+  e2e x;
+  if (!e2e_setup(&x)) skip();
+  char in[700], out[700], manifest[800], cmd[4096];
+  char *log = NULL;
+  snprintf(in, sizeof in, "%s/corpus.txt", x.dir);
+  snprintf(out, sizeof out, "%s/job", x.dir);
+  snprintf(manifest, sizeof manifest, "%s/manifest.json", out);
+  write_corpus(in, 3000, 20, 11);
+  snprintf(cmd, sizeof cmd, "exec %s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --quiet",
+           BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  struct timespec ts = {0, 2 * 1000 * 1000};
+  int status = 0, waited = 0;
+  while (manifest_shards(manifest) < 1) {
+    if (waitpid(pid, &status, WNOHANG) == pid) fail_msg("the first run ended before a shard");
+    nanosleep(&ts, NULL);
+    if ((waited += 2) > 600000) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      fail_msg("the first run did not progress");
+    }
+  }
+  assert_int_equal(kill(pid, SIGSTOP), 0);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --resume 2>&1",
+           BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
+  int rc = run_cmd(cmd, &log);
+  /* kill -9 of the (stopped) first run before any verdict: a failed check must not leave it */
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  char want[64];
+  snprintf(want, sizeof want, "(pid %ld on host ", (long)pid);
+  if (rc == 0 || !strstr(log, "is in use by another bertcl process") || !strstr(log, want))
+    fail_msg("second run: exit %d: %s (want a refusal naming %s)", rc, log, want);
+  free(log);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  /* leftovers: a temporary file of this job's, and two of a --shard 0/2 job in the same dir */
+  const char *stale[3] = {"shard-00999.safetensors.tmp.1.0", "shard-0-of-2-00000.safetensors.tmp.1.0",
+                          "manifest-0-of-2.json.tmp.1.1"};
+  for (int i = 0; i < 3; i++) {
+    char p[900];
+    snprintf(p, sizeof p, "%s/%s", out, stale[i]);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fclose(f);
+  }
+  rc = run_cmd(cmd, &log);
+  if (rc != 0 || !strstr(log, "bertcl: resuming"))
+    fail_msg("--resume right after kill -9 failed (%d): %s", rc, log);
+  free(log);
+  for (int i = 0; i < 3; i++) {
+    char p[900];
+    snprintf(p, sizeof p, "%s/%s", out, stale[i]);
+    assert_int_equal(access(p, F_OK) == 0, i > 0);
+  }
+  char lp[900];
+  snprintf(lp, sizeof lp, "%s/manifest.json.lock", out);
+  assert_int_not_equal(access(lp, F_OK), 0);
+  char merged[800];
+  snprintf(merged, sizeof merged, "%s/m.safetensors", x.dir);
+  snprintf(cmd, sizeof cmd, "%s merge '%s' '%s' 2>&1", BERTCL_BIN, out, merged);
+  rc = run_cmd(cmd, &log);
+  if (rc != 0) fail_msg("merge failed (%d): %s", rc, log);
+  free(log);
+  size_t n = 0;
+  float *mean = read_tensor(merged, "mean", &n);
+  assert_int_equal(n, (size_t)3000 * 64);
+  free(mean);
+  e2e_done(&x);
+}
+
 static void test_shard_kn_merge(void **state) {
   (void)state;
   e2e x;
@@ -868,7 +1007,8 @@ int main(void) {
       cmocka_unit_test(test_bad_line_policy_reader), cmocka_unit_test(test_bad_line_policy_cli),
       cmocka_unit_test(test_stride_windows),         cmocka_unit_test(test_shard_kn_merge),
       cmocka_unit_test(test_resume_refused),         cmocka_unit_test(test_held_readback_identical),
-      cmocka_unit_test(test_f16_readback),
+      cmocka_unit_test(test_f16_readback),           cmocka_unit_test(test_job_lock),
+      cmocka_unit_test(test_two_runs_one_job),
               cmocka_unit_test(test_kill_resume_identical),
   };
   return cmocka_run_group_tests_name("jobs", tests, NULL, NULL);

@@ -128,6 +128,187 @@ static void test_device_select(void **state) {
   bertcl_devices_free(list);
 }
 
+/* A device as a stack would list it, for bertcl_device_select over a made-up machine. */
+static bertcl_device_info fake_device(int p, int d, const char *platform, const char *pvendor,
+                                      const char *pversion, const char *name, const char *vendor,
+                                      bertcl_device_type type) {
+  bertcl_device_info o;
+  memset(&o, 0, sizeof o);
+  o.platform_index = p;
+  o.device_index = d;
+  snprintf(o.platform_name, sizeof o.platform_name, "%s", platform);
+  snprintf(o.platform_vendor, sizeof o.platform_vendor, "%s", pvendor);
+  snprintf(o.platform_version, sizeof o.platform_version, "%s", pversion);
+  snprintf(o.name, sizeof o.name, "%s", name);
+  snprintf(o.vendor, sizeof o.vendor, "%s", vendor);
+  o.type = type;
+  return o;
+}
+
+/* Selects sel in list; returns the index, or -1 when refused (the message is then checked by the
+ * caller through bertcl_last_error). */
+static long pick(const bertcl_device_info *list, size_t n, const char *sel) {
+  size_t idx = 99;
+  int st = bertcl_device_select(list, n, sel, &idx);
+  if (st == BERTCL_OK) return (long)idx;
+  assert_int_equal(st, BERTCL_ERR_NO_DEVICE);
+  return -1;
+}
+
+/* The selection rule (README "Choosing a device") on a machine with PoCL, Intel's CPU runtime,
+ * two NVIDIA GPUs and Intel's GPU runtime, as the stacks name themselves. */
+static void test_device_select_rule(void **state) {
+  (void)state;
+  unsetenv("BERTCL_DEVICE");
+  bertcl_device_info m[5];
+  m[0] = fake_device(0, 0, "Portable Computing Language", "The pocl project",
+                     "OpenCL 3.0 PoCL 3.1+debian  Linux, None+Asserts, RELOC, LLVM 15.0.6",
+                     "pthread-skylake-avx512-Intel(R) Xeon(R) Processor", "GenuineIntel",
+                     BERTCL_DEVICE_CPU);
+  m[1] = fake_device(1, 0, "Intel(R) OpenCL", "Intel(R) Corporation", "OpenCL 3.0 LINUX",
+                     "Intel(R) Xeon(R) Processor", "Intel(R) Corporation", BERTCL_DEVICE_CPU);
+  m[2] = fake_device(2, 0, "NVIDIA CUDA", "NVIDIA Corporation", "OpenCL 3.0 CUDA 12.4.131",
+                     "NVIDIA A100-SXM4-80GB", "NVIDIA Corporation", BERTCL_DEVICE_GPU);
+  m[3] = fake_device(2, 1, "NVIDIA CUDA", "NVIDIA Corporation", "OpenCL 3.0 CUDA 12.4.131",
+                     "NVIDIA GeForce RTX 4090", "NVIDIA Corporation", BERTCL_DEVICE_GPU);
+  m[4] = fake_device(3, 0, "Intel(R) OpenCL Graphics", "Intel(R) Corporation",
+                     "OpenCL 3.0 ", "Intel(R) UHD Graphics 770", "Intel(R) Corporation",
+                     BERTCL_DEVICE_GPU);
+  m[2].is_default = 1;
+  /* PoCL and Intel's CPU runtime (what CI has) */
+  assert_int_equal(pick(m, 2, "intel"), 1); /* the platform, not PoCL's "...-Intel(R) Xeon..." */
+  assert_int_equal(pick(m, 2, "INTEL"), 1);
+  assert_int_equal(pick(m, 2, "pocl"), 0);     /* platform vendor and version */
+  assert_int_equal(pick(m, 2, "portable"), 0); /* platform name */
+  assert_int_equal(pick(m, 2, "pthread"), 0);  /* device name */
+  assert_int_equal(pick(m, 2, "Intel(R) Xeon(R) Processor"), 1); /* whole device name */
+  assert_int_equal(pick(m, 2, "genuineintel"), 0);               /* whole device vendor */
+  assert_int_equal(pick(m, 2, "cpu"), 0); /* a type: its first device */
+  assert_int_equal(pick(m, 2, "1:0"), 1);
+  assert_int_equal(pick(m, 2, "1"), 1);
+  assert_int_equal(pick(m, 2, NULL), 0); /* no default marked: the first */
+  /* both device names hold "Xeon": refused, both listed, indices suggested */
+  assert_int_equal(pick(m, 2, "xeon"), -1);
+  const char *e = bertcl_last_error(NULL);
+  assert_non_null(strstr(e, "'xeon' is ambiguous"));
+  assert_non_null(strstr(e, "0:0 pthread-skylake-avx512-Intel(R) Xeon(R) Processor"));
+  assert_non_null(strstr(e, "1:0 Intel(R) Xeon(R) Processor"));
+  assert_non_null(strstr(e, "P:D"));
+  /* the same from BERTCL_DEVICE says so */
+  setenv("BERTCL_DEVICE", "Xeon", 1);
+  assert_int_equal(pick(m, 2, NULL), -1);
+  assert_non_null(strstr(bertcl_last_error(NULL), "(from BERTCL_DEVICE)"));
+  unsetenv("BERTCL_DEVICE");
+  /* the whole machine */
+  assert_int_equal(pick(m, 5, NULL), 2);   /* the marked default */
+  assert_int_equal(pick(m, 5, "gpu"), 2);  /* first GPU */
+  assert_int_equal(pick(m, 5, "a100"), 2); /* part of one device's name */
+  assert_int_equal(pick(m, 5, "rtx"), 3);
+  assert_int_equal(pick(m, 5, "4090"), -1); /* digits are an index (N), not part of a name */
+  assert_int_equal(pick(m, 5, "graphics"), 4); /* part of a platform name */
+  assert_int_equal(pick(m, 5, "2:1"), 3);
+  /* Intel's CPU and GPU platforms both match "intel"; the whole platform name picks one, though
+   * "Intel(R) OpenCL" is also part of "Intel(R) OpenCL Graphics" */
+  assert_int_equal(pick(m, 5, "intel"), -1);
+  e = bertcl_last_error(NULL);
+  assert_non_null(strstr(e, "1:0 Intel(R) Xeon(R) Processor"));
+  assert_non_null(strstr(e, "3:0 Intel(R) UHD Graphics 770"));
+  assert_null(strstr(e, "pthread")); /* PoCL matched only by device name: not a candidate */
+  assert_int_equal(pick(m, 5, "intel(r) opencl"), 1);
+  assert_int_equal(pick(m, 5, "Intel(R) OpenCL Graphics"), 4);
+  /* two GPUs of one platform: "nvidia" names neither */
+  assert_int_equal(pick(m, 5, "nvidia"), -1);
+  assert_non_null(strstr(bertcl_last_error(NULL), "2 devices"));
+  /* nothing matches: every device listed */
+  assert_int_equal(pick(m, 5, "radeon"), -1);
+  e = bertcl_last_error(NULL);
+  assert_non_null(strstr(e, "no OpenCL device matches 'radeon'"));
+  for (int i = 0; i < 5; i++) assert_non_null(strstr(e, m[i].name));
+  assert_int_equal(pick(m, 5, "9:9"), -1);
+  assert_int_equal(pick(m, 5, "5"), -1);
+}
+
+/* The real stacks, when both PoCL and Intel's CPU runtime are installed (CI's second test stage,
+ * scripts/install-intel-opencl.sh): "intel" picks Intel's platform from the library and the CLI,
+ * "pocl" picks PoCL, and `bertcl devices` gives both a clock and a peak. Skipped otherwise. */
+static void test_device_select_two_cpu_stacks(void **state) {
+  (void)state;
+  unsetenv("BERTCL_DEVICE");
+  bertcl_device_info *list = NULL;
+  size_t n = 0, idx = 0;
+  assert_int_equal(bertcl_devices_list(&list, &n), BERTCL_OK);
+  long pocl = -1, intel = -1;
+  int intel_platforms = 0, last_platform = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (bc_icontains(list[i].platform_vendor, "pocl")) pocl = (long)i;
+    if (!strcmp(list[i].platform_name, "Intel(R) OpenCL") && list[i].type == BERTCL_DEVICE_CPU)
+      intel = (long)i;
+    if ((bc_icontains(list[i].platform_name, "intel") ||
+         bc_icontains(list[i].platform_vendor, "intel")) &&
+        list[i].platform_index != last_platform) {
+      intel_platforms++;
+      last_platform = list[i].platform_index;
+    }
+  }
+  if (pocl < 0 || intel < 0) {
+    fprintf(stderr, "skipped: needs PoCL and Intel's OpenCL CPU runtime (found %s%s)\n",
+            pocl < 0 ? "" : "PoCL", intel < 0 ? "" : "Intel");
+    bertcl_devices_free(list);
+    skip();
+  }
+  assert_int_equal(bertcl_device_select(list, n, "pocl", &idx), BERTCL_OK);
+  assert_int_equal(idx, (size_t)pocl);
+  if (intel_platforms == 1) {
+    assert_int_equal(bertcl_device_select(list, n, "intel", &idx), BERTCL_OK);
+    assert_int_equal(idx, (size_t)intel);
+  } else { /* Intel's GPU runtime too: refused, Intel's CPU device among those listed */
+    assert_int_equal(bertcl_device_select(list, n, "intel", &idx), BERTCL_ERR_NO_DEVICE);
+    assert_non_null(strstr(bertcl_last_error(NULL), list[intel].name));
+  }
+  assert_int_equal(bertcl_device_select(list, n, "Intel(R) OpenCL", &idx), BERTCL_OK);
+  assert_int_equal(idx, (size_t)intel);
+  /* the CLI: --device intel marks Intel's device; both CPU devices have a clock and a peak */
+  char *out = NULL;
+  assert_int_equal(bc_test_run(BERTCL_BIN " devices --json --device 'Intel(R) OpenCL'", &out), 0);
+  json_error_t jerr;
+  json_t *arr = json_loads(out, 0, &jerr);
+  assert_non_null(arr);
+  free(out);
+  int cpus = 0;
+  for (size_t i = 0; i < json_array_size(arr); i++) {
+    json_t *d = json_array_get(arr, i);
+    int is_intel = (long)i == intel;
+    assert_int_equal(json_is_true(json_object_get(d, "selected")), is_intel);
+    if (strcmp(json_string_value(json_object_get(d, "type")), "cpu") != 0) continue;
+    cpus++;
+    assert_true(json_integer_value(json_object_get(d, "max_clock_mhz")) > 0);
+    json_t *peak = json_object_get(d, "fp32_peak_gflops");
+    if (!json_is_number(peak))
+      fprintf(stderr, "%s: no peak (%s)\n", list[i].name,
+              json_string_value(json_object_get(d, "peak_basis")));
+    assert_true(json_is_number(peak) && json_number_value(peak) > 0);
+  }
+  assert_true(cpus >= 2);
+  json_decref(arr);
+  if (intel_platforms == 1) {
+    assert_int_equal(bc_test_run(BERTCL_BIN " devices --device intel", &out), 0);
+    char line[160];
+    snprintf(line, sizeof line, "*    %d:%d   Intel(R)", list[intel].platform_index,
+             list[intel].device_index);
+    if (!strstr(out, line)) fprintf(stderr, "want '%s' in:\n%s\n", line, out);
+    assert_non_null(strstr(out, line));
+    free(out);
+  }
+  /* a part of both device names is refused by the CLI too, with both listed */
+  if (bc_icontains(list[pocl].name, "xeon") && bc_icontains(list[intel].name, "xeon")) {
+    assert_int_not_equal(bc_test_run(BERTCL_BIN " devices --device xeon 2>&1", &out), 0);
+    assert_non_null(strstr(out, "ambiguous"));
+    assert_non_null(strstr(out, list[pocl].name));
+    free(out);
+  }
+  bertcl_devices_free(list);
+}
+
 static void test_kernel_runs(void **state) {
   (void)state;
   bertcl_ctx *ctx = bc_test_ctx();
@@ -431,6 +612,8 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_status_table),
       cmocka_unit_test(test_device_select),
+      cmocka_unit_test(test_device_select_rule),
+      cmocka_unit_test(test_device_select_two_cpu_stacks),
       cmocka_unit_test(test_kernel_runs),
       cmocka_unit_test(test_cache_across_processes),
       cmocka_unit_test(test_cache_unwritable_and_off),

@@ -108,6 +108,16 @@ static void test_tsv_csv_plain(void **state) {
   assert_string_equal(d.text[0], "a, \"quoted\" b");
   assert_string_equal(d.label[0], "yes");
   bc_text_data_free(&d);
+  /* found by fuzz_inputs: a label that is not UTF-8 (it would be dropped from config.json's
+   * id2label) is refused with its line; a text that is not UTF-8 is fine (the tokenizer
+   * replaces what is invalid) */
+  assert_int_equal(parse("u.tsv", "text\tlabel\nok\tpos\nx\tne\xffg\n", BC_DATA_NEED_LABEL, &d,
+                         &err),
+                   BERTCL_ERR_UTF8);
+  assert_non_null(strstr(err.msg, "u.tsv:3: the label is not valid UTF-8 (byte 3)"));
+  assert_int_equal(parse("u.tsv", "text\tlabel\nok\xff\tpos\n", BC_DATA_NEED_LABEL, &d, &err),
+                   BERTCL_OK);
+  bc_text_data_free(&d);
   /* plain text (prediction): no tab, no .tsv name */
   assert_int_equal(parse("t.txt", "first text\nsecond, with a comma\n", BC_DATA_PLAIN_OK, &d,
                          &err),
@@ -151,6 +161,14 @@ static void test_labelmaps(void **state) {
   const char *zero[] = {"0", "0"};
   assert_int_equal(bc_labelmap_build(&err, &m, zero, 2, NULL, 0), BERTCL_OK);
   assert_int_equal(m.K, 2);
+  bc_labelmap_free(&m);
+  /* found by fuzz_inputs: "07" and "-0" read as integers used to give a map of "0".."7"
+   * without the data's own strings (bc_labelmap_id -1 for every such example): only canonical
+   * integers make an integer map, the others are strings like any */
+  const char *lead[] = {"07", "1", "-0"};
+  assert_int_equal(bc_labelmap_build(&err, &m, lead, 3, NULL, 0), BERTCL_OK);
+  assert_int_equal(m.K, 3);
+  for (int i = 0; i < 3; i++) assert_true(bc_labelmap_id(&m, lead[i]) >= 0);
   bc_labelmap_free(&m);
   /* strings are sorted; a single one is an error */
   const char *strs[] = {"pos", "neg", "pos", "mixed"};

@@ -8,6 +8,13 @@
 #include <dirent.h>
 #include <sys/wait.h>
 
+/* BERTCL_TEST_FILTER=test_x (cmocka's wildcards * and ?) runs only the matching tests of a test
+ * executable: cmocka itself reads no such variable. */
+__attribute__((constructor)) static void bc_test_filter_from_env(void) {
+  const char *f = getenv("BERTCL_TEST_FILTER");
+  if (f && *f) cmocka_set_test_filter(f);
+}
+
 bertcl_ctx *bc_test_ctx(void) {
   const char *dev = getenv("BERTCL_TEST_DEVICE");
   bertcl_ctx_options opt = {0};

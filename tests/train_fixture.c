@@ -12,14 +12,14 @@ float *zeros_f(size_t n) {
   return x;
 }
 
-void tiny_open(tiny *t) {
+static void open_fixture(tiny *t, const char *file) {
   memset(t, 0, sizeof *t);
   char dir[1024], path[1200];
   bc_test_data_path(dir, sizeof dir, "tiny-bert");
   if (bertcl_model_load(&t->m, dir) != BERTCL_OK)
     fail_msg("bertcl_model_load %s: %s", dir, bertcl_last_error(NULL));
   t->cfg = *bc_model_config(t->m);
-  t->fx = bc_test_fixture_open("tiny-train-ref.safetensors");
+  t->fx = bc_test_fixture_open(file);
   /* the fixture was made from this model file */
   const char *want = bc_st_metadata(t->fx, "model_fnv1a64");
   assert_non_null(want);
@@ -31,9 +31,9 @@ void tiny_open(tiny *t) {
   snprintf(got, sizeof got, "%016llx", (unsigned long long)bc_fnv1a64(BC_FNV_INIT, data, len));
   free(data);
   if (strcmp(got, want))
-    fail_msg("%s (FNV-1a %s) is not the model tiny-train-ref.safetensors was made from (%s): "
-             "rerun tests/gen/gen_train_fixtures.py",
-             path, got, want);
+    fail_msg("%s (FNV-1a %s) is not the model %s was made from (%s): rerun its generator "
+             "(tests/gen/gen_train_fixtures.py, gen_token_fixtures.py)",
+             path, got, file, want);
   int64_t shape[2];
   t->ids = bc_test_fixture_i32(t->fx, "input_ids", 0, shape);
   t->B = (int)shape[0];
@@ -41,18 +41,26 @@ void tiny_open(tiny *t) {
   size_t BT = (size_t)t->B * t->T;
   t->types = bc_test_fixture_i32(t->fx, "token_type_ids", BT, NULL);
   t->mask = bc_test_fixture_i32(t->fx, "attention_mask", BT, NULL);
-  t->labels = bc_test_fixture_i32(t->fx, "labels", (size_t)t->B, NULL);
-  t->targets = bc_test_fixture_f32(t->fx, "reg.labels", (size_t)t->B);
+  if (bc_st_find(t->fx, "labels")) {
+    t->labels = bc_test_fixture_i32(t->fx, "labels", (size_t)t->B, NULL);
+    t->targets = bc_test_fixture_f32(t->fx, "reg.labels", (size_t)t->B);
+  }
+  if (bc_st_find(t->fx, "tok.labels"))
+    t->tok_labels = bc_test_fixture_i32(t->fx, "tok.labels", BT, NULL);
 }
+
+void tiny_open(tiny *t) { open_fixture(t, "tiny-train-ref.safetensors"); }
+void tiny_open_token(tiny *t) { open_fixture(t, "tiny-token-ref.safetensors"); }
 
 void tiny_close(tiny *t) {
   free(t->ids), free(t->types), free(t->mask), free(t->labels), free(t->targets);
+  free(t->tok_labels);
   if (t->fx) bc_test_fixture_close(t->fx);
   bertcl_model_free(t->m);
 }
 
-float *tiny_params(tiny *t, bc_layout *lay, int K, const char *prefix) {
-  assert_int_equal(bc_layout_init(lay, &t->cfg, K, 1), BERTCL_OK);
+static float *params_of(tiny *t, bc_layout *lay, int K, const char *prefix, int has_pooler) {
+  assert_int_equal(bc_layout_init(lay, &t->cfg, K, has_pooler), BERTCL_OK);
   char name[96];
   snprintf(name, sizeof name, "%s.classifier.weight", prefix);
   float *cw = bc_test_fixture_f32(t->fx, name, (size_t)K * t->cfg.hidden_size);
@@ -60,6 +68,7 @@ float *tiny_params(tiny *t, bc_layout *lay, int K, const char *prefix) {
   float *cb = bc_test_fixture_f32(t->fx, name, (size_t)K);
   bc_weights w = *bc_model_weights(t->m);
   assert_non_null(w.pool_w);
+  if (!has_pooler) w.pool_w = w.pool_b = NULL;
   w.cls_w = cw;
   w.cls_b = cb;
   float *flat = zeros_f(lay->total);
@@ -67,6 +76,14 @@ float *tiny_params(tiny *t, bc_layout *lay, int K, const char *prefix) {
   free(cw);
   free(cb);
   return flat;
+}
+
+float *tiny_params(tiny *t, bc_layout *lay, int K, const char *prefix) {
+  return params_of(t, lay, K, prefix, 1);
+}
+
+float *tiny_params_nopool(tiny *t, bc_layout *lay, int K, const char *prefix) {
+  return params_of(t, lay, K, prefix, 0);
 }
 
 double tiny_meta_num(tiny *t, const char *key) {

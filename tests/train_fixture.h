@@ -1,5 +1,6 @@
-/* The tiny model's training fixture (tests/gen/gen_train_fixtures.py), shared by the training
- * reference's tests (test_ref_bwd) and the OpenCL trainer's (test_trainer). */
+/* The tiny model's training fixtures (tests/gen/gen_train_fixtures.py: the sequence heads;
+ * tests/gen/gen_token_fixtures.py: the token head), shared by the training reference's tests
+ * (test_ref_bwd) and the OpenCL trainer's (test_trainer). */
 #ifndef BC_TRAIN_FIXTURE_H
 #define BC_TRAIN_FIXTURE_H
 
@@ -14,15 +15,20 @@ typedef struct {
   int B, T;
   int32_t *ids, *types, *mask, *labels; /* (B, T) x 3, (B) */
   float *targets;                      /* (B) regression labels */
+  int32_t *tok_labels;                 /* (B*T) token tags (token fixture), else NULL */
   bertcl_ctx *ctx;                     /* for tests on a device: theirs to create and free */
 } tiny;
 
 /* Loads both and checks the fixture was made from this model file (FNV-1a recorded in it). */
 void tiny_open(tiny *t);
+/* The same with the token-head fixture tests/data/tiny-token-ref.safetensors. */
+void tiny_open_token(tiny *t);
 void tiny_close(tiny *t);
 /* Flat parameters (bc_layout order) of the tiny model with the fixture's classifier
  * `prefix`.classifier.* for K labels. */
 float *tiny_params(tiny *t, bc_layout *lay, int K, const char *prefix);
+/* The same for a head without the pooler (BertForTokenClassification). */
+float *tiny_params_nopool(tiny *t, bc_layout *lay, int K, const char *prefix);
 /* A number from the fixture's "adamw" metadata (the training recipe). */
 double tiny_meta_num(tiny *t, const char *key);
 float *zeros_f(size_t n);

@@ -53,7 +53,7 @@ int bc_bench_train_steps(bertcl_ctx *ctx, const bc_config *cfg, int B, int T, in
   for (size_t i = 0; i < (size_t)B * T; i++)
     ids[i] = 1 + (int32_t)(next(&s) % (uint64_t)(cfg->vocab_size - 1));
   for (int b = 0; b < B; b++) labels[b] = (int32_t)(next(&s) & 1);
-  if ((st = bc_trainer_create(ctx, cfg, 2, flat, 0, &tr)) != BERTCL_OK) goto done;
+  if ((st = bc_trainer_create(ctx, cfg, BC_HEAD_SEQUENCE, 2, flat, 0, &tr)) != BERTCL_OK) goto done;
   /* transformers' defaults for BertForSequenceClassification.train(): dropout 0.1 everywhere,
    * AdamW (0.9, 0.999, 1e-8), weight decay 0.01 here so the decay path runs, clip to norm 1 */
   bc_dropout_cfg drop = {.hidden_p = 0.1f, .attn_p = 0.1f, .cls_p = 0.1f, .seed = 42};

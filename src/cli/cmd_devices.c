@@ -16,8 +16,11 @@ void bc_cmd_devices_usage(FILE *out) {
           "options:\n"
           "  --json        print a JSON array instead of a table\n"
           "  --device D    check that selector D resolves (exit 1 if not) and mark it\n"
-          "                D: P:D index, N (n-th device), gpu|cpu|accelerator, or a\n"
-          "                case-insensitive substring of name/vendor/platform (nvidia, pocl)\n"
+          "                D: P:D index, N (n-th device), gpu|cpu|accelerator (the first\n"
+          "                of that type), or text: a whole platform/device name, else part\n"
+          "                of a platform's name/vendor (intel, nvidia, pocl), else part of a\n"
+          "                device's name/vendor (xeon); text that matches two devices that\n"
+          "                way is refused with the list (README: Choosing a device)\n"
           "  -h, --help    this text\n");
 }
 
@@ -83,6 +86,7 @@ int bc_cmd_devices(int argc, char **argv) {
       json_object_set_new(o, "fp32_peak_gflops",
                           d->fp32_peak_gflops > 0 ? json_real(d->fp32_peak_gflops) : json_null());
       json_object_set_new(o, "peak_basis", json_string(d->peak_basis));
+      json_object_set_new(o, "platform_vendor", json_string(d->platform_vendor));
       if (selected >= 0) json_object_set_new(o, "selected", json_boolean((long)i == selected));
       json_array_append_new(arr, o);
     }

@@ -12,6 +12,7 @@
  * best set is stored only when it beats CLBlast's defaults measured in the same run by 1 %. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/durable.h"
+#include "io/writers.h"
 #include "encoder/tune.h"
 
 #include <clblast_c.h>
@@ -238,23 +239,69 @@ static int call_hgemm(bertcl_ctx *ctx, const void *arg, cl_event *ev) {
   return BERTCL_OK;
 }
 
+/* HGEMM inputs that make C exact in half precision: A and B hold -1, 0 and 1, so every partial
+ * sum is an integer of magnitude <= k, exact in half while k <= 2048 (and, being a random walk,
+ * far below that for any k an encoder has). */
+static uint16_t hgemm_input(uint64_t *s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  static const uint16_t v[3] = {0xBC00 /* -1 */, 0, 0x3C00 /* 1 */};
+  return v[(*s >> 32) % 3];
+}
+
+static float half_int(uint16_t h) { /* -1, 0, 1 as written by hgemm_input */
+  return h == 0x3C00 ? 1.0f : h == 0xBC00 ? -1.0f : 0.0f;
+}
+
 int bc_hgemm_time(bertcl_ctx *ctx, size_t m, size_t n, size_t k, int warmup, int repeat,
                   bc_gemm_timing *out) {
   int st = BERTCL_OK;
   hgemm_arg h = {m, n, k, NULL, NULL, NULL};
+  uint16_t *a = NULL, *b = NULL, *c = NULL; /* (m, k), (n, k), (m, n) halves */
   if (!ctx->info.fp16)
     return bc_fail(&ctx->err, BERTCL_ERR_UNSUPPORTED, "%s has no cl_khr_fp16", ctx->info.name);
-  const cl_half zero = 0;
-  BC_CL_OBJ(&ctx->err, h.a, clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, m * k * 2, NULL, BC_RC));
-  BC_CL_OBJ(&ctx->err, h.b, clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, n * k * 2, NULL, BC_RC));
+  a = malloc(m * k * 2);
+  b = malloc(n * k * 2);
+  c = malloc(m * n * 2);
+  if (!a || !b || !c) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  uint64_t seed = 0x9E3779B97F4A7C15ULL;
+  for (size_t i = 0; i < m * k; i++) a[i] = hgemm_input(&seed);
+  for (size_t i = 0; i < n * k; i++) b[i] = hgemm_input(&seed);
+  BC_CL_OBJ(&ctx->err, h.a,
+            clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, m * k * 2, a,
+                           BC_RC));
+  BC_CL_OBJ(&ctx->err, h.b,
+            clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, n * k * 2, b,
+                           BC_RC));
   BC_CL_OBJ(&ctx->err, h.c, clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, m * n * 2, NULL, BC_RC));
-  BC_CL(&ctx->err, clEnqueueFillBuffer(ctx->queue, h.a, &zero, 2, 0, m * k * 2, 0, NULL, NULL));
-  BC_CL(&ctx->err, clEnqueueFillBuffer(ctx->queue, h.b, &zero, 2, 0, n * k * 2, 0, NULL, NULL));
   BC_TRY(time_calls(ctx, call_hgemm, &h, warmup, repeat, out));
+  /* a figure for a product that computes wrong is no figure: check C = A B^T on a sample */
+  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, h.c, CL_TRUE, 0, m * n * 2, c, 0, NULL, NULL));
+  for (size_t t = 0; t < 257; t++) {
+    size_t i = t == 0 ? 0 : t == 1 ? m - 1 : (t * 7919) % m;
+    size_t j = t == 0 ? 0 : t == 1 ? n - 1 : (t * 104729) % n;
+    float want = 0;
+    for (size_t q = 0; q < k; q++) want += half_int(a[i * k + q]) * half_int(b[j * k + q]);
+    float got = bc_f16_to_f32(c[i * n + j]);
+    if (got != want) {
+      st = bc_fail(&ctx->err, BERTCL_ERR_CLBLAST,
+                   "CLBlastHgemm(m=%zu n=%zu k=%zu) on %s computes C[%zu][%zu] = %g, want %g "
+                   "(A B^T of -1/0/1 values, exact in half)",
+                   m, n, k, ctx->info.name, i, j, (double)got, (double)want);
+      goto fail;
+    }
+  }
 fail:
   if (h.a) clReleaseMemObject(h.a);
   if (h.b) clReleaseMemObject(h.b);
   if (h.c) clReleaseMemObject(h.c);
+  free(a);
+  free(b);
+  free(c);
   return st;
 }
 

@@ -53,9 +53,10 @@ typedef struct {
 int bc_gemm_time(bertcl_ctx *ctx, const bc_gemm_bufs *bufs, const bc_gemm_shape *s, int warmup,
                  int repeat, bc_gemm_timing *out, float *result);
 
-/* HGEMM (CLBlastHgemm) of an m x n x k product, device time per call; BERTCL_ERR_UNSUPPORTED
- * when the device lacks cl_khr_fp16. Outside bc_gemm on purpose: the encoder computes in fp32,
- * this only measures what the device's half-precision path could reach. */
+/* HGEMM (CLBlastHgemm) of an m x n x k product, device time per call; the result is checked on
+ * a sample of C (BERTCL_ERR_CLBLAST when wrong). BERTCL_ERR_UNSUPPORTED when the device lacks
+ * cl_khr_fp16. Outside bc_gemm on purpose: the encoder computes in fp32, this only measures what
+ * the device's half-precision path could reach. */
 int bc_hgemm_time(bertcl_ctx *ctx, size_t m, size_t n, size_t k, int warmup, int repeat,
                   bc_gemm_timing *out);
 

@@ -59,10 +59,18 @@ int bc_afile_open(bc_err *err, bc_afile *f, const char *path) {
   return BERTCL_OK;
 }
 
+/* BERTCL_FAULT_WRITE_PATH: when set, the fault hits only files whose path ends with it. */
+static int fault_applies(const char *path) {
+  const char *v = getenv("BERTCL_FAULT_WRITE_PATH");
+  if (!v || !*v) return 1;
+  size_t a = strlen(path), b = strlen(v);
+  return a >= b && strcmp(path + a - b, v) == 0;
+}
+
 int bc_afile_write(bc_err *err, bc_afile *f, const void *data, size_t n) {
   if (f->fd < 0) return bc_fail(err, BERTCL_ERR_INVALID_ARG, "write to a closed file");
   const char *p = data;
-  long long limit = fault_limit();
+  long long limit = fault_applies(f->path) ? fault_limit() : -1;
   if (limit >= 0 && f->bytes + n > (unsigned long long)limit)
     return bc_fail(err, BERTCL_ERR_IO, "write to %s failed: %s (BERTCL_FAULT_WRITE_BYTES=%lld)",
                    f->tmp, strerror(ENOSPC), limit);

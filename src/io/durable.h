@@ -9,7 +9,8 @@
  *
  * Fault injection for tests: BERTCL_FAULT_WRITE_BYTES=N makes every write of this process fail
  * with ENOSPC ("No space left on device") once N bytes have gone to one file, as a full disk
- * does. */
+ * does; BERTCL_FAULT_WRITE_PATH=S limits that to files whose path ends with S (one output kind
+ * among the files a command writes). */
 #ifndef BC_DURABLE_H
 #define BC_DURABLE_H
 

@@ -10,6 +10,7 @@
  * run.c      the pipeline: reader + tokenizer threads -> device thread (pinned readback slots)
  *            -> writer thread (order restoration, stitching, shards, manifest)
  * merge.c    joins the shards of one or N manifests into one safetensors / npy / jsonl file
+ * lock.c     one process per job: an flock()ed lock file naming its holder
  *
  * Everything returns a bertcl status and leaves its message in a bc_err; nothing exits. */
 #ifndef BC_JOB_H
@@ -146,6 +147,23 @@ int bc_manifest_check(bc_err *err, const json_t *manifest, const json_t *input, 
  * combine, dtype, normalize, generator): kv gets up to 7 key/value pairs pointing into m;
  * returns the number of pairs. No row numbers: merged bytes never depend on the split. */
 int bc_job_meta(const json_t *m, const char **kv);
+
+/* ---- lock ------------------------------------------------------------------------------- */
+
+/* One process per job: bc_job_run holds an exclusive flock() on a lock file beside the
+ * manifest (manifest.json.lock, manifest-K-of-N.json.lock) for its whole run, holding "pid P on
+ * host H since T". A second run on the same job (same directory, same --shard K/N) is refused
+ * with BERTCL_ERR_BUSY naming the holder. The kernel releases the lock when the holder dies, so
+ * a killed job can be resumed at once; a clean finish removes the file. */
+typedef struct {
+  int fd;
+  char path[4200];
+} bc_job_lock_t;
+
+void bc_lock_file_name(char *out, size_t n, int shard_k, int shard_n);
+int bc_job_lock(bc_err *err, const char *dir, int shard_k, int shard_n, bc_job_lock_t *lock);
+/* Removes the file and drops the lock; a no-op when not held (fd -1). */
+void bc_job_unlock(bc_job_lock_t *lock);
 
 /* ---- the job ---------------------------------------------------------------------------- */
 

@@ -1299,13 +1299,29 @@ static json_t *input_id_json(const bc_job_opts *o, const bc_reader *rd) {
                    (json_int_t)bc_reader_range_end(rd));
 }
 
-static void remove_stale_temps(const char *dir) {
+/* Temporary files a killed run of this job left (io/durable.h names them <file>.tmp.<pid>.<n>):
+ * its manifest's and its shards'. Another --shard K/N process may be writing its own files in
+ * the same directory right now: those are left alone. */
+static int own_file(const char *name, size_t len, int k, int nn) {
+  char want[64];
+  bc_manifest_name(want, sizeof want, k, nn);
+  if (strlen(want) == len && memcmp(name, want, len) == 0) return 1;
+  size_t index = 0;
+  int kk = k, n2 = nn;
+  if (nn > 1 ? sscanf(name, "shard-%d-of-%d-%zu", &kk, &n2, &index) != 3
+             : sscanf(name, "shard-%zu", &index) != 1)
+    return 0;
+  bc_shard_file_name(want, sizeof want, k, nn, index);
+  return kk == k && n2 == nn && strlen(want) == len && memcmp(name, want, len) == 0;
+}
+
+static void remove_stale_temps(const char *dir, int k, int nn) {
   DIR *d = opendir(dir);
   if (!d) return;
   struct dirent *de;
   while ((de = readdir(d))) {
-    const char *n = de->d_name;
-    if ((strncmp(n, "shard-", 6) == 0 || strncmp(n, "manifest", 8) == 0) && strstr(n, ".tmp")) {
+    const char *n = de->d_name, *t = strstr(n, ".tmp.");
+    if (t && own_file(n, (size_t)(t - n), k, nn)) {
       char p[8192];
       snprintf(p, sizeof p, "%s/%s", dir, n);
       unlink(p);
@@ -1452,6 +1468,7 @@ static int job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model 
   int tp_on = 0, tw_on = 0;
   uint64_t row0 = 0;
   window *leftover = NULL;
+  bc_job_lock_t lock = {.fd = -1};
   if (mem) { /* in memory: no directory, manifest or resume; the pipeline is the same */
     if ((st = bc_reader_open_texts(err, o->texts, o->pairs, o->ntexts, &j->rd))) goto done;
     goto pipeline;
@@ -1461,6 +1478,8 @@ static int job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model 
                  strerror(errno));
     goto done;
   }
+  /* one process per job, before anything in the directory is read or removed */
+  if ((st = bc_job_lock(err, o->outdir, o->shard_k, o->shard_n, &lock))) goto done;
   if ((st =
            bc_reader_open(err, o->input, o->input_kind, o->column, o->shard_k, o->shard_n, &j->rd)))
     goto done;
@@ -1484,7 +1503,7 @@ static int job_run(bc_err *err, const bc_job_opts *o, const struct bertcl_model 
     }
     if ((st = bc_manifest_load(err, j->manifest_path, &m))) goto done;
     if ((st = bc_manifest_check(err, m, inid, mdl, opts))) goto done;
-    remove_stale_temps(o->outdir);
+    remove_stale_temps(o->outdir, o->shard_k, o->shard_n);
     if (json_is_true(json_object_get(m, "complete"))) {
       if (!o->quiet)
         fprintf(stderr, "bertcl: %s is already complete (%lld rows)\n", j->manifest_path,
@@ -1607,6 +1626,7 @@ done:
   bc_queue_destroy(&j->sq);
   pthread_mutex_destroy(&j->mu);
   free(j);
+  bc_job_unlock(&lock);
   return st;
 }
 

@@ -1,5 +1,6 @@
-/* Plain-C BertForSequenceClassification training step (see ref_train.h): the parameter layout
- * with Hugging Face names, and one forward + backward pass keeping its activations. */
+/* Plain-C training step of BertForSequenceClassification and BertForTokenClassification (see
+ * ref_train.h): one forward + backward pass of the encoder keeping its activations, with either
+ * head on top. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,47 +40,56 @@ static void bias_dropout(float *x, const float *bias, const ref_dropout *d, int 
   ref_dropout_fwd(x, x, (size_t)N * C, d);
 }
 
-int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int32_t *ids,
-                    const int32_t *type_ids, const int32_t *mask, const int32_t *labels,
-                    const float *targets, int B, int T, const bc_dropout_cfg *drop,
-                    float grad_scale, bc_grads *g, double *loss, float *logits_out) {
+/* The two heads share everything but the layers after the encoder. */
+enum { HEAD_SEQUENCE = 0, HEAD_TOKEN = 1 };
+
+static int head_fwd_bwd(int head, const bc_config *cfg, const bc_weights *w, int K,
+                        const int32_t *ids, const int32_t *type_ids, const int32_t *mask,
+                        const int32_t *labels, const float *targets, int B, int T,
+                        const bc_dropout_cfg *drop, float grad_scale, bc_grads *g, double *loss,
+                        float *logits_out) {
+  int tok = head == HEAD_TOKEN;
   if (!cfg || !w || !ids || B <= 0 || T <= 0 || K <= 0 || (K > 1 && !labels) ||
-      (K == 1 && !targets))
+      (K == 1 && (tok || !targets)))
     return bc_fail(NULL, BERTCL_ERR_INVALID_ARG,
-                   "ref_cls_fwd_bwd: null argument, B=%d T=%d or K=%d without labels/targets", B,
-                   T, K);
-  if (!w->pool_w || !w->pool_b || !w->cls_w || !w->cls_b)
-    return bc_fail(NULL, BERTCL_ERR_INVALID_ARG,
-                   "ref_cls_fwd_bwd: the model needs a pooler and a classifier");
+                   "ref_%s_fwd_bwd: null argument, B=%d T=%d or K=%d without labels/targets",
+                   tok ? "tok" : "cls", B, T, K);
+  if ((!tok && (!w->pool_w || !w->pool_b)) || !w->cls_w || !w->cls_b)
+    return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_%s_fwd_bwd: the model needs %s",
+                   tok ? "tok" : "cls", tok ? "a classifier" : "a pooler and a classifier");
   int C = cfg->hidden_size, L = cfg->num_layers, NH = cfg->num_heads, I = cfg->intermediate_size;
   if (C <= 0 || L < 0 || NH <= 0 || C % NH || I <= 0 || T > cfg->max_position)
     return bc_fail(NULL, BERTCL_ERR_INVALID_ARG,
-                   "ref_cls_fwd_bwd: bad config (C=%d L=%d NH=%d I=%d) or T=%d > %d", C, L, NH, I,
+                   "ref_fwd_bwd: bad config (C=%d L=%d NH=%d I=%d) or T=%d > %d", C, L, NH, I,
                    T, cfg->max_position);
   size_t BT = (size_t)B * T, BTC, BTI, PR;
   if (BT > (size_t)INT32_MAX || bc_mul_size(BT, (size_t)C, &BTC) ||
       bc_mul_size(BT, (size_t)I, &BTI) || bc_mul_size(BT * (size_t)NH, (size_t)T, &PR))
-    return bc_fail(NULL, BERTCL_ERR_OVERFLOW, "ref_cls_fwd_bwd: B=%d T=%d overflows", B, T);
+    return bc_fail(NULL, BERTCL_ERR_OVERFLOW, "ref_fwd_bwd: B=%d T=%d overflows", B, T);
   for (size_t i = 0; i < BT; i++)
     if (ids[i] < 0 || ids[i] >= cfg->vocab_size ||
         (type_ids && (type_ids[i] < 0 || type_ids[i] >= cfg->type_vocab_size)))
-      return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_cls_fwd_bwd: token %zu: id %d type %d", i,
+      return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_fwd_bwd: token %zu: id %d type %d", i,
                      (int)ids[i], type_ids ? (int)type_ids[i] : 0);
-  for (int b = 0; b < B; b++)
+  int R = tok ? B * T : B; /* rows of logits and labels */
+  for (int b = 0; b < R; b++)
     if (K > 1 && labels[b] != -100 && (labels[b] < 0 || labels[b] >= K))
-      return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_cls_fwd_bwd: label %d of row %d not in [0, %d)",
+      return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "ref_fwd_bwd: label %d of row %d not in [0, %d)",
                      (int)labels[b], b, K);
 
   int st = BERTCL_OK;
   float eps = cfg->layer_norm_eps;
   /* per-layer activations: 7 (B*T, C) + 2 (B*T, I) + probs; then hidden states, pooler, head */
   size_t per_layer = 7 * BTC + 2 * BTI + PR;
-  size_t n_act = (size_t)L * per_layer + (size_t)(L + 1) * BTC + 2 * (size_t)B * C + 2 * (size_t)B * K;
+  /* head: pooled and its dropout (B, C) each (token head: the dropped hidden state (B*T, C)),
+   * logits and dlogits (R, K) each */
+  size_t head_act = tok ? BTC : 2 * (size_t)B * C;
+  size_t n_act = (size_t)L * per_layer + (size_t)(L + 1) * BTC + head_act + 2 * (size_t)R * K;
   float *arena = malloc(n_act * sizeof(float));
   layer_acts *la = calloc((size_t)(L > 0 ? L : 1), sizeof *la);
   float *grad_arena = NULL;
   if (!arena || !la) {
-    st = bc_fail(NULL, BERTCL_ERR_NOMEM, "ref_cls_fwd_bwd: out of memory for B=%d T=%d", B, T);
+    st = bc_fail(NULL, BERTCL_ERR_NOMEM, "ref_fwd_bwd: out of memory for B=%d T=%d", B, T);
     goto fail;
   }
   float *cur = arena;
@@ -98,9 +108,11 @@ int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int3
   }
   float *hidden = cur; /* (L+1, B*T, C) */
   cur += (size_t)(L + 1) * BTC;
-  float *pooled = cur, *pooled_d = cur + (size_t)B * C; /* (B, C) tanh output, after dropout */
-  cur += 2 * (size_t)B * C;
-  float *logits = cur, *dlogits = cur + (size_t)B * K; /* (B, K) each */
+  /* sequence head: pooled (B, C) tanh output, pooled_d after dropout; token head: pooled_d is
+   * the dropped last hidden state (B*T, C) */
+  float *pooled = tok ? NULL : cur, *pooled_d = tok ? cur : cur + (size_t)B * C;
+  cur += head_act;
+  float *logits = cur, *dlogits = cur + (size_t)R * K; /* (R, K) each */
 
   float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
   float cp = drop ? drop->cls_p : 0.0f;
@@ -133,31 +145,38 @@ int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int3
     ref_bias_residual_layernorm_fwd(hn, a->t2, NULL, a->h1, lw->ln2_w, lw->ln2_b, eps, (int)BT, C);
   }
   const float *hL = hidden + (size_t)L * BTC;
-  ref_pooler_fwd(pooled, hL, w->pool_w, w->pool_b, B, T, C);
   ref_dropout d_cls = make_drop(drop, cp, bc_dropout_id(-1, BC_DROP_CLS));
-  ref_dropout_fwd(pooled_d, pooled, (size_t)B * C, &d_cls);
-  ref_linear_fwd(logits, pooled_d, w->cls_w, w->cls_b, B, C, K);
-  double lv = K > 1 ? ref_cross_entropy_fwd_bwd(dlogits, logits, labels, B, K, grad_scale)
+  if (tok) {
+    ref_dropout_fwd(pooled_d, hL, BTC, &d_cls);
+  } else {
+    ref_pooler_fwd(pooled, hL, w->pool_w, w->pool_b, B, T, C);
+    ref_dropout_fwd(pooled_d, pooled, (size_t)B * C, &d_cls);
+  }
+  ref_linear_fwd(logits, pooled_d, w->cls_w, w->cls_b, R, C, K);
+  double lv = K > 1 ? ref_cross_entropy_fwd_bwd(dlogits, logits, labels, R, K, grad_scale)
                     : bc_mse_fwd_bwd(dlogits, logits, targets, B, grad_scale);
   if (loss) *loss = lv;
-  if (logits_out) memcpy(logits_out, logits, (size_t)B * K * sizeof(float));
+  if (logits_out) memcpy(logits_out, logits, (size_t)R * K * sizeof(float));
   if (!g) goto fail; /* forward only: done */
 
   /* ---- backward ---- */
   /* gradient buffers: dh (B*T, C) current hidden, dh1, dt (B*T, C), dq dk dv dctx (B*T, C),
    * dact (B*T, I), dpooled (B, C) */
-  grad_arena = calloc(8 * BTC + BTI + (size_t)B * C, sizeof(float));
+  grad_arena = calloc(8 * BTC + BTI + (tok ? BTC : (size_t)B * C), sizeof(float));
   if (!grad_arena) {
-    st = bc_fail(NULL, BERTCL_ERR_NOMEM, "ref_cls_fwd_bwd: out of memory for gradients");
+    st = bc_fail(NULL, BERTCL_ERR_NOMEM, "ref_fwd_bwd: out of memory for gradients");
     goto fail;
   }
   float *dh = grad_arena, *dh1 = dh + BTC, *dt = dh1 + BTC, *dq = dt + BTC, *dk = dq + BTC;
   float *dv = dk + BTC, *dctx = dv + BTC, *dhn = dctx + BTC, *dact = dhn + BTC;
-  float *dpooled = dact + BTI;
+  float *dpooled = dact + BTI; /* (R, C) */
 
-  ref_linear_bwd(dpooled, g->cls_w, g->cls_b, dlogits, pooled_d, w->cls_w, B, C, K);
-  ref_dropout_bwd(dpooled, dpooled, (size_t)B * C, &d_cls);
-  ref_pooler_bwd(dhn, g->pool_w, g->pool_b, dpooled, hL, pooled, w->pool_w, B, T, C);
+  ref_linear_bwd(dpooled, g->cls_w, g->cls_b, dlogits, pooled_d, w->cls_w, R, C, K);
+  ref_dropout_bwd(dpooled, dpooled, (size_t)R * C, &d_cls);
+  if (tok)
+    memcpy(dhn, dpooled, BTC * sizeof(float));
+  else
+    ref_pooler_bwd(dhn, g->pool_w, g->pool_b, dpooled, hL, pooled, w->pool_w, B, T, C);
   for (int l = L - 1; l >= 0; l--) {
     const bc_layer_weights *lw = &w->layers[l];
     bc_layer_grads *lg = &g->layers[l];
@@ -200,4 +219,20 @@ fail:
   free(la);
   free(arena);
   return st;
+}
+
+int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int32_t *ids,
+                    const int32_t *type_ids, const int32_t *mask, const int32_t *labels,
+                    const float *targets, int B, int T, const bc_dropout_cfg *drop,
+                    float grad_scale, bc_grads *g, double *loss, float *logits) {
+  return head_fwd_bwd(HEAD_SEQUENCE, cfg, w, K, ids, type_ids, mask, labels, targets, B, T, drop,
+                      grad_scale, g, loss, logits);
+}
+
+int ref_tok_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K, const int32_t *ids,
+                    const int32_t *type_ids, const int32_t *mask, const int32_t *labels, int B,
+                    int T, const bc_dropout_cfg *drop, float grad_scale, bc_grads *g,
+                    double *loss, float *logits) {
+  return head_fwd_bwd(HEAD_TOKEN, cfg, w, K, ids, type_ids, mask, labels, NULL, B, T, drop,
+                      grad_scale, g, loss, logits);
 }

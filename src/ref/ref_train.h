@@ -164,7 +164,8 @@ double ref_cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int3
  * functions of train/layout.h. */
 
 /* ------------------------------------------------------------------------------------------ */
-/* BertForSequenceClassification: encoder -> pooler -> dropout -> classifier -> loss            */
+/* Heads: BertForSequenceClassification (encoder -> pooler -> dropout -> classifier -> loss)   */
+/* and BertForTokenClassification (encoder -> dropout -> classifier on every token -> loss)    */
 
 /* Dropout rates and key: bc_dropout_cfg (train/recipe.h). */
 
@@ -183,6 +184,18 @@ int ref_cls_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K,
                     const float *targets,    /* (B) when K == 1 */
                     int B, int T, const bc_dropout_cfg *drop, float grad_scale,
                     bc_grads *g, double *loss, float *logits /* (B, K) */);
+
+/* BertForTokenClassification: encoder -> dropout (the classifier site, every token) ->
+ * classifier on every token -> cross-entropy over the labelled tokens (labels (B*T), -100
+ * ignored: special tokens, padding, later subwords). w needs a classifier (K >= 2 rows); a
+ * pooler is not used. Otherwise as ref_cls_fwd_bwd; logits are (B*T, K). */
+int ref_tok_fwd_bwd(const bc_config *cfg, const bc_weights *w, int K,
+                    const int32_t *ids,      /* (B*T) */
+                    const int32_t *type_ids, /* (B*T) or NULL */
+                    const int32_t *mask,     /* (B, T) or NULL */
+                    const int32_t *labels,   /* (B*T) */
+                    int B, int T, const bc_dropout_cfg *drop, float grad_scale,
+                    bc_grads *g, double *loss, float *logits /* (B*T, K) */);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Optimizer                                                                                   */

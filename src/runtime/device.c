@@ -163,14 +163,17 @@ static void fill_info(cl_platform_id p, cl_device_id d, int pi, int di, bertcl_d
   clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof o->platform_name, o->platform_name, NULL);
   clGetPlatformInfo(p, CL_PLATFORM_VERSION, sizeof o->platform_version, o->platform_version,
                     NULL);
+  clGetPlatformInfo(p, CL_PLATFORM_VENDOR, sizeof o->platform_vendor, o->platform_vendor, NULL);
   o->platform_name[sizeof o->platform_name - 1] = '\0';
   o->platform_version[sizeof o->platform_version - 1] = '\0';
+  o->platform_vendor[sizeof o->platform_vendor - 1] = '\0';
   info_str(d, CL_DEVICE_NAME, o->name, sizeof o->name);
   info_str(d, CL_DEVICE_VENDOR, o->vendor, sizeof o->vendor);
   info_str(d, CL_DEVICE_VERSION, o->version, sizeof o->version);
   info_str(d, CL_DRIVER_VERSION, o->driver_version, sizeof o->driver_version);
   trim(o->name);
   trim(o->platform_name);
+  trim(o->platform_vendor);
   cl_device_type t = 0;
   clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL);
   o->type = (t & CL_DEVICE_TYPE_GPU)           ? BERTCL_DEVICE_GPU
@@ -299,11 +302,50 @@ static int all_digits(const char *s) {
   return 1;
 }
 
+/* How a text selector matched a device; the strongest kind present among all devices decides. */
+typedef enum {
+  MATCH_NONE = 0,
+  MATCH_DEVICE,   /* part of the device's name or vendor */
+  MATCH_PLATFORM, /* part of the platform's name, vendor or version ("pocl" is in PoCL's) */
+  MATCH_EXACT     /* the whole name or vendor of the platform or the device */
+} match_kind;
+
+static const char *const match_what[] = {"", "device name or vendor",
+                                         "platform name, vendor or version",
+                                         "whole platform or device name"};
+
+static match_kind text_match(const bertcl_device_info *d, const char *sel) {
+  if (!strcasecmp(d->platform_name, sel) || !strcasecmp(d->platform_vendor, sel) ||
+      !strcasecmp(d->name, sel) || !strcasecmp(d->vendor, sel))
+    return MATCH_EXACT;
+  if (bc_icontains(d->platform_name, sel) || bc_icontains(d->platform_vendor, sel) ||
+      bc_icontains(d->platform_version, sel))
+    return MATCH_PLATFORM;
+  if (bc_icontains(d->name, sel) || bc_icontains(d->vendor, sel)) return MATCH_DEVICE;
+  return MATCH_NONE;
+}
+
+/* "  P:D name (platform, type)" lines for the devices with keep[i] set (all when keep is NULL). */
+static void device_lines(const bertcl_device_info *list, size_t count, const unsigned char *keep,
+                         char *out, size_t n) {
+  size_t off = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < count && off < n; i++) {
+    if (keep && !keep[i]) continue;
+    int w = snprintf(out + off, n - off, "%s  %d:%d %s (%s, %s)", off ? "\n" : "",
+                     list[i].platform_index, list[i].device_index, list[i].name,
+                     list[i].platform_name, type_name(list[i].type));
+    if (w < 0) break;
+    off += (size_t)w;
+  }
+}
+
 int bertcl_device_select(const bertcl_device_info *list, size_t count, const char *selector,
                          size_t *index) {
   if (!index || (!list && count)) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "NULL argument");
   const char *sel = selector;
   if (!sel || !*sel) sel = getenv("BERTCL_DEVICE");
+  const char *from = (selector && *selector) ? "" : " (from BERTCL_DEVICE)";
   if (count == 0)
     return bc_fail(NULL, BERTCL_ERR_NO_PLATFORM,
                    "no OpenCL device found: install an OpenCL driver (ICD) such as "
@@ -332,31 +374,43 @@ int bertcl_device_select(const bertcl_device_info *list, size_t count, const cha
       if (k >= 0 && (size_t)k < count) found = k;
     } else if (!strcasecmp(sel, "gpu") || !strcasecmp(sel, "cpu") ||
                !strcasecmp(sel, "accelerator")) {
+      /* a device class, like the default: its first device in the list's order */
       for (size_t i = 0; i < count && found < 0; i++)
         if (!strcasecmp(type_name(list[i].type), sel)) found = (long)i;
     } else {
-      for (size_t i = 0; i < count && found < 0; i++)
-        /* PoCL's platform is "Portable Computing Language"; "PoCL" is in its version text */
-        if (bc_icontains(list[i].name, sel) || bc_icontains(list[i].vendor, sel) ||
-            bc_icontains(list[i].platform_name, sel) ||
-            bc_icontains(list[i].platform_version, sel))
+      /* text: the strongest kind of match decides; two devices matched that way are refused */
+      match_kind best = MATCH_NONE;
+      size_t nbest = 0;
+      for (size_t i = 0; i < count; i++) {
+        match_kind m = text_match(&list[i], sel);
+        if (m == MATCH_NONE || m < best) continue;
+        if (m > best) {
+          best = m;
+          nbest = 0;
           found = (long)i;
+        }
+        nbest++;
+      }
+      if (nbest > 1) {
+        unsigned char *keep = calloc(count, 1);
+        char lines[3072];
+        if (!keep) return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < count; i++) keep[i] = text_match(&list[i], sel) == best;
+        device_lines(list, count, keep, lines, sizeof lines);
+        free(keep);
+        return bc_fail(NULL, BERTCL_ERR_NO_DEVICE,
+                       "device selector '%s'%s is ambiguous: it matches the %s of %zu devices:\n"
+                       "%s\nchoose one by its index (P:D, as 'bertcl devices' lists them) or by a "
+                       "longer part of its name",
+                       sel, from, match_what[best], nbest, lines);
+      }
     }
   }
   if (found < 0) {
     char avail[3072];
-    size_t off = 0;
-    avail[0] = '\0';
-    for (size_t i = 0; i < count && off < sizeof avail; i++) {
-      int w = snprintf(avail + off, sizeof avail - off, "%s  %d:%d %s (%s, %s)",
-                       i ? "\n" : "", list[i].platform_index, list[i].device_index, list[i].name,
-                       list[i].platform_name, type_name(list[i].type));
-      if (w < 0) break;
-      off += (size_t)w;
-    }
+    device_lines(list, count, NULL, avail, sizeof avail);
     return bc_fail(NULL, BERTCL_ERR_NO_DEVICE,
-                   "no OpenCL device matches '%s'%s; devices that exist:\n%s", sel,
-                   (selector && *selector) ? "" : " (from BERTCL_DEVICE)", avail);
+                   "no OpenCL device matches '%s'%s; devices that exist:\n%s", sel, from, avail);
   }
   *index = (size_t)found;
   return BERTCL_OK;

@@ -234,6 +234,15 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
       free(text), free(pair);
       break;
     }
+    /* labels become config.json's id2label / label2id: JSON text, so UTF-8 (texts may be
+     * anything: the tokenizer replaces invalid sequences) */
+    size_t bad = label ? bc_utf8_valid_prefix((const unsigned char *)label, strlen(label)) : 0;
+    if (label && label[bad]) {
+      st = bc_fail(err, BERTCL_ERR_UTF8, "%s:%zu: the label is not valid UTF-8 (byte %zu)", name,
+                   lineno, bad + 1);
+      free(text), free(pair), free(label);
+      break;
+    }
     if (data_add(d, text, pair, label, lineno) != 0) {
       st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
       free(text), free(pair), free(label);

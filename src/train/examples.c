@@ -11,6 +11,9 @@ void bc_examples_free(bc_examples *x) {
   free(x->types);
   free(x->label);
   free(x->target);
+  free(x->tok_label);
+  free(x->tok_word);
+  free(x->sentence);
   memset(x, 0, sizeof *x);
 }
 
@@ -80,7 +83,8 @@ int bc_tokenizer_pad(bc_err *err, const bertcl_tokenizer *tok, int32_t *pad_id,
 
 void bc_batch_buf_free(bc_batch_buf *b) {
   if (!b) return;
-  free(b->ids), free(b->types), free(b->mask), free(b->labels), free(b->targets);
+  free(b->ids), free(b->types), free(b->mask), free(b->tok_labels), free(b->labels);
+  free(b->targets);
   memset(b, 0, sizeof *b);
 }
 
@@ -99,7 +103,9 @@ int bc_examples_batch(bc_err *err, bc_batch_buf *b, const bc_examples *x, const 
     if (t) b->types = t;
     int32_t *m = realloc(b->mask, cells * sizeof *m);
     if (m) b->mask = m;
-    if (!a || !t || !m) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory for a batch");
+    int32_t *l = realloc(b->tok_labels, cells * sizeof *l);
+    if (l) b->tok_labels = l;
+    if (!a || !t || !m || !l) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory for a batch");
     b->cap_cells = cells;
   }
   if (n > b->cap_rows) {
@@ -117,6 +123,8 @@ int bc_examples_batch(bc_err *err, bc_batch_buf *b, const bc_examples *x, const 
     memcpy(ty, x->types + s, len * sizeof *ty);
     for (size_t t = 0; t < T; t++) mk[t] = t < len;
     for (size_t t = len; t < T; t++) ids[t] = pad_id, ty[t] = pad_type_id;
+    int32_t *tl = b->tok_labels + i * T;
+    for (size_t t = 0; t < T; t++) tl[t] = x->tok_label && t < len ? x->tok_label[s + t] : -100;
     b->labels[i] = x->label ? x->label[idx[i]] : -100;
     b->targets[i] = x->target ? x->target[idx[i]] : 0.0f;
   }

@@ -260,7 +260,12 @@ static int prepare_labels(run *r, const bc_config *cfg, const bc_weights *w0) {
   r->xtrain.label = malloc(r->train.n * sizeof(int32_t));
   r->xev.label = malloc((r->ev.n ? r->ev.n : 1) * sizeof(int32_t));
   if (!r->xtrain.label || !r->xev.label) return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < r->train.n; i++) r->xtrain.label[i] = bc_labelmap_id(&r->lm, tl[i]);
+  for (size_t i = 0; i < r->train.n; i++) {
+    r->xtrain.label[i] = bc_labelmap_id(&r->lm, tl[i]);
+    if (r->xtrain.label[i] < 0) /* the model's own id2label names every label; defensive */
+      return bc_fail(r->err, BERTCL_ERR_INTERNAL, "%s:%zu: the label '%s' has no id",
+                     o->train_file, r->train.line[i], tl[i]);
+  }
   for (size_t i = 0; i < r->ev.n; i++) {
     r->xev.label[i] = bc_labelmap_id(&r->lm, el[i]);
     if (r->xev.label[i] < 0)
@@ -368,7 +373,7 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
       emit(r, &p, "resuming at step %ld of %ld", cs.step, total);
     }
   }
-  BC_TRY(bc_trainer_create(r->ctx, bc_model_config(r->model), K, r->flat, o->freeze_encoder,
+  BC_TRY(bc_trainer_create(r->ctx, bc_model_config(r->model), BC_HEAD_SEQUENCE, K, r->flat, o->freeze_encoder,
                            &r->tr));
   BC_TRY(bc_trainer_write(r->tr, BC_TR_M, r->m));
   BC_TRY(bc_trainer_write(r->tr, BC_TR_V, r->v));

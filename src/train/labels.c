@@ -40,7 +40,11 @@ static int is_uint(const char *s, long *v) {
   char *end;
   errno = 0;
   long x = strtol(s, &end, 10);
-  if (errno || *end || end == s || x < 0 || x > 100000 || s[0] == '+' || s[0] == ' ') return 0;
+  /* canonical digits only ("7", not "07", "-0", "+7" or " 7"): a label of the map is then the
+   * same string as the data's, and bc_labelmap_id finds it */
+  if (errno || *end || end == s || x < 0 || x > 100000 || s[0] < '0' || s[0] > '9' ||
+      (s[0] == '0' && s[1]))
+    return 0;
   *v = x;
   return 1;
 }

@@ -1,10 +1,11 @@
-/* OpenCL fine-tuning step for BertForSequenceClassification. See trainer.h.
+/* OpenCL fine-tuning step: the encoder's forward and backward, the buffers and the optimizer;
+ * the task heads are in heads.c. See trainer.h.
  * Schedule (forward as encoder.c, keeping the LayerNorm inputs; backward as ref_cls_fwd_bwd):
  *   xin_e = word + type + pos; h0 = dropout(LN(xin_e))
  *   layer l: qkv = h Wqkv^T; q, k, v = split_heads(qkv + b); probs = softmax(q k^T * s + mask)
  *            ctx = merge(dropout(probs) v); xin1 = dropout(ctx Wao^T + bao) + h; h1 = LN1(xin1)
  *            pre = h1 Wi^T; act = gelu(pre + bi); xin2 = dropout(act Wo^T + bo) + h1; h' = LN2(xin2)
- *   pooled = tanh(h_L[:, 0] Wp^T + bp); logits = dropout(pooled) Wc^T + bc; loss. */
+ *   head (heads.c): h_L -> logits; loss; the head's backward leaves dH = d loss / d h_L. */
 #include "train/trainer.h"
 
 #include <math.h>
@@ -15,55 +16,14 @@
 #include "encoder/gemm.h"
 #include "encoder/ops.h"
 #include "train/train_ops.h"
-
-/* per-layer tensor index offsets from the layer's first tensor (ref_cls.c's table order) */
-enum {
-  T_QW = 0, T_QB, T_KW, T_KB, T_VW, T_VB, T_AOW, T_AOB, T_LN1W, T_LN1B,
-  T_IW, T_IB, T_OW, T_OB, T_LN2W, T_LN2B, T_PER_LAYER
-};
-
-typedef struct {
-  cl_mem q, k, v;  /* (B, NH, T, HS) each, bias added */
-  cl_mem probs;    /* (B, NH, T, T) softmax before dropout */
-  cl_mem ctx;      /* (B*T, C) merged context */
-  cl_mem xin1, h1; /* (B*T, C) LayerNorm 1 input, output */
-  cl_mem pre, act; /* (B*T, I) before bias, after activation */
-  cl_mem xin2;     /* (B*T, C) LayerNorm 2 input */
-} layer_acts;
-
-struct bc_trainer {
-  bertcl_ctx *ctx;
-  bc_config cfg;
-  int K, freeze;
-  bc_layout lay;
-  size_t *doff;      /* (count) device offset of each tensor, in floats */
-  size_t *glen;      /* (count) floats of the group a tensor heads; 0 for a packed member */
-  size_t dev_total;  /* floats of each flat device buffer */
-  cl_mem buf[4];     /* params, grads, m, v: (dev_total) each */
-  cl_mem *sub[2];    /* (count) sub-buffers of params and grads over each group, or NULL */
-  bc_ops ops;
-  bc_train_ops tops;
-  cl_program prog;
-  cl_kernel k_embsum, k_ln, k_bdr, k_split1, k_splitbwd;
-  size_t wg;
-  /* arena for (cap_B, cap_T) */
-  int cap_B, cap_T;
-  cl_mem ids, tts, mask, xin_e, *h; /* h: (L+1) hidden states (B*T, C) */
-  layer_acts *la;                   /* (L) */
-  cl_mem qkv, proj, ctxh, pd, dH, dh, dh1, dt, dctxh, dq, dk, dv, dqkv, dact, dprobs, stats,
-      pooled, pooled_d, logits, dlogits, dpooled;
-  float *host_logits; /* (cap_B * K) */
-};
+#include "train/trainer_impl.h"
 
 const bc_layout *bc_trainer_layout(const bc_trainer *tr) { return &tr->lay; }
 
-#define P(i) (tr->sub[0][(i)])
-#define G(i) (tr->sub[1][(i)])
-#define OFF(i) (tr->doff[(i)])
 
 /* ---- small launchers -------------------------------------------------------------------- */
 
-static int gemm(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t k, float beta,
+int bc_tr_gemm(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t k, float beta,
                 cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, cl_mem c,
                 size_t c_off, size_t ldc) {
   bc_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .alpha = 1.0f,
@@ -90,7 +50,7 @@ static int k_layernorm(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem w, cl_mem b,
 }
 
 /* out = dropout(x + bias) (+ res) for site id; drop NULL or p == 0: no dropout. */
-static int k_bias_dropout_res(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem bias, cl_mem res,
+int bc_tr_bias_dropout_res(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem bias, cl_mem res,
                               const bc_dropout_cfg *drop, float p, uint32_t id, int N, int C) {
   cl_int has_res = res != NULL;
   cl_mem r = res ? res : x;
@@ -103,13 +63,13 @@ static int k_bias_dropout_res(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem bias,
 }
 
 /* In place dropout (forward, and its own backward) when active. */
-static int dropout(bc_trainer *tr, cl_mem x, const bc_dropout_cfg *drop, float p, uint32_t id,
+int bc_tr_dropout(bc_trainer *tr, cl_mem x, const bc_dropout_cfg *drop, float p, uint32_t id,
                    size_t n) {
   if (!drop || p <= 0.0f) return BERTCL_OK;
   return bc_op_dropout(tr->ctx, &tr->tops, x, x, p, drop->seed, drop->step, id, n);
 }
 
-static int copy(bc_trainer *tr, cl_mem dst, cl_mem src, size_t n) {
+int bc_tr_copy(bc_trainer *tr, cl_mem dst, cl_mem src, size_t n) {
   int st = BERTCL_OK;
   BC_CL(&tr->ctx->err, clEnqueueCopyBuffer(tr->ctx->queue, src, dst, 0, 0, n * 4, 0, NULL, NULL));
   return BERTCL_OK;
@@ -117,7 +77,7 @@ fail:
   return st;
 }
 
-static int fill0(bc_trainer *tr, cl_mem m, size_t n) {
+int bc_tr_fill0(bc_trainer *tr, cl_mem m, size_t n) {
   int st = BERTCL_OK;
   float z = 0.0f;
   BC_CL(&tr->ctx->err,
@@ -181,7 +141,7 @@ void bc_trainer_free(bc_trainer *tr) {
 }
 
 static int layer_base(int l) { return 5 + T_PER_LAYER * l; }
-static int pool_base(const bc_trainer *tr) { return 5 + T_PER_LAYER * tr->cfg.num_layers; }
+int bc_tr_head_base(const bc_trainer *tr) { return bc_layout_head_index(&tr->lay); }
 
 /* Device placement: every group starts at an offset aligned for a sub-buffer; Q, K, V weights
  * (and biases) of a layer are packed one after the other inside one group. */
@@ -189,7 +149,7 @@ static void place(bc_trainer *tr, size_t align_f) {
   const bc_layout *lay = &tr->lay;
   size_t at = 0;
   for (int i = 0; i < lay->count; i++) {
-    int rel = i >= 5 && i < pool_base(tr) ? (i - 5) % T_PER_LAYER : -1;
+    int rel = i >= 5 && i < bc_tr_head_base(tr) ? (i - 5) % T_PER_LAYER : -1;
     if (rel == T_KW || rel == T_VW || rel == T_KB || rel == T_VB) continue; /* packed below */
     at = (at + align_f - 1) / align_f * align_f;
     tr->doff[i] = at;
@@ -222,11 +182,13 @@ fail:
   return st;
 }
 
-int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, int num_labels,
+int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, int num_labels,
                       const float *params, int freeze_encoder, bc_trainer **out) {
-  if (!ctx || !cfg || !params || !out || num_labels < 1)
+  const bc_head_desc *hd = bc_head_describe(head);
+  if (!ctx || !cfg || !params || !out || !hd || num_labels < hd->min_labels)
     return bc_fail(ctx ? &ctx->err : NULL, BERTCL_ERR_INVALID_ARG,
-                   "bc_trainer_create: NULL argument or num_labels %d < 1", num_labels);
+                   "bc_trainer_create: NULL argument, head %d or num_labels %d", (int)head,
+                   num_labels);
   *out = NULL;
   int st = BERTCL_OK;
   const bc_config *c = cfg;
@@ -241,14 +203,15 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, int num_labels,
   tr->ctx = ctx;
   tr->cfg = *cfg;
   tr->K = num_labels;
+  tr->head = head;
   tr->freeze = freeze_encoder != 0;
   tr->wg = bc_row_work_group(ctx);
   int L = c->num_layers;
-  if ((st = bc_layout_init(&tr->lay, cfg, num_labels, 1)) != BERTCL_OK) {
+  if ((st = bc_layout_init(&tr->lay, cfg, num_labels, hd->has_pooler)) != BERTCL_OK) {
     bc_fail(&ctx->err, st, "%s", bertcl_last_error(NULL));
     goto fail;
   }
-  if (tr->lay.count != 5 + T_PER_LAYER * L + 4) {
+  if (tr->lay.count != 5 + T_PER_LAYER * L + (hd->has_pooler ? 2 : 0) + 2) {
     st = bc_fail(&ctx->err, BERTCL_ERR_INTERNAL, "layout has %d tensors", tr->lay.count);
     goto fail;
   }
@@ -277,7 +240,7 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, int num_labels,
   for (int b = 0; b < 4; b++) {
     tr->buf[b] = bc_buffer_create(ctx, bytes, NULL, &st);
     if (!tr->buf[b]) goto fail;
-    BC_TRY(fill0(tr, tr->buf[b], tr->dev_total));
+    BC_TRY(bc_tr_fill0(tr, tr->buf[b], tr->dev_total));
   }
   for (int s = 0; s < 2; s++)
     for (int i = 0; i < tr->lay.count; i++) {
@@ -332,7 +295,7 @@ int bc_trainer_write(bc_trainer *tr, int which, const float *flat) {
   return transfer(tr, which, (float *)flat, 1, "bc_trainer_write");
 }
 
-int bc_trainer_zero_grad(bc_trainer *tr) { return fill0(tr, tr->buf[BC_TR_GRADS], tr->dev_total); }
+int bc_trainer_zero_grad(bc_trainer *tr) { return bc_tr_fill0(tr, tr->buf[BC_TR_GRADS], tr->dev_total); }
 
 /* ---- arena ------------------------------------------------------------------------------ */
 
@@ -345,8 +308,8 @@ static int plan_arena(bc_trainer *tr, int B, int T) {
   const bc_config *c = &tr->cfg;
   size_t N = (size_t)nb * nt, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
   size_t PR = N * (size_t)c->num_heads * nt, K = (size_t)tr->K, L = (size_t)c->num_layers;
-  uint64_t total = (uint64_t)(L * (8 * N * C + 2 * N * I + PR) + (L + 1) * N * C + 14 * N * C +
-                              N * I + 2 * PR + 6 * N + 3 * nb * C + 2 * nb * K) * 4;
+  uint64_t total = (uint64_t)(L * (8 * N * C + 2 * N * I + PR) + (L + 1) * N * C + 16 * N * C +
+                              N * I + 2 * PR + 6 * N + nb * C + 2 * N * K) * 4;
   if (ctx->info.global_mem_bytes && total + tr->dev_total * 16 > ctx->info.global_mem_bytes) {
     st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
                  "training batch %d x %d needs %.1f MiB of activations and %.1f MiB of "
@@ -355,7 +318,7 @@ static int plan_arena(bc_trainer *tr, int B, int T) {
                  tr->dev_total * 16 / 1048576.0, ctx->info.global_mem_bytes / 1048576.0);
     goto fail;
   }
-  tr->host_logits = malloc((size_t)nb * K * sizeof(float));
+  tr->host_logits = malloc(N * K * sizeof(float));
   if (!tr->host_logits) {
     st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
     goto fail;
@@ -400,10 +363,10 @@ static int plan_arena(bc_trainer *tr, int B, int T) {
   MK(tr->dprobs, PR);
   MK(tr->stats, 2 * N);
   MK(tr->pooled, nb * C);
-  MK(tr->pooled_d, nb * C);
-  MK(tr->dpooled, nb * C);
-  MK(tr->logits, nb * K);
-  MK(tr->dlogits, nb * K);
+  MK(tr->pooled_d, N * C);
+  MK(tr->dpooled, N * C);
+  MK(tr->logits, N * K);
+  MK(tr->dlogits, N * K);
 #undef MK
   tr->cap_B = nb;
   tr->cap_T = nt;
@@ -428,7 +391,7 @@ static int forward_encoder(bc_trainer *tr, int B, int T, const bc_dropout_cfg *d
                                    KARG(P(1)), KARG(P(2)), KARG(N), KARG(T), KARG(C)},
                        9, (size_t)N * C, 64));
   BC_TRY(k_layernorm(tr, tr->h[0], tr->xin_e, P(3), P(4), N));
-  BC_TRY(dropout(tr, tr->h[0], drop, hp, bc_dropout_id(-1, BC_DROP_EMB), (size_t)N * C));
+  BC_TRY(bc_tr_dropout(tr, tr->h[0], drop, hp, bc_dropout_id(-1, BC_DROP_EMB), (size_t)N * C));
   float scale = 1.0f / sqrtf((float)HS);
   size_t sTH = (size_t)T * HS, sTT = (size_t)T * T, BNH = (size_t)B * NH;
   for (int l = 0; l < L; l++) {
@@ -452,63 +415,19 @@ static int forward_encoder(bc_trainer *tr, int B, int T, const bc_dropout_cfg *d
     BC_TRY(bc_op_merge_heads(ctx, &tr->ops, a->ctx, tr->ctxh, B, T, C, NH));
     BC_TRY(bc_linear(ctx, tr->proj, 0, a->ctx, 0, tr->buf[0], OFF(lb + T_AOW), (size_t)N,
                      (size_t)C, (size_t)C));
-    BC_TRY(k_bias_dropout_res(tr, a->xin1, tr->proj, P(lb + T_AOB), h, drop, hp,
+    BC_TRY(bc_tr_bias_dropout_res(tr, a->xin1, tr->proj, P(lb + T_AOB), h, drop, hp,
                               bc_dropout_id(l, BC_DROP_ATTN_OUT), N, C));
     BC_TRY(k_layernorm(tr, a->h1, a->xin1, P(lb + T_LN1W), P(lb + T_LN1B), N));
     BC_TRY(bc_linear(ctx, a->pre, 0, a->h1, 0, tr->buf[0], OFF(lb + T_IW), (size_t)N, (size_t)C,
                      (size_t)I));
-    BC_TRY(copy(tr, a->act, a->pre, (size_t)N * I));
+    BC_TRY(bc_tr_copy(tr, a->act, a->pre, (size_t)N * I));
     BC_TRY(bc_op_bias_act(ctx, &tr->ops, a->act, P(lb + T_IB), (int)c->act, N, I));
     BC_TRY(bc_linear(ctx, tr->proj, 0, a->act, 0, tr->buf[0], OFF(lb + T_OW), (size_t)N,
                      (size_t)I, (size_t)C));
-    BC_TRY(k_bias_dropout_res(tr, a->xin2, tr->proj, P(lb + T_OB), a->h1, drop, hp,
+    BC_TRY(bc_tr_bias_dropout_res(tr, a->xin2, tr->proj, P(lb + T_OB), a->h1, drop, hp,
                               bc_dropout_id(l, BC_DROP_FFN_OUT), N, C));
     BC_TRY(k_layernorm(tr, tr->h[l + 1], a->xin2, P(lb + T_LN2W), P(lb + T_LN2B), N));
   }
-  return BERTCL_OK;
-fail:
-  return st;
-}
-
-/* pooled (B, C) = tanh(h_L[b, 0] @ Wp^T + bp) (rows of h_L at stride T*C), logits (B, K). */
-static int forward_head(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop) {
-  bertcl_ctx *ctx = tr->ctx;
-  int st = BERTCL_OK;
-  int L = tr->cfg.num_layers, C = tr->cfg.hidden_size, K = tr->K;
-  float cp = drop ? drop->cls_p : 0.0f;
-  int pb = pool_base(tr);
-  BC_TRY(gemm(tr, 0, 1, (size_t)B, (size_t)C, (size_t)C, 0.0f, tr->h[L], 0, (size_t)T * C,
-              tr->buf[0], OFF(pb), (size_t)C, tr->pooled, 0, (size_t)C));
-  BC_TRY(bc_op_bias_act(ctx, &tr->ops, tr->pooled, P(pb + 1), BC_ACT_TANH_, B, C));
-  BC_TRY(copy(tr, tr->pooled_d, tr->pooled, (size_t)B * C));
-  BC_TRY(dropout(tr, tr->pooled_d, drop, cp, bc_dropout_id(-1, BC_DROP_CLS), (size_t)B * C));
-  BC_TRY(bc_linear(ctx, tr->logits, 0, tr->pooled_d, 0, tr->buf[0], OFF(pb + 2), (size_t)B,
-                   (size_t)C, (size_t)K));
-  BC_TRY(k_bias_dropout_res(tr, tr->logits, tr->logits, P(pb + 3), NULL, NULL, 0.0f, 0, B, K));
-  return BERTCL_OK;
-fail:
-  return st;
-}
-
-/* Head backward: classifier and pooler gradients, dpooled (B, C) left for the encoder. */
-static int backward_head(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop) {
-  bertcl_ctx *ctx = tr->ctx;
-  int st = BERTCL_OK;
-  int L = tr->cfg.num_layers, C = tr->cfg.hidden_size, K = tr->K;
-  float cp = drop ? drop->cls_p : 0.0f;
-  cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
-  int pb = pool_base(tr);
-  /* classifier: dlogits (B, K) -> dWc, dbc, dpooled_d */
-  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(pb + 3), tr->dlogits, B, K));
-  BC_TRY(gemm(tr, 1, 0, (size_t)K, (size_t)C, (size_t)B, 1.0f, tr->dlogits, 0, (size_t)K,
-              tr->pooled_d, 0, (size_t)C, gb, OFF(pb + 2), (size_t)C));
-  BC_TRY(gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)K, 0.0f, tr->dlogits, 0, (size_t)K, pbuf,
-              OFF(pb + 2), (size_t)C, tr->dpooled, 0, (size_t)C));
-  BC_TRY(dropout(tr, tr->dpooled, drop, cp, bc_dropout_id(-1, BC_DROP_CLS), (size_t)B * C));
-  BC_TRY(bc_op_tanh_bwd(ctx, &tr->tops, tr->dpooled, tr->dpooled, tr->pooled, (size_t)B * C));
-  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(pb + 1), tr->dpooled, B, C));
-  BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)B, 1.0f, tr->dpooled, 0, (size_t)C,
-              tr->h[L], 0, (size_t)T * C, gb, OFF(pb), (size_t)C));
   return BERTCL_OK;
 fail:
   return st;
@@ -526,11 +445,7 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
   float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
   float eps = c->layer_norm_eps;
   cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
-  int pb = pool_base(tr);
-  /* dH (N, C): only token 0 of each row receives the pooler's gradient */
-  BC_TRY(fill0(tr, tr->dH, NC));
-  BC_TRY(gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)C, 0.0f, tr->dpooled, 0, (size_t)C, pbuf,
-              OFF(pb), (size_t)C, tr->dH, 0, (size_t)T * C));
+  /* dH (N, C): the head's gradient at the last hidden state */
   float scale = 1.0f / sqrtf((float)HS);
   size_t sTH = (size_t)T * HS, sTT = (size_t)T * T, BNH = (size_t)B * NH;
   for (int l = L - 1; l >= 0; l--) {
@@ -540,29 +455,29 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
     /* h' = LN2(xin2): dt = dLN, dh1 = dt (residual), dt through dropout */
     BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(lb + T_LN2W),
                                G(lb + T_LN2B), tr->dH, a->xin2, P(lb + T_LN2W), eps, N, C));
-    BC_TRY(copy(tr, tr->dh1, tr->dt, NC));
-    BC_TRY(dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_FFN_OUT), NC));
+    BC_TRY(bc_tr_copy(tr, tr->dh1, tr->dt, NC));
+    BC_TRY(bc_tr_dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_FFN_OUT), NC));
     BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_OB), tr->dt, N, C));
-    BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)I, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->act, 0,
+    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)I, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->act, 0,
                 (size_t)I, gb, OFF(lb + T_OW), (size_t)I));
-    BC_TRY(gemm(tr, 0, 0, (size_t)N, (size_t)I, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
+    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)I, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
                 OFF(lb + T_OW), (size_t)I, tr->dact, 0, (size_t)I));
     BC_TRY(bc_op_bias_act_bwd(ctx, &tr->tops, tr->dact, tr->dact, a->pre, P(lb + T_IB),
                               (int)c->act, N, I));
     BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_IB), tr->dact, N, I));
-    BC_TRY(gemm(tr, 1, 0, (size_t)I, (size_t)C, (size_t)N, 1.0f, tr->dact, 0, (size_t)I, a->h1, 0,
+    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)I, (size_t)C, (size_t)N, 1.0f, tr->dact, 0, (size_t)I, a->h1, 0,
                 (size_t)C, gb, OFF(lb + T_IW), (size_t)C));
-    BC_TRY(gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)I, 1.0f, tr->dact, 0, (size_t)I, pbuf,
+    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)I, 1.0f, tr->dact, 0, (size_t)I, pbuf,
                 OFF(lb + T_IW), (size_t)C, tr->dh1, 0, (size_t)C));
     /* h1 = LN1(xin1): dt = dLN, dh = dt (residual) */
     BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(lb + T_LN1W),
                                G(lb + T_LN1B), tr->dh1, a->xin1, P(lb + T_LN1W), eps, N, C));
-    BC_TRY(copy(tr, tr->dh, tr->dt, NC));
-    BC_TRY(dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_ATTN_OUT), NC));
+    BC_TRY(bc_tr_copy(tr, tr->dh, tr->dt, NC));
+    BC_TRY(bc_tr_dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_ATTN_OUT), NC));
     BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_AOB), tr->dt, N, C));
-    BC_TRY(gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->ctx, 0,
+    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->ctx, 0,
                 (size_t)C, gb, OFF(lb + T_AOW), (size_t)C));
-    BC_TRY(gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
+    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
                 OFF(lb + T_AOW), (size_t)C, tr->proj, 0, (size_t)C));
     BC_TRY(bc_kernel_run(ctx, tr->k_split1, "split_heads_one",
                          (bc_karg[]){KARG(tr->dctxh), KARG(tr->proj), KARG(B), KARG(T), KARG(C),
@@ -580,7 +495,7 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
     BC_TRY(gemm_heads(tr, 0, 1, T, T, HS, tr->dctxh, HS, sTH, a->v, HS, sTH, tr->dprobs, T, sTT,
                       BNH));
     BC_TRY(gemm_heads(tr, 1, 0, T, HS, T, pr, T, sTT, tr->dctxh, HS, sTH, tr->dv, HS, sTH, BNH));
-    BC_TRY(dropout(tr, tr->dprobs, drop, ap, aid, BNH * sTT));
+    BC_TRY(bc_tr_dropout(tr, tr->dprobs, drop, ap, aid, BNH * sTT));
     BC_TRY(bc_op_softmax_bwd(ctx, &tr->tops, tr->dprobs, tr->dprobs, a->probs, scale,
                              (int)(BNH * T), T));
     /* dq = ds k; dk = ds^T q */
@@ -594,16 +509,16 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
                          8, NC, 64));
     int C3 = 3 * C;
     BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_QB), tr->dqkv, N, C3));
-    BC_TRY(gemm(tr, 1, 0, (size_t)C3, (size_t)C, (size_t)N, 1.0f, tr->dqkv, 0, (size_t)C3, h, 0,
+    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C3, (size_t)C, (size_t)N, 1.0f, tr->dqkv, 0, (size_t)C3, h, 0,
                 (size_t)C, gb, OFF(lb + T_QW), (size_t)C));
-    BC_TRY(gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C3, 1.0f, tr->dqkv, 0, (size_t)C3, pbuf,
+    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C3, 1.0f, tr->dqkv, 0, (size_t)C3, pbuf,
                 OFF(lb + T_QW), (size_t)C, tr->dh, 0, (size_t)C));
     cl_mem tmp = tr->dH;
     tr->dH = tr->dh;
     tr->dh = tmp;
   }
   /* h0 = dropout(LN(xin_e)) */
-  BC_TRY(dropout(tr, tr->dH, drop, hp, bc_dropout_id(-1, BC_DROP_EMB), NC));
+  BC_TRY(bc_tr_dropout(tr, tr->dH, drop, hp, bc_dropout_id(-1, BC_DROP_EMB), NC));
   BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(3), G(4), tr->dH, tr->xin_e,
                              P(3), eps, N, C));
   BC_TRY(bc_op_embedding_bwd(ctx, &tr->tops, G(0), G(1), G(2), tr->dt, ids, tr->tts, B, T,
@@ -650,13 +565,25 @@ fail:
   return st;
 }
 
-static int check_labels(bc_trainer *tr, const int32_t *labels, int B) {
+/* Rows of logits and labels of a (B, T) batch: B, or B*T for a per-token head. */
+static int head_rows(const bc_trainer *tr, int B, int T) {
+  return bc_head_describe(tr->head)->per_token ? B * T : B;
+}
+
+static int check_labels(bc_trainer *tr, const int32_t *labels, int R) {
   if (labels && tr->K > 1)
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < R; b++)
       if (labels[b] != -100 && (labels[b] < 0 || labels[b] >= tr->K))
         return bc_fail(&tr->ctx->err, BERTCL_ERR_INVALID_ARG,
                        "label %d of row %d not in [0, %d)", (int)labels[b], b, tr->K);
   return BERTCL_OK;
+}
+
+static int need_sequence_head(bc_trainer *tr, const char *fn) {
+  if (tr->head == BC_HEAD_SEQUENCE) return BERTCL_OK;
+  return bc_fail(&tr->ctx->err, BERTCL_ERR_UNSUPPORTED,
+                 "%s: cached features are for the sequence head (this trainer has the %s head)",
+                 fn, bc_head_describe(tr->head)->name);
 }
 
 int bc_trainer_features(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
@@ -664,6 +591,7 @@ int bc_trainer_features(bc_trainer *tr, const int32_t *ids, const int32_t *type_
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK, C = tr->cfg.hidden_size;
   if (!feats) return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bc_trainer_features: NULL");
+  BC_TRY(need_sequence_head(tr, "bc_trainer_features"));
   BC_TRY(upload_batch(tr, ids, type_ids, mask, B, T));
   BC_TRY(forward_encoder(tr, B, T, NULL));
   BC_TRY(bc_op_gather_cls(ctx, &tr->ops, tr->pooled, tr->h[tr->cfg.num_layers], B, T, C));
@@ -683,6 +611,7 @@ int bc_trainer_head_fwd_bwd(bc_trainer *tr, const float *feats, const int32_t *l
   if (!tr->freeze)
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
                    "bc_trainer_head_fwd_bwd needs a trainer created with freeze_encoder");
+  BC_TRY(need_sequence_head(tr, "bc_trainer_head_fwd_bwd"));
   if (!feats || B <= 0 || (backward_on && K > 1 && !labels) ||
       (backward_on && K == 1 && !targets))
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
@@ -692,9 +621,9 @@ int bc_trainer_head_fwd_bwd(bc_trainer *tr, const float *feats, const int32_t *l
   cl_mem hL = tr->h[tr->cfg.num_layers]; /* (B*1, C): the features as h_L with T = 1 */
   BC_CL(&ctx->err, clEnqueueWriteBuffer(ctx->queue, hL, CL_TRUE, 0, (size_t)B * C * 4, feats, 0,
                                         NULL, NULL));
-  BC_TRY(forward_head(tr, B, 1, drop));
+  BC_TRY(bc_head_table[tr->head].forward(tr, B, 1, drop));
   BC_TRY(loss_logits(tr, labels, targets, B, grad_scale, backward_on, loss, logits));
-  if (backward_on) BC_TRY(backward_head(tr, B, 1, drop));
+  if (backward_on) BC_TRY(bc_head_table[tr->head].backward(tr, B, 1, drop, 0));
   BC_CL(&ctx->err, clFinish(ctx->queue));
   return BERTCL_OK;
 fail:
@@ -711,12 +640,17 @@ int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_i
   if ((backward_on && K > 1 && !labels) || (backward_on && K == 1 && !targets))
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
                    "bc_trainer_fwd_bwd: no labels/targets for the loss");
-  BC_TRY(check_labels(tr, labels, B));
+  if (K == 1 && tr->head != BC_HEAD_SEQUENCE)
+    return bc_fail(&ctx->err, BERTCL_ERR_INTERNAL, "bc_trainer_fwd_bwd: MSE is for sequences");
+  const bc_head_ops *head = &bc_head_table[tr->head];
   BC_TRY(upload_batch(tr, ids, type_ids, mask, B, T));
-  BC_TRY(forward_encoder(tr, B, T, drop));
-  BC_TRY(forward_head(tr, B, T, drop));
-  BC_TRY(loss_logits(tr, labels, targets, B, grad_scale, backward_on, loss, logits));
-  if (backward_on) BC_TRY(backward_head(tr, B, T, drop));
+  int R = head_rows(tr, B, T);
+  BC_TRY(check_labels(tr, labels, R));
+  /* a frozen encoder runs as in evaluation: no dropout inside it */
+  BC_TRY(forward_encoder(tr, B, T, tr->freeze ? NULL : drop));
+  BC_TRY(head->forward(tr, B, T, drop));
+  BC_TRY(loss_logits(tr, labels, targets, R, grad_scale, backward_on, loss, logits));
+  if (backward_on) BC_TRY(head->backward(tr, B, T, drop, !tr->freeze));
   if (backward_on && !tr->freeze) BC_TRY(backward_encoder(tr, ids, B, T, drop));
   BC_CL(&ctx->err, clFinish(ctx->queue));
   return BERTCL_OK;
@@ -725,7 +659,8 @@ fail:
   return st;
 }
 
-/* Loss and dlogits (cross-entropy on the device, MSE on the host), logits read back. */
+/* Loss and dlogits of R rows (cross-entropy on the device, MSE on the host), logits read
+ * back. */
 static int loss_logits(bc_trainer *tr, const int32_t *labels, const float *targets, int B,
                        float grad_scale, int backward_on, double *loss, float *logits) {
   bertcl_ctx *ctx = tr->ctx;
@@ -775,7 +710,7 @@ int bc_trainer_step(bc_trainer *tr, const bc_adamw_cfg *cfg, float lr, float max
     double coef = (double)max_norm / (total + 1e-6);
     if (coef < 1.0) gscale = (float)coef;
   }
-  int first = tr->freeze ? pool_base(tr) : 0;
+  int first = tr->freeze ? bc_tr_head_base(tr) : 0;
   for (int i = first; i < tr->lay.count; i++) {
     const bc_tensor *tt = &tr->lay.t[i];
     BC_TRY(bc_op_adamw(ctx, &tr->tops, tr->buf[0], tr->buf[2], tr->buf[3], tr->buf[1], OFF(i),

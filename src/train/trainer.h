@@ -1,4 +1,4 @@
-/* BertForSequenceClassification fine-tuning on the OpenCL device: parameters, gradients and
+/* Fine-tuning of BertFor{Sequence,Token}Classification on the OpenCL device: parameters, gradients and
  * AdamW moments as flat device buffers (tensors in bc_layout order and names, each group at an
  * offset aligned for sub-buffers; Q, K and V of a layer packed as one (3C, C) weight and one
  * (3C) bias, as the inference encoder uploads them), the forward pass keeping what the backward
@@ -10,6 +10,7 @@
 #define BC_TRAINER_H
 
 #include "model/model.h"
+#include "train/head.h"
 #include "train/layout.h"
 #include "train/recipe.h"
 #include "runtime/runtime.h"
@@ -17,9 +18,9 @@
 typedef struct bc_trainer bc_trainer;
 
 /* Uploads params (lay->total floats in the layout's order: bc_layout_init(cfg, num_labels,
- * has_pooler = 1)); gradients and moments start at zero. freeze_encoder: the backward stops at
- * the pooler and only the pooler and classifier are updated. */
-int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, int num_labels,
+ * the head's has_pooler)); gradients and moments start at zero. freeze_encoder: the encoder runs
+ * without dropout, the backward stops at the head and only the head's parameters are updated. */
+int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, int num_labels,
                       const float *params, int freeze_encoder, bc_trainer **out);
 void bc_trainer_free(bc_trainer *tr);
 const bc_layout *bc_trainer_layout(const bc_trainer *tr);
@@ -29,16 +30,17 @@ int bc_trainer_zero_grad(bc_trainer *tr);
 
 /* One micro-batch: forward, loss and backward; gradients of loss * grad_scale ACCUMULATE.
  * ids/type_ids/mask (B, T) host int32 (type_ids NULL = 0, mask NULL = all real, right-padded);
- * labels (B) for num_labels > 1 (-100 ignored), targets (B) for num_labels == 1.
- * drop NULL: dropout off. backward 0: forward only (evaluation). loss, logits (B, K) may be NULL.
- */
+ * labels (R) for num_labels > 1 (-100 ignored), targets (B) for num_labels == 1 (sequence head
+ * only), with R = B rows for the sequence head and B*T for the token head. drop NULL: dropout
+ * off. backward 0: forward only (evaluation). loss, logits (R, K) may be NULL. */
 int bc_trainer_fwd_bwd(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
                        const int32_t *mask, const int32_t *labels, const float *targets, int B,
                        int T, const bc_dropout_cfg *drop, float grad_scale, int backward,
                        double *loss, float *logits);
 
-/* Frozen encoder: the features the head reads, h_L[:, 0] (B, C), of a batch (dropout off), and
- * a head-only step on such features (needs freeze_encoder; arguments as bc_trainer_fwd_bwd). */
+/* Frozen encoder, sequence head: the features the head reads, h_L[:, 0] (B, C), of a batch
+ * (dropout off), and a head-only step on such features (needs freeze_encoder; arguments as
+ * bc_trainer_fwd_bwd). */
 int bc_trainer_features(bc_trainer *tr, const int32_t *ids, const int32_t *type_ids,
                         const int32_t *mask, int B, int T, float *feats);
 int bc_trainer_head_fwd_bwd(bc_trainer *tr, const float *feats, const int32_t *labels,

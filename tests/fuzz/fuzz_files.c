@@ -1,20 +1,23 @@
-/* libFuzzer target over the files bertcl reads back from directories: a job directory
- * (manifest.json and its shards, through bertcl merge: src/job/merge.c, files.c) and a model
- * folder's vocabulary (vocab.txt, tokenizer_config.json, config.json through
- * bertcl_tokenizer_load and the folder checks of src/model/tokcheck.c).
+/* libFuzzer target over the files bertcl reads back: a job directory (manifest.json and its
+ * shards, through bertcl merge: src/job/merge.c, files.c), a model folder's vocabulary
+ * (vocab.txt, tokenizer_config.json, config.json through bertcl_tokenizer_load and the folder
+ * checks of src/model/tokcheck.c) and a fine-tuning checkpoint (src/train/checkpoint.c).
  *
- * Input: byte 0 = what (bit 0: 0 job directory, 1 vocabulary folder; bits 1-2: merge output
- * safetensors/npy/jsonl), then parts, each a u16 little-endian length and its bytes (capped at
- * what is left), the last part taking the rest:
+ * Input: byte 0 = what (bit 0 set: vocabulary folder; else bit 3 set: checkpoint, bits 4-5 its
+ * size, 1/4/16/64 floats a tensor; else a job directory, bits 1-2: merge output
+ * safetensors/npy/jsonl), then for the folders parts, each a u16 little-endian length and its
+ * bytes (capped at what is left), the last part taking the rest:
  *   job:   manifest.json | shard-00000.safetensors | shard-00001.safetensors
  *   vocab: vocab.txt | tokenizer_config.json | config.json (an empty part: no such file)
+ * and for a checkpoint the file's bytes (the run signature it must carry is "fuzz-run").
  * The files go to a private directory (under /dev/shm when it can be written). The harness
  * sets each shard's checksum and size in the manifest to those of the given shard bytes, so the
  * fuzzer reaches past the checksum into the shard and the merge.
  *
  * Invariants (a broken one traps): a merge that succeeds wrote an output its readers accept
  * (safetensors: our reader; jsonl: one JSON object a line); a tokenizer that loads emits only
- * ids that have a token, below its id bound and below config.json's vocab_size.
+ * ids that have a token, below its id bound and below config.json's vocab_size; a checkpoint
+ * that loads has a step and best step in range and a best metric that is a number.
  *
  *   build-fuzz/tests/fuzz/fuzz_files -max_total_time=60 tests/fuzz/corpus_files
  */
@@ -30,6 +33,7 @@
 #include "job/job.h"
 #include "model/safetensors.h"
 #include "model/tokcheck.h"
+#include "train/checkpoint.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -224,11 +228,40 @@ static void fuzz_vocab(const uint8_t *d, size_t size) {
   bertcl_tokenizer_free(tok);
 }
 
+/* ---- checkpoint ---- */
+
+static void fuzz_checkpoint(uint8_t flags, const uint8_t *d, size_t size) {
+  static const size_t totals[4] = {1, 4, 16, 64};
+  size_t total = totals[(flags >> 4) & 3];
+  float *bufs[3];
+  for (int i = 0; i < 3; i++) {
+    bufs[i] = malloc(total * sizeof(float));
+    check(bufs[i] != NULL);
+  }
+  bc_err err;
+  bc_err_clear(&err);
+  bc_ckpt_state s = {-7, 0.0, -7};
+  const long max_step = 1000;
+  if (bc_checkpoint_parse(&err, "checkpoint.safetensors", d, size, total, bufs, max_step, &s,
+                          "fuzz-run") == BERTCL_OK) {
+    check(s.step >= 0 && s.step <= max_step);
+    check(s.best_step >= -1 && s.best_step <= max_step);
+    check(s.best == s.best);
+    volatile float sink = bufs[0][total - 1] + bufs[1][total - 1] + bufs[2][total - 1];
+    (void)sink;
+  } else {
+    check(err.msg[0] != '\0');
+  }
+  for (int i = 0; i < 3; i++) free(bufs[i]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   uint8_t flags = data[0];
   if (flags & 1)
     fuzz_vocab(data + 1, size - 1);
+  else if (flags & 8)
+    fuzz_checkpoint(flags, data + 1, size - 1);
   else
     fuzz_job(flags, data + 1, size - 1);
   return 0;

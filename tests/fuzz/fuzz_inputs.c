@@ -1,15 +1,24 @@
-/* libFuzzer target over the readers of input text: the extraction job's reader (plain lines,
- * JSONL, TSV by column index or header name; src/job/reader.c), with its byte-range K/N split
- * and its skip (the resume path).
+/* libFuzzer target over the readers of input text:
+ *   - the extraction job's reader (plain lines, JSONL, TSV by column index or header name;
+ *     src/job/reader.c), with its byte-range K/N split and its skip (the resume path);
+ *   - the fine-tuning / prediction dataset reader (JSONL, CSV, TSV, plain; src/train/data.c)
+ *     and what is built from its labels (label maps, regression targets; src/train/labels.c).
  *
- * Input: byte 0 = flags (bits 0-1 kind: plain/JSONL/TSV; bit 2 TSV column by header name
- * "text", else index (byte 1 & 3); bits 3-4: N-1 for the split check; bits 5-7: records to
- * skip in the skip check), byte 1 = more options, then the input bytes.
+ * Input: byte 0 = flags, byte 1 = options (bit 7: 0 extraction reader, 1 dataset reader), then
+ * the input bytes.
+ *   extraction: byte 0 bits 0-1 kind (plain/JSONL/TSV); bit 2 TSV column by header name "text",
+ *     else index (byte 1 & 3); bits 3-4: N-1 for the split check; bits 5-7: records to skip in
+ *     the skip check.
+ *   dataset: byte 1 bits 0-1 the file name's extension (.jsonl, .csv, .tsv, .txt), bits 2-4
+ *     the reader flags (need a label, plain lines allowed, every line plain), bit 5 columns
+ *     named a/b/c instead of the defaults.
  *
- * Invariants (a broken one traps): every record is either good (text valid UTF-8, no NUL
- * inside for plain and TSV) or bad with no text; offsets grow and stay inside the input; the N
- * ranges of a K/N split together give exactly the records of the whole input, in order; a
- * reader that skips m records then gives the records from m on.
+ * Invariants (a broken one traps): extraction: every record is either good (text valid UTF-8,
+ * no NUL inside for plain and TSV) or bad with no text; offsets grow and stay inside the input;
+ * the N ranges of a K/N split together give exactly the records of the whole input, in order; a
+ * reader that skips m records then gives the records from m on. Dataset: every example has a
+ * text, lines grow, a label when one is required; every label gets an id below K of a map whose
+ * names are valid UTF-8 (they go to config.json); regression targets are finite.
  *
  *   build-fuzz/tests/fuzz/fuzz_inputs -max_total_time=60 tests/fuzz/corpus_inputs
  */
@@ -19,6 +28,8 @@
 #include <string.h>
 
 #include "job/job.h"
+#include "train/data.h"
+#include "train/labels.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -99,11 +110,65 @@ static void read_all(const uint8_t *d, size_t len, bc_input_kind kind, const cha
   bc_reader_close(r);
 }
 
+static void fuzz_dataset(uint8_t g, const uint8_t *data, size_t size) {
+  static const char *const names[4] = {"train.jsonl", "train.csv", "train.tsv", "train.txt"};
+  int flags = (g >> 2) & 7;
+  bc_text_columns named = {"a", "b", "c"}, *cols = (g & 32) ? &named : NULL;
+  bc_err err;
+  bc_err_clear(&err);
+  bc_text_data d;
+  memset(&d, 0, sizeof d);
+  if (bc_text_data_parse(&err, names[g & 3], (const char *)data, size, cols, flags, &d) !=
+      BERTCL_OK) {
+    check(err.msg[0] != '\0');
+    bc_text_data_free(&d);
+    return;
+  }
+  const char **labels = malloc((d.n ? d.n : 1) * sizeof *labels);
+  check(labels != NULL);
+  size_t nl = 0;
+  for (size_t i = 0; i < d.n; i++) {
+    check(d.text[i] != NULL);
+    check(d.line[i] >= 1 && (i == 0 || d.line[i] > d.line[i - 1]));
+    if (flags & BC_DATA_NEED_LABEL) check(d.label[i] != NULL);
+    if (d.label[i]) labels[nl++] = d.label[i];
+  }
+  if (nl == d.n && nl > 0) {
+    if (bc_labels_are_regression(labels, nl, 0)) {
+      float *t = malloc(nl * sizeof *t);
+      check(t != NULL);
+      if (bc_labels_targets(&err, names[g & 3], labels, d.line, nl, t) == BERTCL_OK)
+        for (size_t i = 0; i < nl; i++) check(t[i] == t[i] && t[i] - t[i] == 0.0f);
+      free(t);
+    } else {
+      bc_labelmap m;
+      if (bc_labelmap_build(&err, &m, labels, nl, NULL, 0) == BERTCL_OK) {
+        check(m.K >= 2);
+        for (int k = 0; k < m.K; k++) {
+          size_t len = strlen(m.names[k]);
+          check(bc_utf8_valid_prefix((const unsigned char *)m.names[k], len) == len);
+        }
+        for (size_t i = 0; i < nl; i++) {
+          int id = bc_labelmap_id(&m, labels[i]);
+          check(id >= 0 && id < m.K);
+        }
+        bc_labelmap_free(&m);
+      }
+    }
+  }
+  free(labels);
+  bc_text_data_free(&d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2) return 0;
   uint8_t f = data[0], g = data[1];
   data += 2;
   size -= 2;
+  if (g & 0x80) {
+    fuzz_dataset(g, data, size);
+    return 0;
+  }
   bc_input_kind kind = (bc_input_kind)((f & 3) % 3);
   char idx[4] = {(char)('0' + (g & 3)), 0};
   const char *col = kind != BC_IN_TSV ? NULL : (f & 4) ? "text" : idx;

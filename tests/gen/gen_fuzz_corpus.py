@@ -7,6 +7,7 @@ tests/fuzz/corpus_files), in the input layouts their comments describe.
 Job seeds come from real `bertcl extract` runs of the tiny model (so the fuzzer starts from
 manifests and shards bertcl writes); vocabulary seeds from tests/data/tokenizer/toy and
 tests/data/tiny-bert."""
+import json
 import os
 import shutil
 import struct
@@ -50,6 +51,22 @@ def inputs_seeds(d):
         "tsv_name": (0x02 | 0x04 | 1 << 3, 0, b"id\ttext\tlabel\n1\thello\tpos\n2\tab\xff\tneg\n3\n"),
         "tsv_index": (0x02 | 3 << 3 | 1 << 5, 1, b"a\tb\tc\nd\te\nf\n\tg\n"),
     }
+    # the dataset reader: byte 1 = 0x80 | extension (0 jsonl, 1 csv, 2 tsv, 3 txt) | flags << 2
+    # (1 need label, 2 plain ok, 4 force plain) | 32 (columns a/b/c)
+    texts.update({
+        "data_jsonl": (0, 0x80 | 0 | 1 << 2,
+                       b'{"text": "good film", "label": "pos"}\n{"text": "bad", "text_pair": "x", '
+                       b'"label": "neg"}\n{"text": "ok", "label": 1}\n'),
+        "data_csv": (0, 0x80 | 1 | 1 << 2,
+                     b'\xef\xbb\xbfsentence,label\n"a, quoted ""text""",0\nplain,1\n"multi\nline",2\n'),
+        "data_tsv_pairs": (0, 0x80 | 2 | 1 << 2,
+                           b"Quality\t#1 String\t#2 String\n1\tthe cat\tsat\n0\ta\tb\n"),
+        "data_tsv_abc": (0, 0x80 | 2 | 32,
+                         b"c\ta\tb\n3.5\tfirst\tsecond\n-1e3\tthird\t\n"),
+        "data_plain": (0, 0x80 | 3 | 2 << 2, b"just a line\nanother one\n\n"),
+        "data_regression": (0, 0x80 | 0 | 1 << 2,
+                            b'{"text": "a", "label": 3.8}\n{"text": "b", "label": 5.0}\n'),
+    })
     for name, (f, g, body) in texts.items():
         write(d, name, bytes([f, g]) + body)
 
@@ -86,6 +103,18 @@ def files_seeds(d, bertcl):
             write(d, name, bytes([fmt << 1]) + parts(man, s0, s1))
     finally:
         shutil.rmtree(tmp)
+    # checkpoints: params, adam_m, adam_v of 16 floats, the run signature "fuzz-run"
+    for name, meta in {"ckpt": {"step": "6", "best_metric": "0.75", "best_step": "6"},
+                       "ckpt_none": {"step": "0", "best_metric": "-inf", "best_step": "-1"}}.items():
+        meta = dict(meta, run="fuzz-run")
+        hdr, off = {"__metadata__": meta}, 0
+        for t in ("params", "adam_m", "adam_v"):
+            hdr[t] = {"dtype": "F32", "shape": [16], "data_offsets": [off, off + 64]}
+            off += 64
+        h = json.dumps(hdr).encode()
+        h += b" " * (-len(h) % 8)
+        body = b"".join(struct.pack("<16f", *[i * 0.25 - k for i in range(16)]) for k in range(3))
+        write(d, name, bytes([8 | 2 << 4]) + struct.pack("<Q", len(h)) + h + body)
     toy_vocab = read(os.path.join(TOY, "vocab.txt"))
     toy_cfg = read(os.path.join(TOY, "tokenizer_config.json"))
     write(d, "vocab_toy", b"\x01" + parts(toy_vocab, toy_cfg, b'{"vocab_size": 40, "type_vocab_size": 2}'))

@@ -1,0 +1,27 @@
+/* Task heads on top of the encoder: what each one is called, which parameters it has and how
+ * its logits and labels are shaped. The OpenCL forward and backward of each are entries of
+ * train/heads.c's table (train/trainer_impl.h); the plain-C twins are in src/ref/ref_cls.c.
+ * A new head (another family's classifier, a multiple-choice head) is one more entry. */
+#ifndef BC_TRAIN_HEAD_H
+#define BC_TRAIN_HEAD_H
+
+typedef enum {
+  BC_HEAD_SEQUENCE = 0, /* BertForSequenceClassification: pooler (tanh dense on [CLS]), dropout,
+                           classifier; cross-entropy over B rows, or MSE when num_labels is 1 */
+  BC_HEAD_TOKEN = 1,    /* BertForTokenClassification: dropout and the classifier on every
+                           token; cross-entropy over the labelled tokens of B*T rows */
+  BC_HEAD_COUNT
+} bc_head_kind;
+
+typedef struct {
+  const char *name;         /* "sequence", "token" */
+  const char *architecture; /* config.json "architectures" */
+  int has_pooler;           /* bert.pooler.dense.* is a parameter of the head */
+  int per_token;            /* logits and labels per token (B*T rows), else per sequence (B) */
+  int min_labels;           /* num_labels below this is refused */
+} bc_head_desc;
+
+/* NULL for an unknown kind. */
+const bc_head_desc *bc_head_describe(int kind);
+
+#endif
