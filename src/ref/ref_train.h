@@ -169,7 +169,13 @@ double ref_cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int3
 
 /* Dropout rates and key: bc_dropout_cfg (train/recipe.h). */
 
-/* One forward and backward pass. w must have a pooler and a classifier (K = num_labels rows).
+/* Both heads run the training schedule of every family, ref_task_fwd_bwd (ref_task.h): the
+ * model's family decides positions, token types, the relative position bias and the sequence
+ * head's shape (BERT's pooler, RoBERTa's and MPNet's dense + tanh with an input dropout at site
+ * BC_DROP_HEAD_IN, DistilBERT's pre_classifier + ReLU); the names below are BERT's.
+ *
+ * One forward and backward pass. w must have a pooler and a classifier (K = num_labels rows);
+ * another family's sequence head needs its head_w/head_b (g's are then its pool_w/pool_b).
  * K > 1: cross-entropy against labels (B) (-100 ignored); K == 1: MSE against targets (B).
  * drop NULL: dropout off (eval mode). g NULL: forward only. Gradients of the loss times
  * grad_scale ACCUMULATE into g (pass 1/accum for gradient accumulation over micro-batches).
