@@ -124,7 +124,7 @@ static void model_open(test_model *tm, const char *dir) {
   } else if (!strcmp(sab, "eps")) {
     tm->cfg.layer_norm_eps = tm->cfg.layer_norm_eps == 1e-5f ? 1e-12f : 1e-5f;
   } else if (!strcmp(sab, "head")) {
-    if (tm->cfg.seq_head == BC_SEQ_HEAD_DENSE_TANH) tm->cfg.seq_head = BC_SEQ_HEAD_DENSE_RELU;
+    if (tm->cfg.head == BC_CLS_HEAD_DENSE_TANH) tm->cfg.head = BC_CLS_HEAD_DENSE_RELU;
   } else {
     fail_msg("BERTCL_TEST_FAMILY_SABOTAGE=%s: want positions, relbias, eps or head", sab);
   }
@@ -280,9 +280,9 @@ static void test_family_load(void **state) {
     } else {
       assert_int_equal(c->max_position, c->position_rows);
     }
-    assert_int_equal(c->seq_head, mpnet || roberta ? BC_SEQ_HEAD_DENSE_TANH
-                              : fc->family == BC_FAMILY_DISTILBERT ? BC_SEQ_HEAD_DENSE_RELU
-                                                                   : BC_SEQ_HEAD_POOLER);
+    assert_int_equal(c->head, mpnet || roberta ? BC_CLS_HEAD_DENSE_TANH
+                              : fc->family == BC_FAMILY_DISTILBERT ? BC_CLS_HEAD_DENSE_RELU
+                                                                   : BC_CLS_HEAD_POOLER);
     if (fc->family == BC_FAMILY_DISTILBERT) {
       assert_true(c->layer_norm_eps == 1e-12f);
       assert_true(fabsf(c->cls_dropout - 0.2f) < 1e-7f); /* seq_classif_dropout */
@@ -299,7 +299,7 @@ static void test_family_load(void **state) {
   const bc_config *c = bc_model_config(m);
   assert_int_equal(c->family, BC_FAMILY_BERT);
   assert_int_equal(c->pos_kind, BC_POS_ARANGE);
-  assert_int_equal(c->seq_head, BC_SEQ_HEAD_POOLER);
+  assert_int_equal(c->head, BC_CLS_HEAD_POOLER);
   assert_int_equal(c->max_position, c->position_rows);
   bertcl_model_free(m);
 }
@@ -837,7 +837,7 @@ static void view_bind(flat_view *v, const bc_config *cfg, const bc_weights *src,
     if (copy) memcpy(v->flat + v->off[i], *v->p[i].slot, numel * sizeof(float));
     *v->p[i].slot = v->flat + v->off[i];
   }
-  if (cfg->seq_head == BC_SEQ_HEAD_POOLER && v->w.cls_w) { /* BERT: the pooler is the head */
+  if (cfg->head == BC_CLS_HEAD_POOLER && v->w.cls_w) { /* BERT: the pooler is the head */
     v->w.head_w = v->w.pool_w;
     v->w.head_b = v->w.pool_b;
   }

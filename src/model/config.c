@@ -217,7 +217,7 @@ int bc_config_parse(bc_err *err, const char *name, const char *text, size_t len,
   const bc_family_desc *fam = bc_family_get(mt->family);
   cfg->family = fam->id;
   cfg->pos_kind = fam->pos_kind;
-  cfg->seq_head = fam->seq_head;
+  cfg->head = fam->head;
   int is_decoder = 0, cross = 0;
   BC_TRY(get_bool(err, name, root, "is_decoder", 0, &is_decoder));
   BC_TRY(get_bool(err, name, root, "add_cross_attention", 0, &cross));

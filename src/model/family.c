@@ -46,7 +46,7 @@ static const bc_family_desc k_families[BC_FAMILY_COUNT] = {
             .key_cls_dropout = "classifier_dropout",
             .has_types = 1,
             .pos_kind = BC_POS_ARANGE,
-            .seq_head = BC_SEQ_HEAD_POOLER,
+            .head = BC_CLS_HEAD_POOLER,
         },
     [BC_FAMILY_ROBERTA] =
         {
@@ -63,7 +63,7 @@ static const bc_family_desc k_families[BC_FAMILY_COUNT] = {
             .has_types = 1,
             .pos_kind = BC_POS_PADDED,
             .fixed_padding_idx = -1,
-            .seq_head = BC_SEQ_HEAD_DENSE_TANH,
+            .head = BC_CLS_HEAD_DENSE_TANH,
         },
     [BC_FAMILY_DISTILBERT] =
         {
@@ -93,7 +93,7 @@ static const bc_family_desc k_families[BC_FAMILY_COUNT] = {
             .eps_in_config = 0, /* nn.LayerNorm(dim, eps=1e-12) in every DistilBERT module */
             .pos_kind = BC_POS_ARANGE,
             .sinusoidal_key = 1,
-            .seq_head = BC_SEQ_HEAD_DENSE_RELU,
+            .head = BC_CLS_HEAD_DENSE_RELU,
         },
     [BC_FAMILY_MPNET] =
         {
@@ -119,7 +119,7 @@ static const bc_family_desc k_families[BC_FAMILY_COUNT] = {
             .pos_kind = BC_POS_PADDED,
             .fixed_padding_idx = 1, /* MPNetEmbeddings: self.padding_idx = 1 */
             .rel_attention_bias = 1,
-            .seq_head = BC_SEQ_HEAD_DENSE_TANH,
+            .head = BC_CLS_HEAD_DENSE_TANH,
         },
 };
 
@@ -214,7 +214,7 @@ int bc_family_params(const bc_config *cfg, bc_weights *w, int K, bc_param *out, 
 #undef PARAM
   if (w->cls_w && !nm->cls_w) return bc_fail(NULL, BERTCL_ERR_INTERNAL, "bc_family_params");
   /* a token-classification checkpoint's classifier ("classifier", not the sequence head's) */
-  if (w->cls_w && !w->head_w && fam->seq_head != BC_SEQ_HEAD_POOLER &&
+  if (w->cls_w && !w->head_w && fam->head != BC_CLS_HEAD_POOLER &&
       strcmp(nm->cls_w, "classifier.weight") != 0) {
     n -= 2;
     add_param(out, cap, &n, "", "classifier.weight", &w->cls_w, K, C, 1);

@@ -38,7 +38,7 @@ typedef struct {
   int fixed_padding_idx;       /* BC_POS_PADDED: -1 = config.json pad_token_id, else this id */
   int rel_attention_bias;      /* relative_attention_bias with relative_attention_num_buckets */
   int sinusoidal_key;          /* DistilBERT: sinusoidal_pos_embds, a missing table computed */
-  bc_seq_head seq_head;
+  bc_cls_head head;
 } bc_family_desc;
 
 /* One row per config.json model_type. */

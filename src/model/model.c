@@ -287,7 +287,7 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
     p += numel;
   }
   /* BertForSequenceClassification's head dense layer is the pooler */
-  if (c->seq_head == BC_SEQ_HEAD_POOLER && w->cls_w && w->pool_w) {
+  if (c->head == BC_CLS_HEAD_POOLER && w->cls_w && w->pool_w) {
     w->head_w = w->pool_w;
     w->head_b = w->pool_b;
   }

@@ -38,18 +38,17 @@ typedef enum {
 typedef enum { BC_POS_ARANGE = 0, BC_POS_PADDED = 1 } bc_pos_kind;
 
 /* The sequence-classification head on the last hidden state h (B, T, C), x = h[:, 0]:
- * BC_SEQ_HEAD_POOLER (BERT):    logits = W_cls dropout(tanh(W_pool x + b_pool)) + b_cls
- * BC_SEQ_HEAD_DENSE_TANH (RoBERTa, MPNet: classifier.dense, classifier.out_proj):
- *                              logits = W_out dropout(tanh(W_dense dropout(x) + b)) + b_out
- * BC_SEQ_HEAD_DENSE_RELU (DistilBERT: pre_classifier, classifier):
- *                              logits = W_cls dropout(relu(W_pre x + b_pre)) + b_cls
- * (train/head.h's bc_head_kind says which task head a checkpoint has: sequence or token.)
+ * BC_CLS_HEAD_POOLER (BERT):        logits = W_cls dropout(tanh(W_pool x + b_pool)) + b_cls
+ * BC_CLS_HEAD_DENSE_TANH (RoBERTa, MPNet: classifier.dense, classifier.out_proj):
+ *                               logits = W_out dropout(tanh(W_dense dropout(x) + b)) + b_out
+ * BC_CLS_HEAD_DENSE_RELU (DistilBERT: pre_classifier, classifier):
+ *                               logits = W_cls dropout(relu(W_pre x + b_pre)) + b_cls
  * The dense layer's weights are bc_weights.head_w/head_b (for BERT the pooler's). */
 typedef enum {
-  BC_SEQ_HEAD_POOLER = 0,
-  BC_SEQ_HEAD_DENSE_TANH = 1,
-  BC_SEQ_HEAD_DENSE_RELU = 2
-} bc_seq_head;
+  BC_CLS_HEAD_POOLER = 0,     /* BERT: the pooler (tanh dense on [CLS]), dropout, classifier */
+  BC_CLS_HEAD_DENSE_TANH = 1, /* RoBERTa / MPNet: dense, tanh, out_proj on the first token */
+  BC_CLS_HEAD_DENSE_RELU = 2  /* DistilBERT: pre_classifier, ReLU, classifier */
+} bc_cls_head;
 
 typedef struct {
   int vocab_size;
@@ -78,7 +77,7 @@ typedef struct {
                           * MPNet: 1 whatever config.json says, as transformers) */
   int position_rows;     /* rows of the position table (max_position_embeddings); 0 = max_position */
   int rel_buckets;       /* relative attention bias (MPNet): rows of the table (>= 32), 0 = none */
-  bc_seq_head seq_head; /* the sequence-classification head */
+  bc_cls_head head;      /* the sequence-classification head */
   float hidden_dropout;  /* training: embeddings, attention output, FFN output */
   float attn_dropout;    /* training: attention probabilities */
   float cls_dropout;     /* training: the classification head */

@@ -599,10 +599,10 @@ int ref_seq_head_fwd(float *logits, /* (B, K) */
     return bc_fail(NULL, BERTCL_ERR_NOMEM, "ref_seq_head_fwd: out of memory for B=%d", B);
   float *x = acts ? acts->x : own, *z = acts ? acts->z : own + BC, *zd = acts ? acts->zd : own + 2 * BC;
   for (int b = 0; b < B; b++) memcpy(x + (size_t)b * C, h + (size_t)b * T * C, C * sizeof(float));
-  if (cfg->seq_head == BC_SEQ_HEAD_DENSE_TANH) ref_dropout_fwd(x, x, BC, d_in);
+  if (cfg->head == BC_CLS_HEAD_DENSE_TANH) ref_dropout_fwd(x, x, BC, d_in);
   ref_linear_fwd(z, x, w->head_w, w->head_b, B, C, C);
   for (size_t i = 0; i < BC; i++)
-    z[i] = cfg->seq_head == BC_SEQ_HEAD_DENSE_RELU ? (z[i] > 0.0f ? z[i] : 0.0f) : (float)tanh((double)z[i]);
+    z[i] = cfg->head == BC_CLS_HEAD_DENSE_RELU ? (z[i] > 0.0f ? z[i] : 0.0f) : (float)tanh((double)z[i]);
   ref_dropout_fwd(zd, z, BC, d_out);
   ref_linear_fwd(logits, zd, w->cls_w, w->cls_b, B, C, K);
   free(own);

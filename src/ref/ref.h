@@ -194,7 +194,7 @@ typedef struct {
 
 /* The sequence-classification head of bc_config.head on the last hidden state h:
  * logits (B, K) = cls(dropout(act(dense(dropout_in(h[:, 0]))))). d_in applies only where the
- * family's head has an input dropout (BC_SEQ_HEAD_DENSE_TANH); d_in, d_out NULL: eval. w needs
+ * family's head has an input dropout (BC_CLS_HEAD_DENSE_TANH); d_in, d_out NULL: eval. w needs
  * head_w/head_b (the pooler for BERT) and cls_w/cls_b with K rows. acts (may be NULL) receives
  * x, z, zd: three (B, C) caller buffers. */
 int ref_seq_head_fwd(float *logits,            /* (B, K) */

@@ -54,7 +54,7 @@ static int head_fwd_bwd(ref_task task, const bc_config *cfg, const bc_weights *w
   bc_weights wv = *w;
   if (L > 0) memcpy(wl, w->layers, (size_t)L * sizeof *wl);
   wv.layers = wl;
-  if (cfg->seq_head == BC_SEQ_HEAD_POOLER && !wv.head_w) {
+  if (cfg->head == BC_CLS_HEAD_POOLER && !wv.head_w) {
     wv.head_w = wv.pool_w;
     wv.head_b = wv.pool_b;
   }

@@ -147,14 +147,14 @@ int ref_task_fwd_bwd(const bc_config *cfg, const bc_weights *w, ref_task task, i
     memset(dzd, 0, (size_t)B * C * sizeof(float));
     ref_linear_bwd(dzd, GW(g->cls_w), GW(g->cls_b), dlogits, zd, w->cls_w, B, C, K);
     ref_dropout_bwd(dzd, dzd, (size_t)B * C, d_out);
-    if (cfg->seq_head == BC_SEQ_HEAD_DENSE_RELU) {
+    if (cfg->head == BC_CLS_HEAD_DENSE_RELU) {
       for (size_t i = 0; i < (size_t)B * C; i++) dzd[i] = z[i] > 0.0f ? dzd[i] : 0.0f;
     } else {
       ref_tanh_bwd(dzd, dzd, z, (size_t)B * C);
     }
     memset(dx, 0, (size_t)B * C * sizeof(float));
     ref_linear_bwd(dx, GW(g->head_w), GW(g->head_b), dzd, x, w->head_w, B, C, C);
-    if (cfg->seq_head == BC_SEQ_HEAD_DENSE_TANH) ref_dropout_bwd(dx, dx, (size_t)B * C, d_in);
+    if (cfg->head == BC_CLS_HEAD_DENSE_TANH) ref_dropout_bwd(dx, dx, (size_t)B * C, d_in);
     for (int b = 0; b < B; b++)
       for (int c = 0; c < C; c++) dhn[(size_t)b * T * C + c] += dx[(size_t)b * C + c];
   } else {
