@@ -2,16 +2,19 @@
 """Single-thread tokenizer throughput: bertcl vs Hugging Face tokenizers (Rust), same process.
 
 Usage:
-  python3 bench/bench_tokenizer.py CORPUS [--model DIR] [--lib build/libbertcl.so] [--runs N]
+  python3 bench/bench_tokenizer.py CORPUS [--model DIR ...] [--lib build/libbertcl.so] [--runs N]
 CORPUS: a text file, one text a line, or a TSV with a header whose first column is the text
-(e.g. ../shared/data/sst2/train.tsv). MODEL: a model directory with tokenizer.json (default
-models/all-MiniLM-L6-v2). Not part of CI (needs `pip install tokenizers` and a corpus).
+(e.g. ../shared/data/sst2/train.tsv). --model: directories with tokenizer.json, one result each;
+default: one per model type: models/all-MiniLM-L6-v2 (WordPiece), tests/data/tokenizer/xlmr
+(Unigram with the Precompiled charsmap), tests/data/tokenizer/roberta (byte-level BPE),
+tests/data/tokenizer/mpnet (WordPiece, all-mpnet-base-v2). Not part of CI (needs
+`pip install tokenizers` and a corpus).
 
-Both sides tokenize the whole corpus in one batch call, with [CLS]/[SEP] and no truncation:
+Both sides tokenize the whole corpus in one batch call, with special tokens and no truncation:
 bertcl_tokenizer_encode_batch (padded (B, T) arrays) and tokenizers' Tokenizer.encode_batch
 (with offsets) / encode_batch_fast (without), on one thread (RAYON_NUM_THREADS=1,
 TOKENIZERS_PARALLELISM=false are set before tokenizers is imported). Every row's ids are
-compared. Prints one JSON object: tokens/s of each and the ratios.
+compared. Prints one JSON object per model: tokens/s of each and the ratios.
 """
 import argparse
 import ctypes
@@ -68,21 +71,30 @@ def timed(fn, runs):
     return r, times
 
 
+DEFAULT_MODELS = ["models/all-MiniLM-L6-v2", "tests/data/tokenizer/xlmr",
+                  "tests/data/tokenizer/roberta", "tests/data/tokenizer/mpnet"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("corpus")
-    ap.add_argument("--model", default="models/all-MiniLM-L6-v2")
+    ap.add_argument("--model", action="append")
     ap.add_argument("--lib", default="build/libbertcl.so")
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
+    texts = read_corpus(a.corpus)
+    for model in a.model or DEFAULT_MODELS:
+        bench_one(a, model, texts)
 
+
+def bench_one(a, model, texts):
     import tokenizers
     from tokenizers import Tokenizer
 
-    texts = read_corpus(a.corpus)
     raw = [t.encode("utf-8") for t in texts]
-
     lib = ctypes.CDLL(os.path.abspath(a.lib))
+    lib.bertcl_tokenizer_model_type.restype = ctypes.c_char_p
+    lib.bertcl_tokenizer_model_type.argtypes = [ctypes.c_void_p]
     lib.bertcl_tokenizer_load.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p]
     lib.bertcl_tokenizer_encode_batch.argtypes = [
         ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_void_p, ctypes.c_size_t,
@@ -92,21 +104,26 @@ def main():
     lib.bertcl_last_error.argtypes = [ctypes.c_void_p]
     tok = ctypes.c_void_p()
     t0 = time.perf_counter()
-    if lib.bertcl_tokenizer_load(ctypes.byref(tok), a.model.encode()) != 0:
+    if lib.bertcl_tokenizer_load(ctypes.byref(tok), model.encode()) != 0:
         sys.exit(lib.bertcl_last_error(None).decode())
     load_ours = time.perf_counter() - t0
     arr = (ctypes.c_char_p * len(raw))(*raw)
     opt = Options(0, 3, 0, 0, 0)  # no truncation
 
+    prev = [None]
+
     def ours():
+        if prev[0] is not None:  # the previous run's batch
+            lib.bertcl_batch_free(prev[0])
         out = ctypes.POINTER(Batch)()
         if lib.bertcl_tokenizer_encode_batch(tok, arr, None, len(raw), ctypes.byref(opt),
                                              ctypes.byref(out)) != 0:
             sys.exit(lib.bertcl_last_error(None).decode())
+        prev[0] = out
         return out
 
     t0 = time.perf_counter()
-    hf = Tokenizer.from_file(os.path.join(a.model, "tokenizer.json"))
+    hf = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
     hf.no_truncation()
     hf.no_padding()
     load_hf = time.perf_counter() - t0
@@ -126,12 +143,14 @@ def main():
             sys.exit(f"row {i} differs: {texts[i]!r}\n ours {ours_ids}\n hf   {e.ids}")
         ntok += n
     lib.bertcl_batch_free(b)
+    prev[0] = None
 
     def rate(ts):
         return ntok / statistics.median(ts)
 
     res = {
-        "bench": "tokenizer", "corpus": a.corpus, "model": a.model, "texts": B,
+        "bench": "tokenizer", "corpus": a.corpus, "model": model,
+        "model_type": lib.bertcl_tokenizer_model_type(tok).decode(), "texts": B,
         "tokens": ntok, "threads": 1, "runs": a.runs, "machine": platform.machine(),
         "processor": platform.processor(), "tokenizers_version": tokenizers.__version__,
         "load_s": {"bertcl": round(load_ours, 4), "hf": round(load_hf, 4)},

@@ -184,17 +184,21 @@ const char *bertcl_model_label(const bertcl_model *model, int id);
 const char *bertcl_last_error(const void *handle);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Tokenizer: WordPiece, identical to Hugging Face's BertTokenizerFast                        */
+/* Tokenizer: Hugging Face's tokenizer.json pipeline, identical to the `tokenizers` library      */
 /*
- * Settings come from the model directory: tokenizer.json (BertNormalizer, BertPreTokenizer,
- * WordPiece, TemplateProcessing, added_tokens), or vocab.txt + tokenizer_config.json when there
- * is no tokenizer.json. The tokenizer is read-only after loading: several threads may encode
- * with it at once (an error message then goes to the thread-local slot, bertcl_last_error(NULL)).
+ * Settings come from the model directory: tokenizer.json, read as Hugging Face's `tokenizers`
+ * reads it (normalizer, pre-tokenizer, model: WordPiece, Unigram, BPE or WordLevel,
+ * post-processor, added tokens; see bertcl_tokenizer_describe), or vocab.txt +
+ * tokenizer_config.json (BERT WordPiece) when there is no tokenizer.json. A tokenizer.json with
+ * a component bertcl does not implement is refused (BERTCL_ERR_UNSUPPORTED, the message names
+ * it). The tokenizer is read-only after loading: several threads may encode with it at once
+ * (an error message then goes to the thread-local slot, bertcl_last_error(NULL)).
  *
  * Text is UTF-8. Invalid UTF-8 is never an error: each maximal ill-formed subsequence becomes
- * one U+FFFD, as Python's bytes.decode("utf-8", errors="replace") does, and the BERT cleaner
- * then drops U+FFFD. Offsets count characters (code points) of that decoded text, which is what
- * transformers reports as offset_mapping (a character beyond the BMP counts as one).
+ * one U+FFFD, as Python's bytes.decode("utf-8", errors="replace") does (the BERT cleaner then
+ * drops U+FFFD). Offsets count characters (code points) of that decoded text, which is what
+ * transformers reports as offset_mapping (a character beyond the BMP counts as one; byte-level
+ * BPE tokens that split a character each get the whole character).
  */
 typedef struct bertcl_tokenizer bertcl_tokenizer;
 
@@ -206,9 +210,10 @@ typedef enum {
 } bertcl_truncation;
 
 typedef struct {
-  size_t max_length;            /* tokens including [CLS]/[SEP]; 0 = bertcl_tokenizer_max_length */
+  size_t max_length;            /* tokens including special tokens ([CLS]/[SEP], <s>/</s>);
+                                   0 = bertcl_tokenizer_max_length */
   bertcl_truncation truncation; /* how to cut to max_length (default longest_first) */
-  int no_special_tokens;        /* non-zero: no [CLS]/[SEP] template */
+  int no_special_tokens;        /* non-zero: no special tokens (the post-processor's template) */
   int split_special_tokens;     /* non-zero: a literal "[SEP]" in the text is plain text */
   int pad_to_max_length;        /* batches: T = max_length instead of the longest row */
 } bertcl_tokenize_options;
@@ -271,6 +276,23 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
                                   const char *const *pairs, size_t n,
                                   const bertcl_tokenize_options *opt, bertcl_batch **out);
 void bertcl_batch_free(bertcl_batch *batch);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tokenizer pipeline: what a loaded tokenizer runs                                             */
+
+typedef enum {
+  BERTCL_STAGE_NORMALIZER = 0,     /* "Sequence[Precompiled(SentencePiece charsmap), ...]" */
+  BERTCL_STAGE_PRE_TOKENIZER = 1,  /* "Metaspace(replacement='▁', prepend_scheme=always, ...)" */
+  BERTCL_STAGE_MODEL = 2,          /* "Unigram(250002 pieces, unk='<unk>', byte_fallback=0)" */
+  BERTCL_STAGE_POST_PROCESSOR = 3, /* "TemplateProcessing(single '<s> $A </s>', pair ...)" */
+  BERTCL_STAGE_ADDED_TOKENS = 4    /* "5 (5 special): '<s>', ..., '<mask>'(lstrip)" */
+} bertcl_tokenizer_stage;
+
+/* One line describing a stage ("none" when the tokenizer has none); owned by the tokenizer.
+ * NULL for a NULL tokenizer or an unknown stage. */
+const char *bertcl_tokenizer_describe(const bertcl_tokenizer *tok, bertcl_tokenizer_stage stage);
+/* The model: "WordPiece", "Unigram", "BPE" or "WordLevel". */
+const char *bertcl_tokenizer_model_type(const bertcl_tokenizer *tok);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Encoder: a model's weights on a context's device, and feature extraction                   */
@@ -469,6 +491,25 @@ const char *bertcl_classifier_label(const bertcl_classifier *cls, int id);
 int bertcl_classify(bertcl_classifier *cls, const bertcl_tokenizer *tok,
                     const char *const *texts, const char *const *pairs, size_t n,
                     size_t max_length, float *out, size_t out_len);
+
+/* Token classifiers: the tag of every word of one sentence. A sentence longer than max_length
+ * tokens (0 = the tokenizer's) runs in several windows; every word gets a tag. */
+typedef struct {
+  size_t n;              /* words */
+  char **words;          /* (n) NUL-terminated UTF-8 */
+  int32_t *offsets;      /* (n, 2) [start, end) in characters of the text; -1 for tag_words */
+  int32_t *tags;         /* (n) label ids (bertcl_classifier_label) */
+  float *probs;          /* (n) the tag's probability (softmax at the word's first subword) */
+  size_t windows;        /* windows the sentence needed */
+} bertcl_tagging;
+
+/* Words as the tokenizer pre-tokenizes text (BERT: whitespace and punctuation). */
+int bertcl_tag_text(bertcl_classifier *cls, const bertcl_tokenizer *tok, const char *text,
+                    size_t text_len, size_t max_length, bertcl_tagging **out);
+/* Words given (each non-empty); offsets are -1. */
+int bertcl_tag_words(bertcl_classifier *cls, const bertcl_tokenizer *tok,
+                     const char *const *words, size_t n, size_t max_length, bertcl_tagging **out);
+void bertcl_tagging_free(bertcl_tagging *t);
 
 typedef enum {
   BERTCL_INPUT_AUTO = 0,  /* by content: JSONL, TSV/CSV with a header, CoNLL columns (token

@@ -22,25 +22,9 @@
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-typedef struct {
-  char dir[512], model[512], dev[256];
-} env;
-
-static int setup(env *e) {
-  bertcl_ctx *ctx = bc_test_ctx();
-  if (!ctx) return 0;
-  snprintf(e->dev, sizeof e->dev, "%s", bertcl_ctx_device(ctx)->name);
-  bertcl_ctx_free(ctx);
-  assert_int_equal(bc_test_tmpdir(e->dir, sizeof e->dir), 0);
-  bc_test_data_path(e->model, sizeof e->model, "tiny-bert");
-  return 1;
-}
-
-static void done(env *e) {
-  char cmd[800];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-  assert_int_equal(bc_test_run(cmd, NULL), 0);
-}
+typedef bc_test_e2e env;
+#define setup bc_test_e2e_setup
+#define done bc_test_e2e_done
 
 /* Every file under path (a file or a directory) with its SHA-256, sorted: a malloc'd string. */
 static char *snapshot(const char *path) {
@@ -134,7 +118,13 @@ static void test_extract_outputs(void **state) {
     char *after = snapshot(out);
     expect_same(out, before, after);
     assert_int_equal(count_tmp(e.dir), 0);
-    /* the kept job finishes the output once the disk has room */
+    /* the kept job finishes the output once the disk has room (one format is enough: the
+     * same job code writes all three) */
+    if (i > 0) {
+      free(before);
+      free(after);
+      continue;
+    }
     snprintf(cmd, sizeof cmd,
              "%s extract -m '%s' -i '%s' -o '%s' --device '%s' --pool mean --shard-rows 100 "
              "--resume --quiet 2>&1",

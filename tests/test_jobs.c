@@ -368,24 +368,19 @@ static void test_job_lock(void **state) {
 
 /* ---- end to end (PoCL, tiny model) ------------------------------------------------------ */
 
-typedef struct {
-  char dir[512], model[1024], dev[256];
-} e2e;
+typedef bc_test_e2e e2e;
+#define e2e_setup bc_test_e2e_setup
+#define e2e_done bc_test_e2e_done
 
-static int e2e_setup(e2e *x) {
-  bertcl_ctx *ctx = bc_test_ctx();
-  if (!ctx) return 0;
-  snprintf(x->dev, sizeof x->dev, "%s", bertcl_ctx_device(ctx)->name);
-  bertcl_ctx_free(ctx);
-  assert_int_equal(bc_test_tmpdir(x->dir, sizeof x->dir), 0);
-  bc_test_data_path(x->model, sizeof x->model, "tiny-bert");
-  return 1;
-}
-
-static void e2e_done(e2e *x) {
-  char cmd[800];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", x->dir);
-  assert_int_equal(run_cmd(cmd, NULL), 0);
+/* Starts `sh -c cmd` in the background; returns its pid. */
+static pid_t spawn_sh(const char *cmd) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  return pid;
 }
 
 /* Two jobs over one corpus: job directories a and b, and the files they merge into. */
@@ -425,12 +420,7 @@ static int run_and_kill(const e2e *x, const char *in, const char *out, int after
            "exec %s extract -m '%s' -i '%s' -o '%s' --device '%s' %s %s "
            "--quiet",
            BERTCL_BIN, x->model, in, out, x->dev, JOB_OPTS, resume ? "--resume" : "");
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-    _exit(127);
-  }
+  pid_t pid = spawn_sh(cmd);
   struct timespec ts = {0, 5 * 1000 * 1000};
   int waited = 0, status = 0;
   for (;;) {
@@ -675,12 +665,7 @@ static void test_two_runs_one_job(void **state) {
   write_corpus(in, 3000, 20, 11);
   snprintf(cmd, sizeof cmd, "exec %s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --quiet",
            BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-    _exit(127);
-  }
+  pid_t pid = spawn_sh(cmd);
   struct timespec ts = {0, 2 * 1000 * 1000};
   int status = 0, waited = 0;
   while (manifest_shards(manifest) < 1) {

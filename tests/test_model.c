@@ -973,8 +973,10 @@ static void test_hostile_tokenizer(void **state) {
        "is not in the vocabulary"},
       {"no [UNK] in vocab.txt", "", 0, NULL, "[UNK]", 0, 0, 0,
        "vocab.txt: the unknown token is not in the vocabulary", NULL},
+      /* tokenizers numbers an added token not in the vocabulary from the vocabulary's size on
+       * (the file's id 2000 is only checked by a warning): [NEW] gets 1395, one past the table */
       {"added token past the table", NULL, 0, NULL, NULL, 1, TJ_ADDED, 2000,
-       "tokenizer.json: the tokenizer produces token ids up to 2000 ('[NEW]'), 2001 ids",
+       "tokenizer.json: the tokenizer produces token ids up to 1395 ('[NEW]'), 1396 ids",
        "vocab_size is 1395"},
       {"padding id past the vocabulary", NULL, 0, NULL, NULL, 1, TJ_PAD, 7777,
        "tokenizer.json: the padding token id 7777 is not in the vocabulary (ids 0..1394)", NULL},
@@ -1084,6 +1086,13 @@ static void test_hostile_tokenizer(void **state) {
   char p[1200];
   snprintf(p, sizeof p, "%s/vocab.txt", dir);
   unlink(p);
+  if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  bertcl_model_free(m);
+  /* a tokenizer of a kind bertcl does not read is not a hostile one: the weights load */
+  write_text(dir, "tokenizer.json", "{\"model\": {\"type\": \"Martian\", \"vocab\": {}}}");
+  tok = (bertcl_tokenizer *)0x1;
+  assert_int_equal(bertcl_tokenizer_load(&tok, dir), BERTCL_ERR_UNSUPPORTED);
+  assert_null(tok);
   if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
   bertcl_model_free(m);
   rm_rf(dir);

@@ -437,6 +437,20 @@ static void test_conll_reader(void **state) {
   assert_int_equal(bc_conll_parse(&err, "n.conll", nul, sizeof nul - 1, &cols, 0, &d),
                    BERTCL_ERR_FORMAT);
   assert_non_null(strstr(err.msg, "n.conll:2: a NUL byte"));
+  /* found by fuzz_inputs: a tag that is not UTF-8 (config.json's id2label would drop it) is
+   * refused with its line; a word that is not UTF-8 is fine (the tokenizer replaces it) */
+  assert_int_equal(words_parse("u.conll", "a O\nb B-\xff" "X\n", -1, 0, &d, &err), BERTCL_ERR_UTF8);
+  assert_non_null(strstr(err.msg, "u.conll:2: the tag is not valid UTF-8 (byte 3)"));
+  assert_int_equal(words_parse("u.conll", "a\xff O\n", -1, 0, &d, &err), BERTCL_OK);
+  bc_word_data_free(&d);
+  /* found by fuzz_inputs (LeakSanitizer, the ASan stage): a reader failing mid-sentence freed
+   * the finished sentences but not the words of the open one */
+  assert_int_equal(words_parse("m.conll", "a O\n\nb O\nc O X\n", -1, 0, &d, &err),
+                   BERTCL_ERR_FORMAT);
+  assert_non_null(strstr(err.msg, "m.conll:4: 3 columns"));
+  assert_int_equal(words_parse("m.jsonl", "{\"tokens\": [\"a\", 3]}\n", -1, 0, &d, &err),
+                   BERTCL_ERR_FORMAT);
+  assert_non_null(strstr(err.msg, "word 1 is not a string"));
   /* what looks like CoNLL */
   assert_true(bc_looks_like_conll("eng.testa", conll, strlen(conll)));
   assert_true(bc_looks_like_conll("x.txt", "EU I-ORG\nsaid O\n\nHe O\n", 22));

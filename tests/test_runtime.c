@@ -165,7 +165,7 @@ static void test_device_select_rule(void **state) {
                      "OpenCL 3.0 PoCL 3.1+debian  Linux, None+Asserts, RELOC, LLVM 15.0.6",
                      "pthread-skylake-avx512-Intel(R) Xeon(R) Processor", "GenuineIntel",
                      BERTCL_DEVICE_CPU);
-  m[1] = fake_device(1, 0, "Intel(R) OpenCL", "Intel(R) Corporation", "OpenCL 3.0 LINUX",
+  m[1] = fake_device(1, 0, "Intel(R) OpenCL", "Intel(R) Corporation", "OpenCL 3.1 LINUX",
                      "Intel(R) Xeon(R) Processor", "Intel(R) Corporation", BERTCL_DEVICE_CPU);
   m[2] = fake_device(2, 0, "NVIDIA CUDA", "NVIDIA Corporation", "OpenCL 3.0 CUDA 12.4.131",
                      "NVIDIA A100-SXM4-80GB", "NVIDIA Corporation", BERTCL_DEVICE_GPU);

@@ -21,6 +21,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
+#include <zlib.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,14 +129,38 @@ static int same_ints(const char *what, const int32_t *got, size_t n, json_t *exp
   return 1;
 }
 
+/* Reads golden_<name>.jsonl, or golden_<name>.jsonl.gz. */
+static char *read_golden_file(const char *name, size_t *len, char *path, size_t path_size) {
+  snprintf(path, path_size, "%s/tokenizer/golden_%s.jsonl", BERTCL_TEST_DATA, name);
+  char *data = NULL;
+  if (access(path, R_OK) == 0) {
+    int st = bc_read_file(NULL, path, &data, len);
+    if (st) fprintf(stderr, "%s\n", bertcl_last_error(NULL));
+    assert_int_equal(st, BERTCL_OK);
+    return data;
+  }
+  snprintf(path, path_size, "%s/tokenizer/golden_%s.jsonl.gz", BERTCL_TEST_DATA, name);
+  gzFile gz = gzopen(path, "rb");
+  if (!gz) fprintf(stderr, "cannot open %s\n", path);
+  assert_non_null(gz);
+  size_t cap = 1 << 20, n = 0;
+  data = malloc(cap);
+  for (;;) {
+    if (n + 65536 > cap) data = realloc(data, cap *= 2);
+    int k = gzread(gz, data + n, 65536);
+    assert_true(k >= 0);
+    if (k == 0) break;
+    n += (size_t)k;
+  }
+  gzclose(gz);
+  *len = n;
+  return data;
+}
+
 static json_t **read_golden(const char *name, size_t *count) {
   char path[1024];
-  snprintf(path, sizeof path, "%s/tokenizer/golden_%s.jsonl", BERTCL_TEST_DATA, name);
-  char *data = NULL;
   size_t len = 0;
-  int st = bc_read_file(NULL, path, &data, &len);
-  if (st) fprintf(stderr, "%s\n", bertcl_last_error(NULL));
-  assert_int_equal(st, BERTCL_OK);
+  char *data = read_golden_file(name, &len, path, sizeof path);
   size_t cap = 4096, n = 0;
   json_t **rows = malloc(cap * sizeof *rows);
   for (char *p = data; p < data + len;) {
@@ -166,7 +191,7 @@ static void run_golden(const char *name, int vocab_mode) {
   bertcl_tokenizer *tok = vocab_mode ? load_vocab(name) : load_dir(name);
   size_t n = 0, bad = 0, errors = 0;
   json_t **rows = read_golden(name, &n);
-  assert_true(n >= 2000);
+  assert_true(n >= 1000);
   for (size_t i = 0; i < n; i++) {
     gcase c;
     parse_case(rows[i], &c);
@@ -191,7 +216,8 @@ static void run_golden(const char *name, int vocab_mode) {
            same_ints("offsets", e->offsets, 2 * e->n, json_object_get(c.row, "offsets"), i + 1) &&
            same_ints("overflow", got_ov, 2, ov, i + 1);
       for (size_t k = 0; ok && k < e->n; k++)
-        if (!e->tokens[k] || strcmp(e->tokens[k], bertcl_tokenizer_id_to_token(tok, e->ids[k])))
+        if (!e->tokens[k] || strcmp(e->tokens[k], bertcl_tokenizer_id_to_token(tok, e->ids[k])) ||
+            (size_t)e->ids[k] >= bertcl_tokenizer_id_bound(tok))
           ok = 0;
     }
     if (!ok) {
@@ -233,6 +259,30 @@ static void test_golden_toy_json(void **state) {
 static void test_golden_toy_vocab(void **state) {
   (void)state;
   run_golden("toy", 1);
+}
+
+/* The tokenizer.json pipelines of gen_tokenizer_pipelines.py: three main tokenizers (XLM-R
+ * style Unigram, RoBERTa style byte-level BPE, all-mpnet-base-v2's WordPiece) and a zoo. */
+static const char *const PIPELINES[] = {"xlmr",        "roberta",      "mpnet",
+                                        "xlmr-legacy", "unigram-cf",   "llama3",
+                                        "bpe-classic", "bpe-fallback", "wordlevel",
+                                        "nfx",         "unigram-ties"};
+
+static void test_golden_xlmr(void **state) {
+  (void)state;
+  run_golden("xlmr", 0);
+}
+static void test_golden_roberta(void **state) {
+  (void)state;
+  run_golden("roberta", 0);
+}
+static void test_golden_mpnet(void **state) {
+  (void)state;
+  run_golden("mpnet", 0);
+}
+static void test_golden_zoo(void **state) {
+  (void)state;
+  for (size_t i = 3; i < sizeof PIPELINES / sizeof *PIPELINES; i++) run_golden(PIPELINES[i], 0);
 }
 
 /* The batch API gives the golden rows, padded, for every case without truncation. */
@@ -341,21 +391,25 @@ static void *thread_run(void *arg) {
 
 static void test_threads(void **state) {
   (void)state;
-  bertcl_tokenizer *tok = load_dir("uncased");
-  size_t n = 0;
-  json_t **rows = read_golden("uncased", &n);
-  pthread_t th[4];
-  thread_job jobs[4];
-  for (int t = 0; t < 4; t++) {
-    jobs[t] = (thread_job){tok, rows, n, (size_t)t * n / 4, 0};
-    assert_int_equal(pthread_create(&th[t], NULL, thread_run, &jobs[t]), 0);
+  /* WordPiece, Unigram + Precompiled, byte-level BPE with a PCRE2 regex */
+  const char *names[3] = {"uncased", "xlmr", "roberta"};
+  for (int k = 0; k < 3; k++) {
+    bertcl_tokenizer *tok = load_dir(names[k]);
+    size_t n = 0;
+    json_t **rows = read_golden(names[k], &n);
+    pthread_t th[4];
+    thread_job jobs[4];
+    for (int t = 0; t < 4; t++) {
+      jobs[t] = (thread_job){tok, rows, n, (size_t)t * n / 4, 0};
+      assert_int_equal(pthread_create(&th[t], NULL, thread_run, &jobs[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+      pthread_join(th[t], NULL);
+      assert_int_equal(jobs[t].bad, 0);
+    }
+    free_golden(rows, n);
+    bertcl_tokenizer_free(tok);
   }
-  for (int t = 0; t < 4; t++) {
-    pthread_join(th[t], NULL);
-    assert_int_equal(jobs[t].bad, 0);
-  }
-  free_golden(rows, n);
-  bertcl_tokenizer_free(tok);
 }
 
 /* Encodes text with the uncased tokenizer (no special tokens); returns the encoding. */
@@ -558,10 +612,10 @@ static void test_errors(void **state) {
       "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":-5}}}",
       "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":2000000000}}}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0}},"
-      "\"pre_tokenizer\":{\"type\":\"Whitespace\"}}",
+      "\"pre_tokenizer\":{\"type\":\"UnicodeScripts\"}}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0}},"
       "\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"},\"added_tokens\":[{\"id\":1,"
-      "\"content\":\"<m>\",\"lstrip\":true}]}",
+      "\"lstrip\":true}]}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[X]\",\"vocab\":{\"[UNK]\":0}},"
       "\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"}}",
       "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0}},"
@@ -661,6 +715,235 @@ static void test_cli(void **state) {
   rmdir(dir);
 }
 
+
+/* Every pipeline's components are described; the model type is named. */
+static void test_pipeline_describe(void **state) {
+  (void)state;
+  static const struct {
+    const char *dir, *type, *parts[5];
+  } want[] = {
+      {"uncased", "WordPiece", {"BertNormalizer(", "BertPreTokenizer", "WordPiece(30522 tokens",
+                                "TemplateProcessing(single '[CLS] $A [SEP]'", "5 (5 special)"}},
+      {"xlmr", "Unigram", {"Precompiled", "Metaspace(replacement='\xe2\x96\x81', prepend_scheme=always",
+                           "Unigram(", "'<s> $A </s> </s> $B </s>'", "'<mask>'(lstrip)"}},
+      {"roberta", "BPE", {"none", "ByteLevel(add_prefix_space=0, use_regex=1)", "BPE(",
+                          "RobertaProcessing(", "'<s>'(normalized)"}},
+      {"mpnet", "WordPiece", {"BertNormalizer", "BertPreTokenizer", "WordPiece(30527 tokens",
+                              "RobertaProcessing(", "'<unk>'(normalized)"}},
+      {"llama3", "BPE", {"none", "Split('(?i:", "ignore_merges=1", "trim_offsets",
+                         "'hello world'(single_word)"}},
+      {"bpe-classic", "BPE", {"Sequence[NFKC, Lowercase, Strip(left=1, right=1), Replace(",
+                              "Punctuation(merged_with_previous)", "end_of_word_suffix='</w>'",
+                              "BertProcessing(", "'New York'(normalized)"}},
+      {"wordlevel", "WordLevel", {"Sequence[NFD, StripAccents, Lowercase, Nmt]",
+                                  "CharDelimiterSplit('-')", "WordLevel(", "TemplateProcessing(",
+                                  "3 (3 special)"}},
+  };
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+    bertcl_tokenizer *tok = load_dir(want[i].dir);
+    assert_string_equal(bertcl_tokenizer_model_type(tok), want[i].type);
+    for (int k = 0; k < 5; k++) {
+      const char *d = bertcl_tokenizer_describe(tok, (bertcl_tokenizer_stage)k);
+      if (!d || !strstr(d, want[i].parts[k]))
+        fprintf(stderr, "%s stage %d: '%s' lacks '%s'\n", want[i].dir, k, d ? d : "(null)",
+                want[i].parts[k]);
+      assert_non_null(d);
+      assert_non_null(strstr(d, want[i].parts[k]));
+    }
+    assert_null(bertcl_tokenizer_describe(tok, (bertcl_tokenizer_stage)5));
+    bertcl_tokenizer_free(tok);
+  }
+  assert_null(bertcl_tokenizer_describe(NULL, BERTCL_STAGE_MODEL));
+  assert_null(bertcl_tokenizer_model_type(NULL));
+}
+
+/* bertcl_tokenizer_id_bound is one more than the largest id of the model's vocabulary and the
+ * added tokens, for every model type (read back from tokenizer.json). */
+static void test_id_bound_models(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof PIPELINES / sizeof *PIPELINES; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tokenizer/%s/tokenizer.json", BERTCL_TEST_DATA, PIPELINES[i]);
+    json_t *root = json_load_file(path, 0, NULL);
+    assert_non_null(root);
+    json_t *vocab = json_object_get(json_object_get(root, "model"), "vocab");
+    json_int_t max = -1;
+    if (json_is_array(vocab)) {
+      max = (json_int_t)json_array_size(vocab) - 1; /* Unigram: ids are positions */
+    } else {
+      const char *key;
+      json_t *v;
+      json_object_foreach(vocab, key, v) if (json_integer_value(v) > max) max = json_integer_value(v);
+    }
+    size_t k;
+    json_t *a;
+    json_array_foreach(json_object_get(root, "added_tokens"), k, a) {
+      json_int_t id = json_integer_value(json_object_get(a, "id"));
+      if (id > max) max = id;
+    }
+    bertcl_tokenizer *tok = load_dir(PIPELINES[i]);
+    if (bertcl_tokenizer_id_bound(tok) != (size_t)(max + 1))
+      fprintf(stderr, "%s: id bound %zu, expected %lld\n", PIPELINES[i],
+              bertcl_tokenizer_id_bound(tok), (long long)max + 1);
+    assert_int_equal(bertcl_tokenizer_id_bound(tok), (size_t)(max + 1));
+    assert_non_null(bertcl_tokenizer_id_to_token(tok, (int32_t)max));
+    assert_null(bertcl_tokenizer_id_to_token(tok, (int32_t)max + 1));
+    bertcl_tokenizer_free(tok);
+    json_decref(root);
+  }
+}
+
+/* Writes s as DIR/tokenizer.json and loads DIR; returns the status. */
+static int load_json_text(const char *dir, const char *s) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+  write_file(path, s);
+  bertcl_tokenizer *tok = (bertcl_tokenizer *)1;
+  int st = bertcl_tokenizer_load(&tok, dir);
+  if (st == BERTCL_OK) bertcl_tokenizer_free(tok);
+  if (st != BERTCL_OK) assert_null(tok);
+  return st;
+}
+
+#define WP_MODEL "\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"vocab\":{\"[UNK]\":0,\"a\":1}}"
+#define UNI_MODEL "\"model\":{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[[\"<unk>\",0],[\"a\",-1.5]]}"
+
+/* A component bertcl does not implement is refused with its name; malformed ones with a
+ * message naming the file. */
+static void test_unsupported_components(void **state) {
+  (void)state;
+  char dir[512];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  static const struct {
+    const char *json, *needle;
+    int status;
+  } cases[] = {
+      {"{" WP_MODEL ",\"normalizer\":{\"type\":\"Rot13\"}}", "normalizer 'Rot13'", BERTCL_ERR_UNSUPPORTED},
+      {"{" WP_MODEL ",\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},"
+       "{\"type\":\"Rot13\"}]}}", "normalizer 'Rot13'", BERTCL_ERR_UNSUPPORTED},
+      {"{" WP_MODEL ",\"pre_tokenizer\":{\"type\":\"UnicodeScripts\"}}", "pre_tokenizer 'UnicodeScripts'",
+       BERTCL_ERR_UNSUPPORTED},
+      {"{" WP_MODEL ",\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":"
+       "\"FixedLength\",\"length\":5}]}}", "pre_tokenizer 'FixedLength'", BERTCL_ERR_UNSUPPORTED},
+      {"{\"model\":{\"type\":\"CharLevel\",\"vocab\":{}}}", "model 'CharLevel'", BERTCL_ERR_UNSUPPORTED},
+      {"{" WP_MODEL ",\"post_processor\":{\"type\":\"Reverse\"}}", "post_processor 'Reverse'",
+       BERTCL_ERR_UNSUPPORTED},
+      {"{" WP_MODEL ",\"post_processor\":{\"type\":\"Sequence\",\"processors\":[{\"type\":"
+       "\"BertProcessing\",\"sep\":[\"a\",1],\"cls\":[\"a\",1]},{\"type\":\"ByteLevel\"}]}}",
+       "'ByteLevel' after a template", BERTCL_ERR_UNSUPPORTED},
+      {"{\"version\":\"2.0\"," WP_MODEL "}", "version '2.0'", BERTCL_ERR_UNSUPPORTED},
+      {"{" WP_MODEL ",\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},"
+       "\"behavior\":\"Isolated\",\"invert\":false}}", "Split: regex '('", BERTCL_ERR_UNSUPPORTED},
+      {"{" WP_MODEL ",\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},"
+       "\"behavior\":\"Sideways\",\"invert\":false}}", "behavior 'Sideways'", BERTCL_ERR_FORMAT},
+      {"{" WP_MODEL ",\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"ab\"}}",
+       "replacement must be one character", BERTCL_ERR_FORMAT},
+      {"{" WP_MODEL ",\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"@@@\"}}",
+       "not valid base64", BERTCL_ERR_FORMAT},
+      {"{" WP_MODEL ",\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"AAEAAA==\"}}",
+       "announces a trie", BERTCL_ERR_FORMAT},
+      {"{\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\"]]}}", "not [piece, score]", BERTCL_ERR_FORMAT},
+      {"{\"model\":{\"type\":\"Unigram\",\"unk_id\":5,\"vocab\":[[\"a\",0]]}}", "unk_id 5", BERTCL_ERR_FORMAT},
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}",
+       "merged token is not in the vocabulary", BERTCL_ERR_FORMAT},
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[[\"a\",\"c\"]]}}", "'c' not in the vocabulary",
+       BERTCL_ERR_FORMAT},
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a  b\"]}}", "is not a pair",
+       BERTCL_ERR_FORMAT},
+      {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}}}", "without \"merges\"", BERTCL_ERR_FORMAT},
+      {"{" UNI_MODEL ",\"added_tokens\":[{\"id\":2,\"special\":true}]}", "added_tokens[0] has no content",
+       BERTCL_ERR_FORMAT},
+      {"{" UNI_MODEL ",\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":"
+       "{\"id\":\"<s>\",\"type_id\":0}}],\"pair\":[],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\","
+       "\"ids\":[7],\"tokens\":[\"<s>\"]}}}}", "token id 7 is not in the vocabulary", BERTCL_ERR_FORMAT},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    int st = load_json_text(dir, cases[i].json);
+    const char *msg = bertcl_last_error(NULL);
+    if (st != cases[i].status || !strstr(msg, cases[i].needle) || !strstr(msg, "tokenizer.json"))
+      fprintf(stderr, "case %zu: status %d, message '%s' (want %d, '%s')\n", i, st, msg,
+              cases[i].status, cases[i].needle);
+    assert_int_equal(st, cases[i].status);
+    assert_non_null(strstr(msg, cases[i].needle));
+  }
+  /* the minimal ones load and tokenize */
+  assert_int_equal(load_json_text(dir, "{" UNI_MODEL "}"), BERTCL_OK);
+  assert_int_equal(load_json_text(dir, "{" WP_MODEL ",\"pre_tokenizer\":{\"type\":\"Whitespace\"}}"),
+                   BERTCL_OK);
+  char path[600];
+  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+  remove(path);
+  rmdir(dir);
+}
+
+/* Folders without tokenizer.json: vocab.txt loads (BERT, or MPNet's template by class); a
+ * SentencePiece model or vocab.json + merges.txt alone is named in the error. */
+static void test_old_style_folders(void **state) {
+  (void)state;
+  char dir[512], path[700];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  snprintf(path, sizeof path, "%s/sentencepiece.bpe.model", dir);
+  write_file(path, "not read");
+  bertcl_tokenizer *tok = NULL;
+  assert_int_equal(bertcl_tokenizer_load(&tok, dir), BERTCL_ERR_MISSING);
+  assert_non_null(strstr(bertcl_last_error(NULL), "tokenizer.json is missing"));
+  assert_non_null(strstr(bertcl_last_error(NULL), "sentencepiece.bpe.model"));
+  remove(path);
+  snprintf(path, sizeof path, "%s/vocab.json", dir);
+  write_file(path, "{}");
+  assert_int_equal(bertcl_tokenizer_load(&tok, dir), BERTCL_ERR_MISSING);
+  assert_non_null(strstr(bertcl_last_error(NULL), "vocab.json + merges.txt"));
+  remove(path);
+  /* MPNet from vocab.txt: <s> A </s> </s> B </s>, type ids 0 */
+  char p[3][1024];
+  const char *f[3] = {"vocab.txt", "tokenizer_config.json", "x"};
+  for (int i = 0; i < 3; i++)
+    snprintf(p[i], sizeof p[i], "%s/tokenizer/mpnet/%s", BERTCL_TEST_DATA, f[i]);
+  assert_int_equal(bc_tok_load_files(&tok, NULL, p[0], p[1], NULL, NULL), BERTCL_OK);
+  bertcl_encoding *e = NULL;
+  assert_int_equal(bertcl_tokenizer_encode(tok, "hello", 5, "world", 5, NULL, &e), BERTCL_OK);
+  assert_int_equal(e->n, 6);
+  int32_t s = bertcl_tokenizer_token_to_id(tok, "<s>"), z = bertcl_tokenizer_token_to_id(tok, "</s>");
+  assert_int_equal(e->ids[0], s);
+  assert_int_equal(e->ids[2], z);
+  assert_int_equal(e->ids[3], z);
+  assert_int_equal(e->ids[5], z);
+  for (size_t i = 0; i < e->n; i++) assert_int_equal(e->type_ids[i], 0);
+  assert_non_null(strstr(bertcl_tokenizer_describe(tok, BERTCL_STAGE_POST_PROCESSOR), "Roberta"));
+  bertcl_encoding_free(e);
+  bertcl_tokenizer_free(tok);
+  rmdir(dir);
+}
+
+/* bertcl tokenize --pipeline and bertcl info show the components. */
+static void test_cli_pipeline(void **state) {
+  (void)state;
+  char cmd[2048], *out = NULL;
+  snprintf(cmd, sizeof cmd, "%s tokenize -m %s/tokenizer/xlmr --pipeline", BERTCL_BIN, BERTCL_TEST_DATA);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "normalizer      Sequence[Precompiled"));
+  assert_non_null(strstr(out, "pre-tokenizer   Metaspace("));
+  assert_non_null(strstr(out, "model           Unigram("));
+  assert_non_null(strstr(out, "post-processor  TemplateProcessing("));
+  assert_non_null(strstr(out, "max length      512"));
+  free(out);
+  snprintf(cmd, sizeof cmd, "echo 'hello <mask> world' | %s tokenize -m %s/tokenizer/roberta", BERTCL_BIN,
+           BERTCL_TEST_DATA);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  /* <mask> lstrips its space; its offsets are trimmed back to the token */
+  assert_non_null(strstr(out, "\"<mask>\""));
+  assert_non_null(strstr(out, "[6,12]"));
+  free(out);
+  snprintf(cmd, sizeof cmd, "%s info -m %s/tiny-bert", BERTCL_BIN, BERTCL_TEST_DATA);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "  pre-tokenizer   BertPreTokenizer"));
+  free(out);
+  snprintf(cmd, sizeof cmd, "%s info -m %s/tiny-bert --json", BERTCL_BIN, BERTCL_TEST_DATA);
+  assert_int_equal(bc_test_run(cmd, &out), 0);
+  assert_non_null(strstr(out, "\"model_type\": \"WordPiece\""));
+  free(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden_uncased_json),
@@ -669,6 +952,10 @@ int main(void) {
       cmocka_unit_test(test_golden_cased_vocab),
       cmocka_unit_test(test_golden_toy_json),
       cmocka_unit_test(test_golden_toy_vocab),
+      cmocka_unit_test(test_golden_xlmr),
+      cmocka_unit_test(test_golden_roberta),
+      cmocka_unit_test(test_golden_mpnet),
+      cmocka_unit_test(test_golden_zoo),
       cmocka_unit_test(test_batch_matches_golden),
       cmocka_unit_test(test_fast_unicode_tables),
       cmocka_unit_test(test_fast_whitespace),
@@ -677,6 +964,11 @@ int main(void) {
       cmocka_unit_test(test_defaults_and_lookup),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_cli),
+      cmocka_unit_test(test_pipeline_describe),
+      cmocka_unit_test(test_id_bound_models),
+      cmocka_unit_test(test_unsupported_components),
+      cmocka_unit_test(test_old_style_folders),
+      cmocka_unit_test(test_cli_pipeline),
       cmocka_unit_test(test_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

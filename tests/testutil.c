@@ -216,3 +216,19 @@ int bc_test_minilm_dir(char *dir, size_t n) {
   fclose(f);
   return 1;
 }
+
+int bc_test_e2e_setup(bc_test_e2e *x) {
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) return 0;
+  snprintf(x->dev, sizeof x->dev, "%s", bertcl_ctx_device(ctx)->name);
+  bertcl_ctx_free(ctx);
+  assert_int_equal(bc_test_tmpdir(x->dir, sizeof x->dir), 0);
+  bc_test_data_path(x->model, sizeof x->model, "tiny-bert");
+  return 1;
+}
+
+void bc_test_e2e_done(bc_test_e2e *x) {
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", x->dir);
+  assert_int_equal(bc_test_run(cmd, NULL), 0);
+}

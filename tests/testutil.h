@@ -47,6 +47,15 @@ int bc_test_count_tmp(const char *dir, const char *prefix);
  * malloc'd string when out is non-NULL. */
 int bc_test_run(const char *cmd, char **out);
 
+/* End-to-end tests through the command-line program: a fresh temporary directory, the tiny
+ * model's directory and the test device's name (for --device). Returns 0 when there is no
+ * OpenCL device (the caller then skips). _done removes the directory. */
+typedef struct {
+  char dir[512], model[1024], dev[256];
+} bc_test_e2e;
+int bc_test_e2e_setup(bc_test_e2e *x);
+void bc_test_e2e_done(bc_test_e2e *x);
+
 
 /* Fixtures written by the tests/gen scripts as safetensors files under tests/data. */
 struct bc_st_file;

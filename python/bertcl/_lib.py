@@ -180,6 +180,9 @@ class FinetuneOptions(Structure):
         ("log_every", c_long),
         ("freeze_encoder", c_int),
         ("resume", c_int),
+        ("tag_column", c_int),
+        ("label_all_tokens", c_int),
+        ("scheme", c_int),
     ]
 
 
@@ -192,6 +195,15 @@ class Metrics(Structure):
         ("mse", c_double),
         ("pearson", c_double),
         ("spearman", c_double),
+        ("precision", c_double),
+        ("recall", c_double),
+        ("entity_f1", c_double),
+        ("n_types", c_int),
+        ("type_names", POINTER(c_char_p)),
+        ("type_precision", POINTER(c_double)),
+        ("type_recall", POINTER(c_double)),
+        ("type_f1", POINTER(c_double)),
+        ("type_support", POINTER(c_size_t)),
     ]
 
 
@@ -229,6 +241,7 @@ class PredictOptions(Structure):
         ("output_file", c_char_p),
         ("text_column", c_char_p),
         ("pair_column", c_char_p),
+        ("format", c_int),
         ("batch_size", c_size_t),
         ("max_length", c_size_t),
     ]
@@ -259,12 +272,24 @@ EXTRACT_NO_POOL = 0x100
 COMBINE_CONCAT, COMBINE_MEAN, COMBINE_SUM = 0, 1, 2
 NORMALIZE_AUTO, NORMALIZE_ON, NORMALIZE_OFF = 0, 1, 2
 TRUNC_LONGEST_FIRST, TRUNC_ONLY_FIRST, TRUNC_ONLY_SECOND, TRUNC_NONE = 0, 1, 2, 3
-TASK_AUTO, TASK_CLASSIFICATION, TASK_REGRESSION = 0, 1, 2
+TASK_AUTO, TASK_CLASSIFICATION, TASK_REGRESSION, TASK_TOKEN_CLASSIFICATION = 0, 1, 2, 3
+SCHEME_AUTO, SCHEME_IOB1, SCHEME_IOB2, SCHEME_IOBES, SCHEME_NONE = 0, 1, 2, 3, 4
+INPUT_AUTO, INPUT_TEXT, INPUT_CONLL, INPUT_JSONL = 0, 1, 2, 3
 EVENT_INFO, EVENT_LOG, EVENT_EVAL, EVENT_STEP, EVENT_DONE = 1, 2, 3, 4, 5
 CONSTANTS = {
     "BERTCL_TASK_AUTO": TASK_AUTO,
     "BERTCL_TASK_CLASSIFICATION": TASK_CLASSIFICATION,
     "BERTCL_TASK_REGRESSION": TASK_REGRESSION,
+    "BERTCL_TASK_TOKEN_CLASSIFICATION": TASK_TOKEN_CLASSIFICATION,
+    "BERTCL_SCHEME_AUTO": SCHEME_AUTO,
+    "BERTCL_SCHEME_IOB1": SCHEME_IOB1,
+    "BERTCL_SCHEME_IOB2": SCHEME_IOB2,
+    "BERTCL_SCHEME_IOBES": SCHEME_IOBES,
+    "BERTCL_SCHEME_NONE": SCHEME_NONE,
+    "BERTCL_INPUT_AUTO": INPUT_AUTO,
+    "BERTCL_INPUT_TEXT": INPUT_TEXT,
+    "BERTCL_INPUT_CONLL": INPUT_CONLL,
+    "BERTCL_INPUT_JSONL": INPUT_JSONL,
     "BERTCL_EVENT_INFO": EVENT_INFO,
     "BERTCL_EVENT_LOG": EVENT_LOG,
     "BERTCL_EVENT_EVAL": EVENT_EVAL,

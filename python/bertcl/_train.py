@@ -16,7 +16,7 @@ from . import _lib
 from ._api import _L, _c_strings, _check, _open, _text, _texts
 
 _TASKS = {"auto": _lib.TASK_AUTO, "classification": _lib.TASK_CLASSIFICATION,
-          "regression": _lib.TASK_REGRESSION}
+          "regression": _lib.TASK_REGRESSION, "token": _lib.TASK_TOKEN_CLASSIFICATION}
 _TASK_NAMES = {v: k for k, v in _TASKS.items()}
 _EVENTS = {_lib.EVENT_INFO: "info", _lib.EVENT_LOG: "log", _lib.EVENT_EVAL: "eval",
            _lib.EVENT_STEP: "step", _lib.EVENT_DONE: "done"}
@@ -107,7 +107,7 @@ def finetune(model_dir, train, output_dir, eval=None, *, device=None, task="auto
     "output_dir"}.
     """
     if task not in _TASKS:
-        raise ValueError(f"task={task!r}: 'auto', 'classification' or 'regression'")
+        raise ValueError(f"task={task!r}: 'auto', 'classification', 'regression' or 'token'")
     tmp = tempfile.mkdtemp(prefix="bertcl-finetune-")
     ctx = model = tok = None
     try:

@@ -23,6 +23,9 @@ int bc_cmd_devices(int argc, char **argv);
 void bc_cmd_devices_usage(FILE *out);
 int bc_cmd_tokenize(int argc, char **argv);
 void bc_cmd_tokenize_usage(FILE *out);
+struct bertcl_tokenizer;
+/* The tokenizer's components, one a line (bertcl tokenize --pipeline, bertcl info). */
+void bc_cli_print_pipeline(FILE *out, const struct bertcl_tokenizer *tok);
 int bc_cmd_extract(int argc, char **argv);
 void bc_cmd_extract_usage(FILE *out);
 int bc_cmd_merge(int argc, char **argv);

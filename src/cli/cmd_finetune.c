@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bertcl.h"
 #include "cli.h"
@@ -16,8 +17,10 @@ void bc_cmd_finetune_usage(FILE *out) {
           "                       [--warmup-ratio 0] [--weight-decay 0] [--grad-accum 1]\n"
           "                       [--max-grad-norm 1] [--seed 42] [--eval-every N]\n"
           "                       [--save-every N] [--freeze-encoder] [--resume] [--device D]\n"
-          "                       [--gemm auto|clblast|blas]\n"
-          "                       [--task auto|classification|regression] [--num-labels N]\n\n"
+          "                       [--gemm auto|clblast|blas] [--num-labels N]\n"
+          "                       [--task auto|classification|regression|token]\n"
+          "                       [--tag-column N] [--label-all-tokens]\n"
+          "                       [--scheme auto|IOB1|IOB2|IOBES|none]\n\n"
           "Fine-tunes a BERT encoder with a sequence-classification head (pooler -> dropout ->\n"
           "linear, as transformers' BertForSequenceClassification) on labelled text, on the\n"
           "OpenCL device: cross-entropy (classification) or MSE (regression, num_labels 1),\n"
@@ -31,10 +34,19 @@ void bc_cmd_finetune_usage(FILE *out) {
           "non-integer, 3.8 or 5.0 or a JSON float, as a float column in datasets; or when the\n"
           "model is already a regression model; or with --task regression / --num-labels 1).\n"
           "Regression saves num_labels 1 and problem_type \"regression\" in config.json.\n\n"
-          "OUT_DIR: config.json (BertForSequenceClassification), model.safetensors (Hugging Face\n"
-          "names), the tokenizer files: AutoModelForSequenceClassification.from_pretrained loads\n"
-          "it. With --eval it holds the checkpoint of best eval accuracy (regression: lowest\n"
-          "eval MSE). OUT_DIR/checkpoint.\n"
+          "Token classification (NER, tagging; BertForTokenClassification: dropout and a linear\n"
+          "layer on every token) reads CoNLL column files (a word and its tag a line, the word\n"
+          "first, the tag last or --tag-column, a blank line between sentences, -DOCSTART-\n"
+          "skipped; auto-detected) or JSONL {\"tokens\": [...], \"tags\": [...]}. Tags are\n"
+          "aligned to subwords as transformers' run_ner.py does (the first subword of a word\n"
+          "gets its tag, the others are not trained on unless --label-all-tokens); sentences\n"
+          "longer than --max-len are split into windows, never cut. Evaluation: entity-level\n"
+          "precision, recall and F1 as seqeval / conlleval (IOB1, IOB2 or IOBES), word\n"
+          "accuracy, a per-type table at the end; the best checkpoint is the best F1.\n\n"
+          "OUT_DIR: config.json (BertForSequenceClassification or BertForTokenClassification),\n"
+          "model.safetensors (Hugging Face names), the tokenizer files: AutoModelFor...\n"
+          ".from_pretrained loads it. With --eval it holds the checkpoint of best eval accuracy\n"
+          "(regression: lowest eval MSE; tokens: best entity F1). OUT_DIR/checkpoint.\n"
           "safetensors (parameters, AdamW moments, step; written to a temporary file and\n"
           "renamed) lets --resume continue exactly where a run stopped.\n\n"
           "options:\n"
@@ -49,8 +61,10 @@ void bc_cmd_finetune_usage(FILE *out) {
           "                         sentence, else the first column)\n"
           "  --pair-column NAME     second text (default text_pair when present)\n"
           "  --label-column NAME    label field/column (default label)\n"
-          "  --task T               auto (default: regression for float labels, see above),\n"
-          "                         classification (float labels are names) or regression\n"
+          "  --task T               auto (default: token for CoNLL files and JSONL with\n"
+          "                         \"tokens\", regression for float labels, see above),\n"
+          "                         classification (float labels are names), regression or\n"
+          "                         token\n"
           "  --num-labels N         1: regression; N > 1: classification with N labels\n"
           "                         (integer labels 0..N-1; default: from the data)\n"
           "  --epochs N             passes over the data (default 3)\n"
@@ -65,8 +79,14 @@ void bc_cmd_finetune_usage(FILE *out) {
           "  --eval-every N         evaluate every N optimizer steps (default: each epoch)\n"
           "  --save-every N         checkpoint every N optimizer steps (default: each epoch)\n"
           "  --log-every N          progress line every N steps (default 10)\n"
-          "  --freeze-encoder       train only the pooler and classifier: the encoder runs\n"
-          "                         once per example (no encoder dropout), features cached\n"
+          "  --freeze-encoder       train only the head: the encoder runs without dropout\n"
+          "                         (sequence tasks: once per example, features cached)\n"
+          "  --tag-column N         CoNLL: the tag's column, counting the word as 0 (default:\n"
+          "                         the last)\n"
+          "  --label-all-tokens     train every subword of a word on its tag (B-X: I-X after\n"
+          "                         the first), as run_ner.py --label_all_tokens\n"
+          "  --scheme S             the tags' scheme: auto (detected), IOB1, IOB2, IOBES, or\n"
+          "                         none (plain tags such as part of speech: word accuracy)\n"
           "  --resume               continue from OUT_DIR/checkpoint.safetensors\n"
           "  --device D             OpenCL device (see bertcl devices)\n"
           "  --gemm B               matrix products: auto (default), clblast or blas\n"
@@ -121,9 +141,9 @@ static int print_progress(const bertcl_progress *p, void *user) {
 int bc_cmd_finetune(int argc, char **argv) {
   bertcl_finetune_options o;
   bertcl_finetune_options_init(&o);
-  const char *model_dir = NULL, *device = NULL, *gemm = NULL, *task = NULL;
+  const char *model_dir = NULL, *device = NULL, *gemm = NULL, *task = NULL, *scheme = NULL;
   long epochs = o.epochs, batch = (long)o.batch_size, accum = o.grad_accum,
-       max_len = (long)o.max_length, seed = (long)o.seed, num_labels = 0;
+       max_len = (long)o.max_length, seed = (long)o.seed, num_labels = 0, tag_column = -1;
   printer pr = {0, -1};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -155,8 +175,8 @@ int bc_cmd_finetune(int argc, char **argv) {
     STR("--eval", o.eval_file) STR("-o", o.output_dir) STR("--output", o.output_dir)
     STR("--device", device) STR("--gemm", gemm) STR("--text-column", o.text_column)
     STR("--pair-column", o.pair_column) STR("--label-column", o.label_column)
-    STR("--task", task)
-    LNG("--num-labels", num_labels, 1)
+    STR("--task", task) STR("--scheme", scheme)
+    LNG("--num-labels", num_labels, 1) LNG("--tag-column", tag_column, 1)
     LNG("--epochs", epochs, 1) LNG("--batch-size", batch, 1) LNG("--grad-accum", accum, 1)
     LNG("--max-len", max_len, 3) LNG("--seed", seed, 0) LNG("--eval-every", o.eval_every, 1)
     LNG("--save-every", o.save_every, 1) LNG("--log-every", o.log_every, 1)
@@ -167,6 +187,7 @@ int bc_cmd_finetune(int argc, char **argv) {
 #undef DBL
     if (!strcmp(a, "--freeze-encoder")) o.freeze_encoder = 1;
     else if (!strcmp(a, "--resume")) o.resume = 1;
+    else if (!strcmp(a, "--label-all-tokens")) o.label_all_tokens = 1;
     else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) pr.quiet = 1;
     else return bc_cli_error("finetune: unknown option '%s' (see bertcl finetune --help)", a), 2;
   }
@@ -174,18 +195,29 @@ int bc_cmd_finetune(int argc, char **argv) {
     return bc_cli_error("finetune: -m MODEL_DIR, --train FILE and -o OUT_DIR are required"), 2;
   if (o.warmup_ratio > 1) return bc_cli_error("finetune: --warmup-ratio must be in [0, 1]"), 2;
   if (epochs > 1000000 || batch > 1000000 || accum > 1000000 || max_len > 1000000 ||
-      num_labels > 1000000)
+      num_labels > 1000000 || tag_column > 1000)
     return bc_cli_error("finetune: --epochs, --batch-size, --grad-accum, --max-len and "
-                        "--num-labels must be at most 1000000"), 2;
+                        "--num-labels must be at most 1000000, --tag-column 1000"), 2;
+  o.tag_column = (int)tag_column;
   o.epochs = (int)epochs, o.batch_size = (size_t)batch, o.grad_accum = (int)accum;
   o.max_length = (size_t)max_len, o.seed = (uint64_t)seed, o.num_labels = (int)num_labels;
   if (!task || !strcmp(task, "auto")) o.task = BERTCL_TASK_AUTO;
   else if (!strcmp(task, "classification")) o.task = BERTCL_TASK_CLASSIFICATION;
   else if (!strcmp(task, "regression")) o.task = BERTCL_TASK_REGRESSION;
+  else if (!strcmp(task, "token")) o.task = BERTCL_TASK_TOKEN_CLASSIFICATION;
   else
-    return bc_cli_error("finetune: bad --task '%s' (auto, classification or regression)", task),
+    return bc_cli_error("finetune: bad --task '%s' (auto, classification, regression or "
+                        "token)", task), 2;
+  if (!scheme || !strcmp(scheme, "auto")) o.scheme = BERTCL_SCHEME_AUTO;
+  else if (!strcasecmp(scheme, "IOB1")) o.scheme = BERTCL_SCHEME_IOB1;
+  else if (!strcasecmp(scheme, "IOB2") || !strcasecmp(scheme, "BIO")) o.scheme = BERTCL_SCHEME_IOB2;
+  else if (!strcasecmp(scheme, "IOBES") || !strcasecmp(scheme, "BIOES")) o.scheme = BERTCL_SCHEME_IOBES;
+  else if (!strcmp(scheme, "none")) o.scheme = BERTCL_SCHEME_NONE;
+  else
+    return bc_cli_error("finetune: bad --scheme '%s' (auto, IOB1, IOB2, IOBES or none)", scheme),
            2;
-  if ((o.task == BERTCL_TASK_CLASSIFICATION && num_labels == 1) ||
+  if (((o.task == BERTCL_TASK_CLASSIFICATION || o.task == BERTCL_TASK_TOKEN_CLASSIFICATION) &&
+       num_labels == 1) ||
       (o.task == BERTCL_TASK_REGRESSION && num_labels > 1))
     return bc_cli_error("finetune: --task %s contradicts --num-labels %ld (1 is regression)",
                         task, num_labels), 2;

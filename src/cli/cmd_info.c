@@ -14,7 +14,8 @@ void bc_cmd_info_usage(FILE *out) {
           "XLM-RoBERTa, CamemBERT, DistilBERT, MPNet: config.json,\n"
           "model.safetensors or a sharded index, sentence-transformers modules) and prints\n"
           "its architecture, parameter count, dtypes on disk, pooling and normalisation\n"
-          "defaults, tokenizer settings and maximum length. An invalid file gives exit\n"
+          "defaults, tokenizer pipeline (normalizer, pre-tokenizer, model, post-processor,\n"
+          "added tokens) and maximum length. An invalid file gives exit\n"
           "status 1 and one line naming the file and what is wrong.\n\n"
           "options:\n"
           "  -m, --model DIR   the model directory\n"
@@ -68,6 +69,13 @@ int bc_cmd_info(int argc, char **argv) {
     bertcl_model_free(m);
     return 1;
   }
+  /* the tokenizer's pipeline, when the directory has a tokenizer */
+  bertcl_tokenizer *tk = NULL;
+  if ((in.has_tokenizer_json || in.has_vocab_txt) && bertcl_tokenizer_load(&tk, dir) != BERTCL_OK) {
+    print_error(bertcl_last_error(NULL));
+    bertcl_model_free(m);
+    return 1;
+  }
   if (json) {
     /* the float eps as the decimal config.json wrote (1e-12, not 9.99999996e-13) */
     char epsbuf[32];
@@ -99,12 +107,23 @@ int bc_cmd_info(int argc, char **argv) {
     json_object_set_new(o, "st_max_seq_length",
                         in.st_max_seq_length ? json_integer(in.st_max_seq_length) : json_null());
     json_object_set_new(o, "max_length", json_integer(in.max_length));
+    if (tk) {
+      static const char *const keys[5] = {"normalizer", "pre_tokenizer", "model",
+                                          "post_processor", "added_tokens"};
+      json_t *pl = json_object();
+      json_object_set_new(pl, "model_type", json_string(bertcl_tokenizer_model_type(tk)));
+      for (int k = 0; k < 5; k++)
+        json_object_set_new(pl, keys[k],
+                            json_string(bertcl_tokenizer_describe(tk, (bertcl_tokenizer_stage)k)));
+      json_object_set_new(tok, "pipeline", pl);
+    }
     json_object_set_new(o, "tokenizer", tok);
     char *s =
         o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
     if (s) puts(s);
     free(s);
     json_decref(o);
+    bertcl_tokenizer_free(tk);
     bertcl_model_free(m);
     return s ? 0 : 1;
   }
@@ -156,6 +175,14 @@ int bc_cmd_info(int argc, char **argv) {
          : in.do_lower_case   ? "yes"
                               : "no",
          in.tokenizer_class[0] ? ", class " : "", in.tokenizer_class);
+  if (tk) {
+    /* the pipeline, indented under the tokenizer line */
+    static const char *const names[5] = {"normalizer", "pre-tokenizer", "model",
+                                         "post-processor", "added tokens"};
+    for (int k = 0; k < 5; k++)
+      printf("  %-16s%s\n", names[k], bertcl_tokenizer_describe(tk, (bertcl_tokenizer_stage)k));
+  }
+  bertcl_tokenizer_free(tk);
   bertcl_model_free(m);
   return 0;
 }

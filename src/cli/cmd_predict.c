@@ -9,17 +9,30 @@ void bc_cmd_predict_usage(FILE *out) {
   fprintf(out,
           "usage: bertcl predict -m MODEL_DIR -i FILE [-o OUT] [--batch-size 32] [--max-len N]\n"
           "                      [--text-column NAME] [--pair-column NAME] [--device D]\n"
-          "                      [--gemm auto|clblast|blas]\n\n"
-          "Classifies texts with a fine-tuned model (bertcl finetune's OUT_DIR, or any\n"
-          "BertForSequenceClassification directory). Input as for finetune (JSONL, TSV, CSV;\n"
-          "a label column is not needed), or plain text, one text a line. Output (OUT or stdout):\n"
-          "one JSON object a line, {\"label\": NAME, \"probabilities\": {NAME: p, ...}}\n"
-          "(regression models, num_labels 1: {\"score\": x}).\n");
+          "                      [--gemm auto|clblast|blas] [--format auto|text|conll|jsonl]\n\n"
+          "Runs a fine-tuned model (bertcl finetune's OUT_DIR, or any\n"
+          "BertForSequenceClassification / BertForTokenClassification directory).\n\n"
+          "Sequence classifiers: input as for finetune (JSONL, TSV, CSV; a label column is not\n"
+          "needed), or plain text, one text a line. Output (OUT or stdout): one JSON object a\n"
+          "line, {\"label\": NAME, \"probabilities\": {NAME: p, ...}} (regression models,\n"
+          "num_labels 1: {\"score\": x}).\n\n"
+          "Token classifiers (NER, tagging): input as CoNLL columns (the word first; the output\n"
+          "is the input's lines with the predicted tag appended, what conlleval reads), JSONL\n"
+          "{\"tokens\": [...]}, or plain text, one sentence a line, split into words as the\n"
+          "tokenizer pre-tokenizes it. JSON output, one object a sentence: {\"words\":\n"
+          "[{\"word\", \"tag\", \"probability\", \"start\", \"end\"}], \"entities\": [{\"type\",\n"
+          "\"start\", \"end\", \"text\"}]} (start/end of words: characters of the line; of\n"
+          "entities: word indices, end exclusive). Sentences longer than --max-len tokens run in\n"
+          "windows; every word gets a tag.\n\n"
+          "options:\n"
+          "  --format F      input: auto (default: by content), text, conll or jsonl\n"
+          "  --max-len N     tokens per example (default: the model's maximum)\n"
+          "  --batch-size N  examples per device batch (default 32)\n");
 }
 
 int bc_cmd_predict(int argc, char **argv) {
   bertcl_predict_options o = {0};
-  const char *model_dir = NULL, *device = NULL, *gemm = NULL;
+  const char *model_dir = NULL, *device = NULL, *gemm = NULL, *format = NULL;
   long batch = 32, max_len = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -28,6 +41,7 @@ int bc_cmd_predict(int argc, char **argv) {
                        : !strcmp(a, "-o") || !strcmp(a, "--output")  ? &o.output_file
                        : !strcmp(a, "--device")                      ? &device
                        : !strcmp(a, "--gemm")                        ? &gemm
+                       : !strcmp(a, "--format")                      ? &format
                        : !strcmp(a, "--text-column")                 ? &o.text_column
                        : !strcmp(a, "--pair-column")                 ? &o.pair_column
                                                                      : NULL;
@@ -46,6 +60,11 @@ int bc_cmd_predict(int argc, char **argv) {
   }
   if (!model_dir || !o.input_file)
     return bc_cli_error("predict: -m MODEL_DIR and -i FILE are required"), 2;
+  if (!format || !strcmp(format, "auto")) o.format = BERTCL_INPUT_AUTO;
+  else if (!strcmp(format, "text")) o.format = BERTCL_INPUT_TEXT;
+  else if (!strcmp(format, "conll")) o.format = BERTCL_INPUT_CONLL;
+  else if (!strcmp(format, "jsonl")) o.format = BERTCL_INPUT_JSONL;
+  else return bc_cli_error("predict: bad --format '%s' (auto, text, conll or jsonl)", format), 2;
   o.batch_size = (size_t)batch;
   o.max_length = (size_t)max_len;
   int ret = 1;

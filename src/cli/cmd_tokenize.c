@@ -1,6 +1,7 @@
 /* bertcl tokenize -m MODEL_DIR [-i FILE] [--max-len N] [--pair] [...] */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,15 @@ void bc_cmd_tokenize_usage(FILE *out) {
   fprintf(out,
           "usage: bertcl tokenize -m MODEL_DIR [-i FILE] [--max-len N] [--pair]\n"
           "                       [--truncation longest_first|only_first|only_second|none]\n"
-          "                       [--no-special-tokens] [--split-special-tokens]\n\n"
-          "Tokenizes text exactly as Hugging Face's BertTokenizerFast does and prints one JSON\n"
-          "object a line: ids, tokens, type_ids, offsets ([start, end) in characters of the\n"
-          "input text; (0,0) for [CLS]/[SEP]), word_ids (null for [CLS]/[SEP]), overflow\n"
-          "(tokens truncated away from text and text pair).\n\n"
+          "                       [--no-special-tokens] [--split-special-tokens]\n"
+          "       bertcl tokenize -m MODEL_DIR --pipeline\n\n"
+          "Tokenizes text exactly as Hugging Face's tokenizers does with the model's\n"
+          "tokenizer.json (WordPiece, Unigram or BPE with their normalizers, pre-tokenizers,\n"
+          "post-processor and added tokens; or vocab.txt for BERT) and prints one JSON object\n"
+          "a line: ids, tokens, type_ids, offsets ([start, end) in characters of the input\n"
+          "text; (0,0) for special tokens such as [CLS]/[SEP] or <s>/</s>), word_ids (null\n"
+          "for special tokens), overflow (tokens truncated away from text and text pair).\n"
+          "--pipeline prints the tokenizer's components instead.\n\n"
           "Input (FILE, or stdin): one text a line, or JSONL lines {\"text\": ..., \"text_pair\": "
           "...}\n"
           "(JSONL when the first non-empty line is such an object; --text forces plain text).\n"
@@ -27,15 +32,29 @@ void bc_cmd_tokenize_usage(FILE *out) {
           "options:\n"
           "  -m, --model DIR          model directory (tokenizer.json or vocab.txt)\n"
           "  -i, --input FILE         input file (default: stdin)\n"
-          "  --max-len N              max tokens with [CLS]/[SEP] (default: the model's,\n"
+          "  --max-len N              max tokens with special tokens (default: the model's,\n"
           "                           min of model_max_length, max_position_embeddings and\n"
           "                           sentence-transformers max_seq_length)\n"
           "  --pair                   plain-text lines hold TEXT<TAB>TEXT_PAIR\n"
           "  --text                   read plain text even if lines look like JSON\n"
           "  --truncation S           longest_first (default), only_first, only_second, none\n"
-          "  --no-special-tokens      no [CLS]/[SEP]\n"
+          "  --no-special-tokens      no [CLS]/[SEP] (the post-processor's special tokens)\n"
           "  --split-special-tokens   a literal \"[SEP]\" in the text is text, not a token\n"
+          "  --pipeline               print the tokenizer's components and exit\n"
           "  -h, --help               this text\n");
+}
+
+/* The tokenizer's components, one a line (also used by bertcl info). */
+void bc_cli_print_pipeline(FILE *out, const struct bertcl_tokenizer *tok) {
+  static const char *const names[5] = {"normalizer", "pre-tokenizer", "model", "post-processor",
+                                       "added tokens"};
+  for (int k = 0; k < 5; k++)
+    fprintf(out, "%-16s%s\n", names[k], bertcl_tokenizer_describe(tok, (bertcl_tokenizer_stage)k));
+  size_t ml = bertcl_tokenizer_max_length(tok);
+  if (ml == SIZE_MAX)
+    fprintf(out, "%-16s%s\n", "max length", "none");
+  else
+    fprintf(out, "%-16s%zu\n", "max length", ml);
 }
 
 static json_t *int_array(const int32_t *v, size_t n, int null_negative) {
@@ -72,7 +91,7 @@ static int print_encoding(const bertcl_encoding *e) {
 int bc_cmd_tokenize(int argc, char **argv) {
   const char *model = NULL, *input = NULL;
   bertcl_tokenize_options opt = {0};
-  int pair_mode = 0, jsonl = -1; /* -1: decided by the first non-empty line */
+  int pair_mode = 0, jsonl = -1, pipeline = 0; /* jsonl -1: decided by the first line */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int has_next = i + 1 < argc;
@@ -111,6 +130,8 @@ int bc_cmd_tokenize(int argc, char **argv) {
       opt.no_special_tokens = 1;
     } else if (!strcmp(a, "--split-special-tokens")) {
       opt.split_special_tokens = 1;
+    } else if (!strcmp(a, "--pipeline")) {
+      pipeline = 1;
     } else {
       bc_cli_error("tokenize: unknown or incomplete option '%s' (see bertcl tokenize --help)", a);
       return 2;
@@ -124,6 +145,11 @@ int bc_cmd_tokenize(int argc, char **argv) {
   if (bertcl_tokenizer_load(&tok, model) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(NULL));
     return 1;
+  }
+  if (pipeline) {
+    bc_cli_print_pipeline(stdout, tok);
+    bertcl_tokenizer_free(tok);
+    return fflush(stdout) != 0;
   }
   FILE *in = stdin;
   if (input && !(in = fopen(input, "rb"))) {

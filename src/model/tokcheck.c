@@ -176,7 +176,11 @@ int bc_model_tokenizer_check(bc_err *err, const char *top, const char *dir,
   if (!tokfile) return BERTCL_OK;
   bertcl_tokenizer *tok = NULL;
   int st = bertcl_tokenizer_load(&tok, tokdir);
-  if (st != BERTCL_OK) {
+  if (st == BERTCL_ERR_UNSUPPORTED) {
+    /* a tokenizer bertcl cannot read yet (another model type or pipeline) is not a hostile one:
+     * the weights still load, for ids from elsewhere; encoding text reports the reason */
+    st = BERTCL_OK;
+  } else if (st != BERTCL_OK) {
     if (err) *err = *bc_thread_err();
   } else {
     st = bc_tokenizer_check(err, tok, tokfile, lim);

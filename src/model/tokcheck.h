@@ -42,7 +42,8 @@ void bc_tok_limits_from_config(const char *config_path, bc_tok_limits *lim);
 
 /* bertcl_model_load's step: loads the tokenizer of the model directory (top, else the
  * Transformer module's dir) when it has one and checks it against the loaded tables. A
- * directory without tokenizer files passes (ids can be given directly). */
+ * directory without tokenizer files passes (ids can be given directly), and so does one whose
+ * tokenizer is of a kind bertcl does not read (BERTCL_ERR_UNSUPPORTED from the loader). */
 int bc_model_tokenizer_check(bc_err *err, const char *top, const char *dir,
                              const bc_tok_limits *lim);
 

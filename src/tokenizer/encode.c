@@ -1,10 +1,11 @@
-/* Encoding: added tokens, pre-tokenisation, WordPiece, truncation, template, batches.
+/* Encoding: the pipeline of tokenizer.h over one text, truncation, post-processing, batches.
  *
  * Truncation follows tokenizers' truncate_encodings (utils/truncation.rs) as transformers
- * drives it: the budget for the texts is max_length minus the template's special tokens; a
- * budget of 0 empties both texts whatever the strategy; when max_length is below the number of
- * special tokens the Rust subtraction wraps and nothing is truncated (we do the same, so the
- * output stays identical).
+ * drives it: the budget for the texts is max_length minus the post-processor's special tokens;
+ * a budget of 0 empties both texts whatever the strategy; when max_length is below the number
+ * of special tokens the Rust subtraction wraps and nothing is truncated (we do the same, so the
+ * output stays identical). Post-processing: ByteLevel / RobertaProcessing offset trimming on
+ * each text's tokens, then the template (special tokens, type ids).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -12,164 +13,148 @@
 
 #include "tokenizer/tokenizer.h"
 
-typedef struct {
-  int32_t id;
-  uint32_t start, end; /* characters of the original text */
-  int32_t word;
-} tok_t;
-
-typedef struct {
-  tok_t *v;
-  size_t n, cap;
-} tokvec;
+typedef bc_tok_token tok_t;
+typedef bc_tok_tokvec tokvec;
 
 /* Scratch space reused across the texts of a batch. */
 typedef struct {
   uint32_t *cps;
   size_t cps_cap;
-  bc_tok_nbuf nb;
-  char *bytes;
-  uint32_t *bpos;
-  size_t word_cap;
+  bc_tok_nbuf nb;      /* the normalized piece */
+  bc_tok_nscratch ns;  /* normalizers, regexes */
+  bc_tok_mscratch ms;  /* models */
+  bc_tok_level *levels; /* (n_pres) one per pre-tokenizer step */
+  bc_tok_amatch *m1, *m2;
+  size_t m1_cap, m2_cap;
   tokvec seq[2];
   size_t replaced[2];
+  uint32_t nchars[2], nbytes[2]; /* decoded text of each sequence */
+  int32_t word;
+  int split_special;
+  int err; /* BERTCL_ERR_INVALID_ARG from a model: an unknown character without unk */
 } workspace;
 
-static void ws_free(workspace *ws) {
+static int ws_init(const bertcl_tokenizer *tok, workspace *ws) {
+  memset(ws, 0, sizeof *ws);
+  if (tok->n_pres) {
+    ws->levels = calloc(tok->n_pres, sizeof *ws->levels);
+    if (!ws->levels) return BERTCL_ERR_NOMEM;
+  }
+  return BERTCL_OK;
+}
+
+static void ws_free(const bertcl_tokenizer *tok, workspace *ws) {
   free(ws->cps);
   free(ws->nb.v);
-  free(ws->nb.tmp);
-  free(ws->bytes);
-  free(ws->bpos);
+  bc_tok_nscratch_free(&ws->ns);
+  bc_tok_mscratch_free(&ws->ms);
+  if (ws->levels)
+    for (size_t i = 0; i < tok->n_pres; i++) bc_tok_level_free(&ws->levels[i]);
+  free(ws->levels);
+  free(ws->m1);
+  free(ws->m2);
   free(ws->seq[0].v);
   free(ws->seq[1].v);
   memset(ws, 0, sizeof *ws);
 }
 
-static int push(tokvec *t, int32_t id, uint32_t start, uint32_t end, int32_t word) {
-  if (t->n == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 64;
-    tok_t *v = realloc(t->v, cap * sizeof *v);
-    if (!v) return BERTCL_ERR_NOMEM;
-    t->v = v;
-    t->cap = cap;
-  }
-  t->v[t->n++] = (tok_t){id, start, end, word};
-  return BERTCL_OK;
+/* Leading / trailing characters of a token string that are whitespace or the byte-level
+ * space 'Ġ' (U+0120): what ByteLevel's process_offsets trims. */
+static int trim_char(uint32_t cp) { return cp == 0x120 || bc_tok_is_space(cp); }
+
+static void count_trim(const uint32_t *cps, size_t stride, size_t n, uint16_t *lead,
+                       uint16_t *trail) {
+  size_t l = 0, t = 0;
+  while (l < n && trim_char(cps[l * stride])) l++;
+  while (t < n && trim_char(cps[(n - 1 - t) * stride])) t++;
+  *lead = (uint16_t)(l > 0xFFFE ? 0xFFFE : l);
+  *trail = (uint16_t)(t > 0xFFFE ? 0xFFFE : t);
 }
 
-/* 1 = whitespace, 2 = punctuation, 0 = part of a word. */
-static const uint8_t ascii_pt[128] = {
-    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,  ['!'] = 2, ['"'] = 2,
-    ['#'] = 2,  ['$'] = 2,  ['%'] = 2,  ['&'] = 2,  ['\''] = 2, ['('] = 2,  [')'] = 2, ['*'] = 2,
-    ['+'] = 2,  [','] = 2,  ['-'] = 2,  ['.'] = 2,  ['/'] = 2,  [':'] = 2,  [';'] = 2, ['<'] = 2,
-    ['='] = 2,  ['>'] = 2,  ['?'] = 2,  ['@'] = 2,  ['['] = 2,  ['\\'] = 2, [']'] = 2, ['^'] = 2,
-    ['_'] = 2,  ['`'] = 2,  ['{'] = 2,  ['|'] = 2,  ['}'] = 2,  ['~'] = 2};
-
-static inline int pt_class(uint32_t cp) {
-  if (cp < 128) return ascii_pt[cp];
-  if (bc_tok_is_space(cp)) return 1;
-  return bc_tok_is_punct(cp) ? 2 : 0;
+static void count_trim_str(const char *s, size_t len, uint16_t *lead, uint16_t *trail) {
+  uint32_t buf[64];
+  size_t n = 0;
+  /* a token string is short; longer ones are counted on their first/last 64 bytes */
+  if (len <= 64) {
+    n = bc_tok_utf8_decode(s, len, buf, NULL);
+    count_trim(buf, 1, n, lead, trail);
+    return;
+  }
+  uint16_t l1, t1, l2, t2;
+  n = bc_tok_utf8_decode(s, 64, buf, NULL);
+  count_trim(buf, 1, n, &l1, &t1);
+  size_t start = len - 64;
+  while (start < len && ((unsigned char)s[start] & 0xC0) == 0x80) start++;
+  n = bc_tok_utf8_decode(s + start, len - start, buf, NULL);
+  count_trim(buf, 1, n, &l2, &t2);
+  *lead = l1;
+  *trail = t2;
 }
 
-/* WordPiece over the normalized characters w[0..n): greedy longest match. */
-static int wordpiece(const bertcl_tokenizer *tok, workspace *ws, const bc_tok_nchar *w, size_t n,
-                     int32_t word, tokvec *out) {
-  uint32_t lo = w[0].orig, hi = w[0].orig;
-  for (size_t i = 1; i < n; i++) {
-    if (w[i].orig < lo) lo = w[i].orig;
-    if (w[i].orig > hi) hi = w[i].orig;
+static int run_model(const bertcl_tokenizer *tok, workspace *ws, const bc_tok_nchar *w, size_t n,
+                     tokvec *out) {
+  int32_t word = ws->word++;
+  int st;
+  switch (tok->model.kind) {
+  case BC_MODEL_WORDPIECE: st = bc_tok_wordpiece(tok, &ws->ms, w, n, word, out); break;
+  case BC_MODEL_UNIGRAM: st = bc_tok_unigram(tok, &ws->ms, w, n, word, out); break;
+  case BC_MODEL_BPE: st = bc_tok_bpe(tok, &ws->ms, w, n, word, out); break;
+  case BC_MODEL_WORDLEVEL: st = bc_tok_wordlevel(tok, &ws->ms, w, n, word, out); break;
+  default: st = BERTCL_ERR_INTERNAL;
   }
-  if (n > tok->max_chars_per_word) return push(out, tok->unk_id, lo, hi + 1, word);
-  if (n + 1 > ws->word_cap) {
-    size_t cap = ws->word_cap ? ws->word_cap : 64;
-    while (cap < n + 1) cap *= 2;
-    char *b = realloc(ws->bytes, cap * 4);
-    if (!b) return BERTCL_ERR_NOMEM;
-    ws->bytes = b;
-    uint32_t *p = realloc(ws->bpos, cap * sizeof *p);
-    if (!p) return BERTCL_ERR_NOMEM;
-    ws->bpos = p;
-    ws->word_cap = cap;
-  }
-  char *bytes = ws->bytes;
-  uint32_t *bpos = ws->bpos;
-  uint32_t nb = 0;
-  for (size_t i = 0; i < n; i++) {
-    bpos[i] = nb;
-    uint32_t cp = w[i].cp;
-    if (cp < 0x80)
-      bytes[nb++] = (char)cp;
-    else
-      nb += (uint32_t)bc_tok_utf8_put(cp, bytes + nb);
-  }
-  bpos[n] = nb;
-  size_t first = out->n, start = 0;
-  while (start < n) {
-    const bc_tok_map *m = start == 0 ? &tok->vocab : &tok->cont;
-    size_t end = n;
-    /* a piece longer than the longest vocabulary entry cannot match: skip those ends */
-    while (end > start && bpos[end] - bpos[start] > m->max_key) end--;
-    int32_t id = -1;
-    for (; end > start; end--) {
-      id = bc_tok_map_get(tok, m, bytes + bpos[start], bpos[end] - bpos[start]);
-      if (id >= 0) break;
-    }
-    if (id < 0) {
-      out->n = first;
-      return push(out, tok->unk_id, lo, hi + 1, word);
-    }
-    uint32_t s = w[start].orig, e = w[start].orig;
-    for (size_t i = start + 1; i < end; i++) {
-      if (w[i].orig < s) s = w[i].orig;
-      if (w[i].orig > e) e = w[i].orig;
-    }
-    int st = push(out, id, s, e + 1, word);
-    if (st) return st;
-    start = end;
-  }
-  return BERTCL_OK;
+  if (st == BERTCL_ERR_INVALID_ARG) ws->err = 1;
+  return st;
 }
 
-/* Normalizes, pre-tokenizes and WordPiece-encodes cps[0..n) (original index base). */
-static int encode_piece(const bertcl_tokenizer *tok, workspace *ws, const uint32_t *cps, size_t n,
-                        uint32_t base, int32_t *word, tokvec *out) {
-  ws->nb.n = 0;
-  int st = bc_tok_normalize(tok, cps, n, base, &ws->nb);
+/* Pre-tokenizer step `depth` on one piece, then the model on every word. */
+static int pretok(const bertcl_tokenizer *tok, workspace *ws, const bc_tok_nchar *chars, size_t n,
+                  uint32_t shift, size_t depth, tokvec *out) {
+  if (depth == tok->n_pres) return run_model(tok, ws, chars, n, out);
+  bc_tok_level *L = &ws->levels[depth];
+  L->n = 0;
+  L->buf.n = 0;
+  int st = bc_tok_pre_apply(&tok->pres[depth], chars, n, shift, L, &ws->ns);
+  for (size_t i = 0; i < L->n && !st; i++) {
+    const bc_tok_piece *p = &L->pieces[i];
+    st = pretok(tok, ws, L->buf.v + p->off, p->len, p->shift, depth + 1, out);
+  }
+  return st;
+}
+
+static int push_added(workspace *ws, tokvec *out, int32_t id, uint32_t a0, uint32_t a1,
+                      const uint32_t *cps, size_t stride, size_t n) {
+  int st = bc_tok_push(out, id, a0, a1, ws->word++);
+  if (!st) count_trim(cps, stride, n, &out->v[out->n - 1].lead, &out->v[out->n - 1].trail);
+  return st;
+}
+
+/* Normalizes cps[s..e) (a piece between raw added tokens), splits it on normalized added
+ * tokens, pre-tokenizes and tokenizes the rest. */
+static int encode_piece(const bertcl_tokenizer *tok, workspace *ws, const uint32_t *cps, size_t s,
+                        size_t e, tokvec *out) {
+  bc_tok_nbuf *nb = &ws->nb;
+  nb->n = 0;
+  int st = bc_tok_nbuf_reserve(nb, e - s);
   if (st) return st;
-  const bc_tok_nchar *v = ws->nb.v;
-  size_t m = ws->nb.n, i = 0;
-  while (i < m) {
-    int c = pt_class(v[i].cp);
-    if (c == 1) {
-      i++;
-      continue;
-    }
-    size_t j = i + 1;
-    if (c == 0)
-      while (j < m && pt_class(v[j].cp) == 0) j++;
-    st = wordpiece(tok, ws, v + i, j - i, *word, out);
-    if (st) return st;
-    (*word)++;
-    i = j;
+  for (size_t i = s; i < e; i++) nb->v[nb->n++] = (bc_tok_nchar){cps[i], (uint32_t)i, (uint32_t)i + 1};
+  if ((st = bc_tok_normalize(tok, nb, (uint32_t)s, &ws->ns))) return st;
+  if (!nb->n) return BERTCL_OK;
+  size_t nm = 0;
+  if (tok->added_norm.n &&
+      (st = bc_tok_added_find(&tok->added_norm, &nb->v[0].cp, sizeof(bc_tok_nchar) / sizeof(uint32_t),
+                              nb->n, ws->split_special, &ws->m2, &nm, &ws->m2_cap)))
+    return st;
+  size_t t = 0;
+  for (size_t k = 0; k < nm; k++) {
+    const bc_tok_amatch *m = &ws->m2[k];
+    if (m->s > t && (st = pretok(tok, ws, nb->v + t, m->s - t, nb->v[t].a0, 0, out))) return st;
+    if ((st = push_added(ws, out, m->id, nb->v[m->s].a0, nb->v[m->e - 1].a1, &nb->v[m->s].cp,
+                         sizeof(bc_tok_nchar) / sizeof(uint32_t), m->e - m->s)))
+      return st;
+    t = m->e;
   }
-  return BERTCL_OK;
-}
-
-/* Length of the longest added token matching at cps[i..n), 0 if none; *id its id. */
-static size_t match_added(const bertcl_tokenizer *tok, const uint32_t *cps, size_t i, size_t n,
-                          int split_special, int32_t *id) {
-  size_t best = 0;
-  for (size_t k = 0; k < tok->n_added; k++) {
-    const bc_tok_added *a = &tok->added[k];
-    if (a->len <= best || a->len > n - i || a->cps[0] != cps[i]) continue;
-    if (split_special && a->special) continue;
-    if (memcmp(a->cps, cps + i, a->len * sizeof *cps) == 0) {
-      best = a->len;
-      *id = a->id;
-    }
-  }
-  return best;
+  if (nb->n > t) st = pretok(tok, ws, nb->v + t, nb->n - t, nb->v[t].a0, 0, out);
+  return st;
 }
 
 /* Encodes one text into ws->seq[which]. */
@@ -177,7 +162,7 @@ static int encode_text(const bertcl_tokenizer *tok, workspace *ws, const char *t
                        int split_special, int which) {
   tokvec *out = &ws->seq[which];
   out->n = 0;
-  /* offsets are int32 and NFD_ADDED uses bit 31 of a character index */
+  /* offsets are int32 and NFD uses bit 31 of an alignment */
   if (len > BC_TOK_MAX_TEXT) return BERTCL_ERR_OVERFLOW;
   if (len + 1 > ws->cps_cap) {
     size_t cap = ws->cps_cap ? ws->cps_cap : 256;
@@ -192,27 +177,24 @@ static int encode_text(const bertcl_tokenizer *tok, workspace *ws, const char *t
   }
   size_t n = bc_tok_utf8_decode(text, len, ws->cps, &ws->replaced[which]);
   const uint32_t *cps = ws->cps;
-  int32_t word = 0;
-  size_t s = 0;
+  size_t nbytes = 0;
+  for (size_t i = 0; i < n; i++) nbytes += cps[i] < 0x80 ? 1 : cps[i] < 0x800 ? 2 : cps[i] < 0x10000 ? 3 : 4;
+  ws->nchars[which] = (uint32_t)n;
+  ws->nbytes[which] = (uint32_t)nbytes;
+  ws->word = 0;
+  ws->split_special = split_special;
+  size_t nm = 0, s = 0;
   int st;
-  if (tok->n_added) {
-    for (size_t i = 0; i < n;) {
-      uint32_t c = cps[i];
-      int32_t id = -1;
-      size_t ml = 0;
-      if (c < 128 ? tok->added_first_ascii[c] : tok->added_non_ascii_first)
-        ml = match_added(tok, cps, i, n, split_special, &id);
-      if (!ml) {
-        i++;
-        continue;
-      }
-      if (i > s && (st = encode_piece(tok, ws, cps + s, i - s, (uint32_t)s, &word, out))) return st;
-      if ((st = push(out, id, (uint32_t)i, (uint32_t)(i + ml), word++))) return st;
-      i += ml;
-      s = i;
-    }
+  if (tok->added_raw.n &&
+      (st = bc_tok_added_find(&tok->added_raw, cps, 1, n, split_special, &ws->m1, &nm, &ws->m1_cap)))
+    return st;
+  for (size_t k = 0; k < nm; k++) {
+    bc_tok_amatch m = ws->m1[k];
+    if (m.s > s && (st = encode_piece(tok, ws, cps, s, m.s, out))) return st;
+    if ((st = push_added(ws, out, m.id, m.s, m.e, cps + m.s, 1, m.e - m.s))) return st;
+    s = m.e;
   }
-  if (n > s && (st = encode_piece(tok, ws, cps + s, n - s, (uint32_t)s, &word, out))) return st;
+  if (n > s && (st = encode_piece(tok, ws, cps, s, n, out))) return st;
   return BERTCL_OK;
 }
 
@@ -223,7 +205,9 @@ static int truncate(const bertcl_tokenizer *tok, workspace *ws, int is_pair,
   overflow[0] = overflow[1] = 0;
   size_t max_length = o->max_length ? o->max_length : tok->max_length;
   if (o->truncation == BERTCL_TRUNC_NONE || max_length == SIZE_MAX) return BERTCL_OK;
-  size_t added = o->no_special_tokens ? 0 : (is_pair ? tok->pair.n_special : tok->single.n_special);
+  size_t added = o->no_special_tokens || tok->post.kind == BC_PP_NONE
+                     ? 0
+                     : (is_pair ? tok->post.pair.n_special : tok->post.single.n_special);
   if (max_length < added) return BERTCL_OK; /* usize wrap in tokenizers: no truncation */
   size_t eff = max_length - added, k1 = n1, k2 = n2;
   if (eff == 0) {
@@ -287,18 +271,59 @@ static int truncate(const bertcl_tokenizer *tok, workspace *ws, int is_pair,
   return BERTCL_OK;
 }
 
+/* ByteLevel's process_offsets on each text's tokens (character offsets), trims times. */
+static void post_trim(const bertcl_tokenizer *tok, workspace *ws, int is_pair) {
+  for (int q = 0; q <= is_pair; q++) {
+    tokvec *sq = &ws->seq[q];
+    for (size_t i = 0; i < sq->n; i++) {
+      tok_t *x = &sq->v[i];
+      if (x->lead == 0xFFFF) {
+        const char *s = bc_tok_str(tok, (size_t)x->id);
+        if (s)
+          count_trim_str(s, tok->id_len[x->id], &x->lead, &x->trail);
+        else
+          x->lead = x->trail = 0;
+      }
+      for (int r = 0; r < tok->post.trims; r++) {
+        size_t lead = x->lead, trail = x->trail;
+        if (lead > 0) {
+          int is_first = i == 0 || x->start == 0;
+          if (is_first && tok->post.trim_prefix_space && lead == 1) lead = 0;
+          uint32_t s = x->start + (uint32_t)lead;
+          x->start = s < x->end ? s : x->end;
+        }
+        if (trail > 0 && x->end >= trail) {
+          uint32_t e = x->end - (uint32_t)trail;
+          x->end = e > x->start ? e : x->start;
+        }
+      }
+    }
+  }
+}
+
 /* Encodes one text or pair into ws (tokens truncated); fills *total with the templated count. */
 static int encode_one(const bertcl_tokenizer *tok, workspace *ws, const char *text, size_t len,
                       const char *pair, size_t pair_len, const bertcl_tokenize_options *o,
                       size_t overflow[2], size_t *total) {
+  ws->err = 0;
   int st = encode_text(tok, ws, text, len, o->split_special_tokens, 0);
   if (!st && pair) st = encode_text(tok, ws, pair, pair_len, o->split_special_tokens, 1);
   if (st) {
     if (st == BERTCL_ERR_OVERFLOW)
       bc_fail(NULL, st, "text of %zu bytes is over the tokenizer's limit of %d bytes",
               len > pair_len ? len : pair_len, BC_TOK_MAX_TEXT);
-    else
+    else if (ws->err)
+      bc_fail(NULL, BERTCL_ERR_INVALID_ARG,
+              "the tokenizer's model found an unknown character and has no unknown token");
+    else if (st == BERTCL_ERR_NOMEM)
       bc_fail(NULL, st, "out of memory tokenizing a text of %zu bytes", len + pair_len);
+    else if (st == BERTCL_ERR_UNSUPPORTED)
+      bc_fail(NULL, st,
+              "a regular expression of the tokenizer could not be matched on a text of %zu bytes "
+              "(PCRE2 match limit)",
+              len + pair_len);
+    else
+      bc_fail(NULL, st, "tokenizing a text of %zu bytes failed (status %d)", len + pair_len, st);
     return st;
   }
   if (!pair) {
@@ -307,9 +332,27 @@ static int encode_one(const bertcl_tokenizer *tok, workspace *ws, const char *te
   }
   st = truncate(tok, ws, pair != NULL, o, overflow);
   if (st) return st;
-  size_t n = ws->seq[0].n + ws->seq[1].n;
-  if (!o->no_special_tokens) n += pair ? tok->pair.n_special : tok->single.n_special;
+  size_t n = 0;
+  const bc_tpl *t = pair ? &tok->post.pair : &tok->post.single;
+  if (!o->no_special_tokens && tok->post.kind != BC_PP_NONE) n += t->n_special;
+  /* a template may repeat a sequence: count every occurrence */
+  if (tok->post.kind == BC_PP_NONE) {
+    n += ws->seq[0].n + ws->seq[1].n;
+  } else {
+    for (size_t i = 0; i < t->n; i++) {
+      if (t->items[i].kind == BC_TPL_SEQ_A) n += ws->seq[0].n;
+      if (t->items[i].kind == BC_TPL_SEQ_B && pair) n += ws->seq[1].n;
+    }
+  }
   *total = n;
+  /* tokenizers cannot map a start at the very end of a text to characters and keeps its byte
+   * offsets (BytesToCharOffsetConverter); then the post-processor trims */
+  for (int q = 0; q <= (pair != NULL); q++)
+    for (size_t i = 0; i < ws->seq[q].n; i++) {
+      tok_t *x = &ws->seq[q].v[i];
+      if (x->start == ws->nchars[q] && ws->nchars[q]) x->start = x->end = ws->nbytes[q];
+    }
+  if (tok->post.trims) post_trim(tok, ws, pair != NULL);
   return BERTCL_OK;
 }
 
@@ -318,10 +361,10 @@ static void emit(const bertcl_tokenizer *tok, const workspace *ws, int is_pair,
                  const bertcl_tokenize_options *o, int32_t *ids, int32_t *type_ids,
                  int32_t *word_ids, int32_t *seq_ids, int32_t *offsets, const char **tokens) {
   static const bc_tpl_item plain[2] = {{BC_TPL_SEQ_A, 0, NULL, 0}, {BC_TPL_SEQ_B, 1, NULL, 0}};
-  const bc_tpl *t = is_pair ? &tok->pair : &tok->single;
+  const bc_tpl *t = is_pair ? &tok->post.pair : &tok->post.single;
   const bc_tpl_item *items = t->items;
   size_t nitems = t->n;
-  if (o->no_special_tokens) {
+  if (tok->post.kind == BC_PP_NONE) {
     items = plain;
     nitems = is_pair ? 2 : 1;
   }
@@ -329,13 +372,14 @@ static void emit(const bertcl_tokenizer *tok, const workspace *ws, int is_pair,
   for (size_t i = 0; i < nitems; i++) {
     const bc_tpl_item *it = &items[i];
     if (it->kind == BC_TPL_SPECIAL) {
+      if (o->no_special_tokens) continue;
       for (size_t j = 0; j < it->nids; j++, k++) {
         if (ids) ids[k] = it->ids[j];
         if (type_ids) type_ids[k] = it->type_id;
         if (word_ids) word_ids[k] = -1;
         if (seq_ids) seq_ids[k] = -1;
         if (offsets) offsets[2 * k] = offsets[2 * k + 1] = 0;
-        if (tokens) tokens[k] = tok->id_tok[it->ids[j]];
+        if (tokens) tokens[k] = bc_tok_str(tok, (size_t)it->ids[j]);
       }
       continue;
     }
@@ -352,7 +396,7 @@ static void emit(const bertcl_tokenizer *tok, const workspace *ws, int is_pair,
         offsets[2 * k] = (int32_t)x->start;
         offsets[2 * k + 1] = (int32_t)x->end;
       }
-      if (tokens) tokens[k] = tok->id_tok[x->id];
+      if (tokens) tokens[k] = bc_tok_str(tok, (size_t)x->id);
     }
   }
 }
@@ -368,18 +412,18 @@ int bertcl_tokenizer_encode(const bertcl_tokenizer *tok, const char *text, size_
   const bertcl_tokenize_options *o = opt ? opt : &default_options;
   if (pair && pair_len == 0) pair = NULL; /* transformers: an empty text_pair is no pair */
   workspace ws;
-  memset(&ws, 0, sizeof ws);
+  if (ws_init(tok, &ws)) return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
   size_t overflow[2], n = 0;
   int st = encode_one(tok, &ws, text, text_len, pair, pair_len, o, overflow, &n);
   if (st) {
-    ws_free(&ws);
+    ws_free(tok, &ws);
     return st;
   }
   /* one block: the struct, then 6 int32 arrays (offsets counts twice), then token pointers */
   size_t bytes = sizeof(bertcl_encoding) + n * (6 * sizeof(int32_t) + sizeof(char *)) + 16;
   bertcl_encoding *e = calloc(1, bytes);
   if (!e) {
-    ws_free(&ws);
+    ws_free(tok, &ws);
     return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory for %zu tokens", n);
   }
   char *p = (char *)(e + 1);
@@ -397,7 +441,7 @@ int bertcl_tokenizer_encode(const bertcl_tokenizer *tok, const char *text, size_
   e->replaced[1] = pair ? ws.replaced[1] : 0;
   emit(tok, &ws, pair != NULL, o, e->ids, e->type_ids, e->word_ids, e->seq_ids, e->offsets,
        e->tokens);
-  ws_free(&ws);
+  ws_free(tok, &ws);
   *out = e;
   return BERTCL_OK;
 }
@@ -414,7 +458,7 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
   for (size_t b = 0; b < n; b++)
     if (!texts[b]) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "texts[%zu] is NULL", b);
   workspace ws;
-  memset(&ws, 0, sizeof ws);
+  if (ws_init(tok, &ws)) return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
   int st = BERTCL_OK;
   bertcl_batch *bt = calloc(1, sizeof *bt);
   size_t *lengths = calloc(n ? n : 1, sizeof *lengths);
@@ -496,13 +540,13 @@ int bertcl_tokenizer_encode_batch(const bertcl_tokenizer *tok, const char *const
     }
   }
   free(flat);
-  ws_free(&ws);
+  ws_free(tok, &ws);
   *out = bt;
   return BERTCL_OK;
 fail_flat:
   free(flat);
 fail:
-  ws_free(&ws);
+  ws_free(tok, &ws);
   bertcl_batch_free(bt);
   return st;
 }

@@ -96,6 +96,86 @@ for cp in cps:
     exp = "" if cp in remove else (" " if cp in space else chr(cp))
     assert clean.normalize_str(chr(cp)) == exp, hex(cp)
 
+# Classes of the other normalizers / pre-tokenizers:
+#  - regex \w of the Rust regex crate (Whitespace pre-tokenizer, single_word added tokens):
+#    "a" c "b" stays one piece when c is a word character, gives 2 pieces when c is \s;
+#  - char::is_numeric (Digits): isolated as its own piece;
+#  - unicode-normalization's is_combining_mark (StripAccents): removed.
+ws_pt = pre_tokenizers.Whitespace()
+dig_pt = pre_tokenizers.Digits(individual_digits=True)
+strip_acc = normalizers.StripAccents()
+word, numeric, combining = set(), set(), set()
+for cp in cps:
+    c = chr(cp)
+    p = ws_pt.pre_tokenize_str("a" + c + "b")
+    if len(p) == 1:
+        word.add(cp)
+    elif len(p) == 2:
+        assert cp in space, hex(cp)
+    if len(dig_pt.pre_tokenize_str("a" + c + "b")) == 3:
+        numeric.add(cp)
+    if strip_acc.normalize_str(c) == "":
+        combining.add(cp)
+for cp in space:
+    assert len(ws_pt.pre_tokenize_str("a" + chr(cp) + "b")) == 2, hex(cp)
+
+# NFD / NFKD of one character as src/tokenizer/nfx.c computes it (utf8proc decomposition,
+# bc_tok_nfd_keep, canonical order by the Rust combining classes), against the Rust crate
+# (unicode-normalization-alignments, Unicode 9): the differences become exception tables.
+lib.utf8proc_get_property.restype = ctypes.POINTER(ctypes.c_int16 * 2)
+lib.utf8proc_get_property.argtypes = [ctypes.c_int32]
+UTF8PROC_COMPAT = 1 << 2
+
+
+def rust_ccc(cp):
+    if cp in ccc_unknown:
+        return 0
+    return lib.utf8proc_get_property(cp).contents[1]
+
+
+def c_decompose(cp, compat):
+    if cp in nfd_keep:
+        d = [cp]
+    else:
+        n = lib.utf8proc_decompose_char(cp, buf, 32, UTF8PROC_DECOMPOSE | (UTF8PROC_COMPAT if compat else 0),
+                                        ctypes.byref(last))
+        d = [buf[i] for i in range(n)] if n > 0 else [cp]
+    out, run = [], []
+    for x in d:
+        if rust_ccc(x) == 0:
+            out += sorted(run, key=rust_ccc)
+            run = []
+            out.append(x)
+        else:
+            run.append(x)
+    return out + sorted(run, key=rust_ccc)
+
+
+nfd_n, nfkd_n = normalizers.NFD(), normalizers.NFKD()
+dec_exc = []  # (cp, compat, sequence)
+for cp in cps:
+    c = chr(cp)
+    for compat, nz in ((0, nfd_n), (1, nfkd_n)):
+        r = [ord(x) for x in nz.normalize_str(c)]
+        if r != c_decompose(cp, compat):
+            dec_exc.append((cp, compat, r))
+
+# Canonical compositions of the Rust crate: pairs (a, b) -> c from the canonical
+# decompositions Python knows (unicodedata), kept where the Rust NFC composes them.
+import unicodedata
+nfc_n = normalizers.NFC()
+compose = []
+for cp in cps:
+    d = unicodedata.decomposition(chr(cp))
+    if not d or d.startswith("<"):
+        continue
+    parts = [int(x, 16) for x in d.split()]
+    if len(parts) != 2:
+        continue
+    if nfc_n.normalize_str(chr(parts[0]) + chr(parts[1])) == chr(cp):
+        compose.append((parts[0], parts[1], cp))
+compose.sort()
+
 
 def ranges(s):
     out, prev, start = [], None, None
@@ -146,4 +226,34 @@ print("/* Rust lowercase where it differs from utf8proc_tolower (besides U+0130 
 print(f"static const uint32_t bc_tok_lower_exc[][2] = {{  /* {len(lower_exc)} pairs */")
 for i in range(0, len(lower_exc), 5):
     print("  " + " ".join(f"{{0x{a:X}, 0x{b:X}}}," for a, b in lower_exc[i:i + 5]))
-print("};\n\n#endif")
+print("};")
+print("/* Rust regex \\w (Unicode word characters): Whitespace pre-tokenizer, single_word. */")
+emit("bc_tok_word", word)
+print("/* Rust char::is_numeric: Digits pre-tokenizer. */")
+emit("bc_tok_numeric", numeric)
+print("/* unicode-normalization's is_combining_mark: the StripAccents normalizer drops them. */")
+emit("bc_tok_combining", combining)
+print("/* NFD (compat 0) / NFKD (compat 1) of one character where the Rust crate differs from")
+print(" * utf8proc + canonical ordering: {code point, compat, length, offset into bc_tok_dec_seq}. */")
+seq = []
+print(f"static const uint32_t bc_tok_dec_exc[][4] = {{  /* {len(dec_exc)} entries */")
+for i in range(0, len(dec_exc), 4):
+    items = []
+    for cp, compat, r in dec_exc[i:i + 4]:
+        items.append(f"{{0x{cp:X}, {compat}, {len(r)}, {len(seq)}}},")
+        seq += r
+    print("  " + " ".join(items))
+print("};")
+print(f"static const uint32_t bc_tok_dec_seq[] = {{  /* {len(seq)} code points */")
+for i in range(0, len(seq), 10):
+    print("  " + " ".join(f"0x{x:X}," for x in seq[i:i + 10]))
+if not seq:
+    print("  0")
+print("};")
+print("/* Canonical compositions {first, second, composite}, sorted (Hangul is algorithmic). */")
+print(f"static const uint32_t bc_tok_compose[][3] = {{  /* {len(compose)} pairs */")
+for i in range(0, len(compose), 4):
+    print("  " + " ".join(f"{{0x{a:X}, 0x{b:X}, 0x{c:X}}}," for a, b, c in compose[i:i + 4]))
+print("};")
+print("\n#endif")
+

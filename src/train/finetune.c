@@ -1,8 +1,9 @@
-/* bertcl_finetune: the fine-tuning loop (include/bertcl.h). Reads and tokenizes the data, builds
- * the label map and the parameters (a missing head initialised as transformers does), then runs
- * the Trainer's schedule on the OpenCL trainer (train/trainer.h): a deterministic order per
- * epoch, micro-batches accumulated into optimizer steps, evaluation, export of the best model
- * (train/export.h) and checkpoints (train/checkpoint.h) that --resume continues bit for bit. */
+/* bertcl_finetune: the fine-tuning loop (include/bertcl.h). The task (ft_sequence.c,
+ * ft_token.c) reads and tokenizes the data and builds the label map; here the parameters (a
+ * missing head initialised as transformers does) and the Trainer's schedule on the OpenCL
+ * trainer (train/trainer.h): a deterministic order per epoch, micro-batches accumulated into
+ * optimizer steps, evaluation, export of the best model (train/export.h) and checkpoints
+ * (train/checkpoint.h) that a resumed run continues bit for bit. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <jansson.h>
@@ -18,14 +19,11 @@
 #include "model/model.h"
 #include "runtime/runtime.h"
 #include "train/checkpoint.h"
-#include "train/data.h"
-#include "train/examples.h"
 #include "train/export.h"
-#include "train/labels.h"
-#include "train/layout.h"
+#include "train/finetune_impl.h"
+#include "train/head.h"
 #include "train/metrics.h"
 #include "train/recipe.h"
-#include "train/trainer.h"
 
 void bertcl_finetune_options_init(bertcl_finetune_options *o) {
   if (!o) return;
@@ -38,6 +36,7 @@ void bertcl_finetune_options_init(bertcl_finetune_options *o) {
   o->max_grad_norm = 1.0;
   o->seed = 42;
   o->log_every = 10;
+  o->tag_column = -1;
 }
 
 /* splitmix64: data order and initialisation */
@@ -69,41 +68,14 @@ static void normal_fill(float *x, size_t n, double std, uint64_t *s) {
   }
 }
 
-static double jnum(json_t *cfg, const char *key, double dflt) {
+double ft_json_num(json_t *cfg, const char *key, double dflt) {
   json_t *v = json_object_get(cfg, key);
   return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
 /* ---- the run ---------------------------------------------------------------------------- */
 
-typedef struct {
-  bertcl_ctx *ctx;
-  bc_err *err;
-  const bertcl_model *model;
-  const bertcl_tokenizer *tok;
-  bertcl_finetune_options o;
-  bertcl_progress_fn fn;
-  void *user;
-  int stop;           /* the callback asked to stop */
-  int reg, K;         /* regression; labels */
-  bc_labelmap lm;
-  bc_text_data train, ev;
-  bc_examples xtrain, xev;
-  int32_t pad_id, pad_type;
-  bc_layout lay;
-  float *flat, *m, *v; /* (lay.total) each */
-  bc_trainer *tr;
-  bc_batch_buf bb;
-  int C;
-  float *ftrain, *feval; /* frozen encoder: cached h_L[:, 0] (n, C) of train and eval */
-  char *src_cfg_text;
-  json_t *src_cfg;
-  char msg[1024];
-} run;
-
-/* Sends an event whose message is printf-formatted. */
-__attribute__((format(printf, 3, 4))) static void emit(run *r, bertcl_progress *p,
-                                                       const char *fmt, ...) {
+void ft_emit(ft_run *r, bertcl_progress *p, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(r->msg, sizeof r->msg, fmt, ap);
@@ -112,13 +84,13 @@ __attribute__((format(printf, 3, 4))) static void emit(run *r, bertcl_progress *
   if (r->fn && r->fn(p, r->user)) r->stop = 1;
 }
 
-static void info(run *r, const char *text) {
+static void info(ft_run *r, const char *text) {
   bertcl_progress p = {.event = BERTCL_EVENT_INFO};
-  emit(r, &p, "%s", text);
+  ft_emit(r, &p, "%s", text);
 }
 
 /* --freeze-encoder: the encoder runs once per example; the head trains on these features. */
-static int compute_features(run *r, const bc_examples *x, float *feats) {
+static int compute_features(ft_run *r, const bc_examples *x, float *feats) {
   size_t B = r->o.batch_size;
   size_t *idx = malloc(B * sizeof *idx);
   if (!idx) return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
@@ -135,63 +107,18 @@ static int compute_features(run *r, const bc_examples *x, float *feats) {
   return st;
 }
 
-/* The metrics of the eval set. */
-static int evaluate(run *r, bertcl_metrics *mt) {
-  const bc_examples *x = &r->xev;
-  size_t n = x->n, B = r->o.batch_size;
-  int K = r->K, st = BERTCL_OK;
-  int32_t *pred = malloc(n * sizeof *pred);
-  double *yp = K == 1 ? malloc(n * sizeof *yp) : NULL, *yg = K == 1 ? malloc(n * sizeof *yg) : NULL;
-  size_t *idx = malloc(B * sizeof *idx);
-  float *logits = malloc(B * (size_t)K * sizeof *logits);
-  bc_metrics_clear(mt);
-  if (!pred || !idx || !logits || (K == 1 && (!yp || !yg))) {
-    st = bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory for the evaluation");
-    goto done;
-  }
-  for (size_t s = 0; s < n; s += B) {
-    size_t nb = n - s < B ? n - s : B;
-    for (size_t i = 0; i < nb; i++) idx[i] = s + i;
-    if (r->feval) {
-      st = bc_trainer_head_fwd_bwd(r->tr, r->feval + s * (size_t)r->C, NULL, NULL, (int)nb, NULL,
-                                   1.0f, 0, NULL, logits);
-    } else {
-      st = bc_examples_batch(r->err, &r->bb, x, idx, nb, r->pad_id, r->pad_type);
-      if (st == BERTCL_OK)
-        st = bc_trainer_fwd_bwd(r->tr, r->bb.ids, r->bb.types, r->bb.mask, NULL, NULL, r->bb.B,
-                                r->bb.T, NULL, 1.0f, 0, NULL, logits);
-    }
-    if (st != BERTCL_OK) goto done;
-    for (size_t i = 0; i < nb; i++) {
-      int best = 0;
-      for (int k = 1; k < K; k++)
-        if (logits[i * K + k] > logits[i * K + best]) best = k;
-      pred[s + i] = best;
-      if (K == 1) yp[s + i] = logits[i], yg[s + i] = x->target[s + i];
-    }
-  }
-  if (K == 1) {
-    if (bc_score_regression(mt, yg, yp, n) != BERTCL_OK)
-      st = bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory for the evaluation");
-  } else {
-    bc_score_classes(mt, x->label, pred, n, K);
-  }
-done:
-  free(pred), free(idx), free(logits), free(yp), free(yg);
-  return st;
-}
-
 /* The checkpoint's run signature: a resumed run must use the same recipe and data. */
-static char *signature(const run *r) {
+static char *signature(const ft_run *r) {
   const bertcl_finetune_options *o = &r->o;
-  char buf[1024 + 4096];
+  char buf[1024 + 4096], task[256] = "";
+  if (r->task == BERTCL_TASK_TOKEN_CLASSIFICATION) ft_token_signature(r, task, sizeof task);
   snprintf(buf, sizeof buf,
            "{\"train\": \"%s\", \"n\": %zu, \"K\": %d, \"epochs\": %d, \"lr\": %.9g, "
            "\"batch\": %zu, \"accum\": %d, \"max_len\": %zu, \"warmup_ratio\": %.9g, "
-           "\"wd\": %.9g, \"max_norm\": %.9g, \"seed\": %llu, \"freeze\": %d}",
-           o->train_file, r->train.n, r->K, o->epochs, o->lr, o->batch_size, o->grad_accum,
-           o->max_length, o->warmup_ratio, o->weight_decay, o->max_grad_norm,
-           (unsigned long long)o->seed, o->freeze_encoder);
+           "\"wd\": %.9g, \"max_norm\": %.9g, \"seed\": %llu, \"freeze\": %d%s}",
+           o->train_file, r->n_train_items, r->K, o->epochs, o->lr, o->batch_size,
+           o->grad_accum, o->max_length, o->warmup_ratio, o->weight_decay, o->max_grad_norm,
+           (unsigned long long)o->seed, o->freeze_encoder, task);
   return bc_strdup(buf);
 }
 
@@ -209,9 +136,13 @@ static int check_options(bc_err *err, const bertcl_finetune_options *o) {
                    o->epochs, o->lr, o->batch_size, o->grad_accum, o->max_length, o->warmup_ratio,
                    o->weight_decay, o->max_grad_norm, o->eval_every, o->save_every, o->log_every,
                    o->num_labels);
-  if (o->task < BERTCL_TASK_AUTO || o->task > BERTCL_TASK_REGRESSION)
+  if (o->task < BERTCL_TASK_AUTO || o->task > BERTCL_TASK_TOKEN_CLASSIFICATION)
     return bc_fail(err, BERTCL_ERR_INVALID_ARG, "finetune: unknown task %d", (int)o->task);
-  if ((o->task == BERTCL_TASK_CLASSIFICATION && o->num_labels == 1) ||
+  if (o->scheme < BERTCL_SCHEME_AUTO || o->scheme > BERTCL_SCHEME_NONE)
+    return bc_fail(err, BERTCL_ERR_INVALID_ARG, "finetune: unknown tag scheme %d",
+                   (int)o->scheme);
+  if (((o->task == BERTCL_TASK_CLASSIFICATION || o->task == BERTCL_TASK_TOKEN_CLASSIFICATION) &&
+       o->num_labels == 1) ||
       (o->task == BERTCL_TASK_REGRESSION && o->num_labels > 1))
     return bc_fail(err, BERTCL_ERR_INVALID_ARG,
                    "finetune: the task contradicts num_labels %d (1 is regression)",
@@ -219,68 +150,11 @@ static int check_options(bc_err *err, const bertcl_finetune_options *o) {
   return BERTCL_OK;
 }
 
-/* Labels of the data: the label map, class ids or regression targets of both sets. */
-static int prepare_labels(run *r, const bc_config *cfg, const bc_weights *w0) {
-  const bertcl_finetune_options *o = &r->o;
-  int model_K = w0->cls_w ? cfg->num_labels : 0, st;
-  const char *const *tl = (const char *const *)r->train.label;
-  const char *const *el = (const char *const *)r->ev.label;
-  r->reg = o->task == BERTCL_TASK_REGRESSION || o->num_labels == 1 ||
-           (o->task == BERTCL_TASK_AUTO && !o->num_labels &&
-            bc_labels_are_regression(tl, r->train.n, model_K));
-  if (r->reg) {
-    const char *nm = model_K == 1 ? bertcl_model_label(r->model, 0) : NULL;
-    const char *names[1] = {nm ? nm : "LABEL_0"};
-    if ((st = bc_labelmap_from_names(r->err, &r->lm, names, 1)) != BERTCL_OK) return st;
-    r->xtrain.target = malloc(r->train.n * sizeof(float));
-    r->xev.target = malloc((r->ev.n ? r->ev.n : 1) * sizeof(float));
-    if (!r->xtrain.target || !r->xev.target)
-      return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
-    if ((st = bc_labels_targets(r->err, o->train_file, tl, r->train.line, r->train.n,
-                                r->xtrain.target)) != BERTCL_OK)
-      return st;
-    if (r->ev.n && (st = bc_labels_targets(r->err, o->eval_file, el, r->ev.line, r->ev.n,
-                                           r->xev.target)) != BERTCL_OK)
-      return st;
-    r->K = 1;
-    return BERTCL_OK;
-  }
-  const char **mnames = NULL;
-  if (model_K > 1) {
-    mnames = calloc((size_t)model_K, sizeof *mnames);
-    if (!mnames) return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
-    for (int k = 0; k < model_K; k++) mnames[k] = bertcl_model_label(r->model, k);
-  }
-  st = bc_labelmap_build(r->err, &r->lm, tl, r->train.n, mnames, model_K);
-  free(mnames);
-  if (st != BERTCL_OK) return st;
-  if (o->num_labels > 1 && (st = bc_labelmap_pad_ints(r->err, &r->lm, o->num_labels)))
-    return st;
-  r->K = r->lm.K;
-  r->xtrain.label = malloc(r->train.n * sizeof(int32_t));
-  r->xev.label = malloc((r->ev.n ? r->ev.n : 1) * sizeof(int32_t));
-  if (!r->xtrain.label || !r->xev.label) return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < r->train.n; i++) {
-    r->xtrain.label[i] = bc_labelmap_id(&r->lm, tl[i]);
-    if (r->xtrain.label[i] < 0) /* the model's own id2label names every label; defensive */
-      return bc_fail(r->err, BERTCL_ERR_INTERNAL, "%s:%zu: the label '%s' has no id",
-                     o->train_file, r->train.line[i], tl[i]);
-  }
-  for (size_t i = 0; i < r->ev.n; i++) {
-    r->xev.label[i] = bc_labelmap_id(&r->lm, el[i]);
-    if (r->xev.label[i] < 0)
-      return bc_fail(r->err, BERTCL_ERR_FORMAT,
-                     "%s:%zu: the label '%s' is not one the training data has", o->eval_file,
-                     r->ev.line[i], el[i]);
-  }
-  return BERTCL_OK;
-}
-
 /* The parameters: the model's; a missing pooler or classifier initialised as transformers does
  * (normal(0, initializer_range), zero bias). */
-static int prepare_params(run *r, const bc_config *cfg, const bc_weights *w0) {
-  int K = r->K, st;
-  if ((st = bc_layout_init(&r->lay, cfg, K, 1)) != BERTCL_OK) return st;
+static int prepare_params(ft_run *r, const bc_config *cfg, const bc_weights *w0) {
+  int K = r->K, st, pooler = bc_head_describe(r->head)->has_pooler;
+  if ((st = bc_layout_init(&r->lay, cfg, K, pooler)) != BERTCL_OK) return st;
   r->flat = calloc(r->lay.total, sizeof *r->flat);
   r->m = calloc(r->lay.total, sizeof *r->m);
   r->v = calloc(r->lay.total, sizeof *r->v);
@@ -288,10 +162,12 @@ static int prepare_params(run *r, const bc_config *cfg, const bc_weights *w0) {
     return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory for %zu parameters", r->lay.total);
   bc_weights w = *w0;
   size_t C = (size_t)cfg->hidden_size;
-  double std = jnum(r->src_cfg, "initializer_range", 0.02);
+  double std = ft_json_num(r->src_cfg, "initializer_range", 0.02);
   uint64_t s = r->o.seed ^ 0x5eedULL;
   float *init_pool = NULL, *init_cls = NULL;
-  if (!w.pool_w || !w.pool_b) {
+  if (!pooler) {
+    w.pool_w = w.pool_b = NULL; /* BertForTokenClassification has none */
+  } else if (!w.pool_w || !w.pool_b) {
     init_pool = calloc(C * C + C, sizeof *init_pool);
     if (!init_pool) return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
     normal_fill(init_pool, C * C, std, &s);
@@ -316,7 +192,8 @@ static int prepare_params(run *r, const bc_config *cfg, const bc_weights *w0) {
   return st;
 }
 
-static void run_free(run *r) {
+static void run_free(ft_run *r) {
+  ft_token_free(r);
   bc_trainer_free(r->tr);
   bc_labelmap_free(&r->lm);
   bc_text_data_free(&r->train);
@@ -336,10 +213,12 @@ static double seconds_since(const struct timespec *t0) {
   return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
 }
 
-static int train_loop(run *r, bertcl_finetune_result *res) {
+static int train_loop(ft_run *r, bertcl_finetune_result *res) {
   const bertcl_finetune_options *o = &r->o;
   bc_err *err = r->err;
-  int st = BERTCL_OK, K = r->K, reg = r->reg;
+  int st = BERTCL_OK, K = r->K, reg = r->task == BERTCL_TASK_REGRESSION;
+  int tokens = r->task == BERTCL_TASK_TOKEN_CLASSIFICATION;
+  int cached = o->freeze_encoder && r->head == BC_HEAD_SEQUENCE; /* features cached */
   char ckpt[4096], *sig = NULL;
   size_t *perm = NULL;
   float *fbatch = NULL;
@@ -350,9 +229,9 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
   long nb = (long)((ntrain + B - 1) / B);
   long accum = o->grad_accum, spe = (nb + accum - 1) / accum, total = spe * o->epochs;
   long warmup = (long)ceil(o->warmup_ratio * (double)total);
-  float hp = (float)jnum(r->src_cfg, "hidden_dropout_prob", 0.1);
-  float ap = (float)jnum(r->src_cfg, "attention_probs_dropout_prob", 0.1);
-  float cp = (float)jnum(r->src_cfg, "classifier_dropout", hp);
+  float hp = (float)ft_json_num(r->src_cfg, "hidden_dropout_prob", 0.1);
+  float ap = (float)ft_json_num(r->src_cfg, "attention_probs_dropout_prob", 0.1);
+  float cp = (float)ft_json_num(r->src_cfg, "classifier_dropout", hp);
   if (!(sig = signature(r))) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
   if (bc_mkdirs(o->output_dir) != 0) {
     st = bc_fail(err, BERTCL_ERR_IO, "cannot create %s: %s", o->output_dir, strerror(errno));
@@ -365,25 +244,26 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
     struct stat sb;
     if (stat(ckpt, &sb) != 0) {
       bertcl_progress p = {.event = BERTCL_EVENT_INFO};
-      emit(r, &p, "no checkpoint in %s; starting afresh", o->output_dir);
+      ft_emit(r, &p, "no checkpoint in %s; starting afresh", o->output_dir);
     } else {
       if ((st = bc_checkpoint_load(err, ckpt, r->lay.total, bufs, total, &cs, sig)) != BERTCL_OK)
         goto done;
       bertcl_progress p = {.event = BERTCL_EVENT_INFO, .step = cs.step, .total_steps = total};
-      emit(r, &p, "resuming at step %ld of %ld", cs.step, total);
+      ft_emit(r, &p, "resuming at step %ld of %ld", cs.step, total);
     }
   }
-  BC_TRY(bc_trainer_create(r->ctx, bc_model_config(r->model), BC_HEAD_SEQUENCE, K, r->flat, o->freeze_encoder,
-                           &r->tr));
+  BC_TRY(bc_trainer_create(r->ctx, bc_model_config(r->model), r->head, K, r->flat,
+                           o->freeze_encoder, &r->tr));
   BC_TRY(bc_trainer_write(r->tr, BC_TR_M, r->m));
   BC_TRY(bc_trainer_write(r->tr, BC_TR_V, r->v));
   {
     bertcl_progress p = {.event = BERTCL_EVENT_INFO, .total_steps = total};
-    emit(r, &p,
-         "%zu examples, %d label%s%s, %d epochs x %ld steps (batch %zu x %d accum), warm-up %ld, "
-         "on %s",
-         ntrain, K, K == 1 ? "" : "s", reg ? " (regression, MSE)" : "", o->epochs, spe, B,
-         o->grad_accum, warmup, bertcl_ctx_device(r->ctx)->name);
+    ft_emit(r, &p,
+            "%zu %s, %d label%s%s, %d epochs x %ld steps (batch %zu x %d accum), warm-up %ld, "
+            "on %s",
+            ntrain, tokens ? "windows" : "examples", K, K == 1 ? "" : "s",
+            reg ? " (regression, MSE)" : tokens ? " (token classification)" : "", o->epochs, spe,
+            B, o->grad_accum, warmup, bertcl_ctx_device(r->ctx)->name);
   }
   perm = malloc(ntrain * sizeof *perm);
   if (!perm) {
@@ -391,7 +271,7 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
     goto done;
   }
   r->C = bc_model_config(r->model)->hidden_size;
-  if (o->freeze_encoder) {
+  if (cached) {
     r->ftrain = malloc(ntrain * (size_t)r->C * sizeof(float));
     r->feval = r->xev.n ? malloc(r->xev.n * (size_t)r->C * sizeof(float)) : NULL;
     /* (B, C) features, then (B) labels and (B) targets */
@@ -403,7 +283,7 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
     BC_TRY(compute_features(r, &r->xtrain, r->ftrain));
     if (r->xev.n) BC_TRY(compute_features(r, &r->xev, r->feval));
     bertcl_progress p = {.event = BERTCL_EVENT_INFO};
-    emit(r, &p, "encoder frozen; features of %zu examples cached", ntrain + r->xev.n);
+    ft_emit(r, &p, "encoder frozen; features of %zu examples cached", ntrain + r->xev.n);
   }
   bc_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, (float)o->weight_decay};
   struct timespec t0;
@@ -416,17 +296,27 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
     epoch_order(perm, ntrain, o->seed, epoch);
     BC_TRY(bc_trainer_zero_grad(r->tr));
     long mb0 = s_in * accum, mb1 = mb0 + accum < nb ? mb0 + accum : nb;
-    size_t step_rows = 0;
+    size_t step_rows = 0, step_labelled = 0;
     for (long j = mb0; j < mb1; j++)
       step_rows += j == nb - 1 ? ntrain - (size_t)j * B : B;
+    if (tokens)
+      for (size_t i = (size_t)mb0 * B; i < (size_t)mb0 * B + step_rows; i++)
+        step_labelled += (size_t)r->win_labelled[perm[i]];
     double step_loss = 0;
     for (long j = mb0; j < mb1; j++) {
       size_t r0 = (size_t)j * B, n = ntrain - r0 < B ? ntrain - r0 : B;
       bc_dropout_cfg drop = {hp, ap, cp, o->seed, (uint32_t)(epoch * nb + j)};
       double l = 0;
-      /* the micro-batch's mean loss weighted by its share of the step's examples */
+      /* the micro-batch's mean loss weighted by its share of the step's examples (tokens: of
+       * its labelled tokens, so the step's loss is the mean over all of them) */
       float scale = (float)((double)n / (double)step_rows);
-      if (o->freeze_encoder) {
+      if (tokens) {
+        size_t lab = 0;
+        for (size_t i = 0; i < n; i++) lab += (size_t)r->win_labelled[perm[r0 + i]];
+        scale = (float)((double)lab / (double)(step_labelled ? step_labelled : 1));
+        if (!lab) continue; /* nothing to learn from (cannot happen: every window has a word) */
+      }
+      if (cached) {
         int32_t *lab = (int32_t *)(fbatch + B * (size_t)r->C);
         float *tgt = (float *)(lab + B);
         for (size_t i = 0; i < n; i++) {
@@ -441,8 +331,9 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
       } else {
         BC_TRY(bc_examples_batch(err, &r->bb, &r->xtrain, perm + r0, n, r->pad_id, r->pad_type));
         BC_TRY(bc_trainer_fwd_bwd(r->tr, r->bb.ids, r->bb.types, r->bb.mask,
-                                  reg ? NULL : r->bb.labels, reg ? r->bb.targets : NULL, r->bb.B,
-                                  r->bb.T, &drop, scale, 1, &l, NULL));
+                                  reg ? NULL : tokens ? r->bb.tok_labels : r->bb.labels,
+                                  reg ? r->bb.targets : NULL, r->bb.B, r->bb.T, &drop, scale, 1,
+                                  &l, NULL));
       }
       step_loss += l * scale;
     }
@@ -462,7 +353,7 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
                            .epoch = (int)epoch + 1, .loss = loss_sum / loss_n, .lr = lr,
                            .grad_norm = norm, .examples_per_s = el > 0 ? ex_run / el : 0.0,
                            .eta_s = eta};
-      emit(r, &p,
+      ft_emit(r, &p,
            "epoch %ld step %ld/%ld loss %.4f lr %.3g grad-norm %.3g %.1f examples/s ETA "
            "%ld:%02ld",
            epoch + 1, step, total, p.loss, (double)lr, norm, p.examples_per_s, (long)eta / 60,
@@ -474,21 +365,25 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
                                              : epoch_end);
     int improved = 0;
     if (do_eval) {
-      BC_TRY(evaluate(r, &mt));
-      double key = reg ? -mt.mse : mt.accuracy; /* higher is better */
+      double key = 0; /* higher is better: accuracy, -MSE, entity F1 */
+      char line[256];
+      if (tokens)
+        BC_TRY(ft_token_evaluate(r, &mt, &key, line, sizeof line));
+      else
+        BC_TRY(ft_sequence_evaluate(r, &mt, &key, line, sizeof line));
       improved = key > cs.best;
-      if (improved) cs.best = key, cs.best_step = step, best_mt = mt;
+      if (improved) {
+        cs.best = key, cs.best_step = step, best_mt = mt;
+        if (tokens) { /* keep the report best_mt points into */
+          bc_entity_report_free(&r->best_rep);
+          r->best_rep = r->rep;
+          memset(&r->rep, 0, sizeof r->rep);
+        }
+      }
       bertcl_progress p = {.event = BERTCL_EVENT_EVAL, .step = step, .total_steps = total,
                            .epoch = (int)epoch + 1, .metrics = &mt, .improved = improved};
-      if (reg) {
-        emit(r, &p, "eval step %ld (epoch %ld): mse %.4f pearson %.4f spearman %.4f%s", step,
-             epoch + 1, mt.mse, mt.pearson, mt.spearman, improved ? " (best)" : "");
-      } else {
-        char f1[32] = ""; /* binary tasks: the F1 of label 1 as well */
-        if (K == 2) snprintf(f1, sizeof f1, " F1 %.4f", mt.f1);
-        emit(r, &p, "eval step %ld (epoch %ld): accuracy %.4f macro-F1 %.4f%s%s", step,
-             epoch + 1, mt.accuracy, mt.macro_f1, f1, improved ? " (best)" : "");
-      }
+      ft_emit(r, &p, "eval step %ld (epoch %ld): %s%s", step, epoch + 1, line,
+              improved ? " (best)" : "");
     }
     int do_save = o->save_every ? step % o->save_every == 0 || step == total : epoch_end;
     /* pass 0: this step's export and checkpoint, then the STEP event; pass 1: what a stop
@@ -505,10 +400,13 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
           snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_mse\": %.6g}", step,
                    improved ? -cs.best : -1.0);
         else
-          snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_accuracy\": %.6g}", step,
+          snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_%s\": %.6g}", step,
+                   tokens && r->scheme != BERTCL_SCHEME_NONE ? "f1" : "accuracy",
                    improved ? cs.best : -1.0);
-        bc_export_head head = {"BertForSequenceClassification",
-                               K == 1 ? "regression" : "single_label_classification"};
+        bc_export_head head = {bc_head_describe(r->head)->architecture,
+                               tokens   ? NULL
+                               : K == 1 ? "regression"
+                                        : "single_label_classification"};
         BC_TRY(bc_export_model(err, o->output_dir, bc_model_dir(r->model), r->src_cfg_text,
                                &head, &r->lm, &r->lay, r->flat, meta));
         exported = 1;
@@ -524,7 +422,7 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
       if (pass == 0) {
         bertcl_progress p = {.event = BERTCL_EVENT_STEP, .step = step, .total_steps = total,
                              .epoch = (int)epoch + 1};
-        emit(r, &p, "step %ld done", step);
+        ft_emit(r, &p, "step %ld done", step);
       }
     }
   }
@@ -534,16 +432,31 @@ static int train_loop(run *r, bertcl_finetune_result *res) {
     res->best_metric = cs.best_step < 0 ? NAN : reg ? -cs.best : cs.best;
     res->stopped = r->stop;
   }
+  if (tokens && cs.best_step >= 0 && r->best_rep.ntypes) { /* the per-type table */
+    char *table = bc_entity_report_table(&r->best_rep);
+    if (!table) {
+      st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
+      goto done;
+    }
+    bertcl_progress p = {.event = BERTCL_EVENT_INFO, .step = cs.best_step};
+    ft_emit(r, &p, "entities of the best evaluation (step %ld):", cs.best_step);
+    for (char *ln = strtok(table, "\n"); ln; ln = strtok(NULL, "\n")) ft_emit(r, &p, "%s", ln);
+    free(table);
+  }
   bertcl_progress p = {.event = BERTCL_EVENT_DONE, .step = step, .total_steps = total,
                        .metrics = cs.best_step >= 0 ? &best_mt : NULL};
-  if (r->xev.n && reg)
-    emit(r, &p, "done; best eval mse %.4f at step %ld saved in %s", -cs.best, cs.best_step,
+  if (r->xev.n && tokens)
+    ft_emit(r, &p, "done; best eval %s %.4f at step %ld saved in %s",
+            r->scheme == BERTCL_SCHEME_NONE ? "accuracy" : "F1", cs.best, cs.best_step,
+            o->output_dir);
+  else if (r->xev.n && reg)
+    ft_emit(r, &p, "done; best eval mse %.4f at step %ld saved in %s", -cs.best, cs.best_step,
          o->output_dir);
   else if (r->xev.n)
-    emit(r, &p, "done; best eval accuracy %.4f at step %ld saved in %s", cs.best, cs.best_step,
+    ft_emit(r, &p, "done; best eval accuracy %.4f at step %ld saved in %s", cs.best, cs.best_step,
          o->output_dir);
   else
-    emit(r, &p, "done; model saved in %s", o->output_dir);
+    ft_emit(r, &p, "done; model saved in %s", o->output_dir);
 done:
   free(sig);
   free(perm);
@@ -561,7 +474,7 @@ int bertcl_finetune(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tok
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bertcl_finetune: NULL argument");
   int st = check_options(&ctx->err, opt);
   if (st != BERTCL_OK) return st;
-  run r;
+  ft_run r;
   memset(&r, 0, sizeof r);
   r.ctx = ctx;
   r.err = &ctx->err;
@@ -576,9 +489,9 @@ int bertcl_finetune(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tok
     result->best_metric = NAN;
   }
   const bc_config *cfg = bc_model_config(model);
-  char path[4096];
+  char path[4096], *train = NULL;
+  size_t len = 0, train_len = 0;
   snprintf(path, sizeof path, "%s/config.json", bc_model_dir(model));
-  size_t len = 0;
   BC_TRY(bc_read_file(r.err, path, &r.src_cfg_text, &len));
   json_error_t je;
   r.src_cfg = json_loads(r.src_cfg_text, 0, &je);
@@ -586,20 +499,20 @@ int bertcl_finetune(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_tok
     st = bc_fail(r.err, BERTCL_ERR_FORMAT, "%s: %s", path, je.text);
     goto fail;
   }
-  bc_text_columns cols = {opt->text_column, opt->pair_column, opt->label_column};
-  BC_TRY(bc_text_data_read(r.err, opt->train_file, &cols, BC_DATA_NEED_LABEL, &r.train));
-  if (opt->eval_file)
-    BC_TRY(bc_text_data_read(r.err, opt->eval_file, &cols, BC_DATA_NEED_LABEL, &r.ev));
-  bertcl_tokenize_options topt = {.max_length = opt->max_length};
-  if (topt.max_length > (size_t)cfg->max_position) topt.max_length = (size_t)cfg->max_position;
+  /* the task: given, or token classification for CoNLL columns and JSONL with word lists */
+  BC_TRY(bc_read_file(r.err, opt->train_file, &train, &train_len));
+  int token_task = opt->task == BERTCL_TASK_TOKEN_CLASSIFICATION ||
+                   (opt->task == BERTCL_TASK_AUTO &&
+                    (bc_looks_like_word_jsonl(train, train_len, opt->text_column) ||
+                     bc_looks_like_conll(opt->train_file, train, train_len)));
+  st = token_task ? ft_token_prepare(&r, train, train_len)
+                  : ft_sequence_prepare(&r, train, train_len);
+  free(train);
+  if (st != BERTCL_OK) goto fail;
   BC_TRY(bc_tokenizer_pad(r.err, tok, &r.pad_id, &r.pad_type));
-  BC_TRY(bc_examples_from_text(r.err, &r.xtrain, tok, &r.train, &topt));
-  if (r.ev.n) BC_TRY(bc_examples_from_text(r.err, &r.xev, tok, &r.ev, &topt));
-  const bc_weights *w0 = bc_model_weights(model);
-  BC_TRY(prepare_labels(&r, cfg, w0));
-  BC_TRY(prepare_params(&r, cfg, w0));
+  BC_TRY(prepare_params(&r, cfg, bc_model_weights(model)));
   if (result) {
-    result->task = r.reg ? BERTCL_TASK_REGRESSION : BERTCL_TASK_CLASSIFICATION;
+    result->task = r.task;
     result->num_labels = r.K;
   }
   st = train_loop(&r, result);

@@ -9,6 +9,7 @@ void bc_metrics_clear(bertcl_metrics *m) {
   memset(m, 0, sizeof *m);
   m->accuracy = m->macro_f1 = m->f1 = NAN;
   m->mse = m->pearson = m->spearman = NAN;
+  m->precision = m->recall = m->entity_f1 = NAN;
 }
 
 void bc_score_classes(bertcl_metrics *r, const int32_t *gold, const int32_t *pred, size_t n,

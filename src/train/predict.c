@@ -1,6 +1,7 @@
 /* Prediction with a fine-tuned classifier (include/bertcl.h): the inference encoder
  * (encoder/encoder.h) for the hidden states, the head on the host in double, and bertcl_predict
- * over a file, written durably (io/durable.h) or to standard output. */
+ * over a file, written durably (io/durable.h) or to standard output. Token classifiers:
+ * tagger.c. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <jansson.h>
@@ -15,28 +16,33 @@
 #include "model/model.h"
 #include "runtime/runtime.h"
 #include "train/data.h"
-
-struct bertcl_classifier {
-  bc_err err; /* first member: bertcl_last_error(cls) */
-  bertcl_ctx *ctx;
-  bc_encoder *enc;
-  bertcl_task task;
-  int K, C;
-  float *w, *b;     /* (K, C), (K) classifier; pooler below for sequence classifiers */
-  float *pool;      /* (B, C) scratch */
-  size_t pool_rows;
-  char **names;     /* (K) label names */
-};
+#include "train/entity.h"
+#include "train/predict_impl.h"
 
 void bertcl_classifier_free(bertcl_classifier *c) {
   if (!c) return;
   bc_encoder_free(c->enc);
   free(c->w);
-  free(c->pool);
+  free(c->scratch);
   if (c->names)
     for (int k = 0; k < c->K; k++) free(c->names[k]);
   free(c->names);
   free(c);
+}
+
+/* Whether config.json names a token-classification architecture. */
+static int is_token_classifier(const bertcl_model *model) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/config.json", bc_model_dir(model));
+  json_error_t je;
+  json_t *cfg = json_load_file(path, 0, &je), *v;
+  size_t i;
+  int yes = 0;
+  json_array_foreach(json_object_get(cfg, "architectures"), i, v) {
+    if (json_is_string(v) && strstr(json_string_value(v), "ForTokenClassification")) yes = 1;
+  }
+  json_decref(cfg);
+  return yes;
 }
 
 int bertcl_classifier_create(bertcl_classifier **out, bertcl_ctx *ctx, const bertcl_model *model) {
@@ -46,18 +52,22 @@ int bertcl_classifier_create(bertcl_classifier **out, bertcl_ctx *ctx, const ber
     return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "bertcl_classifier_create: NULL argument");
   const bc_config *cfg = bc_model_config(model);
   const bc_weights *w = bc_model_weights(model);
-  int K = cfg->num_labels, C = cfg->hidden_size;
-  if (!w->cls_w || K < 1 || !w->pool_w)
+  int K = cfg->num_labels, C = cfg->hidden_size, tokens = is_token_classifier(model);
+  if (!w->cls_w || K < 1 || (!tokens && !w->pool_w) || (tokens && K < 2))
     return bc_fail(NULL, BERTCL_ERR_MISSING,
-                   "%s has no classifier (classifier.weight) and pooler; train one with bertcl "
-                   "finetune",
-                   bc_model_dir(model));
+                   "%s has no %s; train one with bertcl finetune", bc_model_dir(model),
+                   tokens ? "token classifier of two or more labels (classifier.weight)"
+                          : "classifier (classifier.weight) and pooler");
   bertcl_classifier *c = calloc(1, sizeof *c);
   if (!c) return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
   c->ctx = ctx;
   c->K = K;
   c->C = C;
-  c->task = K == 1 ? BERTCL_TASK_REGRESSION : BERTCL_TASK_CLASSIFICATION;
+  c->L = cfg->num_layers;
+  c->max_position = cfg->max_position;
+  c->task = tokens ? BERTCL_TASK_TOKEN_CLASSIFICATION
+            : K == 1 ? BERTCL_TASK_REGRESSION
+                     : BERTCL_TASK_CLASSIFICATION;
   c->w = malloc(((size_t)K * C + (size_t)K) * sizeof *c->w);
   c->names = calloc((size_t)K, sizeof *c->names);
   if (!c->w || !c->names) {
@@ -75,7 +85,11 @@ int bertcl_classifier_create(bertcl_classifier **out, bertcl_ctx *ctx, const ber
       bertcl_classifier_free(c);
       return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
     }
+    if (!strcmp(c->names[k], "O")) c->empty_label = k;
   }
+  size_t st0[2] = {0, (size_t)K};
+  c->has_entities = tokens && bc_detect_scheme((const char *const *)c->names, st0, 1) !=
+                                  BERTCL_SCHEME_NONE;
   int st = bc_encoder_create(ctx, model, &c->enc);
   if (st != BERTCL_OK) {
     bc_err_to_thread(&ctx->err);
@@ -96,8 +110,7 @@ const char *bertcl_classifier_label(const bertcl_classifier *c, int id) {
   return c && id >= 0 && id < c->K ? c->names[id] : NULL;
 }
 
-/* z (K) = the classifier on one pooled row, in double. */
-static void head_row(const bertcl_classifier *c, const float *x, double *z) {
+void bc_cls_head_row(const bertcl_classifier *c, const float *x, double *z) {
   for (int k = 0; k < c->K; k++) {
     double acc = c->b[k];
     for (int i = 0; i < c->C; i++) acc += (double)x[i] * c->w[(size_t)k * c->C + i];
@@ -108,25 +121,25 @@ static void head_row(const bertcl_classifier *c, const float *x, double *z) {
 /* Probabilities (or the score) of rows of a tokenized batch: z (n, K) logits in double. */
 static int classify_batch(bertcl_classifier *c, const bertcl_batch *b, double *z) {
   size_t n = b->batch;
-  if (n > c->pool_rows) {
-    float *p = realloc(c->pool, n * (size_t)c->C * sizeof *p);
+  if (n > c->scratch_rows) {
+    float *p = realloc(c->scratch, n * (size_t)c->C * sizeof *p);
     if (!p) return bc_fail(&c->err, BERTCL_ERR_NOMEM, "out of memory");
-    c->pool = p;
-    c->pool_rows = n;
+    c->scratch = p;
+    c->scratch_rows = n;
   }
   int st = bc_encoder_forward(c->enc, b->ids, b->type_ids, b->mask, (int)b->batch, (int)b->seq,
                               NULL, 0);
-  if (st == BERTCL_OK) st = bc_encoder_read_pooler(c->enc, c->pool);
+  if (st == BERTCL_OK) st = bc_encoder_read_pooler(c->enc, c->scratch);
   if (st != BERTCL_OK) {
     c->err = c->ctx->err;
     return st;
   }
-  for (size_t i = 0; i < n; i++) head_row(c, c->pool + i * (size_t)c->C, z + i * (size_t)c->K);
+  for (size_t i = 0; i < n; i++)
+    bc_cls_head_row(c, c->scratch + i * (size_t)c->C, z + i * (size_t)c->K);
   return BERTCL_OK;
 }
 
-/* softmax of z (K) in place */
-static void softmax(double *z, int K) {
+void bc_softmax(double *z, int K) {
   double mx = -INFINITY, sum = 0;
   for (int k = 0; k < K; k++)
     if (z[k] > mx) mx = z[k];
@@ -140,6 +153,9 @@ int bertcl_classify(bertcl_classifier *c, const bertcl_tokenizer *tok, const cha
   if (!c) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "bertcl_classify: NULL classifier");
   if (!tok || (!texts && n) || (!out && n))
     return bc_fail(&c->err, BERTCL_ERR_INVALID_ARG, "bertcl_classify: NULL argument");
+  if (c->task == BERTCL_TASK_TOKEN_CLASSIFICATION)
+    return bc_fail(&c->err, BERTCL_ERR_INVALID_ARG,
+                   "bertcl_classify: a token classifier tags words (bertcl_tag_text)");
   if (out_len / (size_t)c->K < n)
     return bc_fail(&c->err, BERTCL_ERR_INVALID_ARG,
                    "bertcl_classify: the output buffer holds %zu floats; %zu texts need %zu",
@@ -161,7 +177,7 @@ int bertcl_classify(bertcl_classifier *c, const bertcl_tokenizer *tok, const cha
     bertcl_batch_free(b);
     for (size_t i = 0; i < nb && st == BERTCL_OK; i++) {
       double *zi = z + i * (size_t)c->K;
-      if (c->K > 1) softmax(zi, c->K);
+      if (c->K > 1) bc_softmax(zi, c->K);
       for (int k = 0; k < c->K; k++) out[(s + i) * (size_t)c->K + k] = (float)zi[k];
     }
   }
@@ -171,13 +187,7 @@ int bertcl_classify(bertcl_classifier *c, const bertcl_tokenizer *tok, const cha
 
 /* ---- bertcl_predict --------------------------------------------------------------------- */
 
-/* Where prediction lines go: a durable file, or standard output. */
-typedef struct {
-  bc_afile f;
-  int to_file;
-} sink;
-
-static int sink_line(bc_err *err, sink *o, const char *js) {
+int bc_sink_line(bc_err *err, bc_sink *o, const char *js) {
   if (o->to_file)
     return bc_afile_write(err, &o->f, js, strlen(js)) == BERTCL_OK &&
                    bc_afile_write(err, &o->f, "\n", 1) == BERTCL_OK
@@ -197,7 +207,7 @@ static char *sequence_line(const bertcl_classifier *c, double *z) {
     int best = 0;
     for (int k = 1; k < c->K; k++)
       if (z[k] > z[best]) best = k;
-    softmax(z, c->K);
+    bc_softmax(z, c->K);
     json_object_set_new(o, "label", json_string(c->names[best]));
     json_t *pr = json_object();
     for (int k = 0; k < c->K; k++) json_object_set_new(pr, c->names[k], json_real(z[k]));
@@ -210,7 +220,7 @@ static char *sequence_line(const bertcl_classifier *c, double *z) {
 
 static int predict_sequences(bertcl_classifier *c, const bertcl_tokenizer *tok,
                              const bc_text_data *d, const bertcl_predict_options *opt,
-                             sink *out) {
+                             bc_sink *out) {
   bc_err *err = &c->ctx->err;
   size_t B = opt->batch_size ? opt->batch_size : 32;
   bertcl_tokenize_options topt = {.max_length = opt->max_length};
@@ -243,7 +253,7 @@ static int predict_sequences(bertcl_classifier *c, const bertcl_tokenizer *tok,
     }
     for (size_t i = 0; i < n && st == BERTCL_OK; i++) {
       char *js = sequence_line(c, z + i * (size_t)c->K);
-      st = js ? sink_line(err, out, js) : bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
+      st = js ? bc_sink_line(err, out, js) : bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
       free(js);
     }
   }
@@ -259,22 +269,37 @@ int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_toke
   bc_err *err = &ctx->err;
   if (!model || !tok || !opt || !opt->input_file)
     return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bertcl_predict: NULL argument or input_file");
+  if (opt->format < BERTCL_INPUT_AUTO || opt->format > BERTCL_INPUT_JSONL)
+    return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bertcl_predict: unknown input format %d",
+                   (int)opt->format);
   bertcl_classifier *c = NULL;
   bc_text_data d = {0};
-  sink out = {.f = {.fd = -1}};
+  bc_sink out = {.f = {.fd = -1}};
   int st = bertcl_classifier_create(&c, ctx, model);
   if (st != BERTCL_OK) {
     *err = *bc_thread_err();
     return st;
   }
+  int tokens = c->task == BERTCL_TASK_TOKEN_CLASSIFICATION;
+  if (!tokens && opt->format == BERTCL_INPUT_CONLL) {
+    st = bc_fail(err, BERTCL_ERR_INVALID_ARG,
+                 "CoNLL input is for token classifiers; %s is a sequence classifier",
+                 bc_model_dir(model));
+    goto done;
+  }
   bc_text_columns cols = {opt->text_column, opt->pair_column, NULL};
-  st = bc_text_data_read(err, opt->input_file, &cols, BC_DATA_PLAIN_OK, &d);
-  if (st != BERTCL_OK) goto done;
+  if (!tokens) {
+    st = bc_text_data_read(err, opt->input_file, &cols,
+                           opt->format == BERTCL_INPUT_TEXT ? BC_DATA_FORCE_PLAIN
+                                                            : BC_DATA_PLAIN_OK,
+                           &d);
+    if (st != BERTCL_OK) goto done;
+  }
   if (opt->output_file && strcmp(opt->output_file, "-")) {
     if ((st = bc_afile_open(err, &out.f, opt->output_file)) != BERTCL_OK) goto done;
     out.to_file = 1;
   }
-  st = predict_sequences(c, tok, &d, opt, &out);
+  st = tokens ? bc_predict_tokens(c, tok, opt, &out) : predict_sequences(c, tok, &d, opt, &out);
   if (out.to_file) { /* complete: renamed into place; not: the temporary file goes */
     if (st == BERTCL_OK)
       st = bc_afile_commit(err, &out.f);

@@ -17,6 +17,7 @@ void bc_word_data_free(bc_word_data *d) {
     if (d->raw) free(d->raw[i]);
   }
   free(d->words), free(d->tags), free(d->raw), free(d->line), free(d->start), free(d->docs);
+  free(d->doc_line);
   memset(d, 0, sizeof *d);
 }
 
@@ -61,6 +62,18 @@ static int end_sentence(bc_word_data *d, size_t *pending_docs) {
   d->n++;
   d->start[d->n + 1] = d->start[d->n];
   return 0;
+}
+
+/* Frees the words of the open (unfinished) sentence: a reader that fails mid-sentence calls
+ * this before bc_word_data_free, which frees the finished sentences only. */
+static void drop_open_sentence(bc_word_data *d) {
+  if (!d->start) return;
+  for (size_t i = d->start[d->n]; i < d->start[d->n + 1]; i++) {
+    free(d->words[i]);
+    if (d->tags) free(d->tags[i]);
+    if (d->raw) free(d->raw[i]);
+  }
+  d->start[d->n + 1] = d->start[d->n];
 }
 
 static int init_data(bc_word_data *d) {
@@ -153,7 +166,8 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
       continue;
     }
     if (!strcmp(f[0], "-DOCSTART-")) { /* a document boundary, not a word */
-      free(rawcopy);
+      if (!d->doc_line) d->doc_line = rawcopy;
+      else free(rawcopy);
       if (end_sentence(d, &docs)) st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
       docs++;
       continue;
@@ -189,6 +203,17 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
                    n, first_line, ncols);
       break;
     }
+    /* tags become config.json's id2label: JSON text, so UTF-8 (words may be anything: the
+     * tokenizer replaces invalid sequences) */
+    if (tagc > 0) {
+      size_t bad = bc_utf8_valid_prefix((const unsigned char *)f[tagc], strlen(f[tagc]));
+      if (f[tagc][bad]) {
+        free(rawcopy);
+        st = bc_fail(err, BERTCL_ERR_UTF8, "%s:%zu: the tag is not valid UTF-8 (byte %zu)", name,
+                     lineno, bad + 1);
+        break;
+      }
+    }
     char *word = bc_strdup(f[0]), *tag = tagc > 0 ? bc_strdup(f[tagc]) : NULL;
     if (!word || (tagc > 0 && !tag) || add_word(d, word, tag, rawcopy, lineno)) {
       free(word), free(tag), free(rawcopy);
@@ -200,6 +225,7 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
   free(buf);
   if (st == BERTCL_OK && d->n == 0) st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: no sentences", name);
   if (st != BERTCL_OK) {
+    drop_open_sentence(d);
     bc_word_data_free(d);
     return st;
   }
@@ -297,6 +323,7 @@ int bc_words_jsonl_parse(bc_err *err, const char *name, const char *data, size_t
   if (st == BERTCL_OK && any_tags && !all_tags)
     st = bc_fail(err, BERTCL_ERR_FORMAT, "%s: some sentences have tags and others not", name);
   if (st != BERTCL_OK) {
+    drop_open_sentence(d);
     bc_word_data_free(d);
     return st;
   }

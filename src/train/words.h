@@ -17,6 +17,7 @@ typedef struct {
                       NULL */
   size_t *line;    /* (start[n]) 1-based input line of each word (JSONL: of its sentence) */
   size_t *docs;    /* (n) CoNLL: -DOCSTART- lines just before sentence i (0 or more) */
+  char *doc_line;  /* CoNLL: the first -DOCSTART- line as read, or NULL */
   size_t cap_words, cap_sents;
 } bc_word_data;
 

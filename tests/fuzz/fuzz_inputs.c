@@ -2,23 +2,31 @@
  *   - the extraction job's reader (plain lines, JSONL, TSV by column index or header name;
  *     src/job/reader.c), with its byte-range K/N split and its skip (the resume path);
  *   - the fine-tuning / prediction dataset reader (JSONL, CSV, TSV, plain; src/train/data.c)
- *     and what is built from its labels (label maps, regression targets; src/train/labels.c).
+ *     and what is built from its labels (label maps, regression targets; src/train/labels.c);
+ *   - the token-classification readers (CoNLL columns, word JSONL; src/train/words.c) and what
+ *     is built from their tags (scheme, entities, the entity score; src/train/entity.c).
  *
- * Input: byte 0 = flags, byte 1 = options (bit 7: 0 extraction reader, 1 dataset reader), then
- * the input bytes.
+ * Input: byte 0 = flags, byte 1 = options (bit 7 clear: extraction reader; bit 7 set and
+ * byte 0 bit 7 clear: dataset reader; both set: word reader), then the input bytes.
  *   extraction: byte 0 bits 0-1 kind (plain/JSONL/TSV); bit 2 TSV column by header name "text",
  *     else index (byte 1 & 3); bits 3-4: N-1 for the split check; bits 5-7: records to skip in
  *     the skip check.
  *   dataset: byte 1 bits 0-1 the file name's extension (.jsonl, .csv, .tsv, .txt), bits 2-4
  *     the reader flags (need a label, plain lines allowed, every line plain), bit 5 columns
  *     named a/b/c instead of the defaults.
+ *   words: byte 0 bits 0-2 the CoNLL tag column (7: the last), bit 3 tags required, bit 4 JSONL
+ *     keys "words"/"ner_tags" instead of the defaults; byte 1 bits 0-1 the file name's extension
+ *     (.conll, .txt, .jsonl, .iob).
  *
  * Invariants (a broken one traps): extraction: every record is either good (text valid UTF-8,
  * no NUL inside for plain and TSV) or bad with no text; offsets grow and stay inside the input;
  * the N ranges of a K/N split together give exactly the records of the whole input, in order; a
  * reader that skips m records then gives the records from m on. Dataset: every example has a
  * text, lines grow, a label when one is required; every label gets an id below K of a map whose
- * names are valid UTF-8 (they go to config.json); regression targets are finite.
+ * names are valid UTF-8 (they go to config.json); regression targets are finite. Words: sentence
+ * offsets rise from 0 to the word count, no sentence is empty, every word is a non-empty string
+ * with a line, tags when required; the tag map's names are UTF-8 and hold every tag; entities lie
+ * inside their sequence; the tags scored against themselves give F1 1 (0 without entities).
  *
  *   build-fuzz/tests/fuzz/fuzz_inputs -max_total_time=60 tests/fuzz/corpus_inputs
  */
@@ -29,7 +37,9 @@
 
 #include "job/job.h"
 #include "train/data.h"
+#include "train/entity.h"
 #include "train/labels.h"
+#include "train/words.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -160,11 +170,75 @@ static void fuzz_dataset(uint8_t g, const uint8_t *data, size_t size) {
   bc_text_data_free(&d);
 }
 
+static void fuzz_words(uint8_t f, uint8_t g, const uint8_t *data, size_t size) {
+  static const char *const names[4] = {"train.conll", "train.txt", "train.jsonl", "train.iob"};
+  bc_word_columns cols = {(f & 7) == 7 ? -1 : (int)(f & 7), (f & 16) ? "words" : NULL,
+                          (f & 16) ? "ner_tags" : NULL};
+  int flags = (f & 8) ? BC_WORDS_NEED_TAGS : 0;
+  const char *name = names[g & 3];
+  (void)bc_looks_like_conll(name, (const char *)data, size);
+  (void)bc_looks_like_word_jsonl((const char *)data, size, cols.words_key);
+  bc_err err;
+  bc_err_clear(&err);
+  bc_word_data d;
+  memset(&d, 0, sizeof d);
+  if (bc_words_parse(&err, name, (const char *)data, size, &cols, flags, &d) != BERTCL_OK) {
+    check(err.msg[0] != '\0');
+    bc_word_data_free(&d);
+    return;
+  }
+  size_t nw = d.start[d.n];
+  check(d.start[0] == 0);
+  for (size_t i = 0; i < d.n; i++) check(d.start[i + 1] > d.start[i]);
+  for (size_t w = 0; w < nw; w++) {
+    check(d.words[w] != NULL && d.words[w][0] != '\0');
+    check(d.line[w] >= 1);
+    if (flags & BC_WORDS_NEED_TAGS) check(d.tags != NULL && d.tags[w] != NULL);
+  }
+  if (d.tags) {
+    const char *const *tags = (const char *const *)d.tags;
+    bc_labelmap m;
+    if (bc_labelmap_sorted(&err, &m, tags, nw) == BERTCL_OK) {
+      for (int k = 0; k < m.K; k++) {
+        size_t len = strlen(m.names[k]);
+        check(bc_utf8_valid_prefix((const unsigned char *)m.names[k], len) == len);
+      }
+      for (size_t w = 0; w < nw; w++) check(bc_labelmap_id(&m, tags[w]) >= 0);
+      bc_labelmap_free(&m);
+    }
+    bertcl_tag_scheme sc = bc_detect_scheme(tags, d.start, d.n);
+    size_t bad = 0;
+    if (bc_tags_fit_scheme(tags, nw, sc, &bad) != BERTCL_OK) check(bad < nw);
+    bc_entity *ents = NULL;
+    char **types = NULL;
+    size_t count = 0, cap = 0;
+    int ntypes = 0;
+    check(bc_entities(tags, nw, &ents, &count, &cap, &types, &ntypes) == BERTCL_OK);
+    for (size_t e = 0; e < count; e++)
+      check(ents[e].start <= ents[e].end && ents[e].end < nw && ents[e].type >= 0 &&
+            ents[e].type < ntypes);
+    free(ents);
+    for (int t = 0; t < ntypes; t++) free(types[t]);
+    free(types);
+    bc_entity_report r;
+    if (bc_entity_score(&err, tags, tags, d.start, d.n, &r) == BERTCL_OK) {
+      check(r.words == nw && r.correct == r.gold_entities && r.gold_entities == r.pred_entities);
+      check(r.f1 == (r.gold_entities ? 1.0 : 0.0) && r.accuracy == 1.0);
+      bc_entity_report_free(&r);
+    }
+  }
+  bc_word_data_free(&d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2) return 0;
   uint8_t f = data[0], g = data[1];
   data += 2;
   size -= 2;
+  if ((g & 0x80) && (f & 0x80)) {
+    fuzz_words(f, g, data, size);
+    return 0;
+  }
   if (g & 0x80) {
     fuzz_dataset(g, data, size);
     return 0;

@@ -67,6 +67,21 @@ def inputs_seeds(d):
         "data_regression": (0, 0x80 | 0 | 1 << 2,
                             b'{"text": "a", "label": 3.8}\n{"text": "b", "label": 5.0}\n'),
     })
+    # word readers: byte 0 = 0x80 | tag column (7 = last) | 8 (tags required) | 16 (keys
+    # words/ner_tags); byte 1 = 0x80 | extension (0 .conll, 1 .txt, 2 .jsonl, 3 .iob)
+    texts.update({
+        "words_conll": (0x80 | 7 | 8, 0x80 | 0,
+                        b"-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n"
+                        b"German JJ B-NP B-MISC\ncall NN I-NP O\n\nPeter NNP B-NP B-PER\n"
+                        b"Blackburn NNP I-NP I-PER\n"),
+        "words_conll_iob1": (0x80 | 1, 0x80 | 3, b"a I-LOC\nb I-LOC\nc B-LOC\n\nd O\ne I-PER\n"),
+        "words_iobes": (0x80 | 7, 0x80 | 1, b"x\tS-A\ny\tB-B\nz\tE-B\n\nw\tO\n"),
+        "words_jsonl": (0x80 | 8, 0x80 | 2,
+                        b'{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}\n'
+                        b'{"tokens": ["a"], "tags": [3]}\n'),
+        "words_jsonl_keys": (0x80 | 16, 0x80 | 2,
+                             b'{"words": ["x", "y"], "ner_tags": ["B-X", "I-X"]}\n'),
+    })
     for name, (f, g, body) in texts.items():
         write(d, name, bytes([f, g]) + body)
 
