@@ -622,6 +622,16 @@ const float *bertcl_features_tokens(const bertcl_features *f, const int64_t **of
 const float *bertcl_features_words(const bertcl_features *f, const int64_t **offsets,
                                    size_t *total, size_t *width);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Matrix-product backend of a context (bertcl_ctx_options.gemm)                              */
+
+/* The backend the context's matrix products run on: "clblast" (CLBlast's OpenCL kernels) or
+ * "blas" (a host BLAS called from native-kernel commands, on CPU devices). Never NULL. */
+const char *bertcl_ctx_gemm(const bertcl_ctx *ctx);
+/* One line about it for reports: "blas: OpenBLAS 0.3.34 (scipy-openblas) (SkylakeX kernels),
+ * 2 threads" or "clblast: CLBlast 1.5.3", plus why "auto" chose CLBlast on a CPU device. */
+int bertcl_ctx_gemm_info(const bertcl_ctx *ctx, char *out, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

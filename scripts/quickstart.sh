@@ -10,10 +10,14 @@ scripts/build.sh build
 scripts/fetch-model.sh
 mkdir -p out
 echo
+t0=$(date +%s.%N)
 build/bertcl extract -m models/all-MiniLM-L6-v2 -i examples/sentences.txt -o out/embeddings.jsonl \
   --format jsonl
+t1=$(date +%s.%N)
 build/bertcl extract -m models/all-MiniLM-L6-v2 -i examples/sentences.txt -o out/embeddings.npy \
   --format npy --quiet
+t2=$(date +%s.%N)
+awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "extraction: %.2f s (a first run compiles the kernels for the device), then %.2f s warm\n", b - a, c - b }'
 echo "out/embeddings.npy: float32 array of shape ($(wc -l < examples/sentences.txt), 384)" \
   "(mean pooling + L2 normalisation, as sentence-transformers)"
 echo

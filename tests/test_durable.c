@@ -17,7 +17,7 @@
 
 #include "io/durable.h"
 #include "job/job.h"
-#include "runtime/tuning.h"
+#include "gemm/tuning.h"
 #include "testutil.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "encoder/gemm.h"
+#include "gemm/gemm.h"
 #include "encoder/ops.h"
 #include "io/writers.h"
 #include "ref/ref.h"

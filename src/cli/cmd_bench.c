@@ -14,10 +14,10 @@
 #include "bench_train.h"
 #include "cli.h"
 #include "encoder/encoder.h"
-#include "encoder/tune.h"
+#include "gemm/tune.h"
 #include "model/model.h"
 #include "model/random.h"
-#include "runtime/tuning.h"
+#include "gemm/tuning.h"
 
 #define SCHEMA_ID "bertcl-bench/1"
 #define MAX_GRID 16
@@ -27,7 +27,7 @@ void bc_cmd_bench_usage(FILE *out) {
           "usage: bertcl bench [--device D|all] [--model DIR | --config base|large|minilm|tiny]\n"
           "                    [--batch 1,8,32,128] [--seq 128,512] [--json FILE]\n"
           "                    [--compare OLD.json] [--warmup N] [--repeat N] [--bw-mib N]\n"
-          "                    [--finetune BxT|none]\n\n"
+          "                    [--finetune BxT|none] [--gemm auto|clblast|blas]\n\n"
           "Measures each device: its facts (name, driver, OpenCL and CLBlast versions, compute\n"
           "units, clock, memory), bandwidth (device copy; host to device and back, pageable\n"
           "and pinned), SGEMM (HGEMM where cl_khr_fp16 exists) on the encoder's own products\n"
@@ -39,7 +39,9 @@ void bc_cmd_bench_usage(FILE *out) {
           "builds, weight upload) apart. CLBlast's defaults are measured first, then the\n"
           "parameters stored by bertcl tune, side by side. Last, one fine-tuning step\n"
           "(BertForSequenceClassification with 2 labels: dropout 0.1, forward, loss,\n"
-          "backward, clipping, AdamW) is timed on one batch shape.\n\n"
+          "backward, clipping, AdamW) is timed on one batch shape. On a CPU device that can\n"
+          "run the host BLAS, its backend is measured too, first, in the same run (GEMM per\n"
+          "shape as %% of the fp32 peak, the forward pass, the fine-tuning step).\n\n"
           "options:\n"
           "  --device D|all     device selector, or every device (default: the default one)\n"
           "  --config NAME      base, large, minilm or tiny (default base)\n"
@@ -51,6 +53,7 @@ void bc_cmd_bench_usage(FILE *out) {
           "  --bw-mib N         bandwidth test size in MiB (default 64)\n"
           "  --finetune BxT     fine-tuning step shape (default 32x128, capped by the\n"
           "                     model's positions); none to skip it\n"
+          "  --gemm G           auto (both backends where the host BLAS runs), clblast or blas\n"
           "  --json FILE        write every figure as JSON (schema: bench/bench.schema.json)\n"
           "  --compare OLD      print ratios against an earlier --json report\n");
 }
@@ -315,7 +318,51 @@ typedef struct {
   grid g;
   size_t bw_bytes;
   int ft_batch, ft_seq; /* fine-tuning step shape; ft_batch 0 = not measured */
+  const char *gemm;     /* NULL/"auto": every backend the device runs; "clblast"; "blas" */
 } bench_opts;
+
+/* One column of the tables: a backend (and CLBlast's parameters) on its own context. */
+typedef struct {
+  const char *name; /* "blas", "untuned", "tuned" */
+  bertcl_ctx *ctx;
+  bc_encoder *enc;
+  variant_result *vr;
+  int ft_state;     /* 0 not measured, 1 measured, -1 failed */
+  double ft_first;
+  bc_stats fts, fbs;
+} variant;
+enum { MAX_VARIANTS = 3 };
+
+/* The fine-tuning step on v's context, into v and (when j is not NULL) as JSON. */
+static json_t *finetune_step(variant *v, const bc_config *cfg, const bench_opts *bo, int B,
+                             int T) {
+  if (B <= 0) return json_null();
+  bertcl_ctx *ctx = v->ctx;
+  double *sv = calloc((size_t)bo->g.repeat, sizeof *sv);
+  double *fv = calloc((size_t)bo->g.repeat, sizeof *fv);
+  int fst = sv && fv ? bc_bench_train_steps(ctx, cfg, B, T, bo->g.warmup, bo->g.repeat,
+                                            &v->ft_first, sv, fv)
+                     : bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+  json_t *j;
+  if (fst == BERTCL_OK) {
+    bc_stats_compute(sv, bo->g.repeat, &v->fts);
+    bc_stats_compute(fv, bo->g.repeat, &v->fbs);
+    j = json_pack("{s:i, s:i, s:i, s:f, s:s, s:f, s:o, s:o, s:f, s:s}", "batch", B, "seq", T,
+                  "num_labels", 2, "dropout", 0.1, "optimizer", "adamw, clip 1.0", "first_ms",
+                  v->ft_first, "step_ms", stats_json(&v->fts), "fwd_bwd_ms",
+                  stats_json(&v->fbs), "examples_per_s", B / (v->fts.median * 1e-3), "backend",
+                  bertcl_ctx_gemm(ctx));
+    v->ft_state = 1;
+  } else {
+    j = json_pack("{s:i, s:i, s:s}", "batch", B, "seq", T, "error", bertcl_last_error(ctx));
+    fprintf(stderr, "bertcl: bench: fine-tuning step B=%d T=%d (%s): %s\n", B, T,
+            bertcl_ctx_gemm(ctx), bertcl_last_error(ctx));
+    v->ft_state = -1;
+  }
+  free(sv);
+  free(fv);
+  return j;
+}
 
 static void print_rule(void) {
   printf("----------------------------------------------------------------------------------\n");
@@ -323,13 +370,22 @@ static void print_rule(void) {
 
 static json_t *bench_device(const char *selector, const bench_opts *bo, int *failed) {
   json_t *jd = json_object();
-  bertcl_ctx *ctx = NULL;
+  bertcl_ctx *ctx = NULL, *bctx = NULL;
   bertcl_model *model = NULL;
-  bc_encoder *enc = NULL;
-  variant_result *vr[2] = {calloc(1, sizeof(variant_result)), calloc(1, sizeof(variant_result))};
+  bc_encoder *enc = NULL, *benc = NULL;
+  variant v[MAX_VARIANTS];
+  int nv = 0;
+  memset(v, 0, sizeof v);
+  variant_result *vrs[MAX_VARIANTS] = {calloc(1, sizeof(variant_result)),
+                                       calloc(1, sizeof(variant_result)),
+                                       calloc(1, sizeof(variant_result))};
   *failed = 1;
-  bertcl_ctx_options copt = {.device = selector, .profiling = 1};
-  if (!vr[0] || !vr[1]) {
+  int only_blas = bo->gemm && !strcmp(bo->gemm, "blas");
+  int both = !bo->gemm || !strcmp(bo->gemm, "auto");
+  /* the main context runs CLBlast (defaults, then stored tuning) unless --gemm blas */
+  bertcl_ctx_options copt = {.device = selector, .profiling = 1,
+                             .gemm = only_blas ? "blas" : "clblast"};
+  if (!vrs[0] || !vrs[1] || !vrs[2]) {
     json_object_set_new(jd, "error", json_string("out of memory"));
     goto done;
   }
@@ -339,6 +395,13 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
     goto done;
   }
   const bertcl_device_info *d = bertcl_ctx_device(ctx);
+  char gemm_why[1024] = "";
+  if (both && d->type == BERTCL_DEVICE_CPU) { /* the host BLAS beside CLBlast, same device */
+    bertcl_ctx_options bopt = copt;
+    bopt.gemm = "blas";
+    if (bertcl_ctx_create(&bctx, &bopt) != BERTCL_OK)
+      snprintf(gemm_why, sizeof gemm_why, "%s", bertcl_last_error(NULL));
+  }
   const char *basis = d->peak_basis;
   double peak = d->fp32_peak_gflops / 1e3; /* TFLOP/s */
   int known_peak = peak > 0;
@@ -366,6 +429,22 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
     printf("peak     fp32 %.2f TFLOP/s (%s)\n", peak, basis);
   else
     printf("peak     fp32 unknown (%s)\n", basis);
+  {
+    char line[1024];
+    json_t *jb = json_array();
+    bertcl_ctx *cs[2] = {bctx, ctx};
+    for (int c = 0; c < 2; c++) {
+      if (!cs[c]) continue;
+      bertcl_ctx_gemm_info(cs[c], line, sizeof line);
+      printf("gemm     %s\n", line);
+      json_array_append_new(jb, json_string(line));
+    }
+    if (gemm_why[0]) {
+      printf("gemm     no host BLAS backend: %s\n", gemm_why);
+      json_array_append_new(jb, json_sprintf("no host BLAS backend: %s", gemm_why));
+    }
+    json_object_set_new(jd, "gemm_backends", jb);
+  }
 
   /* bandwidth */
   json_t *jbw = json_object();
@@ -417,6 +496,11 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
          (unsigned long long)(ctx->stats.source_builds - before.source_builds),
          (unsigned long long)(ctx->stats.cache_hits - before.cache_hits),
          mi.num_params * 4 / 1e6, enc_ms);
+  if (bctx && bc_encoder_create(bctx, model, &benc) != BERTCL_OK) {
+    fprintf(stderr, "bertcl: bench: host BLAS context: %s\n", bertcl_last_error(bctx));
+    bertcl_ctx_free(bctx);
+    bctx = NULL;
+  }
 
   /* HGEMM: where the device has half precision (on the largest FFN shape of the grid) */
   if (d->fp16) {
@@ -440,145 +524,156 @@ static json_t *bench_device(const char *selector, const bench_opts *bo, int *fai
     json_object_set_new(jd, "hgemm", json_null());
   }
 
-  /* CLBlast's defaults, then the stored tuned parameters */
+  /* the host BLAS (CPU devices), then CLBlast's defaults, then its stored tuned parameters */
   json_t *runs = json_array();
   json_object_set_new(jd, "runs", runs);
-  json_t *r0 = json_pack("{s:s}", "variant", "untuned");
-  json_array_append_new(runs, r0);
-  if (run_variant(ctx, enc, cfg, &bo->g, known_peak ? peak : 0, r0, vr[0]) != BERTCL_OK) {
-    json_object_set_new(jd, "error", json_string(bertcl_last_error(ctx)));
-    goto done;
+  if (bctx) {
+    v[nv] = (variant){.name = "blas", .ctx = bctx, .enc = benc, .vr = vrs[nv]};
+    nv++;
   }
-  int have_tuned = 0;
-  bc_tuning_apply_stored(ctx);
-  bc_tuning_status ts;
-  bc_tuning_status_get(ctx, &ts);
-  char desc[1024];
-  bc_gemm_params_str(&ts.params, desc, sizeof desc);
-  json_t *jt = json_pack("{s:s, s:s, s:s, s:s}", "state", bc_tuning_state_name(ts.state), "file",
-                         ts.path, "reason", ts.reason, "parameters", desc);
-  if (ts.state == BC_TUNING_APPLIED || ts.state == BC_TUNING_DEFAULTS_BEST)
-    json_object_set_new(jt, "tuned_for",
-                        json_pack("{s:s, s:i, s:i, s:s, s:i, s:f, s:f}", "config", ts.meta.config,
-                                  "batch", ts.meta.batch, "seq", ts.meta.seq, "date",
-                                  ts.meta.date, "candidates", ts.meta.evaluated, "baseline_ms",
-                                  ts.meta.baseline_ms, "best_ms", ts.meta.best_ms));
-  else
-    json_object_set_new(jt, "tuned_for", json_null());
-  json_object_set_new(jd, "tuning", jt);
-  if (ts.state == BC_TUNING_APPLIED) {
-    json_t *r1 = json_pack("{s:s}", "variant", "tuned");
-    json_array_append_new(runs, r1);
-    if (run_variant(ctx, enc, cfg, &bo->g, known_peak ? peak : 0, r1, vr[1]) != BERTCL_OK) {
-      json_object_set_new(jd, "error", json_string(bertcl_last_error(ctx)));
+  v[nv] = (variant){.name = only_blas ? "blas" : "untuned", .ctx = ctx, .enc = enc, .vr = vrs[nv]};
+  nv++;
+  for (int i = 0; i < nv; i++) {
+    json_t *r = json_pack("{s:s, s:s}", "variant", v[i].name, "backend",
+                          bertcl_ctx_gemm(v[i].ctx));
+    json_array_append_new(runs, r);
+    if (run_variant(v[i].ctx, v[i].enc, cfg, &bo->g, known_peak ? peak : 0, r, v[i].vr) !=
+        BERTCL_OK) {
+      json_object_set_new(jd, "error", json_string(bertcl_last_error(v[i].ctx)));
       goto done;
     }
-    have_tuned = 1;
-    printf("tuning   applied %s\n         (tuned for %s B=%d T=%d, %s)\n", desc, ts.meta.config,
-           ts.meta.batch, ts.meta.seq, ts.meta.date);
-  } else {
-    printf("tuning   %s: %s\n", bc_tuning_state_name(ts.state),
-           ts.state == BC_TUNING_DEFAULTS_BEST ? "stored search found CLBlast's defaults best"
-                                                : ts.reason);
   }
-  /* fine-tuning: one optimizer step of BertForSequenceClassification (stored tuning applied) */
-  json_t *jft = json_null();
-  bc_stats fts = {0}, fbs = {0};
-  double ft_first = 0;
-  int ft_B = bo->ft_batch, ft_T = bo->ft_seq < cfg->max_position ? bo->ft_seq : cfg->max_position;
-  if (ft_B > 0) {
-    double *sv = calloc((size_t)bo->g.repeat, sizeof *sv);
-    double *fv = calloc((size_t)bo->g.repeat, sizeof *fv);
-    int fst = sv && fv ? bc_bench_train_steps(ctx, cfg, ft_B, ft_T, bo->g.warmup, bo->g.repeat,
-                                              &ft_first, sv, fv)
-                       : bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
-    if (fst == BERTCL_OK) {
-      bc_stats_compute(sv, bo->g.repeat, &fts);
-      bc_stats_compute(fv, bo->g.repeat, &fbs);
-      jft = json_pack("{s:i, s:i, s:i, s:f, s:s, s:f, s:o, s:o, s:f}", "batch", ft_B, "seq", ft_T,
-                      "num_labels", 2, "dropout", 0.1, "optimizer", "adamw, clip 1.0",
-                      "first_ms", ft_first, "step_ms", stats_json(&fts), "fwd_bwd_ms",
-                      stats_json(&fbs), "examples_per_s", ft_B / (fts.median * 1e-3));
+  if (!only_blas) {
+    bc_tuning_apply_stored(ctx);
+    bc_tuning_status ts;
+    bc_tuning_status_get(ctx, &ts);
+    char desc[1024];
+    bc_gemm_params_str(&ts.params, desc, sizeof desc);
+    json_t *jt = json_pack("{s:s, s:s, s:s, s:s}", "state", bc_tuning_state_name(ts.state),
+                           "file", ts.path, "reason", ts.reason, "parameters", desc);
+    if (ts.state == BC_TUNING_APPLIED || ts.state == BC_TUNING_DEFAULTS_BEST)
+      json_object_set_new(
+          jt, "tuned_for",
+          json_pack("{s:s, s:i, s:i, s:s, s:i, s:f, s:f}", "config", ts.meta.config, "batch",
+                    ts.meta.batch, "seq", ts.meta.seq, "date", ts.meta.date, "candidates",
+                    ts.meta.evaluated, "baseline_ms", ts.meta.baseline_ms, "best_ms",
+                    ts.meta.best_ms));
+    else
+      json_object_set_new(jt, "tuned_for", json_null());
+    json_object_set_new(jd, "tuning", jt);
+    if (ts.state == BC_TUNING_APPLIED) {
+      v[nv] = (variant){.name = "tuned", .ctx = ctx, .enc = enc, .vr = vrs[nv]};
+      json_t *r1 = json_pack("{s:s, s:s}", "variant", "tuned", "backend", "clblast");
+      json_array_append_new(runs, r1);
+      if (run_variant(ctx, enc, cfg, &bo->g, known_peak ? peak : 0, r1, v[nv].vr) != BERTCL_OK) {
+        json_object_set_new(jd, "error", json_string(bertcl_last_error(ctx)));
+        goto done;
+      }
+      nv++;
+      printf("tuning   applied %s\n         (tuned for %s B=%d T=%d, %s)\n", desc, ts.meta.config,
+             ts.meta.batch, ts.meta.seq, ts.meta.date);
     } else {
-      jft = json_pack("{s:i, s:i, s:s}", "batch", ft_B, "seq", ft_T, "error",
-                      bertcl_last_error(ctx));
-      fprintf(stderr, "bertcl: bench: fine-tuning step B=%d T=%d: %s\n", ft_B, ft_T,
-              bertcl_last_error(ctx));
-      ft_B = -1;
+      printf("tuning   %s: %s\n", bc_tuning_state_name(ts.state),
+             ts.state == BC_TUNING_DEFAULTS_BEST ? "stored search found CLBlast's defaults best"
+                                                  : ts.reason);
     }
-    free(sv);
-    free(fv);
+  } else {
+    json_object_set_new(jd, "tuning", json_pack("{s:s, s:s, s:s, s:s, s:n}", "state", "disabled",
+                                                "file", "", "reason", "--gemm blas",
+                                                "parameters", "", "tuned_for"));
   }
-  json_object_set_new(jd, "finetune", jft);
+  /* fine-tuning: one optimizer step of BertForSequenceClassification per backend (CLBlast
+   * with the stored tuning applied) */
+  int ft_B = bo->ft_batch, ft_T = bo->ft_seq < cfg->max_position ? bo->ft_seq : cfg->max_position;
+  variant *ftv[2] = {NULL, NULL}; /* [0] the main context's, [1] the host BLAS context's */
+  ftv[0] = &v[nv - 1];
+  if (bctx) ftv[1] = &v[0];
+  json_object_set_new(jd, "finetune", finetune_step(ftv[0], cfg, bo, ft_B, ft_T));
+  if (ftv[1]) json_object_set_new(jd, "finetune_blas", finetune_step(ftv[1], cfg, bo, ft_B, ft_T));
 
-  /* the table */
-  printf("\nGEMM per call (device time, median)       %s\n",
-         have_tuned ? "untuned                      | tuned" : "untuned");
-  printf("   B    T shape              m      n      k batch |       ms  TFLOP/s %%peak%s\n",
-         have_tuned ? " |       ms  TFLOP/s  speedup" : "");
+  /* the tables: one column group per variant */
+  printf("\nGEMM per call (device time, median; %% of the fp32 peak)\n");
+  printf("   B    T shape              m      n      k batch");
+  for (int i = 0; i < nv; i++) printf(" | %-25s", v[i].name);
+  printf("\n%49s", "");
+  for (int i = 0; i < nv; i++) printf(" | %8s %8s %6s ", "ms", "TFLOP/s", "%peak");
+  printf("\n");
   static const char *const sn[BC_ENCODER_NSHAPES] = {"qkv", "attn_out", "ffn_up", "ffn_down",
                                                      "attn_scores", "attn_context"};
   for (int bi = 0; bi < bo->g.nb; bi++)
     for (int si = 0; si < bo->g.ns; si++) {
       int p = bi * bo->g.ns + si, B = bo->g.batches[bi], T = bo->g.seqs[si];
-      if (!vr[0]->ok[p]) {
-        printf("%4d %4d (failed; see the message above)\n", B, T);
-        continue;
-      }
       bc_gemm_shape sh[BC_ENCODER_NSHAPES];
       bc_encoder_gemm_shapes(cfg, B, T, sh);
-      for (int i = 0; i < BC_ENCODER_NSHAPES; i++) {
-        double ms = vr[0]->gemm_ms[p][i], tf = bc_gemm_shape_flops(&sh[i]) / (ms * 1e-3) / 1e12;
-        char pk[16] = "    -";
-        if (known_peak) snprintf(pk, sizeof pk, "%5.1f", 100 * tf / peak);
-        printf("%4d %4d %-12s %6zu %6zu %6zu %5zu | %8.3f %8.3f %s", B, T, sn[i], sh[i].m, sh[i].n,
-               sh[i].k, sh[i].batch, ms, tf, pk);
-        if (have_tuned && vr[1]->ok[p]) {
-          double m1 = vr[1]->gemm_ms[p][i];
-          printf(" | %8.3f %8.3f %7.2fx", m1, bc_gemm_shape_flops(&sh[i]) / (m1 * 1e-3) / 1e12,
-                 ms / m1);
+      for (int k = 0; k < BC_ENCODER_NSHAPES; k++) {
+        printf("%4d %4d %-12s %6zu %6zu %6zu %5zu", B, T, sn[k], sh[k].m, sh[k].n, sh[k].k,
+               sh[k].batch);
+        for (int i = 0; i < nv; i++) {
+          if (!v[i].vr->ok[p]) {
+            printf(" | %25s", "(failed; see above)");
+            continue;
+          }
+          double ms = v[i].vr->gemm_ms[p][k];
+          double tf = bc_gemm_shape_flops(&sh[k]) / (ms * 1e-3) / 1e12;
+          char pk[16] = "     -";
+          if (known_peak) snprintf(pk, sizeof pk, "%6.1f", 100 * tf / peak);
+          printf(" | %8.3f %8.3f %s ", ms, tf, pk);
         }
         printf("\n");
       }
-      printf("%4d %4d %-12s %27s | %8.3f%s", B, T, "layer total", "", vr[0]->layer_ms[p],
-             have_tuned && vr[1]->ok[p] ? "" : "\n");
-      if (have_tuned && vr[1]->ok[p])
-        printf("%21s | %8.3f %8s %7.2fx\n", "", vr[1]->layer_ms[p], "",
-               vr[0]->layer_ms[p] / vr[1]->layer_ms[p]);
+      printf("%4d %4d %-12s %27s", B, T, "layer total", "");
+      for (int i = 0; i < nv; i++)
+        if (v[i].vr->ok[p])
+          printf(" | %8.3f %17s", v[i].vr->layer_ms[p], "");
+        else
+          printf(" | %25s", "-");
+      printf("\n");
     }
   printf("\nencoder forward (%d layers, wall clock, median of %d)\n", cfg->num_layers,
          bo->g.repeat);
-  printf("   B    T |  first ms       ms     seqs/s    tokens/s%s\n",
-         have_tuned ? " | tuned ms     seqs/s  speedup" : "");
+  printf("   B    T");
+  for (int i = 0; i < nv; i++) printf(" | %-38s", v[i].name);
+  printf("\n%9s", "");
+  for (int i = 0; i < nv; i++) printf(" | %8s %8s %9s %10s", "first ms", "ms", "seqs/s", "tokens/s");
+  printf("\n");
   for (int bi = 0; bi < bo->g.nb; bi++)
     for (int si = 0; si < bo->g.ns; si++) {
       int p = bi * bo->g.ns + si, B = bo->g.batches[bi], T = bo->g.seqs[si];
-      if (!vr[0]->enc_ok[p]) {
-        printf("%4d %4d (failed; see the message above)\n", B, T);
-        continue;
+      printf("%4d %4d", B, T);
+      for (int i = 0; i < nv; i++) {
+        if (!v[i].vr->enc_ok[p]) {
+          printf(" | %38s", "(failed; see above)");
+          continue;
+        }
+        double ms = v[i].vr->enc_ms[p];
+        printf(" | %8.1f %8.2f %9.1f %10.0f", v[i].vr->enc_first[p], ms, B / (ms * 1e-3),
+               B * T / (ms * 1e-3));
       }
-      double ms = vr[0]->enc_ms[p];
-      printf("%4d %4d | %9.1f %8.2f %10.1f %11.0f", B, T, vr[0]->enc_first[p], ms,
-             B / (ms * 1e-3), B * T / (ms * 1e-3));
-      if (have_tuned && vr[1]->enc_ok[p])
-        printf(" | %8.2f %10.1f %7.2fx", vr[1]->enc_ms[p], B / (vr[1]->enc_ms[p] * 1e-3),
-               ms / vr[1]->enc_ms[p]);
       printf("\n");
     }
-  if (ft_B > 0)
+  if (ft_B > 0) {
     printf("\nfine-tuning step (BertForSequenceClassification, dropout 0.1, AdamW, wall clock)\n"
-           "   B    T |  first ms  step ms  fwd+bwd ms  examples/s\n"
-           "%4d %4d | %9.1f %8.2f %11.2f %11.1f\n",
-           ft_B, ft_T, ft_first, fts.median, fbs.median, ft_B / (fts.median * 1e-3));
-  else if (ft_B == 0)
+           "   B    T backend |  first ms  step ms  fwd+bwd ms  examples/s\n");
+    for (int f = 1; f >= 0; f--) {
+      variant *x = ftv[f];
+      if (!x) continue;
+      if (x->ft_state == 1)
+        printf("%4d %4d %-7s | %9.1f %8.2f %11.2f %11.1f\n", ft_B, ft_T, bertcl_ctx_gemm(x->ctx),
+               x->ft_first, x->fts.median, x->fbs.median, ft_B / (x->fts.median * 1e-3));
+      else
+        printf("%4d %4d %-7s | failed (see above)\n", ft_B, ft_T, bertcl_ctx_gemm(x->ctx));
+    }
+  } else {
     printf("\nfine-tuning step: not measured (--finetune none)\n");
+  }
   *failed = 0;
 done:
+  bc_encoder_free(benc);
   bc_encoder_free(enc);
   bertcl_model_free(model);
+  bertcl_ctx_free(bctx);
   bertcl_ctx_free(ctx);
-  free(vr[0]);
-  free(vr[1]);
+  for (int i = 0; i < MAX_VARIANTS; i++) free(vrs[i]);
   return jd;
 }
 
@@ -712,6 +807,12 @@ int bc_cmd_bench(int argc, char **argv) {
     char *end = NULL;
     if (strcmp(a, "--device") == 0) {
       device = v;
+    } else if (strcmp(a, "--gemm") == 0) {
+      if (strcmp(v, "auto") && strcmp(v, "clblast") && strcmp(v, "blas")) {
+        bc_cli_error("bench: --gemm takes auto, clblast or blas, not '%s'", v);
+        return 2;
+      }
+      bo.gemm = v;
     } else if (strcmp(a, "--config") == 0) {
       bo.config = v;
     } else if (strcmp(a, "--model") == 0 || strcmp(a, "-m") == 0) {

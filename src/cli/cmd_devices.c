@@ -1,4 +1,4 @@
-/* bertcl devices [--json] [--device D] */
+/* bertcl devices [--json] [--device D] [--gemm auto|clblast|blas] */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -10,9 +10,11 @@
 
 void bc_cmd_devices_usage(FILE *out) {
   fprintf(out,
-          "usage: bertcl devices [--json] [--device D]\n\n"
+          "usage: bertcl devices [--json] [--device D] [--gemm auto|clblast|blas]\n\n"
           "Lists every OpenCL device of every platform, with the facts that matter for\n"
-          "running an encoder, and marks the default (first GPU, else first device).\n\n"
+          "running an encoder, and marks the default (first GPU, else first device).\n"
+          "Each device's matrix-product backend: the host BLAS (library, CPU kernel set,\n"
+          "threads) on CPU devices that can run it, else CLBlast, and why.\n\n"
           "options:\n"
           "  --json        print a JSON array instead of a table\n"
           "  --device D    check that selector D resolves (exit 1 if not) and mark it\n"
@@ -21,6 +23,8 @@ void bc_cmd_devices_usage(FILE *out) {
           "                of a platform's name/vendor (intel, nvidia, pocl), else part of a\n"
           "                device's name/vendor (xeon); text that matches two devices that\n"
           "                way is refused with the list (README: Choosing a device)\n"
+          "  --gemm G      the backend to check (default $BERTCL_GEMM, else auto); exit 1\n"
+          "                when the selected (or default) device cannot run it\n"
           "  -h, --help    this text\n");
 }
 
@@ -33,11 +37,26 @@ static const char *type_str(bertcl_device_type t) {
   }
 }
 
+/* The GEMM backend a context on device d would use, or why it cannot: one line. */
+static int gemm_line(const bertcl_device_info *d, const char *gemm, char *out, size_t n) {
+  char sel[32];
+  snprintf(sel, sizeof sel, "%d:%d", d->platform_index, d->device_index);
+  bertcl_ctx_options o = {.device = sel, .gemm = gemm, .cache_dir = "off"};
+  bertcl_ctx *ctx = NULL;
+  if (bertcl_ctx_create(&ctx, &o) != BERTCL_OK) {
+    snprintf(out, n, "%s", bertcl_last_error(NULL));
+    return -1;
+  }
+  bertcl_ctx_gemm_info(ctx, out, n);
+  bertcl_ctx_free(ctx);
+  return 0;
+}
+
 static double gib(uint64_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
 
 int bc_cmd_devices(int argc, char **argv) {
   int json = 0;
-  const char *selector = NULL;
+  const char *selector = NULL, *gemm = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0) {
       json = 1;
@@ -45,6 +64,8 @@ int bc_cmd_devices(int argc, char **argv) {
       selector = argv[++i];
     } else if (strncmp(argv[i], "--device=", 9) == 0) {
       selector = argv[i] + 9;
+    } else if (strcmp(argv[i], "--gemm") == 0 && i + 1 < argc) {
+      gemm = argv[++i];
     } else {
       bc_cli_error("devices: unknown option '%s' (see bertcl devices --help)", argv[i]);
       return 2;
@@ -65,6 +86,13 @@ int bc_cmd_devices(int argc, char **argv) {
       return 1;
     }
     selected = (long)idx;
+  }
+  /* the matrix-product backend of each device (a context each: the check runs a native kernel) */
+  char(*gl)[1024] = n ? calloc(n, sizeof *gl) : NULL;
+  int gemm_failed = 0;
+  for (size_t i = 0; i < n && gl; i++) {
+    int bad = gemm_line(&list[i], gemm, gl[i], sizeof gl[i]) != 0;
+    if (bad && (selected >= 0 ? (long)i == selected : list[i].is_default)) gemm_failed = 1;
   }
   if (json) {
     json_t *arr = json_array();
@@ -87,6 +115,7 @@ int bc_cmd_devices(int argc, char **argv) {
                           d->fp32_peak_gflops > 0 ? json_real(d->fp32_peak_gflops) : json_null());
       json_object_set_new(o, "peak_basis", json_string(d->peak_basis));
       json_object_set_new(o, "platform_vendor", json_string(d->platform_vendor));
+      if (gl) json_object_set_new(o, "gemm", json_string(gl[i]));
       if (selected >= 0) json_object_set_new(o, "selected", json_boolean((long)i == selected));
       json_array_append_new(arr, o);
     }
@@ -123,10 +152,16 @@ int bc_cmd_devices(int argc, char **argv) {
         printf("     fp32 peak %.0f GFLOP/s (%s)\n", d->fp32_peak_gflops, d->peak_basis);
       else
         printf("     fp32 peak unknown (%s)\n", d->peak_basis);
+      if (gl) printf("     gemm %s\n", gl[i]);
     }
     printf("\n* = %s. Choose another with --device or BERTCL_DEVICE.\n",
            selected >= 0 ? "selected device" : "default device (first GPU, else first device)");
   }
+  if (gemm_failed)
+    for (size_t i = 0; i < n; i++)
+      if (selected >= 0 ? (long)i == selected : list[i].is_default)
+        bc_cli_error("%d:%d: %s", list[i].platform_index, list[i].device_index, gl[i]);
+  free(gl);
   bertcl_devices_free(list);
-  return 0;
+  return gemm_failed ? 1 : 0;
 }

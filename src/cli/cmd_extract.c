@@ -66,6 +66,8 @@ void bc_cmd_extract_usage(FILE *out) {
       "run:\n"
       "  --device D          OpenCL device (see bertcl devices); default $BERTCL_DEVICE or\n"
       "                      the first GPU, else the first device\n"
+      "  --gemm auto|clblast|blas  matrix products on a host BLAS (CPU devices; auto's\n"
+      "                      choice there) or on CLBlast's kernels; default $BERTCL_GEMM\n"
       "  --batch-size N      most texts per batch (default 128); halved automatically when\n"
       "                      the device runs out of memory\n"
       "  --max-tokens N      token budget of a batch, padded (default 8192)\n"
@@ -131,8 +133,8 @@ static int arg_value(int argc, char **argv, int *i, const char *name, const char
 }
 
 typedef struct {
-  const char *model, *input, *output, *device, *column, *pool, *layers, *combine, *format, *words,
-      *dtype, *shard;
+  const char *model, *input, *output, *device, *gemm, *column, *pool, *layers, *combine, *format,
+      *words, *dtype, *shard;
   int normalize; /* -1 = model default */
   int tokens, quiet, resume, strict, no_bucket;
   long batch, max_len, stride, threads, max_tokens, window, shard_rows;
@@ -208,6 +210,7 @@ int bc_cmd_extract(int argc, char **argv) {
     // clang-format off
     OPT("-m", model) OPT("--model", model) OPT("-i", input) OPT("--input", input)
     OPT("-o", output) OPT("--output", output) OPT("--device", device) OPT("--column", column)
+    OPT("--gemm", gemm)
     OPT("--pool", pool) OPT("--layers", layers) OPT("--combine", combine)
     OPT("--format", format) OPT("--words", words) OPT("--dtype", dtype) OPT("--shard", shard)
     NUM("--batch-size", batch, 1) NUM("--max-len", max_len, 3) NUM("--stride", stride, 1)
@@ -293,6 +296,7 @@ int bc_cmd_extract(int argc, char **argv) {
   jo.resume = o.resume;
   jo.strict = o.strict;
   jo.quiet = o.quiet;
+  if (o.quiet) setenv("BERTCL_QUIET", "1", 1); /* the library's first-run compile notice too */
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   jo.threads = o.threads ? (int)(o.threads > 64 ? 64 : o.threads)
                          : (int)(ncpu / 2 < 1   ? 1
@@ -381,7 +385,7 @@ int bc_cmd_extract(int argc, char **argv) {
   } else {
     jo.outdir = o.output;
   }
-  bertcl_ctx_options copt = {.device = o.device};
+  bertcl_ctx_options copt = {.device = o.device, .gemm = o.gemm};
   if (bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(NULL));
     goto done;
@@ -391,8 +395,9 @@ int bc_cmd_extract(int argc, char **argv) {
     goto done;
   }
   if (!o.quiet)
-    fprintf(stderr, "bertcl: %s -> %s on %s, layers %d..%d (%d), max %d tokens, %s\n", o.input,
-            o.output, bertcl_ctx_device(ctx)->name, jo.layers[0], jo.layers[jo.nlayers - 1],
+    fprintf(stderr, "bertcl: %s -> %s on %s (gemm %s), layers %d..%d (%d), max %d tokens, %s\n",
+            o.input, o.output, bertcl_ctx_device(ctx)->name, bertcl_ctx_gemm(ctx), jo.layers[0],
+            jo.layers[jo.nlayers - 1],
             jo.nlayers, jo.max_len,
             jo.bucket ? "length-bucketed batches" : "batches in input order");
   bc_err err = {0};
@@ -416,12 +421,12 @@ int bc_cmd_extract(int argc, char **argv) {
     double t = stats.seconds > 1e-9 ? stats.seconds : 1e-9;
     fprintf(stderr,
             "bertcl: %llu rows, %llu tokens, %llu truncated to %d tokens%s, %llu bad lines, "
-            "%llu batches, %.2f s: %.1f rows/s, %.0f tokens/s, %.1f MB read back on %s\n",
+            "%llu batches, %.2f s: %.1f rows/s, %.0f tokens/s, %.1f MB read back on %s, gemm %s\n",
             (unsigned long long)stats.rows, (unsigned long long)stats.tokens,
             (unsigned long long)stats.truncated, jo.max_len,
             jo.stride ? " (token features from stride windows)" : "", (unsigned long long)stats.bad,
             (unsigned long long)stats.batches, stats.seconds, stats.rows / t, stats.tokens / t,
-            stats.readback_bytes / 1e6, bertcl_ctx_device(ctx)->name);
+            stats.readback_bytes / 1e6, bertcl_ctx_device(ctx)->name, bertcl_ctx_gemm(ctx));
   }
   if (fmt >= 0) {
     /* one file: the merge of the job's shards, in the requested format */

@@ -5,16 +5,16 @@
 
 #include "bertcl.h"
 #include "cli.h"
-#include "encoder/tune.h"
+#include "gemm/tune.h"
 #include "model/model.h"
 #include "model/random.h"
-#include "runtime/tuning.h"
+#include "gemm/tuning.h"
 
 void bc_cmd_tune_usage(FILE *out) {
   fprintf(out,
           "usage: bertcl tune [--device D] [--config base|large|minilm|tiny | --model DIR]\n"
           "                   [--batch B] [--seq T] [--budget-seconds N] [--max-candidates N]\n"
-          "                   [--repeat N] [--restart] [--show]\n\n"
+          "                   [--repeat N] [--restart] [--show] [--gemm clblast]\n\n"
           "Tunes CLBlast's GEMM kernels (the indirect \"Xgemm\", the direct \"XgemmDirect\" and\n"
           "the size that switches between them) for one device on the encoder's own products\n"
           "(QKV, attention output, FFN up and down, batched attention) at batch B and sequence\n"
@@ -22,7 +22,8 @@ void bc_cmd_tune_usage(FILE *out) {
           "checked against CLBlast's defaults. The best set is stored per device and driver in\n"
           "<cache>/tuning/ and every later bertcl run applies it before its first GEMM\n"
           "(BERTCL_TUNING=off skips it). Stopping is safe: the next run resumes where the\n"
-          "progress file says.\n\n"
+          "progress file says. Only CLBlast is tuned: the host BLAS backend of CPU devices\n"
+          "(bertcl devices) needs no tuning, so --gemm takes clblast (or auto) only.\n\n"
           "options:\n"
           "  --device D            device selector (see bertcl devices)\n"
           "  --config NAME         model configuration to tune for (default base)\n"
@@ -54,7 +55,7 @@ static int parse_int(const char *opt, const char *v, long lo, long hi, long *out
 }
 
 int bc_cmd_tune(int argc, char **argv) {
-  const char *device = NULL, *config = NULL, *model_dir = NULL;
+  const char *device = NULL, *config = NULL, *model_dir = NULL, *gemm = NULL;
   long batch = 8, seq = 128, budget = 600, maxc = 0, repeat = 5;
   int restart = 0, show = 0;
   for (int i = 1; i < argc; i++) {
@@ -74,6 +75,8 @@ int bc_cmd_tune(int argc, char **argv) {
     }
     if (strcmp(a, "--device") == 0)
       device = v;
+    else if (strcmp(a, "--gemm") == 0)
+      gemm = v;
     else if (strcmp(a, "--config") == 0)
       config = v;
     else if (strcmp(a, "--model") == 0 || strcmp(a, "-m") == 0)
@@ -99,7 +102,13 @@ int bc_cmd_tune(int argc, char **argv) {
     bc_cli_error("tune: give --config or --model, not both");
     return 2;
   }
-  bertcl_ctx_options copt = {.device = device, .profiling = 1};
+  if (gemm && strcmp(gemm, "clblast") != 0 && strcmp(gemm, "auto") != 0) {
+    bc_cli_error("tune: --gemm %s: bertcl tune searches CLBlast's parameters; the host BLAS "
+                 "backend needs no tuning (use --gemm clblast)", gemm);
+    return 2;
+  }
+  /* always CLBlast: its parameters are what is searched, whatever "auto" picks elsewhere */
+  bertcl_ctx_options copt = {.device = device, .profiling = 1, .gemm = "clblast"};
   bertcl_ctx *ctx = NULL;
   if (bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
     bc_cli_error("tune: %s", bertcl_last_error(NULL));

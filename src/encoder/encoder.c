@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "encoder/gemm.h"
+#include "gemm/gemm.h"
 
 #define MAX_CHUNKS 16
 
@@ -34,8 +34,7 @@ struct bc_encoder {
   uint64_t mem_cap;
   /* arena, planned for (cap_B, cap_T) */
   int cap_B, cap_T;
-  cl_mem ids, tts, mask, x[2], a1, proj, qkv, q, k, v, scores, ctxh, attn, inter, cls, pooled,
-      feat;
+  cl_mem ids, tts, mask, x[2], a1, proj, qkv, ones, scores, attn, inter, cls, pooled, feat;
   cl_mem kept[64];
   int cap_kept;
   /* the last forward */
@@ -146,9 +145,8 @@ static int upload_weights(bc_encoder *enc, const bc_weights *w) {
   }
   enc->nchunks = cur + 1;
   for (int ch = 0; ch < enc->nchunks; ch++)
-    BC_CL_OBJ(&ctx->err, enc->chunks[ch],
-              clCreateBuffer(ctx->context, CL_MEM_READ_ONLY,
-                             chunk_bytes[ch] ? chunk_bytes[ch] : 4, NULL, BC_RC));
+    if (!(enc->chunks[ch] = bc_buffer_new(ctx, CL_MEM_READ_ONLY, chunk_bytes[ch], NULL, &st)))
+      goto fail;
   size_t staging_n = 3 * C * C > 3 * C ? 3 * C * C : 3 * C;
   staging = malloc(staging_n * sizeof *staging);
   if (!staging) {
@@ -190,8 +188,8 @@ static void release_tensor(dev_tensor *t) {
 
 static void release_arena(bc_encoder *enc) {
   cl_mem *ms[] = {&enc->ids,  &enc->tts,    &enc->mask,   &enc->x[0], &enc->x[1],
-                  &enc->a1,   &enc->proj,   &enc->qkv,    &enc->q,    &enc->k,
-                  &enc->v,    &enc->scores, &enc->ctxh,   &enc->attn, &enc->inter,
+                  &enc->a1,   &enc->proj,   &enc->qkv,    &enc->ones, &enc->scores,
+                  &enc->attn, &enc->inter,
                   &enc->cls,  &enc->pooled, &enc->feat};
   for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
     if (*ms[i]) {
@@ -284,9 +282,8 @@ static int plan_arena(bc_encoder *enc, int B, int T, int nkept) {
   } plan[] = {
       {&enc->ids, N * 4},        {&enc->tts, N * 4},         {&enc->mask, N * 4},
       {&enc->x[0], N * C * 4},   {&enc->x[1], N * C * 4},    {&enc->a1, N * C * 4},
-      {&enc->proj, N * C * 4},   {&enc->qkv, N * 3 * C * 4}, {&enc->q, N * C * 4},
-      {&enc->k, N * C * 4},      {&enc->v, N * C * 4},       {&enc->scores, N * NH * nt * 4},
-      {&enc->ctxh, N * C * 4},   {&enc->attn, N * C * 4},    {&enc->inter, N * I * 4},
+      {&enc->proj, N * C * 4},   {&enc->qkv, N * 3 * C * 4}, {&enc->ones, N * 4},
+      {&enc->scores, N * NH * nt * 4}, {&enc->attn, N * C * 4}, {&enc->inter, N * I * 4},
       {&enc->cls, nb * C * 4},   {&enc->pooled, nb * C * 4}, {&enc->feat, feat * 4},
   };
   uint64_t total = (uint64_t)nk * N * C * 4;
@@ -306,12 +303,11 @@ static int plan_arena(bc_encoder *enc, int B, int T, int nkept) {
                    plan[i].bytes / 1048576.0, ctx->info.max_alloc_bytes / 1048576.0);
       goto fail;
     }
-    BC_CL_OBJ(&ctx->err, *plan[i].m,
-              clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, plan[i].bytes, NULL, BC_RC));
+    if (!(*plan[i].m = bc_buffer_new(ctx, CL_MEM_READ_WRITE, plan[i].bytes, NULL, &st)))
+      goto fail;
   }
   for (int i = 0; i < nk; i++)
-    BC_CL_OBJ(&ctx->err, enc->kept[i],
-              clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, N * C * 4, NULL, BC_RC));
+    if (!(enc->kept[i] = bc_buffer_new(ctx, CL_MEM_READ_WRITE, N * C * 4, NULL, &st))) goto fail;
   /* Drivers allocate device memory lazily, at a buffer's first use, and may then report a full
    * device only when a later command fails. Touching every buffer now makes the failure come
    * here, synchronously, as BERTCL_ERR_DEVICE_OOM, where the caller can halve the batch. Runs
@@ -324,6 +320,9 @@ static int plan_arena(bc_encoder *enc, int B, int T, int nkept) {
     for (int i = 0; i < nk; i++)
       BC_CL(&ctx->err, clEnqueueFillBuffer(ctx->queue, enc->kept[i], &zero, sizeof zero, 0,
                                            N * C * 4, 0, NULL, NULL));
+    const float one = 1.0f; /* (N, 1) column of ones: the QKV bias as a rank-1 product */
+    BC_CL(&ctx->err, clEnqueueFillBuffer(ctx->queue, enc->ones, &one, sizeof one, 0, N * 4, 0,
+                                         NULL, NULL));
     BC_CL(&ctx->err, clFinish(ctx->queue));
   }
   enc->cap_B = nb;
@@ -410,30 +409,40 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
   for (int l = 0; l < L; l++) {
     dev_layer *d = &enc->layers[l];
     cl_mem out = HID(l + 1);
-    /* (N, 3C) = h (N, C) @ Wqkv^T */
+    /* (N, 3C) = h (N, C) @ Wqkv^T + 1 (N, 1) @ bqkv (1, 3C) */
     BC_TRY(bc_linear(ctx, enc->qkv, 0, h, 0, d->qkv_w.base, d->qkv_w.off, N, (size_t)C,
                      3 * (size_t)C));
-    BC_TRY(bc_op_split_heads(ctx, &enc->ops, enc->q, enc->k, enc->v, enc->qkv, d->qkv_b.sub, B,
-                             T, C, NH));
-    /* scores (B*NH, T, T) = q k^T */
+    bc_gemm_args gb = {.m = N, .n = 3 * (size_t)C, .k = 1, .alpha = 1.0f, .beta = 1.0f,
+                       .a = enc->ones, .lda = 1, .b = d->qkv_b.base, .b_off = d->qkv_b.off,
+                       .ldb = 3 * (size_t)C, .c = enc->qkv, .ldc = 3 * (size_t)C};
+    BC_TRY(bc_gemm(ctx, &gb));
+    /* The heads are read in place: head h of sequence b starts at b*T*3C + h*HS (q), + C (k),
+     * + 2C (v), rows 3C apart; an outer batch level over b, an inner one over h. */
+    size_t C3 = 3 * (size_t)C;
+    /* scores (B, NH, T, T) = q k^T */
     bc_gemm_args g = {.trans_a = 0, .trans_b = 1, .m = (size_t)T, .n = (size_t)T,
                       .k = (size_t)HS, .alpha = 1.0f, .beta = 0.0f,
-                      .a = enc->q, .lda = (size_t)HS, .a_stride = (size_t)T * HS,
-                      .b = enc->k, .ldb = (size_t)HS, .b_stride = (size_t)T * HS,
+                      .a = enc->qkv, .a_off = 0, .lda = C3, .a_stride = (size_t)HS,
+                      .a_stride2 = (size_t)T * C3,
+                      .b = enc->qkv, .b_off = (size_t)C, .ldb = C3, .b_stride = (size_t)HS,
+                      .b_stride2 = (size_t)T * C3,
                       .c = enc->scores, .ldc = (size_t)T, .c_stride = (size_t)T * T,
-                      .batch = (size_t)B * NH};
+                      .c_stride2 = (size_t)NH * T * T,
+                      .batch = (size_t)NH, .batch2 = (size_t)B};
     BC_TRY(bc_gemm(ctx, &g));
     BC_TRY(bc_op_softmax(ctx, &enc->ops, enc->scores, enc->mask, 1.0f / sqrtf((float)HS), B, NH,
                          T));
-    /* context (B*NH, T, HS) = probs v */
+    /* context, merged: attn (B*T, C), head h of row (b, t) at columns h*HS.. = probs v */
     bc_gemm_args g2 = {.trans_a = 0, .trans_b = 0, .m = (size_t)T, .n = (size_t)HS,
                        .k = (size_t)T, .alpha = 1.0f, .beta = 0.0f,
                        .a = enc->scores, .lda = (size_t)T, .a_stride = (size_t)T * T,
-                       .b = enc->v, .ldb = (size_t)HS, .b_stride = (size_t)T * HS,
-                       .c = enc->ctxh, .ldc = (size_t)HS, .c_stride = (size_t)T * HS,
-                       .batch = (size_t)B * NH};
+                       .a_stride2 = (size_t)NH * T * T,
+                       .b = enc->qkv, .b_off = 2 * (size_t)C, .ldb = C3, .b_stride = (size_t)HS,
+                       .b_stride2 = (size_t)T * C3,
+                       .c = enc->attn, .ldc = (size_t)C, .c_stride = (size_t)HS,
+                       .c_stride2 = (size_t)T * C,
+                       .batch = (size_t)NH, .batch2 = (size_t)B};
     BC_TRY(bc_gemm(ctx, &g2));
-    BC_TRY(bc_op_merge_heads(ctx, &enc->ops, enc->attn, enc->ctxh, B, T, C, NH));
     BC_TRY(bc_linear(ctx, enc->proj, 0, enc->attn, 0, d->ao_w.base, d->ao_w.off, N, (size_t)C,
                      (size_t)C));
     BC_TRY(bc_op_bias_residual_layernorm(ctx, &enc->ops, enc->a1, enc->proj, d->ao_b.sub, h,

@@ -1,6 +1,6 @@
 /* The OpenCL encoder: weights uploaded once, an activation arena planned per (batch, sequence
  * length), the BertModel forward schedule, and device-side sentence pooling.
- * Every matrix product goes through bc_gemm (encoder/gemm.h); every other op through the op
+ * Every matrix product goes through bc_gemm (gemm/gemm.h); every other op through the op
  * table (encoder/ops.h). */
 #ifndef BC_ENCODER_H
 #define BC_ENCODER_H

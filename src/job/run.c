@@ -944,16 +944,16 @@ static int slot_reserve(job *j, bc_err *e, slot *s, size_t floats) {
   size_t nc = floats + floats / 2, es = j->o->f16 ? 2 : 4, host = nc * es;
   if (s->ptr || s->dev) slot_release(j, s);
   cl_int rc = CL_SUCCESS;
-  s->dev = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, nc * 4, NULL, &rc);
-  if (rc == CL_SUCCESS && j->o->f16)
-    s->dev16 = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, nc * 2, NULL, &rc);
-  if (rc != CL_SUCCESS) {
+  int bst = BERTCL_OK; /* bc_buffer_new: a GEMM (the pooler) writes into this buffer */
+  s->dev = bc_buffer_new(ctx, CL_MEM_READ_WRITE, nc * 4, NULL, &bst);
+  if (s->dev && j->o->f16) s->dev16 = bc_buffer_new(ctx, CL_MEM_READ_WRITE, nc * 2, NULL, &bst);
+  if (bst != BERTCL_OK) {
     if (s->dev) clReleaseMemObject(s->dev);
     s->dev = s->dev16 = NULL;
-    return bc_fail(e, bc_cl_status(rc),
+    return bc_fail(e, bst,
                    "cannot allocate %zu bytes of device memory for a batch's features (%s); try "
                    "a smaller --batch-size or --max-tokens",
-                   nc * 4 + (j->o->f16 ? nc * 2 : 0), bc_cl_errname(rc));
+                   nc * 4 + (j->o->f16 ? nc * 2 : 0), ctx->err.msg);
   }
   s->buf =
       clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, host, NULL, &rc);

@@ -6,17 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <clblast_c.h>
-#include <stdatomic.h>
-
+#include "gemm/gemm.h"
 #include "runtime.h"
 #include "runtime/cpuinfo.h"
-
-/* Live contexts. CLBlast caches compiled programs, which retain their OpenCL context, in a
- * process-wide cache; when the last bertcl context goes, that cache is cleared so the contexts
- * are really released now, not by CLBlast's static destructors at exit (which crash some
- * OpenCL implementations, oclgrind among them, whose own state is gone by then). */
-static atomic_int live_contexts;
 
 const char *bc_cl_errname(cl_int code) {
   switch (code) {
@@ -417,22 +409,24 @@ int bertcl_device_select(const bertcl_device_info *list, size_t count, const cha
 }
 
 /* Resolves the cache directory: option, $BERTCL_CACHE_DIR, $XDG_CACHE_HOME/bertcl,
- * $HOME/.cache/bertcl; "off" (or no resolvable directory) disables the cache. */
-static void resolve_cache_dir(const char *opt, char *out, size_t n) {
+ * $HOME/.cache/bertcl; "off" (or no resolvable directory) disables the cache. Returns 1 when the
+ * directory is the default one (neither the option nor $BERTCL_CACHE_DIR named it). */
+static int resolve_cache_dir(const char *opt, char *out, size_t n) {
   out[0] = '\0';
   const char *v = opt;
   if (!v || !*v) v = getenv("BERTCL_CACHE_DIR");
   if (v && *v) {
     if (strcmp(v, "off") != 0) snprintf(out, n, "%s", v);
-    return;
+    return 0;
   }
   const char *xdg = getenv("XDG_CACHE_HOME");
   if (xdg && *xdg) {
     snprintf(out, n, "%s/bertcl", xdg);
-    return;
+    return 1;
   }
   const char *home = getenv("HOME");
   if (home && *home) snprintf(out, n, "%s/.cache/bertcl", home);
+  return 1;
 }
 
 int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
@@ -458,7 +452,7 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   ctx->platform = pids[idx];
   ctx->device = dids[idx];
   ctx->profiling = opt->profiling != 0;
-  resolve_cache_dir(opt->cache_dir, ctx->cache_dir, sizeof ctx->cache_dir);
+  ctx->cache_default = resolve_cache_dir(opt->cache_dir, ctx->cache_dir, sizeof ctx->cache_dir);
   {
     const char *g = opt->gemm && *opt->gemm ? opt->gemm : getenv("BERTCL_GEMM");
     if (!g || !*g) g = "auto";
@@ -476,10 +470,12 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   BC_CL_OBJ(&ctx->err, ctx->queue,
             clCreateCommandQueue(ctx->context, ctx->device,
                                  ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0, BC_RC));
+  /* the matrix-product backend; counts the context for CLBlast's cache from here on */
+  st = bc_gemm_ctx_init(ctx);
+  if (st != BERTCL_OK) goto fail;
   free(list);
   free(pids);
   free(dids);
-  atomic_fetch_add(&live_contexts, 1);
   *out = ctx;
   return BERTCL_OK;
 fail:
@@ -497,8 +493,7 @@ void bertcl_ctx_free(bertcl_ctx *ctx) {
     clFinish(ctx->queue);
     clReleaseCommandQueue(ctx->queue);
   }
-  /* a context that was fully created is counted; the last one clears CLBlast's cache */
-  if (ctx->queue && atomic_fetch_sub(&live_contexts, 1) == 1) CLBlastClearCache();
+  if (ctx->gemm) bc_gemm_ctx_release(ctx); /* the last context clears CLBlast's cache */
   if (ctx->context) clReleaseContext(ctx->context);
   free(ctx);
 }

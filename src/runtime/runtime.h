@@ -60,8 +60,14 @@ struct bertcl_ctx {
   cl_command_queue queue;
   int profiling;
   char cache_dir[1024]; /* "" = cache disabled */
+  int cache_default;    /* cache_dir is the default location (not named by option or env) */
   char gemm_request[16]; /* "auto", "clblast" or "blas": bertcl_ctx_options.gemm / $BERTCL_GEMM */
   bc_program_stats stats;
+  /* matrix products (gemm/gemm.h): the backend bc_gemm_ctx_init chose */
+  const struct bc_gemm_backend *gemm;
+  int host_buffers;        /* 1: bc_buffer_new places buffers in host memory the BLAS backend
+                              addresses directly (CL_MEM_USE_HOST_PTR) */
+  char gemm_reason[256];   /* why "auto" chose CLBlast on a CPU device ("" otherwise) */
 };
 
 /* Builds (or loads from the binary cache) the program made of the named files in cl/ (embedded
@@ -97,6 +103,15 @@ int bc_kernel_run(bertcl_ctx *ctx, cl_kernel k, const char *name, const bc_karg 
 /* A read-write buffer of `bytes` (at least 4), filled from init when not NULL. On failure
  * returns NULL and sets *st (BERTCL_ERR_DEVICE_OOM for allocation failures). */
 cl_mem bc_buffer_create(bertcl_ctx *ctx, size_t bytes, const void *init, int *st);
+/* The same with memory flags (CL_MEM_READ_ONLY, ...). Every buffer a matrix product may touch
+ * is made here: on a context whose GEMM backend is the host BLAS (ctx->host_buffers), the
+ * buffer wraps page-aligned host memory (CL_MEM_USE_HOST_PTR, freed when the runtime destroys
+ * the buffer), so bc_buffer_host_ptr finds it and sub-buffers at parent + origin. */
+cl_mem bc_buffer_new(bertcl_ctx *ctx, cl_mem_flags flags, size_t bytes, const void *init,
+                     int *st);
+/* Host address of a buffer (or sub-buffer) made by bc_buffer_new on a host-buffer context;
+ * NULL for any other buffer. */
+void *bc_buffer_host_ptr(cl_mem m);
 
 /* Work-group size of the row kernels (-DWG): a power of two, at most 128 and the device's
  * limit. */

@@ -260,10 +260,10 @@ static int train_loop(ft_run *r, bertcl_finetune_result *res) {
     bertcl_progress p = {.event = BERTCL_EVENT_INFO, .total_steps = total};
     ft_emit(r, &p,
             "%zu %s, %d label%s%s, %d epochs x %ld steps (batch %zu x %d accum), warm-up %ld, "
-            "on %s",
+            "on %s (gemm %s)",
             ntrain, tokens ? "windows" : "examples", K, K == 1 ? "" : "s",
             reg ? " (regression, MSE)" : tokens ? " (token classification)" : "", o->epochs, spe,
-            B, o->grad_accum, warmup, bertcl_ctx_device(r->ctx)->name);
+            B, o->grad_accum, warmup, bertcl_ctx_device(r->ctx)->name, bertcl_ctx_gemm(r->ctx));
   }
   perm = malloc(ntrain * sizeof *perm);
   if (!perm) {

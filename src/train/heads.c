@@ -3,7 +3,7 @@
  * the gradient at h_L in tr->dH for the encoder's backward. Twins: src/ref/ref_cls.c. */
 #include <stddef.h>
 
-#include "encoder/gemm.h"
+#include "gemm/gemm.h"
 #include "train/trainer_impl.h"
 
 static const bc_head_desc descs[BC_HEAD_COUNT] = {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "encoder/gemm.h"
+#include "gemm/gemm.h"
 #include "encoder/ops.h"
 #include "train/train_ops.h"
 #include "train/trainer_impl.h"

@@ -1,11 +1,11 @@
 /* The encoder's GEMM shapes, timing them through bc_gemm with profiling events, and the search
- * over CLBlast's GEMM parameters behind bertcl tune (parameters stored by runtime/tuning.h). */
+ * over CLBlast's GEMM parameters behind bertcl tune (parameters stored by gemm/tuning.h). */
 #ifndef BC_TUNE_H
 #define BC_TUNE_H
 
-#include "encoder/gemm.h"
+#include "gemm/gemm.h"
 #include "model/model.h"
-#include "runtime/tuning.h"
+#include "gemm/tuning.h"
 
 #define BC_ENCODER_NSHAPES 6
 

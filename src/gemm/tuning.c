@@ -1,7 +1,7 @@
 /* Tuned CLBlast GEMM parameters: file format, per-device key, applying them once per process. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/durable.h"
-#include "runtime/tuning.h"
+#include "gemm/tuning.h"
 
 #include <clblast_c.h>
 #include <jansson.h>

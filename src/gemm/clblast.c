@@ -1,9 +1,10 @@
-/* bc_gemm on CLBlast. */
-#include "encoder/gemm.h"
+/* The CLBlast backend of bc_gemm, and CLBlast's process-wide program cache. */
+#include "gemm/gemm.h"
 
 #include <clblast_c.h>
+#include <stdlib.h>
 
-#include "runtime/tuning.h"
+#include "gemm/tuning.h"
 
 static const char *clblast_name(CLBlastStatusCode s) {
   switch (s) {
@@ -64,14 +65,46 @@ static const char *clblast_name(CLBlastStatusCode s) {
   }
 }
 
-int bc_gemm(bertcl_ctx *ctx, const bc_gemm_args *g) {
-  if (g->m == 0 || g->n == 0) return BERTCL_OK;
+/* Products of a batch2 x batch grid: one CLBlastSgemmBatched call with an offset per product. */
+static CLBlastStatusCode grid_batched(bertcl_ctx *ctx, const bc_gemm_args *g, CLBlastTranspose ta,
+                                      CLBlastTranspose tb, int *nomem) {
+  size_t n = g->batch * g->batch2;
+  size_t *off = malloc(3 * n * sizeof *off);
+  float *ab = malloc(2 * n * sizeof *ab);
+  if (!off || !ab) {
+    free(off);
+    free(ab);
+    *nomem = 1;
+    return CLBlastOpenCLOutOfHostMemory;
+  }
+  for (size_t j = 0, p = 0; j < g->batch2; j++)
+    for (size_t i = 0; i < g->batch; i++, p++) {
+      off[p] = g->a_off + j * g->a_stride2 + i * g->a_stride;
+      off[n + p] = g->b_off + j * g->b_stride2 + i * g->b_stride;
+      off[2 * n + p] = g->c_off + j * g->c_stride2 + i * g->c_stride;
+      ab[p] = g->alpha;
+      ab[n + p] = g->beta;
+    }
+  CLBlastStatusCode s = CLBlastSgemmBatched(
+      CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, ab, g->a, off, g->lda, g->b, off + n,
+      g->ldb, ab + n, g->c, off + 2 * n, g->ldc, n, &ctx->queue, g->event);
+  free(off);
+  free(ab);
+  return s;
+}
+
+static int clblast_gemm(bertcl_ctx *ctx, const bc_gemm_args *g) {
   bc_tuning_ensure(ctx); /* stored CLBlast parameters for this device, once per process */
   CLBlastTranspose ta = g->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
   CLBlastTranspose tb = g->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
   CLBlastStatusCode s;
   const char *call;
-  if (g->batch <= 1) {
+  int nomem = 0;
+  if (g->batch2 > 1) {
+    call = "CLBlastSgemmBatched";
+    s = grid_batched(ctx, g, ta, tb, &nomem);
+    if (nomem) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+  } else if (g->batch <= 1) {
     call = "CLBlastSgemm";
     s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off,
                      g->lda, g->b, g->b_off, g->ldb, g->beta, g->c, g->c_off, g->ldc,
@@ -89,17 +122,13 @@ int bc_gemm(bertcl_ctx *ctx, const bc_gemm_args *g) {
                  ? BERTCL_ERR_DEVICE_OOM
                  : BERTCL_ERR_CLBLAST;
     return bc_fail(&ctx->err, st,
-                   "%s(m=%zu n=%zu k=%zu batch=%zu trans=%d%d) -> %s (%d) on %s", call, g->m, g->n,
-                   g->k, g->batch ? g->batch : 1, g->trans_a, g->trans_b, clblast_name(s), (int)s,
-                   ctx->info.name);
+                   "%s(m=%zu n=%zu k=%zu batch=%zux%zu trans=%d%d) -> %s (%d) on %s", call, g->m,
+                   g->n, g->k, g->batch2, g->batch, g->trans_a, g->trans_b, clblast_name(s),
+                   (int)s, ctx->info.name);
   }
   return BERTCL_OK;
 }
 
-int bc_linear(bertcl_ctx *ctx, cl_mem out, size_t out_off, cl_mem x, size_t x_off, cl_mem w,
-              size_t w_off, size_t n, size_t ic, size_t oc) {
-  bc_gemm_args g = {.trans_a = 0, .trans_b = 1, .m = n, .n = oc, .k = ic, .alpha = 1.0f,
-                    .beta = 0.0f, .a = x, .a_off = x_off, .lda = ic, .b = w, .b_off = w_off,
-                    .ldb = ic, .c = out, .c_off = out_off, .ldc = oc, .batch = 1};
-  return bc_gemm(ctx, &g);
-}
+const bc_gemm_backend bc_gemm_clblast = {BC_GEMM_CLBLAST, "clblast", clblast_gemm};
+
+void bc_clblast_clear_cache(void) { CLBlastClearCache(); }

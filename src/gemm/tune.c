@@ -11,9 +11,10 @@
  * compared with CLBlast's defaults' results; a set that computes differently is rejected. The
  * best set is stored only when it beats CLBlast's defaults measured in the same run by 1 %. */
 #define _POSIX_C_SOURCE 200809L
+#include "gemm/tune.h"
+
 #include "io/durable.h"
 #include "io/writers.h"
-#include "encoder/tune.h"
 
 #include <clblast_c.h>
 #include <jansson.h>
@@ -113,12 +114,9 @@ int bc_gemm_bufs_alloc(bertcl_ctx *ctx, const bc_gemm_shape *s, int n, bc_gemm_b
     if (b > out->b_n) out->b_n = b;
     if (c > out->c_n) out->c_n = c;
   }
-  BC_CL_OBJ(&ctx->err, out->a,
-            clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, out->a_n * 4, NULL, BC_RC));
-  BC_CL_OBJ(&ctx->err, out->b,
-            clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, out->b_n * 4, NULL, BC_RC));
-  BC_CL_OBJ(&ctx->err, out->c,
-            clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, out->c_n * 4, NULL, BC_RC));
+  if (!(out->a = bc_buffer_create(ctx, out->a_n * 4, NULL, &st))) goto fail;
+  if (!(out->b = bc_buffer_create(ctx, out->b_n * 4, NULL, &st))) goto fail;
+  if (!(out->c = bc_buffer_create(ctx, out->c_n * 4, NULL, &st))) goto fail;
   BC_TRY(fill_random(ctx, out->a, out->a_n, 0x1234567ULL));
   BC_TRY(fill_random(ctx, out->b, out->b_n, 0x7654321ULL));
   return BERTCL_OK;
