@@ -26,18 +26,23 @@ __kernel void split_heads_fwd(__global float *q,           // (B, NH, T, HS)
 // In place over each row of (B, NH, T, T): s = s*scale + (mask[b,j] ? 0 : -FLT_MAX), softmax
 // over j, as transformers' eager attention with its additive mask (a fully masked row comes out
 // uniform, never NaN). One work-group per row.
+// With has_bias (MPNet): s * scale + bias[h, i, j] before the mask, bias (NH, T, T) shared by
+// the batch (rel_position_bias_fwd); without, bias is not read.
 __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
                           __global const int *mask,    // (B, T)
-                          const float scale, const int NH, const int T) {
+                          __global const float *bias,  // (NH, T, T)
+                          const float scale, const int NH, const int T, const int has_bias) {
   __local float scratch[WG];
   const size_t row = get_group_id(0);
   const int lid = (int)get_local_id(0);
   const int b = (int)(row / ((size_t)NH * T));
   __global float *s = scores + row * T;
   __global const int *m = mask + (size_t)b * T;
+  __global const float *pb = bias + (row % ((size_t)NH * T)) * T; // row (h, i) of the bias
   float mx = -INFINITY;
   for (int j = lid; j < T; j += WG) {
     float x = s[j] * scale;
+    if (has_bias) x = x + pb[j];
     if (!m[j]) x = x + -FLT_MAX;
     s[j] = x;
     mx = fmax(mx, x);

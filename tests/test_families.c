@@ -17,6 +17,7 @@
 
 #include "testutil.h"
 
+#include "encoder/encoder.h"
 #include "model/family.h"
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -733,23 +734,119 @@ static void test_family_errors(void **state) {
   bc_test_run(cmd, NULL);
 }
 
-/* The OpenCL schedules run BERT only until their family-generic forms land: other families are
- * refused with a message, not run with BERT's positions. */
-static void test_family_device_refused(void **state) {
+/* The OpenCL encoder on every family against transformers: every hidden layer of the fixture
+ * batches (and MPNet's 160-token batch), the pooler, sentence-transformers pooling, and row 0
+ * alone vs in the padded batch. */
+static double device_batch(bertcl_ctx *ctx, bc_encoder *enc, const family_case *fc,
+                           bc_st_file *fx, const char *prefix, float atol, int *ok,
+                           float **last_out) {
+  const bc_config *cfg = bc_encoder_config(enc);
+  char name[96];
+  int64_t shape[2];
+  snprintf(name, sizeof name, "%sinput_ids", prefix);
+  int32_t *ids = bc_test_fixture_i32(fx, name, 0, shape);
+  int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
+  size_t BTC = (size_t)B * T * C;
+  snprintf(name, sizeof name, "%sattention_mask", prefix);
+  int32_t *mask = bc_test_fixture_i32(fx, name, (size_t)B * T, NULL);
+  snprintf(name, sizeof name, "%stoken_type_ids", prefix);
+  int32_t *types = has(fx, name) ? bc_test_fixture_i32(fx, name, (size_t)B * T, NULL) : NULL;
+  int layers[64];
+  for (int l = 0; l <= L; l++) layers[l] = l;
+  if (bc_encoder_forward(enc, ids, types, mask, B, T, layers, L + 1) != BERTCL_OK)
+    fail_msg("bc_encoder_forward %s: %s", fc->name, bertcl_last_error(ctx));
+  float *got = malloc(BTC * sizeof(float));
+  assert_non_null(got);
+  double worst = 0.0;
+  for (int l = 0; l <= L; l++) {
+    assert_int_equal(bc_encoder_read_hidden(enc, l, got), BERTCL_OK);
+    snprintf(name, sizeof name, "%shidden.%d", prefix, l);
+    float *want = bc_test_fixture_f32(fx, name, BTC);
+    /* padding positions are not compared: the device leaves them as its kernels make them */
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < T; t++)
+        if (!mask[(size_t)b * T + t])
+          memcpy(got + ((size_t)b * T + t) * C, want + ((size_t)b * T + t) * C, C * sizeof(float));
+    char what[160];
+    snprintf(what, sizeof what, "OpenCL encoder %s %s vs transformers", fc->name, name);
+    if (!bc_check_close(what, got, want, BTC, atol, 0, 0)) *ok = 0;
+    double d = bc_max_abs_diff(got, want, BTC);
+    if (d > worst) worst = d;
+    free(want);
+  }
+  snprintf(name, sizeof name, "%spooler", prefix);
+  if (has(fx, name)) {
+    float *want = bc_test_fixture_f32(fx, name, (size_t)B * C);
+    assert_int_equal(bc_encoder_read_pooler(enc, got), BERTCL_OK);
+    if (!bc_check_close("OpenCL pooler vs transformers", got, want, (size_t)B * C, atol, 0, 0))
+      *ok = 0;
+    free(want);
+  }
+  snprintf(name, sizeof name, "%sst.embeddings", prefix);
+  if (has(fx, name)) {
+    float *want = bc_test_fixture_f32(fx, name, (size_t)B * C);
+    int last = L;
+    assert_int_equal(bc_encoder_forward(enc, ids, types, mask, B, T, &last, 1), BERTCL_OK);
+    assert_int_equal(bc_encoder_read_pooled(enc, cfg->st_pooling, BC_COMBINE_CONCAT,
+                                            cfg->st_normalize, got), BERTCL_OK);
+    if (!bc_check_close("OpenCL sentence-transformers pooling vs sentence-transformers", got,
+                        want, (size_t)B * C, 1e-5f, 0, 0))
+      *ok = 0;
+    free(want);
+  }
+  if (last_out) { /* the last layer again, for the padding check */
+    int last = L;
+    assert_int_equal(bc_encoder_forward(enc, ids, types, mask, B, T, &last, 1), BERTCL_OK);
+    *last_out = malloc(BTC * sizeof(float));
+    assert_non_null(*last_out);
+    assert_int_equal(bc_encoder_read_hidden(enc, 0, *last_out), BERTCL_OK);
+  }
+  free(got);
+  free(types);
+  free(mask);
+  free(ids);
+  return worst;
+}
+
+static void test_family_device(void **state) {
   (void)state;
   bertcl_ctx *ctx = bc_test_ctx();
   if (!ctx) skip();
-  char dir[1024];
-  family_dir(dir, sizeof dir, "tiny-roberta");
-  bertcl_model *m = NULL;
-  assert_int_equal(bertcl_model_load(&m, dir), BERTCL_OK);
-  bertcl_encoder *enc = NULL;
-  int st = bertcl_encoder_create(&enc, ctx, m);
-  assert_int_equal(st, BERTCL_ERR_UNSUPPORTED);
-  assert_non_null(strstr(bertcl_last_error(ctx), "does not run roberta models yet"));
-  assert_null(enc);
-  bertcl_model_free(m);
+  int ok = 1;
+  for (size_t i = 0; i < N_CASES; i++) {
+    const family_case *fc = &k_cases[i];
+    char dir[1024];
+    case_dir(dir, sizeof dir, fc);
+    bertcl_model *m = NULL;
+    if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+    bc_encoder *enc = NULL;
+    if (bc_encoder_create(ctx, m, &enc) != BERTCL_OK)
+      fail_msg("bc_encoder_create %s: %s", fc->name, bertcl_last_error(ctx));
+    bc_st_file *fx = case_fixture(fc, dir);
+    float *batch_last = NULL, *alone_last = NULL;
+    double w = device_batch(ctx, enc, fc, fx, "", 1e-5f, &ok, &batch_last);
+    double w1 = device_batch(ctx, enc, fc, fx, "single.", 1e-5f, &ok, &alone_last);
+    double wl = has(fx, "long.input_ids") ? device_batch(ctx, enc, fc, fx, "long.", 1e-5f, &ok, NULL)
+                                          : 0.0;
+    /* row 0 alone vs in the padded batch, on the device */
+    int64_t shape[2];
+    int32_t *ids1 = bc_test_fixture_i32(fx, "single.input_ids", 0, shape);
+    int T1 = (int)shape[1], C = bc_model_config(m)->hidden_size;
+    double pad = bc_max_abs_diff(alone_last, batch_last, (size_t)T1 * C);
+    if (pad > 1e-5) ok = 0;
+    char longer[64] = "";
+    if (wl > 0) snprintf(longer, sizeof longer, ", %.3g (160 tokens)", wl);
+    printf("%-20s OpenCL vs transformers: every layer max |diff| %.3g (batch), %.3g (alone)%s; "
+           "padding invariance %.3g\n", fc->name, w, w1, longer, pad);
+    free(ids1);
+    free(alone_last);
+    free(batch_last);
+    bc_test_fixture_close(fx);
+    bc_encoder_free(enc);
+    bertcl_model_free(m);
+  }
   bertcl_ctx_free(ctx);
+  assert_true(ok);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1284,7 +1381,7 @@ int main(void) {
       cmocka_unit_test(test_sinusoidal_positions),
       cmocka_unit_test(test_encoder_fwd_keeps_activations),
       cmocka_unit_test(test_family_errors),
-      cmocka_unit_test(test_family_device_refused),
+      cmocka_unit_test(test_family_device),
       cmocka_unit_test(test_position_kernels),
       cmocka_unit_test(test_family_training_step),
       cmocka_unit_test(test_family_training_dropout_fd),

@@ -28,13 +28,14 @@ struct bc_encoder {
   bc_ops ops;
   cl_mem chunks[MAX_CHUNKS];
   int nchunks;
-  dev_tensor wte0, wte1, wpe, wtt, eln_w, eln_b, pool_w, pool_b;
+  dev_tensor wte0, wte1, wpe, wtt, eln_w, eln_b, pool_w, pool_b, rel_bias;
   int split; /* first row of wte1 */
   dev_layer *layers;
   uint64_t mem_cap;
   /* arena, planned for (cap_B, cap_T) */
   int cap_B, cap_T;
-  cl_mem ids, tts, mask, x[2], a1, proj, qkv, ones, scores, attn, inter, cls, pooled, feat;
+  cl_mem ids, tts, mask, pos, bias, x[2], a1, proj, qkv, ones, scores, attn, inter, cls, pooled,
+      feat;
   cl_mem kept[64];
   int cap_kept;
   /* the last forward */
@@ -89,8 +90,11 @@ static int upload_weights(bc_encoder *enc, const bc_weights *w) {
   add_item(items, &n, cap, w->word_emb, (size_t)enc->split * C, &enc->wte0);
   add_item(items, &n, cap, w->word_emb + (size_t)enc->split * C,
            (V - (size_t)enc->split) * C, &enc->wte1);
-  add_item(items, &n, cap, w->pos_emb, (size_t)c->max_position * C, &enc->wpe);
-  add_item(items, &n, cap, w->type_emb, (size_t)c->type_vocab_size * C, &enc->wtt);
+  add_item(items, &n, cap, w->pos_emb, (size_t)bc_config_position_rows(c) * C, &enc->wpe);
+  if (c->type_vocab_size > 0)
+    add_item(items, &n, cap, w->type_emb, (size_t)c->type_vocab_size * C, &enc->wtt);
+  if (c->rel_buckets > 0)
+    add_item(items, &n, cap, w->rel_bias, (size_t)c->rel_buckets * c->num_heads, &enc->rel_bias);
   add_item(items, &n, cap, w->emb_ln_w, C, &enc->eln_w);
   add_item(items, &n, cap, w->emb_ln_b, C, &enc->eln_b);
   for (int l = 0; l < L; l++) {
@@ -187,7 +191,8 @@ static void release_tensor(dev_tensor *t) {
 }
 
 static void release_arena(bc_encoder *enc) {
-  cl_mem *ms[] = {&enc->ids,  &enc->tts,    &enc->mask,   &enc->x[0], &enc->x[1],
+  cl_mem *ms[] = {&enc->ids,  &enc->tts,    &enc->mask,   &enc->pos,  &enc->bias,
+                  &enc->x[0], &enc->x[1],
                   &enc->a1,   &enc->proj,   &enc->qkv,    &enc->ones, &enc->scores,
                   &enc->attn, &enc->inter,
                   &enc->cls,  &enc->pooled, &enc->feat};
@@ -209,8 +214,8 @@ void bc_encoder_free(bc_encoder *enc) {
   if (!enc) return;
   if (enc->ctx && enc->ctx->queue) clFinish(enc->ctx->queue);
   release_arena(enc);
-  dev_tensor *ts[] = {&enc->wte0, &enc->wte1,  &enc->wpe,    &enc->wtt,
-                      &enc->eln_w, &enc->eln_b, &enc->pool_w, &enc->pool_b};
+  dev_tensor *ts[] = {&enc->wte0,  &enc->wte1,  &enc->wpe,    &enc->wtt,     &enc->eln_w,
+                      &enc->eln_b, &enc->pool_w, &enc->pool_b, &enc->rel_bias};
   for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) release_tensor(ts[i]);
   if (enc->layers)
     for (int l = 0; l < enc->cfg.num_layers; l++) {
@@ -247,7 +252,6 @@ int bc_encoder_create(bertcl_ctx *ctx, const struct bertcl_model *model, bc_enco
                  c->num_heads, c->num_layers);
     goto fail;
   }
-  BC_TRY(bc_config_require_bert(&ctx->err, c, "encoder"));
   enc->layers = calloc((size_t)c->num_layers, sizeof *enc->layers);
   if (!enc->layers) {
     st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
@@ -281,6 +285,7 @@ static int plan_arena(bc_encoder *enc, int B, int T, int nkept) {
     size_t bytes;
   } plan[] = {
       {&enc->ids, N * 4},        {&enc->tts, N * 4},         {&enc->mask, N * 4},
+      {&enc->pos, N * 4},        {&enc->bias, (c->rel_buckets > 0 ? NH * nt * nt : 1) * 4},
       {&enc->x[0], N * C * 4},   {&enc->x[1], N * C * 4},    {&enc->a1, N * C * 4},
       {&enc->proj, N * C * 4},   {&enc->qkv, N * 3 * C * 4}, {&enc->ones, N * 4},
       {&enc->scores, N * NH * nt * 4}, {&enc->attn, N * C * 4}, {&enc->inter, N * I * 4},
@@ -402,10 +407,21 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
   /* hidden state l lives in its kept buffer, else in scratch x[l % 2] */
 #define HID(l) (slot_of[(l)] >= 0 ? enc->kept[slot_of[(l)]] : enc->x[(l) % 2])
   cl_mem h = HID(0);
-  BC_TRY(bc_op_embedding(ctx, &enc->ops, h, enc->ids, enc->tts, enc->wte0.sub, enc->wte1.sub,
-                         enc->wpe.sub, enc->wtt.sub, enc->eln_w.sub, enc->eln_b.sub,
-                         c->layer_norm_eps, B, T, C, c->vocab_size, enc->split,
+  /* the family's positions, its embeddings (token types where it has them) and, for MPNet, the
+   * relative position bias every layer adds to its scores */
+  BC_TRY(bc_op_position_ids(ctx, &enc->ops, enc->pos, enc->ids, B, T,
+                            c->pos_kind == BC_POS_PADDED, c->padding_idx));
+  BC_TRY(bc_op_embedding(ctx, &enc->ops, h, enc->ids, enc->pos, enc->tts, enc->wte0.sub,
+                         enc->wte1.sub, enc->wpe.sub,
+                         c->type_vocab_size > 0 ? enc->wtt.sub : NULL,
+                         enc->eln_w.sub, enc->eln_b.sub, c->layer_norm_eps, B, T, C,
+                         c->vocab_size, enc->split, bc_config_position_rows(c),
                          c->type_vocab_size));
+  cl_mem bias = NULL;
+  if (c->rel_buckets > 0) {
+    BC_TRY(bc_op_rel_position_bias(ctx, &enc->ops, enc->bias, enc->rel_bias.sub, NH, T));
+    bias = enc->bias;
+  }
   for (int l = 0; l < L; l++) {
     dev_layer *d = &enc->layers[l];
     cl_mem out = HID(l + 1);
@@ -430,8 +446,8 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
                       .c_stride2 = (size_t)NH * T * T,
                       .batch = (size_t)NH, .batch2 = (size_t)B};
     BC_TRY(bc_gemm(ctx, &g));
-    BC_TRY(bc_op_softmax(ctx, &enc->ops, enc->scores, enc->mask, 1.0f / sqrtf((float)HS), B, NH,
-                         T));
+    BC_TRY(bc_op_softmax(ctx, &enc->ops, enc->scores, enc->mask, bias, 1.0f / sqrtf((float)HS), B,
+                         NH, T));
     /* context, merged: attn (B*T, C), head h of row (b, t) at columns h*HS.. = probs v */
     bc_gemm_args g2 = {.trans_a = 0, .trans_b = 0, .m = (size_t)T, .n = (size_t)HS,
                        .k = (size_t)T, .alpha = 1.0f, .beta = 0.0f,

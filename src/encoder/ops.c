@@ -1,10 +1,12 @@
 /* Op table and launchers. One program holds every forward kernel (cl/common.cl first). */
 #include "encoder/ops.h"
 
+#include "model/family.h"
+
 #include <stdio.h>
 #include <string.h>
 
-static const char *const op_files[] = {"common.cl", "embedding.cl", "layernorm.cl",
+static const char *const op_files[] = {"common.cl", "position.cl", "embedding.cl", "layernorm.cl",
                                        "activation.cl", "attention.cl", "pooling.cl",
                                        "combine.cl", "gather.cl"};
 
@@ -14,10 +16,12 @@ int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops) {
   size_t wg = bc_row_work_group(ctx);
   ops->wg = wg;
   char opts[128];
-  snprintf(opts, sizeof opts, "-DWG=%zu -cl-std=CL1.2", wg);
+  snprintf(opts, sizeof opts, "-DWG=%zu -DREL_BUCKETS=%d -cl-std=CL1.2", wg, BC_REL_BUCKETS);
   BC_TRY(bc_program_build(ctx, op_files, sizeof op_files / sizeof op_files[0], opts, &ops->prog));
 #define K(field, name) BC_CL_OBJ(&ctx->err, ops->field, clCreateKernel(ops->prog, name, BC_RC))
   K(embedding, "embedding_fwd");
+  K(position_ids, "position_ids_fwd");
+  K(rel_bias, "rel_position_bias_fwd");
   K(brln, "bias_residual_layernorm_fwd");
   K(bias_act, "bias_act_fwd");
   K(split_heads, "split_heads_fwd");
@@ -39,7 +43,8 @@ fail:
 
 void bc_ops_free(bc_ops *ops) {
   if (!ops) return;
-  cl_kernel *ks[] = {&ops->embedding,   &ops->brln, &ops->bias_act, &ops->split_heads,
+  cl_kernel *ks[] = {&ops->position_ids, &ops->rel_bias,
+                     &ops->embedding,   &ops->brln, &ops->bias_act, &ops->split_heads,
                      &ops->softmax,     &ops->merge_heads, &ops->pool, &ops->l2norm,
                      &ops->gather_cls, &ops->scale_add,
                      &ops->gather_tokens, &ops->word_pool, &ops->to_half};
@@ -56,12 +61,27 @@ void bc_ops_free(bc_ops *ops) {
 #define EW_LOCAL 64
 #define A KARG
 
-int bc_op_embedding(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem ids, cl_mem type_ids,
-                    cl_mem wte0, cl_mem wte1, cl_mem wpe, cl_mem wtt, cl_mem ln_w, cl_mem ln_b,
-                    float eps, int B, int T, int C, int V, int split, int TT) {
+int bc_op_position_ids(bertcl_ctx *ctx, bc_ops *ops, cl_mem pos, cl_mem ids, int B, int T,
+                       int padded, int padding_idx) {
+  BC_KERNEL_RUN(ctx, ops->position_ids, "position_ids_fwd", (size_t)B, EW_LOCAL, A(pos), A(ids),
+                A(B), A(T), A(padded), A(padding_idx));
+}
+
+int bc_op_rel_position_bias(bertcl_ctx *ctx, bc_ops *ops, cl_mem bias, cl_mem table, int NH,
+                            int T) {
+  BC_KERNEL_RUN(ctx, ops->rel_bias, "rel_position_bias_fwd", (size_t)NH * T * T, EW_LOCAL,
+                A(bias), A(table), A(NH), A(T));
+}
+
+int bc_op_embedding(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem ids, cl_mem pos_ids,
+                    cl_mem type_ids, cl_mem wte0, cl_mem wte1, cl_mem wpe, cl_mem wtt,
+                    cl_mem ln_w, cl_mem ln_b, float eps, int B, int T, int C, int V, int split,
+                    int P, int TT) {
+  /* without token types the kernel reads neither type_ids nor wtt: any buffer will do */
+  if (TT <= 0) type_ids = ids, wtt = wpe, TT = 0;
   BC_KERNEL_RUN(ctx, ops->embedding, "embedding_fwd", (size_t)B * T * ops->wg, ops->wg, A(out),
-                A(ids), A(type_ids), A(wte0), A(wte1), A(wpe), A(wtt), A(ln_w), A(ln_b), A(eps),
-                A(T), A(C), A(V), A(split), A(TT));
+                A(ids), A(pos_ids), A(type_ids), A(wte0), A(wte1), A(wpe), A(wtt), A(ln_w),
+                A(ln_b), A(eps), A(C), A(V), A(split), A(P), A(TT));
 }
 
 int bc_op_bias_residual_layernorm(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem x,
@@ -82,10 +102,12 @@ int bc_op_split_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem q, cl_mem k, cl_mem v
                 A(v), A(qkv), A(bias), A(B), A(T), A(C), A(NH));
 }
 
-int bc_op_softmax(bertcl_ctx *ctx, bc_ops *ops, cl_mem scores, cl_mem mask, float scale, int B,
-                  int NH, int T) {
+int bc_op_softmax(bertcl_ctx *ctx, bc_ops *ops, cl_mem scores, cl_mem mask, cl_mem bias,
+                  float scale, int B, int NH, int T) {
+  int has_bias = bias != NULL;
+  if (!bias) bias = scores; /* not read */
   BC_KERNEL_RUN(ctx, ops->softmax, "softmax_fwd", (size_t)B * NH * T * ops->wg, ops->wg,
-                A(scores), A(mask), A(scale), A(NH), A(T));
+                A(scores), A(mask), A(bias), A(scale), A(NH), A(T), A(has_bias));
 }
 
 int bc_op_merge_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem ctxv, int B, int T, int C,

@@ -12,18 +12,30 @@ enum { BC_ACT_TANH_ = 3 }; /* the pooler's tanh, beside bc_act's values */
 typedef struct {
   cl_program prog;
   size_t wg; /* work-group size of the row kernels (-DWG) */
-  cl_kernel embedding, brln, bias_act, split_heads, softmax, merge_heads, pool, l2norm,
+  cl_kernel position_ids, rel_bias, embedding, brln, bias_act, split_heads, softmax, merge_heads,
+      pool, l2norm,
       gather_cls, scale_add, gather_tokens, word_pool, to_half;
 } bc_ops;
 
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops);
 void bc_ops_free(bc_ops *ops);
 
+/* Position ids (bc_config.pos_kind): t (padded 0), or padding_idx + the count of non-padding
+ * ids (padded 1: RoBERTa, MPNet). Twin: ref_position_ids. */
+int bc_op_position_ids(bertcl_ctx *ctx, bc_ops *ops, cl_mem pos /* (B*T) */,
+                       cl_mem ids /* (B*T) */, int B, int T, int padded, int padding_idx);
+/* MPNet's relative position bias (NH, T, T) from its table (NB, NH). Twin:
+ * ref_rel_position_bias_fwd. */
+int bc_op_rel_position_bias(bertcl_ctx *ctx, bc_ops *ops, cl_mem bias /* (NH, T, T) */,
+                            cl_mem table /* (NB, NH) */, int NH, int T);
+/* LayerNorm((word[ids] + type[type_ids]) + pos[pos_ids]); TT 0: no token types (type_ids and
+ * wtt are not read). Twin: ref_embedding_pos_fwd. */
 int bc_op_embedding(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B*T, C) */,
-                    cl_mem ids /* (B*T) */, cl_mem type_ids /* (B*T) */,
-                    cl_mem wte0 /* (split, C) */, cl_mem wte1 /* (V-split, C) */,
-                    cl_mem wpe /* (P, C) */, cl_mem wtt /* (TT, C) */, cl_mem ln_w, cl_mem ln_b,
-                    float eps, int B, int T, int C, int V, int split, int TT);
+                    cl_mem ids /* (B*T) */, cl_mem pos_ids /* (B*T) */,
+                    cl_mem type_ids /* (B*T) */, cl_mem wte0 /* (split, C) */,
+                    cl_mem wte1 /* (V-split, C) */, cl_mem wpe /* (P, C) */,
+                    cl_mem wtt /* (TT, C) */, cl_mem ln_w, cl_mem ln_b, float eps, int B, int T,
+                    int C, int V, int split, int P, int TT);
 int bc_op_bias_residual_layernorm(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (N, C) */,
                                   cl_mem x /* (N, C) */, cl_mem bias /* (C) */,
                                   cl_mem residual /* (N, C) */, cl_mem w, cl_mem b, float eps,
@@ -33,8 +45,11 @@ int bc_op_bias_act(bertcl_ctx *ctx, bc_ops *ops, cl_mem x /* (N, C) */, cl_mem b
 int bc_op_split_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem q, cl_mem k, cl_mem v /* (B,NH,T,HS) */,
                       cl_mem qkv /* (B*T, 3C) */, cl_mem bias /* (3C) */, int B, int T, int C,
                       int NH);
+/* bias (NH, T, T) or NULL: MPNet's relative position bias, added after the scale. Twin:
+ * ref_softmax_bias_fwd. */
 int bc_op_softmax(bertcl_ctx *ctx, bc_ops *ops, cl_mem scores /* (B, NH, T, T) */,
-                  cl_mem mask /* (B, T) */, float scale, int B, int NH, int T);
+                  cl_mem mask /* (B, T) */, cl_mem bias /* (NH, T, T) or NULL */, float scale,
+                  int B, int NH, int T);
 int bc_op_merge_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B*T, C) */,
                       cl_mem ctxv /* (B, NH, T, HS) */, int B, int T, int C, int NH);
 int bc_op_pool(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B, out_stride) */,

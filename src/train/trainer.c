@@ -404,7 +404,7 @@ static int forward_encoder(bc_trainer *tr, int B, int T, const bc_dropout_cfg *d
     BC_TRY(bc_op_split_heads(ctx, &tr->ops, a->q, a->k, a->v, tr->qkv, P(lb + T_QB), B, T, C,
                              NH));
     BC_TRY(gemm_heads(tr, 0, 1, T, T, HS, a->q, HS, sTH, a->k, HS, sTH, a->probs, T, sTT, BNH));
-    BC_TRY(bc_op_softmax(ctx, &tr->ops, a->probs, tr->mask, scale, B, NH, T));
+    BC_TRY(bc_op_softmax(ctx, &tr->ops, a->probs, tr->mask, NULL, scale, B, NH, T));
     cl_mem pr = a->probs;
     if (drop && ap > 0.0f) {
       BC_TRY(bc_op_dropout(ctx, &tr->tops, tr->pd, a->probs, ap, drop->seed, drop->step,
