@@ -1361,6 +1361,31 @@ static void test_real_weights(void **state) {
          dir, bc_family_name(cfg->family), L, C, N, same_ids, min_cos, max_diff);
   assert_int_equal(same_ids, N);
   assert_true(min_cos >= 0.99999);
+  /* the OpenCL encoder on the padded batch (the same ids), the folder's pooling */
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (ctx) {
+    bc_encoder *enc = NULL;
+    if (bc_encoder_create(ctx, tm.m, &enc) != BERTCL_OK) fail_msg("%s", bertcl_last_error(ctx));
+    int last = L;
+    assert_int_equal(bc_encoder_forward(enc, ids, NULL, mask, N, T, &last, 1), BERTCL_OK);
+    assert_int_equal(bc_encoder_read_pooled(enc, cfg->st_pooling, BC_COMBINE_CONCAT,
+                                            cfg->st_normalize, got), BERTCL_OK);
+    double dmin = 1.0, dmax = 0.0;
+    for (int n = 0; n < N; n++) {
+      const float *v = got + (size_t)n * C, *w = want + (size_t)n * C;
+      double dot = 0, na = 0, nb = 0;
+      for (int c = 0; c < C; c++) {
+        dot += (double)v[c] * w[c], na += (double)v[c] * v[c], nb += (double)w[c] * w[c];
+        if (fabs((double)v[c] - w[c]) > dmax) dmax = fabs((double)v[c] - w[c]);
+      }
+      if (dot / sqrt(na * nb) < dmin) dmin = dot / sqrt(na * nb);
+    }
+    printf("OpenCL encoder (%s), batch %d x %d: min cosine %.9f, max |diff| %.3g\n",
+           bertcl_ctx_device(ctx)->name, N, T, dmin, dmax);
+    assert_true(dmin >= 0.99999);
+    bc_encoder_free(enc);
+    bertcl_ctx_free(ctx);
+  }
   json_decref(texts);
   free(got);
   free(want);
