@@ -6,7 +6,9 @@ with the model's own modules (pooling, Normalize), as safetensors:
 The texts are in the metadata ("texts", JSON): bertcl tokenizes them itself and its ids are
 checked against input_ids.
 
-    python3 bench/real_weights.py MODEL_DIR OUT.safetensors
+    python3 bench/real_weights.py MODEL_DIR OUT.safetensors      (writes OUT.safetensors.txt too)
+    python3 bench/real_weights.py --compare OUT.safetensors BERTCL.npy
+        min cosine and max |diff| of `bertcl extract`'s rows against the embeddings
 """
 import json
 import os
@@ -23,7 +25,19 @@ from sentence_transformers import SentenceTransformer
 from gen_ref_fixtures import MINILM_ST as SENTENCES  # the 50 sentences of the MiniLM check
 
 
+def compare(fixture, npy):
+    from safetensors.numpy import load_file
+    want = load_file(fixture)["embeddings"].astype(np.float64)
+    got = np.load(npy).astype(np.float64)
+    cos = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+    print(f"bertcl extract ({got.shape[0]} texts, the folder's pooling) vs sentence-transformers: "
+          f"min cosine {cos.min():.9f}, max |diff| {np.abs(want - got).max():.3g}")
+    return 0 if cos.min() >= 0.99999 else 1
+
+
 def main():
+    if sys.argv[1] == "--compare":
+        sys.exit(compare(sys.argv[2], sys.argv[3]))
     model_dir, out = sys.argv[1:3]
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     st = SentenceTransformer(model_dir, device="cpu", local_files_only=True)
@@ -36,6 +50,8 @@ def main():
     save_file(t, out, metadata={"model": model_dir, "modules": str([type(m).__name__ for m in st]),
                                 "max_seq_length": str(st.max_seq_length),
                                 "texts": json.dumps(SENTENCES)})
+    with open(out + ".txt", "w", encoding="utf-8") as f:
+        f.write("\n".join(SENTENCES) + "\n")
     print(f"{out}: {t['input_ids'].shape[0]} sentences, T={t['input_ids'].shape[1]}, modules "
           f"{[type(m).__name__ for m in st]}", file=sys.stderr)
 

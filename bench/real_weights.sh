@@ -16,3 +16,6 @@ trap 'rm -rf "$TMP"' EXIT
 python3 "$HERE/real_weights.py" "$MODEL" "$TMP/fixture.safetensors"
 BERTCL_REAL_MODEL="$MODEL" BERTCL_REAL_FIXTURE="$TMP/fixture.safetensors" \
   BERTCL_TEST_FILTER=test_real_weights "$BUILD/test_families"
+# the whole CLI path: text -> bertcl's tokenizer -> OpenCL encoder -> the folder's pooling
+"$BUILD/bertcl" extract -m "$MODEL" -i "$TMP/fixture.safetensors.txt" -o "$TMP/bertcl.npy" --quiet
+python3 "$HERE/real_weights.py" --compare "$TMP/fixture.safetensors" "$TMP/bertcl.npy"
