@@ -44,7 +44,9 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DBERTCL_SANITIZE=ON -DBERTCL_FUZZ=ON -DBERTCL_BUILD_TESTS=OFF -DBERTCL_BUILD_BENCH=OFF \
     >/dev/null
 fi
-cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
+mkdir -p "$corpus_root/logs"
+cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >"$corpus_root/logs/build.log" 2>&1 ||
+  { cat "$corpus_root/logs/build.log"; exit 1; }
 
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)

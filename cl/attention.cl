@@ -25,13 +25,63 @@ __kernel void split_heads_fwd(__global float *q,           // (B, NH, T, HS)
 
 // In place over each row of (B, NH, T, T): s = s*scale + (mask[b,j] ? 0 : -FLT_MAX), softmax
 // over j, as transformers' eager attention with its additive mask (a fully masked row comes out
-// uniform, never NaN). One work-group per row.
+// uniform, never NaN). GPU set: one work-group per row; CPU set: one work-item per row, VW lanes
+// at a time (rows = B*NH*T).
 // With has_bias (MPNet): s * scale + bias[h, i, j] before the mask, bias (NH, T, T) shared by
 // the batch (rel_position_bias_fwd); without, bias is not read.
 __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
                           __global const int *mask,    // (B, T)
                           __global const float *bias,  // (NH, T, T)
-                          const float scale, const int NH, const int T, const int has_bias) {
+                          const float scale, const int rows, const int NH, const int T,
+                          const int has_bias) {
+#if KSET == KSET_CPU
+  const size_t row = get_global_id(0);
+  if (row >= (size_t)rows) return;
+  const int b = (int)(row / ((size_t)NH * T));
+  __global float *s = scores + row * T;
+  __global const int *m = mask + (size_t)b * T;
+  __global const float *pb = bias + (row % ((size_t)NH * T)) * T; // row (h, i) of the bias
+  floatV mxv = -INFINITY;
+  int j;
+  if (has_bias) {
+    for (j = 0; j + VW <= T; j += VW) {
+      const floatV x = vloadV(0, s + j) * scale + vloadV(0, pb + j);
+      const floatV y = select(x + -FLT_MAX, x, vloadV(0, m + j) != 0);
+      vstoreV(y, 0, s + j);
+      mxv = fmax(mxv, y);
+    }
+  } else {
+    for (j = 0; j + VW <= T; j += VW) {
+      const floatV x = vloadV(0, s + j) * scale;
+      const floatV y = select(x + -FLT_MAX, x, vloadV(0, m + j) != 0);
+      vstoreV(y, 0, s + j);
+      mxv = fmax(mxv, y);
+    }
+  }
+  float mx = hmaxV(mxv);
+  for (; j < T; j++) {
+    float x = s[j] * scale;
+    if (has_bias) x = x + pb[j];
+    if (!m[j]) x = x + -FLT_MAX;
+    s[j] = x;
+    mx = fmax(mx, x);
+  }
+  floatV sumv = 0.0f;
+  for (j = 0; j + VW <= T; j += VW) {
+    const floatV e = exp_fV(vloadV(0, s + j) - mx);
+    vstoreV(e, 0, s + j);
+    sumv += e;
+  }
+  float sum = hsumV(sumv);
+  for (; j < T; j++) {
+    const float e = exp_f1(s[j] - mx);
+    s[j] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / sum;
+  for (j = 0; j + VW <= T; j += VW) vstoreV(vloadV(0, s + j) * inv, 0, s + j);
+  for (; j < T; j++) s[j] *= inv;
+#else
   __local float scratch[WG];
   const size_t row = get_group_id(0);
   const int lid = (int)get_local_id(0);
@@ -57,6 +107,7 @@ __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
   sum = wg_sum(sum, scratch);
   const float inv = 1.0f / sum;
   for (int j = lid; j < T; j += WG) s[j] *= inv;
+#endif
 }
 
 // (B, NH, T, HS) -> (B*T, C); one item per element of the output.

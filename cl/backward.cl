@@ -6,14 +6,23 @@
 
 // Philox-4x32-10, as ref_philox4x32_10; element i of dropout site (seed, step, id) is kept when
 // (philox({i lo, i hi, id, step}, {seed lo, seed hi})[0] >> 8) * 2^-24 >= p.
+// The CPU set forms each 32x32 -> 64-bit product with one 64-bit multiply of zero-extended
+// operands (what CPU vector units do: vpmuludq), where mul_hi is a call on PoCL that stops
+// vectorisation; the bits are the same.
 inline uint philox_first(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1) {
   for (int r = 0; r < 10; r++) {
     if (r > 0) {
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
+#if KSET == KSET_CPU
+    const ulong p0 = (ulong)c0 * 0xD2511F53ul, p1 = (ulong)c2 * 0xCD9E8D57ul;
+    const uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+    const uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
+#else
     const uint hi0 = mul_hi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
     const uint hi1 = mul_hi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+#endif
     const uint n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
     c0 = n0;
     c1 = lo1;
@@ -23,27 +32,123 @@ inline uint philox_first(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1) {
   return c0;
 }
 
-// out = x * keep(i) / (1 - p) (out may equal x): dropout forward, and its own backward.
+// philox_first on VW counters at once (CPU set): lanes differ in c0 and c1 only.
+inline uintV philox_firstV(uintV c0, uintV c1, uint c2s, uint c3s, uint k0, uint k1) {
+  uintV c2 = (uintV)c2s, c3 = (uintV)c3s;
+#pragma unroll
+  for (int r = 0; r < 10; r++) {
+    if (r > 0) {
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    const ulongV p0 = convert_ulongV(c0) * 0xD2511F53ul, p1 = convert_ulongV(c2) * 0xCD9E8D57ul;
+    const uintV n0 = convert_uintV(p1 >> 32) ^ c1 ^ k0, n2 = convert_uintV(p0 >> 32) ^ c3 ^ k1;
+    c0 = n0;
+    c1 = convert_uintV(p1);
+    c2 = n2;
+    c3 = convert_uintV(p0);
+  }
+  return c0;
+}
+
+// Keep flags (-1 kept, 0 dropped) of elements i0 .. i0+VW-1 of dropout site (seed, step, id): the
+// bits of philox_first, VW lanes at a time (the low counter word may carry into the high one).
+inline intV dropout_keepV(ulong i0, float p, uint seed_lo, uint seed_hi, uint step, uint id) {
+  const uint lo = (uint)i0, hi = (uint)(i0 >> 32);
+  const uintV c0 = lo + LANE_IDS;
+  const uintV c1 = hi - as_uintV(c0 < lo);
+  const uintV r = philox_firstV(c0, c1, id, step, seed_lo, seed_hi);
+  return convert_floatV(r >> 8) * (1.0f / 16777216.0f) >= p;
+}
+
+// out = x * keep(i) / (1 - p) (out may equal x): dropout forward, and its own backward. GPU set:
+// one item per element; CPU set: one item per CHUNK elements, VW lanes at a time.
+#ifndef CHUNK
+#define CHUNK 64  // elements per work-item of the CPU set's flat kernels (a multiple of VW)
+#endif
+#ifndef SUMSQ_CHUNK
+#define SUMSQ_CHUNK 4096  // elements per work-item of the CPU set's sumsq_partial
+#endif
 __kernel void dropout_fwd(__global float *out, __global const float *x, const float p,
                           const uint seed_lo, const uint seed_hi, const uint step, const uint id,
                           const ulong n) {
+#if KSET == KSET_CPU
+  const size_t base = get_global_id(0) * (size_t)CHUNK;
+  if (base >= n) return;
+  const size_t end = min((size_t)(base + CHUNK), (size_t)n);
+  const float s = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+  size_t i = base;
+  for (; i + VW <= end; i += VW) {
+    const intV keep = dropout_keepV(i, p, seed_lo, seed_hi, step, id);
+    vstoreV(select((floatV)0.0f, vloadV(0, x + i) * s, keep), 0, out + i);
+  }
+  for (; i < end; i++) {
+    const uint r = philox_first((uint)i, (uint)((ulong)i >> 32), id, step, seed_lo, seed_hi);
+    const float u = (float)(r >> 8) * (1.0f / 16777216.0f);
+    out[i] = u >= p ? x[i] * s : 0.0f;
+  }
+#else
   const size_t i = get_global_id(0);
   if (i >= n) return;
   const uint r = philox_first((uint)i, (uint)((ulong)i >> 32), id, step, seed_lo, seed_hi);
   const float u = (float)(r >> 8) * (1.0f / 16777216.0f);
   const float s = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
   out[i] = u >= p ? x[i] * s : 0.0f;
+#endif
 }
 
-// LayerNorm backward, per row (one work-group): with xin the LayerNorm input and g = dout * w,
+// LayerNorm backward, per row: with xin the LayerNorm input and g = dout * w,
 // dy = rstd * (g - mean(g) - xhat * mean(g * xhat)), written. Also writes the row's mean and
-// rstd for layernorm_bwd_params.
+// rstd for layernorm_bwd_params. GPU set: one work-group per row; CPU set: one work-item per
+// row, VW lanes at a time.
 __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
                             __global float *stats,       // (N, 2) mean, rstd written
                             __global const float *dout,  // (N, C)
                             __global const float *xin,   // (N, C) LayerNorm input
                             __global const float *w,     // (C)
-                            const float eps, const int C) {
+                            const float eps, const int N, const int C) {
+#if KSET == KSET_CPU
+  const size_t row = get_global_id(0);
+  if (row >= (size_t)N) return;
+  __global const float *x = xin + row * C;
+  __global const float *d = dout + row * C;
+  __global float *o = dy + row * C;
+  const float mean = row_sum_cpu(x, C) / (float)C;
+  floatV vv = 0.0f;
+  int c;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV e = vloadV(0, x + c) - mean;
+    vv += e * e;
+  }
+  float v = hsumV(vv);
+  for (; c < C; c++) v += (x[c] - mean) * (x[c] - mean);
+  const float rstd = 1.0f / sqrt(v / (float)C + eps);
+  floatV sgv = 0.0f, sgxv = 0.0f;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV g = vloadV(0, d + c) * vloadV(0, w + c);
+    sgv += g;
+    sgxv += g * (vloadV(0, x + c) - mean) * rstd;
+  }
+  float sg = hsumV(sgv), sgx = hsumV(sgxv);
+  for (; c < C; c++) {
+    const float g = d[c] * w[c];
+    sg += g;
+    sgx += g * (x[c] - mean) * rstd;
+  }
+  const float mg = sg / (float)C, mgx = sgx / (float)C;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV xhat = (vloadV(0, x + c) - mean) * rstd;
+    const floatV g = vloadV(0, d + c) * vloadV(0, w + c);
+    vstoreV(rstd * (g - mg - xhat * mgx), 0, o + c);
+  }
+  for (; c < C; c++) {
+    const float xhat = (x[c] - mean) * rstd;
+    const float g = d[c] * w[c];
+    o[c] = rstd * (g - mg - xhat * mgx);
+  }
+  stats[2 * row] = mean;
+  stats[2 * row + 1] = rstd;
+#else
   __local float scratch[WG];
   const size_t row = get_group_id(0);
   const int lid = (int)get_local_id(0);
@@ -72,15 +177,42 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
     stats[2 * row] = mean;
     stats[2 * row + 1] = rstd;
   }
+#endif
 }
 
-// dw[c] += sum_n dout * xhat, db[c] += sum_n dout (accumulated); one item per column, rows in
-// order (deterministic, no atomics).
+// dw[c] += sum_n dout * xhat, db[c] += sum_n dout (accumulated); rows in order (deterministic,
+// no atomics). GPU set: one item per column; CPU set: one item per VW columns (vloadV along
+// the row, so a work-item reads whole cache lines; the same sums in the same order).
 __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (C), (C)
                                    __global const float *dout,              // (N, C)
                                    __global const float *xin,               // (N, C)
                                    __global const float *stats,             // (N, 2)
                                    const int N, const int C) {
+#if KSET == KSET_CPU
+  const int c0 = (int)get_global_id(0) * VW;
+  if (c0 >= C) return;
+  if (c0 + VW <= C) {
+    floatV sw = 0.0f, sb = 0.0f;
+    for (int n = 0; n < N; n++) {
+      const floatV d = vloadV(0, dout + (size_t)n * C + c0);
+      sw += d * (vloadV(0, xin + (size_t)n * C + c0) - stats[2 * n]) * stats[2 * n + 1];
+      sb += d;
+    }
+    vstoreV(vloadV(0, dw + c0) + sw, 0, dw + c0);
+    vstoreV(vloadV(0, db + c0) + sb, 0, db + c0);
+    return;
+  }
+  for (int c = c0; c < C; c++) {
+    float sw = 0.0f, sb = 0.0f;
+    for (int n = 0; n < N; n++) {
+      const float d = dout[(size_t)n * C + c];
+      sw += d * (xin[(size_t)n * C + c] - stats[2 * n]) * stats[2 * n + 1];
+      sb += d;
+    }
+    dw[c] += sw;
+    db[c] += sb;
+  }
+#else
   const int c = (int)get_global_id(0);
   if (c >= C) return;
   float sw = 0.0f, sb = 0.0f;
@@ -91,22 +223,44 @@ __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (
   }
   dw[c] += sw;
   db[c] += sb;
+#endif
 }
 
-// db[c] += sum_n d[n, c] (bias gradients); one item per column.
+// db[c] += sum_n d[n, c] (bias gradients), rows in order. GPU set: one item per column; CPU set:
+// one item per VW columns.
 __kernel void colsum_bwd(__global float *db, __global const float *d, const int N, const int C) {
+#if KSET == KSET_CPU
+  const int c0 = (int)get_global_id(0) * VW;
+  if (c0 >= C) return;
+  if (c0 + VW <= C) {
+    floatV s = 0.0f;
+    for (int n = 0; n < N; n++) s += vloadV(0, d + (size_t)n * C + c0);
+    vstoreV(vloadV(0, db + c0) + s, 0, db + c0);
+    return;
+  }
+  for (int c = c0; c < C; c++) {
+    float s = 0.0f;
+    for (int n = 0; n < N; n++) s += d[(size_t)n * C + c];
+    db[c] += s;
+  }
+#else
   const int c = (int)get_global_id(0);
   if (c >= C) return;
   float s = 0.0f;
   for (int n = 0; n < N; n++) s += d[(size_t)n * C + c];
   db[c] += s;
+#endif
 }
 
 inline float act_grad(float x, int act) {
   if (act == ACT_GELU) {
+#if KSET == KSET_CPU
+    return gelu_grad_f1(x);
+#else
     const float cdf = 0.5f * (1.0f + erf(x * 0.70710678118654752f));
     const float pdf = 0.39894228040143268f * exp(-0.5f * x * x);
     return cdf + x * pdf;
+#endif
   }
   if (act == ACT_GELU_TANH) {
     const float k = 0.79788456080286536f;
@@ -119,13 +273,39 @@ inline float act_grad(float x, int act) {
   return 1.0f - t * t;
 }
 
+// act_grad on VW lanes (CPU set).
+inline floatV act_gradV(floatV x, int act) {
+  if (act == ACT_GELU) return gelu_grad_fV(x);
+  if (act == ACT_GELU_TANH) {
+    const float k = 0.79788456080286536f;
+    const floatV u = k * (x + 0.044715f * x * x * x);
+    const floatV t = tanh(u);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
+  }
+  if (act == ACT_RELU) return select((floatV)0.0f, (floatV)1.0f, x > 0.0f);
+  const floatV t = tanh(x);
+  return 1.0f - t * t;
+}
+
 // dx = dout * act'(x + bias), written (dx may equal dout); x is the forward input before bias.
+// GPU set: one item per element; CPU set: one item per row, VW lanes at a time.
 __kernel void bias_act_bwd(__global float *dx, __global const float *dout,
                            __global const float *x, __global const float *bias, const int act,
                            const int N, const int C) {
+#if KSET == KSET_CPU
+  const size_t n = get_global_id(0);
+  if (n >= (size_t)N) return;
+  const size_t o = n * C;
+  int c;
+  for (c = 0; c + VW <= C; c += VW)
+    vstoreV(vloadV(0, dout + o + c) * act_gradV(vloadV(0, x + o + c) + vloadV(0, bias + c), act),
+            0, dx + o + c);
+  for (; c < C; c++) dx[o + c] = dout[o + c] * act_grad(x[o + c] + bias[c], act);
+#else
   const size_t i = get_global_id(0);
   if (i >= (size_t)N * C) return;
   dx[i] = dout[i] * act_grad(x[i] + bias[i % C], act);
+#endif
 }
 
 // y = tanh(x): dx = dout * (1 - y^2), written.
@@ -136,9 +316,26 @@ __kernel void tanh_bwd(__global float *dx, __global const float *dout, __global 
   dx[i] = dout[i] * (1.0f - y[i] * y[i]);
 }
 
-// ds = scale * p * (dp - sum_j p dp), written (ds may equal dp); one work-group per row.
+// ds = scale * p * (dp - sum_j p dp), written (ds may equal dp). GPU set: one work-group per
+// row; CPU set: one work-item per row, VW lanes at a time.
 __kernel void softmax_bwd(__global float *ds, __global const float *dp,
-                          __global const float *p, const float scale, const int T) {
+                          __global const float *p, const float scale, const int rows,
+                          const int T) {
+#if KSET == KSET_CPU
+  const size_t row = get_global_id(0);
+  if (row >= (size_t)rows) return;
+  __global const float *pr = p + row * T;
+  __global const float *dr = dp + row * T;
+  __global float *o = ds + row * T;
+  floatV sv = 0.0f;
+  int j;
+  for (j = 0; j + VW <= T; j += VW) sv += vloadV(0, pr + j) * vloadV(0, dr + j);
+  float dot = hsumV(sv);
+  for (; j < T; j++) dot += pr[j] * dr[j];
+  for (j = 0; j + VW <= T; j += VW)
+    vstoreV(scale * vloadV(0, pr + j) * (vloadV(0, dr + j) - dot), 0, o + j);
+  for (; j < T; j++) o[j] = scale * pr[j] * (dr[j] - dot);
+#else
   __local float scratch[WG];
   const size_t row = get_group_id(0);
   const int lid = (int)get_local_id(0);
@@ -149,6 +346,7 @@ __kernel void softmax_bwd(__global float *ds, __global const float *dp,
     const size_t k = row * T + j;
     ds[k] = scale * p[k] * (dp[k] - dot);
   }
+#endif
 }
 
 // Embedding tables' gradients from dy, the gradient at the embedding LayerNorm's input
@@ -220,6 +418,8 @@ __kernel void cross_entropy_fwd_bwd(__global float *dlogits, __global float *los
 // torch.optim.AdamW on one tensor (step t >= 1, bc1 = 1 - beta1^t, bc2 = 1 - beta2^t):
 // p *= 1 - lr*wd; m = m + (g - m)(1 - beta1); v = beta2 v + (1 - beta2) g^2;
 // p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps). g is multiplied by gscale first (clipping).
+// One item per element in both kernel sets: memory-bound (on PoCL the scalar loop streams as fast
+// as a vectorised one did in bench/ops_bench).
 __kernel void adamw_step(__global float *p, __global float *m, __global float *v,
                          __global const float *g, const float gscale, const float lr,
                          const float beta1, const float beta2, const float eps, const float wd,
@@ -237,8 +437,23 @@ __kernel void adamw_step(__global float *p, __global float *m, __global float *v
   v[i] = vi;
 }
 
-// Partial sums of squares for the global gradient norm: one work-group per WG*PER elements.
+// Partial sums of squares for the global gradient norm. GPU set: one work-group per WG*16
+// elements; CPU set: one work-item per SUMSQ_CHUNK elements, VW lanes at a time.
 __kernel void sumsq_partial(__global float *partial, __global const float *g, const ulong n) {
+#if KSET == KSET_CPU
+  const size_t base = get_global_id(0) * (size_t)SUMSQ_CHUNK;
+  if (base >= n) return;
+  const size_t end = min((size_t)(base + SUMSQ_CHUNK), (size_t)n);
+  floatV sv = 0.0f;
+  size_t i = base;
+  for (; i + VW <= end; i += VW) {
+    const floatV x = vloadV(0, g + i);
+    sv += x * x;
+  }
+  float s = hsumV(sv);
+  for (; i < end; i++) s += g[i] * g[i];
+  partial[get_global_id(0)] = s;
+#else
   __local float scratch[WG];
   const size_t base = get_group_id(0) * (size_t)WG * 16;
   const int lid = (int)get_local_id(0);
@@ -249,4 +464,5 @@ __kernel void sumsq_partial(__global float *partial, __global const float *g, co
   }
   s = wg_sum(s, scratch);
   if (lid == 0) partial[get_group_id(0)] = s;
+#endif
 }

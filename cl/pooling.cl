@@ -29,8 +29,25 @@ __kernel void pool_fwd(__global float *out,        // (B, out_stride), written a
   out[(size_t)b * out_stride + col0 + c] = r;
 }
 
-// x = x / max(||x||_2, 1e-12) per row, in place; one work-group per row.
-__kernel void l2norm_fwd(__global float *x, const int C) {
+// x = x / max(||x||_2, 1e-12) per row, in place. GPU set: one work-group per row; CPU set: one
+// work-item per row (rows = N).
+__kernel void l2norm_fwd(__global float *x, const int N, const int C) {
+#if KSET == KSET_CPU
+  const size_t row = get_global_id(0);
+  if (row >= (size_t)N) return;
+  __global float *r = x + row * C;
+  floatV sv = 0.0f;
+  int c;
+  for (c = 0; c + VW <= C; c += VW) {
+    const floatV v = vloadV(0, r + c);
+    sv += v * v;
+  }
+  float s = hsumV(sv);
+  for (; c < C; c++) s += r[c] * r[c];
+  const float inv = 1.0f / fmax(sqrt(s), 1e-12f);
+  for (c = 0; c + VW <= C; c += VW) vstoreV(vloadV(0, r + c) * inv, 0, r + c);
+  for (; c < C; c++) r[c] *= inv;
+#else
   __local float scratch[WG];
   const size_t row = get_group_id(0);
   const int lid = (int)get_local_id(0);
@@ -39,6 +56,7 @@ __kernel void l2norm_fwd(__global float *x, const int C) {
   for (int c = lid; c < C; c += WG) s += r[c] * r[c];
   const float inv = 1.0f / fmax(sqrt(wg_sum(s, scratch)), 1e-12f);
   for (int c = lid; c < C; c += WG) r[c] *= inv;
+#endif
 }
 
 // Gathers token 0 of each sequence: out (B, C) = h[b*T, :] (the pooler's input).

@@ -547,9 +547,11 @@ int bertcl_predict(bertcl_ctx *ctx, const bertcl_model *model, const bertcl_toke
  * (tokeniser threads; texts sorted by token count inside windows and batched up to a token
  * budget; features computed into device slots and read back on a second queue while the next
  * batch runs; input order restored) and keeps the features in memory instead of shard files.
- * The values are bit for bit those `bertcl extract` writes for the same texts and options (the
- * batches are the same, so are the padded lengths the device sees); bertcl_encode batches in
- * input order instead, so its values may differ in the last bits.
+ * The values are bit for bit those `bertcl extract` writes for the same texts and options: the
+ * batches, and so the padded lengths the device sees, are the same. (bertcl_encode batches in
+ * input order; on PoCL its values were found identical, but a device whose matrix products
+ * round differently for other batch shapes may differ in the last bits. The pooler output is
+ * also never normalised here, as in bertcl extract.)
  * Several outputs come from one pass: pooled sentence features of any poolings, token features,
  * word features. A text with invalid UTF-8 gives a row of NaN sentence features and no tokens
  * or words (or, with strict, an error), as a bad input line does.

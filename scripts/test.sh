@@ -27,22 +27,43 @@ summary=()
 stage_name=""
 stage_note=""
 stage_t0=0
+stage_cpu0=0
+# cpu_now sets cpu: CPU seconds (user + system) of this shell's finished children, a stage's
+# cost that a busy machine inflates less than its wall time. (`times` must run in this shell,
+# not in a $(...) subshell, to see them.)
+cpu=0
+cpu_file=$(mktemp)
+cpu_now() {
+  times >"$cpu_file"
+  cpu=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/);
+                       printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$cpu_file")
+}
 close_stage() { # result
   [ -n "$stage_name" ] || return 0
-  summary+=("$(printf '%-44s %5ds  %s%s' "$stage_name" $((SECONDS - stage_t0)) "$1" \
-    "${stage_note:+ | $stage_note}")")
+  cpu_now
+  summary+=("$(printf '%-44s %5ds %5ds  %s%s' "$stage_name" $((SECONDS - stage_t0)) \
+    $((cpu - stage_cpu0)) "$1" "${stage_note:+ | $stage_note}")")
   stage_name=""
   stage_note=""
 }
-stage() { close_stage passed; stage_name=$1; stage_t0=$SECONDS; echo; echo "== $1"; }
+stage() {
+  close_stage passed
+  stage_name=$1
+  stage_t0=$SECONDS
+  cpu_now
+  stage_cpu0=$cpu
+  echo
+  echo "== $1"
+}
 skip_stage() { echo "-- SKIPPED: $*"; close_stage "SKIPPED: $*"; }
 note() { stage_note="${stage_note:+$stage_note; }$*"; }
 print_summary() {
   local rc=$?
   close_stage "$([ "$rc" -eq 0 ] && echo passed || echo "FAILED (exit $rc)")"
   echo
-  echo "== summary (stage, wall time, result)"
+  echo "== summary (stage, wall time, CPU time, result)"
   printf '%s\n' "${summary[@]}"
+  rm -f "$cpu_file"
   if [ "$rc" -eq 0 ]; then
     if printf '%s\n' "${summary[@]}" | grep -q "SKIPPED"; then
       echo "all test stages passed, except those SKIPPED above"

@@ -751,6 +751,14 @@ static void test_finetune_ner(void **state) {
   bertcl_tokenizer_free(tok);
   bertcl_model_free(m);
   bertcl_ctx_free(ctx);
+  /* the example program tags a text with the export */
+  snprintf(cmd, sizeof cmd, "BERTCL_DEVICE='%s' %s '%s' 'she saw john man in the house city' 2>&1",
+           e.dev, BERTCL_EXAMPLE_TAG, out);
+  rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("example failed (%d): %s", rc, log);
+  if (!strstr(log, "entity PER [8, 16): john man") || !strstr(log, "entity LOC [24, 34): house city"))
+    fail_msg("example output: %s", log);
+  free(log);
   if (have_transformers()) {
     /* AutoModelForTokenClassification loads the export and tags as bertcl predict does */
     char py[700], text[700], jpred[700];

@@ -725,6 +725,79 @@ static void test_two_runs_one_job(void **state) {
   e2e_done(&x);
 }
 
+/* Merge checks every shard against its manifest entry before copying bytes by the manifest's
+ * counts (found by fuzz_files: a manifest listing one shard twice made merge write a file whose
+ * header and data disagreed). Each damaged manifest is refused with its own message; the
+ * shards' checksums still match, so only these checks stand in the way. */
+static void test_merge_checks_manifest(void **state) {
+  (void)state;
+  e2e x;
+  if (!e2e_setup(&x)) skip();
+  char in[700], out[700], mp[800], merged[800], cmd[4096];
+  snprintf(in, sizeof in, "%s/corpus.txt", x.dir);
+  snprintf(out, sizeof out, "%s/job", x.dir);
+  snprintf(mp, sizeof mp, "%s/manifest.json", out);
+  snprintf(merged, sizeof merged, "%s/m.safetensors", x.dir);
+  write_corpus(in, 320, 10, 17);
+  snprintf(cmd, sizeof cmd, "%s extract -m '%s' -i '%s' -o '%s' --device '%s' %s --quiet 2>&1",
+           BERTCL_BIN, x.model, in, out, x.dev, JOB_OPTS);
+  assert_int_equal(run_cmd(cmd, NULL), 0);
+  bc_err e = {0};
+  json_t *good = NULL;
+  assert_int_equal(bc_manifest_load(&e, mp, &good), BERTCL_OK);
+  assert_int_equal(json_array_size(json_object_get(good, "shards")), 3);
+  assert_int_equal(bc_job_merge(&e, out, merged, BC_MERGE_AUTO, NULL), BERTCL_OK);
+  struct {
+    const char *what, *needle;
+  } cases[] = {
+      {"a shard listed twice", "the manifests list shard-00000.safetensors twice"},
+      {"a file outside the directory", "lists shard 1 as '../corpus.txt', not a file name"},
+      {"rows that do not follow", "the manifest's row range of this shard is not [150, n)"},
+      {"more rows than the shard has", "tensor cls has 150 rows, the manifest says 151"},
+      {"offsets that do not rise", "tensor tokens.offsets entry"},
+  };
+  for (int c = 0; c < 5; c++) {
+    json_t *m = json_deep_copy(good);
+    json_t *sh = json_object_get(m, "shards");
+    json_t *s0 = json_array_get(sh, 0), *s1 = json_array_get(sh, 1);
+    if (c == 0) json_array_set(sh, 1, s0);
+    if (c == 1) json_object_set_new(s1, "file", json_string("../corpus.txt"));
+    if (c == 2) json_object_set_new(s1, "rows", json_pack("[i, i]", 149, 300));
+    if (c == 3) {
+      json_object_set_new(s0, "rows", json_pack("[i, i]", 0, 151));
+      json_object_set_new(s1, "rows", json_pack("[i, i]", 151, 300));
+    }
+    if (c == 4) {
+      /* a shard of the same size whose offsets fall: written by hand, checksum updated */
+      char sp[900];
+      snprintf(sp, sizeof sp, "%s/shard-00002.safetensors", out);
+      size_t len = 0;
+      char *bytes = slurp(sp, &len);
+      uint64_t hl = 0;
+      memcpy(&hl, bytes, 8);
+      json_t *hdr = json_loadb(bytes + 8, (size_t)hl, 0, NULL);
+      json_t *off = json_object_get(json_object_get(hdr, "tokens.offsets"), "data_offsets");
+      size_t at = 8 + (size_t)hl + (size_t)json_integer_value(json_array_get(off, 0));
+      json_decref(hdr);
+      int64_t big = 1 << 30;
+      memcpy(bytes + at + 8, &big, 8); /* offsets[1] past every row */
+      assert_int_equal(bc_write_file_atomic(&e, sp, bytes, len), BERTCL_OK);
+      char hx[17];
+      snprintf(hx, sizeof hx, "%016llx", (unsigned long long)bc_fnv1a64(BC_FNV_INIT, bytes, len));
+      json_object_set_new(json_array_get(sh, 2), "checksum", json_string(hx));
+      free(bytes);
+    }
+    assert_int_equal(bc_manifest_save(&e, mp, m), BERTCL_OK);
+    json_decref(m);
+    int st = bc_job_merge(&e, out, merged, BC_MERGE_AUTO, NULL);
+    if (st != BERTCL_ERR_FORMAT || !strstr(e.msg, cases[c].needle))
+      fail_msg("%s: %s: %s (want '%s')", cases[c].what, bertcl_status_name(st), e.msg,
+               cases[c].needle);
+  }
+  json_decref(good);
+  e2e_done(&x);
+}
+
 static void test_shard_kn_merge(void **state) {
   (void)state;
   e2e x;
@@ -993,7 +1066,7 @@ int main(void) {
       cmocka_unit_test(test_stride_windows),         cmocka_unit_test(test_shard_kn_merge),
       cmocka_unit_test(test_resume_refused),         cmocka_unit_test(test_held_readback_identical),
       cmocka_unit_test(test_f16_readback),           cmocka_unit_test(test_job_lock),
-      cmocka_unit_test(test_two_runs_one_job),
+      cmocka_unit_test(test_two_runs_one_job),       cmocka_unit_test(test_merge_checks_manifest),
               cmocka_unit_test(test_kill_resume_identical),
   };
   return cmocka_run_group_tests_name("jobs", tests, NULL, NULL);

@@ -369,13 +369,13 @@ static void test_windows(void **state) {
     if (seen[w] != 1) fail_msg("word %zu ('%s') predicted %d times", w, d.words[w], seen[w]);
   assert_int_equal(kept_sub, want_kept);
   free(nsub);
+  free(seen);
+  bc_examples_free(&xw);
+  bc_examples_free(&xs);
   /* a window of max_length 2 has no room for a word */
   bc_align_options tiny = {2, 0, NULL};
   assert_int_equal(bc_examples_from_words(&err, &xs, tok, &d, wl, &tiny, &ss),
                    BERTCL_ERR_INVALID_ARG);
-  free(seen);
-  bc_examples_free(&xw);
-  bc_examples_free(&xs);
   free(wl);
   bc_labelmap_free(&lm);
   bc_word_data_free(&d);

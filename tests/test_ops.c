@@ -1,8 +1,10 @@
 /* The op-test table: every OpenCL kernel against its plain-C reference twin (src/ref) on random
  * inputs with a fixed seed, at shapes that include T = 1, odd sizes and sizes that are not a
  * multiple of the work-group size (ggml's test-backend-ops idea). Failures print op, shape,
- * index, expected, got and seed. Under oclgrind (BERTCL_OCLGRIND=1) the rows that only exercise
- * CLBlast's own kernels are skipped and shapes stay small. */
+ * index, expected, got and seed. Every row runs on both kernel sets (bc_kset: the GPU-shaped and
+ * the CPU-shaped variants of our kernels), whatever the device, so both are tested on PoCL.
+ * Under oclgrind (BERTCL_OCLGRIND=1) the rows that only exercise CLBlast's own kernels are
+ * skipped and shapes stay small. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -17,7 +19,8 @@
 
 typedef struct {
   bertcl_ctx *ctx;
-  bc_ops ops;
+  bc_ops set[2]; /* indexed by bc_kset */
+  bc_ops *ops;   /* the set the rows run now */
 } fixture;
 
 static int under_oclgrind(void) { return getenv("BERTCL_OCLGRIND") != NULL; }
@@ -42,7 +45,13 @@ static int32_t *random_mask(bc_rng *r, int B, int T) {
   return m;
 }
 #define OK(call) assert_int_equal((call), BERTCL_OK)
-#define SHAPE(buf, ...) snprintf(buf, sizeof buf, __VA_ARGS__)
+/* "op shape (cpu set)": what a failure names */
+#define SHAPE(buf, ...)                                                                  \
+  do {                                                                                   \
+    int n_ = snprintf(buf, sizeof buf, __VA_ARGS__);                                     \
+    if (n_ > 0 && (size_t)n_ < sizeof buf)                                               \
+      snprintf(buf + n_, sizeof buf - (size_t)n_, " (%s set)", bc_kset_name(f->ops->kset)); \
+  } while (0)
 
 /* ---- rows -------------------------------------------------------------------------------- */
 
@@ -55,7 +64,7 @@ typedef struct {
 /* Two forms: BERT's (positions t, two token types) and RoBERTa's / MPNet's (positions counted
  * over non-padding ids, padding_idx 1 appearing among the ids) without token types (TT 0);
  * positions by position_ids_fwd, as the encoder runs them. */
-static void run_embedding(fixture *f, const op_row *row, uint64_t seed) {
+static void run_embedding_fwd(fixture *f, const op_row *row, uint64_t seed) {
   for (int form = 0; form < 2; form++) {
     bc_rng r;
     bc_rng_seed(&r, seed + (uint64_t)form);
@@ -83,8 +92,8 @@ static void run_embedding(fixture *f, const op_row *row, uint64_t seed) {
            w1 = upload_f(f, wte + (size_t)split * C, (size_t)(V - split) * C);
     cl_mem dp = upload_f(f, wpe, (size_t)P * C), dtt = upload_f(f, wtt, (size_t)2 * C),
            dw = upload_f(f, lw, C), db = upload_f(f, lb, C);
-    OK(bc_op_position_ids(f->ctx, &f->ops, dpos, di, B, T, form, 1));
-    OK(bc_op_embedding(f->ctx, &f->ops, o, di, dpos, dt, w0, w1, dp, dtt, dw, db, 1e-12f, B, T,
+    OK(bc_op_position_ids(f->ctx, f->ops, dpos, di, B, T, form, 1));
+    OK(bc_op_embedding(f->ctx, f->ops, o, di, dpos, dt, w0, w1, dp, dtt, dw, db, 1e-12f, B, T,
                        C, V, split, P, TT));
     download(f, o, got, N * C);
     char what[128];
@@ -98,7 +107,7 @@ static void run_embedding(fixture *f, const op_row *row, uint64_t seed) {
   }
 }
 
-static void run_layernorm(fixture *f, const op_row *row, uint64_t seed) {
+static void run_bias_residual_layernorm_fwd(fixture *f, const op_row *row, uint64_t seed) {
   bc_rng r;
   bc_rng_seed(&r, seed);
   int N = row->B * row->T, C = row->C;
@@ -110,7 +119,7 @@ static void run_layernorm(fixture *f, const op_row *row, uint64_t seed) {
   cl_mem dx = upload_f(f, x, (size_t)N * C), dbias = upload_f(f, bias, C),
          dres = upload_f(f, res, (size_t)N * C), dw = upload_f(f, w, C), db = upload_f(f, b, C);
   /* in place (out == x), as the encoder runs it */
-  OK(bc_op_bias_residual_layernorm(f->ctx, &f->ops, dx, dx, dbias, dres, dw, db, 1e-12f, N, C));
+  OK(bc_op_bias_residual_layernorm(f->ctx, f->ops, dx, dx, dbias, dres, dw, db, 1e-12f, N, C));
   download(f, dx, got, (size_t)N * C);
   char what[128];
   SHAPE(what, "bias_residual_layernorm_fwd N=%d C=%d", N, C);
@@ -120,7 +129,7 @@ static void run_layernorm(fixture *f, const op_row *row, uint64_t seed) {
   free(x); free(bias); free(res); free(w); free(b); free(want); free(got);
 }
 
-static void run_bias_act(fixture *f, const op_row *row, uint64_t seed) {
+static void run_bias_act_fwd(fixture *f, const op_row *row, uint64_t seed) {
   int N = row->B * row->T, C = row->C;
   bc_act acts[] = {BC_ACT_GELU, BC_ACT_GELU_TANH, BC_ACT_RELU};
   for (int a = 0; a < 3; a++) {
@@ -131,7 +140,7 @@ static void run_bias_act(fixture *f, const op_row *row, uint64_t seed) {
     memcpy(want, x, (size_t)N * C * 4);
     ref_bias_act_fwd(want, bias, acts[a], N, C);
     cl_mem dx = upload_f(f, x, (size_t)N * C), db = upload_f(f, bias, C);
-    OK(bc_op_bias_act(f->ctx, &f->ops, dx, db, (int)acts[a], N, C));
+    OK(bc_op_bias_act(f->ctx, f->ops, dx, db, (int)acts[a], N, C));
     download(f, dx, got, (size_t)N * C);
     char what[128];
     SHAPE(what, "bias_act_fwd act=%d N=%d C=%d", (int)acts[a], N, C);
@@ -142,8 +151,45 @@ static void run_bias_act(fixture *f, const op_row *row, uint64_t seed) {
   }
 }
 
+/* GELU (erf form) on a dense sweep of inputs: the proof of the CPU set's polynomial erf (and a
+ * measure of the builtin erf in the GPU set). Against the C reference (ref_bias_act_fwd, double
+ * precision), every value within row->atol + row->rtol |ref|. The CPU set must also stay within
+ * row->V ulp of the exact GELU, x Phi(x) with Phi = erfc(-x / sqrt 2) / 2 in double, at every x
+ * where that is a normal float: relative accuracy into the far negative tail, where the erf form
+ * 1 + erf(x / sqrt 2) cancels (in float in the GPU set, in double in the reference). */
+static void run_bias_act_fwd_gelu_sweep(fixture *f, const op_row *row, uint64_t seed) {
+  size_t n = 0;
+  float *x = bc_sweep_alloc(12.0f, under_oclgrind() ? 18 : 12, &n);
+  int C = row->C, N = (int)((n + (size_t)C - 1) / (size_t)C);
+  size_t total = (size_t)N * C;
+  float *xs = calloc(total, 4), *want = calloc(total, 4), *got = calloc(total, 4),
+        *bias = calloc((size_t)C, 4);
+  memcpy(xs, x, n * 4);
+  memcpy(want, xs, total * 4);
+  ref_bias_act_fwd(want, bias, BC_ACT_GELU, N, C);
+  cl_mem dx = upload_f(f, xs, total), db = upload_f(f, bias, (size_t)C);
+  OK(bc_op_bias_act(f->ctx, f->ops, dx, db, (int)BC_ACT_GELU, N, C));
+  download(f, dx, got, total);
+  char what[160];
+  SHAPE(what, "bias_act_fwd gelu sweep [-12, 12] N=%d C=%d", N, C);
+  fprintf(stderr, "%s: max |err| %.3g against ref_bias_act_fwd\n", what,
+          bc_max_abs_diff(got, want, n));
+  assert_true(bc_check_close(what, got, want, n, row->atol, row->rtol, seed));
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) { /* exact GELU where it is a normal float, compacted */
+    double e = (double)xs[i] * 0.5 * erfc(-(double)xs[i] * 0.70710678118654752440);
+    if (fabs(e) >= 1.17549435e-38) xs[m] = xs[i], got[m] = got[i], want[m++] = (float)e;
+  }
+  SHAPE(what, "bias_act_fwd gelu sweep [-12, 12] vs x erfc(-x / sqrt 2) / 2 in double");
+  bc_err_stats es = bc_error_stats(what, xs, got, want, NULL, m);
+  if (f->ops->kset == BC_KSET_CPU) assert_true(es.max_ulp <= (double)row->V);
+  clReleaseMemObject(dx);
+  clReleaseMemObject(db);
+  free(x); free(xs); free(want); free(got); free(bias);
+}
+
 /* Without and with MPNet's relative position bias (NH, T, T) added after the scale. */
-static void run_softmax(fixture *f, const op_row *row, uint64_t seed) {
+static void run_softmax_fwd(fixture *f, const op_row *row, uint64_t seed) {
   for (int with_bias = 0; with_bias < 2; with_bias++) {
     bc_rng r;
     bc_rng_seed(&r, seed + (uint64_t)with_bias);
@@ -157,7 +203,7 @@ static void run_softmax(fixture *f, const op_row *row, uint64_t seed) {
     ref_softmax_bias_fwd(want, with_bias ? bias : NULL, mask, scale, B, NH, T);
     cl_mem ds = upload_f(f, s, n), dm = upload_i(f, mask, (size_t)B * T);
     cl_mem dbias = upload_f(f, bias, (size_t)NH * T * T);
-    OK(bc_op_softmax(f->ctx, &f->ops, ds, dm, with_bias ? dbias : NULL, scale, B, NH, T));
+    OK(bc_op_softmax(f->ctx, f->ops, ds, dm, with_bias ? dbias : NULL, scale, B, NH, T));
     download(f, ds, got, n);
     char what[128];
     SHAPE(what, "softmax_fwd%s B=%d NH=%d T=%d", with_bias ? " with position bias" : "", B, NH,
@@ -186,7 +232,7 @@ static void ref_split_heads(float *q, float *k, float *v, const float *qkv, cons
         }
 }
 
-static void run_split_merge(fixture *f, const op_row *row, uint64_t seed) {
+static void run_split_merge_heads_fwd(fixture *f, const op_row *row, uint64_t seed) {
   bc_rng r;
   bc_rng_seed(&r, seed);
   int B = row->B, T = row->T, C = row->C, NH = row->NH;
@@ -196,7 +242,7 @@ static void run_split_merge(fixture *f, const op_row *row, uint64_t seed) {
   ref_split_heads(q, k, v, qkv, bias, B, T, C, NH);
   cl_mem dqkv = upload_f(f, qkv, 3 * n), db = upload_f(f, bias, 3 * (size_t)C);
   cl_mem dq = upload_f(f, got, n), dk = upload_f(f, got, n), dv = upload_f(f, got, n);
-  OK(bc_op_split_heads(f->ctx, &f->ops, dq, dk, dv, dqkv, db, B, T, C, NH));
+  OK(bc_op_split_heads(f->ctx, f->ops, dq, dk, dv, dqkv, db, B, T, C, NH));
   char what[128];
   SHAPE(what, "split_heads_fwd B=%d T=%d C=%d NH=%d", B, T, C, NH);
   download(f, dq, got, n);
@@ -210,7 +256,7 @@ static void run_split_merge(fixture *f, const op_row *row, uint64_t seed) {
   for (size_t i = 0; i < (size_t)B * T; i++)
     for (int c = 0; c < C; c++) want[i * C + c] = qkv[i * 3 * C + c] + bias[c];
   cl_mem dout = upload_f(f, got, n);
-  OK(bc_op_merge_heads(f->ctx, &f->ops, dout, dq, B, T, C, NH));
+  OK(bc_op_merge_heads(f->ctx, f->ops, dout, dq, B, T, C, NH));
   download(f, dout, got, n);
   SHAPE(what, "merge_heads_fwd B=%d T=%d C=%d NH=%d", B, T, C, NH);
   assert_true(bc_check_close(what, got, want, n, 0, 0, seed));
@@ -219,7 +265,7 @@ static void run_split_merge(fixture *f, const op_row *row, uint64_t seed) {
   free(qkv); free(bias); free(q); free(k); free(v); free(got); free(want);
 }
 
-static void run_pool(fixture *f, const op_row *row, uint64_t seed) {
+static void run_pool_fwd(fixture *f, const op_row *row, uint64_t seed) {
   int B = row->B, T = row->T, C = row->C;
   int modes[] = {BC_POOL_CLS, BC_POOL_MEAN, BC_POOL_MAX};
   for (int m = 0; m < 3; m++) {
@@ -232,7 +278,7 @@ static void run_pool(fixture *f, const op_row *row, uint64_t seed) {
     cl_mem dh = upload_f(f, h, (size_t)B * T * C), dm = upload_i(f, mask, (size_t)B * T);
     cl_mem dout = upload_f(f, got, (size_t)B * 2 * C);
     /* written at column C of a (B, 2C) buffer, as when several poolings share one output */
-    OK(bc_op_pool(f->ctx, &f->ops, dout, dh, dm, modes[m], B, T, C, 2 * C, C));
+    OK(bc_op_pool(f->ctx, f->ops, dout, dh, dm, modes[m], B, T, C, 2 * C, C));
     download(f, dout, got, (size_t)B * 2 * C);
     for (int b = 0; b < B; b++) memmove(got + (size_t)b * C, got + (size_t)b * 2 * C + C, C * 4);
     char what[128];
@@ -243,7 +289,7 @@ static void run_pool(fixture *f, const op_row *row, uint64_t seed) {
   }
 }
 
-static void run_l2norm_cls(fixture *f, const op_row *row, uint64_t seed) {
+static void run_gather_cls_l2norm_fwd(fixture *f, const op_row *row, uint64_t seed) {
   bc_rng r;
   bc_rng_seed(&r, seed);
   int B = row->B, T = row->T, C = row->C;
@@ -251,13 +297,13 @@ static void run_l2norm_cls(fixture *f, const op_row *row, uint64_t seed) {
   float *want = malloc((size_t)B * C * 4), *got = malloc((size_t)B * C * 4);
   for (int b = 0; b < B; b++) memcpy(want + (size_t)b * C, h + (size_t)b * T * C, C * 4);
   cl_mem dh = upload_f(f, h, (size_t)B * T * C), dout = upload_f(f, want, (size_t)B * C);
-  OK(bc_op_gather_cls(f->ctx, &f->ops, dout, dh, B, T, C));
+  OK(bc_op_gather_cls(f->ctx, f->ops, dout, dh, B, T, C));
   download(f, dout, got, (size_t)B * C);
   char what[128];
   SHAPE(what, "gather_cls_fwd B=%d T=%d C=%d", B, T, C);
   assert_true(bc_check_close(what, got, want, (size_t)B * C, 0, 0, seed));
   ref_l2norm_fwd(want, want, B, C);
-  OK(bc_op_l2norm(f->ctx, &f->ops, dout, B, C));
+  OK(bc_op_l2norm(f->ctx, f->ops, dout, B, C));
   download(f, dout, got, (size_t)B * C);
   SHAPE(what, "l2norm_fwd N=%d C=%d", B, C);
   assert_true(bc_check_close(what, got, want, (size_t)B * C, row->atol, row->rtol, seed));
@@ -266,7 +312,7 @@ static void run_l2norm_cls(fixture *f, const op_row *row, uint64_t seed) {
 }
 
 /* scale_add: concatenation into a wider row, then sum and mean across "layers" */
-static void run_scale_add(fixture *f, const op_row *row, uint64_t seed) {
+static void run_scale_add_fwd(fixture *f, const op_row *row, uint64_t seed) {
   bc_rng r;
   bc_rng_seed(&r, seed);
   int N = row->B * row->T, C = row->C, W = 2 * C;
@@ -283,9 +329,9 @@ static void run_scale_add(fixture *f, const op_row *row, uint64_t seed) {
   float *nan = malloc((size_t)N * W * 4);
   for (size_t i = 0; i < (size_t)N * W; i++) nan[i] = NAN; /* beta 0 must not read the output */
   cl_mem dout = upload_f(f, nan, (size_t)N * W);
-  OK(bc_op_scale_add(f->ctx, &f->ops, dout, da, 0.5f, 0.0f, N, C, W, 0));
-  OK(bc_op_scale_add(f->ctx, &f->ops, dout, db, 0.5f, 1.0f, N, C, W, 0));
-  OK(bc_op_scale_add(f->ctx, &f->ops, dout, da, 1.0f, 0.0f, N, C, W, C));
+  OK(bc_op_scale_add(f->ctx, f->ops, dout, da, 0.5f, 0.0f, N, C, W, 0));
+  OK(bc_op_scale_add(f->ctx, f->ops, dout, db, 0.5f, 1.0f, N, C, W, 0));
+  OK(bc_op_scale_add(f->ctx, f->ops, dout, da, 1.0f, 0.0f, N, C, W, C));
   download(f, dout, got, (size_t)N * W);
   char what[128];
   SHAPE(what, "scale_add_fwd N=%d C=%d", N, C);
@@ -296,7 +342,7 @@ static void run_scale_add(fixture *f, const op_row *row, uint64_t seed) {
 
 /* gather_tokens and word_pool, against these loops: real tokens of right-padded rows, and the
  * first / mean subword of each word id. */
-static void run_gather_words(fixture *f, const op_row *row, uint64_t seed) {
+static void run_gather_tokens_word_pool_fwd(fixture *f, const op_row *row, uint64_t seed) {
   bc_rng r;
   bc_rng_seed(&r, seed);
   int B = row->B, T = row->T, C = row->C, W = 2 * C;
@@ -330,7 +376,7 @@ static void run_gather_words(fixture *f, const op_row *row, uint64_t seed) {
       }
   cl_mem dh = upload_f(f, h, (size_t)B * T * C), doff = upload_i(f, off, (size_t)B + 1);
   cl_mem dout = upload_f(f, want, ntok * W + 1);
-  OK(bc_op_gather_tokens(f->ctx, &f->ops, dout, dh, doff, 2.0f, 0.0f, B, T, C, W, C));
+  OK(bc_op_gather_tokens(f->ctx, f->ops, dout, dh, doff, 2.0f, 0.0f, B, T, C, W, C));
   download(f, dout, got, ntok * W);
   char what[128];
   SHAPE(what, "gather_tokens_fwd B=%d T=%d C=%d", B, T, C);
@@ -350,7 +396,7 @@ static void run_gather_words(fixture *f, const op_row *row, uint64_t seed) {
       }
     cl_mem did = upload_i(f, wid, (size_t)B * T), dwb = upload_i(f, wb, nw ? (size_t)nw : 1),
            dww = upload_i(f, ww, nw ? (size_t)nw : 1), dwo = upload_f(f, wgot, (size_t)nw * C + 1);
-    OK(bc_op_word_pool(f->ctx, &f->ops, dwo, dh, did, dwb, dww, mode, 1.0f, 0.0f, nw, T, C, C, 0));
+    OK(bc_op_word_pool(f->ctx, f->ops, dwo, dh, did, dwb, dww, mode, 1.0f, 0.0f, nw, T, C, C, 0));
     download(f, dwo, wgot, (size_t)nw * C);
     SHAPE(what, "word_pool_fwd mode=%d B=%d T=%d C=%d words=%d", mode, B, T, C, nw);
     assert_true(bc_check_close(what, wgot, wwant, (size_t)nw * C, 1e-6f, 1e-5f, seed));
@@ -409,7 +455,7 @@ static void run_attention(fixture *f, const op_row *row, uint64_t seed) {
          dctx = upload_f(f, got, n), dout = upload_f(f, got, n);
   float *zeros = calloc(ns, 4);
   cl_mem dsc = upload_f(f, zeros, ns);
-  OK(bc_op_split_heads(f->ctx, &f->ops, dq, dk, dv, dqkv, db, B, T, C, NH));
+  OK(bc_op_split_heads(f->ctx, f->ops, dq, dk, dv, dqkv, db, B, T, C, NH));
   bc_gemm_args g = {.trans_a = 0, .trans_b = 1, .m = (size_t)T, .n = (size_t)T,
                     .k = (size_t)HS, .alpha = 1.0f, .beta = 0.0f,
                     .a = dq, .lda = (size_t)HS, .a_stride = (size_t)T * HS,
@@ -417,7 +463,7 @@ static void run_attention(fixture *f, const op_row *row, uint64_t seed) {
                     .c = dsc, .ldc = (size_t)T, .c_stride = (size_t)T * T,
                     .batch = (size_t)B * NH};
   OK(bc_gemm(f->ctx, &g));
-  OK(bc_op_softmax(f->ctx, &f->ops, dsc, dm, NULL, 1.0f / sqrtf((float)HS), B, NH, T));
+  OK(bc_op_softmax(f->ctx, f->ops, dsc, dm, NULL, 1.0f / sqrtf((float)HS), B, NH, T));
   bc_gemm_args g2 = {.trans_a = 0, .trans_b = 0, .m = (size_t)T, .n = (size_t)HS,
                      .k = (size_t)T, .alpha = 1.0f, .beta = 0.0f,
                      .a = dsc, .lda = (size_t)T, .a_stride = (size_t)T * T,
@@ -425,7 +471,7 @@ static void run_attention(fixture *f, const op_row *row, uint64_t seed) {
                      .c = dctx, .ldc = (size_t)HS, .c_stride = (size_t)T * HS,
                      .batch = (size_t)B * NH};
   OK(bc_gemm(f->ctx, &g2));
-  OK(bc_op_merge_heads(f->ctx, &f->ops, dout, dctx, B, T, C, NH));
+  OK(bc_op_merge_heads(f->ctx, f->ops, dout, dctx, B, T, C, NH));
   download(f, dout, got, n);
   char what[128];
   SHAPE(what, "attention B=%d T=%d C=%d NH=%d", B, T, C, NH);
@@ -438,7 +484,7 @@ static void run_attention(fixture *f, const op_row *row, uint64_t seed) {
 
 /* to_half: bit for bit the host writer's bc_f32_to_f16 (round to nearest even, overflow to inf,
  * half subnormals), on edge values then on floats of every magnitude half can hold and beyond */
-static void run_to_half(fixture *f, const op_row *row, uint64_t seed) {
+static void run_to_half_fwd(fixture *f, const op_row *row, uint64_t seed) {
   bc_rng r;
   bc_rng_seed(&r, seed);
   static const float edge[] = {
@@ -459,7 +505,7 @@ static void run_to_half(fixture *f, const op_row *row, uint64_t seed) {
   uint16_t *got = malloc(n * 2);
   cl_mem din = upload_f(f, x, n);
   cl_mem dout = bc_test_upload(f->ctx, got, n * 2);
-  OK(bc_op_to_half(f->ctx, &f->ops, dout, din, (int)n));
+  OK(bc_op_to_half(f->ctx, f->ops, dout, din, (int)n));
   bc_test_download(f->ctx, dout, got, n * 2);
   size_t bad = 0;
   for (size_t i = 0; i < n; i++) {
@@ -481,53 +527,69 @@ static const struct {
   const char *op;
   op_runner run;
 } runners[] = {
-    {"embedding", run_embedding},   {"layernorm", run_layernorm}, {"bias_act", run_bias_act},
-    {"softmax", run_softmax},       {"split_merge", run_split_merge}, {"pool", run_pool},
-    {"l2norm_cls", run_l2norm_cls}, {"scale_add", run_scale_add},
-    {"gather_words", run_gather_words}, {"gemm", run_gemm},           {"attention", run_attention},
-    {"to_half", run_to_half},
+    {"embedding_fwd", run_embedding_fwd},   {"bias_residual_layernorm_fwd", run_bias_residual_layernorm_fwd}, {"bias_act_fwd", run_bias_act_fwd},
+    {"softmax_fwd", run_softmax_fwd},       {"split_merge_heads_fwd", run_split_merge_heads_fwd}, {"pool_fwd", run_pool_fwd},
+    {"gather_cls_l2norm_fwd", run_gather_cls_l2norm_fwd}, {"scale_add_fwd", run_scale_add_fwd},
+    {"gather_tokens_word_pool_fwd", run_gather_tokens_word_pool_fwd}, {"gemm", run_gemm},           {"attention", run_attention},
+    {"to_half_fwd", run_to_half_fwd},
+    {"bias_act_fwd_gelu_sweep", run_bias_act_fwd_gelu_sweep},
 };
 
 /* {op, B, T, C, NH, I, V, atol, rtol}: T = 1, odd sizes, C not a multiple of the work group
- * (128), C above it, a real MiniLM row width (384). */
+ * (128), C above it, a real MiniLM row width (384). For the CPU set: rows not a multiple of its
+ * groups (16), widths below 8, with a tail after 8-lane blocks, and multiples of 8. */
 static const op_row table[] = {
-    {"embedding", 1, 1, 32, 4, 64, 50, 1e-5f, 1e-5f},
-    {"embedding", 3, 7, 33, 3, 64, 101, 1e-5f, 1e-5f},
-    {"embedding", 2, 5, 384, 12, 64, 77, 1e-5f, 1e-5f},
-    {"layernorm", 1, 1, 1, 1, 1, 1, 1e-5f, 1e-5f},
-    {"layernorm", 3, 7, 33, 1, 1, 1, 1e-5f, 1e-5f},
-    {"layernorm", 2, 9, 300, 1, 1, 1, 1e-5f, 1e-5f},
-    {"bias_act", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-5f},
-    {"bias_act", 3, 7, 65, 1, 1, 1, 1e-6f, 1e-5f},
-    {"softmax", 1, 1, 4, 1, 1, 1, 1e-6f, 1e-5f},
-    {"softmax", 3, 7, 12, 3, 1, 1, 1e-6f, 1e-5f},
-    {"softmax", 2, 131, 8, 2, 1, 1, 1e-6f, 1e-5f},
-    {"split_merge", 1, 1, 4, 2, 1, 1, 0, 0},
-    {"split_merge", 3, 7, 12, 3, 1, 1, 0, 0},
-    {"pool", 1, 1, 5, 1, 1, 1, 1e-6f, 1e-5f},
-    {"pool", 4, 9, 33, 1, 1, 1, 1e-5f, 1e-5f},
-    {"l2norm_cls", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-5f},
-    {"l2norm_cls", 5, 3, 385, 1, 1, 1, 1e-6f, 1e-5f},
-    {"scale_add", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-6f},
-    {"scale_add", 3, 7, 130, 1, 1, 1, 1e-6f, 1e-6f},
-    {"gather_words", 1, 1, 3, 1, 1, 1, 0, 0},
-    {"gather_words", 4, 9, 33, 1, 1, 1, 0, 0},
-    {"gather_words", 3, 130, 5, 1, 1, 1, 0, 0},
+    {"embedding_fwd", 1, 1, 32, 4, 64, 50, 1e-5f, 1e-5f},
+    {"embedding_fwd", 3, 7, 33, 3, 64, 101, 1e-5f, 1e-5f},
+    {"embedding_fwd", 2, 5, 384, 12, 64, 77, 1e-5f, 1e-5f},
+    {"embedding_fwd", 3, 7, 40, 4, 64, 20, 1e-5f, 1e-5f},
+    {"bias_residual_layernorm_fwd", 1, 1, 1, 1, 1, 1, 1e-5f, 1e-5f},
+    {"bias_residual_layernorm_fwd", 3, 7, 33, 1, 1, 1, 1e-5f, 1e-5f},
+    {"bias_residual_layernorm_fwd", 2, 9, 300, 1, 1, 1, 1e-5f, 1e-5f},
+    {"bias_residual_layernorm_fwd", 37, 1, 384, 1, 1, 1, 1e-5f, 1e-5f},
+    {"bias_act_fwd", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-5f},
+    {"bias_act_fwd", 3, 7, 65, 1, 1, 1, 1e-6f, 1e-5f},
+    {"bias_act_fwd", 17, 1, 8, 1, 1, 1, 1e-6f, 1e-5f},
+    {"bias_act_fwd", 5, 1, 1536, 1, 1, 1, 1e-6f, 1e-5f},
+    {"softmax_fwd", 1, 1, 4, 1, 1, 1, 1e-6f, 1e-5f},
+    {"softmax_fwd", 3, 7, 12, 3, 1, 1, 1e-6f, 1e-5f},
+    {"softmax_fwd", 2, 131, 8, 2, 1, 1, 1e-6f, 1e-5f},
+    {"softmax_fwd", 1, 8, 1, 3, 1, 1, 1e-6f, 1e-5f},
+    {"softmax_fwd", 3, 128, 1, 2, 1, 1, 1e-6f, 1e-5f},
+    {"split_merge_heads_fwd", 1, 1, 4, 2, 1, 1, 0, 0},
+    {"split_merge_heads_fwd", 3, 7, 12, 3, 1, 1, 0, 0},
+    {"pool_fwd", 1, 1, 5, 1, 1, 1, 1e-6f, 1e-5f},
+    {"pool_fwd", 4, 9, 33, 1, 1, 1, 1e-5f, 1e-5f},
+    {"gather_cls_l2norm_fwd", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-5f},
+    {"gather_cls_l2norm_fwd", 5, 3, 385, 1, 1, 1, 1e-6f, 1e-5f},
+    {"gather_cls_l2norm_fwd", 17, 2, 384, 1, 1, 1, 1e-6f, 1e-5f},
+    {"scale_add_fwd", 1, 1, 1, 1, 1, 1, 1e-6f, 1e-6f},
+    {"scale_add_fwd", 3, 7, 130, 1, 1, 1, 1e-6f, 1e-6f},
+    {"gather_tokens_word_pool_fwd", 1, 1, 3, 1, 1, 1, 0, 0},
+    {"gather_tokens_word_pool_fwd", 4, 9, 33, 1, 1, 1, 0, 0},
+    {"gather_tokens_word_pool_fwd", 3, 130, 5, 1, 1, 1, 0, 0},
     {"gemm", 1, 1, 1, 1, 1, 1, 1e-5f, 1e-5f},
     {"gemm", 3, 7, 33, 1, 65, 1, 1e-4f, 1e-4f},
     {"attention", 1, 1, 8, 2, 1, 1, 1e-5f, 1e-4f},
     {"attention", 3, 7, 12, 3, 1, 1, 1e-5f, 1e-4f},
     {"attention", 2, 17, 32, 4, 1, 1, 1e-5f, 1e-4f},
-    {"to_half", 1, 1, 1, 1, 1, 1, 0, 0},
-    {"to_half", 3, 7, 131, 1, 1, 1, 0, 0},
+    {"to_half_fwd", 1, 1, 1, 1, 1, 1, 0, 0},
+    {"to_half_fwd", 3, 7, 131, 1, 1, 1, 0, 0},
+    /* C: row width of the sweep's matrix; V: the CPU set's ulp bound */
+    {"bias_act_fwd_gelu_sweep", 1, 1, 1000, 1, 1, 8, 1e-6f, 1e-5f},
 };
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
   f->ctx = bc_test_ctx();
-  if (f->ctx && bc_ops_init(f->ctx, &f->ops) != BERTCL_OK) {
-    fprintf(stderr, "bc_ops_init: %s\n", bertcl_last_error(f->ctx));
-    return -1;
+  for (int k = 0; k < 2 && f->ctx; k++) {
+    f->ctx->kset = (bc_kset)k; /* the op table builds the program for the context's set */
+    if (bc_ops_init(f->ctx, &f->set[k]) != BERTCL_OK) {
+      fprintf(stderr, "bc_ops_init (%s set): %s\n", bc_kset_name((bc_kset)k),
+              bertcl_last_error(f->ctx));
+      return -1;
+    }
+    assert_int_equal(f->set[k].kset, k);
   }
   *state = f;
   return 0;
@@ -535,7 +597,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  bc_ops_free(&f->ops);
+  bc_ops_free(&f->set[0]);
+  bc_ops_free(&f->set[1]);
   bertcl_ctx_free(f->ctx);
   free(f);
   return 0;
@@ -545,38 +608,43 @@ static void run_rows(void **state, const char *op) {
   fixture *f = *state;
   if (!f->ctx) skip();
   int n = 0;
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-    if (strcmp(table[i].op, op) != 0) continue;
-    for (size_t j = 0; j < sizeof runners / sizeof runners[0]; j++)
-      if (strcmp(runners[j].op, op) == 0) runners[j].run(f, &table[i], 1000 + i);
-    n++;
+  for (int k = 0; k < 2; k++) {
+    f->ops = &f->set[k];
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+      if (strcmp(table[i].op, op) != 0) continue;
+      for (size_t j = 0; j < sizeof runners / sizeof runners[0]; j++)
+        if (strcmp(runners[j].op, op) == 0) runners[j].run(f, &table[i], 1000 + i);
+      n++;
+    }
   }
   assert_true(n > 0);
 }
 
 #define OP_TEST(name) \
   static void test_##name(void **state) { run_rows(state, #name); }
-OP_TEST(embedding)
-OP_TEST(layernorm)
-OP_TEST(bias_act)
-OP_TEST(softmax)
-OP_TEST(split_merge)
-OP_TEST(pool)
-OP_TEST(l2norm_cls)
-OP_TEST(scale_add)
-OP_TEST(gather_words)
+OP_TEST(embedding_fwd)
+OP_TEST(bias_residual_layernorm_fwd)
+OP_TEST(bias_act_fwd)
+OP_TEST(softmax_fwd)
+OP_TEST(split_merge_heads_fwd)
+OP_TEST(pool_fwd)
+OP_TEST(gather_cls_l2norm_fwd)
+OP_TEST(scale_add_fwd)
+OP_TEST(gather_tokens_word_pool_fwd)
 OP_TEST(gemm)
 OP_TEST(attention)
-OP_TEST(to_half)
+OP_TEST(to_half_fwd)
+OP_TEST(bias_act_fwd_gelu_sweep)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_embedding), cmocka_unit_test(test_layernorm),
-      cmocka_unit_test(test_bias_act),  cmocka_unit_test(test_softmax),
-      cmocka_unit_test(test_split_merge), cmocka_unit_test(test_pool),
-      cmocka_unit_test(test_l2norm_cls), cmocka_unit_test(test_scale_add),
-      cmocka_unit_test(test_gather_words), cmocka_unit_test(test_gemm),
-      cmocka_unit_test(test_attention), cmocka_unit_test(test_to_half),
+      cmocka_unit_test(test_embedding_fwd), cmocka_unit_test(test_bias_residual_layernorm_fwd),
+      cmocka_unit_test(test_bias_act_fwd),  cmocka_unit_test(test_softmax_fwd),
+      cmocka_unit_test(test_split_merge_heads_fwd), cmocka_unit_test(test_pool_fwd),
+      cmocka_unit_test(test_gather_cls_l2norm_fwd), cmocka_unit_test(test_scale_add_fwd),
+      cmocka_unit_test(test_gather_tokens_word_pool_fwd), cmocka_unit_test(test_gemm),
+      cmocka_unit_test(test_attention), cmocka_unit_test(test_to_half_fwd),
+      cmocka_unit_test(test_bias_act_fwd_gelu_sweep),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);

@@ -777,10 +777,8 @@ static int model_fd(int tok, const char *model, const bc_config *cfg, const bc_l
   return ok;
 }
 
-/* A model of the tiny config with random weights large enough that attention is far from
- * uniform and GELU far from linear, dropout on at every site. */
-static void test_cls_fd_random(void **state) {
-  (void)state;
+/* The tiny configuration of the random-model checks. */
+static bc_config random_cfg(void) {
   bc_config cfg = {0};
   cfg.vocab_size = 30;
   cfg.hidden_size = 16;
@@ -791,6 +789,25 @@ static void test_cls_fd_random(void **state) {
   cfg.type_vocab_size = 2;
   cfg.layer_norm_eps = 1e-12f;
   cfg.act = BC_ACT_GELU;
+  return cfg;
+}
+
+/* Weights large enough that attention is far from uniform and GELU far from linear. */
+static void random_params(const bc_layout *lay, float *flat, bc_rng *r) {
+  for (int i = 0; i < lay->count; i++) {
+    const bc_tensor *t = &lay->t[i];
+    int is_ln_w = strstr(t->name, "LayerNorm.weight") != NULL;
+    float a = t->ndim == 2 ? 0.45f : 0.2f;
+    for (size_t e = 0; e < t->numel; e++)
+      flat[t->offset + e] = (is_ln_w ? 1.0f : 0.0f) + bc_rng_uniform(r, -a, a);
+  }
+}
+
+/* A model of the tiny config with random weights large enough that attention is far from
+ * uniform and GELU far from linear, dropout on at every site. */
+static void test_cls_fd_random(void **state) {
+  (void)state;
+  bc_config cfg = random_cfg();
   enum { B = 3, T = 7, K = 3 };
   uint64_t seed = 900;
   bc_rng r;
@@ -798,13 +815,7 @@ static void test_cls_fd_random(void **state) {
   bc_layout lay;
   assert_int_equal(bc_layout_init(&lay, &cfg, K, 1), BERTCL_OK);
   float *flat = zeros_f(lay.total), *grad = zeros_f(lay.total);
-  for (int i = 0; i < lay.count; i++) {
-    const bc_tensor *t = &lay.t[i];
-    int is_ln_w = strstr(t->name, "LayerNorm.weight") != NULL;
-    float a = t->ndim == 2 ? 0.45f : 0.2f;
-    for (size_t e = 0; e < t->numel; e++)
-      flat[t->offset + e] = (is_ln_w ? 1.0f : 0.0f) + bc_rng_uniform(&r, -a, a);
-  }
+  random_params(&lay, flat, &r);
   int32_t ids[B * T], types[B * T], mask[B * T];
   for (int i = 0; i < B * T; i++) {
     ids[i] = (int32_t)(bc_rng_u32(&r) % (uint32_t)cfg.vocab_size);
@@ -855,16 +866,7 @@ static void test_cls_fd_random(void **state) {
  * others), dropout on at every site including the classifier's (on every token). */
 static void test_tok_fd_random(void **state) {
   (void)state;
-  bc_config cfg = {0};
-  cfg.vocab_size = 30;
-  cfg.hidden_size = 16;
-  cfg.num_layers = 2;
-  cfg.num_heads = 4;
-  cfg.intermediate_size = 24;
-  cfg.max_position = 12;
-  cfg.type_vocab_size = 2;
-  cfg.layer_norm_eps = 1e-12f;
-  cfg.act = BC_ACT_GELU;
+  bc_config cfg = random_cfg();
   enum { B = 3, T = 7, K = 4 };
   uint64_t seed = 901;
   bc_rng r;
@@ -873,13 +875,7 @@ static void test_tok_fd_random(void **state) {
   assert_int_equal(bc_layout_init(&lay, &cfg, K, 0), BERTCL_OK);
   assert_int_equal(bc_layout_find(&lay, "bert.pooler.dense.weight"), -1);
   float *flat = zeros_f(lay.total), *grad = zeros_f(lay.total);
-  for (int i = 0; i < lay.count; i++) {
-    const bc_tensor *t = &lay.t[i];
-    int is_ln_w = strstr(t->name, "LayerNorm.weight") != NULL;
-    float a = t->ndim == 2 ? 0.45f : 0.2f;
-    for (size_t e = 0; e < t->numel; e++)
-      flat[t->offset + e] = (is_ln_w ? 1.0f : 0.0f) + bc_rng_uniform(&r, -a, a);
-  }
+  random_params(&lay, flat, &r);
   int32_t ids[B * T], types[B * T], mask[B * T], labels[B * T];
   for (int i = 0; i < B * T; i++) {
     ids[i] = (int32_t)(bc_rng_u32(&r) % (uint32_t)cfg.vocab_size);

@@ -206,6 +206,10 @@ static void test_labelmaps(void **state) {
   size_t lines[2] = {4, 9};
   assert_int_equal(bc_labels_targets(&err, "r.tsv", mixed, lines, 2, t), BERTCL_ERR_FORMAT);
   assert_non_null(strstr(err.msg, "r.tsv:9: the label 'a' is not a number"));
+  /* found by fuzz_inputs: a finite double beyond the float range became an inf target */
+  const char *huge[] = {"1.5", "1e39"};
+  assert_int_equal(bc_labels_targets(&err, "r.tsv", huge, lines, 2, t), BERTCL_ERR_FORMAT);
+  assert_non_null(strstr(err.msg, "r.tsv:9: the label '1e39' is beyond the float range"));
 }
 
 static void test_metrics(void **state) {

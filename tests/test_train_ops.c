@@ -1,6 +1,8 @@
-/* Backward and optimizer kernels (cl/backward.cl) against their plain-C twins in
- * src/ref/ref_train.h, on random inputs with fixed seeds: odd sizes, T = 1, rows not a multiple
- * of the work-group size. Failures print op, shape, index, expected, got, seed. */
+/* Backward and optimizer kernels (cl/backward.cl) and the training step's forward helpers
+ * (cl/trainer.cl) against their plain-C twins in src/ref, on random inputs with fixed seeds: odd
+ * sizes, T = 1, rows not a multiple of the work-group size. Every test runs on both kernel sets
+ * (bc_kset: test_x_gpu, test_x_cpu), whatever the device. Failures print op, shape, index,
+ * expected, got, seed and the set. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +16,8 @@
 
 typedef struct {
   bertcl_ctx *ctx;
-  bc_train_ops ops;
+  bc_train_ops set[2]; /* indexed by bc_kset */
+  bc_train_ops *ops;   /* the set the test runs on */
 } fixture;
 
 #define up(f, x, bytes) bc_test_upload((f)->ctx, (x), (bytes))
@@ -24,21 +27,32 @@ typedef struct {
   do {                                                                                      \
     if ((call) != BERTCL_OK) fail_msg("%s: %s", #call, bertcl_last_error(f->ctx));          \
   } while (0)
-#define NAME(buf, ...) snprintf(buf, sizeof buf, __VA_ARGS__)
+/* "op shape (cpu set)": what a failure names */
+#define NAME(buf, ...)                                                                   \
+  do {                                                                                   \
+    int n_ = snprintf(buf, sizeof buf, __VA_ARGS__);                                     \
+    if (n_ > 0 && (size_t)n_ < sizeof buf)                                               \
+      snprintf(buf + n_, sizeof buf - (size_t)n_, " (%s set)", bc_kset_name(f->ops->kset)); \
+  } while (0)
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
   f->ctx = bc_test_ctx();
-  if (f->ctx && bc_train_ops_init(f->ctx, &f->ops) != BERTCL_OK) {
-    fprintf(stderr, "%s\n", bertcl_last_error(f->ctx));
-    return -1;
+  for (int k = 0; k < 2 && f->ctx; k++) {
+    f->ctx->kset = (bc_kset)k; /* the op table builds the program for the context's set */
+    if (bc_train_ops_init(f->ctx, &f->set[k]) != BERTCL_OK) {
+      fprintf(stderr, "bc_train_ops_init (%s set): %s\n", bc_kset_name((bc_kset)k),
+              bertcl_last_error(f->ctx));
+      return -1;
+    }
   }
   *state = f;
   return 0;
 }
 static int teardown(void **state) {
   fixture *f = *state;
-  bc_train_ops_free(&f->ops);
+  bc_train_ops_free(&f->set[0]);
+  bc_train_ops_free(&f->set[1]);
   bertcl_ctx_free(f->ctx);
   free(f);
   return 0;
@@ -58,7 +72,7 @@ static void test_dropout(void **state) {
       ref_dropout d = {.p = ps[pi], .seed = 0x123456789abcULL, .step = 3, .id = 21};
       ref_dropout_fwd(want, x, n, &d);
       cl_mem dx = up(f, x, n * 4);
-      OK(bc_op_dropout(f->ctx, &f->ops, dx, dx, d.p, d.seed, d.step, d.id, n));
+      OK(bc_op_dropout(f->ctx, f->ops, dx, dx, d.p, d.seed, d.step, d.id, n));
       down(f, dx, got, n * 4);
       char what[96];
       NAME(what, "dropout_fwd n=%zu p=%g", n, d.p);
@@ -71,21 +85,24 @@ static void test_dropout(void **state) {
 static void test_layernorm_bwd(void **state) {
   fixture *f = *state;
   if (!f->ctx) skip();
-  int shapes[][2] = {{1, 1}, {7, 33}, {5, 300}};
-  for (int s = 0; s < 3; s++) {
+  int shapes[][2] = {{1, 1}, {7, 33}, {5, 300}, {19, 384}};
+  for (int s = 0; s < 4; s++) {
     int N = shapes[s][0], C = shapes[s][1];
     bc_rng r;
     bc_rng_seed(&r, 100 + s);
     float *x = rnd(&r, (size_t)N * C, -2, 2), *w = rnd(&r, C, 0.5f, 1.5f),
           *dout = rnd(&r, (size_t)N * C, -1, 1);
-    float *dx = calloc((size_t)N * C, 4), *dw = calloc(C, 4), *db = calloc(C, 4);
+    /* dw, db accumulate (+=) into what is there */
+    float *dx = calloc((size_t)N * C, 4), *dw = rnd(&r, C, -1, 1), *db = rnd(&r, C, -1, 1);
+    float *gdy = calloc((size_t)N * C, 4), *gdw = malloc(C * 4), *gdb = malloc(C * 4);
+    memcpy(gdw, dw, C * 4);
+    memcpy(gdb, db, C * 4);
     ref_layernorm_bwd(dx, dw, db, dout, x, w, 1e-12f, N, C);
-    float *gdy = calloc((size_t)N * C, 4), *gdw = calloc(C, 4), *gdb = calloc(C, 4);
     float *stats = calloc((size_t)N * 2, 4); /* (N, 2) */
     cl_mem ddy = up(f, gdy, (size_t)N * C * 4), dst = up(f, stats, (size_t)N * 2 * 4),
            ddw = up(f, gdw, C * 4), ddb = up(f, gdb, C * 4), ddo = up(f, dout, (size_t)N * C * 4),
            dxx = up(f, x, (size_t)N * C * 4), dww = up(f, w, C * 4);
-    OK(bc_op_layernorm_bwd(f->ctx, &f->ops, ddy, dst, ddw, ddb, ddo, dxx, dww, 1e-12f, N, C));
+    OK(bc_op_layernorm_bwd(f->ctx, f->ops, ddy, dst, ddw, ddb, ddo, dxx, dww, 1e-12f, N, C));
     down(f, ddy, gdy, (size_t)N * C * 4);
     down(f, ddw, gdw, C * 4);
     down(f, ddb, gdb, C * 4);
@@ -106,19 +123,24 @@ static void test_layernorm_bwd(void **state) {
 static void test_bias_act_colsum_tanh(void **state) {
   fixture *f = *state;
   if (!f->ctx) skip();
-  int N = 7, C = 65;
-  size_t n = (size_t)N * C;
   bc_act acts[] = {BC_ACT_GELU, BC_ACT_GELU_TANH, BC_ACT_RELU};
+  int shapes[][2] = {{7, 65}, {19, 1536}}; /* a tail of 1; MiniLM's FFN width */
+  for (int sh = 0; sh < 2; sh++)
   for (int a = 0; a < 3; a++) {
+    int N = shapes[sh][0], C = shapes[sh][1];
+    size_t n = (size_t)N * C;
     bc_rng r;
     bc_rng_seed(&r, 200 + a);
     float *x = rnd(&r, n, -4, 4), *b = rnd(&r, C, -1, 1), *dout = rnd(&r, n, -1, 1);
-    float *want = malloc(n * 4), *got = malloc(n * 4), *dbias = calloc(C, 4), *gdb = calloc(C, 4);
+    /* the bias gradient accumulates (+=) into what is there */
+    float *want = malloc(n * 4), *got = malloc(n * 4), *dbias = rnd(&r, C, -1, 1),
+          *gdb = malloc(C * 4);
+    memcpy(gdb, dbias, C * 4);
     ref_bias_act_bwd(want, dbias, dout, x, b, acts[a], N, C);
     cl_mem dx = up(f, got, n * 4), ddo = up(f, dout, n * 4), dxx = up(f, x, n * 4),
            dbb = up(f, b, C * 4), ddb = up(f, gdb, C * 4);
-    OK(bc_op_bias_act_bwd(f->ctx, &f->ops, dx, ddo, dxx, dbb, (int)acts[a], N, C));
-    OK(bc_op_colsum_bwd(f->ctx, &f->ops, ddb, dx, N, C));
+    OK(bc_op_bias_act_bwd(f->ctx, f->ops, dx, ddo, dxx, dbb, (int)acts[a], N, C));
+    OK(bc_op_colsum_bwd(f->ctx, f->ops, ddb, dx, N, C));
     down(f, dx, got, n * 4);
     down(f, ddb, gdb, C * 4);
     char what[96];
@@ -130,17 +152,59 @@ static void test_bias_act_colsum_tanh(void **state) {
     for (int i = 0; i < 5; i++) clReleaseMemObject(ms[i]);
     free(x); free(b); free(dout); free(want); free(got); free(dbias); free(gdb);
   }
+  size_t n = 455;
   bc_rng r;
   bc_rng_seed(&r, 210);
   float *y = rnd(&r, n, -0.99f, 0.99f), *dout = rnd(&r, n, -1, 1), *want = malloc(n * 4),
         *got = malloc(n * 4);
   ref_tanh_bwd(want, dout, y, n);
   cl_mem dy = up(f, y, n * 4), ddo = up(f, dout, n * 4);
-  OK(bc_op_tanh_bwd(f->ctx, &f->ops, ddo, ddo, dy, n));
+  OK(bc_op_tanh_bwd(f->ctx, f->ops, ddo, ddo, dy, n));
   down(f, ddo, got, n * 4);
   assert_true(bc_check_close("tanh_bwd n=455", got, want, n, 1e-6f, 1e-5f, 210));
   clReleaseMemObject(dy); clReleaseMemObject(ddo);
   free(y); free(dout); free(want); free(got);
+}
+
+/* GELU's derivative on a dense sweep of inputs (bias 0, dout 1): against ref_bias_act_bwd
+ * (double) within 1e-6 + 1e-5 |ref|, and in the CPU set within 8 ulp of the exact derivative
+ * Phi(x) + x phi(x) = erfc(-x / sqrt 2) / 2 + x exp(-x^2 / 2) / sqrt(2 pi) in double, wherever
+ * that is a normal float; ulps of the larger of the two terms (they cancel near x = -0.75, where
+ * the derivative crosses zero). See run_bias_act_fwd_gelu_sweep in tests/test_ops.c. */
+static void test_bias_act_bwd_gelu_sweep(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  size_t n = 0;
+  float *x = bc_sweep_alloc(12.0f, getenv("BERTCL_OCLGRIND") ? 18 : 12, &n);
+  int C = 1000, N = (int)((n + (size_t)C - 1) / (size_t)C);
+  size_t total = (size_t)N * C;
+  float *xs = calloc(total, 4), *ones = malloc(total * 4), *want = calloc(total, 4),
+        *got = calloc(total, 4), *bias = calloc((size_t)C, 4), *dbias = calloc((size_t)C, 4);
+  memcpy(xs, x, n * 4);
+  for (size_t i = 0; i < total; i++) ones[i] = 1.0f;
+  ref_bias_act_bwd(want, dbias, ones, xs, bias, BC_ACT_GELU, N, C);
+  cl_mem dx = up(f, got, total * 4), ddo = up(f, ones, total * 4), dxx = up(f, xs, total * 4),
+         db = up(f, bias, (size_t)C * 4);
+  OK(bc_op_bias_act_bwd(f->ctx, f->ops, dx, ddo, dxx, db, (int)BC_ACT_GELU, N, C));
+  down(f, dx, got, total * 4);
+  char what[160];
+  NAME(what, "bias_act_bwd gelu sweep [-12, 12] N=%d C=%d", N, C);
+  fprintf(stderr, "%s: max |err| %.3g against ref_bias_act_bwd\n", what,
+          bc_max_abs_diff(got, want, n));
+  assert_true(bc_check_close(what, got, want, n, 1e-6f, 1e-5f, 0));
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) { /* the exact derivative where it is a normal float */
+    double v = xs[i], cdf = 0.5 * erfc(-v * 0.70710678118654752440),
+           xpdf = v * exp(-0.5 * v * v) * 0.39894228040143267794, e = cdf + xpdf;
+    if (fabs(e) < 1.17549435e-38) continue;
+    xs[m] = xs[i], got[m] = got[i], want[m] = (float)e;
+    ones[m++] = (float)fmax(fabs(cdf), fabs(xpdf)); /* the ulp scale */
+  }
+  NAME(what, "bias_act_bwd gelu sweep [-12, 12] vs the exact derivative in double");
+  bc_err_stats es = bc_error_stats(what, xs, got, want, ones, m);
+  if (f->ops->kset == BC_KSET_CPU) assert_true(es.max_ulp <= 8.0);
+  clReleaseMemObject(dx); clReleaseMemObject(ddo); clReleaseMemObject(dxx); clReleaseMemObject(db);
+  free(x); free(xs); free(ones); free(want); free(got); free(bias); free(dbias);
 }
 
 static void test_softmax_bwd(void **state) {
@@ -157,7 +221,7 @@ static void test_softmax_bwd(void **state) {
     ref_softmax_fwd(p, NULL, 1.0f, B, NH, T); /* real probabilities */
     ref_softmax_bwd(want, dp, p, 0.125f, B, NH, T);
     cl_mem dpp = up(f, p, n * 4), ddp = up(f, dp, n * 4);
-    OK(bc_op_softmax_bwd(f->ctx, &f->ops, ddp, ddp, dpp, 0.125f, B * NH * T, T));
+    OK(bc_op_softmax_bwd(f->ctx, f->ops, ddp, ddp, dpp, 0.125f, B * NH * T, T));
     down(f, ddp, got, n * 4);
     char what[96];
     NAME(what, "softmax_bwd B=%d NH=%d T=%d", B, NH, T);
@@ -192,8 +256,8 @@ static void test_embedding_bwd(void **state) {
          dlb_ = up(f, z, C * 4), ddo = up(f, dout, N * C * 4), dx = up(f, xin, N * C * 4),
          dw = up(f, lw, C * 4), dwd = up(f, z, (size_t)V * C * 4), dpd = up(f, z, (size_t)P * C * 4),
          dtd = up(f, z, (size_t)TT * C * 4), dtt = up(f, tt, N * 4);
-  OK(bc_op_layernorm_bwd(f->ctx, &f->ops, ddy, dst, dlw_, dlb_, ddo, dx, dw, 1e-12f, (int)N, C));
-  OK(bc_op_embedding_bwd(f->ctx, &f->ops, dwd, dpd, dtd, ddy, ids, dtt, B, T, TT, C));
+  OK(bc_op_layernorm_bwd(f->ctx, f->ops, ddy, dst, dlw_, dlb_, ddo, dx, dw, 1e-12f, (int)N, C));
+  OK(bc_op_embedding_bwd(f->ctx, f->ops, dwd, dpd, dtd, ddy, ids, dtt, B, T, TT, C));
   float *g = malloc((size_t)V * C * 4 + (size_t)P * C * 4);
   down(f, dwd, g, (size_t)V * C * 4);
   assert_true(bc_check_close("embedding_bwd dword B=3 T=7 C=33", g, dword, (size_t)V * C, 1e-5f,
@@ -223,7 +287,7 @@ static void test_cross_entropy_norm_adamw(void **state) {
   int32_t labels[5] = {0, 2, -100, 1, 2};
   double lref = ref_cross_entropy_fwd_bwd(want, z, labels, B, K, 0.5f), lgot = 0;
   cl_mem dz = up(f, z, (size_t)B * K * 4), ddz = up(f, got, (size_t)B * K * 4);
-  OK(bc_op_cross_entropy(f->ctx, &f->ops, ddz, dz, labels, B, K, 0.5f, &lgot));
+  OK(bc_op_cross_entropy(f->ctx, f->ops, ddz, dz, labels, B, K, 0.5f, &lgot));
   down(f, ddz, got, (size_t)B * K * 4);
   assert_true(bc_check_close("cross_entropy dlogits B=5 K=3", got, want, (size_t)B * K, 1e-6f,
                              1e-5f, 500));
@@ -236,7 +300,7 @@ static void test_cross_entropy_norm_adamw(void **state) {
   float *gr = rnd(&r, n, -1, 1);
   double nref = ref_clip_grad_norm(gr, n, 0.0f), ngot = 0;
   cl_mem dg = up(f, gr, n * 4);
-  OK(bc_op_grad_norm(f->ctx, &f->ops, dg, n, &ngot));
+  OK(bc_op_grad_norm(f->ctx, f->ops, dg, n, &ngot));
   float a = (float)ngot, b = (float)nref;
   assert_true(bc_check_close("grad_norm n=70001", &a, &b, 1, 0, 1e-5f, 500));
   /* three AdamW steps on the tensor at offset 1000 of the flat buffers, with clipping scale */
@@ -249,7 +313,7 @@ static void test_cross_entropy_norm_adamw(void **state) {
     float gscale = 0.7f, lr = 1e-3f * t;
     for (size_t i = 0; i < n; i++) gs[i] = gr[i] * gscale;
     ref_adamw_update(p + off, gs + off, m + off, v + off, len, lr, 0.9f, 0.999f, 1e-8f, 0.01f, t);
-    OK(bc_op_adamw(f->ctx, &f->ops, dp, dm, dv, dg, off, len, gscale, lr, 0.9f, 0.999f, 1e-8f,
+    OK(bc_op_adamw(f->ctx, f->ops, dp, dm, dv, dg, off, len, gscale, lr, 0.9f, 0.999f, 1e-8f,
                    0.01f, t));
   }
   down(f, dp, pg, n * 4);
@@ -266,25 +330,12 @@ static void test_cross_entropy_norm_adamw(void **state) {
 
 /* The training step's forward helpers (cl/trainer.cl), against plain loops and the reference's
  * LayerNorm and dropout: embedding sum, LayerNorm, bias + dropout + residual, head layouts. */
-static void test_trainer_helpers(void **state) {
-  fixture *f = *state;
-  if (!f->ctx) skip();
-  static const char *const files[] = {"common.cl", "backward.cl", "trainer.cl"};
-  char opts[64];
-  snprintf(opts, sizeof opts, "-DWG=%zu -cl-std=CL1.2", f->ops.wg);
-  cl_program prog = NULL;
-  OK(bc_program_build(f->ctx, files, 3, opts, &prog));
-  cl_int rc;
-  cl_kernel kes = clCreateKernel(prog, "embedding_sum_fwd", &rc),
-            kln = clCreateKernel(prog, "layernorm_fwd", &rc),
-            kbdr = clCreateKernel(prog, "bias_dropout_residual_fwd", &rc),
-            ks1 = clCreateKernel(prog, "split_heads_one", &rc),
-            ksb = clCreateKernel(prog, "split_heads_bwd", &rc);
-  assert_int_equal(rc, CL_SUCCESS);
-  int B = 3, T = 7, C = 12, NH = 3, HS = 4, V = 9, P = 8, TT = 2, N = B * T;
+static void trainer_helpers(fixture *f, int B, int T, int C, int NH, uint64_t seed) {
+  int HS = C / NH, V = 9, P = T + 1, TT = 2, N = B * T;
   size_t n = (size_t)N * C;
+  char what[128];
   bc_rng r;
-  bc_rng_seed(&r, 600);
+  bc_rng_seed(&r, seed);
   float *we = rnd(&r, (size_t)V * C, -1, 1), *pe = rnd(&r, (size_t)P * C, -1, 1),
         *te = rnd(&r, (size_t)TT * C, -1, 1), *x = rnd(&r, n, -2, 2), *res = rnd(&r, n, -1, 1),
         *w = rnd(&r, C, 0.5f, 1.5f), *b = rnd(&r, C, -0.5f, 0.5f);
@@ -300,18 +351,17 @@ static void test_trainer_helpers(void **state) {
     for (int c = 0; c < C; c++)
       want[(size_t)i * C + c] = (we[(size_t)ids[i] * C + c] + te[(size_t)tt[i] * C + c]) +
                                 pe[(size_t)(i % T) * C + c];
-  const bc_karg a1[] = {KARG(dout), KARG(dids), KARG(dtt), KARG(dwe), KARG(dpe), KARG(dte),
-                        KARG(N), KARG(T), KARG(C)};
-  OK(bc_kernel_run(f->ctx, kes, "embedding_sum_fwd", a1, 9, n, 64));
+  OK(bc_op_embedding_sum(f->ctx, f->ops, dout, dids, dtt, dwe, dpe, dte, N, T, C));
   down(f, dout, got, n * 4);
-  assert_true(bc_check_close("embedding_sum_fwd N=21 C=12", got, want, n, 0, 0, 600));
+  NAME(what, "embedding_sum_fwd N=%d C=%d", N, C);
+  assert_true(bc_check_close(what, got, want, n, 0, 0, seed));
   /* LayerNorm */
   float eps = 1e-12f;
   ref_layernorm_fwd(want, x, w, b, eps, N, C);
-  const bc_karg a2[] = {KARG(dout), KARG(dx), KARG(dw), KARG(db), KARG(eps), KARG(C)};
-  OK(bc_kernel_run(f->ctx, kln, "layernorm_fwd", a2, 6, (size_t)N * f->ops.wg, f->ops.wg));
+  OK(bc_op_layernorm_fwd(f->ctx, f->ops, dout, dx, dw, db, eps, N, C));
   down(f, dout, got, n * 4);
-  assert_true(bc_check_close("layernorm_fwd N=21 C=12", got, want, n, 1e-5f, 1e-5f, 600));
+  NAME(what, "layernorm_fwd N=%d C=%d", N, C);
+  assert_true(bc_check_close(what, got, want, n, 1e-5f, 1e-5f, seed));
   /* bias + dropout + residual, with and without the residual */
   ref_dropout d = {.p = 0.25f, .seed = 99, .step = 2, .id = 17};
   for (int has_res = 0; has_res < 2; has_res++) {
@@ -319,14 +369,11 @@ static void test_trainer_helpers(void **state) {
     ref_dropout_fwd(want, want, n, &d);
     if (has_res)
       for (size_t i = 0; i < n; i++) want[i] += res[i];
-    cl_uint lo = (cl_uint)d.seed, hi = (cl_uint)(d.seed >> 32), step = d.step, id = d.id;
-    const bc_karg a3[] = {KARG(dout), KARG(dx), KARG(db), KARG(dres), KARG(has_res), KARG(d.p),
-                          KARG(lo), KARG(hi), KARG(step), KARG(id), KARG(N), KARG(C)};
-    OK(bc_kernel_run(f->ctx, kbdr, "bias_dropout_residual_fwd", a3, 12, n, 64));
+    OK(bc_op_bias_dropout_residual(f->ctx, f->ops, dout, dx, db, has_res ? dres : NULL, d.p,
+                                   d.seed, d.step, d.id, N, C));
     down(f, dout, got, n * 4);
-    assert_true(bc_check_close(has_res ? "bias_dropout_residual_fwd (residual)"
-                                       : "bias_dropout_residual_fwd",
-                               got, want, n, 1e-6f, 1e-6f, 600));
+    NAME(what, "bias_dropout_residual_fwd%s N=%d C=%d", has_res ? " (residual)" : "", N, C);
+    assert_true(bc_check_close(what, got, want, n, 1e-6f, 1e-6f, seed));
   }
   /* split_heads_one: (B*T, C) -> (B, NH, T, HS); split_heads_bwd: three of those -> (B*T, 3C) */
   for (int bb = 0; bb < B; bb++)
@@ -334,35 +381,52 @@ static void test_trainer_helpers(void **state) {
       for (int t = 0; t < T; t++)
         for (int e = 0; e < HS; e++)
           want[(((size_t)bb * NH + h) * T + t) * HS + e] = x[((size_t)bb * T + t) * C + h * HS + e];
-  const bc_karg a4[] = {KARG(dout), KARG(dx), KARG(B), KARG(T), KARG(C), KARG(NH)};
-  OK(bc_kernel_run(f->ctx, ks1, "split_heads_one", a4, 6, n, 64));
+  OK(bc_op_split_heads_one(f->ctx, f->ops, dout, dx, B, T, C, NH));
   down(f, dout, got, n * 4);
-  assert_true(bc_check_close("split_heads_one B=3 T=7 C=12 NH=3", got, want, n, 0, 0, 600));
+  NAME(what, "split_heads_one B=%d T=%d C=%d NH=%d", B, T, C, NH);
+  assert_true(bc_check_close(what, got, want, n, 0, 0, seed));
   cl_mem dh = up(f, got, n * 4), dqkv = up(f, want, n * 3 * 4);
   for (int i = 0; i < N; i++)
     for (int k = 0; k < 3; k++)
       memcpy(want + (size_t)i * 3 * C + (size_t)k * C, x + (size_t)i * C, (size_t)C * 4);
-  const bc_karg a5[] = {KARG(dqkv), KARG(dh), KARG(dh), KARG(dh), KARG(B), KARG(T), KARG(C),
-                        KARG(NH)};
-  OK(bc_kernel_run(f->ctx, ksb, "split_heads_bwd", a5, 8, n, 64));
+  OK(bc_op_split_heads_bwd(f->ctx, f->ops, dqkv, dh, dh, dh, B, T, C, NH));
   down(f, dqkv, got, n * 3 * 4);
-  assert_true(bc_check_close("split_heads_bwd B=3 T=7 C=12 NH=3", got, want, n * 3, 0, 0, 600));
+  NAME(what, "split_heads_bwd B=%d T=%d C=%d NH=%d", B, T, C, NH);
+  assert_true(bc_check_close(what, got, want, n * 3, 0, 0, seed));
   cl_mem ms[] = {dwe, dpe, dte, dids, dtt, dx, dres, dw, db, dout, dh, dqkv};
   for (int i = 0; i < 12; i++) clReleaseMemObject(ms[i]);
-  cl_kernel kk[] = {kes, kln, kbdr, ks1, ksb};
-  for (int i = 0; i < 5; i++) clReleaseKernel(kk[i]);
-  clReleaseProgram(prog);
   free(we); free(pe); free(te); free(x); free(res); free(w); free(b); free(ids); free(tt);
   free(want); free(got);
 }
 
+static void test_trainer_helpers(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  trainer_helpers(f, 3, 7, 12, 3, 600); /* C: one 8-lane block and a tail of 4 */
+  trainer_helpers(f, 2, 9, 44, 4, 601); /* 18 rows (two CPU groups), HS 11 */
+}
+
+/* test_x_gpu and test_x_cpu: test_x on each kernel set */
+#define BOTH_SETS(name)                                                                     \
+  static void name##_gpu(void **state) {                                                    \
+    fixture *f = *state;                                                                    \
+    f->ops = &f->set[BC_KSET_GPU];                                                          \
+    name(state);                                                                            \
+  }                                                                                         \
+  static void name##_cpu(void **state) {                                                    \
+    fixture *f = *state;                                                                    \
+    f->ops = &f->set[BC_KSET_CPU];                                                          \
+    name(state);                                                                            \
+  }
+#define TESTS(X)                                                                            \
+  X(test_dropout) X(test_layernorm_bwd) X(test_bias_act_colsum_tanh)                        \
+  X(test_bias_act_bwd_gelu_sweep) X(test_softmax_bwd) X(test_embedding_bwd)                 \
+  X(test_cross_entropy_norm_adamw) X(test_trainer_helpers)
+TESTS(BOTH_SETS)
+#define BOTH_ENTRIES(name) cmocka_unit_test(name##_gpu), cmocka_unit_test(name##_cpu),
+
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_dropout),          cmocka_unit_test(test_layernorm_bwd),
-      cmocka_unit_test(test_bias_act_colsum_tanh), cmocka_unit_test(test_softmax_bwd),
-      cmocka_unit_test(test_embedding_bwd),    cmocka_unit_test(test_cross_entropy_norm_adamw),
-      cmocka_unit_test(test_trainer_helpers),
-  };
+  const struct CMUnitTest tests[] = {TESTS(BOTH_ENTRIES)};
   const char *filter = getenv("BERTCL_TEST_FILTER");
   if (filter && *filter) cmocka_set_test_filter(filter);
   return cmocka_run_group_tests_name("train_ops", tests, setup, teardown);

@@ -122,57 +122,17 @@ static void test_trainer_reg_grads(void **state) {
 }
 
 
-/* The fixture's recipe: three optimizer steps, each over `grad_accum` micro-batches, clipping,
- * warm-up and decay; parameters after them against transformers' with test_ref_bwd's bounds. */
-static void test_trainer_adamw_steps(void **state) {
-  (void)state;
-  tiny t;
-  if (!trainer_tiny_open(&t)) skip();
-  bc_layout lay;
-  float *flat = tiny_params(&t, &lay, 3, "cls");
-  bc_trainer *tr = make_trainer(&t, 3, flat);
-  const float lr = (float)tiny_meta_num(&t, "lr"), wd = (float)tiny_meta_num(&t, "weight_decay");
-  const float eps = (float)tiny_meta_num(&t, "eps"), max_norm = (float)tiny_meta_num(&t, "max_grad_norm");
-  const char *betas = strstr(bc_st_metadata(t.fx, "adamw"), "\"betas\": [");
-  assert_non_null(betas);
-  char *endp;
-  float b1 = strtof(betas + 10, &endp), b2 = strtof(endp + 1, NULL);
-  int warmup = (int)tiny_meta_num(&t, "warmup_steps"), total = (int)tiny_meta_num(&t, "total_steps");
-  int accum = (int)tiny_meta_num(&t, "grad_accum");
-  assert_true(total == 3 && accum >= 1 && t.B % accum == 0);
-  bc_adamw_cfg ac = {b1, b2, eps, wd};
-  float *want_loss = bc_test_fixture_f32(t.fx, "adamw.loss", 3);
-  float *want_norm = bc_test_fixture_f32(t.fx, "adamw.grad_norm", 3);
-  int mb = t.B / accum, ok = 1;
-  for (int s = 0; s < total; s++) {
-    TR_OK(bc_trainer_zero_grad(tr));
-    double step_loss = 0.0;
-    for (int j = 0; j < accum; j++) {
-      size_t r0 = (size_t)j * mb * t.T;
-      double l = 0.0;
-      TR_OK(bc_trainer_fwd_bwd(tr, t.ids + r0, t.types + r0, t.mask + r0,
-                               t.labels + (size_t)j * mb, NULL, mb, t.T, NULL, 1.0f / accum, 1,
-                               &l, NULL));
-      step_loss += l / accum;
-    }
-    double nrm = 0;
-    float lr_s = bc_lr_linear(s, warmup, total, lr);
-    TR_OK(bc_trainer_step(tr, &ac, lr_s, max_norm, s + 1, &nrm));
-    printf("  step %d: loss %.9g (transformers %.9g), grad norm %.9g (%.9g), lr %g\n", s + 1,
-           step_loss, (double)want_loss[s], nrm, (double)want_norm[s], (double)lr_s);
-    if (fabs(step_loss - want_loss[s]) > 2e-6 || fabs(nrm - want_norm[s]) > 1e-5 * want_norm[s]) {
-      printf("FAIL trainer adamw step %d: loss or grad norm differs from transformers\n", s + 1);
-      ok = 0;
-    }
-  }
-  TR_OK(bc_trainer_read(tr, BC_TR_PARAMS, flat));
+/* The parameters after the fixture's three AdamW steps (`pre`.<name>) against the trainer's
+ * flat (the bounds of test_ref_bwd). Returns 1 when all pass. */
+static int check_after_adamw(tiny *t, const bc_layout *lay, const float *flat, const char *pre) {
+  int ok = 1;
   double worst = 0.0;
   const char *worst_name = "";
-  for (int i = 0; i < lay.count; i++) {
-    const bc_tensor *tt = &lay.t[i];
+  for (int i = 0; i < lay->count; i++) {
+    const bc_tensor *tt = &lay->t[i];
     char name[160], what[256];
-    snprintf(name, sizeof name, "adamw.%s", tt->name);
-    float *want = bc_test_fixture_f32(t.fx, name, tt->numel);
+    snprintf(name, sizeof name, "%s.%s", pre, tt->name);
+    float *want = bc_test_fixture_f32(t->fx, name, tt->numel);
     double d = bc_max_abs_diff(flat + tt->offset, want, tt->numel);
     snprintf(what, sizeof what, "trainer %s after 3 AdamW steps vs transformers", tt->name);
     if (strstr(tt->name, "attention.self.key.bias")) {
@@ -202,13 +162,73 @@ static void test_trainer_adamw_steps(void **state) {
     }
     free(want);
   }
-  printf("  after 3 AdamW steps: max |trainer - transformers| = %.3g (%s)\n", worst, worst_name);
+  printf("  %s after 3 AdamW steps: max |trainer - transformers| = %.3g (%s)\n", pre, worst,
+         worst_name);
+  return ok;
+}
+
+/* The fixture's recipe: three optimizer steps, each over `grad_accum` micro-batches, clipping,
+ * warm-up and decay; parameters after them against transformers' with test_ref_bwd's bounds.
+ * tok: the token head (tiny-token-ref.safetensors, "tok_adamw.*"), else the sequence head. */
+static void adamw_case(int tok) {
+  tiny t;
+  if (!trainer_tiny_open_head(&t, tok)) skip();
+  const int K = tok ? 5 : 3;
+  const char *pre = tok ? "tok_adamw" : "adamw";
+  char name[64];
+  bc_layout lay;
+  float *flat = tok ? tiny_params_nopool(&t, &lay, K, "tok") : tiny_params(&t, &lay, K, "cls");
+  bc_trainer *tr = make_trainer_head(&t, tok ? BC_HEAD_TOKEN : BC_HEAD_SEQUENCE, K, flat, 0);
+  const float lr = (float)tiny_meta_num(&t, "lr"), wd = (float)tiny_meta_num(&t, "weight_decay");
+  const float eps = (float)tiny_meta_num(&t, "eps"), max_norm = (float)tiny_meta_num(&t, "max_grad_norm");
+  const char *betas = strstr(bc_st_metadata(t.fx, "adamw"), "\"betas\": [");
+  assert_non_null(betas);
+  char *endp;
+  float b1 = strtof(betas + 10, &endp), b2 = strtof(endp + 1, NULL);
+  int warmup = (int)tiny_meta_num(&t, "warmup_steps"), total = (int)tiny_meta_num(&t, "total_steps");
+  int accum = (int)tiny_meta_num(&t, "grad_accum");
+  assert_true(total == 3 && accum >= 1 && t.B % accum == 0);
+  bc_adamw_cfg ac = {b1, b2, eps, wd};
+  snprintf(name, sizeof name, "%s.loss", pre);
+  float *want_loss = bc_test_fixture_f32(t.fx, name, 3);
+  snprintf(name, sizeof name, "%s.grad_norm", pre);
+  float *want_norm = bc_test_fixture_f32(t.fx, name, 3);
+  int mb = t.B / accum, ok = 1;
+  for (int s = 0; s < total; s++) {
+    TR_OK(bc_trainer_zero_grad(tr));
+    double step_loss = 0.0;
+    for (int j = 0; j < accum; j++) {
+      size_t r0 = (size_t)j * mb * t.T;
+      double l = 0.0;
+      /* each micro-batch's mean loss / accum, as the fixture's recipe */
+      TR_OK(bc_trainer_fwd_bwd(tr, t.ids + r0, t.types + r0, t.mask + r0,
+                               tok ? t.tok_labels + r0 : t.labels + (size_t)j * mb, NULL, mb, t.T,
+                               NULL, 1.0f / accum, 1, &l, NULL));
+      step_loss += l / accum;
+    }
+    double nrm = 0;
+    float lr_s = bc_lr_linear(s, warmup, total, lr);
+    TR_OK(bc_trainer_step(tr, &ac, lr_s, max_norm, s + 1, &nrm));
+    printf("  step %d: loss %.9g (transformers %.9g), grad norm %.9g (%.9g), lr %g\n", s + 1,
+           step_loss, (double)want_loss[s], nrm, (double)want_norm[s], (double)lr_s);
+    if (fabs(step_loss - want_loss[s]) > 2e-6 || fabs(nrm - want_norm[s]) > 1e-5 * want_norm[s]) {
+      printf("FAIL trainer %s step %d: loss or grad norm differs from transformers\n", pre, s + 1);
+      ok = 0;
+    }
+  }
+  TR_OK(bc_trainer_read(tr, BC_TR_PARAMS, flat));
+  ok &= check_after_adamw(&t, &lay, flat, pre);
   free(want_loss), free(want_norm);
   bc_trainer_free(tr);
   free(flat);
   bc_layout_free(&lay);
   trainer_tiny_close(&t);
   assert_true(ok);
+}
+
+static void test_trainer_adamw_steps(void **state) {
+  (void)state;
+  adamw_case(0);
 }
 
 /* Dropout on (every site, p = 0.1 .. 0.2): the OpenCL step equals the C reference's with the
@@ -389,76 +409,7 @@ static void test_trainer_tok_grads(void **state) {
 /* Three AdamW steps with two accumulated micro-batches: parameters against transformers'. */
 static void test_trainer_tok_adamw_steps(void **state) {
   (void)state;
-  tiny t;
-  if (!trainer_tiny_open_head(&t, 1)) skip();
-  const int K = 5;
-  bc_layout lay;
-  float *flat = tiny_params_nopool(&t, &lay, K, "tok");
-  bc_trainer *tr = make_trainer_head(&t, BC_HEAD_TOKEN, K, flat, 0);
-  const float lr = (float)tiny_meta_num(&t, "lr"), wd = (float)tiny_meta_num(&t, "weight_decay");
-  const float eps = (float)tiny_meta_num(&t, "eps"), max_norm = (float)tiny_meta_num(&t, "max_grad_norm");
-  int warmup = (int)tiny_meta_num(&t, "warmup_steps"), total = (int)tiny_meta_num(&t, "total_steps");
-  int accum = (int)tiny_meta_num(&t, "grad_accum");
-  assert_true(total == 3 && accum >= 1 && t.B % accum == 0);
-  bc_adamw_cfg ac = {0.9f, 0.999f, eps, wd};
-  float *want_loss = bc_test_fixture_f32(t.fx, "tok_adamw.loss", 3);
-  float *want_norm = bc_test_fixture_f32(t.fx, "tok_adamw.grad_norm", 3);
-  int mb = t.B / accum, ok = 1;
-  for (int s = 0; s < total; s++) {
-    TR_OK(bc_trainer_zero_grad(tr));
-    double step_loss = 0.0;
-    for (int j = 0; j < accum; j++) {
-      size_t r0 = (size_t)j * mb * t.T;
-      double l = 0.0;
-      TR_OK(bc_trainer_fwd_bwd(tr, t.ids + r0, t.types + r0, t.mask + r0, t.tok_labels + r0,
-                               NULL, mb, t.T, NULL, 1.0f / accum, 1, &l, NULL));
-      step_loss += l / accum;
-    }
-    double nrm = 0;
-    float lr_s = bc_lr_linear(s, warmup, total, lr);
-    TR_OK(bc_trainer_step(tr, &ac, lr_s, max_norm, s + 1, &nrm));
-    printf("  step %d: loss %.9g (transformers %.9g), grad norm %.9g (%.9g), lr %g\n", s + 1,
-           step_loss, (double)want_loss[s], nrm, (double)want_norm[s], (double)lr_s);
-    if (fabs(step_loss - want_loss[s]) > 2e-6 || fabs(nrm - want_norm[s]) > 1e-5 * want_norm[s]) {
-      printf("FAIL trainer tok adamw step %d: loss or grad norm differs from transformers\n", s + 1);
-      ok = 0;
-    }
-  }
-  TR_OK(bc_trainer_read(tr, BC_TR_PARAMS, flat));
-  double worst = 0.0;
-  const char *worst_name = "";
-  for (int i = 0; i < lay.count; i++) {
-    const bc_tensor *tt = &lay.t[i];
-    char name[160], what[256];
-    snprintf(name, sizeof name, "tok_adamw.%s", tt->name);
-    float *want = bc_test_fixture_f32(t.fx, name, tt->numel);
-    double d = bc_max_abs_diff(flat + tt->offset, want, tt->numel);
-    snprintf(what, sizeof what, "trainer %s after 3 AdamW steps vs transformers", tt->name);
-    if (strstr(tt->name, "attention.self.key.bias")) { /* rounding noise: see test_ref_bwd */
-      if (!bc_check_close(what, flat + tt->offset, want, tt->numel, 3e-3f, 0, 0)) ok = 0;
-      free(want);
-      continue;
-    }
-    if (d > worst) worst = d, worst_name = tt->name;
-    size_t loose = 0, bad = 0;
-    for (size_t e = 0; e < tt->numel; e++) {
-      double de = fabs((double)flat[tt->offset + e] - want[e]);
-      if (de <= 4e-6 + 1e-5 * fabs(want[e])) continue;
-      if (de <= 1.5e-3) loose++; else bad++;
-    }
-    if (bad || loose * 1000 > tt->numel) {
-      bc_check_close(what, flat + tt->offset, want, tt->numel, 4e-6f, 1e-5f, 0);
-      ok = 0;
-    }
-    free(want);
-  }
-  printf("  tok after 3 AdamW steps: max |trainer - transformers| = %.3g (%s)\n", worst, worst_name);
-  free(want_loss), free(want_norm);
-  bc_trainer_free(tr);
-  free(flat);
-  bc_layout_free(&lay);
-  trainer_tiny_close(&t);
-  assert_true(ok);
+  adamw_case(1);
 }
 
 /* Dropout on at every site: the step equals ref_tok_fwd_bwd's with the same seed; a frozen

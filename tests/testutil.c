@@ -101,6 +101,45 @@ int bc_check_close(const char *what, const float *got, const float *ref, size_t 
   return 1;
 }
 
+float *bc_sweep_alloc(float lim, int shift, size_t *n) {
+  uint32_t top;
+  memcpy(&top, &lim, 4);
+  size_t grid = (size_t)(2.0 * lim * 1024.0) + 1, bits = (size_t)(top >> shift) + 1;
+  float *x = malloc((grid + 2 * bits + 2) * sizeof *x);
+  assert_non_null(x);
+  size_t k = 0;
+  for (size_t i = 0; i < grid; i++) x[k++] = -lim + (float)i / 1024.0f;
+  for (uint32_t u = 0; u <= top && (u >> shift) < bits; u += (uint32_t)1 << shift) {
+    float v;
+    memcpy(&v, &u, 4);
+    x[k++] = v;
+    x[k++] = -v;
+  }
+  x[k++] = 0.0f;
+  x[k++] = -0.0f;
+  *n = k;
+  return x;
+}
+
+bc_err_stats bc_error_stats(const char *what, const float *x, const float *got, const float *ref,
+                            const float *scale, size_t n) {
+  bc_err_stats s = {0, 0};
+  size_t ia = 0, iu = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)got[i] - (double)ref[i]);
+    if (isnan(got[i]) != isnan(ref[i])) d = INFINITY;
+    if (isnan(d)) d = 0; /* both NaN */
+    int e;
+    frexp(fmax(fabs((double)(scale ? scale[i] : ref[i])), 1.17549435e-38), &e);
+    double ulp = ldexp(1.0, e - 24), u = d / ulp;
+    if (d > s.max_abs) s.max_abs = d, ia = i;
+    if (u > s.max_ulp) s.max_ulp = u, iu = i;
+  }
+  fprintf(stderr, "%s: max |err| %.3g at x = %.9g, max error %.2f ulp at x = %.9g (%zu values)\n",
+          what, s.max_abs, n ? (double)x[ia] : 0.0, s.max_ulp, n ? (double)x[iu] : 0.0, n);
+  return s;
+}
+
 void bc_test_data_path(char *out, size_t n, const char *rel) {
   /* BERTCL_TEST_DATA_DIR: the fixtures of a checkout that moved since the build (the test
    * binaries run on the GPU machine from another path) */

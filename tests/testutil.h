@@ -37,6 +37,20 @@ int bc_check_close(const char *what, const float *got, const float *ref, size_t 
 /* Max |a-b|. */
 double bc_max_abs_diff(const float *a, const float *b, size_t n);
 
+/* A dense sweep of floats in [-lim, lim] for accuracy proofs of math kernels: a uniform grid of
+ * step 2^-10, then every 2^shift-th float bit pattern of magnitude <= lim (every binade, down to
+ * the subnormals), both signs, and +-0. malloc'd; *n set. */
+float *bc_sweep_alloc(float lim, int shift, size_t *n);
+/* Largest errors of got against ref over n values: absolute, and in units in the last place
+ * of a float of magnitude scale[i] (NULL: |ref[i]|; at least the smallest normal's ulp). A sum
+ * of terms that cancel is judged by the ulp of its largest term. Printed as
+ * "what: max |err| A at x X, max error U ulp at x Y (n values)" with x[] the inputs. */
+typedef struct {
+  double max_abs, max_ulp;
+} bc_err_stats;
+bc_err_stats bc_error_stats(const char *what, const float *x, const float *got, const float *ref,
+                            const float *scale, size_t n);
+
 /* Path helpers: tests/data/<rel> in the source tree; a fresh temporary directory. */
 void bc_test_data_path(char *out, size_t n, const char *rel);
 int bc_test_tmpdir(char *out, size_t n);

@@ -210,8 +210,10 @@ int bc_cmd_finetune(int argc, char **argv) {
                         "token)", task), 2;
   if (!scheme || !strcmp(scheme, "auto")) o.scheme = BERTCL_SCHEME_AUTO;
   else if (!strcasecmp(scheme, "IOB1")) o.scheme = BERTCL_SCHEME_IOB1;
-  else if (!strcasecmp(scheme, "IOB2") || !strcasecmp(scheme, "BIO")) o.scheme = BERTCL_SCHEME_IOB2;
-  else if (!strcasecmp(scheme, "IOBES") || !strcasecmp(scheme, "BIOES")) o.scheme = BERTCL_SCHEME_IOBES;
+  else if (!strcasecmp(scheme, "IOB2") || !strcasecmp(scheme, "BIO"))
+    o.scheme = BERTCL_SCHEME_IOB2;
+  else if (!strcasecmp(scheme, "IOBES") || !strcasecmp(scheme, "BIOES"))
+    o.scheme = BERTCL_SCHEME_IOBES;
   else if (!strcmp(scheme, "none")) o.scheme = BERTCL_SCHEME_NONE;
   else
     return bc_cli_error("finetune: bad --scheme '%s' (auto, IOB1, IOB2, IOBES or none)", scheme),

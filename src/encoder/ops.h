@@ -9,12 +9,21 @@
 
 enum { BC_ACT_TANH_ = 3 }; /* the pooler's tanh, beside bc_act's values */
 
+/* Every kernel of the encoder's program (cl/common.cl + op_files in ops.c). X(name) generates
+ * the bc_ops field, its clCreateKernel and its release; the field is the kernel's name. */
+#define BC_OPS_KERNELS(X)                                                                      \
+  X(position_ids_fwd) X(rel_position_bias_fwd) X(embedding_fwd) X(bias_residual_layernorm_fwd) \
+  X(bias_act_fwd) X(split_heads_fwd) X(softmax_fwd) X(merge_heads_fwd) X(pool_fwd)             \
+  X(l2norm_fwd) X(gather_cls_fwd) X(scale_add_fwd) X(gather_tokens_fwd) X(word_pool_fwd)       \
+  X(to_half_fwd)
+
 typedef struct {
   cl_program prog;
-  size_t wg; /* work-group size of the row kernels (-DWG) */
-  cl_kernel position_ids, rel_bias, embedding, brln, bias_act, split_heads, softmax, merge_heads,
-      pool, l2norm,
-      gather_cls, scale_add, gather_tokens, word_pool, to_half;
+  bc_kset kset; /* the kernel set the program was built for (ctx->kset at bc_ops_init) */
+  size_t wg;    /* work-group size of the GPU set's row kernels (-DWG) */
+#define BC_OPS_FIELD(name) cl_kernel name;
+  BC_OPS_KERNELS(BC_OPS_FIELD)
+#undef BC_OPS_FIELD
 } bc_ops;
 
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops);

@@ -452,6 +452,13 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
   ctx->platform = pids[idx];
   ctx->device = dids[idx];
   ctx->profiling = opt->profiling != 0;
+  {
+    const char *kp = getenv("BERTCL_KERNEL_PROFILE");
+    if (kp && *kp && strcmp(kp, "0") != 0) {
+      ctx->kprof = bc_kprof_new();
+      ctx->profiling = ctx->kprof != NULL;
+    }
+  }
   ctx->cache_default = resolve_cache_dir(opt->cache_dir, ctx->cache_dir, sizeof ctx->cache_dir);
   {
     const char *g = opt->gemm && *opt->gemm ? opt->gemm : getenv("BERTCL_GEMM");
@@ -463,6 +470,20 @@ int bertcl_ctx_create(bertcl_ctx **out, const bertcl_ctx_options *opt) {
       goto fail;
     }
     snprintf(ctx->gemm_request, sizeof ctx->gemm_request, "%s", g);
+  }
+  {
+    const char *k = getenv("BERTCL_KERNEL_SET");
+    if (!k || !*k || strcmp(k, "auto") == 0)
+      ctx->kset = bc_kset_auto(&ctx->info);
+    else if (strcmp(k, "cpu") == 0)
+      ctx->kset = BC_KSET_CPU;
+    else if (strcmp(k, "gpu") == 0)
+      ctx->kset = BC_KSET_GPU;
+    else {
+      st = bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG,
+                   "unknown kernel set '%s' (from BERTCL_KERNEL_SET): use auto, cpu or gpu", k);
+      goto fail;
+    }
   }
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
   BC_CL_OBJ(&ctx->err, ctx->context,
@@ -493,6 +514,7 @@ void bertcl_ctx_free(bertcl_ctx *ctx) {
     clFinish(ctx->queue);
     clReleaseCommandQueue(ctx->queue);
   }
+  bc_kprof_report_free(ctx->kprof, ctx->info.name);
   if (ctx->gemm) bc_gemm_ctx_release(ctx); /* the last context clears CLBlast's cache */
   if (ctx->context) clReleaseContext(ctx->context);
   free(ctx);

@@ -19,6 +19,7 @@
 
 #include "io/durable.h"
 #include "runtime.h"
+#include "runtime/cpuinfo.h"
 
 typedef struct {
   const char *name;
@@ -314,8 +315,10 @@ int bc_kernel_run(bertcl_ctx *ctx, cl_kernel k, const char *name, const bc_karg 
     BC_CL(&ctx->err, clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr));
   if (global == 0) return BERTCL_OK;
   if (local) global = (global + local - 1) / local * local;
+  cl_event ev = NULL;
   cl_int rc = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, local ? &local : NULL, 0,
-                                     NULL, NULL);
+                                     NULL, ctx->kprof ? &ev : NULL);
+  if (ev) bc_kprof_track(ctx->kprof, ev, name);
   if (rc != CL_SUCCESS)
     st = bc_fail(&ctx->err, bc_cl_status(rc), "clEnqueueNDRangeKernel(%s, global %zu) -> %s (%d)",
                  name, global, bc_cl_errname(rc), (int)rc);
@@ -327,6 +330,37 @@ size_t bc_row_work_group(const bertcl_ctx *ctx) {
   size_t wg = 128;
   while (wg > ctx->info.max_work_group_size && wg > 1) wg /= 2;
   return wg;
+}
+
+const char *bc_kset_name(bc_kset k) { return k == BC_KSET_CPU ? "cpu" : "gpu"; }
+
+bc_kset bc_kset_auto(const bertcl_device_info *d) {
+  return d->type == BERTCL_DEVICE_CPU ? BC_KSET_CPU : BC_KSET_GPU;
+}
+
+int bc_cpu_vector_width(const bertcl_ctx *ctx) {
+  const char *v = getenv("BERTCL_CPU_VECTOR_WIDTH");
+  if (v && (strcmp(v, "8") == 0 || strcmp(v, "16") == 0)) return atoi(v);
+  if (ctx->info.type != BERTCL_DEVICE_CPU) return 8;
+  bc_cpu_info ci;
+  bc_cpu_info_get(&ci);
+  return ci.simd_bits >= 512 ? 16 : 8;
+}
+
+void bc_kernel_options(const bertcl_ctx *ctx, bc_kset kset, char *buf, size_t n) {
+  snprintf(buf, n, "-DWG=%zu -DKSET=%d -DKSET_GPU=%d -DKSET_CPU=%d -DVW=%d -cl-std=CL1.2",
+           bc_row_work_group(ctx), (int)kset, (int)BC_KSET_GPU, (int)BC_KSET_CPU,
+           bc_cpu_vector_width(ctx));
+}
+
+void bc_rows_launch(bc_kset kset, size_t wg, size_t rows, size_t *global, size_t *local) {
+  if (kset == BC_KSET_CPU) {
+    *global = rows;
+    *local = BC_CPU_ROWS_LOCAL;
+  } else {
+    *global = rows * wg;
+    *local = wg;
+  }
 }
 
 static void CL_CALLBACK free_host_memory(cl_mem m, void *p) {

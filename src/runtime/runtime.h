@@ -51,6 +51,26 @@ typedef struct {
   uint64_t cache_writes;  /* binaries written to the cache */
 } bc_program_stats;
 
+/* Which shape of bertcl's own kernels a device runs (the op tables in encoder/ops.c and
+ * train/train_ops.c decide per op what this means; cl/common.cl sees it as -DKSET):
+ *   GPU: a work-group per row with local-memory reductions, the OpenCL builtins (erf, exp);
+ *   CPU: a work-item per row with vector loads and no barriers, and branch-free erf/exp/Philox,
+ *        shapes that CPU OpenCL compilers (PoCL, Intel's runtime) vectorise.
+ * Chosen at context creation: $BERTCL_KERNEL_SET = auto (default: CPU devices get cpu, all
+ * others gpu), cpu or gpu (forces a set on any device; the tests run both on PoCL). */
+typedef enum { BC_KSET_GPU = 0, BC_KSET_CPU = 1 } bc_kset;
+const char *bc_kset_name(bc_kset k);
+/* The set "auto" picks for a device (what `bertcl devices` can print beside it). */
+bc_kset bc_kset_auto(const bertcl_device_info *d);
+
+/* Per-kernel device time of our kernels, on when $BERTCL_KERNEL_PROFILE is set at context
+ * creation (which also turns on queue profiling): bc_kernel_run hands each launch's event to
+ * bc_kprof_track; bertcl_ctx_free prints the table (bc_kprof_report_free). */
+typedef struct bc_kprof bc_kprof;
+bc_kprof *bc_kprof_new(void);
+void bc_kprof_track(bc_kprof *p, cl_event ev, const char *name); /* takes the event */
+void bc_kprof_report_free(bc_kprof *p, const char *device);
+
 struct bertcl_ctx {
   bc_err err; /* first member: bertcl_last_error(ctx) reads it */
   bertcl_device_info info;
@@ -62,6 +82,8 @@ struct bertcl_ctx {
   char cache_dir[1024]; /* "" = cache disabled */
   int cache_default;    /* cache_dir is the default location (not named by option or env) */
   char gemm_request[16]; /* "auto", "clblast" or "blas": bertcl_ctx_options.gemm / $BERTCL_GEMM */
+  bc_kset kset;          /* our kernels' shape on this device ($BERTCL_KERNEL_SET) */
+  bc_kprof *kprof;       /* NULL unless $BERTCL_KERNEL_PROFILE */
   bc_program_stats stats;
   /* matrix products (gemm/gemm.h): the backend bc_gemm_ctx_init chose */
   const struct bc_gemm_backend *gemm;
@@ -116,6 +138,21 @@ void *bc_buffer_host_ptr(cl_mem m);
 /* Work-group size of the row kernels (-DWG): a power of two, at most 128 and the device's
  * limit. */
 size_t bc_row_work_group(const bertcl_ctx *ctx);
+
+/* Lanes of the CPU set's vector code (-DVW): 16 on a CPU device whose host has AVX-512, else 8;
+ * $BERTCL_CPU_VECTOR_WIDTH (8 or 16) overrides it, for measurements. */
+int bc_cpu_vector_width(const bertcl_ctx *ctx);
+
+/* Build options every bertcl program gets: -DWG (bc_row_work_group), the kernel set
+ * (-DKSET, -DKSET_GPU, -DKSET_CPU from bc_kset), -DVW (bc_cpu_vector_width) and
+ * -cl-std=CL1.2. */
+void bc_kernel_options(const bertcl_ctx *ctx, bc_kset kset, char *buf, size_t n);
+
+/* Launch shape of a row kernel (one row of a matrix per work-group or work-item) over `rows`
+ * rows in kernel set `kset`: GPU, a work-group of wg items per row; CPU, one item per row in
+ * groups of BC_CPU_ROWS_LOCAL (the kernel checks row < rows). */
+#define BC_CPU_ROWS_LOCAL 16
+void bc_rows_launch(bc_kset kset, size_t wg, size_t rows, size_t *global, size_t *local);
 
 /* Source text of an embedded (or $BERTCL_KERNEL_DIR) cl/ file; caller frees. */
 int bc_kernel_source(bc_err *err, const char *file, char **src, size_t *len);

@@ -28,7 +28,6 @@ typedef struct {
   size_t m1_cap, m2_cap;
   tokvec seq[2];
   size_t replaced[2];
-  uint32_t nchars[2], nbytes[2]; /* decoded text of each sequence */
   int32_t word;
   int split_special;
   int err; /* BERTCL_ERR_INVALID_ARG from a model: an unknown character without unk */
@@ -116,7 +115,7 @@ static int pretok(const bertcl_tokenizer *tok, workspace *ws, const bc_tok_nchar
   int st = bc_tok_pre_apply(&tok->pres[depth], chars, n, shift, L, &ws->ns);
   for (size_t i = 0; i < L->n && !st; i++) {
     const bc_tok_piece *p = &L->pieces[i];
-    st = pretok(tok, ws, L->buf.v + p->off, p->len, p->shift, depth + 1, out);
+    st = pretok(tok, ws, p->ptr ? p->ptr : L->buf.v + p->off, p->len, p->shift, depth + 1, out);
   }
   return st;
 }
@@ -133,11 +132,8 @@ static int push_added(workspace *ws, tokvec *out, int32_t id, uint32_t a0, uint3
 static int encode_piece(const bertcl_tokenizer *tok, workspace *ws, const uint32_t *cps, size_t s,
                         size_t e, tokvec *out) {
   bc_tok_nbuf *nb = &ws->nb;
-  nb->n = 0;
-  int st = bc_tok_nbuf_reserve(nb, e - s);
+  int st = bc_tok_normalize_cps(tok, cps + s, e - s, (uint32_t)s, nb, &ws->ns);
   if (st) return st;
-  for (size_t i = s; i < e; i++) nb->v[nb->n++] = (bc_tok_nchar){cps[i], (uint32_t)i, (uint32_t)i + 1};
-  if ((st = bc_tok_normalize(tok, nb, (uint32_t)s, &ws->ns))) return st;
   if (!nb->n) return BERTCL_OK;
   size_t nm = 0;
   if (tok->added_norm.n &&
@@ -177,10 +173,6 @@ static int encode_text(const bertcl_tokenizer *tok, workspace *ws, const char *t
   }
   size_t n = bc_tok_utf8_decode(text, len, ws->cps, &ws->replaced[which]);
   const uint32_t *cps = ws->cps;
-  size_t nbytes = 0;
-  for (size_t i = 0; i < n; i++) nbytes += cps[i] < 0x80 ? 1 : cps[i] < 0x800 ? 2 : cps[i] < 0x10000 ? 3 : 4;
-  ws->nchars[which] = (uint32_t)n;
-  ws->nbytes[which] = (uint32_t)nbytes;
   ws->word = 0;
   ws->split_special = split_special;
   size_t nm = 0, s = 0;
@@ -195,6 +187,19 @@ static int encode_text(const bertcl_tokenizer *tok, workspace *ws, const char *t
     s = m.e;
   }
   if (n > s && (st = encode_piece(tok, ws, cps, s, n, out))) return st;
+  /* tokenizers cannot map a start at the very end of a text to characters and keeps its byte
+   * offsets (BytesToCharOffsetConverter) */
+  size_t nbytes = SIZE_MAX;
+  for (size_t i = 0; i < out->n; i++) {
+    bc_tok_token *x = &out->v[i];
+    if (x->start != n || !n) continue;
+    if (nbytes == SIZE_MAX) {
+      nbytes = 0;
+      for (size_t k = 0; k < n; k++)
+        nbytes += cps[k] < 0x80 ? 1 : cps[k] < 0x800 ? 2 : cps[k] < 0x10000 ? 3 : 4;
+    }
+    x->start = x->end = (uint32_t)nbytes;
+  }
   return BERTCL_OK;
 }
 
@@ -345,13 +350,6 @@ static int encode_one(const bertcl_tokenizer *tok, workspace *ws, const char *te
     }
   }
   *total = n;
-  /* tokenizers cannot map a start at the very end of a text to characters and keeps its byte
-   * offsets (BytesToCharOffsetConverter); then the post-processor trims */
-  for (int q = 0; q <= (pair != NULL); q++)
-    for (size_t i = 0; i < ws->seq[q].n; i++) {
-      tok_t *x = &ws->seq[q].v[i];
-      if (x->start == ws->nchars[q] && ws->nchars[q]) x->start = x->end = ws->nbytes[q];
-    }
   if (tok->post.trims) post_trim(tok, ws, pair != NULL);
   return BERTCL_OK;
 }

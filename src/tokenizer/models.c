@@ -15,15 +15,12 @@
 
 #include "tokenizer/tokenizer.h"
 
-int bc_tok_push(bc_tok_tokvec *t, int32_t id, uint32_t start, uint32_t end, int32_t word) {
-  if (t->n == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 64;
-    bc_tok_token *v = realloc(t->v, cap * sizeof *v);
-    if (!v) return BERTCL_ERR_NOMEM;
-    t->v = v;
-    t->cap = cap;
-  }
-  t->v[t->n++] = (bc_tok_token){id, start, end, word, 0xFFFF, 0xFFFF}; /* lead/trail: from the id */
+int bc_tok_tokvec_grow(bc_tok_tokvec *t) {
+  size_t cap = t->cap ? t->cap * 2 : 64;
+  bc_tok_token *v = realloc(t->v, cap * sizeof *v);
+  if (!v) return BERTCL_ERR_NOMEM;
+  t->v = v;
+  t->cap = cap;
   return BERTCL_OK;
 }
 
@@ -40,9 +37,10 @@ void bc_tok_mscratch_free(bc_tok_mscratch *m) {
   memset(m, 0, sizeof *m);
 }
 
-/* UTF-8 of w[0..n) into m->bytes; m->bpos[i] = byte start of char i (n + 1 entries) followed
- * by the character of every byte (nbytes entries, at m->bpos + n + 1). */
-static int word_bytes(bc_tok_mscratch *m, const bc_tok_nchar *w, size_t n, size_t *nbytes) {
+/* UTF-8 of w[0..n) into m->bytes; m->bpos[i] = byte start of char i (n + 1 entries) followed,
+ * when byte_chars, by the character of every byte (nbytes entries, at m->bpos + n + 1). */
+static int word_bytes(bc_tok_mscratch *m, const bc_tok_nchar *w, size_t n, size_t *nbytes,
+                      int byte_chars) {
   size_t need = n * 4 + 8;
   if (need > m->cap) {
     size_t cap = m->cap ? m->cap : 256;
@@ -61,7 +59,8 @@ static int word_bytes(bc_tok_mscratch *m, const bc_tok_nchar *w, size_t n, size_
     m->bpos[i] = (uint32_t)nb;
     uint32_t cp = w[i].cp;
     size_t k = cp < 0x80 ? (m->bytes[nb] = (char)cp, 1) : bc_tok_utf8_put(cp, m->bytes + nb);
-    for (size_t j = 0; j < k; j++) bchar[nb + j] = (uint32_t)i;
+    if (byte_chars)
+      for (size_t j = 0; j < k; j++) bchar[nb + j] = (uint32_t)i;
     nb += k;
   }
   m->bpos[n] = (uint32_t)nb;
@@ -89,7 +88,7 @@ int bc_tok_wordpiece(const bertcl_tokenizer *tok, bc_tok_mscratch *m, const bc_t
   const bc_tok_model *md = &tok->model;
   if (n > md->max_chars_per_word) return bc_tok_push(out, md->unk_id, w[0].a0, w[n - 1].a1, word);
   size_t nb = 0;
-  int st = word_bytes(m, w, n, &nb);
+  int st = word_bytes(m, w, n, &nb, 0);
   if (st) return st;
   const char *bytes = m->bytes;
   const uint32_t *bpos = m->bpos;
@@ -119,7 +118,7 @@ int bc_tok_wordpiece(const bertcl_tokenizer *tok, bc_tok_mscratch *m, const bc_t
 int bc_tok_wordlevel(const bertcl_tokenizer *tok, bc_tok_mscratch *m, const bc_tok_nchar *w,
                      size_t n, int32_t word, bc_tok_tokvec *out) {
   size_t nb = 0;
-  int st = word_bytes(m, w, n, &nb);
+  int st = word_bytes(m, w, n, &nb, 1);
   if (st) return st;
   int32_t id = bc_tok_map_get(tok, &tok->vocab, m->bytes, nb);
   if (id < 0) id = tok->model.unk_id;
@@ -293,7 +292,7 @@ int bc_tok_unigram(const bertcl_tokenizer *tok, bc_tok_mscratch *m, const bc_tok
   const bc_tok_model *md = &tok->model;
   const bc_tok_trie *t = &md->trie;
   size_t nb = 0;
-  int st = word_bytes(m, w, n, &nb);
+  int st = word_bytes(m, w, n, &nb, 1);
   if (!st) st = ureserve(m, nb + 1);
   if (st) return st;
   const uint8_t *s = (const uint8_t *)m->bytes;
@@ -481,7 +480,7 @@ int bc_tok_bpe(const bertcl_tokenizer *tok, bc_tok_mscratch *m, const bc_tok_nch
                int32_t word, bc_tok_tokvec *out) {
   const bc_tok_model *md = &tok->model;
   size_t nb = 0;
-  int st = word_bytes(m, w, n, &nb);
+  int st = word_bytes(m, w, n, &nb, 1);
   if (st) return st;
   if (md->ignore_merges) {
     int32_t id = bc_tok_map_get(tok, &tok->vocab, m->bytes, nb);

@@ -202,7 +202,7 @@ size_t bc_tok_utf8_decode(const char *str, size_t len, uint32_t *cps, size_t *re
 
 /* ---- buffers ---- */
 
-int bc_tok_nbuf_reserve(bc_tok_nbuf *b, size_t extra) {
+int bc_tok_nbuf_grow(bc_tok_nbuf *b, size_t extra) {
   if (b->n + extra <= b->cap) return BERTCL_OK;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < b->n + extra) {
@@ -356,17 +356,28 @@ static int u32_reserve(bc_tok_nscratch *s, size_t n) {
 
 /* BertNormalizer: clean_text (drop controls, map whitespace to ' '), CJK spacing, strip accents
  * (NFD, drop Mn), lowercase, in one pass over b. */
-int bc_tok_norm_bert(const bc_tok_norm *nz, bc_tok_nbuf *b, uint32_t shift, bc_tok_nscratch *s) {
-  pthread_once(&bmp_once, bmp_init);
+static inline __attribute__((always_inline)) int
+bert_core(const bc_tok_norm *nz, bc_tok_nbuf *b, const uint32_t *cps, size_t ncps, uint32_t shift,
+          bc_tok_nscratch *s) {
   bc_tok_nbuf *out = &s->tmp;
   out->n = 0;
   int marks = 0, decomposed = 0;
   uint32_t prev0 = shift, prev1 = shift; /* alignment of the last character kept */
-  for (size_t i = 0; i < b->n; i++) {
+  size_t n = cps ? ncps : b->n;
+  for (size_t i = 0; i < n; i++) {
     /* worst case: 3 (CJK) or a decomposition of <= 16 chars plus one from U+0130 */
     int st = bc_tok_nbuf_reserve(out, 20);
     if (st) return st;
-    uint32_t cp = b->v[i].cp, a0 = b->v[i].a0, a1 = b->v[i].a1;
+    uint32_t cp, a0, a1;
+    if (cps) {
+      cp = cps[i];
+      a0 = shift + (uint32_t)i;
+      a1 = a0 + 1;
+    } else {
+      cp = b->v[i].cp;
+      a0 = b->v[i].a0;
+      a1 = b->v[i].a1;
+    }
     unsigned cl = char_class(cp);
     if (nz->clean_text) {
       if (cp == 0 || cp == 0xFFFD || (cl & CL_REMOVE)) continue;
@@ -443,6 +454,14 @@ int bc_tok_norm_bert(const bc_tok_norm *nz, bc_tok_nbuf *b, uint32_t shift, bc_t
   out->n = w;
   swap_buf(b, out);
   return BERTCL_OK;
+}
+
+int bc_tok_norm_bert(const bc_tok_norm *nz, bc_tok_nbuf *b, const uint32_t *cps, size_t ncps,
+                     uint32_t shift, bc_tok_nscratch *s) {
+  pthread_once(&bmp_once, bmp_init);
+  /* two copies of the loop: reading code points, or normalized characters */
+  if (cps) return bert_core(nz, b, cps, ncps, shift, s);
+  return bert_core(nz, b, NULL, 0, shift, s);
 }
 
 /* Lowercase: char::to_lowercase (U+0130 gives two characters with its alignment). */
@@ -636,13 +655,36 @@ int bc_tok_bytelevel_map(bc_tok_nbuf *b, uint32_t shift, bc_tok_nscratch *s) {
   return BERTCL_OK;
 }
 
+int bc_tok_normalize_cps(const bertcl_tokenizer *tok, const uint32_t *cps, size_t n,
+                         uint32_t shift, bc_tok_nbuf *b, bc_tok_nscratch *s) {
+  b->n = 0;
+  size_t first = 0;
+  int st;
+  if (tok->n_norms && tok->norms[0].kind == BC_NORM_BERT) {
+    /* the BERT cleaner reads the code points directly */
+    if ((st = bc_tok_norm_bert(&tok->norms[0], b, cps, n, shift, s))) return st;
+    first = 1;
+  } else {
+    if ((st = bc_tok_nbuf_reserve(b, n))) return st;
+    for (size_t i = 0; i < n; i++)
+      b->v[i] = (bc_tok_nchar){cps[i], shift + (uint32_t)i, shift + (uint32_t)i + 1};
+    b->n = n;
+  }
+  return bc_tok_normalize_from(tok, first, b, shift, s);
+}
+
 int bc_tok_normalize(const bertcl_tokenizer *tok, bc_tok_nbuf *b, uint32_t shift,
                      bc_tok_nscratch *s) {
-  for (size_t i = 0; i < tok->n_norms && b->n; i++) {
+  return bc_tok_normalize_from(tok, 0, b, shift, s);
+}
+
+int bc_tok_normalize_from(const bertcl_tokenizer *tok, size_t from, bc_tok_nbuf *b,
+                          uint32_t shift, bc_tok_nscratch *s) {
+  for (size_t i = from; i < tok->n_norms && b->n; i++) {
     const bc_tok_norm *nz = &tok->norms[i];
     int st = BERTCL_OK;
     switch (nz->kind) {
-    case BC_NORM_BERT: st = bc_tok_norm_bert(nz, b, shift, s); break;
+    case BC_NORM_BERT: st = bc_tok_norm_bert(nz, b, NULL, 0, shift, s); break;
     case BC_NORM_NFD:
     case BC_NORM_NFKD:
     case BC_NORM_NFC:

@@ -39,20 +39,21 @@ void bc_tok_level_free(bc_tok_level *L) {
   memset(L, 0, sizeof *L);
 }
 
-static int emit(bc_tok_level *L, const bc_tok_nchar *chars, size_t n, uint32_t shift) {
+static int grow_pieces(bc_tok_level *L) {
+  size_t cap = L->cap ? L->cap * 2 : 64;
+  bc_tok_piece *p = realloc(L->pieces, cap * sizeof *p);
+  if (!p) return BERTCL_ERR_NOMEM;
+  L->pieces = p;
+  L->cap = cap;
+  return BERTCL_OK;
+}
+
+/* A piece made of chars[0..n): the step's input or its work buffer, both left alone until the
+ * pieces are consumed, so it is referenced, not copied. */
+static inline int emit(bc_tok_level *L, const bc_tok_nchar *chars, size_t n, uint32_t shift) {
   if (!n) return BERTCL_OK;
-  if (L->n == L->cap) {
-    size_t cap = L->cap ? L->cap * 2 : 64;
-    bc_tok_piece *p = realloc(L->pieces, cap * sizeof *p);
-    if (!p) return BERTCL_ERR_NOMEM;
-    L->pieces = p;
-    L->cap = cap;
-  }
-  int st = bc_tok_nbuf_reserve(&L->buf, n);
-  if (st) return st;
-  memcpy(L->buf.v + L->buf.n, chars, n * sizeof *chars);
-  L->pieces[L->n++] = (bc_tok_piece){L->buf.n, n, shift};
-  L->buf.n += n;
+  if (L->n == L->cap && grow_pieces(L)) return BERTCL_ERR_NOMEM;
+  L->pieces[L->n++] = (bc_tok_piece){chars, 0, n, shift};
   return BERTCL_OK;
 }
 
@@ -64,13 +65,7 @@ static int emit_bytes(bc_tok_level *L, const bc_tok_nchar *chars, size_t n) {
     m += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
   }
   int st;
-  if (L->n == L->cap) {
-    size_t cap = L->cap ? L->cap * 2 : 64;
-    bc_tok_piece *p = realloc(L->pieces, cap * sizeof *p);
-    if (!p) return BERTCL_ERR_NOMEM;
-    L->pieces = p;
-    L->cap = cap;
-  }
+  if (L->n == L->cap && grow_pieces(L)) return BERTCL_ERR_NOMEM;
   if ((st = bc_tok_nbuf_reserve(&L->buf, m))) return st;
   bc_tok_nchar *o = L->buf.v + L->buf.n;
   for (size_t i = 0; i < n; i++) {
@@ -79,7 +74,7 @@ static int emit_bytes(bc_tok_level *L, const bc_tok_nchar *chars, size_t n) {
     for (size_t j = 0; j < k; j++)
       *o++ = (bc_tok_nchar){bc_tok_byte_char[(unsigned char)u[j]], chars[i].a0, chars[i].a1};
   }
-  L->pieces[L->n++] = (bc_tok_piece){L->buf.n, m, chars[0].a0};
+  L->pieces[L->n++] = (bc_tok_piece){NULL, L->buf.n, m, chars[0].a0};
   L->buf.n += m;
   return BERTCL_OK;
 }
@@ -196,18 +191,32 @@ static int regex_spans(spans *sp, const bc_tok_regex *re, const bc_tok_nchar *ch
   return BERTCL_OK;
 }
 
+/* 1 = whitespace, 2 = punctuation, 0 = part of a word (BertPreTokenizer's classes). */
+static const uint8_t ascii_pt[128] = {
+    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,  ['!'] = 2, ['"'] = 2,
+    ['#'] = 2,  ['$'] = 2,  ['%'] = 2,  ['&'] = 2,  ['\''] = 2, ['('] = 2,  [')'] = 2, ['*'] = 2,
+    ['+'] = 2,  [','] = 2,  ['-'] = 2,  ['.'] = 2,  ['/'] = 2,  [':'] = 2,  [';'] = 2, ['<'] = 2,
+    ['='] = 2,  ['>'] = 2,  ['?'] = 2,  ['@'] = 2,  ['['] = 2,  ['\\'] = 2, [']'] = 2, ['^'] = 2,
+    ['_'] = 2,  ['`'] = 2,  ['{'] = 2,  ['|'] = 2,  ['}'] = 2,  ['~'] = 2};
+
+static inline int pt_class(uint32_t cp) {
+  if (cp < 128) return ascii_pt[cp];
+  if (bc_tok_is_space(cp)) return 1;
+  return bc_tok_is_punct(cp) ? 2 : 0;
+}
+
 /* BertPreTokenizer in one pass: whitespace removed, punctuation isolated. */
 static int pre_bert(bc_tok_level *L, const bc_tok_nchar *v, size_t m) {
   size_t i = 0;
   while (i < m) {
-    uint32_t cp = v[i].cp;
-    if (pred_space(cp, 0)) {
+    int c = pt_class(v[i].cp);
+    if (c == 1) {
       i++;
       continue;
     }
     size_t j = i + 1;
-    if (!bc_tok_is_punct(cp))
-      while (j < m && !pred_space(v[j].cp, 0) && !bc_tok_is_punct(v[j].cp)) j++;
+    if (c == 0)
+      while (j < m && pt_class(v[j].cp) == 0) j++;
     int st = emit(L, v + i, j - i, v[i].a0);
     if (st) return st;
     i = j;

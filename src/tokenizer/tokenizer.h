@@ -335,7 +335,10 @@ int bc_tok_is_numeric(uint32_t cp); /* char::is_numeric */
 int bc_tok_ccc(uint32_t cp);        /* canonical combining class (unicode-normalization) */
 uint32_t bc_tok_lower(uint32_t cp); /* char::to_lowercase for the one-character cases */
 
-int bc_tok_nbuf_reserve(bc_tok_nbuf *b, size_t extra);
+int bc_tok_nbuf_grow(bc_tok_nbuf *b, size_t extra);
+static inline int bc_tok_nbuf_reserve(bc_tok_nbuf *b, size_t extra) {
+  return b->n + extra <= b->cap ? BERTCL_OK : bc_tok_nbuf_grow(b, extra);
+}
 int bc_tok_changes_push(bc_tok_changes *c, uint32_t cp, int32_t change);
 
 /* Scratch space of the normalizers (one per thread). */
@@ -360,8 +363,15 @@ int bc_tok_transform(bc_tok_nbuf *b, const bc_tok_changes *ch, size_t initial_of
 /* Runs the normalizer over b in place (shift: original index of the piece's start). */
 int bc_tok_normalize(const bertcl_tokenizer *tok, bc_tok_nbuf *b, uint32_t shift,
                      bc_tok_nscratch *s);
-/* One step (also used for Metaspace/ByteLevel pre-tokenizers): BertNormalizer. */
-int bc_tok_norm_bert(const bc_tok_norm *n, bc_tok_nbuf *b, uint32_t shift, bc_tok_nscratch *s);
+/* The same from normalizer step `from` on. */
+int bc_tok_normalize_from(const bertcl_tokenizer *tok, size_t from, bc_tok_nbuf *b,
+                          uint32_t shift, bc_tok_nscratch *s);
+/* Normalizes the code points cps[0..n) (original characters shift..shift+n) into b. */
+int bc_tok_normalize_cps(const bertcl_tokenizer *tok, const uint32_t *cps, size_t n,
+                         uint32_t shift, bc_tok_nbuf *b, bc_tok_nscratch *s);
+/* BertNormalizer over b, or over cps[0..ncps) (aligned to shift + i) into b when cps is set. */
+int bc_tok_norm_bert(const bc_tok_norm *n, bc_tok_nbuf *b, const uint32_t *cps, size_t ncps,
+                     uint32_t shift, bc_tok_nscratch *s);
 /* NFD / NFKD / NFC / NFKC (nfx.c). */
 int bc_tok_norm_nfx(int kind, bc_tok_nbuf *b, uint32_t shift, bc_tok_nscratch *s);
 /* Precompiled (precompiled.c). */
@@ -397,7 +407,14 @@ typedef struct {
   size_t n, cap;
 } bc_tok_tokvec;
 
-int bc_tok_push(bc_tok_tokvec *t, int32_t id, uint32_t start, uint32_t end, int32_t word);
+int bc_tok_tokvec_grow(bc_tok_tokvec *t);
+/* Appends a model token (lead/trail 0xFFFF: counted from the id's string when needed). */
+static inline int bc_tok_push(bc_tok_tokvec *t, int32_t id, uint32_t start, uint32_t end,
+                              int32_t word) {
+  if (t->n == t->cap && bc_tok_tokvec_grow(t)) return BERTCL_ERR_NOMEM;
+  t->v[t->n++] = (bc_tok_token){id, start, end, word, 0xFFFF, 0xFFFF};
+  return BERTCL_OK;
+}
 
 /* Model scratch space (one per thread). */
 typedef struct {
@@ -437,8 +454,10 @@ void bc_tok_merges_free(bc_tok_merges *m);
 
 /* One piece of text on its way through the pre-tokenizers. */
 typedef struct {
-  size_t off, len; /* characters in a buffer */
-  uint32_t shift;  /* original start of the piece */
+  const bc_tok_nchar *ptr; /* its characters in the step's input or work buffer, or NULL: */
+  size_t off;              /* ... at buf.v + off (the level's own buffer, which may move) */
+  size_t len;
+  uint32_t shift; /* original start of the piece */
 } bc_tok_piece;
 
 /* Output of one pre-tokenizer step: pieces whose characters are in buf. */

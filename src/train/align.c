@@ -1,6 +1,8 @@
 /* Label alignment and windows. See align.h. */
 #include "train/align.h"
 
+#include "train/data.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,29 +62,21 @@ typedef struct {
 static int reserve(bc_examples *x, grow_t *g, size_t ntok) {
   if (x->n + 1 >= g->cap_win) {
     size_t nc = g->cap_win ? 2 * g->cap_win : 1024;
-    size_t *s = realloc(x->start, (nc + 1) * sizeof *s);
-    if (s) {
-      if (!x->start) s[0] = 0;
-      x->start = s;
-    }
-    size_t *w = realloc(x->sentence, nc * sizeof *w);
-    if (w) x->sentence = w;
-    if (!s || !w) return -1;
+    int first = !x->start;
+    if (bc_grow_arrays(nc + 1, 2, (void *)&x->start, sizeof *x->start, (void *)&x->sentence,
+                       sizeof *x->sentence))
+      return -1;
+    if (first) x->start[0] = 0;
     g->cap_win = nc;
   }
   size_t have = x->start[x->n];
   if (have + ntok > g->cap_tok) {
     size_t nc = g->cap_tok ? g->cap_tok : 4096;
     while (nc < have + ntok) nc *= 2;
-    int32_t *a = realloc(x->ids, nc * sizeof *a);
-    if (a) x->ids = a;
-    int32_t *b = realloc(x->types, nc * sizeof *b);
-    if (b) x->types = b;
-    int32_t *c = realloc(x->tok_label, nc * sizeof *c);
-    if (c) x->tok_label = c;
-    int32_t *d = realloc(x->tok_word, nc * sizeof *d);
-    if (d) x->tok_word = d;
-    if (!a || !b || !c || !d) return -1;
+    if (bc_grow_arrays(nc, 4, (void *)&x->ids, sizeof *x->ids, (void *)&x->types,
+                       sizeof *x->types, (void *)&x->tok_label, sizeof *x->tok_label,
+                       (void *)&x->tok_word, sizeof *x->tok_word))
+      return -1;
     g->cap_tok = nc;
   }
   return 0;

@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,38 @@ char *bc_strdup(const char *s) {
   char *d = malloc(n + 1);
   if (d) memcpy(d, s, n + 1);
   return d;
+}
+
+int bc_grow_arrays(size_t cap, int n, ...) {
+  va_list ap;
+  va_start(ap, n);
+  int rc = 0;
+  for (int i = 0; i < n; i++) {
+    void *where = va_arg(ap, void *); /* the address of a T * (copied, not aliased) */
+    size_t elem = va_arg(ap, size_t), bytes;
+    void *old;
+    memcpy(&old, where, sizeof old);
+    void *q = bc_mul_size(cap ? cap : 1, elem, &bytes) ? NULL : realloc(old, bytes);
+    if (q) memcpy(where, &q, sizeof q);
+    else rc = -1;
+  }
+  va_end(ap);
+  return rc;
+}
+
+size_t bc_nul_line(const char *data, size_t len) {
+  const char *nul = len ? memchr(data, 0, len) : NULL;
+  if (!nul) return 0;
+  size_t line = 1;
+  for (const char *q = data; q < nul; q++) line += *q == '\n';
+  return line;
+}
+
+size_t bc_bom_len(const char *data, size_t len) {
+  return len >= 3 && (unsigned char)data[0] == 0xEF && (unsigned char)data[1] == 0xBB &&
+                 (unsigned char)data[2] == 0xBF
+             ? 3
+             : 0;
 }
 
 int bc_ends_with(const char *s, const char *suf) {
@@ -36,15 +69,10 @@ void bc_text_data_free(bc_text_data *d) {
 static int data_add(bc_text_data *d, char *text, char *pair, char *label, size_t line) {
   if (d->n == d->cap) {
     size_t nc = d->cap ? 2 * d->cap : 256;
-    char **a = realloc(d->text, nc * sizeof *a);
-    if (a) d->text = a;
-    char **b = realloc(d->pair, nc * sizeof *b);
-    if (b) d->pair = b;
-    char **c = realloc(d->label, nc * sizeof *c);
-    if (c) d->label = c;
-    size_t *l = realloc(d->line, nc * sizeof *l);
-    if (l) d->line = l;
-    if (!a || !b || !c || !l) return -1;
+    if (bc_grow_arrays(nc, 4, (void *)&d->text, sizeof *d->text, (void *)&d->pair,
+                       sizeof *d->pair, (void *)&d->label, sizeof *d->label,
+                       (void *)&d->line, sizeof *d->line))
+      return -1;
     d->cap = nc;
   }
   d->text[d->n] = text;
@@ -118,21 +146,15 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
   memset(d, 0, sizeof *d);
   if (!name || (!data && len) || !cols)
     return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bc_text_data_parse: NULL argument");
-  const char *nul = len ? memchr(data, 0, len) : NULL;
-  if (nul) {
-    size_t line = 1;
-    for (const char *q = data; q < nul; q++) line += *q == '\n';
-    return bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: a NUL byte (not a text file?)", name, line);
-  }
+  size_t nul = bc_nul_line(data, len);
+  if (nul)
+    return bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: a NUL byte (not a text file?)", name, nul);
   char *buf = malloc(len + 1);
   if (!buf) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
   if (len) memcpy(buf, data, len);
   buf[len] = 0;
   int need_label = (flags & BC_DATA_NEED_LABEL) != 0;
-  char *p = buf;
-  if (len >= 3 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
-      (unsigned char)p[2] == 0xBF)
-    p += 3;
+  char *p = buf + bc_bom_len(buf, len);
   const char *first = p;
   while (*first == ' ' || *first == '\n' || *first == '\r' || *first == '\t') first++;
   int kind = *first == '{' ? 0 : bc_ends_with(name, ".csv") ? 2 : 1; /* 0 jsonl 1 tsv 2 csv */

@@ -37,6 +37,14 @@ void bc_text_data_free(bc_text_data *d);
 
 /* Helpers shared by the readers of src/train. */
 char *bc_strdup(const char *s);
+/* Reallocates n arrays to cap elements each: the arguments after n are n pairs (the address of
+ * the array's pointer, size_t element size). 0, or -1 when one fails (the others keep their new
+ * size). */
+int bc_grow_arrays(size_t cap, int n, ...);
+/* The 1-based line of the first NUL byte in data (len bytes), 0 when there is none. */
+size_t bc_nul_line(const char *data, size_t len);
+/* Bytes of a UTF-8 byte-order mark at the start of data (0 or 3). */
+size_t bc_bom_len(const char *data, size_t len);
 int bc_ends_with(const char *s, const char *suffix);
 /* Splits one CSV (sep ',', double quotes) or TSV line into at most max fields, in place. */
 int bc_split_fields(char *line, char sep, char **f, int max);

@@ -141,8 +141,9 @@ int bc_entity_score(bc_err *err, const char *const *gold, const char *const *pre
   }
   if (st != BERTCL_OK) goto oom;
   /* per type: gold, predicted and matching entities (both lists sorted: a merge) */
-  size_t *sup = calloc((size_t)ntypes + 1, sizeof *sup), *npred = calloc((size_t)ntypes + 1, sizeof *npred),
-         *corr = calloc((size_t)ntypes + 1, sizeof *corr);
+  size_t nt = (size_t)ntypes + 1;
+  size_t *sup = calloc(nt, sizeof *sup), *npred = calloc(nt, sizeof *npred),
+         *corr = calloc(nt, sizeof *corr);
   if (!sup || !npred || !corr) {
     free(sup), free(npred), free(corr);
     goto oom;

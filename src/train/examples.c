@@ -24,11 +24,9 @@ static int push_tokens(bc_examples *x, size_t *cap, const int32_t *ids, const in
   if (have + n > *cap) {
     size_t nc = *cap ? *cap : 4096;
     while (nc < have + n) nc *= 2;
-    int32_t *a = realloc(x->ids, nc * sizeof *a);
-    if (a) x->ids = a;
-    int32_t *b = realloc(x->types, nc * sizeof *b);
-    if (b) x->types = b;
-    if (!a || !b) return -1;
+    if (bc_grow_arrays(nc, 2, (void *)&x->ids, sizeof *x->ids, (void *)&x->types,
+                       sizeof *x->types))
+      return -1;
     *cap = nc;
   }
   memcpy(x->ids + have, ids, n * sizeof *ids);
@@ -97,23 +95,16 @@ int bc_examples_batch(bc_err *err, bc_batch_buf *b, const bc_examples *x, const 
   }
   size_t cells = n * T;
   if (cells > b->cap_cells) {
-    int32_t *a = realloc(b->ids, cells * sizeof *a);
-    if (a) b->ids = a;
-    int32_t *t = realloc(b->types, cells * sizeof *t);
-    if (t) b->types = t;
-    int32_t *m = realloc(b->mask, cells * sizeof *m);
-    if (m) b->mask = m;
-    int32_t *l = realloc(b->tok_labels, cells * sizeof *l);
-    if (l) b->tok_labels = l;
-    if (!a || !t || !m || !l) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory for a batch");
+    if (bc_grow_arrays(cells, 4, (void *)&b->ids, sizeof *b->ids, (void *)&b->types,
+                       sizeof *b->types, (void *)&b->mask, sizeof *b->mask,
+                       (void *)&b->tok_labels, sizeof *b->tok_labels))
+      return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory for a batch");
     b->cap_cells = cells;
   }
   if (n > b->cap_rows) {
-    int32_t *l = realloc(b->labels, n * sizeof *l);
-    if (l) b->labels = l;
-    float *g = realloc(b->targets, n * sizeof *g);
-    if (g) b->targets = g;
-    if (!l || !g) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory for a batch");
+    if (bc_grow_arrays(n, 2, (void *)&b->labels, sizeof *b->labels, (void *)&b->targets,
+                       sizeof *b->targets))
+      return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory for a batch");
     b->cap_rows = n;
   }
   for (size_t i = 0; i < n; i++) {

@@ -55,12 +55,16 @@ static int align(ft_run *r, const bc_word_data *d, const int32_t *labels, bc_exa
   if (s.empty_words)
     snprintf(extra + len, sizeof extra - len, "; %zu word%s without tokens predicted %s",
              s.empty_words, s.empty_words == 1 ? "" : "s", r->lm.names[r->empty_label]);
+  char split[160];
+  if (s.split_sentences)
+    snprintf(split, sizeof split, "%zu sentence%s longer than %zu tokens split into windows, %zu "
+             "windows in all", s.split_sentences, s.split_sentences == 1 ? "" : "s", max_len,
+             s.windows);
+  else
+    snprintf(split, sizeof split, "every sentence fits in %zu tokens", max_len);
   bertcl_progress p = {.event = BERTCL_EVENT_INFO};
-  ft_emit(r, &p,
-          "%s: %zu sentences, %zu words, %zu subwords (longest %zu); %zu sentence%s longer than "
-          "%zu tokens split into windows, %zu windows in all%s",
-          what, s.sentences, s.words, s.tokens, s.longest, s.split_sentences,
-          s.split_sentences == 1 ? "" : "s", max_len, s.windows, extra);
+  ft_emit(r, &p, "%s: %zu sentences, %zu words, %zu subwords (longest %zu); %s%s", what,
+          s.sentences, s.words, s.tokens, s.longest, split, extra);
   return BERTCL_OK;
 }
 

@@ -2,6 +2,7 @@
 #include "train/labels.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,11 @@ int bc_labels_targets(bc_err *err, const char *name, const char *const *labels,
                      "%s: row %zu has label '%s', which is not a number (regression)", name,
                      i + 1, labels[i]);
     }
+    if (fabs(v) > FLT_MAX) /* found by fuzz_inputs: it became an inf target and a NaN loss */
+      return bc_fail(err, BERTCL_ERR_FORMAT,
+                     "%s:%zu: the label '%.40s' is beyond the float range (regression targets "
+                     "are 32-bit floats)",
+                     name, lines ? lines[i] : i + 1, labels[i]);
     t[i] = (float)v;
   }
   return BERTCL_OK;

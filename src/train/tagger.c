@@ -123,7 +123,8 @@ static int split_text(bc_err *err, const bertcl_tokenizer *tok, const char *text
   out->offsets = malloc((size_t)(nwords ? nwords : 1) * 2 * sizeof *out->offsets);
   cps = malloc((len ? len : 1) * sizeof *cps);
   if (!out->words || !out->offsets || !cps) goto oom;
-  for (int32_t w = 0; w < nwords; w++) out->offsets[2 * w] = INT32_MAX, out->offsets[2 * w + 1] = -1;
+  for (int32_t w = 0; w < nwords; w++)
+    out->offsets[2 * w] = INT32_MAX, out->offsets[2 * w + 1] = -1;
   for (size_t i = 0; i < enc->n; i++) {
     int32_t w = enc->word_ids[i];
     if (w < 0) continue;

@@ -1,15 +1,27 @@
-/* Backward and optimizer kernels for fine-tuning (cl/backward.cl), and their launchers.
- * Twins in src/ref/ref_train.h; tests/test_train_ops.c compares each with its twin. */
+/* Fine-tuning's kernels (cl/backward.cl: backward and optimizer; cl/trainer.cl: the forward
+ * helpers that keep what the backward needs), and their launchers. Twins in src/ref/ref_train.h
+ * and src/ref/ref.h; tests/test_train_ops.c compares each with its twin. */
 #ifndef BC_TRAIN_OPS_H
 #define BC_TRAIN_OPS_H
 
 #include "runtime/runtime.h"
 
+/* Every kernel of the training program (cl/common.cl + backward.cl + trainer.cl). X(name)
+ * generates the bc_train_ops field, its clCreateKernel and its release. */
+#define BC_TRAIN_OPS_KERNELS(X)                                                                 \
+  X(dropout_fwd) X(layernorm_bwd) X(layernorm_bwd_params) X(colsum_bwd) X(bias_act_bwd)         \
+  X(tanh_bwd) X(softmax_bwd) X(embedding_bwd_word) X(embedding_bwd_pos_type)                    \
+  X(cross_entropy_fwd_bwd) X(adamw_step) X(sumsq_partial) X(embedding_sum_fwd)                  \
+  X(layernorm_fwd) X(bias_dropout_residual_fwd) X(split_heads_one) X(split_heads_bwd)
+
 typedef struct {
   cl_program prog;
-  size_t wg;
-  cl_kernel dropout, ln_bwd, ln_params, colsum, bias_act_bwd, tanh_bwd, softmax_bwd, emb_word,
-      emb_pos_type, xent, adamw, sumsq;
+  bc_kset kset; /* the kernel set the program was built for (ctx->kset at init) */
+  size_t wg;    /* work-group size of the GPU set's row kernels */
+  size_t vw;    /* lanes of the CPU set's vector code (-DVW) */
+#define BC_TRAIN_OPS_FIELD(name) cl_kernel name;
+  BC_TRAIN_OPS_KERNELS(BC_TRAIN_OPS_FIELD)
+#undef BC_TRAIN_OPS_FIELD
 } bc_train_ops;
 
 int bc_train_ops_init(bertcl_ctx *ctx, bc_train_ops *ops);
@@ -40,5 +52,25 @@ int bc_op_grad_norm(bertcl_ctx *ctx, bc_train_ops *o, cl_mem g, size_t n, double
 int bc_op_adamw(bertcl_ctx *ctx, bc_train_ops *o, cl_mem p, cl_mem m, cl_mem v, cl_mem g,
                 size_t off, size_t n, float gscale, float lr, float beta1, float beta2, float eps,
                 float wd, int t);
+
+/* ---- forward helpers of the training step (cl/trainer.cl) ---- */
+/* xin (N, C) = (word[ids] + type[type_ids]) + pos[t], N = B*T rows. */
+int bc_op_embedding_sum(bertcl_ctx *ctx, bc_train_ops *o, cl_mem xin /* (N, C) */,
+                        cl_mem ids /* (N) */, cl_mem type_ids /* (N) */, cl_mem wte /* (V, C) */,
+                        cl_mem wpe /* (P, C) */, cl_mem wtt /* (TT, C) */, int N, int T, int C);
+/* out (N, C) = LayerNorm(x) per row (out may not alias x). */
+int bc_op_layernorm_fwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, cl_mem w,
+                        cl_mem b, float eps, int N, int C);
+/* out (N, C) = dropout(x + bias) (+ res when res != NULL), dropout site (seed, step, id) with
+ * probability p (p 0: none); out may equal x. */
+int bc_op_bias_dropout_residual(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x,
+                                cl_mem bias /* (C) */, cl_mem res /* (N, C) or NULL */, float p,
+                                uint64_t seed, uint32_t step, uint32_t id, int N, int C);
+/* out (B, NH, T, HS) = x (B*T, C) in head layout (the backward of merge_heads_fwd). */
+int bc_op_split_heads_one(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, int B, int T,
+                          int C, int NH);
+/* dqkv (B*T, 3C) = dq, dk, dv (B, NH, T, HS) back in projection layout. */
+int bc_op_split_heads_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dqkv, cl_mem dq, cl_mem dk,
+                          cl_mem dv, int B, int T, int C, int NH);
 
 #endif

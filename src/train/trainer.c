@@ -43,23 +43,15 @@ static int gemm_heads(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t
 }
 
 static int k_layernorm(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem w, cl_mem b, int N) {
-  float eps = tr->cfg.layer_norm_eps;
-  int C = tr->cfg.hidden_size;
-  BC_KERNEL_RUN(tr->ctx, tr->k_ln, "layernorm_fwd", (size_t)N * tr->wg, tr->wg, KARG(out),
-                KARG(x), KARG(w), KARG(b), KARG(eps), KARG(C));
+  return bc_op_layernorm_fwd(tr->ctx, &tr->tops, out, x, w, b, tr->cfg.layer_norm_eps, N,
+                             tr->cfg.hidden_size);
 }
 
 /* out = dropout(x + bias) (+ res) for site id; drop NULL or p == 0: no dropout. */
 int bc_tr_bias_dropout_res(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem bias, cl_mem res,
                               const bc_dropout_cfg *drop, float p, uint32_t id, int N, int C) {
-  cl_int has_res = res != NULL;
-  cl_mem r = res ? res : x;
-  float pp = drop ? p : 0.0f;
-  cl_uint lo = drop ? (cl_uint)drop->seed : 0, hi = drop ? (cl_uint)(drop->seed >> 32) : 0;
-  cl_uint step = drop ? drop->step : 0, did = id;
-  BC_KERNEL_RUN(tr->ctx, tr->k_bdr, "bias_dropout_residual_fwd", (size_t)N * C, 64, KARG(out),
-                KARG(x), KARG(bias), KARG(r), KARG(has_res), KARG(pp), KARG(lo), KARG(hi),
-                KARG(step), KARG(did), KARG(N), KARG(C));
+  return bc_op_bias_dropout_residual(tr->ctx, &tr->tops, out, x, bias, res, drop ? p : 0.0f,
+                                     drop ? drop->seed : 0, drop ? drop->step : 0, id, N, C);
 }
 
 /* In place dropout (forward, and its own backward) when active. */
@@ -128,10 +120,6 @@ void bc_trainer_free(bc_trainer *tr) {
   }
   for (int b = 0; b < 4; b++)
     if (tr->buf[b]) clReleaseMemObject(tr->buf[b]);
-  cl_kernel ks[] = {tr->k_embsum, tr->k_ln, tr->k_bdr, tr->k_split1, tr->k_splitbwd};
-  for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
-    if (ks[i]) clReleaseKernel(ks[i]);
-  if (tr->prog) clReleaseProgram(tr->prog);
   bc_ops_free(&tr->ops);
   bc_train_ops_free(&tr->tops);
   free(tr->doff);
@@ -165,23 +153,6 @@ static void place(bc_trainer *tr, size_t align_f) {
   tr->dev_total = (at + align_f - 1) / align_f * align_f;
 }
 
-static int build_kernels(bc_trainer *tr) {
-  bertcl_ctx *ctx = tr->ctx;
-  int st = BERTCL_OK;
-  static const char *const files[] = {"common.cl", "backward.cl", "trainer.cl"};
-  char opts[96];
-  snprintf(opts, sizeof opts, "-DWG=%zu -cl-std=CL1.2", tr->wg);
-  BC_TRY(bc_program_build(ctx, files, 3, opts, &tr->prog));
-  BC_CL_OBJ(&ctx->err, tr->k_embsum, clCreateKernel(tr->prog, "embedding_sum_fwd", BC_RC));
-  BC_CL_OBJ(&ctx->err, tr->k_ln, clCreateKernel(tr->prog, "layernorm_fwd", BC_RC));
-  BC_CL_OBJ(&ctx->err, tr->k_bdr, clCreateKernel(tr->prog, "bias_dropout_residual_fwd", BC_RC));
-  BC_CL_OBJ(&ctx->err, tr->k_split1, clCreateKernel(tr->prog, "split_heads_one", BC_RC));
-  BC_CL_OBJ(&ctx->err, tr->k_splitbwd, clCreateKernel(tr->prog, "split_heads_bwd", BC_RC));
-  return BERTCL_OK;
-fail:
-  return st;
-}
-
 int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, int num_labels,
                       const float *params, int freeze_encoder, bc_trainer **out) {
   const bc_head_desc *hd = bc_head_describe(head);
@@ -205,7 +176,6 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, 
   tr->K = num_labels;
   tr->head = head;
   tr->freeze = freeze_encoder != 0;
-  tr->wg = bc_row_work_group(ctx);
   int L = c->num_layers;
   if ((st = bc_layout_init(&tr->lay, cfg, num_labels, hd->has_pooler)) != BERTCL_OK) {
     bc_fail(&ctx->err, st, "%s", bertcl_last_error(NULL));
@@ -251,7 +221,6 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, 
     }
   BC_TRY(bc_ops_init(ctx, &tr->ops));
   BC_TRY(bc_train_ops_init(ctx, &tr->tops));
-  BC_TRY(build_kernels(tr));
   BC_TRY(bc_trainer_write(tr, BC_TR_PARAMS, params));
   *out = tr;
   return BERTCL_OK;
@@ -386,10 +355,8 @@ static int forward_encoder(bc_trainer *tr, int B, int T, const bc_dropout_cfg *d
       I = c->intermediate_size;
   int N = B * T;
   float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
-  BC_TRY(bc_kernel_run(ctx, tr->k_embsum, "embedding_sum_fwd",
-                       (bc_karg[]){KARG(tr->xin_e), KARG(tr->ids), KARG(tr->tts), KARG(P(0)),
-                                   KARG(P(1)), KARG(P(2)), KARG(N), KARG(T), KARG(C)},
-                       9, (size_t)N * C, 64));
+  BC_TRY(bc_op_embedding_sum(ctx, &tr->tops, tr->xin_e, tr->ids, tr->tts, P(0), P(1), P(2), N,
+                             T, C));
   BC_TRY(k_layernorm(tr, tr->h[0], tr->xin_e, P(3), P(4), N));
   BC_TRY(bc_tr_dropout(tr, tr->h[0], drop, hp, bc_dropout_id(-1, BC_DROP_EMB), (size_t)N * C));
   float scale = 1.0f / sqrtf((float)HS);
@@ -479,10 +446,7 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
                 (size_t)C, gb, OFF(lb + T_AOW), (size_t)C));
     BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
                 OFF(lb + T_AOW), (size_t)C, tr->proj, 0, (size_t)C));
-    BC_TRY(bc_kernel_run(ctx, tr->k_split1, "split_heads_one",
-                         (bc_karg[]){KARG(tr->dctxh), KARG(tr->proj), KARG(B), KARG(T), KARG(C),
-                                     KARG(NH)},
-                         6, NC, 64));
+    BC_TRY(bc_op_split_heads_one(ctx, &tr->tops, tr->dctxh, tr->proj, B, T, C, NH));
     /* attention: ctx = dropout(probs) v per head */
     cl_mem pr = a->probs;
     uint32_t aid = bc_dropout_id(l, BC_DROP_ATTN);
@@ -503,10 +467,7 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
                       BNH));
     BC_TRY(gemm_heads(tr, 1, 0, T, HS, T, tr->dprobs, T, sTT, a->q, HS, sTH, tr->dk, HS, sTH,
                       BNH));
-    BC_TRY(bc_kernel_run(ctx, tr->k_splitbwd, "split_heads_bwd",
-                         (bc_karg[]){KARG(tr->dqkv), KARG(tr->dq), KARG(tr->dk), KARG(tr->dv),
-                                     KARG(B), KARG(T), KARG(C), KARG(NH)},
-                         8, NC, 64));
+    BC_TRY(bc_op_split_heads_bwd(ctx, &tr->tops, tr->dqkv, tr->dq, tr->dk, tr->dv, B, T, C, NH));
     int C3 = 3 * C;
     BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_QB), tr->dqkv, N, C3));
     BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C3, (size_t)C, (size_t)N, 1.0f, tr->dqkv, 0, (size_t)C3, h, 0,

@@ -36,9 +36,6 @@ struct bc_trainer {
   cl_mem *sub[2];    /* (count) sub-buffers of params and grads over each group, or NULL */
   bc_ops ops;
   bc_train_ops tops;
-  cl_program prog;
-  cl_kernel k_embsum, k_ln, k_bdr, k_split1, k_splitbwd;
-  size_t wg;
   /* arena for (cap_B, cap_T) */
   int cap_B, cap_T;
   cl_mem ids, tts, mask, xin_e, *h; /* h: (L+1) hidden states (B*T, C) */

@@ -23,18 +23,13 @@ void bc_word_data_free(bc_word_data *d) {
 
 /* Appends a word (taking ownership of word, tag and raw); -1 when out of memory. */
 static int add_word(bc_word_data *d, char *word, char *tag, char *raw, size_t line) {
-  size_t nw = d->start[d->n + 1] - 0; /* words so far, the open sentence included */
+  size_t nw = d->start[d->n + 1]; /* words so far, the open sentence included */
   if (nw == d->cap_words) {
     size_t nc = d->cap_words ? 2 * d->cap_words : 1024;
-    char **a = realloc(d->words, nc * sizeof *a);
-    if (a) d->words = a;
-    char **b = realloc(d->tags, nc * sizeof *b);
-    if (b) d->tags = b;
-    char **c = realloc(d->raw, nc * sizeof *c);
-    if (c) d->raw = c;
-    size_t *l = realloc(d->line, nc * sizeof *l);
-    if (l) d->line = l;
-    if (!a || !b || !c || !l) return -1;
+    if (bc_grow_arrays(nc, 4, (void *)&d->words, sizeof *d->words, (void *)&d->tags,
+                       sizeof *d->tags, (void *)&d->raw, sizeof *d->raw, (void *)&d->line,
+                       sizeof *d->line))
+      return -1;
     d->cap_words = nc;
   }
   d->words[nw] = word;
@@ -50,11 +45,9 @@ static int end_sentence(bc_word_data *d, size_t *pending_docs) {
   if (d->start[d->n + 1] == d->start[d->n]) return 0;
   if (d->n + 2 >= d->cap_sents) {
     size_t nc = d->cap_sents ? 2 * d->cap_sents : 256;
-    size_t *s = realloc(d->start, (nc + 1) * sizeof *s);
-    if (s) d->start = s;
-    size_t *dc = realloc(d->docs, nc * sizeof *dc);
-    if (dc) d->docs = dc;
-    if (!s || !dc) return -1;
+    if (bc_grow_arrays(nc + 1, 2, (void *)&d->start, sizeof *d->start, (void *)&d->docs,
+                       sizeof *d->docs))
+      return -1;
     d->cap_sents = nc;
   }
   d->docs[d->n] = *pending_docs;
@@ -99,15 +92,6 @@ static void finish(bc_word_data *d, int has_tags, int keep_raw) {
   }
 }
 
-static const char *find_nul(const char *data, size_t len, size_t *line) {
-  const char *nul = len ? memchr(data, 0, len) : NULL;
-  if (nul) {
-    *line = 1;
-    for (const char *q = data; q < nul; q++) *line += *q == '\n';
-  }
-  return nul;
-}
-
 /* Splits a line at spaces and tabs, in place; returns the column count (up to max). */
 static int split_ws(char *line, char **f, int max) {
   int n = 0;
@@ -125,8 +109,8 @@ static int split_ws(char *line, char **f, int max) {
 
 int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
                    const bc_word_columns *cols, int flags, bc_word_data *d) {
-  size_t nul_line;
-  if (find_nul(data, len, &nul_line))
+  size_t nul_line = bc_nul_line(data, len);
+  if (nul_line)
     return bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: a NUL byte (not a text file?)", name,
                    nul_line);
   if (init_data(d)) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
@@ -141,10 +125,7 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
   size_t lineno = 0, first_line = 0, docs = 0;
   enum { MAXC = 64 };
   char *f[MAXC + 1];
-  char *p = buf;
-  if (len >= 3 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
-      (unsigned char)p[2] == 0xBF)
-    p += 3;
+  char *p = buf + bc_bom_len(buf, len);
   while (*p && st == BERTCL_OK) {
     char *e = strchr(p, '\n');
     char *next = e ? e + 1 : p + strlen(p);
@@ -245,18 +226,15 @@ static char *tag_of_json(json_t *v) {
 
 int bc_words_jsonl_parse(bc_err *err, const char *name, const char *data, size_t len,
                          const bc_word_columns *cols, int flags, bc_word_data *d) {
-  size_t nul_line;
-  if (find_nul(data, len, &nul_line))
+  size_t nul_line = bc_nul_line(data, len);
+  if (nul_line)
     return bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: a NUL byte (not a text file?)", name,
                    nul_line);
   if (init_data(d)) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
   const char *wkey = cols->words_key ? cols->words_key : "tokens";
   int st = BERTCL_OK, any_tags = 0, all_tags = 1;
   size_t lineno = 0, docs = 0;
-  const char *p = data, *end = data + len;
-  if (len >= 3 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
-      (unsigned char)p[2] == 0xBF)
-    p += 3;
+  const char *p = data + bc_bom_len(data, len), *end = data + len;
   while (p < end && st == BERTCL_OK) {
     const char *e = memchr(p, '\n', (size_t)(end - p));
     const char *le = e ? e : end;
@@ -332,10 +310,7 @@ int bc_words_jsonl_parse(bc_err *err, const char *name, const char *data, size_t
 }
 
 static const char *skip_blank(const char *data, size_t len) {
-  const char *p = data, *end = data + len;
-  if (len >= 3 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
-      (unsigned char)p[2] == 0xBF)
-    p += 3;
+  const char *p = data + bc_bom_len(data, len), *end = data + len;
   while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
   return p;
 }
