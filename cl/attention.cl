@@ -92,7 +92,7 @@ __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
   float mx = -INFINITY;
   for (int j = lid; j < T; j += WG) {
     float x = s[j] * scale;
-    if (has_bias) x = x + pb[j];
+    if (has_bias) x += pb[j];
     if (!m[j]) x = x + -FLT_MAX;
     s[j] = x;
     mx = fmax(mx, x);
