@@ -61,17 +61,22 @@ static int head_fwd_bwd(ref_task task, const bc_config *cfg, const bc_weights *w
   bc_weights gv;
   memset(&gv, 0, sizeof gv);
   if (g) {
-    gv.word_emb = g->word_emb, gv.pos_emb = g->pos_emb, gv.type_emb = g->type_emb;
-    gv.emb_ln_w = g->emb_ln_w, gv.emb_ln_b = g->emb_ln_b;
+#define GRAD_TOP(f, r, c, d) gv.f = g->f;
+#define GRAD_LAYER(f, r, c, d) gl[l].f = g->layers[l].f;
+    BC_WEIGHTS_EMB(GRAD_TOP)
+    BC_WEIGHTS_REL(GRAD_TOP)
+    BC_WEIGHTS_POOL(GRAD_TOP)
+    BC_WEIGHTS_HEAD(GRAD_TOP)
     for (int l = 0; l < L; l++) {
-#define GRAD_FIELD(f, r, c, d) gl[l].f = g->layers[l].f;
-      BC_WEIGHTS_LAYER(GRAD_FIELD)
-#undef GRAD_FIELD
+      BC_WEIGHTS_LAYER(GRAD_LAYER)
     }
+#undef GRAD_TOP
+#undef GRAD_LAYER
     gv.layers = gl;
-    gv.pool_w = g->pool_w, gv.pool_b = g->pool_b;
-    gv.head_w = g->pool_w, gv.head_b = g->pool_b;
-    gv.cls_w = g->cls_w, gv.cls_b = g->cls_b;
+    if (cfg->head == BC_CLS_HEAD_POOLER && !gv.head_w) {
+      gv.head_w = gv.pool_w;
+      gv.head_b = gv.pool_b;
+    }
   }
   st = ref_task_fwd_bwd(cfg, &wv, task, K, ids, type_ids, mask, labels, targets, B, T,
                         drop ? &td : NULL, grad_scale, g ? &gv : NULL, loss, logits);

@@ -153,7 +153,7 @@ static int check_options(bc_err *err, const bertcl_finetune_options *o) {
 /* The parameters: the model's; a missing pooler or classifier initialised as transformers does
  * (normal(0, initializer_range), zero bias). */
 static int prepare_params(ft_run *r, const bc_config *cfg, const bc_weights *w0) {
-  int K = r->K, st, pooler = bc_head_describe(r->head)->has_pooler;
+  int K = r->K, st, pooler = bc_head_describe(r->head)->seq_dense;
   if ((st = bc_layout_init(&r->lay, cfg, K, pooler)) != BERTCL_OK) return st;
   r->flat = calloc(r->lay.total, sizeof *r->flat);
   r->m = calloc(r->lay.total, sizeof *r->m);

@@ -16,7 +16,9 @@ typedef enum {
 typedef struct {
   const char *name;         /* "sequence", "token" */
   const char *architecture; /* config.json "architectures" */
-  int has_pooler;           /* bert.pooler.dense.* is a parameter of the head */
+  int seq_dense;            /* the family's dense layer on the first token is a parameter of the
+                             * head (BERT's pooler, RoBERTa's and MPNet's classifier.dense,
+                             * DistilBERT's pre_classifier): bc_layout_init's seq_head */
   int per_token;            /* logits and labels per token (B*T rows), else per sequence (B) */
   int min_labels;           /* num_labels below this is refused */
 } bc_head_desc;

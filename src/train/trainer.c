@@ -177,11 +177,11 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, 
   tr->head = head;
   tr->freeze = freeze_encoder != 0;
   int L = c->num_layers;
-  if ((st = bc_layout_init(&tr->lay, cfg, num_labels, hd->has_pooler)) != BERTCL_OK) {
+  if ((st = bc_layout_init(&tr->lay, cfg, num_labels, hd->seq_dense)) != BERTCL_OK) {
     bc_fail(&ctx->err, st, "%s", bertcl_last_error(NULL));
     goto fail;
   }
-  if (tr->lay.count != 5 + T_PER_LAYER * L + (hd->has_pooler ? 2 : 0) + 2) {
+  if (tr->lay.count != 5 + T_PER_LAYER * L + (hd->seq_dense ? 2 : 0) + 2) {
     st = bc_fail(&ctx->err, BERTCL_ERR_INTERNAL, "layout has %d tensors", tr->lay.count);
     goto fail;
   }

@@ -19,7 +19,7 @@
 typedef struct bc_trainer bc_trainer;
 
 /* Uploads params (lay->total floats in the layout's order: bc_layout_init(cfg, num_labels,
- * the head's has_pooler)); gradients and moments start at zero. freeze_encoder: the encoder runs
+ * the head's seq_dense)); gradients and moments start at zero. freeze_encoder: the encoder runs
  * without dropout, the backward stops at the head and only the head's parameters are updated. */
 int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, int num_labels,
                       const float *params, int freeze_encoder, bc_trainer **out);
