@@ -23,7 +23,10 @@
 #include "model/safetensors.h"
 #include "ref/ref.h"
 #include "ref/ref_task.h"
+#include "ref/ref_train.h"
+#include "train/layout.h"
 #include "train/recipe.h"
+#include "train/trainer.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Fixtures                                                                                    */
@@ -1289,6 +1292,255 @@ static void test_family_training_dropout_fd(void **state) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* The OpenCL trainer (train/trainer.h: the one device forward of forward.h, the backward, the
+ * family's head from train/heads.c) against the same transformers fixtures: the layout is the task
+ * model's named_parameters() in order with the Trainer's decay groups; one batch's loss, logits
+ * and every gradient; three AdamW steps (two accumulated micro-batches, clipping, the linear
+ * schedule) and every parameter after them; then, with dropout on every site, every gradient
+ * against the plain-C reference with the same seed (transformers' dropout is torch's RNG). */
+
+/* Per tensor: |got - want| <= a_rel * max|want| + 1e-7 * (max over every tensor) + rtol |want|;
+ * returns the worst max|diff| / max|want| over the tensors whose gradient is not rounding noise. */
+static double check_tensors(const bc_layout *lay, const float *got, float *const *want,
+                            double a_rel, float rtol, const char *noise, const char *what,
+                            int *ok) {
+  double gmax = 0.0, worst = 0.0;
+  const char *worst_name = "";
+  for (int i = 0; i < lay->count; i++)
+    for (size_t e = 0; e < lay->t[i].numel; e++)
+      if (fabs(want[i][e]) > gmax) gmax = fabs(want[i][e]);
+  for (int i = 0; i < lay->count; i++) {
+    const bc_tensor *t = &lay->t[i];
+    double mx = 0.0;
+    for (size_t e = 0; e < t->numel; e++)
+      if (fabs(want[i][e]) > mx) mx = fabs(want[i][e]);
+    double d = bc_max_abs_diff(got + t->offset, want[i], t->numel);
+    if (mx > 1e-7 * gmax && d / mx > worst) worst = d / mx, worst_name = t->name;
+    char name[300];
+    snprintf(name, sizeof name, "%s %s", what, t->name);
+    /* a tensor whose gradient is zero in exact arithmetic (the key bias: softmax ignores a
+     * shift shared by every key) holds rounding noise on both sides: an absolute bound */
+    size_t nl = strlen(t->name), kl = strlen(noise);
+    float atol = nl >= kl && !strcmp(t->name + nl - kl, noise) ? 2e-5f
+                                                                : (float)(a_rel * mx + 1e-7 * gmax);
+    if (!bc_check_close(name, got + t->offset, want[i], t->numel, atol, rtol, 0)) *ok = 0;
+  }
+  printf("  %s: worst tensor %s\n", what, worst_name);
+  return worst;
+}
+
+static float **fixture_tensors(bc_st_file *fx, const bc_layout *lay, const char *prefix) {
+  float **want = calloc((size_t)lay->count, sizeof *want);
+  assert_non_null(want);
+  for (int i = 0; i < lay->count; i++) {
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", prefix, lay->t[i].name);
+    want[i] = bc_test_fixture_f32(fx, name, lay->t[i].numel);
+  }
+  return want;
+}
+
+static void free_tensors(float **t, int n) {
+  for (int i = 0; i < n; i++) free(t[i]);
+  free(t);
+}
+
+static void test_family_device_training(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) skip();
+  static const train_case cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-distilbert", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-mpnet", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-camembert", REF_TASK_TOKEN, ""}};
+  int ok = 1;
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    const train_case *tc = &cases[ci];
+    char dir[1024], rel[256];
+    family_dir(dir, sizeof dir, tc->name);
+    test_model tm;
+    model_open(&tm, dir);
+    const bc_config *cfg = &tm.cfg;
+    snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
+    bc_st_file *fx = bc_test_fixture_open(rel);
+    int64_t shape[2];
+    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+    int B = (int)shape[0], T = (int)shape[1], seq = tc->task == REF_TASK_SEQUENCE;
+    size_t BT = (size_t)B * T, rows = seq ? (size_t)B : BT;
+    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", BT, NULL);
+    int32_t *types = has(fx, "token_type_ids") ? bc_test_fixture_i32(fx, "token_type_ids", BT, NULL)
+                                               : NULL;
+    int32_t *labels = bc_test_fixture_i32(fx, "labels", rows, NULL);
+    const bc_st_tensor *lt = bc_st_find(fx, "logits");
+    int K = (int)lt->shape[lt->ndim - 1];
+    bc_head_kind head = seq ? BC_HEAD_SEQUENCE : BC_HEAD_TOKEN;
+
+    /* the layout: transformers' parameters (as a set: bertcl orders them by model.h's tables,
+     * transformers by module registration) and the Trainer's decay groups */
+    bc_layout lay;
+    assert_int_equal(bc_layout_init(&lay, cfg, K, seq), BERTCL_OK);
+    json_error_t je;
+    json_t *names = json_loads(bc_st_metadata(fx, "parameters"), 0, &je);
+    const char *no_decay = bc_st_metadata(fx, "no_decay");
+    assert_true(json_is_array(names) && no_decay);
+    if (json_array_size(names) != (size_t)lay.count) {
+      printf("%s: transformers trains %zu tensors, the layout has %d\n", tc->name,
+             json_array_size(names), lay.count);
+      ok = 0;
+    }
+    for (size_t j = 0; j < json_array_size(names); j++)
+      if (bc_layout_find(&lay, json_string_value(json_array_get(names, j))) < 0) {
+        printf("%s: %s is not in the layout\n", tc->name,
+               json_string_value(json_array_get(names, j)));
+        ok = 0;
+      }
+    for (int i = 0; i < lay.count; i++) {
+      char quoted[200];
+      snprintf(quoted, sizeof quoted, "\"%s\"", lay.t[i].name);
+      if (lay.t[i].decay != !strstr(no_decay, quoted)) {
+        printf("%s: %s decay %d, the Trainer's %d\n", tc->name, lay.t[i].name, lay.t[i].decay,
+               !strstr(no_decay, quoted));
+        ok = 0;
+      }
+    }
+    json_decref(names);
+    float *flat = calloc(lay.total, sizeof(float)), *grad = calloc(lay.total, sizeof(float));
+    float *rgrad = calloc(lay.total, sizeof(float)), *logits = malloc(rows * K * sizeof(float));
+    assert_true(flat && grad && rgrad && logits);
+    assert_int_equal(bc_weights_gather(flat, &lay, &tm.w), BERTCL_OK);
+    bc_trainer *tr = NULL;
+    if (bc_trainer_create(ctx, cfg, head, K, flat, 0, &tr) != BERTCL_OK)
+      fail_msg("bc_trainer_create %s: %s", tc->name, bertcl_last_error(ctx));
+
+    /* one batch */
+    double loss = 0.0;
+    assert_int_equal(bc_trainer_zero_grad(tr), BERTCL_OK);
+    if (bc_trainer_fwd_bwd(tr, ids, types, mask, labels, NULL, B, T, NULL, 1.0f, 1, &loss,
+                           logits) != BERTCL_OK)
+      fail_msg("bc_trainer_fwd_bwd %s: %s", tc->name, bertcl_last_error(ctx));
+    assert_int_equal(bc_trainer_read(tr, BC_TR_GRADS, grad), BERTCL_OK);
+    float *want_loss = bc_test_fixture_f32(fx, "loss", 1);
+    if (fabs(loss - want_loss[0]) > 1e-5 * (1.0 + fabs(want_loss[0]))) ok = 0;
+    float *want_logits = bc_test_fixture_f32(fx, "logits", rows * K);
+    double dl = bc_max_abs_diff(logits, want_logits, rows * K);
+    if (!bc_check_close("trainer logits", logits, want_logits, rows * K, 1e-5f, 0, 0)) ok = 0;
+    float **wg = fixture_tensors(fx, &lay, "grad.");
+    char what[400];
+    snprintf(what, sizeof what, "trainer %s grad vs transformers", tc->name);
+    const char *kb = bc_family_get(cfg->family)->names.k_b;
+    double wrel = check_tensors(&lay, grad, wg, 2e-5, 1e-4f, kb, what, &ok);
+    printf("%s (OpenCL trainer, %s head, K=%d, B=%d T=%d): loss %.7f vs transformers %.7f, logits "
+           "max |diff| %.3g; %d gradients, max over tensors of max |diff| / max |grad| = %.3g\n",
+           tc->name, seq ? "sequence" : "token", K, B, T, loss, (double)want_loss[0], dl,
+           lay.count, wrel);
+    free_tensors(wg, lay.count);
+
+    /* three AdamW steps of two micro-batches */
+    float *wl = bc_test_fixture_f32(fx, "adamw.loss", 3), *wn = bc_test_fixture_f32(fx, "adamw.grad_norm", 3);
+    float *wlr = bc_test_fixture_f32(fx, "adamw.lr", 3);
+    bc_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, 0.01f};
+    int mb = B / 2;
+    for (int step = 0; step < 3; step++) {
+      assert_int_equal(bc_trainer_zero_grad(tr), BERTCL_OK);
+      double total = 0.0, norm = 0.0;
+      for (int j = 0; j < 2; j++) {
+        size_t r0 = (size_t)j * mb * T;
+        double lj = 0.0;
+        if (bc_trainer_fwd_bwd(tr, ids + r0, types ? types + r0 : NULL, mask + r0,
+                               labels + (seq ? (size_t)j * mb : r0), NULL, mb, T, NULL, 0.5f, 1,
+                               &lj, NULL) != BERTCL_OK)
+          fail_msg("%s step %d: %s", tc->name, step, bertcl_last_error(ctx));
+        total += lj / 2;
+      }
+      float lr = bc_lr_linear(step, 1, 3, 1e-3f);
+      assert_int_equal(bc_trainer_step(tr, &ac, lr, 0.25f, step + 1, &norm), BERTCL_OK);
+      printf("  AdamW step %d: loss %.7f (%.7f) grad norm %.6f (%.6f) lr %.3g (%.3g)\n", step,
+             total, (double)wl[step], norm, (double)wn[step], (double)lr, (double)wlr[step]);
+      if (fabs(total - wl[step]) > 1e-5 * (1.0 + fabs(wl[step])) ||
+          fabs(norm - wn[step]) > 1e-4 * (1.0 + fabs(wn[step])) || fabsf(lr - wlr[step]) > 1e-9f)
+        ok = 0;
+    }
+    float *params = malloc(lay.total * sizeof(float));
+    assert_non_null(params);
+    assert_int_equal(bc_trainer_read(tr, BC_TR_PARAMS, params), BERTCL_OK);
+    double worst = 0.0;
+    for (int i = 0; i < lay.count; i++) {
+      const bc_tensor *t = &lay.t[i];
+      char name[200];
+      snprintf(name, sizeof name, "adamw.%s", t->name);
+      float *want = bc_test_fixture_f32(fx, name, t->numel);
+      size_t nl = strlen(t->name), kl = strlen(kb);
+      /* the key bias: rounding noise on both sides, which Adam turns into steps of about
+       * +-lr (see test_family_training_step) */
+      int key_bias = nl >= kl && strcmp(t->name + nl - kl, kb) == 0;
+      snprintf(what, sizeof what, "trainer %s %s", tc->name, name);
+      if (!bc_check_close(what, params + t->offset, want, t->numel, key_bias ? 3e-3f : 1e-5f,
+                          key_bias ? 0.0f : 1e-4f, 0))
+        ok = 0;
+      double d = bc_max_abs_diff(params + t->offset, want, t->numel);
+      if (!key_bias && d > worst) worst = d;
+      free(want);
+    }
+    printf("  every parameter after 3 steps (key biases apart): max |trainer - transformers| = "
+           "%.3g\n", worst);
+
+    /* dropout on every site: the device against the reference, same seed and step */
+    bc_dropout_cfg drop = {0.1f, 0.1f, 0.1f, 77, 5};
+    assert_int_equal(bc_trainer_write(tr, BC_TR_PARAMS, flat), BERTCL_OK);
+    assert_int_equal(bc_trainer_zero_grad(tr), BERTCL_OK);
+    double dloss = 0.0, rloss = 0.0;
+    assert_int_equal(bc_trainer_fwd_bwd(tr, ids, types, mask, labels, NULL, B, T, &drop, 1.0f, 1,
+                                        &dloss, NULL), BERTCL_OK);
+    assert_int_equal(bc_trainer_read(tr, BC_TR_GRADS, grad), BERTCL_OK);
+    bc_weights w;
+    bc_grads g;
+    assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
+    assert_int_equal(bc_grads_bind(&g, &lay, rgrad), BERTCL_OK);
+    int st = seq ? ref_cls_fwd_bwd(cfg, &w, K, ids, types, mask, labels, NULL, B, T, &drop, 1.0f,
+                                   &g, &rloss, NULL)
+                 : ref_tok_fwd_bwd(cfg, &w, K, ids, types, mask, labels, B, T, &drop, 1.0f, &g,
+                                   &rloss, NULL);
+    assert_int_equal(st, BERTCL_OK);
+    float **rg = calloc((size_t)lay.count, sizeof *rg);
+    assert_non_null(rg);
+    for (int i = 0; i < lay.count; i++) {
+      rg[i] = malloc(lay.t[i].numel * sizeof(float));
+      memcpy(rg[i], rgrad + lay.t[i].offset, lay.t[i].numel * sizeof(float));
+    }
+    snprintf(what, sizeof what, "trainer %s grad (dropout) vs the reference", tc->name);
+    wrel = check_tensors(&lay, grad, rg, 1e-5, 1e-4f, kb, what, &ok);
+    if (fabs(dloss - rloss) > 1e-5 * (1.0 + fabs(rloss))) ok = 0;
+    printf("  dropout on: loss %.7f (reference %.7f, without dropout %.7f); gradients vs the "
+           "reference: max over tensors of max |diff| / max |grad| = %.3g\n", dloss, rloss, loss,
+           wrel);
+    if (fabs(dloss - loss) < 1e-4) ok = 0; /* the masks are on */
+    free_tensors(rg, lay.count);
+    bc_grads_unbind(&g);
+    bc_weights_unbind(&w);
+    free(params);
+    free(wlr);
+    free(wn);
+    free(wl);
+    free(want_logits);
+    free(want_loss);
+    bc_trainer_free(tr);
+    free(logits);
+    free(rgrad);
+    free(grad);
+    free(flat);
+    bc_layout_free(&lay);
+    free(labels);
+    free(types);
+    free(mask);
+    free(ids);
+    bc_test_fixture_close(fx);
+    model_close(&tm);
+  }
+  bertcl_ctx_free(ctx);
+  assert_true(ok);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Real weights (bench/real_weights.sh): $BERTCL_REAL_MODEL (a model folder) and
  * $BERTCL_REAL_FIXTURE (texts, and sentence-transformers' input_ids, attention_mask and
  * embeddings); skipped without them. Each text goes through bertcl's tokenizer (its ids must be
@@ -1410,6 +1662,7 @@ int main(void) {
       cmocka_unit_test(test_position_kernels),
       cmocka_unit_test(test_family_training_step),
       cmocka_unit_test(test_family_training_dropout_fd),
+      cmocka_unit_test(test_family_device_training),
       cmocka_unit_test(test_real_weights),
   };
   const char *filter = getenv("BERTCL_TEST_FILTER");

@@ -64,6 +64,19 @@ int bc_op_rel_position_bias(bertcl_ctx *ctx, bc_ops *ops, cl_mem bias, cl_mem ta
   RUN(rel_position_bias_fwd, (size_t)NH * T * T, EW_LOCAL, A(bias), A(table), A(NH), A(T));
 }
 
+int bc_op_rel_position_bias_bwd(bertcl_ctx *ctx, bc_ops *ops, cl_mem dtable, cl_mem ddiag,
+                                cl_mem dz, int B, int NH, int T) {
+  int st = BERTCL_OK;
+  const bc_karg a1[] = {A(ddiag), A(dz), A(B), A(NH), A(T)};
+  BC_TRY(bc_kernel_run(ctx, ops->rel_position_bias_bwd_diag, "rel_position_bias_bwd_diag", a1, 5,
+                       (size_t)NH * (2 * (size_t)T - 1), EW_LOCAL));
+  const bc_karg a2[] = {A(dtable), A(ddiag), A(NH), A(T)};
+  BC_TRY(bc_kernel_run(ctx, ops->rel_position_bias_bwd_table, "rel_position_bias_bwd_table", a2,
+                       4, (size_t)BC_REL_BUCKETS * NH, EW_LOCAL));
+fail:
+  return st;
+}
+
 int bc_op_embedding(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem ids, cl_mem pos_ids,
                     cl_mem type_ids, cl_mem wte0, cl_mem wte1, cl_mem wpe, cl_mem wtt,
                     cl_mem ln_w, cl_mem ln_b, float eps, int B, int T, int C, int V, int split,

@@ -12,7 +12,8 @@ enum { BC_ACT_TANH_ = 3 }; /* the pooler's tanh, beside bc_act's values */
 /* Every kernel of the encoder's program (cl/common.cl + op_files in ops.c). X(name) generates
  * the bc_ops field, its clCreateKernel and its release; the field is the kernel's name. */
 #define BC_OPS_KERNELS(X)                                                                      \
-  X(position_ids_fwd) X(rel_position_bias_fwd) X(embedding_fwd) X(bias_residual_layernorm_fwd) \
+  X(position_ids_fwd) X(rel_position_bias_fwd) X(rel_position_bias_bwd_diag)                   \
+  X(rel_position_bias_bwd_table) X(embedding_fwd) X(bias_residual_layernorm_fwd)               \
   X(bias_act_fwd) X(split_heads_fwd) X(softmax_fwd) X(merge_heads_fwd) X(pool_fwd)             \
   X(l2norm_fwd) X(gather_cls_fwd) X(scale_add_fwd) X(gather_tokens_fwd) X(word_pool_fwd)       \
   X(to_half_fwd)
@@ -37,6 +38,12 @@ int bc_op_position_ids(bertcl_ctx *ctx, bc_ops *ops, cl_mem pos /* (B*T) */,
  * ref_rel_position_bias_fwd. */
 int bc_op_rel_position_bias(bertcl_ctx *ctx, bc_ops *ops, cl_mem bias /* (NH, T, T) */,
                             cl_mem table /* (NB, NH) */, int NH, int T);
+/* The table's gradient (accumulated) from dz (B, NH, T, T), the gradient at the scores the
+ * bias was added to: per diagonal into ddiag (NH, 2T-1) (scratch), then per bucket. Twin:
+ * ref_rel_position_bias_bwd. */
+int bc_op_rel_position_bias_bwd(bertcl_ctx *ctx, bc_ops *ops, cl_mem dtable /* (NB, NH) */,
+                                cl_mem ddiag /* (NH, 2T-1) */, cl_mem dz /* (B, NH, T, T) */,
+                                int B, int NH, int T);
 /* LayerNorm((word[ids] + type[type_ids]) + pos[pos_ids]); TT 0: no token types (type_ids and
  * wtt are not read). Twin: ref_embedding_pos_fwd. */
 int bc_op_embedding(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B*T, C) */,

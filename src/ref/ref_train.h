@@ -101,6 +101,14 @@ void ref_embedding_bwd(float *dword,             /* (V, C) */
                        const float *type_emb,    /* (TT, C) */
                        const float *ln_w,        /* (C) */
                        float eps, int B, int T, int C);
+/* The same with the family's positions and token types: pos_ids (B*T) (NULL: t), type_emb NULL
+ * when the family has no token types (dtype then untouched); the LayerNorm input in
+ * ref_embedding_pos_fwd's order. */
+void ref_embedding_pos_bwd(float *dword, float *dpos, float *dtype, float *dln_w, float *dln_b,
+                           const float *dout, const int32_t *ids, const int32_t *pos_ids,
+                           const int32_t *type_ids, const float *word_emb, const float *pos_emb,
+                           const float *type_emb, const float *ln_w, float eps, int B, int T,
+                           int C);
 
 /* d act(x) / dx in double: erf GELU, tanh GELU, ReLU (0 at x == 0, as torch). */
 double ref_act_grad(double x, bc_act act);
