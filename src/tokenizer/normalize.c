@@ -813,14 +813,12 @@ int bc_tok_norm_nfx(int kind, bc_tok_nbuf *b, uint32_t shift, bc_tok_nscratch *s
     /* recompose.rs: composee, the blocked marks (buf: indices into it[]), last class */
     int have = 0, last_ccc = -1;
     dec_item k = {0, 0, 0};
-    size_t nbuf = 0, buf_at = n; /* marks are kept in it[] itself: ids recorded below */
-    /* the blocked marks are a subsequence of it[]; keep their indices in a side array */
-    size_t *bufi = NULL;
+    /* the blocked marks are a subsequence of it[]: their indices in a side array */
+    size_t nbuf = 0, *bufi = NULL;
     if (n) {
       bufi = malloc(n * sizeof *bufi);
       if (!bufi) return BERTCL_ERR_NOMEM;
     }
-    (void)buf_at;
     for (size_t i = 0; i < n && !st; i++) {
       dec_item c = it[i];
       if (!have) {

@@ -174,7 +174,7 @@ static const char *transform(const bc_tok_precompiled *pc, const char *key, size
 
 /* tokenizers' replace(): appends new_part's characters for old_count replaced ones. */
 static int replace(bc_tok_changes *ch, size_t old_count, const char *s, size_t len) {
-  size_t first = ch->n, nnew = 0;
+  size_t nnew = 0;
   for (size_t i = 0; i < len;) {
     uint32_t cp;
     size_t r = 0;
@@ -193,7 +193,6 @@ static int replace(bc_tok_changes *ch, size_t old_count, const char *s, size_t l
   } else if (nnew < old_count) {
     if (ch->n > 0) ch->v[ch->n - 1].change -= (int32_t)(old_count - nnew);
   }
-  (void)first;
   return BERTCL_OK;
 }
 

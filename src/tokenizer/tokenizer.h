@@ -3,12 +3,11 @@
  * A tokenizer is Hugging Face's pipeline, read from tokenizer.json (or built from vocab.txt):
  *   decode UTF-8 (errors -> U+FFFD)
  *   -> added tokens with normalized=false, matched on the raw text         (added.c)
- *   -> per remaining piece: normalizer (a sequence of steps)               (normalize.c, nfx.c,
+ *   -> per remaining piece: normalizer (a sequence of steps)               (normalize.c,
  *                                                                             precompiled.c)
  *   -> added tokens with normalized=true, matched on the normalized piece  (added.c)
  *   -> pre-tokenizer (a sequence of steps splitting pieces into words)     (pretok.c, regex.c)
- *   -> model on each word: WordPiece, Unigram or BPE                       (wordpiece.c,
- *                                                                             unigram.c, bpe.c)
+ *   -> model on each word: WordPiece, Unigram, BPE or WordLevel            (models.c)
  *   -> truncation -> post-processor (offset trimming, template)           (encode.c)
  * exactly as the Rust `tokenizers` crate runs it, alignments included: every normalized
  * character carries the range [a0, a1) of original characters it came from, following
@@ -372,7 +371,7 @@ int bc_tok_normalize_cps(const bertcl_tokenizer *tok, const uint32_t *cps, size_
 /* BertNormalizer over b, or over cps[0..ncps) (aligned to shift + i) into b when cps is set. */
 int bc_tok_norm_bert(const bc_tok_norm *n, bc_tok_nbuf *b, const uint32_t *cps, size_t ncps,
                      uint32_t shift, bc_tok_nscratch *s);
-/* NFD / NFKD / NFC / NFKC (nfx.c). */
+/* NFD / NFKD / NFC / NFKC (normalize.c). */
 int bc_tok_norm_nfx(int kind, bc_tok_nbuf *b, uint32_t shift, bc_tok_nscratch *s);
 /* Precompiled (precompiled.c). */
 int bc_tok_norm_precompiled(const bc_tok_precompiled *pc, bc_tok_nbuf *b, uint32_t shift,
