@@ -31,7 +31,7 @@ typedef struct {
   bc_train_ops tops[2];
   int B, T, C, NH, I, N;
   size_t params; /* AdamW's and the gradient norm's length */
-  cl_mem h, h2, res, inter, scores, probs, mask, ids, tts, wte, wpe, wtt, lnw, lnb, bias,
+  cl_mem h, h2, res, inter, scores, probs, mask, ids, pos, tts, wte, wpe, wtt, lnw, lnb, bias,
       ibias, dinter, dh, stats, dw, db, pp, pm, pv, pg;
 } bench;
 
@@ -82,8 +82,8 @@ static cl_mem ibuf(bench *b, size_t n, int mod, int *st) {
 typedef int (*op_fn)(bench *b, int k);
 
 static int op_embedding(bench *b, int k) {
-  return bc_op_embedding(b->ctx, &b->ops[k], b->h, b->ids, b->tts, b->wte, b->wte, b->wpe, b->wtt,
-                         b->lnw, b->lnb, 1e-12f, b->B, b->T, b->C, 1000, 1000, 2);
+  return bc_op_embedding(b->ctx, &b->ops[k], b->h, b->ids, b->pos, b->tts, b->wte, b->wte, b->wpe,
+                         b->wtt, b->lnw, b->lnb, 1e-12f, b->B, b->T, b->C, 1000, 1000, b->T, 2);
 }
 static int op_brln(bench *b, int k) {
   return bc_op_bias_residual_layernorm(b->ctx, &b->ops[k], b->h, b->h, b->bias, b->res, b->lnw,
@@ -93,7 +93,7 @@ static int op_gelu(bench *b, int k) {
   return bc_op_bias_act(b->ctx, &b->ops[k], b->inter, b->ibias, BC_ACT_GELU, b->N, b->I);
 }
 static int op_softmax(bench *b, int k) {
-  return bc_op_softmax(b->ctx, &b->ops[k], b->scores, b->mask, 0.125f, b->B, b->NH, b->T);
+  return bc_op_softmax(b->ctx, &b->ops[k], b->scores, b->mask, NULL, 0.125f, b->B, b->NH, b->T);
 }
 static int op_split(bench *b, int k) {
   (void)k;
@@ -221,6 +221,7 @@ int main(int argc, char **argv) {
     b.probs = buf(&b, S, 0, 1, &st);
     b.mask = ibuf(&b, (size_t)B * T, 0, &st);
     b.ids = ibuf(&b, N, 1000, &st);
+    b.pos = ibuf(&b, N, T, &st);
     b.tts = ibuf(&b, N, 2, &st);
     b.wte = buf(&b, (size_t)1000 * C, -1, 1, &st);
     b.wpe = buf(&b, (size_t)T * C, -1, 1, &st);
@@ -280,7 +281,7 @@ int main(int argc, char **argv) {
   free(u[0]);
   free(u[1]);
   cl_mem ms[] = {b.h,    b.h2,  b.res, b.dh,  b.inter, b.dinter, b.scores, b.probs,
-                 b.mask, b.ids, b.tts, b.wte, b.wpe,   b.wtt,    b.lnw,    b.lnb,
+                 b.mask, b.ids, b.pos, b.tts, b.wte, b.wpe,   b.wtt,    b.lnw,    b.lnb,
                  b.bias, b.ibias, b.stats, b.dw, b.db, b.pp, b.pm, b.pv, b.pg};
   for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
     if (ms[i]) clReleaseMemObject(ms[i]);

@@ -27,26 +27,41 @@ __kernel void split_heads_fwd(__global float *q,           // (B, NH, T, HS)
 // over j, as transformers' eager attention with its additive mask (a fully masked row comes out
 // uniform, never NaN). GPU set: one work-group per row; CPU set: one work-item per row, VW lanes
 // at a time (rows = B*NH*T).
+// With has_bias (MPNet): s * scale + bias[h, i, j] before the mask, bias (NH, T, T) shared by
+// the batch (rel_position_bias_fwd); without, bias is not read.
 __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
                           __global const int *mask,    // (B, T)
-                          const float scale, const int rows, const int NH, const int T) {
+                          __global const float *bias,  // (NH, T, T)
+                          const float scale, const int rows, const int NH, const int T,
+                          const int has_bias) {
 #if KSET == KSET_CPU
   const size_t row = get_global_id(0);
   if (row >= (size_t)rows) return;
   const int b = (int)(row / ((size_t)NH * T));
   __global float *s = scores + row * T;
   __global const int *m = mask + (size_t)b * T;
+  __global const float *pb = bias + (row % ((size_t)NH * T)) * T; // row (h, i) of the bias
   floatV mxv = -INFINITY;
   int j;
-  for (j = 0; j + VW <= T; j += VW) {
-    const floatV x = loadV(s + j) * scale;
-    const floatV y = select(x + -FLT_MAX, x, loadVi(m + j) != 0);
-    storeV(y, s + j);
-    mxv = fmax(mxv, y);
+  if (has_bias) {
+    for (j = 0; j + VW <= T; j += VW) {
+      const floatV x = loadV(s + j) * scale + loadV(pb + j);
+      const floatV y = select(x + -FLT_MAX, x, loadVi(m + j) != 0);
+      storeV(y, s + j);
+      mxv = fmax(mxv, y);
+    }
+  } else {
+    for (j = 0; j + VW <= T; j += VW) {
+      const floatV x = loadV(s + j) * scale;
+      const floatV y = select(x + -FLT_MAX, x, loadVi(m + j) != 0);
+      storeV(y, s + j);
+      mxv = fmax(mxv, y);
+    }
   }
   float mx = hmaxV(mxv);
   for (; j < T; j++) {
     float x = s[j] * scale;
+    if (has_bias) x = x + pb[j];
     if (!m[j]) x = x + -FLT_MAX;
     s[j] = x;
     mx = fmax(mx, x);
@@ -73,9 +88,11 @@ __kernel void softmax_fwd(__global float *scores,      // (B, NH, T, T)
   const int b = (int)(row / ((size_t)NH * T));
   __global float *s = scores + row * T;
   __global const int *m = mask + (size_t)b * T;
+  __global const float *pb = bias + (row % ((size_t)NH * T)) * T; // row (h, i) of the bias
   float mx = -INFINITY;
   for (int j = lid; j < T; j += WG) {
     float x = s[j] * scale;
+    if (has_bias) x += pb[j];
     if (!m[j]) x = x + -FLT_MAX;
     s[j] = x;
     mx = fmax(mx, x);

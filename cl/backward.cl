@@ -349,11 +349,12 @@ __kernel void softmax_bwd(__global float *ds, __global const float *dp,
 }
 
 // Embedding tables' gradients from dy, the gradient at the embedding LayerNorm's input
-// (accumulated, deterministic). Word rows: the host sorts positions by token id; segment u
-// (positions order[seg[u]..seg[u+1])) all carry id uid[u]. One item per (u, c).
-__kernel void embedding_bwd_word(__global float *dword,        // (V, C)
+// (accumulated, deterministic). Word and position rows: the host sorts the tokens by their id
+// (token id, or position id: RoBERTa's and MPNet's positions follow the padding); segment u
+// (tokens order[seg[u]..seg[u+1])) all carry row uid[u]. One item per (u, c).
+__kernel void embedding_bwd_rows(__global float *dtable,       // (rows, C)
                                  __global const float *dy,     // (B*T, C)
-                                 __global const int *order,    // (B*T) positions by id
+                                 __global const int *order,    // (B*T) tokens by row
                                  __global const int *seg,      // (U+1)
                                  __global const int *uid,      // (U)
                                  const int U, const int C) {
@@ -362,29 +363,21 @@ __kernel void embedding_bwd_word(__global float *dword,        // (V, C)
   const int c = (int)(i % C), u = (int)(i / C);
   float s = 0.0f;
   for (int k = seg[u]; k < seg[u + 1]; k++) s += dy[(size_t)order[k] * C + c];
-  dword[(size_t)uid[u] * C + c] += s;
+  dtable[(size_t)uid[u] * C + c] += s;
 }
 
-// dpos[t] += sum_b dy[b, t]; dtype[tt] += sum of dy over positions of type tt. One item per
-// (row of the position table or the type table, c): rows 0..T-1 are positions, T.. are types.
-__kernel void embedding_bwd_pos_type(__global float *dpos,          // (P, C)
-                                     __global float *dtype,         // (TT, C)
-                                     __global const float *dy,      // (B*T, C)
-                                     __global const int *type_ids,  // (B*T)
-                                     const int B, const int T, const int TT, const int C) {
+// dtype[tt] += sum of dy over the tokens of type tt. One item per (tt, c).
+__kernel void embedding_bwd_type(__global float *dtype,          // (TT, C)
+                                 __global const float *dy,       // (N, C)
+                                 __global const int *type_ids,   // (N)
+                                 const int N, const int TT, const int C) {
   const size_t i = get_global_id(0);
-  if (i >= (size_t)(T + TT) * C) return;
-  const int c = (int)(i % C), r = (int)(i / C);
+  if (i >= (size_t)TT * C) return;
+  const int c = (int)(i % C), tt = (int)(i / C);
   float s = 0.0f;
-  if (r < T) {
-    for (int b = 0; b < B; b++) s += dy[((size_t)b * T + r) * C + c];
-    dpos[(size_t)r * C + c] += s;
-  } else {
-    const int tt = r - T;
-    for (size_t n = 0; n < (size_t)B * T; n++)
-      if (type_ids[n] == tt) s += dy[n * C + c];
-    dtype[(size_t)tt * C + c] += s;
-  }
+  for (size_t n = 0; n < (size_t)N; n++)
+    if (type_ids[n] == tt) s += dy[n * C + c];
+  dtype[(size_t)tt * C + c] += s;
 }
 
 // Cross-entropy over logits (B, K) with labels (B) (-100 ignored): loss_b and

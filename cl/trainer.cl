@@ -1,24 +1,25 @@
 // Forward helpers of the training step (cl/common.cl and cl/backward.cl first: philox_first).
 // The inference kernels fuse what the backward needs to see, so training keeps the LayerNorm
-// inputs itself: embedding sum, plain LayerNorm, bias + dropout + residual, and the head layout
-// conversions of the attention backward. Twins: src/ref/ref_cls.c (ref_cls_fwd_bwd).
+// inputs itself (encoder/forward.h): embedding sum, plain LayerNorm, bias + dropout + residual.
+// Twins: src/ref (ref_embedding_pos_fwd, ref_layernorm_fwd, ref_dropout_fwd).
 #pragma OPENCL FP_CONTRACT OFF
 
-// xin = (word[ids] + type[type_ids]) + pos[t], as transformers adds them; one item per element.
+// xin = (word[ids] + type[type_ids]) + pos[pos_ids], as transformers adds them; TT 0 (no token
+// types: DistilBERT, MPNet): word[ids] + pos[pos_ids]. One item per element.
 __kernel void embedding_sum_fwd(__global float *xin,           // (B*T, C)
                                 __global const int *ids,       // (B*T)
-                                __global const int *type_ids,  // (B*T)
+                                __global const int *pos_ids,   // (B*T)
+                                __global const int *type_ids,  // (B*T), not read when TT is 0
                                 __global const float *wte,     // (V, C)
                                 __global const float *wpe,     // (P, C)
                                 __global const float *wtt,     // (TT, C)
-                                const int N, const int T, const int C) {
+                                const int N, const int C, const int TT) {
   const size_t i = get_global_id(0);
   if (i >= (size_t)N * C) return;
   const int c = (int)(i % C);
   const int row = (int)(i / C);
-  const int t = row % T;
-  xin[i] = (wte[(size_t)ids[row] * C + c] + wtt[(size_t)type_ids[row] * C + c]) +
-           wpe[(size_t)t * C + c];
+  const float we = wte[(size_t)ids[row] * C + c], pe = wpe[(size_t)pos_ids[row] * C + c];
+  xin[i] = TT > 0 ? (we + wtt[(size_t)type_ids[row] * C + c]) + pe : we + pe;
 }
 
 // out = LayerNorm(x) per row. GPU set: one work-group per row; CPU set: one work-item per row.
@@ -81,37 +82,4 @@ __kernel void bias_dropout_residual_fwd(__global float *out,         // (N, C)
   }
   out[i] = has_res ? y + res[i] : y;
 #endif
-}
-
-// (B*T, C) -> (B, NH, T, HS): the inverse of merge_heads_fwd (gradient of the context).
-__kernel void split_heads_one(__global float *out,       // (B, NH, T, HS)
-                              __global const float *x,   // (B*T, C)
-                              const int B, const int T, const int C, const int NH) {
-  const size_t i = get_global_id(0);
-  if (i >= (size_t)B * T * C) return;
-  const int HS = C / NH;
-  const int d = (int)(i % HS);
-  const int t = (int)((i / HS) % T);
-  const int h = (int)((i / ((size_t)HS * T)) % NH);
-  const int b = (int)(i / ((size_t)HS * T * NH));
-  out[i] = x[((size_t)b * T + t) * C + (size_t)h * HS + d];
-}
-
-// dq, dk, dv (B, NH, T, HS) -> dqkv (B*T, 3C): the backward of split_heads_fwd.
-__kernel void split_heads_bwd(__global float *dqkv,       // (B*T, 3C)
-                              __global const float *dq,   // (B, NH, T, HS)
-                              __global const float *dk,
-                              __global const float *dv,
-                              const int B, const int T, const int C, const int NH) {
-  const size_t i = get_global_id(0);
-  if (i >= (size_t)B * T * C) return;
-  const int HS = C / NH;
-  const int d = (int)(i % HS);
-  const int t = (int)((i / HS) % T);
-  const int h = (int)((i / ((size_t)HS * T)) % NH);
-  const int b = (int)(i / ((size_t)HS * T * NH));
-  const size_t dst = ((size_t)b * T + t) * 3 * C + (size_t)h * HS + d;
-  dqkv[dst] = dq[i];
-  dqkv[dst + C] = dk[i];
-  dqkv[dst + 2 * C] = dv[i];
 }

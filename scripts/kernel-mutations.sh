@@ -22,7 +22,11 @@ layernorm_row_cpu scalar tail|common.cl|for (; c < C; c++) out[c] = (x[c] - mean
 row_sum_cpu tail|common.cl|for (; c < C; c++) s += x[c];|for (; c < C; c++) s += 2 * x[c];|test_train_ops
 bias_residual_layernorm_fwd residual (CPU set)|layernorm.cl|vloadV(0, rr + c);|vloadV(0, xr + c);|test_ops
 bias_residual_layernorm_fwd (GPU set)|layernorm.cl|o[c] = xr[c] + bias[c] + rr[c];|o[c] = xr[c] + rr[c];|test_ops
-embedding_fwd type row (CPU set)|embedding.cl|vloadV(0, te + c);|vloadV(0, pe + c);|test_ops
+embedding_fwd type row (CPU set)|embedding.cl|(vloadV(0, we + c) + vloadV(0, te + c))|(vloadV(0, we + c) + vloadV(0, pe + c))|test_ops
+embedding_fwd position ids|embedding.cl|int t = pos_ids[row];|int t = pos_ids[row] + 1;|test_ops
+embedding_fwd without token types (CPU set)|embedding.cl|const floatV y = vloadV(0, we + c) + vloadV(0, pe + c);|const floatV y = vloadV(0, we + c) + vloadV(0, pe + c) + vloadV(0, te + c);|test_ops
+softmax_fwd position bias (CPU set)|attention.cl|vloadV(0, s + j) * scale + vloadV(0, pb + j)|vloadV(0, s + j) * scale + vloadV(0, pb + j + 1)|test_ops
+softmax_fwd position bias (GPU set)|attention.cl|if (has_bias) x += pb[j];|if (has_bias) x += pb[0];|test_ops
 softmax_fwd mask (CPU set)|attention.cl|vloadV(0, m + j) != 0|vloadV(0, m + j) == 0|test_ops
 softmax_fwd tail (CPU set)|attention.cl|for (; j < T; j++) s[j] *= inv;|for (; j < T - 1; j++) s[j] *= inv;|test_ops
 softmax_fwd (GPU set)|attention.cl|for (int j = lid; j < T; j += WG) s[j] *= inv;|for (int j = lid; j < T; j += WG) s[j] *= inv * 1.001f;|test_ops

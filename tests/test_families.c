@@ -9,6 +9,7 @@
  * "relbias" (MPNet without its relative attention bias), "eps" (torch's default LayerNorm eps
  * 1e-5 instead of config.json's, or DistilBERT's fixed 1e-12), "head" (the tanh head runs ReLU). */
 #define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +17,17 @@
 
 #include "testutil.h"
 
+#include "encoder/encoder.h"
+#include "encoder/ops.h"
 #include "model/family.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "ref/ref.h"
+#include "ref/ref_task.h"
+#include "ref/ref_train.h"
+#include "train/layout.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Fixtures                                                                                    */
@@ -40,17 +48,20 @@ static const family_case k_cases[] = {
     {"tiny-xlm-roberta", "xlm-roberta", BC_FAMILY_ROBERTA, 1, 1, 0, 0, BC_POOL_CLS},
     {"tiny-camembert", "camembert", BC_FAMILY_ROBERTA, 1, 0, 0, 5, 0},
     {"tiny-distilbert", "distilbert", BC_FAMILY_DISTILBERT, 0, 0, 2, 0, 0},
-    {"tiny-distilbert-sin", "distilbert", BC_FAMILY_DISTILBERT, 0, 0, 0, 0, 0},
+    {"tiny-distilbert-sin", "distilbert", BC_FAMILY_DISTILBERT, 0, 0, 0, 3, 0},
     {"tiny-mpnet", "mpnet", BC_FAMILY_MPNET, 0, 0, 2, 0, 0},
     {"tiny-mpnet-st", "mpnet", BC_FAMILY_MPNET, 0, 1, 0, 0, BC_POOL_MEAN},
 };
 #define N_CASES (sizeof k_cases / sizeof k_cases[0])
 
-static void case_dir(char *out, size_t n, const family_case *fc) {
+/* The folder tests/data/families/<name>, as transformers saved it (tokenizer included). */
+static void family_dir(char *out, size_t n, const char *name) {
   char rel[256];
-  snprintf(rel, sizeof rel, "families/%s", fc->name);
+  snprintf(rel, sizeof rel, "families/%s", name);
   bc_test_data_path(out, n, rel);
 }
+
+static void case_dir(char *out, size_t n, const family_case *fc) { family_dir(out, n, fc->name); }
 
 static bc_st_file *case_fixture(const family_case *fc, const char *dir) {
   char rel[256];
@@ -210,6 +221,94 @@ static double check_batch(const family_case *fc, const test_model *tm, bc_st_fil
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Real text: bertcl's tokenizer (tokenizer.json's pipeline: byte-level BPE, Unigram, MPNet's
+ * WordPiece template) on the texts the fixtures were made from (tests/gen/gen_family_models.py
+ * TEXTS and PAIR), then the reference forward                                                 */
+
+static const char *const k_text0 = "Hello, the world was on fire!";
+static const char *const k_text2 = "The quick brown fox jumps over the lazy dog, then it runs away.";
+static const char *const k_pair[2] = {"The cat sat on the mat.", "It was not happy at all."};
+
+static int ids_match(const char *what, const bertcl_encoding *e, const int32_t *row, int T,
+                     const int32_t *mask_row, int skip) {
+  size_t n = 0;
+  while ((int)n < T && mask_row[n]) n++;
+  if (e->n != n) {
+    printf("%s: bertcl %zu tokens, transformers %zu\n", what, e->n, n);
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((int)i != skip && e->ids[i] != row[i]) {
+      printf("%s: token %zu: bertcl id %d ('%s'), transformers %d\n", what, i, e->ids[i],
+             e->tokens[i] ? e->tokens[i] : "?", row[i]);
+      return 0;
+    }
+  return 1;
+}
+
+static void test_family_real_text(void **state) {
+  (void)state;
+  int ok = 1;
+  for (size_t i = 0; i < N_CASES; i++) {
+    const family_case *fc = &k_cases[i];
+    char dir[1024];
+    case_dir(dir, sizeof dir, fc);
+    bertcl_tokenizer *tok = NULL;
+    if (bertcl_tokenizer_load(&tok, dir) != BERTCL_OK)
+      fail_msg("%s: %s", fc->name, bertcl_last_error(NULL));
+    test_model tm;
+    model_open(&tm, dir);
+    bc_st_file *fx = case_fixture(fc, dir);
+    int64_t shape[2];
+    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+    int B = (int)shape[0], T = (int)shape[1];
+    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", (size_t)B * T, NULL);
+    /* rows: text 0, the pair, [a single special token], text 2 */
+    int pad_inside = !strcmp(fc->name, "tiny-roberta") || !strcmp(fc->name, "tiny-mpnet");
+    bertcl_encoding *e0 = NULL, *e1 = NULL, *e2 = NULL;
+    assert_int_equal(bertcl_tokenizer_encode(tok, k_text0, strlen(k_text0), NULL, 0, NULL, &e0),
+                     BERTCL_OK);
+    assert_int_equal(bertcl_tokenizer_encode(tok, k_pair[0], strlen(k_pair[0]), k_pair[1],
+                                             strlen(k_pair[1]), NULL, &e1), BERTCL_OK);
+    assert_int_equal(bertcl_tokenizer_encode(tok, k_text2, strlen(k_text2), NULL, 0, NULL, &e2),
+                     BERTCL_OK);
+    char what[160];
+    snprintf(what, sizeof what, "%s text", fc->name);
+    int case_ok = ids_match(what, e0, ids, T, mask, -1);
+    snprintf(what, sizeof what, "%s pair", fc->name);
+    case_ok &= ids_match(what, e1, ids + T, T, mask + T, pad_inside ? 3 : -1);
+    snprintf(what, sizeof what, "%s long text", fc->name);
+    case_ok &= ids_match(what, e2, ids + (size_t)(B - 1) * T, T, mask + (size_t)(B - 1) * T, -1);
+    /* bertcl's own ids of text 0 through the reference: transformers' batch of one */
+    int C = tm.cfg.hidden_size, L = tm.cfg.num_layers, n0 = (int)e0->n;
+    float *hidden = malloc((size_t)(L + 1) * n0 * C * sizeof(float));
+    assert_non_null(hidden);
+    assert_int_equal(ref_model_fwd(&tm.cfg, &tm.w, e0->ids, e0->type_ids, NULL, 1, n0, hidden,
+                                   NULL), BERTCL_OK);
+    char name[32];
+    snprintf(name, sizeof name, "single.hidden.%d", L);
+    float *want = bc_test_fixture_f32(fx, name, (size_t)n0 * C);
+    snprintf(what, sizeof what, "%s: bertcl tokens -> ref -> last layer vs transformers", fc->name);
+    case_ok &= bc_check_close(what, hidden + (size_t)L * n0 * C, want, (size_t)n0 * C, 1e-5f, 0, 0);
+    printf("%-20s bertcl's tokenizer gives transformers' ids (%zu + %zu + %zu tokens); last layer "
+           "max |diff| %.3g\n", fc->name, e0->n, e1->n, e2->n,
+           bc_max_abs_diff(hidden + (size_t)L * n0 * C, want, (size_t)n0 * C));
+    ok &= case_ok;
+    free(want);
+    free(hidden);
+    bertcl_encoding_free(e2);
+    bertcl_encoding_free(e1);
+    bertcl_encoding_free(e0);
+    free(mask);
+    free(ids);
+    bc_test_fixture_close(fx);
+    model_close(&tm);
+    bertcl_tokenizer_free(tok);
+  }
+  assert_true(ok);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Loading                                                                                     */
 
 static void test_family_load(void **state) {
@@ -362,6 +461,30 @@ static void test_rel_position_buckets(void **state) {
   assert_true(bias[0] == 0.0f && bias[1] == 34.0f && bias[2] == 36.0f); /* h 0, i 0: j 0, 1, 2 */
   assert_true(bias[3] == 2.0f);                                        /* h 0, i 1, j 0: rel -1 */
   assert_true(bias[9 + 1] == 35.0f);                                   /* h 1, i 0, j 1 */
+  /* the backward is the forward's adjoint, summed over the batch: for random table and dz,
+   * sum_b <dz[b], bias(table)> == <dtable, table> */
+  {
+    enum { B = 3, NH = 2, T = 150 };
+    bc_rng rng;
+    bc_rng_seed(&rng, 7);
+    float *tab = bc_rng_alloc(&rng, (size_t)BC_REL_BUCKETS * NH, -1.0f, 1.0f);
+    float *dz = bc_rng_alloc(&rng, (size_t)B * NH * T * T, -1.0f, 1.0f);
+    float *bb = malloc((size_t)NH * T * T * sizeof(float));
+    float *dtab = calloc((size_t)BC_REL_BUCKETS * NH, sizeof(float));
+    assert_true(tab && dz && bb && dtab);
+    ref_rel_position_bias_fwd(bb, tab, NH, T);
+    ref_rel_position_bias_bwd(dtab, dz, B, NH, T);
+    double lhs = 0.0, rhs = 0.0;
+    for (int b = 0; b < B; b++)
+      for (size_t e = 0; e < (size_t)NH * T * T; e++) lhs += (double)dz[(size_t)b * NH * T * T + e] * bb[e];
+    for (int k = 0; k < BC_REL_BUCKETS * NH; k++) rhs += (double)dtab[k] * tab[k];
+    printf("rel_position_bias adjoint: %.9g vs %.9g\n", lhs, rhs);
+    assert_true(fabs(lhs - rhs) <= 1e-6 * (fabs(lhs) + 1.0) + 1e-3);
+    free(dtab);
+    free(bb);
+    free(dz);
+    free(tab);
+  }
   free(want);
   bc_test_fixture_close(fx);
 }
@@ -370,7 +493,7 @@ static void test_rel_position_buckets(void **state) {
 static void test_sinusoidal_positions(void **state) {
   (void)state;
   char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "families/tiny-distilbert-sin");
+  family_dir(dir, sizeof dir, "tiny-distilbert-sin");
   bertcl_model *m = NULL;
   assert_int_equal(bertcl_model_load(&m, dir), BERTCL_OK);
   const bc_config *c = bc_model_config(m);
@@ -390,7 +513,7 @@ static void test_sinusoidal_positions(void **state) {
 static void test_encoder_fwd_keeps_activations(void **state) {
   (void)state;
   char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "families/tiny-mpnet");
+  family_dir(dir, sizeof dir, "tiny-mpnet");
   test_model tm;
   model_open(&tm, dir);
   const bc_config *cfg = &tm.cfg;
@@ -550,14 +673,15 @@ static void test_family_errors(void **state) {
   expect_msg(load_variant(tmp, "tiny-roberta", "pad_token_id", "null"), BERTCL_ERR_FORMAT,
              "\"pad_token_id\" is null; roberta counts positions from it");
   /* ... and a table too short for any position after it */
-  expect_msg(load_variant(tmp, "tiny-roberta", "pad_token_id", "39"), BERTCL_ERR_FORMAT,
-             "leaves no position after padding_idx 39");
+  expect_msg(load_variant(tmp, "tiny-roberta", "pad_token_id", "65"), BERTCL_ERR_FORMAT,
+             "max_position_embeddings 66 leaves no position after padding_idx 65");
   /* MPNet buckets into 32 whatever the table holds */
   expect_msg(load_variant(tmp, "tiny-mpnet", "relative_attention_num_buckets", "16"),
              BERTCL_ERR_UNSUPPORTED, "relative_attention_num_buckets 16 is below the 32");
   /* without sinusoidal_pos_embds a missing position table is an error */
   expect_msg(load_variant(tmp, "tiny-distilbert-sin", "sinusoidal_pos_embds", "false"),
-             BERTCL_ERR_MISSING, "missing tensor 'embeddings.position_embeddings.weight'");
+             BERTCL_ERR_MISSING,
+             "missing tensor 'distilbert.embeddings.position_embeddings.weight'");
   /* DistilBERT's keys: a dim that is not a multiple of n_heads */
   expect_msg(load_variant(tmp, "tiny-distilbert", "n_heads", "5"), BERTCL_ERR_FORMAT,
              "dim 32 is not a multiple of n_heads 5");
@@ -571,29 +695,31 @@ static void test_family_errors(void **state) {
   expect_msg(load_variant(tmp, "tiny-mpnet", "model_type", "\"deberta-v2\""),
              BERTCL_ERR_UNSUPPORTED, "bertcl runs model_type bert, roberta, xlm-roberta");
 
-  /* RoBERTa's longest sequence is max_position_embeddings - padding_idx - 1 = 38 */
+  /* RoBERTa's longest sequence is max_position_embeddings - padding_idx - 1 = 64 */
   char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "families/tiny-roberta");
+  family_dir(dir, sizeof dir, "tiny-roberta");
   test_model tm;
   model_open(&tm, dir);
   const bc_config *cfg = &tm.cfg;
-  assert_int_equal(cfg->max_position, 38);
-  int32_t ids[39], pos[39];
-  for (int t = 0; t < 39; t++) ids[t] = 5;
-  float *hidden = malloc((size_t)(cfg->num_layers + 1) * 39 * cfg->hidden_size * sizeof(float));
+  assert_int_equal(cfg->max_position, 64);
+  enum { TMAX = 65 };
+  int32_t ids[TMAX], pos[TMAX];
+  for (int t = 0; t < TMAX; t++) ids[t] = 5;
+  float *hidden = malloc((size_t)(cfg->num_layers + 1) * TMAX * cfg->hidden_size * sizeof(float));
   assert_non_null(hidden);
-  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, 38, hidden, NULL), BERTCL_OK);
-  ref_position_ids(pos, ids, cfg, 1, 38);
-  assert_int_equal(pos[37], 39); /* the table's last row */
-  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, 39, hidden, NULL),
+  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, TMAX - 1, hidden, NULL),
+                   BERTCL_OK);
+  ref_position_ids(pos, ids, cfg, 1, TMAX - 1);
+  assert_int_equal(pos[TMAX - 2], 65); /* the table's last row */
+  assert_int_equal(ref_model_fwd(cfg, &tm.w, ids, NULL, NULL, 1, TMAX, hidden, NULL),
                    BERTCL_ERR_INVALID_ARG);
-  assert_int_equal(bc_config_check_batch(NULL, cfg, ids, NULL, 1, 39), BERTCL_ERR_INVALID_ARG);
+  assert_int_equal(bc_config_check_batch(NULL, cfg, ids, NULL, 1, TMAX), BERTCL_ERR_INVALID_ARG);
   int32_t types[2] = {0, 1}; /* type_vocab_size 1 */
   assert_int_equal(bc_config_check_batch(NULL, cfg, ids, types, 1, 2), BERTCL_ERR_INVALID_ARG);
   model_close(&tm);
 
   /* no token types: type ids are ignored, whatever they hold */
-  bc_test_data_path(dir, sizeof dir, "families/tiny-distilbert");
+  family_dir(dir, sizeof dir, "tiny-distilbert");
   model_open(&tm, dir);
   cfg = &tm.cfg;
   int32_t t7[4] = {7, 7, 7, 7};
@@ -607,37 +733,941 @@ static void test_family_errors(void **state) {
   free(h2);
   free(hidden);
   model_close(&tm);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  bc_test_run(cmd, NULL);
 }
 
-/* The OpenCL schedules run BERT only until their family-generic forms land: other families are
- * refused with a message, not run with BERT's positions. */
-static void test_family_device_refused(void **state) {
+/* The OpenCL encoder on every family against transformers: every hidden layer of the fixture
+ * batches (and MPNet's 160-token batch), the pooler, sentence-transformers pooling, and row 0
+ * alone vs in the padded batch. */
+static double device_batch(bertcl_ctx *ctx, bc_encoder *enc, const family_case *fc,
+                           bc_st_file *fx, const char *prefix, float atol, int *ok,
+                           float **last_out) {
+  const bc_config *cfg = bc_encoder_config(enc);
+  char name[96];
+  int64_t shape[2];
+  snprintf(name, sizeof name, "%sinput_ids", prefix);
+  int32_t *ids = bc_test_fixture_i32(fx, name, 0, shape);
+  int B = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
+  size_t BTC = (size_t)B * T * C;
+  snprintf(name, sizeof name, "%sattention_mask", prefix);
+  int32_t *mask = bc_test_fixture_i32(fx, name, (size_t)B * T, NULL);
+  snprintf(name, sizeof name, "%stoken_type_ids", prefix);
+  int32_t *types = has(fx, name) ? bc_test_fixture_i32(fx, name, (size_t)B * T, NULL) : NULL;
+  int layers[64];
+  for (int l = 0; l <= L; l++) layers[l] = l;
+  if (bc_encoder_forward(enc, ids, types, mask, B, T, layers, L + 1) != BERTCL_OK)
+    fail_msg("bc_encoder_forward %s: %s", fc->name, bertcl_last_error(ctx));
+  float *got = malloc(BTC * sizeof(float));
+  assert_non_null(got);
+  double worst = 0.0;
+  for (int l = 0; l <= L; l++) {
+    assert_int_equal(bc_encoder_read_hidden(enc, l, got), BERTCL_OK);
+    snprintf(name, sizeof name, "%shidden.%d", prefix, l);
+    float *want = bc_test_fixture_f32(fx, name, BTC);
+    /* padding positions are not compared: the device leaves them as its kernels make them */
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < T; t++)
+        if (!mask[(size_t)b * T + t])
+          memcpy(got + ((size_t)b * T + t) * C, want + ((size_t)b * T + t) * C, C * sizeof(float));
+    char what[160];
+    snprintf(what, sizeof what, "OpenCL encoder %s %s vs transformers", fc->name, name);
+    if (!bc_check_close(what, got, want, BTC, atol, 0, 0)) *ok = 0;
+    double d = bc_max_abs_diff(got, want, BTC);
+    if (d > worst) worst = d;
+    free(want);
+  }
+  snprintf(name, sizeof name, "%spooler", prefix);
+  if (has(fx, name)) {
+    float *want = bc_test_fixture_f32(fx, name, (size_t)B * C);
+    assert_int_equal(bc_encoder_read_pooler(enc, got), BERTCL_OK);
+    if (!bc_check_close("OpenCL pooler vs transformers", got, want, (size_t)B * C, atol, 0, 0))
+      *ok = 0;
+    free(want);
+  }
+  snprintf(name, sizeof name, "%sst.embeddings", prefix);
+  if (has(fx, name)) {
+    float *want = bc_test_fixture_f32(fx, name, (size_t)B * C);
+    int last = L;
+    assert_int_equal(bc_encoder_forward(enc, ids, types, mask, B, T, &last, 1), BERTCL_OK);
+    assert_int_equal(bc_encoder_read_pooled(enc, cfg->st_pooling, BC_COMBINE_CONCAT,
+                                            cfg->st_normalize, got), BERTCL_OK);
+    if (!bc_check_close("OpenCL sentence-transformers pooling vs sentence-transformers", got,
+                        want, (size_t)B * C, 1e-5f, 0, 0))
+      *ok = 0;
+    free(want);
+  }
+  if (last_out) { /* the last layer again, for the padding check */
+    int last = L;
+    assert_int_equal(bc_encoder_forward(enc, ids, types, mask, B, T, &last, 1), BERTCL_OK);
+    *last_out = malloc(BTC * sizeof(float));
+    assert_non_null(*last_out);
+    assert_int_equal(bc_encoder_read_hidden(enc, 0, *last_out), BERTCL_OK);
+  }
+  free(got);
+  free(types);
+  free(mask);
+  free(ids);
+  return worst;
+}
+
+static void test_family_device(void **state) {
   (void)state;
   bertcl_ctx *ctx = bc_test_ctx();
   if (!ctx) skip();
-  char dir[1024];
-  bc_test_data_path(dir, sizeof dir, "families/tiny-roberta");
-  bertcl_model *m = NULL;
-  assert_int_equal(bertcl_model_load(&m, dir), BERTCL_OK);
-  bertcl_encoder *enc = NULL;
-  int st = bertcl_encoder_create(&enc, ctx, m);
-  assert_int_equal(st, BERTCL_ERR_UNSUPPORTED);
-  assert_non_null(strstr(bertcl_last_error(ctx), "does not run roberta models yet"));
-  assert_null(enc);
-  bertcl_model_free(m);
+  int ok = 1;
+  for (size_t i = 0; i < N_CASES; i++) {
+    const family_case *fc = &k_cases[i];
+    char dir[1024];
+    case_dir(dir, sizeof dir, fc);
+    bertcl_model *m = NULL;
+    if (bertcl_model_load(&m, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+    bc_encoder *enc = NULL;
+    if (bc_encoder_create(ctx, m, &enc) != BERTCL_OK)
+      fail_msg("bc_encoder_create %s: %s", fc->name, bertcl_last_error(ctx));
+    bc_st_file *fx = case_fixture(fc, dir);
+    float *batch_last = NULL, *alone_last = NULL;
+    double w = device_batch(ctx, enc, fc, fx, "", 1e-5f, &ok, &batch_last);
+    double w1 = device_batch(ctx, enc, fc, fx, "single.", 1e-5f, &ok, &alone_last);
+    double wl = has(fx, "long.input_ids") ? device_batch(ctx, enc, fc, fx, "long.", 1e-5f, &ok, NULL)
+                                          : 0.0;
+    /* row 0 alone vs in the padded batch, on the device */
+    int64_t shape[2];
+    int32_t *ids1 = bc_test_fixture_i32(fx, "single.input_ids", 0, shape);
+    int T1 = (int)shape[1], C = bc_model_config(m)->hidden_size;
+    double pad = bc_max_abs_diff(alone_last, batch_last, (size_t)T1 * C);
+    if (pad > 1e-5) ok = 0;
+    char longer[64] = "";
+    if (wl > 0) snprintf(longer, sizeof longer, ", %.3g (160 tokens)", wl);
+    printf("%-20s OpenCL vs transformers: every layer max |diff| %.3g (batch), %.3g (alone)%s; "
+           "padding invariance %.3g\n", fc->name, w, w1, longer, pad);
+    free(ids1);
+    free(alone_last);
+    free(batch_last);
+    bc_test_fixture_close(fx);
+    bc_encoder_free(enc);
+    bertcl_model_free(m);
+  }
   bertcl_ctx_free(ctx);
+  assert_true(ok);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The family kernels (cl/position.cl) against their reference twins: exact (integer positions,
+ * copied table entries). Sizes: T = 1, odd T, T past MPNet's distance 128, ids with the padding
+ * id inside and at the end of rows. */
+
+static void test_position_kernels(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) skip();
+  static const char *const files[] = {"common.cl", "position.cl"};
+  char opts[320];
+  snprintf(opts, sizeof opts, "-DREL_BUCKETS=%d -cl-std=CL1.2", BC_REL_BUCKETS);
+  bc_act_options(opts, sizeof opts); /* common.cl wants the activation codes */
+  cl_program prog = NULL;
+  if (bc_program_build(ctx, files, 2, opts, &prog) != BERTCL_OK)
+    fail_msg("position.cl: %s", bertcl_last_error(ctx));
+  cl_int rc;
+  cl_kernel kpos = clCreateKernel(prog, "position_ids_fwd", &rc);
+  assert_int_equal(rc, CL_SUCCESS);
+  cl_kernel kbias = clCreateKernel(prog, "rel_position_bias_fwd", &rc);
+  assert_int_equal(rc, CL_SUCCESS);
+  cl_kernel kdiag = clCreateKernel(prog, "rel_position_bias_bwd_diag", &rc);
+  assert_int_equal(rc, CL_SUCCESS);
+  cl_kernel ktab = clCreateKernel(prog, "rel_position_bias_bwd_table", &rc);
+  assert_int_equal(rc, CL_SUCCESS);
+  static const struct {
+    int B, T, NH;
+  } shapes[] = {{1, 1, 1}, {3, 7, 2}, {2, 33, 4}, {1, 300, 3}, {5, 130, 1}};
+  uint64_t seed = 18;
+  bc_rng rng;
+  bc_rng_seed(&rng, seed);
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    int B = shapes[s].B, T = shapes[s].T, NH = shapes[s].NH;
+    size_t BT = (size_t)B * T, BIAS = (size_t)NH * T * T;
+    int32_t *ids = malloc(BT * sizeof *ids), *pos = malloc(BT * sizeof *pos);
+    int32_t *want = malloc(BT * sizeof *want);
+    float *table = bc_rng_alloc(&rng, (size_t)BC_REL_BUCKETS * NH, -1.0f, 1.0f);
+    float *bias = malloc(BIAS * sizeof(float)), *bwant = malloc(BIAS * sizeof(float));
+    assert_true(ids && pos && want && table && bias && bwant);
+    for (size_t i = 0; i < BT; i++) ids[i] = (int32_t)(bc_rng_u32(&rng) % 6); /* pad id 1 often */
+    cl_mem dids = bc_test_upload(ctx, ids, BT * sizeof *ids);
+    cl_mem dpos = bc_test_upload(ctx, pos, BT * sizeof *pos);
+    cl_mem dtab = bc_test_upload(ctx, table, (size_t)BC_REL_BUCKETS * NH * sizeof(float));
+    cl_mem dbias = bc_test_upload(ctx, bias, BIAS * sizeof(float));
+    for (int padded = 0; padded <= 1; padded++) {
+      bc_config cfg = {0};
+      cfg.pos_kind = padded ? BC_POS_PADDED : BC_POS_ARANGE;
+      cfg.padding_idx = 1;
+      ref_position_ids(want, ids, &cfg, B, T);
+      int pidx = 1;
+      bc_karg a[] = {KARG(dpos), KARG(dids), KARG(B), KARG(T), KARG(padded), KARG(pidx)};
+      assert_int_equal(bc_kernel_run(ctx, kpos, "position_ids_fwd", a, 6, (size_t)B, 64),
+                       BERTCL_OK);
+      bc_test_download(ctx, dpos, pos, BT * sizeof *pos);
+      for (size_t i = 0; i < BT; i++)
+        if (pos[i] != want[i])
+          fail_msg("position_ids_fwd (%d, %d) padded %d: index %zu want %d got %d, seed %llu", B,
+                   T, padded, i, want[i], pos[i], (unsigned long long)seed);
+    }
+    bc_karg a[] = {KARG(dbias), KARG(dtab), KARG(NH), KARG(T)};
+    assert_int_equal(bc_kernel_run(ctx, kbias, "rel_position_bias_fwd", a, 4, BIAS, 64), BERTCL_OK);
+    bc_test_download(ctx, dbias, bias, BIAS * sizeof(float));
+    ref_rel_position_bias_fwd(bwant, table, NH, T);
+    char what[96];
+    snprintf(what, sizeof what, "rel_position_bias_fwd (%d, %d, %d)", NH, T, T);
+    assert_true(bc_check_close(what, bias, bwant, BIAS, 0, 0, seed));
+    /* the table's gradient from dz (B, NH, T, T), accumulated onto a non-zero dtable */
+    size_t DZ = (size_t)B * BIAS, NBH = (size_t)BC_REL_BUCKETS * NH;
+    float *dz = bc_rng_alloc(&rng, DZ, -1.0f, 1.0f);
+    float *gtab = bc_rng_alloc(&rng, NBH, -1.0f, 1.0f), *gtab_want = malloc(NBH * sizeof(float));
+    assert_true(dz && dtab && gtab_want);
+    memcpy(gtab_want, gtab, NBH * sizeof(float));
+    ref_rel_position_bias_bwd(gtab_want, dz, B, NH, T);
+    cl_mem ddz = bc_test_upload(ctx, dz, DZ * sizeof(float));
+    cl_mem ddiag = bc_test_upload(ctx, dz, (size_t)NH * (2 * T - 1) * sizeof(float));
+    cl_mem ddtab = bc_test_upload(ctx, gtab, NBH * sizeof(float));
+    bc_karg a1[] = {KARG(ddiag), KARG(ddz), KARG(B), KARG(NH), KARG(T)};
+    assert_int_equal(bc_kernel_run(ctx, kdiag, "rel_position_bias_bwd_diag", a1, 5,
+                                   (size_t)NH * (2 * T - 1), 64), BERTCL_OK);
+    bc_karg a2[] = {KARG(ddtab), KARG(ddiag), KARG(NH), KARG(T)};
+    assert_int_equal(bc_kernel_run(ctx, ktab, "rel_position_bias_bwd_table", a2, 4, NBH, 64),
+                     BERTCL_OK);
+    bc_test_download(ctx, ddtab, gtab, NBH * sizeof(float));
+    snprintf(what, sizeof what, "rel_position_bias_bwd (%d, %d, %d, %d)", B, NH, T, T);
+    /* float sums of up to B*T*T terms of size 1 on the device, double in the reference */
+    assert_true(bc_check_close(what, gtab, gtab_want, NBH, 1e-5f * (float)T, 1e-5f, seed));
+    clReleaseMemObject(ddtab);
+    clReleaseMemObject(ddiag);
+    clReleaseMemObject(ddz);
+    free(gtab_want);
+    free(gtab);
+    free(dz);
+    clReleaseMemObject(dbias);
+    clReleaseMemObject(dtab);
+    clReleaseMemObject(dpos);
+    clReleaseMemObject(dids);
+    free(bwant);
+    free(bias);
+    free(table);
+    free(want);
+    free(pos);
+    free(ids);
+  }
+  clReleaseKernel(ktab);
+  clReleaseKernel(kdiag);
+  clReleaseKernel(kbias);
+  clReleaseKernel(kpos);
+  clReleaseProgram(prog);
+  bertcl_ctx_free(ctx);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training steps against transformers (tests/gen/gen_family_train_fixtures.py): one batch's loss,
+ * logits and every parameter's gradient, then three AdamW steps of two accumulated micro-batches
+ * with clipping and the linear schedule, every parameter after them. */
+
+/* A copy of w whose tensors (those bc_family_params lists) live in one flat buffer. */
+typedef struct {
+  bc_weights w;
+  bc_layer_weights *layers;
+  bc_param *p;
+  int n;
+  size_t *off, total;
+  float *flat;
+} flat_view;
+
+static void view_bind(flat_view *v, const bc_config *cfg, const bc_weights *src, int K, int copy) {
+  memset(v, 0, sizeof *v);
+  v->w = *src;
+  int L = cfg->num_layers;
+  v->layers = malloc((size_t)L * sizeof *v->layers);
+  assert_non_null(v->layers);
+  memcpy(v->layers, src->layers, (size_t)L * sizeof *v->layers);
+  v->w.layers = v->layers;
+  v->n = bc_family_params(cfg, &v->w, K, NULL, 0);
+  assert_true(v->n > 0);
+  v->p = calloc((size_t)v->n, sizeof *v->p);
+  v->off = calloc((size_t)v->n, sizeof *v->off);
+  assert_true(v->p && v->off);
+  assert_int_equal(bc_family_params(cfg, &v->w, K, v->p, v->n), v->n);
+  for (int i = 0; i < v->n; i++) {
+    v->off[i] = v->total;
+    v->total += (size_t)v->p[i].shape[0] * (size_t)(v->p[i].ndim == 2 ? v->p[i].shape[1] : 1);
+  }
+  v->flat = calloc(v->total, sizeof(float));
+  assert_non_null(v->flat);
+  for (int i = 0; i < v->n; i++) {
+    size_t numel = (i + 1 < v->n ? v->off[i + 1] : v->total) - v->off[i];
+    if (copy) memcpy(v->flat + v->off[i], *v->p[i].slot, numel * sizeof(float));
+    *v->p[i].slot = v->flat + v->off[i];
+  }
+  if (cfg->head == BC_CLS_HEAD_POOLER && v->w.cls_w) { /* BERT: the pooler is the head */
+    v->w.head_w = v->w.pool_w;
+    v->w.head_b = v->w.pool_b;
+  }
+}
+
+static void view_free(flat_view *v) {
+  free(v->flat);
+  free(v->off);
+  free(v->p);
+  free(v->layers);
+}
+
+static size_t view_numel(const flat_view *v, int i) {
+  return (i + 1 < v->n ? v->off[i + 1] : v->total) - v->off[i];
+}
+
+typedef struct {
+  const char *name; /* folder and fixture */
+  ref_task task;
+  const char *key;  /* prefix of the loss, logits and grad.* keys ("cls." in BERT's fixture) */
+} train_case;
+
+static void test_family_training_step(void **state) {
+  (void)state;
+  /* BERT's training fixture (tests/gen/gen_train_fixtures.py) holds its classifier: the same
+   * schedule, checked against transformers too */
+  static const train_case cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-distilbert", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-mpnet", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-camembert", REF_TASK_TOKEN, ""},
+                                     {"tiny-bert", REF_TASK_SEQUENCE, "cls."}};
+  int ok = 1;
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    const train_case *tc = &cases[ci];
+    int bert = !strcmp(tc->name, "tiny-bert");
+    char dir[1024], rel[256], key[96];
+    if (bert)
+      bc_test_data_path(dir, sizeof dir, "tiny-bert");
+    else
+      family_dir(dir, sizeof dir, tc->name);
+    test_model tm;
+    model_open(&tm, dir);
+    const bc_config *cfg = &tm.cfg;
+    if (bert)
+      snprintf(rel, sizeof rel, "tiny-train-ref.safetensors");
+    else
+      snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
+    bc_st_file *fx = bc_test_fixture_open(rel);
+    int64_t shape[2];
+    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+    int B = (int)shape[0], T = (int)shape[1];
+    size_t BT = (size_t)B * T;
+    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", BT, NULL);
+    int32_t *types = has(fx, "token_type_ids") ? bc_test_fixture_i32(fx, "token_type_ids", BT, NULL)
+                                               : NULL;
+    int seq = tc->task == REF_TASK_SEQUENCE;
+    int32_t *labels = bc_test_fixture_i32(fx, "labels", seq ? (size_t)B : BT, NULL);
+    snprintf(key, sizeof key, "%slogits", tc->key);
+    const bc_st_tensor *lt = bc_st_find(fx, key);
+    assert_non_null(lt);
+    int K = (int)lt->shape[lt->ndim - 1];
+    size_t rows = seq ? (size_t)B : BT;
+    float *cls_w = NULL, *cls_b = NULL;
+    if (bert) { /* BertForSequenceClassification: the pooler and the fixture's classifier */
+      cls_w = bc_test_fixture_f32(fx, "cls.classifier.weight", (size_t)K * cfg->hidden_size);
+      cls_b = bc_test_fixture_f32(fx, "cls.classifier.bias", (size_t)K);
+      tm.w.cls_w = cls_w, tm.w.cls_b = cls_b;
+      tm.w.head_w = tm.w.pool_w, tm.w.head_b = tm.w.pool_b;
+    }
+
+    flat_view pv, gv, mv, vv;
+    view_bind(&pv, cfg, &tm.w, K, 1);
+    view_bind(&gv, cfg, &tm.w, K, 0);
+    /* every tensor transformers trains has a gradient here, and the Trainer's no-decay group is
+     * the table's */
+    const char *no_decay = bc_st_metadata(fx, "no_decay"), *params = bc_st_metadata(fx, "parameters");
+    assert_true(no_decay && (params || bert));
+    int nparams = 0;
+    for (const char *q = params; q && (q = strchr(q, '"')); q = strchr(q + 1, '"') + 1) nparams++;
+    if (params && nparams != pv.n) {
+      printf("%s: transformers trains %d tensors, bertcl lists %d\n", tc->name, nparams, pv.n);
+      ok = 0;
+    }
+    for (int i = 0; i < pv.n; i++) {
+      char quoted[200];
+      snprintf(quoted, sizeof quoted, "\"%s\"", pv.p[i].name);
+      if (params && !strstr(params, quoted)) {
+        printf("%s: %s is not a parameter of the task model\n", tc->name, pv.p[i].name);
+        ok = 0;
+      }
+      if (pv.p[i].decay != !strstr(no_decay, quoted)) {
+        printf("%s: %s decay %d, the Trainer's %d\n", tc->name, pv.p[i].name, pv.p[i].decay,
+               !strstr(no_decay, quoted));
+        ok = 0;
+      }
+    }
+
+    /* one forward and backward on the whole batch */
+    double loss = 0.0;
+    float *logits = malloc(rows * K * sizeof(float));
+    assert_non_null(logits);
+    int st = ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, types, mask, labels, NULL, B, T, NULL,
+                              1.0f, &gv.w, &loss, logits);
+    if (st != BERTCL_OK) fail_msg("ref_task_fwd_bwd %s: %s", tc->name, bertcl_last_error(NULL));
+    snprintf(key, sizeof key, "%sloss", tc->key);
+    float *want_loss = bc_test_fixture_f32(fx, key, 1);
+    printf("%s (%s head, K=%d, B=%d T=%d): loss %.7f vs transformers %.7f\n", tc->name,
+           seq ? "sequence" : "token", K, B, T, loss, (double)want_loss[0]);
+    if (fabs(loss - want_loss[0]) > 1e-5 * (1.0 + fabs(want_loss[0]))) ok = 0;
+    snprintf(key, sizeof key, "%slogits", tc->key);
+    compare(fx, tc->name, key, logits, rows * K, 1e-5f, &ok);
+    double worst = 0.0;
+    for (int i = 0; i < gv.n; i++) {
+      char name[200];
+      snprintf(name, sizeof name, "%sgrad.%s", tc->key, gv.p[i].name);
+      size_t numel = view_numel(&gv, i);
+      float *want = bc_test_fixture_f32(fx, name, numel);
+      if (!bc_check_close(name, gv.flat + gv.off[i], want, numel, 2e-5f, 1e-4f, 0)) ok = 0;
+      double d = bc_max_abs_diff(gv.flat + gv.off[i], want, numel);
+      if (d > worst) worst = d;
+      free(want);
+    }
+    printf("  every gradient (%d tensors): max |ref - transformers| = %.3g\n", gv.n, worst);
+
+    /* three AdamW steps, two micro-batches each (the recipe in the fixture's metadata) */
+    view_bind(&mv, cfg, &tm.w, K, 0);
+    view_bind(&vv, cfg, &tm.w, K, 0);
+    float *wl = bc_test_fixture_f32(fx, "adamw.loss", 3), *wn = bc_test_fixture_f32(fx, "adamw.grad_norm", 3);
+    float *wlr = bc_test_fixture_f32(fx, "adamw.lr", 3);
+    int mb = B / 2;
+    for (int step = 0; step < 3; step++) {
+      memset(gv.flat, 0, gv.total * sizeof(float));
+      double total = 0.0;
+      for (int j = 0; j < 2; j++) {
+        size_t r0 = (size_t)j * mb * T;
+        double lj = 0.0;
+        st = ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids + r0, types ? types + r0 : NULL,
+                              mask + r0, labels + (seq ? (size_t)j * mb : r0), NULL, mb, T, NULL,
+                              0.5f, &gv.w, &lj, NULL);
+        assert_int_equal(st, BERTCL_OK);
+        total += lj / 2;
+      }
+      double norm = ref_clip_grad_norm(gv.flat, gv.total, 0.25f);
+      float lr = bc_lr_linear(step, 1, 3, 1e-3f);
+      for (int i = 0; i < pv.n; i++)
+        ref_adamw_update(pv.flat + pv.off[i], gv.flat + gv.off[i], mv.flat + mv.off[i],
+                         vv.flat + vv.off[i], view_numel(&pv, i), lr, 0.9f, 0.999f, 1e-8f,
+                         pv.p[i].decay ? 0.01f : 0.0f, step + 1);
+      printf("  AdamW step %d: loss %.7f (%.7f) grad norm %.6f (%.6f) lr %.3g (%.3g)\n", step,
+             total, (double)wl[step], norm, (double)wn[step], (double)lr, (double)wlr[step]);
+      if (fabs(total - wl[step]) > 1e-5 * (1.0 + fabs(wl[step])) ||
+          fabs(norm - wn[step]) > 1e-4 * (1.0 + fabs(wn[step])) || fabsf(lr - wlr[step]) > 1e-9f)
+        ok = 0;
+    }
+    worst = 0.0;
+    for (int i = 0; i < pv.n; i++) {
+      char name[200];
+      snprintf(name, sizeof name, "adamw.%s", pv.p[i].name);
+      size_t numel = view_numel(&pv, i);
+      float *want = bc_test_fixture_f32(fx, name, numel);
+      const char *kb = bc_family_get(cfg->family)->names.k_b;
+      size_t nl = strlen(pv.p[i].name), kl = strlen(kb);
+      if (nl >= kl && strcmp(pv.p[i].name + nl - kl, kb) == 0) {
+        /* the key bias's gradient is zero in exact arithmetic (softmax ignores a shift shared
+         * by every key): both sides hold rounding noise, which Adam turns into steps of about
+         * +-lr; only the size of the move is checked, at most the summed learning rates */
+        if (!bc_check_close(name, pv.flat + pv.off[i], want, numel, 3e-3f, 0, 0)) ok = 0;
+        free(want);
+        continue;
+      }
+      if (!bc_check_close(name, pv.flat + pv.off[i], want, numel, 1e-5f, 1e-4f, 0)) ok = 0;
+      double d = bc_max_abs_diff(pv.flat + pv.off[i], want, numel);
+      if (d > worst) worst = d;
+      free(want);
+    }
+    printf("  every parameter after 3 steps (key biases apart): max |ref - transformers| = %.3g\n",
+           worst);
+    free(wlr);
+    free(wn);
+    free(wl);
+    free(want_loss);
+    free(cls_b);
+    free(cls_w);
+    free(logits);
+    view_free(&vv);
+    view_free(&mv);
+    view_free(&gv);
+    view_free(&pv);
+    free(labels);
+    free(types);
+    free(mask);
+    free(ids);
+    bc_test_fixture_close(fx);
+    model_close(&tm);
+  }
+  assert_true(ok);
+}
+
+/* With dropout on every site (p 0.1; masks fixed by the seed, so the loss is a smooth function
+ * of the parameters), the training reference's gradients against central differences of its own
+ * loss, for elements of every tensor the families differ in (positions, the relative position
+ * bias, the head's dense layer and classifier) and of a layer's weights. */
+static void test_family_training_dropout_fd(void **state) {
+  (void)state;
+  static const train_case cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-distilbert", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-mpnet", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-camembert", REF_TASK_TOKEN, ""}};
+  int ok = 1;
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    const train_case *tc = &cases[ci];
+    char dir[1024], rel[256];
+    family_dir(dir, sizeof dir, tc->name);
+    test_model tm;
+    model_open(&tm, dir);
+    const bc_config *cfg = &tm.cfg;
+    snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
+    bc_st_file *fx = bc_test_fixture_open(rel);
+    int64_t shape[2];
+    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+    int B = (int)shape[0], T = (int)shape[1], seq = tc->task == REF_TASK_SEQUENCE;
+    size_t BT = (size_t)B * T;
+    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", BT, NULL);
+    int32_t *labels = bc_test_fixture_i32(fx, "labels", seq ? (size_t)B : BT, NULL);
+    const bc_st_tensor *lt = bc_st_find(fx, "logits");
+    int K = (int)lt->shape[lt->ndim - 1], L = cfg->num_layers;
+    ref_dropout sites[REF_FWD_DROP_SITES(2) + 2];
+    assert_int_equal(L, 2);
+    for (int k = 0; k < REF_FWD_DROP_SITES(2) + 2; k++)
+      sites[k] = (ref_dropout){0.1f, 99, 3, (uint32_t)(k + 1)};
+    ref_task_dropout drop = {sites, &sites[REF_FWD_DROP_SITES(2)], &sites[REF_FWD_DROP_SITES(2) + 1]};
+    flat_view pv, gv;
+    view_bind(&pv, cfg, &tm.w, K, 1);
+    view_bind(&gv, cfg, &tm.w, K, 0);
+    double loss0 = 0.0, nodrop = 0.0;
+    assert_int_equal(ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, NULL, mask, labels, NULL, B, T,
+                                      &drop, 1.0f, &gv.w, &loss0, NULL), BERTCL_OK);
+    assert_int_equal(ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, NULL, mask, labels, NULL, B, T,
+                                      NULL, 1.0f, NULL, &nodrop, NULL), BERTCL_OK);
+    assert_true(fabs(loss0 - nodrop) > 1e-4); /* the masks are on */
+    bc_rng rng;
+    bc_rng_seed(&rng, 5 + ci);
+    int checked = 0;
+    double worst = 0.0;
+    for (int i = 0; i < pv.n; i++) {
+      const char *nm = pv.p[i].name;
+      int wanted = strstr(nm, "position_embeddings") || strstr(nm, "relative_attention_bias") ||
+                   strstr(nm, "classifier") || strstr(nm, "layer.1.") || strstr(nm, "LayerNorm");
+      if (!wanted) continue;
+      size_t numel = view_numel(&pv, i);
+      for (int r = 0; r < 4; r++) {
+        size_t e = pv.off[i] + bc_rng_u32(&rng) % numel;
+        if (strstr(nm, "position_embeddings")) /* a row the batch uses: position of token 1 */
+          e = pv.off[i] + (size_t)(cfg->pos_kind == BC_POS_PADDED ? cfg->padding_idx + 2 : 1) *
+                              cfg->hidden_size + bc_rng_u32(&rng) % cfg->hidden_size;
+        float x0 = pv.flat[e];
+        double h = 1e-3 * (fabs(x0) > 1.0 ? fabs(x0) : 1.0), lp = 0.0, lm = 0.0;
+        pv.flat[e] = (float)(x0 + h);
+        ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, NULL, mask, labels, NULL, B, T, &drop,
+                         1.0f, NULL, &lp, NULL);
+        pv.flat[e] = (float)(x0 - h);
+        ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, NULL, mask, labels, NULL, B, T, &drop,
+                         1.0f, NULL, &lm, NULL);
+        pv.flat[e] = x0;
+        double fd = (lp - lm) / ((double)(float)(x0 + h) - (double)(float)(x0 - h));
+        double got = gv.flat[e], err = fabs(got - fd);
+        if (err > worst) worst = err;
+        if (err > 5e-4 + 1e-2 * fabs(fd)) {
+          printf("%s %s[%zu]: finite difference %.6g, gradient %.6g\n", tc->name, nm,
+                 e - pv.off[i], fd, got);
+          ok = 0;
+        }
+        checked++;
+      }
+    }
+    printf("%s with dropout: %d gradient elements vs central differences, max |diff| %.3g\n",
+           tc->name, checked, worst);
+    view_free(&gv);
+    view_free(&pv);
+    free(labels);
+    free(mask);
+    free(ids);
+    bc_test_fixture_close(fx);
+    model_close(&tm);
+  }
+  assert_true(ok);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The OpenCL trainer (train/trainer.h: the one device forward of forward.h, the backward, the
+ * family's head from train/heads.c) against the same transformers fixtures: the layout is the task
+ * model's named_parameters() in order with the Trainer's decay groups; one batch's loss, logits
+ * and every gradient; three AdamW steps (two accumulated micro-batches, clipping, the linear
+ * schedule) and every parameter after them; then, with dropout on every site, every gradient
+ * against the plain-C reference with the same seed (transformers' dropout is torch's RNG). */
+
+/* Per tensor: |got - want| <= a_rel * max|want| + 1e-7 * (max over every tensor) + rtol |want|;
+ * returns the worst max|diff| / max|want| over the tensors whose gradient is not rounding noise. */
+static double check_tensors(const bc_layout *lay, const float *got, float *const *want,
+                            double a_rel, float rtol, const char *noise, const char *what,
+                            int *ok) {
+  double gmax = 0.0, worst = 0.0;
+  const char *worst_name = "";
+  for (int i = 0; i < lay->count; i++)
+    for (size_t e = 0; e < lay->t[i].numel; e++)
+      if (fabs(want[i][e]) > gmax) gmax = fabs(want[i][e]);
+  for (int i = 0; i < lay->count; i++) {
+    const bc_tensor *t = &lay->t[i];
+    double mx = 0.0;
+    for (size_t e = 0; e < t->numel; e++)
+      if (fabs(want[i][e]) > mx) mx = fabs(want[i][e]);
+    double d = bc_max_abs_diff(got + t->offset, want[i], t->numel);
+    if (mx > 1e-7 * gmax && d / mx > worst) worst = d / mx, worst_name = t->name;
+    char name[300];
+    snprintf(name, sizeof name, "%s %s", what, t->name);
+    /* a tensor whose gradient is zero in exact arithmetic (the key bias: softmax ignores a
+     * shift shared by every key) holds rounding noise on both sides: an absolute bound */
+    size_t nl = strlen(t->name), kl = strlen(noise);
+    float atol = nl >= kl && !strcmp(t->name + nl - kl, noise) ? 2e-5f
+                                                                : (float)(a_rel * mx + 1e-7 * gmax);
+    if (!bc_check_close(name, got + t->offset, want[i], t->numel, atol, rtol, 0)) *ok = 0;
+  }
+  printf("  %s: worst tensor %s\n", what, worst_name);
+  return worst;
+}
+
+static float **fixture_tensors(bc_st_file *fx, const bc_layout *lay, const char *prefix) {
+  float **want = calloc((size_t)lay->count, sizeof *want);
+  assert_non_null(want);
+  for (int i = 0; i < lay->count; i++) {
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", prefix, lay->t[i].name);
+    want[i] = bc_test_fixture_f32(fx, name, lay->t[i].numel);
+  }
+  return want;
+}
+
+static void free_tensors(float **t, int n) {
+  for (int i = 0; i < n; i++) free(t[i]);
+  free(t);
+}
+
+static void test_family_device_training(void **state) {
+  (void)state;
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (!ctx) skip();
+  static const train_case cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-distilbert", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-mpnet", REF_TASK_SEQUENCE, ""},
+                                     {"tiny-camembert", REF_TASK_TOKEN, ""}};
+  int ok = 1;
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    const train_case *tc = &cases[ci];
+    char dir[1024], rel[256];
+    family_dir(dir, sizeof dir, tc->name);
+    test_model tm;
+    model_open(&tm, dir);
+    const bc_config *cfg = &tm.cfg;
+    snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
+    bc_st_file *fx = bc_test_fixture_open(rel);
+    int64_t shape[2];
+    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+    int B = (int)shape[0], T = (int)shape[1], seq = tc->task == REF_TASK_SEQUENCE;
+    size_t BT = (size_t)B * T, rows = seq ? (size_t)B : BT;
+    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", BT, NULL);
+    int32_t *types = has(fx, "token_type_ids") ? bc_test_fixture_i32(fx, "token_type_ids", BT, NULL)
+                                               : NULL;
+    int32_t *labels = bc_test_fixture_i32(fx, "labels", rows, NULL);
+    const bc_st_tensor *lt = bc_st_find(fx, "logits");
+    int K = (int)lt->shape[lt->ndim - 1];
+    bc_head_kind head = seq ? BC_HEAD_SEQUENCE : BC_HEAD_TOKEN;
+
+    /* the layout: transformers' parameters (as a set: bertcl orders them by model.h's tables,
+     * transformers by module registration) and the Trainer's decay groups */
+    bc_layout lay;
+    assert_int_equal(bc_layout_init(&lay, cfg, K, seq), BERTCL_OK);
+    json_error_t je;
+    json_t *names = json_loads(bc_st_metadata(fx, "parameters"), 0, &je);
+    const char *no_decay = bc_st_metadata(fx, "no_decay");
+    assert_true(json_is_array(names) && no_decay);
+    if (json_array_size(names) != (size_t)lay.count) {
+      printf("%s: transformers trains %zu tensors, the layout has %d\n", tc->name,
+             json_array_size(names), lay.count);
+      ok = 0;
+    }
+    for (size_t j = 0; j < json_array_size(names); j++)
+      if (bc_layout_find(&lay, json_string_value(json_array_get(names, j))) < 0) {
+        printf("%s: %s is not in the layout\n", tc->name,
+               json_string_value(json_array_get(names, j)));
+        ok = 0;
+      }
+    for (int i = 0; i < lay.count; i++) {
+      char quoted[200];
+      snprintf(quoted, sizeof quoted, "\"%s\"", lay.t[i].name);
+      if (lay.t[i].decay != !strstr(no_decay, quoted)) {
+        printf("%s: %s decay %d, the Trainer's %d\n", tc->name, lay.t[i].name, lay.t[i].decay,
+               !strstr(no_decay, quoted));
+        ok = 0;
+      }
+    }
+    json_decref(names);
+    float *flat = calloc(lay.total, sizeof(float)), *grad = calloc(lay.total, sizeof(float));
+    float *rgrad = calloc(lay.total, sizeof(float)), *logits = malloc(rows * K * sizeof(float));
+    assert_true(flat && grad && rgrad && logits);
+    assert_int_equal(bc_weights_gather(flat, &lay, &tm.w), BERTCL_OK);
+    bc_trainer *tr = NULL;
+    if (bc_trainer_create(ctx, cfg, head, K, flat, 0, &tr) != BERTCL_OK)
+      fail_msg("bc_trainer_create %s: %s", tc->name, bertcl_last_error(ctx));
+
+    /* one batch */
+    double loss = 0.0;
+    assert_int_equal(bc_trainer_zero_grad(tr), BERTCL_OK);
+    if (bc_trainer_fwd_bwd(tr, ids, types, mask, labels, NULL, B, T, NULL, 1.0f, 1, &loss,
+                           logits) != BERTCL_OK)
+      fail_msg("bc_trainer_fwd_bwd %s: %s", tc->name, bertcl_last_error(ctx));
+    assert_int_equal(bc_trainer_read(tr, BC_TR_GRADS, grad), BERTCL_OK);
+    float *want_loss = bc_test_fixture_f32(fx, "loss", 1);
+    if (fabs(loss - want_loss[0]) > 1e-5 * (1.0 + fabs(want_loss[0]))) ok = 0;
+    float *want_logits = bc_test_fixture_f32(fx, "logits", rows * K);
+    double dl = bc_max_abs_diff(logits, want_logits, rows * K);
+    if (!bc_check_close("trainer logits", logits, want_logits, rows * K, 1e-5f, 0, 0)) ok = 0;
+    float **wg = fixture_tensors(fx, &lay, "grad.");
+    char what[400];
+    snprintf(what, sizeof what, "trainer %s grad vs transformers", tc->name);
+    const char *kb = bc_family_get(cfg->family)->names.k_b;
+    double wrel = check_tensors(&lay, grad, wg, 2e-5, 1e-4f, kb, what, &ok);
+    printf("%s (OpenCL trainer, %s head, K=%d, B=%d T=%d): loss %.7f vs transformers %.7f, logits "
+           "max |diff| %.3g; %d gradients, max over tensors of max |diff| / max |grad| = %.3g\n",
+           tc->name, seq ? "sequence" : "token", K, B, T, loss, (double)want_loss[0], dl,
+           lay.count, wrel);
+    free_tensors(wg, lay.count);
+
+    /* three AdamW steps of two micro-batches */
+    float *wl = bc_test_fixture_f32(fx, "adamw.loss", 3), *wn = bc_test_fixture_f32(fx, "adamw.grad_norm", 3);
+    float *wlr = bc_test_fixture_f32(fx, "adamw.lr", 3);
+    bc_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, 0.01f};
+    int mb = B / 2;
+    for (int step = 0; step < 3; step++) {
+      assert_int_equal(bc_trainer_zero_grad(tr), BERTCL_OK);
+      double total = 0.0, norm = 0.0;
+      for (int j = 0; j < 2; j++) {
+        size_t r0 = (size_t)j * mb * T;
+        double lj = 0.0;
+        if (bc_trainer_fwd_bwd(tr, ids + r0, types ? types + r0 : NULL, mask + r0,
+                               labels + (seq ? (size_t)j * mb : r0), NULL, mb, T, NULL, 0.5f, 1,
+                               &lj, NULL) != BERTCL_OK)
+          fail_msg("%s step %d: %s", tc->name, step, bertcl_last_error(ctx));
+        total += lj / 2;
+      }
+      float lr = bc_lr_linear(step, 1, 3, 1e-3f);
+      assert_int_equal(bc_trainer_step(tr, &ac, lr, 0.25f, step + 1, &norm), BERTCL_OK);
+      printf("  AdamW step %d: loss %.7f (%.7f) grad norm %.6f (%.6f) lr %.3g (%.3g)\n", step,
+             total, (double)wl[step], norm, (double)wn[step], (double)lr, (double)wlr[step]);
+      if (fabs(total - wl[step]) > 1e-5 * (1.0 + fabs(wl[step])) ||
+          fabs(norm - wn[step]) > 1e-4 * (1.0 + fabs(wn[step])) || fabsf(lr - wlr[step]) > 1e-9f)
+        ok = 0;
+    }
+    float *params = malloc(lay.total * sizeof(float));
+    assert_non_null(params);
+    assert_int_equal(bc_trainer_read(tr, BC_TR_PARAMS, params), BERTCL_OK);
+    double worst = 0.0;
+    for (int i = 0; i < lay.count; i++) {
+      const bc_tensor *t = &lay.t[i];
+      char name[200];
+      snprintf(name, sizeof name, "adamw.%s", t->name);
+      float *want = bc_test_fixture_f32(fx, name, t->numel);
+      size_t nl = strlen(t->name), kl = strlen(kb);
+      /* the key bias: rounding noise on both sides, which Adam turns into steps of about
+       * +-lr (see test_family_training_step) */
+      int key_bias = nl >= kl && strcmp(t->name + nl - kl, kb) == 0;
+      snprintf(what, sizeof what, "trainer %s %s", tc->name, name);
+      if (!bc_check_close(what, params + t->offset, want, t->numel, key_bias ? 3e-3f : 1e-5f,
+                          key_bias ? 0.0f : 1e-4f, 0))
+        ok = 0;
+      double d = bc_max_abs_diff(params + t->offset, want, t->numel);
+      if (!key_bias && d > worst) worst = d;
+      free(want);
+    }
+    printf("  every parameter after 3 steps (key biases apart): max |trainer - transformers| = "
+           "%.3g\n", worst);
+
+    /* dropout on every site: the device against the reference, same seed and step */
+    bc_dropout_cfg drop = {0.1f, 0.1f, 0.1f, 77, 5};
+    assert_int_equal(bc_trainer_write(tr, BC_TR_PARAMS, flat), BERTCL_OK);
+    assert_int_equal(bc_trainer_zero_grad(tr), BERTCL_OK);
+    double dloss = 0.0, rloss = 0.0;
+    assert_int_equal(bc_trainer_fwd_bwd(tr, ids, types, mask, labels, NULL, B, T, &drop, 1.0f, 1,
+                                        &dloss, NULL), BERTCL_OK);
+    assert_int_equal(bc_trainer_read(tr, BC_TR_GRADS, grad), BERTCL_OK);
+    bc_weights w;
+    bc_grads g;
+    assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
+    assert_int_equal(bc_grads_bind(&g, &lay, rgrad), BERTCL_OK);
+    int st = seq ? ref_cls_fwd_bwd(cfg, &w, K, ids, types, mask, labels, NULL, B, T, &drop, 1.0f,
+                                   &g, &rloss, NULL)
+                 : ref_tok_fwd_bwd(cfg, &w, K, ids, types, mask, labels, B, T, &drop, 1.0f, &g,
+                                   &rloss, NULL);
+    assert_int_equal(st, BERTCL_OK);
+    float **rg = calloc((size_t)lay.count, sizeof *rg);
+    assert_non_null(rg);
+    for (int i = 0; i < lay.count; i++) {
+      rg[i] = malloc(lay.t[i].numel * sizeof(float));
+      memcpy(rg[i], rgrad + lay.t[i].offset, lay.t[i].numel * sizeof(float));
+    }
+    snprintf(what, sizeof what, "trainer %s grad (dropout) vs the reference", tc->name);
+    wrel = check_tensors(&lay, grad, rg, 1e-5, 1e-4f, kb, what, &ok);
+    if (fabs(dloss - rloss) > 1e-5 * (1.0 + fabs(rloss))) ok = 0;
+    printf("  dropout on: loss %.7f (reference %.7f, without dropout %.7f); gradients vs the "
+           "reference: max over tensors of max |diff| / max |grad| = %.3g\n", dloss, rloss, loss,
+           wrel);
+    if (fabs(dloss - loss) < 1e-4) ok = 0; /* the masks are on */
+    free_tensors(rg, lay.count);
+    bc_grads_unbind(&g);
+    bc_weights_unbind(&w);
+    free(params);
+    free(wlr);
+    free(wn);
+    free(wl);
+    free(want_logits);
+    free(want_loss);
+    bc_trainer_free(tr);
+    free(logits);
+    free(rgrad);
+    free(grad);
+    free(flat);
+    bc_layout_free(&lay);
+    free(labels);
+    free(types);
+    free(mask);
+    free(ids);
+    bc_test_fixture_close(fx);
+    model_close(&tm);
+  }
+  bertcl_ctx_free(ctx);
+  assert_true(ok);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Real weights (bench/real_weights.sh): $BERTCL_REAL_MODEL (a model folder) and
+ * $BERTCL_REAL_FIXTURE (texts, and sentence-transformers' input_ids, attention_mask and
+ * embeddings); skipped without them. Each text goes through bertcl's tokenizer (its ids must be
+ * sentence-transformers'), alone and unpadded through the reference forward, then the folder's
+ * sentence-transformers pooling and Normalize. */
+
+static void test_real_weights(void **state) {
+  (void)state;
+  const char *dir = getenv("BERTCL_REAL_MODEL"), *fix = getenv("BERTCL_REAL_FIXTURE");
+  if (!dir || !*dir || !fix || !*fix) {
+    printf("no $BERTCL_REAL_MODEL / $BERTCL_REAL_FIXTURE (bench/real_weights.sh sets them)\n");
+    skip();
+  }
+  test_model tm;
+  model_open(&tm, dir);
+  const bc_config *cfg = &tm.cfg;
+  bertcl_tokenizer *tok = NULL;
+  if (bertcl_tokenizer_load(&tok, dir) != BERTCL_OK) fail_msg("%s", bertcl_last_error(NULL));
+  bc_st_file *fx = NULL;
+  bc_err err = {0};
+  if (bc_st_open(&err, fix, &fx) != BERTCL_OK) fail_msg("%s", err.msg);
+  int64_t shape[2];
+  int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+  int N = (int)shape[0], T = (int)shape[1], C = cfg->hidden_size, L = cfg->num_layers;
+  int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", (size_t)N * T, NULL);
+  float *want = bc_test_fixture_f32(fx, "embeddings", (size_t)N * C);
+  const char *texts_json = bc_st_metadata(fx, "texts");
+  assert_non_null(texts_json);
+  json_t *texts = json_loads(texts_json, 0, NULL);
+  assert_true(json_is_array(texts) && (int)json_array_size(texts) == N);
+  float *got = malloc((size_t)N * C * sizeof(float)); /* (N, C) */
+  assert_non_null(got);
+  assert_true(cfg->st_pooling != 0);
+  double min_cos = 1.0, max_diff = 0.0;
+  int same_ids = 0;
+  for (int n = 0; n < N; n++) {
+    /* the text through bertcl's tokenizer, checked against sentence-transformers' ids */
+    const char *text = json_string_value(json_array_get(texts, (size_t)n));
+    bertcl_encoding *e = NULL;
+    assert_int_equal(bertcl_tokenizer_encode(tok, text, strlen(text), NULL, 0, NULL, &e),
+                     BERTCL_OK);
+    char what[64];
+    snprintf(what, sizeof what, "sentence %d", n);
+    same_ids += ids_match(what, e, ids + (size_t)n * T, T, mask + (size_t)n * T, -1);
+    int len = (int)e->n;
+    float *hidden = malloc((size_t)(L + 1) * len * C * sizeof(float)); /* (L+1, 1*len, C) */
+    assert_non_null(hidden);
+    assert_int_equal(ref_model_fwd(cfg, &tm.w, e->ids, e->type_ids, NULL, 1, len, hidden, NULL),
+                     BERTCL_OK);
+    float *v = got + (size_t)n * C;
+    ref_pool_fwd(v, hidden + (size_t)L * len * C, NULL, cfg->st_pooling, 1, len, C);
+    if (cfg->st_normalize) ref_l2norm_fwd(v, v, 1, C);
+    free(hidden);
+    bertcl_encoding_free(e);
+    const float *w = want + (size_t)n * C;
+    double dot = 0, na = 0, nb = 0;
+    for (int c = 0; c < C; c++) {
+      dot += (double)v[c] * w[c];
+      na += (double)v[c] * v[c];
+      nb += (double)w[c] * w[c];
+      double d = fabs((double)v[c] - w[c]);
+      if (d > max_diff) max_diff = d;
+    }
+    double cosv = dot / sqrt(na * nb);
+    if (cosv < min_cos) min_cos = cosv;
+  }
+  printf("%s (%s, %d layers, hidden %d): %d sentences; bertcl's token ids equal "
+         "sentence-transformers' for %d; reference embeddings vs sentence-transformers: min "
+         "cosine %.9f, max |diff| %.3g\n",
+         dir, bc_family_name(cfg->family), L, C, N, same_ids, min_cos, max_diff);
+  assert_int_equal(same_ids, N);
+  assert_true(min_cos >= 0.99999);
+  /* the OpenCL encoder on the padded batch (the same ids), the folder's pooling */
+  bertcl_ctx *ctx = bc_test_ctx();
+  if (ctx) {
+    bc_encoder *enc = NULL;
+    if (bc_encoder_create(ctx, tm.m, &enc) != BERTCL_OK) fail_msg("%s", bertcl_last_error(ctx));
+    int last = L;
+    assert_int_equal(bc_encoder_forward(enc, ids, NULL, mask, N, T, &last, 1), BERTCL_OK);
+    assert_int_equal(bc_encoder_read_pooled(enc, cfg->st_pooling, BC_COMBINE_CONCAT,
+                                            cfg->st_normalize, got), BERTCL_OK);
+    double dmin = 1.0, dmax = 0.0;
+    for (int n = 0; n < N; n++) {
+      const float *v = got + (size_t)n * C, *w = want + (size_t)n * C;
+      double dot = 0, na = 0, nb = 0;
+      for (int c = 0; c < C; c++) {
+        dot += (double)v[c] * w[c], na += (double)v[c] * v[c], nb += (double)w[c] * w[c];
+        if (fabs((double)v[c] - w[c]) > dmax) dmax = fabs((double)v[c] - w[c]);
+      }
+      if (dot / sqrt(na * nb) < dmin) dmin = dot / sqrt(na * nb);
+    }
+    printf("OpenCL encoder (%s), batch %d x %d: min cosine %.9f, max |diff| %.3g\n",
+           bertcl_ctx_device(ctx)->name, N, T, dmin, dmax);
+    assert_true(dmin >= 0.99999);
+    bc_encoder_free(enc);
+    bertcl_ctx_free(ctx);
+  }
+  json_decref(texts);
+  free(got);
+  free(want);
+  free(mask);
+  free(ids);
+  bc_st_close(fx);
+  bertcl_tokenizer_free(tok);
+  model_close(&tm);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_family_load),
       cmocka_unit_test(test_family_hidden_states),
+      cmocka_unit_test(test_family_real_text),
       cmocka_unit_test(test_family_padding_invariance),
       cmocka_unit_test(test_rel_position_buckets),
       cmocka_unit_test(test_sinusoidal_positions),
       cmocka_unit_test(test_encoder_fwd_keeps_activations),
       cmocka_unit_test(test_family_errors),
-      cmocka_unit_test(test_family_device_refused),
+      cmocka_unit_test(test_family_device),
+      cmocka_unit_test(test_position_kernels),
+      cmocka_unit_test(test_family_training_step),
+      cmocka_unit_test(test_family_training_dropout_fd),
+      cmocka_unit_test(test_family_device_training),
+      cmocka_unit_test(test_real_weights),
   };
+  const char *filter = getenv("BERTCL_TEST_FILTER");
+  if (filter && *filter) cmocka_set_test_filter(filter);
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -651,6 +651,57 @@ static int count_lines(const char *path, int k, int *with_k) {
   return lines;
 }
 
+/* AutoModelForTokenClassification loads out_dir and tags two texts as bertcl predict does: the
+ * tag and its probability (within 1e-5) of every word's first subword. */
+static void check_transformers_tags(const env *e, const char *out) {
+  char py[700], text[700], jpred[700], cmd[4096];
+  char *log = NULL;
+  snprintf(py, sizeof py, "%s/check_ner.py", e->dir);
+  snprintf(text, sizeof text, "%s/text.txt", e->dir);
+  snprintf(jpred, sizeof jpred, "%s/pred.jsonl", e->dir);
+  FILE *f = fopen(text, "w");
+  assert_non_null(f);
+  fputs("john and the man went to the city.\nShe saw a new house in the city, John!\n", f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "%s predict -m '%s' -i '%s' -o '%s' --device '%s' 2>&1", BERTCL_BIN,
+           out, text, jpred, e->dev);
+  int rc = bc_test_run(cmd, &log);
+  if (rc != 0) fail_msg("predict (text) failed (%d): %s", rc, log);
+  free(log);
+  f = fopen(py, "w");
+  assert_non_null(f);
+  fputs("import sys, json, torch\n"
+        "from transformers import AutoModelForTokenClassification, AutoTokenizer\n"
+        "d, pred = sys.argv[1:3]\n"
+        "m = AutoModelForTokenClassification.from_pretrained(d).eval()\n"
+        "tok = AutoTokenizer.from_pretrained(d)\n"
+        "mx = 0\n"
+        "for line in open(pred):\n"
+        "    o = json.loads(line)\n"
+        "    words = [w['word'] for w in o['words']]\n"
+        "    enc = tok(words, is_split_into_words=True, return_tensors='pt')\n"
+        "    with torch.no_grad(): p = torch.softmax(m(**enc).logits[0], -1)\n"
+        "    seen = set()\n"
+        "    for t, w in enumerate(enc.word_ids()):\n"
+        "        if w is None or w in seen: continue\n"
+        "        seen.add(w)\n"
+        "        k = int(p[t].argmax())\n"
+        "        assert m.config.id2label[k] == o['words'][w]['tag'], (w, k)\n"
+        "        mx = max(mx, abs(float(p[t, k]) - o['words'][w]['probability']))\n"
+        "    assert len(seen) == len(words)\n"
+        "print('MAXDIFF %.3g' % mx)\n"
+        "sys.exit(0 if mx < 1e-5 else 1)\n",
+        f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s' 2>&1", py, out, jpred);
+  rc = bc_test_run(cmd, &log);
+  print_message("transformers vs bertcl predict (tokens): %s\n", log ? strstr(log, "MAXDIFF") : "");
+  if (rc != 0) fail_msg("transformers check failed (%d): %s", rc, log);
+  assert_null(strstr(log, "newly initialized"));
+  assert_null(strstr(log, "not used"));
+  free(log);
+}
+
 /* Fine-tunes BertForTokenClassification on the toy set through the library, then bertcl
  * predict on CoNLL (conlleval's columns) and on plain text, windows when --max-len is small,
  * and the errors for bad tags. */
@@ -760,55 +811,90 @@ static void test_finetune_ner(void **state) {
     fail_msg("example output: %s", log);
   free(log);
   if (have_transformers()) {
-    /* AutoModelForTokenClassification loads the export and tags as bertcl predict does */
-    char py[700], text[700], jpred[700];
-    snprintf(py, sizeof py, "%s/check_ner.py", e.dir);
-    snprintf(text, sizeof text, "%s/text.txt", e.dir);
-    snprintf(jpred, sizeof jpred, "%s/pred.jsonl", e.dir);
-    f = fopen(text, "w");
-    assert_non_null(f);
-    fputs("john and the man went to the city.\nShe saw a new house in the city, John!\n", f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "%s predict -m '%s' -i '%s' -o '%s' --device '%s' 2>&1", BERTCL_BIN,
-             out, text, jpred, e.dev);
-    rc = bc_test_run(cmd, &log);
-    if (rc != 0) fail_msg("predict (text) failed (%d): %s", rc, log);
-    free(log);
-    f = fopen(py, "w");
-    assert_non_null(f);
-    fputs("import sys, json, torch\n"
-          "from transformers import AutoModelForTokenClassification, AutoTokenizer\n"
-          "d, pred = sys.argv[1:3]\n"
-          "m = AutoModelForTokenClassification.from_pretrained(d).eval()\n"
-          "tok = AutoTokenizer.from_pretrained(d)\n"
-          "mx = 0\n"
-          "for line in open(pred):\n"
-          "    o = json.loads(line)\n"
-          "    words = [w['word'] for w in o['words']]\n"
-          "    enc = tok(words, is_split_into_words=True, return_tensors='pt')\n"
-          "    with torch.no_grad(): p = torch.softmax(m(**enc).logits[0], -1)\n"
-          "    seen = set()\n"
-          "    for t, w in enumerate(enc.word_ids()):\n"
-          "        if w is None or w in seen: continue\n"
-          "        seen.add(w)\n"
-          "        k = int(p[t].argmax())\n"
-          "        assert m.config.id2label[k] == o['words'][w]['tag'], (w, k)\n"
-          "        mx = max(mx, abs(float(p[t, k]) - o['words'][w]['probability']))\n"
-          "    assert len(seen) == len(words)\n"
-          "print('MAXDIFF %.3g' % mx)\n"
-          "sys.exit(0 if mx < 1e-5 else 1)\n",
-          f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s' 2>&1", py, out, jpred);
-    rc = bc_test_run(cmd, &log);
-    print_message("transformers vs bertcl predict (tokens): %s\n", log ? strstr(log, "MAXDIFF") : "");
-    if (rc != 0) fail_msg("transformers check failed (%d): %s", rc, log);
-    assert_null(strstr(log, "newly initialized"));
-    assert_null(strstr(log, "not used"));
-    free(log);
+    check_transformers_tags(&e, out);
   } else {
     print_message("python3 with transformers and torch not found: transformers check skipped\n");
   }
+  done_env(&e);
+}
+
+/* Every family fine-tunes with its own head and exports a folder its Auto class loads:
+ * RobertaForSequenceClassification, DistilBertForSequenceClassification,
+ * MPNetForSequenceClassification (bertcl finetune + predict), CamembertForTokenClassification
+ * (the library); config.json names the family's class, and when python3 with transformers is
+ * present, AutoModelFor{Sequence,Token}Classification loads each export with no tensor missing
+ * or unused and gives bertcl predict's probabilities (within 1e-5). */
+static void test_finetune_families(void **state) {
+  (void)state;
+  env e;
+  if (!setup_env(&e)) skip();
+  int tf = have_transformers();
+  if (!tf) print_message("python3 with transformers and torch not found: transformers checks skipped\n");
+  static const struct {
+    const char *name, *arch;
+  } seqs[] = {{"tiny-roberta", "RobertaForSequenceClassification"},
+              {"tiny-distilbert", "DistilBertForSequenceClassification"},
+              {"tiny-mpnet", "MPNetForSequenceClassification"}};
+  char train[700], out[700], pred[700], model[700], rel[128], cmd[8192], path[800];
+  char *log = NULL;
+  snprintf(train, sizeof train, "%s/train.jsonl", e.dir);
+  write_jsonl(train, 40, 5);
+  for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+    snprintf(rel, sizeof rel, "families/%s", seqs[i].name);
+    bc_test_data_path(model, sizeof model, rel);
+    snprintf(out, sizeof out, "%s/%s", e.dir, seqs[i].name);
+    snprintf(pred, sizeof pred, "%s/%s.pred.jsonl", e.dir, seqs[i].name);
+    snprintf(cmd, sizeof cmd,
+             "%s finetune -m '%s' --train '%s' -o '%s' --device '%s' --epochs 2 --batch-size 8 "
+             "--lr 1e-3 -q 2>&1 && %s predict -m '%s' -i '%s' -o '%s' --device '%s' 2>&1",
+             BERTCL_BIN, model, train, out, e.dev, BERTCL_BIN, out, train, pred, e.dev);
+    int rc = bc_test_run(cmd, &log);
+    if (rc != 0) fail_msg("%s: finetune/predict failed (%d): %s", seqs[i].name, rc, log);
+    free(log);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    json_error_t je;
+    json_t *cfg = json_load_file(path, 0, &je);
+    assert_non_null(cfg);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0)),
+                        seqs[i].arch);
+    json_decref(cfg);
+    print_message("%s: fine-tuned, exported as %s\n", seqs[i].name, seqs[i].arch);
+    if (tf) check_transformers_agree(&e, out, train, pred);
+  }
+  /* token classification of a RoBERTa-family model (CamemBERT's Unigram tokenizer) */
+  bertcl_ctx *ctx = bc_test_ctx();
+  assert_non_null(ctx);
+  snprintf(model, sizeof model, "%s", "");
+  bc_test_data_path(model, sizeof model, "families/tiny-camembert");
+  snprintf(train, sizeof train, "%s/train.conll", e.dir);
+  snprintf(out, sizeof out, "%s/camembert-ner", e.dir);
+  write_conll(train, 64, 31);
+  bertcl_model *m = NULL;
+  bertcl_tokenizer *tok = NULL;
+  assert_int_equal(bertcl_model_load(&m, model), BERTCL_OK);
+  assert_int_equal(bertcl_tokenizer_load(&tok, model), BERTCL_OK);
+  bertcl_finetune_options o;
+  bertcl_finetune_options_init(&o);
+  o.train_file = train;
+  o.output_dir = out;
+  o.epochs = 2;
+  o.batch_size = 8;
+  o.lr = 5e-3;
+  bertcl_finetune_result res;
+  if (bertcl_finetune(ctx, m, tok, &o, NULL, NULL, &res) != BERTCL_OK)
+    fail_msg("camembert token classification: %s", bertcl_last_error(ctx));
+  assert_int_equal(res.task, BERTCL_TASK_TOKEN_CLASSIFICATION);
+  snprintf(path, sizeof path, "%s/config.json", out);
+  json_error_t je;
+  json_t *cfg = json_load_file(path, 0, &je);
+  assert_non_null(cfg);
+  assert_string_equal(json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0)),
+                      "CamembertForTokenClassification");
+  json_decref(cfg);
+  bertcl_tokenizer_free(tok);
+  bertcl_model_free(m);
+  bertcl_ctx_free(ctx);
+  if (tf) check_transformers_tags(&e, out);
   done_env(&e);
 }
 
@@ -821,6 +907,7 @@ int main(void) {
       cmocka_unit_test(test_finetune_regression),
       cmocka_unit_test(test_finetune_library_api),
       cmocka_unit_test(test_finetune_ner),
+      cmocka_unit_test(test_finetune_families),
   };
   return cmocka_run_group_tests_name("finetune", tests, NULL, NULL);
 }

@@ -61,37 +61,50 @@ typedef struct {
   float atol, rtol;
 } op_row;
 
+/* Two forms: BERT's (positions t, two token types) and RoBERTa's / MPNet's (positions counted
+ * over non-padding ids, padding_idx 1 appearing among the ids) without token types (TT 0);
+ * positions by position_ids_fwd, as the encoder runs them. */
 static void run_embedding_fwd(fixture *f, const op_row *row, uint64_t seed) {
-  bc_rng r;
-  bc_rng_seed(&r, seed);
-  int B = row->B, T = row->T, C = row->C, V = row->V, P = T + 3, TT = 2;
-  size_t N = (size_t)B * T;
-  float *wte = rnd(&r, (size_t)V * C, -1, 1), *wpe = rnd(&r, (size_t)P * C, -1, 1);
-  float *wtt = rnd(&r, (size_t)TT * C, -1, 1), *lw = rnd(&r, C, 0.5f, 1.5f),
-        *lb = rnd(&r, C, -0.5f, 0.5f);
-  int32_t *ids = malloc(N * 4), *tt = malloc(N * 4);
-  for (size_t i = 0; i < N; i++) {
-    ids[i] = (int32_t)(bc_rng_u32(&r) % (uint32_t)V);
-    tt[i] = (int32_t)(bc_rng_u32(&r) % 2);
+  for (int form = 0; form < 2; form++) {
+    bc_rng r;
+    bc_rng_seed(&r, seed + (uint64_t)form);
+    int B = row->B, T = row->T, C = row->C, V = row->V, P = T + 3, TT = form ? 0 : 2;
+    size_t N = (size_t)B * T;
+    float *wte = rnd(&r, (size_t)V * C, -1, 1), *wpe = rnd(&r, (size_t)P * C, -1, 1);
+    float *wtt = rnd(&r, (size_t)2 * C, -1, 1), *lw = rnd(&r, C, 0.5f, 1.5f),
+          *lb = rnd(&r, C, -0.5f, 0.5f);
+    int32_t *ids = malloc(N * 4), *tt = malloc(N * 4), *pos = malloc(N * 4);
+    for (size_t i = 0; i < N; i++) {
+      ids[i] = (int32_t)(bc_rng_u32(&r) % (uint32_t)V);
+      tt[i] = (int32_t)(bc_rng_u32(&r) % 2);
+    }
+    bc_config cfg = {0};
+    cfg.pos_kind = form ? BC_POS_PADDED : BC_POS_ARANGE;
+    cfg.padding_idx = 1;
+    ref_position_ids(pos, ids, &cfg, B, T); /* < padding_idx + 1 + T = P - 1 */
+    float *want = malloc(N * C * 4), *got = malloc(N * C * 4);
+    ref_embedding_pos_fwd(want, ids, pos, tt, wte, wpe, TT ? wtt : NULL, lw, lb, 1e-12f, B, T, C);
+    /* split the vocabulary in two buffers at V/2, as for a table above the max allocation */
+    int split = V / 2;
+    cl_mem o = upload_f(f, got, N * C), di = upload_i(f, ids, N), dt = upload_i(f, tt, N);
+    cl_mem dpos = upload_i(f, pos, N);
+    cl_mem w0 = upload_f(f, wte, (size_t)split * C),
+           w1 = upload_f(f, wte + (size_t)split * C, (size_t)(V - split) * C);
+    cl_mem dp = upload_f(f, wpe, (size_t)P * C), dtt = upload_f(f, wtt, (size_t)2 * C),
+           dw = upload_f(f, lw, C), db = upload_f(f, lb, C);
+    OK(bc_op_position_ids(f->ctx, f->ops, dpos, di, B, T, form, 1));
+    OK(bc_op_embedding(f->ctx, f->ops, o, di, dpos, dt, w0, w1, dp, dtt, dw, db, 1e-12f, B, T,
+                       C, V, split, P, TT));
+    download(f, o, got, N * C);
+    char what[128];
+    SHAPE(what, "embedding_fwd %s B=%d T=%d C=%d V=%d TT=%d", form ? "padded positions" : "",
+          B, T, C, V, TT);
+    assert_true(bc_check_close(what, got, want, N * C, row->atol, row->rtol, seed));
+    cl_mem ms[] = {o, di, dt, dpos, w0, w1, dp, dtt, dw, db};
+    for (size_t i = 0; i < 10; i++) clReleaseMemObject(ms[i]);
+    free(wte); free(wpe); free(wtt); free(lw); free(lb); free(ids); free(tt); free(pos);
+    free(want); free(got);
   }
-  float *want = malloc(N * C * 4), *got = malloc(N * C * 4);
-  ref_embedding_fwd(want, ids, tt, wte, wpe, wtt, lw, lb, 1e-12f, B, T, C);
-  /* split the vocabulary in two buffers at V/2, as for a table above the max allocation */
-  int split = V / 2;
-  cl_mem o = upload_f(f, got, N * C), di = upload_i(f, ids, N), dt = upload_i(f, tt, N);
-  cl_mem w0 = upload_f(f, wte, (size_t)split * C),
-         w1 = upload_f(f, wte + (size_t)split * C, (size_t)(V - split) * C);
-  cl_mem dp = upload_f(f, wpe, (size_t)P * C), dtt = upload_f(f, wtt, (size_t)TT * C),
-         dw = upload_f(f, lw, C), db = upload_f(f, lb, C);
-  OK(bc_op_embedding(f->ctx, f->ops, o, di, dt, w0, w1, dp, dtt, dw, db, 1e-12f, B, T, C, V,
-                     split, TT));
-  download(f, o, got, N * C);
-  char what[128];
-  SHAPE(what, "embedding_fwd B=%d T=%d C=%d V=%d", B, T, C, V);
-  assert_true(bc_check_close(what, got, want, N * C, row->atol, row->rtol, seed));
-  cl_mem ms[] = {o, di, dt, w0, w1, dp, dtt, dw, db};
-  for (size_t i = 0; i < 9; i++) clReleaseMemObject(ms[i]);
-  free(wte); free(wpe); free(wtt); free(lw); free(lb); free(ids); free(tt); free(want); free(got);
 }
 
 static void run_bias_residual_layernorm_fwd(fixture *f, const op_row *row, uint64_t seed) {
@@ -175,25 +188,32 @@ static void run_bias_act_fwd_gelu_sweep(fixture *f, const op_row *row, uint64_t 
   free(x); free(xs); free(want); free(got); free(bias);
 }
 
+/* Without and with MPNet's relative position bias (NH, T, T) added after the scale. */
 static void run_softmax_fwd(fixture *f, const op_row *row, uint64_t seed) {
-  bc_rng r;
-  bc_rng_seed(&r, seed);
-  int B = row->B, T = row->T, NH = row->NH;
-  size_t n = (size_t)B * NH * T * T;
-  float *s = rnd(&r, n, -8, 8), *want = malloc(n * 4), *got = malloc(n * 4);
-  int32_t *mask = random_mask(&r, B, T);
-  memcpy(want, s, n * 4);
-  float scale = 0.353553f;
-  ref_softmax_fwd(want, mask, scale, B, NH, T);
-  cl_mem ds = upload_f(f, s, n), dm = upload_i(f, mask, (size_t)B * T);
-  OK(bc_op_softmax(f->ctx, f->ops, ds, dm, scale, B, NH, T));
-  download(f, ds, got, n);
-  char what[128];
-  SHAPE(what, "softmax_fwd B=%d NH=%d T=%d", B, NH, T);
-  assert_true(bc_check_close(what, got, want, n, row->atol, row->rtol, seed));
-  clReleaseMemObject(ds);
-  clReleaseMemObject(dm);
-  free(s); free(want); free(got); free(mask);
+  for (int with_bias = 0; with_bias < 2; with_bias++) {
+    bc_rng r;
+    bc_rng_seed(&r, seed + (uint64_t)with_bias);
+    int B = row->B, T = row->T, NH = row->NH;
+    size_t n = (size_t)B * NH * T * T;
+    float *s = rnd(&r, n, -8, 8), *want = malloc(n * 4), *got = malloc(n * 4);
+    float *bias = rnd(&r, (size_t)NH * T * T, -2, 2);
+    int32_t *mask = random_mask(&r, B, T);
+    memcpy(want, s, n * 4);
+    float scale = 0.353553f;
+    ref_softmax_bias_fwd(want, with_bias ? bias : NULL, mask, scale, B, NH, T);
+    cl_mem ds = upload_f(f, s, n), dm = upload_i(f, mask, (size_t)B * T);
+    cl_mem dbias = upload_f(f, bias, (size_t)NH * T * T);
+    OK(bc_op_softmax(f->ctx, f->ops, ds, dm, with_bias ? dbias : NULL, scale, B, NH, T));
+    download(f, ds, got, n);
+    char what[128];
+    SHAPE(what, "softmax_fwd%s B=%d NH=%d T=%d", with_bias ? " with position bias" : "", B, NH,
+          T);
+    assert_true(bc_check_close(what, got, want, n, row->atol, row->rtol, seed));
+    clReleaseMemObject(dbias);
+    clReleaseMemObject(ds);
+    clReleaseMemObject(dm);
+    free(s); free(want); free(got); free(mask); free(bias);
+  }
 }
 
 /* split_heads and merge_heads move data; their twins are these loops. */
@@ -443,7 +463,7 @@ static void run_attention(fixture *f, const op_row *row, uint64_t seed) {
                     .c = dsc, .ldc = (size_t)T, .c_stride = (size_t)T * T,
                     .batch = (size_t)B * NH};
   OK(bc_gemm(f->ctx, &g));
-  OK(bc_op_softmax(f->ctx, f->ops, dsc, dm, 1.0f / sqrtf((float)HS), B, NH, T));
+  OK(bc_op_softmax(f->ctx, f->ops, dsc, dm, NULL, 1.0f / sqrtf((float)HS), B, NH, T));
   bc_gemm_args g2 = {.trans_a = 0, .trans_b = 0, .m = (size_t)T, .n = (size_t)HS,
                      .k = (size_t)T, .alpha = 1.0f, .beta = 0.0f,
                      .a = dsc, .lda = (size_t)T, .a_stride = (size_t)T * T,

@@ -953,7 +953,7 @@ static void test_tiny_layout_names(void **state) {
   const char *nd = bc_st_metadata(t.fx, "no_decay");
   assert_non_null(nd);
   for (int i = 0; i < lay.count; i++) {
-    char quoted[128];
+    char quoted[200];
     snprintf(quoted, sizeof quoted, "\"%s\"", lay.t[i].name);
     int in_fixture = strstr(nd, quoted) != NULL;
     if (in_fixture == lay.t[i].decay)
@@ -1144,7 +1144,7 @@ static void adamw_case(int tok) {
   bc_layout_free(&lay0);
   for (int i = 0; i < lay.count; i++) {
     const bc_tensor *tt = &lay.t[i];
-    char name[160], what[256];
+    char name[200], what[300];
     snprintf(name, sizeof name, "%s.%s", pre, tt->name);
     float *want = bc_test_fixture_f32(t.fx, name, tt->numel);
     double d = bc_max_abs_diff(flat + tt->offset, want, tt->numel);

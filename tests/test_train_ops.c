@@ -231,49 +231,68 @@ static void test_softmax_bwd(void **state) {
   }
 }
 
-/* layernorm_bwd then the table scatter, against ref_embedding_bwd (which runs both). */
-static void test_embedding_bwd(void **state) {
-  fixture *f = *state;
-  if (!f->ctx) skip();
-  int B = 3, T = 7, C = 33, V = 11, P = 9, TT = 2;
+/* layernorm_bwd then the table scatter, against ref_embedding_pos_bwd (which runs both), in
+ * BERT's form (positions t, two token types) and RoBERTa's / MPNet's (positions counted over
+ * non-padding ids, padding id 1 among the ids, shared rows; no token types). */
+static void embedding_bwd_form(fixture *f, int form) {
+  int B = 3, T = 7, C = 33, V = 11, P = T + 3, TT = form ? 0 : 2;
   size_t N = (size_t)B * T;
+  uint64_t seed = 400 + (uint64_t)form;
   bc_rng r;
-  bc_rng_seed(&r, 400);
+  bc_rng_seed(&r, seed);
   float *we = rnd(&r, (size_t)V * C, -1, 1), *pe = rnd(&r, (size_t)P * C, -1, 1),
-        *te = rnd(&r, (size_t)TT * C, -1, 1), *lw = rnd(&r, C, 0.5f, 1.5f),
+        *te = rnd(&r, (size_t)2 * C, -1, 1), *lw = rnd(&r, C, 0.5f, 1.5f),
         *dout = rnd(&r, N * C, -1, 1);
-  int32_t *ids = malloc(N * 4), *tt = malloc(N * 4);
+  int32_t *ids = malloc(N * 4), *tt = malloc(N * 4), *pos = malloc(N * 4);
   for (size_t i = 0; i < N; i++) ids[i] = (int32_t)(bc_rng_u32(&r) % 5), tt[i] = (int32_t)(i % 3 == 0);
+  bc_config cfg = {0};
+  cfg.pos_kind = form ? BC_POS_PADDED : BC_POS_ARANGE;
+  cfg.padding_idx = 1;
+  ref_position_ids(pos, ids, &cfg, B, T); /* < padding_idx + 1 + T = P - 1 */
   float *dword = calloc((size_t)V * C, 4), *dpos = calloc((size_t)P * C, 4),
-        *dtype = calloc((size_t)TT * C, 4), *dlw = calloc(C, 4), *dlb = calloc(C, 4);
-  ref_embedding_bwd(dword, dpos, dtype, dlw, dlb, dout, ids, tt, we, pe, te, lw, 1e-12f, B, T, C);
+        *dtype = calloc((size_t)2 * C, 4), *dlw = calloc(C, 4), *dlb = calloc(C, 4);
+  ref_embedding_pos_bwd(dword, dpos, dtype, dlw, dlb, dout, ids, pos, tt, we, pe, TT ? te : NULL,
+                        lw, 1e-12f, B, T, C);
   float *xin = malloc(N * C * 4);
   for (size_t i = 0; i < N; i++)
-    for (int c = 0; c < C; c++)
-      xin[i * C + c] = we[(size_t)ids[i] * C + c] + pe[(i % T) * C + c] + te[(size_t)tt[i] * C + c];
+    for (int c = 0; c < C; c++) {
+      float w0 = we[(size_t)ids[i] * C + c], p0 = pe[(size_t)pos[i] * C + c];
+      xin[i * C + c] = TT ? (w0 + te[(size_t)tt[i] * C + c]) + p0 : w0 + p0;
+    }
   float *z = calloc((size_t)V * C + (size_t)P * C + N * C * 2 + 4, 4);
   cl_mem ddy = up(f, z, N * C * 4), dst = up(f, z, N * 8), dlw_ = up(f, z, C * 4),
          dlb_ = up(f, z, C * 4), ddo = up(f, dout, N * C * 4), dx = up(f, xin, N * C * 4),
          dw = up(f, lw, C * 4), dwd = up(f, z, (size_t)V * C * 4), dpd = up(f, z, (size_t)P * C * 4),
-         dtd = up(f, z, (size_t)TT * C * 4), dtt = up(f, tt, N * 4);
+         dtd = up(f, z, (size_t)2 * C * 4), dtt = up(f, tt, N * 4);
   OK(bc_op_layernorm_bwd(f->ctx, f->ops, ddy, dst, dlw_, dlb_, ddo, dx, dw, 1e-12f, (int)N, C));
-  OK(bc_op_embedding_bwd(f->ctx, f->ops, dwd, dpd, dtd, ddy, ids, dtt, B, T, TT, C));
+  OK(bc_op_embedding_bwd(f->ctx, f->ops, dwd, dpd, dtd, ddy, ids, form ? pos : NULL, dtt, B, T,
+                         TT, C));
   float *g = malloc((size_t)V * C * 4 + (size_t)P * C * 4);
+  char what[128];
+  NAME(what, "embedding_bwd dword B=3 T=7 C=33 (%s)", form ? "padded positions, no types" : "BERT");
   down(f, dwd, g, (size_t)V * C * 4);
-  assert_true(bc_check_close("embedding_bwd dword B=3 T=7 C=33", g, dword, (size_t)V * C, 1e-5f,
-                             1e-4f, 400));
+  assert_true(bc_check_close(what, g, dword, (size_t)V * C, 1e-5f, 1e-4f, seed));
+  NAME(what, "embedding_bwd dpos (%s)", form ? "padded positions" : "positions t");
   down(f, dpd, g, (size_t)P * C * 4);
-  assert_true(bc_check_close("embedding_bwd dpos", g, dpos, (size_t)P * C, 1e-5f, 1e-4f, 400));
-  down(f, dtd, g, (size_t)TT * C * 4);
-  assert_true(bc_check_close("embedding_bwd dtype", g, dtype, (size_t)TT * C, 1e-5f, 1e-4f, 400));
+  assert_true(bc_check_close(what, g, dpos, (size_t)P * C, 1e-5f, 1e-4f, seed));
+  NAME(what, "embedding_bwd dtype (%s)", form ? "untouched without types" : "two types");
+  down(f, dtd, g, (size_t)2 * C * 4);
+  assert_true(bc_check_close(what, g, dtype, (size_t)2 * C, 1e-5f, 1e-4f, seed));
   down(f, dlw_, g, C * 4);
-  assert_true(bc_check_close("embedding_bwd dln_w", g, dlw, C, 1e-5f, 1e-4f, 400));
+  assert_true(bc_check_close("embedding_bwd dln_w", g, dlw, C, 1e-5f, 1e-4f, seed));
   down(f, dlb_, g, C * 4);
-  assert_true(bc_check_close("embedding_bwd dln_b", g, dlb, C, 1e-5f, 1e-4f, 400));
+  assert_true(bc_check_close("embedding_bwd dln_b", g, dlb, C, 1e-5f, 1e-4f, seed));
   cl_mem ms[] = {ddy, dst, dlw_, dlb_, ddo, dx, dw, dwd, dpd, dtd, dtt};
   for (int i = 0; i < 11; i++) clReleaseMemObject(ms[i]);
-  free(we); free(pe); free(te); free(lw); free(dout); free(ids); free(tt); free(dword);
+  free(we); free(pe); free(te); free(lw); free(dout); free(ids); free(tt); free(pos); free(dword);
   free(dpos); free(dtype); free(dlw); free(dlb); free(xin); free(z); free(g);
+}
+
+static void test_embedding_bwd(void **state) {
+  fixture *f = *state;
+  if (!f->ctx) skip();
+  embedding_bwd_form(f, 0);
+  embedding_bwd_form(f, 1);
 }
 
 static void test_cross_entropy_norm_adamw(void **state) {
@@ -329,9 +348,9 @@ static void test_cross_entropy_norm_adamw(void **state) {
 }
 
 /* The training step's forward helpers (cl/trainer.cl), against plain loops and the reference's
- * LayerNorm and dropout: embedding sum, LayerNorm, bias + dropout + residual, head layouts. */
-static void trainer_helpers(fixture *f, int B, int T, int C, int NH, uint64_t seed) {
-  int HS = C / NH, V = 9, P = T + 1, TT = 2, N = B * T;
+ * LayerNorm and dropout: embedding sum, LayerNorm, bias + dropout + residual. */
+static void trainer_helpers(fixture *f, int B, int T, int C, uint64_t seed) {
+  int V = 9, P = T + 1, TT = 2, N = B * T;
   size_t n = (size_t)N * C;
   char what[128];
   bc_rng r;
@@ -346,15 +365,25 @@ static void trainer_helpers(fixture *f, int B, int T, int C, int NH, uint64_t se
          dte = up(f, te, (size_t)TT * C * 4), dids = up(f, ids, (size_t)N * 4),
          dtt = up(f, tt, (size_t)N * 4), dx = up(f, x, n * 4), dres = up(f, res, n * 4),
          dw = up(f, w, C * 4), db = up(f, b, C * 4), dout = up(f, want, n * 3 * 4);
-  /* embedding sum */
-  for (int i = 0; i < N; i++)
-    for (int c = 0; c < C; c++)
-      want[(size_t)i * C + c] = (we[(size_t)ids[i] * C + c] + te[(size_t)tt[i] * C + c]) +
-                                pe[(size_t)(i % T) * C + c];
-  OK(bc_op_embedding_sum(f->ctx, f->ops, dout, dids, dtt, dwe, dpe, dte, N, T, C));
-  down(f, dout, got, n * 4);
-  NAME(what, "embedding_sum_fwd N=%d C=%d", N, C);
-  assert_true(bc_check_close(what, got, want, n, 0, 0, seed));
+  /* embedding sum: BERT's form (positions t, types), and positions from a permutation-like
+   * table read without types (RoBERTa's and MPNet's forms only differ in the ids) */
+  int32_t *pos = malloc((size_t)N * 4);
+  for (int form = 0; form < 2; form++) {
+    for (int i = 0; i < N; i++) pos[i] = form ? (int32_t)((i * 5 + 1) % P) : i % T;
+    for (int i = 0; i < N; i++)
+      for (int c = 0; c < C; c++) {
+        float w0 = we[(size_t)ids[i] * C + c], p0 = pe[(size_t)pos[i] * C + c];
+        want[(size_t)i * C + c] = form ? w0 + p0 : (w0 + te[(size_t)tt[i] * C + c]) + p0;
+      }
+    cl_mem dpos = up(f, pos, (size_t)N * 4);
+    OK(bc_op_embedding_sum(f->ctx, f->ops, dout, dids, dpos, dtt, dwe, dpe, dte, N, C,
+                           form ? 0 : TT));
+    down(f, dout, got, n * 4);
+    NAME(what, "embedding_sum_fwd N=%d C=%d %s", N, C, form ? "(no types)" : "(types)");
+    assert_true(bc_check_close(what, got, want, n, 0, 0, seed));
+    clReleaseMemObject(dpos);
+  }
+  free(pos);
   /* LayerNorm */
   float eps = 1e-12f;
   ref_layernorm_fwd(want, x, w, b, eps, N, C);
@@ -375,26 +404,8 @@ static void trainer_helpers(fixture *f, int B, int T, int C, int NH, uint64_t se
     NAME(what, "bias_dropout_residual_fwd%s N=%d C=%d", has_res ? " (residual)" : "", N, C);
     assert_true(bc_check_close(what, got, want, n, 1e-6f, 1e-6f, seed));
   }
-  /* split_heads_one: (B*T, C) -> (B, NH, T, HS); split_heads_bwd: three of those -> (B*T, 3C) */
-  for (int bb = 0; bb < B; bb++)
-    for (int h = 0; h < NH; h++)
-      for (int t = 0; t < T; t++)
-        for (int e = 0; e < HS; e++)
-          want[(((size_t)bb * NH + h) * T + t) * HS + e] = x[((size_t)bb * T + t) * C + h * HS + e];
-  OK(bc_op_split_heads_one(f->ctx, f->ops, dout, dx, B, T, C, NH));
-  down(f, dout, got, n * 4);
-  NAME(what, "split_heads_one B=%d T=%d C=%d NH=%d", B, T, C, NH);
-  assert_true(bc_check_close(what, got, want, n, 0, 0, seed));
-  cl_mem dh = up(f, got, n * 4), dqkv = up(f, want, n * 3 * 4);
-  for (int i = 0; i < N; i++)
-    for (int k = 0; k < 3; k++)
-      memcpy(want + (size_t)i * 3 * C + (size_t)k * C, x + (size_t)i * C, (size_t)C * 4);
-  OK(bc_op_split_heads_bwd(f->ctx, f->ops, dqkv, dh, dh, dh, B, T, C, NH));
-  down(f, dqkv, got, n * 3 * 4);
-  NAME(what, "split_heads_bwd B=%d T=%d C=%d NH=%d", B, T, C, NH);
-  assert_true(bc_check_close(what, got, want, n * 3, 0, 0, seed));
-  cl_mem ms[] = {dwe, dpe, dte, dids, dtt, dx, dres, dw, db, dout, dh, dqkv};
-  for (int i = 0; i < 12; i++) clReleaseMemObject(ms[i]);
+  cl_mem ms[] = {dwe, dpe, dte, dids, dtt, dx, dres, dw, db, dout};
+  for (int i = 0; i < 10; i++) clReleaseMemObject(ms[i]);
   free(we); free(pe); free(te); free(x); free(res); free(w); free(b); free(ids); free(tt);
   free(want); free(got);
 }
@@ -402,8 +413,8 @@ static void trainer_helpers(fixture *f, int B, int T, int C, int NH, uint64_t se
 static void test_trainer_helpers(void **state) {
   fixture *f = *state;
   if (!f->ctx) skip();
-  trainer_helpers(f, 3, 7, 12, 3, 600); /* C: one 8-lane block and a tail of 4 */
-  trainer_helpers(f, 2, 9, 44, 4, 601); /* 18 rows (two CPU groups), HS 11 */
+  trainer_helpers(f, 3, 7, 12, 600); /* C: one 8-lane block and a tail of 4 */
+  trainer_helpers(f, 2, 9, 44, 601); /* 18 rows (two CPU groups) */
 }
 
 /* test_x_gpu and test_x_cpu: test_x on each kernel set */

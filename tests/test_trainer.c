@@ -130,7 +130,7 @@ static int check_after_adamw(tiny *t, const bc_layout *lay, const float *flat, c
   const char *worst_name = "";
   for (int i = 0; i < lay->count; i++) {
     const bc_tensor *tt = &lay->t[i];
-    char name[160], what[256];
+    char name[200], what[300];
     snprintf(name, sizeof name, "%s.%s", pre, tt->name);
     float *want = bc_test_fixture_f32(t->fx, name, tt->numel);
     double d = bc_max_abs_diff(flat + tt->offset, want, tt->numel);
@@ -320,7 +320,7 @@ static void test_trainer_frozen_head(void **state) {
       break;
     }
   for (int i = head0; i < lay.count; i++) {
-    char what[200];
+    char what[300];
     const bc_tensor *tt = &lay.t[i];
     snprintf(what, sizeof what, "frozen head grad %s vs ref_cls_fwd_bwd", tt->name);
     ok &= bc_check_close(what, grad + tt->offset, rgrad + tt->offset, tt->numel, 1e-6f, 1e-4f, 0);

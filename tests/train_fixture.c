@@ -107,7 +107,7 @@ int tiny_check_grads(tiny *t, const bc_layout *lay, const float *grad, const cha
   float **want = calloc((size_t)lay->count, sizeof *want);
   assert_non_null(want);
   for (int i = 0; i < lay->count; i++) {
-    char name[160];
+    char name[200];
     snprintf(name, sizeof name, "%s.grad.%s", prefix, lay->t[i].name);
     if (ref_flat) {
       want[i] = zeros_f(lay->t[i].numel);

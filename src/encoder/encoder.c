@@ -7,20 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encoder/forward.h"
 #include "gemm/gemm.h"
 
 #define MAX_CHUNKS 16
-
-typedef struct {
-  cl_mem base; /* the chunk holding the tensor (GEMM operand: base + off) */
-  size_t off;  /* offset in floats */
-  size_t n;    /* floats */
-  cl_mem sub;  /* sub-buffer over the same bytes (kernel argument) */
-} dev_tensor;
-
-typedef struct {
-  dev_tensor qkv_w, qkv_b, ao_w, ao_b, ln1_w, ln1_b, i_w, i_b, o_w, o_b, ln2_w, ln2_b;
-} dev_layer;
 
 struct bc_encoder {
   bertcl_ctx *ctx;
@@ -28,13 +18,13 @@ struct bc_encoder {
   bc_ops ops;
   cl_mem chunks[MAX_CHUNKS];
   int nchunks;
-  dev_tensor wte0, wte1, wpe, wtt, eln_w, eln_b, pool_w, pool_b;
-  int split; /* first row of wte1 */
-  dev_layer *layers;
+  bc_dev_weights w;              /* the encoder's tensors (forward.h) */
+  bc_dev_tensor pool_w, pool_b; /* BERT's pooler, when the model has one */
   uint64_t mem_cap;
   /* arena, planned for (cap_B, cap_T) */
   int cap_B, cap_T;
-  cl_mem ids, tts, mask, x[2], a1, proj, qkv, ones, scores, attn, inter, cls, pooled, feat;
+  cl_mem ids, tts, mask, pos, bias, x[2], a1, proj, qkv, ones, scores, attn, inter, cls, pooled,
+      feat;
   cl_mem kept[64];
   int cap_kept;
   /* the last forward */
@@ -53,11 +43,11 @@ typedef struct {
   const float *parts[3];
   size_t part_n;
   size_t n;
-  dev_tensor *dst;
+  bc_dev_tensor *dst;
 } upload_item;
 
 static int add_item(upload_item *items, int *count, int cap, const float *src, size_t n,
-                    dev_tensor *dst) {
+                    bc_dev_tensor *dst) {
   if (*count >= cap) return -1;
   items[*count] = (upload_item){.src = src, .n = n, .dst = dst};
   (*count)++;
@@ -76,26 +66,29 @@ static int upload_weights(bc_encoder *enc, const bc_weights *w) {
   if (!items) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
   uint64_t max_alloc = ctx->info.max_alloc_bytes ? ctx->info.max_alloc_bytes : (1ull << 30);
   /* a vocabulary table above the device's largest allocation is split in two row ranges */
-  enc->split = (int)V;
+  enc->w.split = (int)V;
   if (V * C * 4 > max_alloc) {
-    enc->split = (int)(V / 2);
-    if ((V - (size_t)enc->split) * C * 4 > max_alloc) {
+    enc->w.split = (int)(V / 2);
+    if ((V - (size_t)enc->w.split) * C * 4 > max_alloc) {
       st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
                    "word embedding (%zu x %zu floats) exceeds twice the device's largest "
                    "allocation (%llu bytes)", V, C, (unsigned long long)max_alloc);
       goto fail;
     }
   }
-  add_item(items, &n, cap, w->word_emb, (size_t)enc->split * C, &enc->wte0);
-  add_item(items, &n, cap, w->word_emb + (size_t)enc->split * C,
-           (V - (size_t)enc->split) * C, &enc->wte1);
-  add_item(items, &n, cap, w->pos_emb, (size_t)c->max_position * C, &enc->wpe);
-  add_item(items, &n, cap, w->type_emb, (size_t)c->type_vocab_size * C, &enc->wtt);
-  add_item(items, &n, cap, w->emb_ln_w, C, &enc->eln_w);
-  add_item(items, &n, cap, w->emb_ln_b, C, &enc->eln_b);
+  add_item(items, &n, cap, w->word_emb, (size_t)enc->w.split * C, &enc->w.wte0);
+  add_item(items, &n, cap, w->word_emb + (size_t)enc->w.split * C,
+           (V - (size_t)enc->w.split) * C, &enc->w.wte1);
+  add_item(items, &n, cap, w->pos_emb, (size_t)bc_config_position_rows(c) * C, &enc->w.wpe);
+  if (c->type_vocab_size > 0)
+    add_item(items, &n, cap, w->type_emb, (size_t)c->type_vocab_size * C, &enc->w.wtt);
+  if (c->rel_buckets > 0)
+    add_item(items, &n, cap, w->rel_bias, (size_t)c->rel_buckets * c->num_heads, &enc->w.rel_bias);
+  add_item(items, &n, cap, w->emb_ln_w, C, &enc->w.eln_w);
+  add_item(items, &n, cap, w->emb_ln_b, C, &enc->w.eln_b);
   for (int l = 0; l < L; l++) {
     const bc_layer_weights *lw = &w->layers[l];
-    dev_layer *dl = &enc->layers[l];
+    bc_dev_layer *dl = &enc->w.layers[l];
     upload_item *it = &items[n];
     add_item(items, &n, cap, NULL, 3 * C * C, &dl->qkv_w);
     it->parts[0] = lw->q_w, it->parts[1] = lw->k_w, it->parts[2] = lw->v_w, it->part_n = C * C;
@@ -181,13 +174,14 @@ fail:
   return st;
 }
 
-static void release_tensor(dev_tensor *t) {
+static void release_tensor(bc_dev_tensor *t) {
   if (t->sub) clReleaseMemObject(t->sub);
   t->sub = NULL;
 }
 
 static void release_arena(bc_encoder *enc) {
-  cl_mem *ms[] = {&enc->ids,  &enc->tts,    &enc->mask,   &enc->x[0], &enc->x[1],
+  cl_mem *ms[] = {&enc->ids,  &enc->tts,    &enc->mask,   &enc->pos,  &enc->bias,
+                  &enc->x[0], &enc->x[1],
                   &enc->a1,   &enc->proj,   &enc->qkv,    &enc->ones, &enc->scores,
                   &enc->attn, &enc->inter,
                   &enc->cls,  &enc->pooled, &enc->feat};
@@ -209,20 +203,20 @@ void bc_encoder_free(bc_encoder *enc) {
   if (!enc) return;
   if (enc->ctx && enc->ctx->queue) clFinish(enc->ctx->queue);
   release_arena(enc);
-  dev_tensor *ts[] = {&enc->wte0, &enc->wte1,  &enc->wpe,    &enc->wtt,
-                      &enc->eln_w, &enc->eln_b, &enc->pool_w, &enc->pool_b};
+  bc_dev_tensor *ts[] = {&enc->w.wte0,  &enc->w.wte1,  &enc->w.wpe,    &enc->w.wtt,     &enc->w.eln_w,
+                      &enc->w.eln_b, &enc->pool_w, &enc->pool_b, &enc->w.rel_bias};
   for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) release_tensor(ts[i]);
-  if (enc->layers)
+  if (enc->w.layers)
     for (int l = 0; l < enc->cfg.num_layers; l++) {
-      dev_layer *d = &enc->layers[l];
-      dev_tensor *lt[] = {&d->qkv_w, &d->qkv_b, &d->ao_w, &d->ao_b, &d->ln1_w, &d->ln1_b,
+      bc_dev_layer *d = &enc->w.layers[l];
+      bc_dev_tensor *lt[] = {&d->qkv_w, &d->qkv_b, &d->ao_w, &d->ao_b, &d->ln1_w, &d->ln1_b,
                           &d->i_w,   &d->i_b,   &d->o_w,  &d->o_b,  &d->ln2_w, &d->ln2_b};
       for (size_t i = 0; i < sizeof lt / sizeof lt[0]; i++) release_tensor(lt[i]);
     }
   for (int i = 0; i < enc->nchunks; i++)
     if (enc->chunks[i]) clReleaseMemObject(enc->chunks[i]);
   bc_ops_free(&enc->ops);
-  free(enc->layers);
+  free(enc->w.layers);
   free(enc->lengths);
   free(enc);
 }
@@ -247,9 +241,8 @@ int bc_encoder_create(bertcl_ctx *ctx, const struct bertcl_model *model, bc_enco
                  c->num_heads, c->num_layers);
     goto fail;
   }
-  BC_TRY(bc_config_require_bert(&ctx->err, c, "encoder"));
-  enc->layers = calloc((size_t)c->num_layers, sizeof *enc->layers);
-  if (!enc->layers) {
+  enc->w.layers = calloc((size_t)c->num_layers, sizeof *enc->w.layers);
+  if (!enc->w.layers) {
     st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
     goto fail;
   }
@@ -281,6 +274,7 @@ static int plan_arena(bc_encoder *enc, int B, int T, int nkept) {
     size_t bytes;
   } plan[] = {
       {&enc->ids, N * 4},        {&enc->tts, N * 4},         {&enc->mask, N * 4},
+      {&enc->pos, N * 4},        {&enc->bias, (c->rel_buckets > 0 ? NH * nt * nt : 1) * 4},
       {&enc->x[0], N * C * 4},   {&enc->x[1], N * C * 4},    {&enc->a1, N * C * 4},
       {&enc->proj, N * C * 4},   {&enc->qkv, N * 3 * C * 4}, {&enc->ones, N * 4},
       {&enc->scores, N * NH * nt * 4}, {&enc->attn, N * C * 4}, {&enc->inter, N * I * 4},
@@ -344,8 +338,7 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
   int st = BERTCL_OK;
   int32_t *staging = NULL;
   cl_mem up = NULL;
-  int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
-      I = c->intermediate_size;
+  int L = c->num_layers;
   if (B <= 0 || T <= 0 || !ids || nlayers < 0 || nlayers > 64 || (nlayers && !layers))
     return bc_fail(&ctx->err, BERTCL_ERR_INVALID_ARG, "bad batch: B=%d T=%d layers=%d", B, T,
                    nlayers);
@@ -399,66 +392,17 @@ int bc_encoder_forward(bc_encoder *enc, const int32_t *ids, const int32_t *type_
   enc->T = T;
   enc->nkept = nlayers;
   for (int j = 0; j < nlayers; j++) enc->kept_layers[j] = layers[j];
-  /* hidden state l lives in its kept buffer, else in scratch x[l % 2] */
-#define HID(l) (slot_of[(l)] >= 0 ? enc->kept[slot_of[(l)]] : enc->x[(l) % 2])
-  cl_mem h = HID(0);
-  BC_TRY(bc_op_embedding(ctx, &enc->ops, h, enc->ids, enc->tts, enc->wte0.sub, enc->wte1.sub,
-                         enc->wpe.sub, enc->wtt.sub, enc->eln_w.sub, enc->eln_b.sub,
-                         c->layer_norm_eps, B, T, C, c->vocab_size, enc->split,
-                         c->type_vocab_size));
-  for (int l = 0; l < L; l++) {
-    dev_layer *d = &enc->layers[l];
-    cl_mem out = HID(l + 1);
-    /* (N, 3C) = h (N, C) @ Wqkv^T + 1 (N, 1) @ bqkv (1, 3C) */
-    BC_TRY(bc_linear(ctx, enc->qkv, 0, h, 0, d->qkv_w.base, d->qkv_w.off, N, (size_t)C,
-                     3 * (size_t)C));
-    bc_gemm_args gb = {.m = N, .n = 3 * (size_t)C, .k = 1, .alpha = 1.0f, .beta = 1.0f,
-                       .a = enc->ones, .lda = 1, .b = d->qkv_b.base, .b_off = d->qkv_b.off,
-                       .ldb = 3 * (size_t)C, .c = enc->qkv, .ldc = 3 * (size_t)C};
-    BC_TRY(bc_gemm(ctx, &gb));
-    /* The heads are read in place: head h of sequence b starts at b*T*3C + h*HS (q), + C (k),
-     * + 2C (v), rows 3C apart; an outer batch level over b, an inner one over h. */
-    size_t C3 = 3 * (size_t)C;
-    /* scores (B, NH, T, T) = q k^T */
-    bc_gemm_args g = {.trans_a = 0, .trans_b = 1, .m = (size_t)T, .n = (size_t)T,
-                      .k = (size_t)HS, .alpha = 1.0f, .beta = 0.0f,
-                      .a = enc->qkv, .a_off = 0, .lda = C3, .a_stride = (size_t)HS,
-                      .a_stride2 = (size_t)T * C3,
-                      .b = enc->qkv, .b_off = (size_t)C, .ldb = C3, .b_stride = (size_t)HS,
-                      .b_stride2 = (size_t)T * C3,
-                      .c = enc->scores, .ldc = (size_t)T, .c_stride = (size_t)T * T,
-                      .c_stride2 = (size_t)NH * T * T,
-                      .batch = (size_t)NH, .batch2 = (size_t)B};
-    BC_TRY(bc_gemm(ctx, &g));
-    BC_TRY(bc_op_softmax(ctx, &enc->ops, enc->scores, enc->mask, 1.0f / sqrtf((float)HS), B, NH,
-                         T));
-    /* context, merged: attn (B*T, C), head h of row (b, t) at columns h*HS.. = probs v */
-    bc_gemm_args g2 = {.trans_a = 0, .trans_b = 0, .m = (size_t)T, .n = (size_t)HS,
-                       .k = (size_t)T, .alpha = 1.0f, .beta = 0.0f,
-                       .a = enc->scores, .lda = (size_t)T, .a_stride = (size_t)T * T,
-                       .a_stride2 = (size_t)NH * T * T,
-                       .b = enc->qkv, .b_off = 2 * (size_t)C, .ldb = C3, .b_stride = (size_t)HS,
-                       .b_stride2 = (size_t)T * C3,
-                       .c = enc->attn, .ldc = (size_t)C, .c_stride = (size_t)HS,
-                       .c_stride2 = (size_t)T * C,
-                       .batch = (size_t)NH, .batch2 = (size_t)B};
-    BC_TRY(bc_gemm(ctx, &g2));
-    BC_TRY(bc_linear(ctx, enc->proj, 0, enc->attn, 0, d->ao_w.base, d->ao_w.off, N, (size_t)C,
-                     (size_t)C));
-    BC_TRY(bc_op_bias_residual_layernorm(ctx, &enc->ops, enc->a1, enc->proj, d->ao_b.sub, h,
-                                         d->ln1_w.sub, d->ln1_b.sub, c->layer_norm_eps, (int)N,
-                                         C));
-    BC_TRY(bc_linear(ctx, enc->inter, 0, enc->a1, 0, d->i_w.base, d->i_w.off, N, (size_t)C,
-                     (size_t)I));
-    BC_TRY(bc_op_bias_act(ctx, &enc->ops, enc->inter, d->i_b.sub, (int)c->act, (int)N, I));
-    BC_TRY(bc_linear(ctx, enc->proj, 0, enc->inter, 0, d->o_w.base, d->o_w.off, N, (size_t)I,
-                     (size_t)C));
-    BC_TRY(bc_op_bias_residual_layernorm(ctx, &enc->ops, out, enc->proj, d->o_b.sub, enc->a1,
-                                         d->ln2_w.sub, d->ln2_b.sub, c->layer_norm_eps, (int)N,
-                                         C));
-    h = out;
-  }
-#undef HID
+  /* hidden state l lives in its kept buffer, else in scratch x[l % 2]; one scratch set of
+   * activations serves every layer */
+  cl_mem hid[65];
+  for (int l = 0; l <= L; l++) hid[l] = slot_of[l] >= 0 ? enc->kept[slot_of[l]] : enc->x[l % 2];
+  bc_fwd_layer acts = {.qkv = enc->qkv, .probs = enc->scores, .ctx = enc->attn, .h1 = enc->a1,
+                       .act = enc->inter};
+  bc_fwd_bufs bufs = {.ids = enc->ids, .types = enc->tts, .mask = enc->mask, .pos = enc->pos,
+                      .bias = enc->bias, .ones = enc->ones, .proj = enc->proj, .h = hid,
+                      .layer = &acts};
+  BC_TRY(bc_forward(ctx, &enc->ops, NULL, c, &enc->w, &bufs, B, T, NULL));
+  cl_mem h = hid[L];
   enc->last = h;
   BC_CL(&ctx->err, clFlush(ctx->queue)); /* start the device; nothing here waits for it */
   clReleaseMemObject(up);

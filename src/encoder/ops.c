@@ -1,10 +1,12 @@
 /* Op table and launchers. One program holds every forward kernel (cl/common.cl first). */
 #include "encoder/ops.h"
 
+#include "model/family.h"
+
 #include <stdio.h>
 #include <string.h>
 
-static const char *const op_files[] = {"common.cl", "embedding.cl", "layernorm.cl",
+static const char *const op_files[] = {"common.cl", "position.cl", "embedding.cl", "layernorm.cl",
                                        "activation.cl", "attention.cl", "pooling.cl",
                                        "combine.cl", "gather.cl"};
 
@@ -20,9 +22,11 @@ int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops) {
   int st = BERTCL_OK;
   ops->wg = bc_row_work_group(ctx);
   ops->kset = ctx->kset;
-  char opts[256];
+  char opts[320];
   bc_kernel_options(ctx, ops->kset, opts, sizeof opts);
   bc_act_options(opts, sizeof opts);
+  size_t used = strlen(opts);
+  snprintf(opts + used, sizeof opts - used, " -DREL_BUCKETS=%d", BC_REL_BUCKETS);
   BC_TRY(bc_program_build(ctx, op_files, sizeof op_files / sizeof op_files[0], opts, &ops->prog));
 #define BC_OPS_CREATE(name) \
   BC_CL_OBJ(&ctx->err, ops->name, clCreateKernel(ops->prog, #name, BC_RC));
@@ -59,12 +63,40 @@ void bc_ops_free(bc_ops *ops) {
     RUN(name, g_, l_, __VA_ARGS__);                                                             \
   } while (0)
 
-int bc_op_embedding(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem ids, cl_mem type_ids,
-                    cl_mem wte0, cl_mem wte1, cl_mem wpe, cl_mem wtt, cl_mem ln_w, cl_mem ln_b,
-                    float eps, int B, int T, int C, int V, int split, int TT) {
+int bc_op_position_ids(bertcl_ctx *ctx, bc_ops *ops, cl_mem pos, cl_mem ids, int B, int T,
+                       int padded, int padding_idx) {
+  RUN(position_ids_fwd, (size_t)B, EW_LOCAL, A(pos), A(ids), A(B), A(T), A(padded),
+      A(padding_idx));
+}
+
+int bc_op_rel_position_bias(bertcl_ctx *ctx, bc_ops *ops, cl_mem bias, cl_mem table, int NH,
+                            int T) {
+  RUN(rel_position_bias_fwd, (size_t)NH * T * T, EW_LOCAL, A(bias), A(table), A(NH), A(T));
+}
+
+int bc_op_rel_position_bias_bwd(bertcl_ctx *ctx, bc_ops *ops, cl_mem dtable, cl_mem ddiag,
+                                cl_mem dz, int B, int NH, int T) {
+  int st = BERTCL_OK;
+  const bc_karg a1[] = {A(ddiag), A(dz), A(B), A(NH), A(T)};
+  BC_TRY(bc_kernel_run(ctx, ops->rel_position_bias_bwd_diag, "rel_position_bias_bwd_diag", a1, 5,
+                       (size_t)NH * (2 * (size_t)T - 1), EW_LOCAL));
+  const bc_karg a2[] = {A(dtable), A(ddiag), A(NH), A(T)};
+  BC_TRY(bc_kernel_run(ctx, ops->rel_position_bias_bwd_table, "rel_position_bias_bwd_table", a2,
+                       4, (size_t)BC_REL_BUCKETS * NH, EW_LOCAL));
+fail:
+  return st;
+}
+
+int bc_op_embedding(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem ids, cl_mem pos_ids,
+                    cl_mem type_ids, cl_mem wte0, cl_mem wte1, cl_mem wpe, cl_mem wtt,
+                    cl_mem ln_w, cl_mem ln_b, float eps, int B, int T, int C, int V, int split,
+                    int P, int TT) {
+  /* without token types the kernel reads neither type_ids nor wtt: any buffer will do */
+  if (TT <= 0) type_ids = ids, wtt = wpe, TT = 0;
   int rows = B * T;
-  RUN_ROWS(embedding_fwd, (size_t)rows, A(out), A(ids), A(type_ids), A(wte0), A(wte1), A(wpe),
-           A(wtt), A(ln_w), A(ln_b), A(eps), A(rows), A(T), A(C), A(V), A(split), A(TT));
+  RUN_ROWS(embedding_fwd, (size_t)rows, A(out), A(ids), A(pos_ids), A(type_ids), A(wte0),
+           A(wte1), A(wpe), A(wtt), A(ln_w), A(ln_b), A(eps), A(rows), A(C), A(V), A(split), A(P),
+           A(TT));
 }
 
 int bc_op_bias_residual_layernorm(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem x,
@@ -86,10 +118,13 @@ int bc_op_split_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem q, cl_mem k, cl_mem v
       A(C), A(NH));
 }
 
-int bc_op_softmax(bertcl_ctx *ctx, bc_ops *ops, cl_mem scores, cl_mem mask, float scale, int B,
-                  int NH, int T) {
+int bc_op_softmax(bertcl_ctx *ctx, bc_ops *ops, cl_mem scores, cl_mem mask, cl_mem bias,
+                  float scale, int B, int NH, int T) {
+  int has_bias = bias != NULL;
+  if (!bias) bias = scores; /* not read */
   int rows = B * NH * T;
-  RUN_ROWS(softmax_fwd, (size_t)rows, A(scores), A(mask), A(scale), A(rows), A(NH), A(T));
+  RUN_ROWS(softmax_fwd, (size_t)rows, A(scores), A(mask), A(bias), A(scale), A(rows), A(NH), A(T),
+           A(has_bias));
 }
 
 int bc_op_merge_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem out, cl_mem ctxv, int B, int T, int C,

@@ -16,9 +16,11 @@ void bc_act_options(char *buf, size_t n);
 /* Every kernel of the encoder's program (cl/common.cl + op_files in ops.c). X(name) generates
  * the bc_ops field, its clCreateKernel and its release; the field is the kernel's name. */
 #define BC_OPS_KERNELS(X)                                                                      \
-  X(embedding_fwd) X(bias_residual_layernorm_fwd) X(bias_act_fwd) X(split_heads_fwd)          \
-  X(softmax_fwd) X(merge_heads_fwd) X(pool_fwd) X(l2norm_fwd) X(gather_cls_fwd)               \
-  X(scale_add_fwd) X(gather_tokens_fwd) X(word_pool_fwd) X(to_half_fwd)
+  X(position_ids_fwd) X(rel_position_bias_fwd) X(rel_position_bias_bwd_diag)                   \
+  X(rel_position_bias_bwd_table) X(embedding_fwd) X(bias_residual_layernorm_fwd)               \
+  X(bias_act_fwd) X(split_heads_fwd) X(softmax_fwd) X(merge_heads_fwd) X(pool_fwd)             \
+  X(l2norm_fwd) X(gather_cls_fwd) X(scale_add_fwd) X(gather_tokens_fwd) X(word_pool_fwd)       \
+  X(to_half_fwd)
 
 typedef struct {
   cl_program prog;
@@ -32,11 +34,28 @@ typedef struct {
 int bc_ops_init(bertcl_ctx *ctx, bc_ops *ops);
 void bc_ops_free(bc_ops *ops);
 
+/* Position ids (bc_config.pos_kind): t (padded 0), or padding_idx + the count of non-padding
+ * ids (padded 1: RoBERTa, MPNet). Twin: ref_position_ids. */
+int bc_op_position_ids(bertcl_ctx *ctx, bc_ops *ops, cl_mem pos /* (B*T) */,
+                       cl_mem ids /* (B*T) */, int B, int T, int padded, int padding_idx);
+/* MPNet's relative position bias (NH, T, T) from its table (NB, NH). Twin:
+ * ref_rel_position_bias_fwd. */
+int bc_op_rel_position_bias(bertcl_ctx *ctx, bc_ops *ops, cl_mem bias /* (NH, T, T) */,
+                            cl_mem table /* (NB, NH) */, int NH, int T);
+/* The table's gradient (accumulated) from dz (B, NH, T, T), the gradient at the scores the
+ * bias was added to: per diagonal into ddiag (NH, 2T-1) (scratch), then per bucket. Twin:
+ * ref_rel_position_bias_bwd. */
+int bc_op_rel_position_bias_bwd(bertcl_ctx *ctx, bc_ops *ops, cl_mem dtable /* (NB, NH) */,
+                                cl_mem ddiag /* (NH, 2T-1) */, cl_mem dz /* (B, NH, T, T) */,
+                                int B, int NH, int T);
+/* LayerNorm((word[ids] + type[type_ids]) + pos[pos_ids]); TT 0: no token types (type_ids and
+ * wtt are not read). Twin: ref_embedding_pos_fwd. */
 int bc_op_embedding(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B*T, C) */,
-                    cl_mem ids /* (B*T) */, cl_mem type_ids /* (B*T) */,
-                    cl_mem wte0 /* (split, C) */, cl_mem wte1 /* (V-split, C) */,
-                    cl_mem wpe /* (P, C) */, cl_mem wtt /* (TT, C) */, cl_mem ln_w, cl_mem ln_b,
-                    float eps, int B, int T, int C, int V, int split, int TT);
+                    cl_mem ids /* (B*T) */, cl_mem pos_ids /* (B*T) */,
+                    cl_mem type_ids /* (B*T) */, cl_mem wte0 /* (split, C) */,
+                    cl_mem wte1 /* (V-split, C) */, cl_mem wpe /* (P, C) */,
+                    cl_mem wtt /* (TT, C) */, cl_mem ln_w, cl_mem ln_b, float eps, int B, int T,
+                    int C, int V, int split, int P, int TT);
 int bc_op_bias_residual_layernorm(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (N, C) */,
                                   cl_mem x /* (N, C) */, cl_mem bias /* (C) */,
                                   cl_mem residual /* (N, C) */, cl_mem w, cl_mem b, float eps,
@@ -46,8 +65,11 @@ int bc_op_bias_act(bertcl_ctx *ctx, bc_ops *ops, cl_mem x /* (N, C) */, cl_mem b
 int bc_op_split_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem q, cl_mem k, cl_mem v /* (B,NH,T,HS) */,
                       cl_mem qkv /* (B*T, 3C) */, cl_mem bias /* (3C) */, int B, int T, int C,
                       int NH);
+/* bias (NH, T, T) or NULL: MPNet's relative position bias, added after the scale. Twin:
+ * ref_softmax_bias_fwd. */
 int bc_op_softmax(bertcl_ctx *ctx, bc_ops *ops, cl_mem scores /* (B, NH, T, T) */,
-                  cl_mem mask /* (B, T) */, float scale, int B, int NH, int T);
+                  cl_mem mask /* (B, T) */, cl_mem bias /* (NH, T, T) or NULL */, float scale,
+                  int B, int NH, int T);
 int bc_op_merge_heads(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B*T, C) */,
                       cl_mem ctxv /* (B, NH, T, HS) */, int B, int T, int C, int NH);
 int bc_op_pool(bertcl_ctx *ctx, bc_ops *ops, cl_mem out /* (B, out_stride) */,

@@ -507,14 +507,6 @@ fail:
   return st;
 }
 
-int bc_config_require_bert(bc_err *err, const bc_config *c, const char *what) {
-  if (c->family == BC_FAMILY_BERT) return BERTCL_OK;
-  return bc_fail(err, BERTCL_ERR_UNSUPPORTED,
-                 "the OpenCL %s does not run %s models yet (bert only); this model loads, and "
-                 "`bertcl info` reads it",
-                 what, bc_family_name(c->family));
-}
-
 int bc_config_check_batch(bc_err *err, const bc_config *c, const int32_t *ids,
                           const int32_t *type_ids, int B, int T) {
   if (T > c->max_position)

@@ -2,6 +2,7 @@
 #include "model/family.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- one description per family ---------------------------------------------------------- */
@@ -165,6 +166,61 @@ const bc_model_type *bc_model_type_from_arch(const char *class_name) {
 
 const char *bc_model_types_supported(void) {
   return "bert, roberta, xlm-roberta, camembert, distilbert, mpnet";
+}
+
+/* ---- the task model's parameters ------------------------------------------------------------ */
+
+static void add_param(bc_param *out, int cap, int *n, const char *prefix, const char *name,
+                      const float **slot, int64_t rows, int64_t cols, int decay) {
+  if (out && *n < cap) {
+    bc_param *p = &out[*n];
+    snprintf(p->name, sizeof p->name, "%s%s", prefix, name);
+    p->slot = slot;
+    p->ndim = cols ? 2 : 1;
+    p->shape[0] = rows;
+    p->shape[1] = cols;
+    p->decay = decay;
+  }
+  (*n)++;
+}
+
+int bc_family_params(const bc_config *cfg, bc_weights *w, int K, bc_param *out, int cap) {
+  const bc_family_desc *fam = bc_family_get(cfg ? cfg->family : BC_FAMILY_COUNT);
+  if (!fam || !w || (cfg->num_layers > 0 && !w->layers) || K < 0)
+    return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "bc_family_params: bad config or weights");
+  const bc_tensor_names *nm = &fam->names;
+  const int64_t V = cfg->vocab_size, P = bc_config_position_rows(cfg), TT = cfg->type_vocab_size;
+  const int64_t C = cfg->hidden_size, I = cfg->intermediate_size, NB = cfg->rel_buckets;
+  const int64_t NH = cfg->num_heads;
+  (void)V, (void)P, (void)TT, (void)NB, (void)NH, (void)I, (void)K;
+  int n = 0;
+  const char *pre = fam->base_prefix;
+#define PARAM(f, r, c, d)                                                                      \
+  if (nm->f && w->f) add_param(out, cap, &n, pre, nm->f, &w->f, r, c, d);
+  BC_WEIGHTS_EMB(PARAM)
+  for (int l = 0; l < cfg->num_layers; l++) {
+    char lp[96];
+    snprintf(lp, sizeof lp, "%s", pre);
+    snprintf(lp + strlen(lp), sizeof lp - strlen(lp), fam->layer_prefix, l);
+    bc_layer_weights *lw = &w->layers[l];
+#define LPARAM(f, r, c, d) add_param(out, cap, &n, lp, nm->f, &lw->f, r, c, d);
+    BC_WEIGHTS_LAYER(LPARAM)
+#undef LPARAM
+  }
+  BC_WEIGHTS_REL(PARAM)
+  BC_WEIGHTS_POOL(PARAM)
+  pre = ""; /* the head's names are the task model's own */
+  BC_WEIGHTS_HEAD(PARAM)
+#undef PARAM
+  if (w->cls_w && !nm->cls_w) return bc_fail(NULL, BERTCL_ERR_INTERNAL, "bc_family_params");
+  /* a token-classification checkpoint's classifier ("classifier", not the sequence head's) */
+  if (w->cls_w && !w->head_w && fam->head != BC_CLS_HEAD_POOLER &&
+      strcmp(nm->cls_w, "classifier.weight") != 0) {
+    n -= 2;
+    add_param(out, cap, &n, "", "classifier.weight", &w->cls_w, K, C, 1);
+    add_param(out, cap, &n, "", "classifier.bias", &w->cls_b, K, 0, 0);
+  }
+  return n;
 }
 
 /* ---- architecture helpers ------------------------------------------------------------------- */

@@ -61,6 +61,25 @@ const char *bc_model_types_supported(void);
 /* bertcl's family name ("bert", "roberta", "distilbert", "mpnet"). */
 const char *bc_family_name(bc_family f);
 
+/* One trainable tensor of a family's task model (RobertaForSequenceClassification...): its Hugging
+ * Face name, the bc_weights field holding it, its PyTorch shape and whether transformers' Trainer
+ * decays it (not biases, LayerNorms, or MPNet's relative_attention_bias, whose name holds
+ * "bias"). */
+typedef struct {
+  char name[160];     /* "roberta.encoder.layer.0.attention.self.query.weight" */
+  const float **slot; /* &w->word_emb, &w->layers[l].q_w, ... */
+  int ndim;
+  int64_t shape[2];   /* (out, in) for a Linear weight; shape[1] 0 for a vector */
+  int decay;
+} bc_param;
+
+/* The trainable tensors of the family's task model over w, in the order of the X-macros of
+ * model.h: every encoder tensor the family has (names under base_prefix), the pooler when w has
+ * one, the head's dense layer when w has one and the family names it (BERT's is the pooler), the
+ * classifier (K rows) when w has one. Fills up to cap entries of out (out may be NULL) and
+ * returns the count, or a negative status. Binding a flat buffer is setting *slot. */
+int bc_family_params(const bc_config *cfg, bc_weights *w, int K, bc_param *out, int cap);
+
 /* MPNet's relative-position bucket, in [0, BC_REL_BUCKETS), of rel = key position - query
  * position: transformers' MPNetEncoder.relative_position_bucket with its fixed 32 buckets and
  * distance 128 (T5's bidirectional bucketing): 16 buckets for keys before the query and 16 after;

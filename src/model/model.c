@@ -231,15 +231,18 @@ int bc_model_build(bc_err *err, const char *dir, const char *config_name, const 
 #undef WANT
   }
   const char *cls_w = nm->cls_w, *cls_b = nm->cls_b;
-  int seq_head = lookup2(files, nfiles, "", cls_w) || lookup2(files, nfiles, "", cls_b);
-  if (!seq_head) {
+  int seq_cls = lookup2(files, nfiles, "", cls_w) || lookup2(files, nfiles, "", cls_b);
+  if (!seq_cls) {
     cls_w = "classifier.weight";
     cls_b = "classifier.bias";
   }
   if (lookup2(files, nfiles, "", cls_w) || lookup2(files, nfiles, "", cls_b)) {
     BC_TRY(want_add(err, &wl, "", cls_w, K, C, &w->cls_w));
     BC_TRY(want_add(err, &wl, "", cls_b, K, 0, &w->cls_b));
-    if (seq_head && nm->head_w) {
+    /* the sequence head's dense layer; absent in a token-classification checkpoint, whose
+     * classifier DistilBERT names as its sequence head's */
+    if (seq_cls &&
+        (lookup2(files, nfiles, "", nm->head_w) || lookup2(files, nfiles, "", nm->head_b))) {
       BC_TRY(want_add(err, &wl, "", nm->head_w, C, C, &w->head_w));
       BC_TRY(want_add(err, &wl, "", nm->head_b, C, 0, &w->head_b));
     }

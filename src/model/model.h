@@ -139,11 +139,6 @@ static inline int bc_config_position_rows(const bc_config *c) {
 int bc_config_check_batch(bc_err *err, const bc_config *c, const int32_t *ids,
                           const int32_t *type_ids, int B, int T);
 
-/* BERTCL_ERR_UNSUPPORTED unless the family is BERT: the OpenCL schedules (what: "encoder",
- * "trainer") run BERT only until their family-generic forms land (issue 18, second part); the
- * other families load, and run on the plain-C reference. */
-int bc_config_require_bert(bc_err *err, const bc_config *c, const char *what);
-
 /* The loaded model (public opaque type bertcl_model). Internal accessors: */
 struct bertcl_model;
 const bc_config *bc_model_config(const struct bertcl_model *m);

@@ -259,6 +259,25 @@ void ref_rel_position_bias_fwd(float *bias,        /* (NH, T, T) */
     }
 }
 
+void ref_rel_position_bias_bwd(float *dtable,   /* (NB, NH) */
+                               const float *dz, /* (B, NH, T, T) */
+                               int B, int NH, int T) {
+  /* one double sum per table entry, over every (b, i, j) in its bucket */
+  double *acc = calloc((size_t)BC_REL_BUCKETS * (NH > 0 ? NH : 1), sizeof(double)); /* (NB, NH) */
+  if (!acc) {
+    fill_nan(dtable, (size_t)BC_REL_BUCKETS * NH);
+    return;
+  }
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      for (int i = 0; i < T; i++)
+        for (int j = 0; j < T; j++)
+          acc[(size_t)bc_rel_position_bucket(j - i) * NH + h] +=
+              dz[(((size_t)b * NH + h) * T + i) * T + j];
+  for (size_t k = 0; k < (size_t)BC_REL_BUCKETS * NH; k++) dtable[k] += (float)acc[k];
+  free(acc);
+}
+
 void ref_attention_bias_fwd(float *out,   /* (B*T, C) */
                             float *probs, /* (B, NH, T, T) or NULL */
                             const float *q, const float *k, const float *v, /* (B*T, C) each */

@@ -74,6 +74,13 @@ void ref_attention_fwd(float *out,         /* (B*T, C) context */
 void ref_rel_position_bias_fwd(float *bias,        /* (NH, T, T) */
                                const float *table, /* (NB, NH) relative_attention_bias */
                                int NH, int T);
+/* Gradient of the relative position bias table: the bias enters every sequence's scores, so
+ * dtable[bucket(j - i), h] += sum over b, i, j of dz[b, h, i, j], with dz the gradient at the
+ * scaled scores (softmax's input; ref_softmax_bwd's dscores / scale). ACCUMULATES: call once per
+ * layer, zero dtable first. Adjoint of ref_rel_position_bias_fwd summed over the batch. */
+void ref_rel_position_bias_bwd(float *dtable,    /* (NB, NH) */
+                               const float *dz,  /* (B, NH, T, T) */
+                               int B, int NH, int T);
 /* The general attention: scores = q k^T * scale (+ pos_bias[h] when given) + the padding mask,
  * softmax over keys (probs receives it before dropout, may be NULL), dropout on the
  * probabilities (drop NULL or p 0: none; element (b, h, i, j) is dropout element

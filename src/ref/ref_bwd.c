@@ -217,30 +217,40 @@ void ref_bias_residual_layernorm_bwd(float *dx, float *dbias, float *dresidual, 
 /* ------------------------------------------------------------------------------------------ */
 /* Embeddings                                                                                  */
 
-void ref_embedding_bwd(float *dword, float *dpos, float *dtype, float *dln_w, float *dln_b,
-                       const float *dout, const int32_t *ids, const int32_t *type_ids,
-                       const float *word_emb, const float *pos_emb, const float *type_emb,
-                       const float *ln_w, float eps, int B, int T, int C) {
+void ref_embedding_pos_bwd(float *dword, float *dpos, float *dtype, float *dln_w, float *dln_b,
+                           const float *dout, const int32_t *ids, const int32_t *pos_ids,
+                           const int32_t *type_ids, const float *word_emb, const float *pos_emb,
+                           const float *type_emb, const float *ln_w, float eps, int B, int T,
+                           int C) {
   ln_scratch s;
   if (ln_scratch_init(&s, C)) return;
   for (int b = 0; b < B; b++) {
     for (int t = 0; t < T; t++) {
       size_t bt = (size_t)b * T + t;
-      int tt = type_ids ? type_ids[bt] : 0;
+      int tt = type_ids ? type_ids[bt] : 0, p = pos_ids ? pos_ids[bt] : t;
       const float *we = word_emb + (size_t)ids[bt] * C;
-      const float *te = type_emb + (size_t)tt * C;
-      const float *pe = pos_emb + (size_t)t * C;
-      for (int c = 0; c < C; c++) s.x[c] = (double)((we[c] + te[c]) + pe[c]); /* as forward */
+      const float *te = type_emb ? type_emb + (size_t)tt * C : NULL;
+      const float *pe = pos_emb + (size_t)p * C;
+      for (int c = 0; c < C; c++) /* as the forward */
+        s.x[c] = (double)(te ? (we[c] + te[c]) + pe[c] : we[c] + pe[c]);
       layernorm_row_bwd(s.dx, s.dw, s.db, dout + bt * C, s.x, ln_w, eps, C);
       for (int c = 0; c < C; c++) {
         float g = (float)s.dx[c];
         if (dword) dword[(size_t)ids[bt] * C + c] += g;
-        if (dpos) dpos[(size_t)t * C + c] += g;
-        if (dtype) dtype[(size_t)tt * C + c] += g;
+        if (dpos) dpos[(size_t)p * C + c] += g;
+        if (dtype && te) dtype[(size_t)tt * C + c] += g;
       }
     }
   }
   ln_scratch_flush(&s, dln_w, dln_b, C);
+}
+
+void ref_embedding_bwd(float *dword, float *dpos, float *dtype, float *dln_w, float *dln_b,
+                       const float *dout, const int32_t *ids, const int32_t *type_ids,
+                       const float *word_emb, const float *pos_emb, const float *type_emb,
+                       const float *ln_w, float eps, int B, int T, int C) {
+  ref_embedding_pos_bwd(dword, dpos, dtype, dln_w, dln_b, dout, ids, NULL, type_ids, word_emb,
+                        pos_emb, type_emb, ln_w, eps, B, T, C);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -101,6 +101,14 @@ void ref_embedding_bwd(float *dword,             /* (V, C) */
                        const float *type_emb,    /* (TT, C) */
                        const float *ln_w,        /* (C) */
                        float eps, int B, int T, int C);
+/* The same with the family's positions and token types: pos_ids (B*T) (NULL: t), type_emb NULL
+ * when the family has no token types (dtype then untouched); the LayerNorm input in
+ * ref_embedding_pos_fwd's order. */
+void ref_embedding_pos_bwd(float *dword, float *dpos, float *dtype, float *dln_w, float *dln_b,
+                           const float *dout, const int32_t *ids, const int32_t *pos_ids,
+                           const int32_t *type_ids, const float *word_emb, const float *pos_emb,
+                           const float *type_emb, const float *ln_w, float eps, int B, int T,
+                           int C);
 
 /* d act(x) / dx in double: erf GELU, tanh GELU, ReLU (0 at x == 0, as torch). */
 double ref_act_grad(double x, bc_act act);
@@ -169,7 +177,13 @@ double ref_cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int3
 
 /* Dropout rates and key: bc_dropout_cfg (train/recipe.h). */
 
-/* One forward and backward pass. w must have a pooler and a classifier (K = num_labels rows).
+/* Both heads run the training schedule of every family, ref_task_fwd_bwd (ref_task.h): the
+ * model's family decides positions, token types, the relative position bias and the sequence
+ * head's shape (BERT's pooler, RoBERTa's and MPNet's dense + tanh with an input dropout at site
+ * BC_DROP_HEAD_IN, DistilBERT's pre_classifier + ReLU); the names below are BERT's.
+ *
+ * One forward and backward pass. w must have a pooler and a classifier (K = num_labels rows);
+ * another family's sequence head needs its head_w/head_b (g's are then its pool_w/pool_b).
  * K > 1: cross-entropy against labels (B) (-100 ignored); K == 1: MSE against targets (B).
  * drop NULL: dropout off (eval mode). g NULL: forward only. Gradients of the loss times
  * grad_scale ACCUMULATE into g (pass 1/accum for gradient accumulation over micro-batches).

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "bertcl.h"
+#include "model/family.h"
 #include "model/model.h"
 #include "runtime/runtime.h"
 #include "train/checkpoint.h"
@@ -150,11 +151,12 @@ static int check_options(bc_err *err, const bertcl_finetune_options *o) {
   return BERTCL_OK;
 }
 
-/* The parameters: the model's; a missing pooler or classifier initialised as transformers does
+/* The parameters: the model's; a missing head dense layer (BERT's pooler, RoBERTa's
+ * classifier.dense, DistilBERT's pre_classifier) or classifier initialised as transformers does
  * (normal(0, initializer_range), zero bias). */
 static int prepare_params(ft_run *r, const bc_config *cfg, const bc_weights *w0) {
-  int K = r->K, st, pooler = bc_head_describe(r->head)->has_pooler;
-  if ((st = bc_layout_init(&r->lay, cfg, K, pooler)) != BERTCL_OK) return st;
+  int K = r->K, st, dense = bc_head_describe(r->head)->seq_dense;
+  if ((st = bc_layout_init(&r->lay, cfg, K, dense)) != BERTCL_OK) return st;
   r->flat = calloc(r->lay.total, sizeof *r->flat);
   r->m = calloc(r->lay.total, sizeof *r->m);
   r->v = calloc(r->lay.total, sizeof *r->v);
@@ -164,21 +166,24 @@ static int prepare_params(ft_run *r, const bc_config *cfg, const bc_weights *w0)
   size_t C = (size_t)cfg->hidden_size;
   double std = ft_json_num(r->src_cfg, "initializer_range", 0.02);
   uint64_t s = r->o.seed ^ 0x5eedULL;
-  float *init_pool = NULL, *init_cls = NULL;
-  if (!pooler) {
-    w.pool_w = w.pool_b = NULL; /* BertForTokenClassification has none */
-  } else if (!w.pool_w || !w.pool_b) {
-    init_pool = calloc(C * C + C, sizeof *init_pool);
-    if (!init_pool) return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
-    normal_fill(init_pool, C * C, std, &s);
-    w.pool_w = init_pool;
-    w.pool_b = init_pool + C * C;
-    info(r, "the model has no pooler; initialised it");
+  float *init_dense = NULL, *init_cls = NULL;
+  int pooler = cfg->head == BC_CLS_HEAD_POOLER;
+  const float **dw = pooler ? &w.pool_w : &w.head_w, **db = pooler ? &w.pool_b : &w.head_b;
+  if (dense && (!*dw || !*db)) {
+    init_dense = calloc(C * C + C, sizeof *init_dense);
+    if (!init_dense) return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
+    normal_fill(init_dense, C * C, std, &s);
+    *dw = init_dense;
+    *db = init_dense + C * C;
+    char msg[160];
+    snprintf(msg, sizeof msg, "the model has no %s; initialised it",
+             pooler ? "pooler" : bc_family_get(cfg->family)->names.head_w);
+    info(r, msg);
   }
   if (!w.cls_w || cfg->num_labels != K) {
     init_cls = calloc((size_t)K * C + (size_t)K, sizeof *init_cls);
     if (!init_cls) {
-      free(init_pool);
+      free(init_dense);
       return bc_fail(r->err, BERTCL_ERR_NOMEM, "out of memory");
     }
     normal_fill(init_cls, (size_t)K * C, std, &s);
@@ -187,7 +192,7 @@ static int prepare_params(ft_run *r, const bc_config *cfg, const bc_weights *w0)
   }
   st = bc_weights_gather(r->flat, &r->lay, &w);
   if (st != BERTCL_OK) *r->err = *bc_thread_err();
-  free(init_pool);
+  free(init_dense);
   free(init_cls);
   return st;
 }
@@ -229,9 +234,10 @@ static int train_loop(ft_run *r, bertcl_finetune_result *res) {
   long nb = (long)((ntrain + B - 1) / B);
   long accum = o->grad_accum, spe = (nb + accum - 1) / accum, total = spe * o->epochs;
   long warmup = (long)ceil(o->warmup_ratio * (double)total);
-  float hp = (float)ft_json_num(r->src_cfg, "hidden_dropout_prob", 0.1);
-  float ap = (float)ft_json_num(r->src_cfg, "attention_probs_dropout_prob", 0.1);
-  float cp = (float)ft_json_num(r->src_cfg, "classifier_dropout", hp);
+  /* the family's rates, read from its config.json keys at load (DistilBERT's dropout,
+   * attention_dropout, seq_classif_dropout; classifier_dropout null: the hidden rate) */
+  const bc_config *mc = bc_model_config(r->model);
+  float hp = mc->hidden_dropout, ap = mc->attn_dropout, cp = mc->cls_dropout;
   if (!(sig = signature(r))) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory");
   if (bc_mkdirs(o->output_dir) != 0) {
     st = bc_fail(err, BERTCL_ERR_IO, "cannot create %s: %s", o->output_dir, strerror(errno));
@@ -403,7 +409,15 @@ static int train_loop(ft_run *r, bertcl_finetune_result *res) {
           snprintf(meta, sizeof meta, "{\"step\": %ld, \"eval_%s\": %.6g}", step,
                    tokens && r->scheme != BERTCL_SCHEME_NONE ? "f1" : "accuracy",
                    improved ? cs.best : -1.0);
-        bc_export_head head = {bc_head_describe(r->head)->architecture,
+        /* the family's class: RobertaForSequenceClassification, XLMRobertaForTokenClassif... */
+        bertcl_model_info mi;
+        char arch[96];
+        const bc_model_type *mt = bertcl_model_get_info(r->model, &mi) == BERTCL_OK
+                                      ? bc_model_type_find(mi.model_type)
+                                      : NULL;
+        snprintf(arch, sizeof arch, "%s%s", mt ? mt->arch_prefix : "Bert",
+                 bc_head_describe(r->head)->arch_suffix);
+        bc_export_head head = {arch,
                                tokens   ? NULL
                                : K == 1 ? "regression"
                                         : "single_label_classification"};

@@ -6,17 +6,22 @@
 #define BC_TRAIN_HEAD_H
 
 typedef enum {
-  BC_HEAD_SEQUENCE = 0, /* BertForSequenceClassification: pooler (tanh dense on [CLS]), dropout,
-                           classifier; cross-entropy over B rows, or MSE when num_labels is 1 */
-  BC_HEAD_TOKEN = 1,    /* BertForTokenClassification: dropout and the classifier on every
-                           token; cross-entropy over the labelled tokens of B*T rows */
+  BC_HEAD_SEQUENCE = 0, /* *ForSequenceClassification: the family's head on the first token
+                           (bc_cls_head: BERT's pooler, RoBERTa's / MPNet's dense + tanh,
+                           DistilBERT's pre_classifier + ReLU), dropout, classifier;
+                           cross-entropy over B rows, or MSE when num_labels is 1 */
+  BC_HEAD_TOKEN = 1,    /* *ForTokenClassification: dropout and the classifier on every token;
+                           cross-entropy over the labelled tokens of B*T rows */
   BC_HEAD_COUNT
 } bc_head_kind;
 
 typedef struct {
   const char *name;         /* "sequence", "token" */
-  const char *architecture; /* config.json "architectures" */
-  int has_pooler;           /* bert.pooler.dense.* is a parameter of the head */
+  const char *arch_suffix;  /* after the family's class prefix in config.json "architectures":
+                             * "ForSequenceClassification" (BertFor..., RobertaFor...) */
+  int seq_dense;            /* the family's dense layer on the first token is a parameter of the
+                             * head (BERT's pooler, RoBERTa's and MPNet's classifier.dense,
+                             * DistilBERT's pre_classifier): bc_layout_init's seq_head */
   int per_token;            /* logits and labels per token (B*T rows), else per sequence (B) */
   int min_labels;           /* num_labels below this is refused */
 } bc_head_desc;

@@ -1,94 +1,111 @@
 /* Task heads of the OpenCL trainer (see head.h and trainer_impl.h): one forward and one backward
  * per head kind, reading the last hidden state h_L and writing the logits; the backward leaves
- * the gradient at h_L in tr->dH for the encoder's backward. Twins: src/ref/ref_cls.c. */
+ * the gradient at h_L in tr->dH for the encoder's backward. The sequence head's shape is the
+ * family's (bc_config.head): BERT's pooler, RoBERTa's and MPNet's classifier (dropout, dense,
+ * tanh, dropout, out_proj), DistilBERT's (pre_classifier, ReLU, dropout, classifier).
+ * Twins: ref_seq_head_fwd and ref_task_fwd_bwd (src/ref). */
 #include <stddef.h>
 
 #include "gemm/gemm.h"
 #include "train/trainer_impl.h"
 
 static const bc_head_desc descs[BC_HEAD_COUNT] = {
-    [BC_HEAD_SEQUENCE] = {"sequence", "BertForSequenceClassification", 1, 0, 1},
-    [BC_HEAD_TOKEN] = {"token", "BertForTokenClassification", 0, 1, 2},
+    [BC_HEAD_SEQUENCE] = {"sequence", "ForSequenceClassification", 1, 0, 1},
+    [BC_HEAD_TOKEN] = {"token", "ForTokenClassification", 0, 1, 2},
 };
 
 const bc_head_desc *bc_head_describe(int kind) {
   return kind >= 0 && kind < BC_HEAD_COUNT ? &descs[kind] : NULL;
 }
 
-/* ---- BertForSequenceClassification ------------------------------------------------------- */
-/* pooled (B, C) = tanh(h_L[b, 0] Wp^T + bp) (rows of h_L at stride T*C);
- * logits (B, K) = dropout(pooled) Wc^T + bc. Tensors: pb pooler weight, pb+1 pooler bias,
- * pb+2 classifier weight, pb+3 classifier bias. */
+/* ---- *ForSequenceClassification --------------------------------------------------------- */
+/* head_x (B, C) = h_L[b, 0] (dropout at BC_DROP_HEAD_IN where the family's head has it);
+ * head_pre = head_x Wd^T; pooled = act(head_pre + bd) (tanh; DistilBERT: ReLU);
+ * pooled_d = dropout(pooled) (BC_DROP_CLS); logits (B, K) = pooled_d Wc^T + bc. */
+
+static int head_act(const bc_config *c) { return c->head == BC_CLS_HEAD_DENSE_RELU ? BC_ACT_RELU : BC_ACT_TANH_; }
 
 static int sequence_forward(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK;
   int L = tr->cfg.num_layers, C = tr->cfg.hidden_size, K = tr->K;
   float cp = drop ? drop->cls_p : 0.0f;
-  int pb = bc_tr_head_base(tr);
-  BC_TRY(bc_tr_gemm(tr, 0, 1, (size_t)B, (size_t)C, (size_t)C, 0.0f, tr->h[L], 0, (size_t)T * C,
-                    tr->buf[0], OFF(pb), (size_t)C, tr->pooled, 0, (size_t)C));
-  BC_TRY(bc_op_bias_act(ctx, &tr->ops, tr->pooled, P(pb + 1), BC_ACT_TANH_, B, C));
-  BC_TRY(bc_tr_copy(tr, tr->pooled_d, tr->pooled, (size_t)B * C));
-  BC_TRY(bc_tr_dropout(tr, tr->pooled_d, drop, cp, bc_dropout_id(-1, BC_DROP_CLS),
-                       (size_t)B * C));
-  BC_TRY(bc_linear(ctx, tr->logits, 0, tr->pooled_d, 0, tr->buf[0], OFF(pb + 2), (size_t)B,
+  size_t BC = (size_t)B * C;
+  BC_TRY(bc_op_gather_cls(ctx, &tr->ops, tr->head_x, tr->h[L], B, T, C));
+  if (tr->cfg.head == BC_CLS_HEAD_DENSE_TANH)
+    BC_TRY(bc_tr_dropout(tr, tr->head_x, drop, cp, bc_dropout_id(-1, BC_DROP_HEAD_IN), BC));
+  BC_TRY(bc_linear(ctx, tr->head_pre, 0, tr->head_x, 0, tr->buf[0], OFF(tr->i_dw), (size_t)B,
+                   (size_t)C, (size_t)C));
+  BC_TRY(bc_tr_copy(tr, tr->pooled, tr->head_pre, BC));
+  BC_TRY(bc_op_bias_act(ctx, &tr->ops, tr->pooled, P(tr->i_db), head_act(&tr->cfg), B, C));
+  BC_TRY(bc_tr_copy(tr, tr->pooled_d, tr->pooled, BC));
+  BC_TRY(bc_tr_dropout(tr, tr->pooled_d, drop, cp, bc_dropout_id(-1, BC_DROP_CLS), BC));
+  BC_TRY(bc_linear(ctx, tr->logits, 0, tr->pooled_d, 0, tr->buf[0], OFF(tr->i_cw), (size_t)B,
                    (size_t)C, (size_t)K));
-  BC_TRY(bc_tr_bias_dropout_res(tr, tr->logits, tr->logits, P(pb + 3), NULL, NULL, 0.0f, 0, B,
+  BC_TRY(bc_tr_bias_dropout_res(tr, tr->logits, tr->logits, P(tr->i_cb), NULL, NULL, 0.0f, 0, B,
                                 K));
   return BERTCL_OK;
 fail:
   return st;
 }
 
-/* Classifier and pooler gradients; dH (B*T, C): only token 0 of each row receives the pooler's
- * gradient. */
+/* Classifier and dense-layer gradients; dH (B*T, C): only token 0 of each row receives one. */
 static int sequence_backward(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop,
                              int to_encoder) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK;
-  int L = tr->cfg.num_layers, C = tr->cfg.hidden_size, K = tr->K;
+  int C = tr->cfg.hidden_size, K = tr->K;
   float cp = drop ? drop->cls_p : 0.0f;
+  size_t BC = (size_t)B * C;
   cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
-  int pb = bc_tr_head_base(tr);
   /* classifier: dlogits (B, K) -> dWc, dbc, dpooled */
-  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(pb + 3), tr->dlogits, B, K));
+  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(tr->i_cb), tr->dlogits, B, K));
   BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)K, (size_t)C, (size_t)B, 1.0f, tr->dlogits, 0, (size_t)K,
-                    tr->pooled_d, 0, (size_t)C, gb, OFF(pb + 2), (size_t)C));
+                    tr->pooled_d, 0, (size_t)C, gb, OFF(tr->i_cw), (size_t)C));
   BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)K, 0.0f, tr->dlogits, 0, (size_t)K,
-                    pbuf, OFF(pb + 2), (size_t)C, tr->dpooled, 0, (size_t)C));
-  BC_TRY(bc_tr_dropout(tr, tr->dpooled, drop, cp, bc_dropout_id(-1, BC_DROP_CLS),
-                       (size_t)B * C));
-  BC_TRY(bc_op_tanh_bwd(ctx, &tr->tops, tr->dpooled, tr->dpooled, tr->pooled, (size_t)B * C));
-  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(pb + 1), tr->dpooled, B, C));
+                    pbuf, OFF(tr->i_cw), (size_t)C, tr->dpooled, 0, (size_t)C));
+  BC_TRY(bc_tr_dropout(tr, tr->dpooled, drop, cp, bc_dropout_id(-1, BC_DROP_CLS), BC));
+  if (tr->cfg.head == BC_CLS_HEAD_DENSE_RELU)
+    BC_TRY(bc_op_bias_act_bwd(ctx, &tr->tops, tr->dpooled, tr->dpooled, tr->head_pre,
+                              P(tr->i_db), BC_ACT_RELU, B, C));
+  else
+    BC_TRY(bc_op_tanh_bwd(ctx, &tr->tops, tr->dpooled, tr->dpooled, tr->pooled, BC));
+  /* the dense layer: dWd, dbd, and the gradient at its input */
+  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(tr->i_db), tr->dpooled, B, C));
   BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)B, 1.0f, tr->dpooled, 0, (size_t)C,
-                    tr->h[L], 0, (size_t)T * C, gb, OFF(pb), (size_t)C));
+                    tr->head_x, 0, (size_t)C, gb, OFF(tr->i_dw), (size_t)C));
   if (to_encoder) {
-    BC_TRY(bc_tr_fill0(tr, tr->dH, (size_t)B * T * C));
     BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)C, 0.0f, tr->dpooled, 0,
-                      (size_t)C, pbuf, OFF(pb), (size_t)C, tr->dH, 0, (size_t)T * C));
+                      (size_t)C, pbuf, OFF(tr->i_dw), (size_t)C, tr->head_dx, 0, (size_t)C));
+    if (tr->cfg.head == BC_CLS_HEAD_DENSE_TANH)
+      BC_TRY(bc_tr_dropout(tr, tr->head_dx, drop, cp, bc_dropout_id(-1, BC_DROP_HEAD_IN), BC));
+    /* dH: zero but for token 0 of each row, which gets head_dx's row */
+    BC_TRY(bc_tr_fill0(tr, tr->dH, (size_t)B * T * C));
+    size_t origin[3] = {0, 0, 0}, region[3] = {(size_t)C * 4, (size_t)B, 1};
+    BC_CL(&ctx->err, clEnqueueCopyBufferRect(ctx->queue, tr->head_dx, tr->dH, origin, origin,
+                                             region, (size_t)C * 4, 0, (size_t)T * C * 4, 0, 0,
+                                             NULL, NULL));
   }
   return BERTCL_OK;
 fail:
   return st;
 }
 
-/* ---- BertForTokenClassification ---------------------------------------------------------- */
+/* ---- *ForTokenClassification ------------------------------------------------------------ */
 /* pooled_d (B*T, C) = dropout(h_L) (the classifier site, every token);
- * logits (B*T, K) = pooled_d Wc^T + bc. Tensors: hb classifier weight, hb+1 classifier bias. */
+ * logits (B*T, K) = pooled_d Wc^T + bc ("classifier" in every family). */
 
 static int token_forward(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop) {
   bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK;
   int L = tr->cfg.num_layers, C = tr->cfg.hidden_size, K = tr->K, N = B * T;
   float cp = drop ? drop->cls_p : 0.0f;
-  int hb = bc_tr_head_base(tr);
   BC_TRY(bc_tr_copy(tr, tr->pooled_d, tr->h[L], (size_t)N * C));
   BC_TRY(bc_tr_dropout(tr, tr->pooled_d, drop, cp, bc_dropout_id(-1, BC_DROP_CLS),
                        (size_t)N * C));
-  BC_TRY(bc_linear(ctx, tr->logits, 0, tr->pooled_d, 0, tr->buf[0], OFF(hb), (size_t)N,
+  BC_TRY(bc_linear(ctx, tr->logits, 0, tr->pooled_d, 0, tr->buf[0], OFF(tr->i_cw), (size_t)N,
                    (size_t)C, (size_t)K));
-  BC_TRY(bc_tr_bias_dropout_res(tr, tr->logits, tr->logits, P(hb + 1), NULL, NULL, 0.0f, 0, N,
+  BC_TRY(bc_tr_bias_dropout_res(tr, tr->logits, tr->logits, P(tr->i_cb), NULL, NULL, 0.0f, 0, N,
                                 K));
   return BERTCL_OK;
 fail:
@@ -103,13 +120,12 @@ static int token_backward(bc_trainer *tr, int B, int T, const bc_dropout_cfg *dr
   int C = tr->cfg.hidden_size, K = tr->K, N = B * T;
   float cp = drop ? drop->cls_p : 0.0f;
   cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
-  int hb = bc_tr_head_base(tr);
-  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(hb + 1), tr->dlogits, N, K));
+  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(tr->i_cb), tr->dlogits, N, K));
   BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)K, (size_t)C, (size_t)N, 1.0f, tr->dlogits, 0, (size_t)K,
-                    tr->pooled_d, 0, (size_t)C, gb, OFF(hb), (size_t)C));
+                    tr->pooled_d, 0, (size_t)C, gb, OFF(tr->i_cw), (size_t)C));
   if (to_encoder) {
     BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)K, 0.0f, tr->dlogits, 0,
-                      (size_t)K, pbuf, OFF(hb), (size_t)C, tr->dH, 0, (size_t)C));
+                      (size_t)K, pbuf, OFF(tr->i_cw), (size_t)C, tr->dH, 0, (size_t)C));
     BC_TRY(bc_tr_dropout(tr, tr->dH, drop, cp, bc_dropout_id(-1, BC_DROP_CLS), (size_t)N * C));
   }
   return BERTCL_OK;

@@ -1,93 +1,109 @@
-/* Parameter layout (see layout.h): one X-macro table per level keeps names, shapes, decay flags
- * and the two views (bc_weights, bc_grads) in step. */
+/* Parameter layout (see layout.h), generated from the family's table (bc_family_params): which
+ * tensors a task model has is decided here, their names, shapes and decay there. */
 #include "train/layout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* X(field, name, rows, cols (0 = 1-D), decay) */
+#include "model/family.h"
 
-#define BC_EMB_TENSORS(X)                                                                     \
-  X(word_emb, "bert.embeddings.word_embeddings.weight", V, C, 1)                               \
-  X(pos_emb, "bert.embeddings.position_embeddings.weight", P, C, 1)                            \
-  X(type_emb, "bert.embeddings.token_type_embeddings.weight", TT, C, 1)                        \
-  X(emb_ln_w, "bert.embeddings.LayerNorm.weight", C, 0, 0)                                     \
-  X(emb_ln_b, "bert.embeddings.LayerNorm.bias", C, 0, 0)
+/* bc_grads mirrors bc_weights field for field (offsets are the slots of both views) */
+#define SAME_OFFSET(f, r, c, d) \
+  _Static_assert(offsetof(bc_weights, f) == offsetof(bc_grads, f), "bc_grads." #f);
+#define SAME_LAYER_OFFSET(f, r, c, d)                                                         \
+  _Static_assert(offsetof(bc_layer_weights, f) == offsetof(bc_layer_grads, f),              \
+                 "bc_layer_grads." #f);
+BC_WEIGHTS_EMB(SAME_OFFSET)
+BC_WEIGHTS_REL(SAME_OFFSET)
+BC_WEIGHTS_POOL(SAME_OFFSET)
+BC_WEIGHTS_HEAD(SAME_OFFSET)
+BC_WEIGHTS_LAYER(SAME_LAYER_OFFSET)
+#undef SAME_OFFSET
+#undef SAME_LAYER_OFFSET
 
-#define BC_LAYER_TENSORS(X)                                                                   \
-  X(q_w, "attention.self.query.weight", C, C, 1)                                               \
-  X(q_b, "attention.self.query.bias", C, 0, 0)                                                 \
-  X(k_w, "attention.self.key.weight", C, C, 1)                                                 \
-  X(k_b, "attention.self.key.bias", C, 0, 0)                                                   \
-  X(v_w, "attention.self.value.weight", C, C, 1)                                               \
-  X(v_b, "attention.self.value.bias", C, 0, 0)                                                 \
-  X(ao_w, "attention.output.dense.weight", C, C, 1)                                            \
-  X(ao_b, "attention.output.dense.bias", C, 0, 0)                                              \
-  X(ln1_w, "attention.output.LayerNorm.weight", C, 0, 0)                                       \
-  X(ln1_b, "attention.output.LayerNorm.bias", C, 0, 0)                                         \
-  X(inter_w, "intermediate.dense.weight", I, C, 1)                                             \
-  X(inter_b, "intermediate.dense.bias", I, 0, 0)                                               \
-  X(out_w, "output.dense.weight", C, I, 1)                                                     \
-  X(out_b, "output.dense.bias", C, 0, 0)                                                       \
-  X(ln2_w, "output.LayerNorm.weight", C, 0, 0)                                                 \
-  X(ln2_b, "output.LayerNorm.bias", C, 0, 0)
-
-#define BC_POOL_TENSORS(X)                                                                    \
-  X(pool_w, "bert.pooler.dense.weight", C, C, 1)                                               \
-  X(pool_b, "bert.pooler.dense.bias", C, 0, 0)
-
-#define BC_CLS_TENSORS(X)                                                                     \
-  X(cls_w, "classifier.weight", K, C, 1)                                                       \
-  X(cls_b, "classifier.bias", K, 0, 0)
-
-#define COUNT_ONE(f, n, r, c, d) +1
-
-static void add_tensor(bc_layout *lay, const char *name, int rows, int cols, int decay) {
-  bc_tensor *t = &lay->t[lay->count++];
-  snprintf(t->name, sizeof t->name, "%s", name);
-  t->ndim = cols ? 2 : 1;
-  t->shape[0] = rows;
-  t->shape[1] = cols ? cols : 0;
-  t->numel = (size_t)rows * (size_t)(cols ? cols : 1);
-  t->offset = lay->total;
-  t->decay = decay;
-  lay->total += t->numel;
-}
-
-int bc_layout_init(bc_layout *lay, const bc_config *cfg, int num_labels, int has_pooler) {
+int bc_layout_init(bc_layout *lay, const bc_config *cfg, int num_labels, int seq_head) {
   memset(lay, 0, sizeof *lay);
-  if (!cfg || cfg->hidden_size <= 0 || cfg->num_layers < 0 || num_labels < 0)
+  if (!cfg || cfg->hidden_size <= 0 || cfg->num_layers < 0 || num_labels < 0 ||
+      !bc_family_get(cfg->family))
     return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "bc_layout_init: bad config or num_labels %d",
                    num_labels);
-  int V = cfg->vocab_size, P = cfg->max_position, TT = cfg->type_vocab_size;
-  int C = cfg->hidden_size, I = cfg->intermediate_size, K = num_labels, L = cfg->num_layers;
-  int n = 0 BC_EMB_TENSORS(COUNT_ONE) + L * (0 BC_LAYER_TENSORS(COUNT_ONE)) +
-          (has_pooler ? 0 BC_POOL_TENSORS(COUNT_ONE) : 0) +
-          (K > 0 ? 0 BC_CLS_TENSORS(COUNT_ONE) : 0);
-  lay->t = calloc((size_t)n, sizeof *lay->t);
-  if (!lay->t) return bc_fail(NULL, BERTCL_ERR_NOMEM, "bc_layout_init: out of memory");
-  lay->num_layers = L;
-  lay->num_labels = K;
-  lay->has_pooler = has_pooler != 0;
-  char name[96];
-#define ADD_TOP(f, nm, r, c, d) add_tensor(lay, nm, r, c, d);
-#define ADD_LAYER(f, nm, r, c, d)                                                              \
-  snprintf(name, sizeof name, "bert.encoder.layer.%d.%s", l, nm);                             \
-  add_tensor(lay, name, r, c, d);
-  BC_EMB_TENSORS(ADD_TOP)
+  int L = cfg->num_layers, st = BERTCL_OK;
+  /* which tensors the task model has: a view whose present fields point at `here` */
+  static const float here = 0.0f;
+  const float *p = &here;
+  bc_weights w;
+  memset(&w, 0, sizeof w);
+  bc_layer_weights *lw = calloc((size_t)(L > 0 ? L : 1), sizeof *lw);
+  bc_param *ps = NULL;
+  if (!lw) return bc_fail(NULL, BERTCL_ERR_NOMEM, "bc_layout_init: out of memory");
+  w.layers = lw;
+  w.word_emb = w.pos_emb = w.emb_ln_w = w.emb_ln_b = p;
+  if (cfg->type_vocab_size > 0) w.type_emb = p;
+  if (cfg->rel_buckets > 0) w.rel_bias = p;
+#define PRESENT(f, r, c, d) lw[l].f = p;
   for (int l = 0; l < L; l++) {
-    BC_LAYER_TENSORS(ADD_LAYER)
+    BC_WEIGHTS_LAYER(PRESENT)
   }
-  if (has_pooler) {
-    BC_POOL_TENSORS(ADD_TOP)
+#undef PRESENT
+  if (seq_head && cfg->head == BC_CLS_HEAD_POOLER) w.pool_w = w.pool_b = p;
+  if (seq_head && cfg->head != BC_CLS_HEAD_POOLER) w.head_w = w.head_b = p;
+  if (num_labels > 0) w.cls_w = w.cls_b = p;
+  int n = bc_family_params(cfg, &w, num_labels, NULL, 0);
+  if (n < 0) {
+    st = n;
+    goto done;
   }
-  if (K > 0) {
-    BC_CLS_TENSORS(ADD_TOP)
+  ps = calloc((size_t)(n > 0 ? n : 1), sizeof *ps);
+  lay->t = calloc((size_t)(n > 0 ? n : 1), sizeof *lay->t);
+  if (!ps || !lay->t) {
+    st = bc_fail(NULL, BERTCL_ERR_NOMEM, "bc_layout_init: out of memory");
+    goto done;
   }
-#undef ADD_TOP
-#undef ADD_LAYER
-  return BERTCL_OK;
+  bc_family_params(cfg, &w, num_labels, ps, n);
+  lay->num_layers = L;
+  lay->num_labels = num_labels;
+  lay->seq_head = seq_head != 0;
+  lay->head = n;
+  for (int i = 0; i < n; i++) {
+    bc_tensor *t = &lay->t[lay->count++];
+    snprintf(t->name, sizeof t->name, "%s", ps[i].name);
+    t->ndim = ps[i].ndim;
+    t->shape[0] = ps[i].shape[0];
+    t->shape[1] = ps[i].ndim == 2 ? ps[i].shape[1] : 0;
+    t->numel = (size_t)ps[i].shape[0] * (size_t)(ps[i].ndim == 2 ? ps[i].shape[1] : 1);
+    t->offset = lay->total;
+    t->decay = ps[i].decay;
+    t->layer = -1;
+    lay->total += t->numel;
+    int found = 0;
+#define TOP(f, r, c, d) \
+  if (ps[i].slot == &w.f) t->slot = BC_SLOT(f), found = 1;
+    BC_WEIGHTS_EMB(TOP)
+    BC_WEIGHTS_REL(TOP)
+    BC_WEIGHTS_POOL(TOP)
+    BC_WEIGHTS_HEAD(TOP)
+#undef TOP
+    int head_part = found && (t->slot == BC_SLOT(pool_w) || t->slot == BC_SLOT(pool_b) ||
+                              t->slot == BC_SLOT(head_w) || t->slot == BC_SLOT(head_b) ||
+                              t->slot == BC_SLOT(cls_w) || t->slot == BC_SLOT(cls_b));
+    if (head_part && lay->head == n) lay->head = i;
+#define LAYER(f, r, c, d) \
+  if (ps[i].slot == &lw[l].f) t->slot = BC_LAYER_SLOT(f), t->layer = l, found = 1;
+    for (int l = 0; l < L && !found; l++) {
+      BC_WEIGHTS_LAYER(LAYER)
+    }
+#undef LAYER
+    if (!found) {
+      st = bc_fail(NULL, BERTCL_ERR_INTERNAL, "bc_layout_init: %s has no slot", t->name);
+      goto done;
+    }
+  }
+done:
+  free(ps);
+  free(lw);
+  if (st != BERTCL_OK) bc_layout_free(lay);
+  return st;
 }
 
 void bc_layout_free(bc_layout *lay) {
@@ -102,39 +118,47 @@ int bc_layout_find(const bc_layout *lay, const char *name) {
   return -1;
 }
 
-int bc_layout_head_index(const bc_layout *lay) {
-  return (0 BC_EMB_TENSORS(COUNT_ONE)) + lay->num_layers * (0 BC_LAYER_TENSORS(COUNT_ONE));
+int bc_layout_slot(const bc_layout *lay, int layer, size_t slot) {
+  for (int i = 0; i < lay->count; i++)
+    if (lay->t[i].layer == layer && lay->t[i].slot == slot) return i;
+  return -1;
 }
 
-/* Both views walk the tables in the layout's order, so tensor k of the walk is lay->t[k]. */
-#define BIND_VIEW(LAYER_T)                                                                    \
+int bc_layout_head_index(const bc_layout *lay) { return lay->head; }
+
+/* Both views: field by field from the slots (no pointer punning between the two types). */
+#define BIND_VIEW(VIEW_T, LAYER_T, FLAT_T)                                                     \
   {                                                                                            \
     memset(view, 0, sizeof *view);                                                             \
-    int L = lay->num_layers, k = 0;                                                            \
+    int L = lay->num_layers;                                                                   \
     LAYER_T *layers = calloc((size_t)(L > 0 ? L : 1), sizeof *layers);                         \
     if (!layers) return bc_fail(NULL, BERTCL_ERR_NOMEM, "bind: out of memory");                \
     view->layers = layers;                                                                     \
-    BC_EMB_TENSORS(SET_TOP)                                                                   \
-    for (int l = 0; l < L; l++) {                                                              \
-      BC_LAYER_TENSORS(SET_LAYER)                                                             \
+    for (int i = 0; i < lay->count; i++) {                                                     \
+      const bc_tensor *t = &lay->t[i];                                                         \
+      FLAT_T p = flat + t->offset;                                                             \
+      if (t->layer >= 0 && t->layer < L) {                                                     \
+        LAYER_T *lv = &layers[t->layer];                                                       \
+        BC_WEIGHTS_LAYER(SET_LAYER)                                                            \
+      } else {                                                                                 \
+        BC_WEIGHTS_EMB(SET_TOP)                                                                \
+        BC_WEIGHTS_REL(SET_TOP)                                                                \
+        BC_WEIGHTS_POOL(SET_TOP)                                                               \
+        BC_WEIGHTS_HEAD(SET_TOP)                                                               \
+      }                                                                                        \
     }                                                                                          \
-    if (lay->has_pooler) {                                                                     \
-      BC_POOL_TENSORS(SET_TOP)                                                                \
-    }                                                                                          \
-    if (lay->num_labels > 0) {                                                                 \
-      BC_CLS_TENSORS(SET_TOP)                                                                 \
-    }                                                                                          \
-    return k == lay->count ? BERTCL_OK                                                         \
-                           : bc_fail(NULL, BERTCL_ERR_INTERNAL, "bind: %d of %d", k, lay->count); \
+    return BERTCL_OK;                                                                          \
   }
-#define SET_TOP(f, nm, r, c, d) view->f = flat + lay->t[k++].offset;
-#define SET_LAYER(f, nm, r, c, d) layers[l].f = flat + lay->t[k++].offset;
+#define SET_TOP(f, r, c, d) \
+  if (t->slot == BC_SLOT(f)) view->f = p;
+#define SET_LAYER(f, r, c, d) \
+  if (t->slot == BC_LAYER_SLOT(f)) lv->f = p;
 
 int bc_grads_bind(bc_grads *view, const bc_layout *lay, float *flat)
-    BIND_VIEW(bc_layer_grads)
+    BIND_VIEW(bc_grads, bc_layer_grads, float *)
 
 int bc_weights_bind(bc_weights *view, const bc_layout *lay, const float *flat)
-    BIND_VIEW(bc_layer_weights)
+    BIND_VIEW(bc_weights, bc_layer_weights, const float *)
 
 #undef SET_TOP
 #undef SET_LAYER
@@ -152,28 +176,28 @@ void bc_weights_unbind(bc_weights *w) {
 }
 
 int bc_weights_gather(float *flat, const bc_layout *lay, const bc_weights *w) {
-  int k = 0;
-  const float *src;
-#define GET_TOP(f, nm, r, c, d)                                                                \
-  src = w->f;                                                                                  \
-  if (!src) return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "bc_weights_gather: %s missing", nm); \
-  memcpy(flat + lay->t[k].offset, src, lay->t[k].numel * sizeof(float));                       \
-  k++;
-#define GET_LAYER(f, nm, r, c, d)                                                              \
-  memcpy(flat + lay->t[k].offset, w->layers[l].f, lay->t[k].numel * sizeof(float));            \
-  k++;
-  BC_EMB_TENSORS(GET_TOP)
-  for (int l = 0; l < lay->num_layers; l++) {
-    BC_LAYER_TENSORS(GET_LAYER)
-  }
-  if (lay->has_pooler) {
-    BC_POOL_TENSORS(GET_TOP)
-  }
-  if (lay->num_labels > 0) {
-    BC_CLS_TENSORS(GET_TOP)
-  }
+  for (int i = 0; i < lay->count; i++) {
+    const bc_tensor *t = &lay->t[i];
+    const float *src = NULL;
+#define GET_TOP(f, r, c, d) \
+  if (t->slot == BC_SLOT(f)) src = w->f;
+#define GET_LAYER(f, r, c, d) \
+  if (t->slot == BC_LAYER_SLOT(f)) src = w->layers[t->layer].f;
+    if (t->layer >= 0) {
+      if (!w->layers || t->layer >= lay->num_layers)
+        return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "bc_weights_gather: no layers");
+      BC_WEIGHTS_LAYER(GET_LAYER)
+    } else {
+      BC_WEIGHTS_EMB(GET_TOP)
+      BC_WEIGHTS_REL(GET_TOP)
+      BC_WEIGHTS_POOL(GET_TOP)
+      BC_WEIGHTS_HEAD(GET_TOP)
+    }
 #undef GET_TOP
 #undef GET_LAYER
+    if (!src)
+      return bc_fail(NULL, BERTCL_ERR_INVALID_ARG, "bc_weights_gather: %s missing", t->name);
+    memcpy(flat + t->offset, src, t->numel * sizeof(float));
+  }
   return BERTCL_OK;
 }
-

@@ -23,6 +23,7 @@ void bertcl_classifier_free(bertcl_classifier *c) {
   if (!c) return;
   bc_encoder_free(c->enc);
   free(c->w);
+  free(c->dw);
   free(c->scratch);
   if (c->names)
     for (int k = 0; k < c->K; k++) free(c->names[k]);
@@ -53,11 +54,13 @@ int bertcl_classifier_create(bertcl_classifier **out, bertcl_ctx *ctx, const ber
   const bc_config *cfg = bc_model_config(model);
   const bc_weights *w = bc_model_weights(model);
   int K = cfg->num_labels, C = cfg->hidden_size, tokens = is_token_classifier(model);
-  if (!w->cls_w || K < 1 || (!tokens && !w->pool_w) || (tokens && K < 2))
+  int pooler = cfg->head == BC_CLS_HEAD_POOLER; /* BERT: the pooler is the head's dense layer */
+  if (!w->cls_w || K < 1 || (!tokens && !(pooler ? w->pool_w : w->head_w)) || (tokens && K < 2))
     return bc_fail(NULL, BERTCL_ERR_MISSING,
                    "%s has no %s; train one with bertcl finetune", bc_model_dir(model),
                    tokens ? "token classifier of two or more labels (classifier.weight)"
-                          : "classifier (classifier.weight) and pooler");
+                   : pooler ? "classifier (classifier.weight) and pooler"
+                            : "sequence-classification head (its dense layer and classifier)");
   bertcl_classifier *c = calloc(1, sizeof *c);
   if (!c) return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
   c->ctx = ctx;
@@ -77,6 +80,17 @@ int bertcl_classifier_create(bertcl_classifier **out, bertcl_ctx *ctx, const ber
   c->b = c->w + (size_t)K * C;
   memcpy(c->w, w->cls_w, (size_t)K * C * sizeof *c->w);
   memcpy(c->b, w->cls_b, (size_t)K * sizeof *c->b);
+  if (!tokens && !pooler) {
+    c->dw = malloc(((size_t)C * C + (size_t)C) * sizeof *c->dw);
+    if (!c->dw) {
+      bertcl_classifier_free(c);
+      return bc_fail(NULL, BERTCL_ERR_NOMEM, "out of memory");
+    }
+    c->db = c->dw + (size_t)C * C;
+    memcpy(c->dw, w->head_w, (size_t)C * C * sizeof *c->dw);
+    memcpy(c->db, w->head_b, (size_t)C * sizeof *c->db);
+    c->dense_act = cfg->head == BC_CLS_HEAD_DENSE_RELU ? BC_ACT_RELU : -1;
+  }
   for (int k = 0; k < K; k++) {
     char buf[32];
     const char *nm = bertcl_model_label(model, k);
@@ -127,15 +141,36 @@ static int classify_batch(bertcl_classifier *c, const bertcl_batch *b, double *z
     c->scratch = p;
     c->scratch_rows = n;
   }
-  int st = bc_encoder_forward(c->enc, b->ids, b->type_ids, b->mask, (int)b->batch, (int)b->seq,
-                              NULL, 0);
-  if (st == BERTCL_OK) st = bc_encoder_read_pooler(c->enc, c->scratch);
+  int last = c->L, st;
+  if (!c->dw) { /* BERT: the pooler on the device */
+    st = bc_encoder_forward(c->enc, b->ids, b->type_ids, b->mask, (int)b->batch, (int)b->seq,
+                            NULL, 0);
+    if (st == BERTCL_OK) st = bc_encoder_read_pooler(c->enc, c->scratch);
+  } else { /* the first token of the last layer; the family's dense layer on the host */
+    st = bc_encoder_forward(c->enc, b->ids, b->type_ids, b->mask, (int)b->batch, (int)b->seq,
+                            &last, 1);
+    if (st == BERTCL_OK)
+      st = bc_encoder_read_pooled(c->enc, BC_POOL_CLS, BC_COMBINE_CONCAT, 0, c->scratch);
+  }
   if (st != BERTCL_OK) {
     c->err = c->ctx->err;
     return st;
   }
-  for (size_t i = 0; i < n; i++)
-    bc_cls_head_row(c, c->scratch + i * (size_t)c->C, z + i * (size_t)c->K);
+  float *y = c->dw ? malloc((size_t)c->C * sizeof *y) : NULL;
+  if (c->dw && !y) return bc_fail(&c->err, BERTCL_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    const float *x = c->scratch + i * (size_t)c->C;
+    if (y) {
+      for (int o = 0; o < c->C; o++) {
+        double acc = c->db[o];
+        for (int k = 0; k < c->C; k++) acc += (double)x[k] * c->dw[(size_t)o * c->C + k];
+        y[o] = (float)(c->dense_act == BC_ACT_RELU ? (acc > 0 ? acc : 0.0) : tanh(acc));
+      }
+      x = y;
+    }
+    bc_cls_head_row(c, x, z + i * (size_t)c->K);
+  }
+  free(y);
   return BERTCL_OK;
 }
 

@@ -16,6 +16,10 @@ struct bertcl_classifier {
   int K, C, L;
   int max_position;
   float *w, *b;     /* (K, C), (K) the classifier */
+  float *dw, *db;   /* (C, C), (C) the family's head dense layer on the first token (RoBERTa's
+                     * and MPNet's classifier.dense, DistilBERT's pre_classifier), run on the
+                     * host; NULL for BERT, whose pooler runs on the device */
+  int dense_act;    /* bc_act of that layer: BC_ACT_RELU (DistilBERT), else tanh */
   float *scratch;   /* (rows, C) hidden states read back */
   size_t scratch_rows;
   char **names;     /* (K) label names */

@@ -19,9 +19,10 @@ typedef struct {
 } bc_dropout_cfg;
 
 /* Site ids: bc_dropout_id(-1, site) = site for the sites outside the encoder layers (embeddings
- * output 0, classifier input 1); bc_dropout_id(l, site) = 16 + 4*l + site inside layer l
- * (attention probabilities 0, attention output 1, FFN output 2). */
-enum { BC_DROP_EMB = 0, BC_DROP_CLS = 1 };                           /* layer -1 */
+ * output 0, classifier input 1, the head's dense layer's input 2 where the family's head has
+ * that dropout: RoBERTa's and MPNet's classifier.dense); bc_dropout_id(l, site) = 16 + 4*l +
+ * site inside layer l (attention probabilities 0, attention output 1, FFN output 2). */
+enum { BC_DROP_EMB = 0, BC_DROP_CLS = 1, BC_DROP_HEAD_IN = 2 };     /* layer -1 */
 enum { BC_DROP_ATTN = 0, BC_DROP_ATTN_OUT = 1, BC_DROP_FFN_OUT = 2 }; /* layer l >= 0 */
 uint32_t bc_dropout_id(int layer, int site);
 

@@ -123,41 +123,37 @@ int bc_op_softmax_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem ds, cl_mem dp, cl
   RUN_ROWS(softmax_bwd, (size_t)rows, A(ds), A(dp), A(p), A(scale), A(rows), A(T));
 }
 
-int bc_op_embedding_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dword, cl_mem dpos,
-                        cl_mem dtype, cl_mem dy, const int32_t *ids, cl_mem type_ids, int B,
-                        int T, int TT, int C) {
+/* Rows of the (rows, C) table keys[] index, summed from dy per row in (b, t) order: the tokens
+ * sorted by key on the host (stable insertion), one segment per distinct key. */
+static int table_rows_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dtable, cl_mem dy,
+                          const int32_t *keys, size_t N, int C) {
   int st = BERTCL_OK;
-  size_t N = (size_t)B * T;
-  int32_t *order = malloc(N * 4), *seg = malloc((N + 1) * 4), *uid = malloc((N ? N : 1) * 4);
+  int32_t *order = malloc((N ? N : 1) * 4), *seg = malloc((N + 1) * 4),
+          *uid = malloc((N ? N : 1) * 4);
   cl_mem dorder = NULL, dseg = NULL, duid = NULL;
   if (!order || !seg || !uid) {
     st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
     goto done;
   }
-  /* stable sort of positions by id (insertion into id order keeps (b, t) order per id) */
   for (size_t i = 0; i < N; i++) order[i] = (int32_t)i;
   for (size_t i = 1; i < N; i++) {
     int32_t v = order[i];
     size_t j = i;
-    while (j > 0 && ids[order[j - 1]] > ids[v]) order[j] = order[j - 1], j--;
+    while (j > 0 && keys[order[j - 1]] > keys[v]) order[j] = order[j - 1], j--;
     order[j] = v;
   }
   int U = 0;
   for (size_t i = 0; i < N; i++)
-    if (i == 0 || ids[order[i]] != ids[order[i - 1]]) seg[U] = (int32_t)i, uid[U++] = ids[order[i]];
+    if (i == 0 || keys[order[i]] != keys[order[i - 1]]) seg[U] = (int32_t)i, uid[U++] = keys[order[i]];
   seg[U] = (int32_t)N;
-  dorder = bc_buffer_create(ctx, N * 4, order, &st);
+  dorder = bc_buffer_create(ctx, (N ? N : 1) * 4, order, &st);
   if (st) goto done;
   dseg = bc_buffer_create(ctx, ((size_t)U + 1) * 4, seg, &st);
   if (st) goto done;
   duid = bc_buffer_create(ctx, (size_t)(U ? U : 1) * 4, uid, &st);
   if (st) goto done;
-  const bc_karg a1[] = {A(dword), A(dy), A(dorder), A(dseg), A(duid), A(U), A(C)};
-  st = bc_kernel_run(ctx, o->embedding_bwd_word, "embedding_bwd_word", a1, 7, (size_t)U * C, 64);
-  if (st) goto done;
-  const bc_karg a2[] = {A(dpos), A(dtype), A(dy), A(type_ids), A(B), A(T), A(TT), A(C)};
-  st = bc_kernel_run(ctx, o->embedding_bwd_pos_type, "embedding_bwd_pos_type", a2, 8,
-                     (size_t)(T + TT) * C, 64);
+  const bc_karg a[] = {A(dtable), A(dy), A(dorder), A(dseg), A(duid), A(U), A(C)};
+  st = bc_kernel_run(ctx, o->embedding_bwd_rows, "embedding_bwd_rows", a, 7, (size_t)U * C, 64);
   if (st) goto done;
   clFinish(ctx->queue); /* the index buffers are released below */
 done:
@@ -167,6 +163,30 @@ done:
   free(order);
   free(seg);
   free(uid);
+  return st;
+}
+
+int bc_op_embedding_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dword, cl_mem dpos,
+                        cl_mem dtype, cl_mem dy, const int32_t *ids, const int32_t *pos_ids,
+                        cl_mem type_ids, int B, int T, int TT, int C) {
+  int st = BERTCL_OK;
+  size_t N = (size_t)B * T;
+  int32_t *pos = NULL;
+  if (!pos_ids) { /* position t */
+    if (!(pos = malloc((N ? N : 1) * 4))) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < N; i++) pos[i] = (int32_t)(i % (size_t)T);
+    pos_ids = pos;
+  }
+  BC_TRY(table_rows_bwd(ctx, o, dword, dy, ids, N, C));
+  BC_TRY(table_rows_bwd(ctx, o, dpos, dy, pos_ids, N, C));
+  if (TT > 0 && dtype) {
+    int n = (int)N;
+    const bc_karg a[] = {A(dtype), A(dy), A(type_ids), A(n), A(TT), A(C)};
+    BC_TRY(bc_kernel_run(ctx, o->embedding_bwd_type, "embedding_bwd_type", a, 6, (size_t)TT * C,
+                         64));
+  }
+fail:
+  free(pos);
   return st;
 }
 
@@ -239,9 +259,12 @@ int bc_op_adamw(bertcl_ctx *ctx, bc_train_ops *o, cl_mem p, cl_mem m, cl_mem v, 
 /* ---- forward helpers of the training step ------------------------------------------------ */
 
 int bc_op_embedding_sum(bertcl_ctx *ctx, bc_train_ops *o, cl_mem xin, cl_mem ids,
-                        cl_mem type_ids, cl_mem wte, cl_mem wpe, cl_mem wtt, int N, int T, int C) {
-  RUN(embedding_sum_fwd, (size_t)N * C, 64, A(xin), A(ids), A(type_ids), A(wte), A(wpe), A(wtt),
-      A(N), A(T), A(C));
+                        cl_mem pos_ids, cl_mem type_ids, cl_mem wte, cl_mem wpe, cl_mem wtt,
+                        int N, int C, int TT) {
+  /* without token types the kernel reads neither type_ids nor wtt: any buffer will do */
+  if (TT <= 0) type_ids = ids, wtt = wpe, TT = 0;
+  RUN(embedding_sum_fwd, (size_t)N * C, 64, A(xin), A(ids), A(pos_ids), A(type_ids), A(wte),
+      A(wpe), A(wtt), A(N), A(C), A(TT));
 }
 
 int bc_op_layernorm_fwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, cl_mem w,
@@ -260,15 +283,4 @@ int bc_op_bias_dropout_residual(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl
              A(lo), A(hi), A(s), A(d), A(N), A(C));
   RUN(bias_dropout_residual_fwd, (size_t)N * C, 64, A(out), A(x), A(bias), A(r), A(has_res), A(p),
       A(lo), A(hi), A(s), A(d), A(N), A(C));
-}
-
-int bc_op_split_heads_one(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, int B, int T,
-                          int C, int NH) {
-  RUN(split_heads_one, (size_t)B * T * C, 64, A(out), A(x), A(B), A(T), A(C), A(NH));
-}
-
-int bc_op_split_heads_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dqkv, cl_mem dq, cl_mem dk,
-                          cl_mem dv, int B, int T, int C, int NH) {
-  RUN(split_heads_bwd, (size_t)B * T * C, 64, A(dqkv), A(dq), A(dk), A(dv), A(B), A(T), A(C),
-      A(NH));
 }

@@ -10,9 +10,9 @@
  * generates the bc_train_ops field, its clCreateKernel and its release. */
 #define BC_TRAIN_OPS_KERNELS(X)                                                                 \
   X(dropout_fwd) X(layernorm_bwd) X(layernorm_bwd_params) X(colsum_bwd) X(bias_act_bwd)         \
-  X(tanh_bwd) X(softmax_bwd) X(embedding_bwd_word) X(embedding_bwd_pos_type)                    \
+  X(tanh_bwd) X(softmax_bwd) X(embedding_bwd_rows) X(embedding_bwd_type)                        \
   X(cross_entropy_fwd_bwd) X(adamw_step) X(sumsq_partial) X(embedding_sum_fwd)                  \
-  X(layernorm_fwd) X(bias_dropout_residual_fwd) X(split_heads_one) X(split_heads_bwd)
+  X(layernorm_fwd) X(bias_dropout_residual_fwd)
 
 typedef struct {
   cl_program prog;
@@ -39,11 +39,14 @@ int bc_op_bias_act_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dx, cl_mem dout,
 int bc_op_tanh_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dx, cl_mem dout, cl_mem y, size_t n);
 int bc_op_softmax_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem ds, cl_mem dp, cl_mem p,
                       float scale, int rows, int T);
-/* Embedding tables' gradients (accumulated) from dy at the LayerNorm input; ids on the host are
- * sorted into segments here (deterministic: no atomics). */
-int bc_op_embedding_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dword, cl_mem dpos,
-                        cl_mem dtype, cl_mem dy, const int32_t *ids, cl_mem type_ids, int B,
-                        int T, int TT, int C);
+/* Embedding tables' gradients (accumulated) from dy (B*T, C) at the LayerNorm input: word rows
+ * by ids, position rows by pos_ids (host (B*T); NULL: t), token types by type_ids (device) when
+ * TT > 0. Rows are summed per table row in (b, t) order after a host sort (deterministic: no
+ * atomics). */
+int bc_op_embedding_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dword /* (V, C) */,
+                        cl_mem dpos /* (P, C) */, cl_mem dtype /* (TT, C) or NULL */,
+                        cl_mem dy, const int32_t *ids, const int32_t *pos_ids, cl_mem type_ids,
+                        int B, int T, int TT, int C);
 /* Mean cross-entropy (labels -100 ignored): dlogits written; *loss set (host sum of the rows). */
 int bc_op_cross_entropy(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dlogits, cl_mem logits,
                         const int32_t *labels, int B, int K, float scale, double *loss);
@@ -54,10 +57,12 @@ int bc_op_adamw(bertcl_ctx *ctx, bc_train_ops *o, cl_mem p, cl_mem m, cl_mem v, 
                 float wd, int t);
 
 /* ---- forward helpers of the training step (cl/trainer.cl) ---- */
-/* xin (N, C) = (word[ids] + type[type_ids]) + pos[t], N = B*T rows. */
+/* xin (N, C) = (word[ids] + type[type_ids]) + pos[pos_ids], N = B*T rows; TT 0: no token types
+ * (type_ids and wtt are not read). */
 int bc_op_embedding_sum(bertcl_ctx *ctx, bc_train_ops *o, cl_mem xin /* (N, C) */,
-                        cl_mem ids /* (N) */, cl_mem type_ids /* (N) */, cl_mem wte /* (V, C) */,
-                        cl_mem wpe /* (P, C) */, cl_mem wtt /* (TT, C) */, int N, int T, int C);
+                        cl_mem ids /* (N) */, cl_mem pos_ids /* (N) */, cl_mem type_ids /* (N) */,
+                        cl_mem wte /* (V, C) */, cl_mem wpe /* (P, C) */,
+                        cl_mem wtt /* (TT, C) */, int N, int C, int TT);
 /* out (N, C) = LayerNorm(x) per row (out may not alias x). */
 int bc_op_layernorm_fwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, cl_mem w,
                         cl_mem b, float eps, int N, int C);
@@ -66,11 +71,5 @@ int bc_op_layernorm_fwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, 
 int bc_op_bias_dropout_residual(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x,
                                 cl_mem bias /* (C) */, cl_mem res /* (N, C) or NULL */, float p,
                                 uint64_t seed, uint32_t step, uint32_t id, int N, int C);
-/* out (B, NH, T, HS) = x (B*T, C) in head layout (the backward of merge_heads_fwd). */
-int bc_op_split_heads_one(bertcl_ctx *ctx, bc_train_ops *o, cl_mem out, cl_mem x, int B, int T,
-                          int C, int NH);
-/* dqkv (B*T, 3C) = dq, dk, dv (B, NH, T, HS) back in projection layout. */
-int bc_op_split_heads_bwd(bertcl_ctx *ctx, bc_train_ops *o, cl_mem dqkv, cl_mem dq, cl_mem dk,
-                          cl_mem dv, int B, int T, int C, int NH);
 
 #endif

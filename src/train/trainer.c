@@ -1,11 +1,14 @@
-/* OpenCL fine-tuning step: the encoder's forward and backward, the buffers and the optimizer;
- * the task heads are in heads.c. See trainer.h.
- * Schedule (forward as encoder.c, keeping the LayerNorm inputs; backward as ref_cls_fwd_bwd):
- *   xin_e = word + type + pos; h0 = dropout(LN(xin_e))
- *   layer l: qkv = h Wqkv^T; q, k, v = split_heads(qkv + b); probs = softmax(q k^T * s + mask)
- *            ctx = merge(dropout(probs) v); xin1 = dropout(ctx Wao^T + bao) + h; h1 = LN1(xin1)
- *            pre = h1 Wi^T; act = gelu(pre + bi); xin2 = dropout(act Wo^T + bo) + h1; h' = LN2(xin2)
- *   head (heads.c): h_L -> logits; loss; the head's backward leaves dH = d loss / d h_L. */
+/* OpenCL fine-tuning step of every encoder family: the buffers, the encoder's backward and the
+ * optimizer; the forward is encoder/forward.h's bc_forward (the one extraction runs), asked to
+ * keep its activations and apply dropout; the task heads are in heads.c. See trainer.h.
+ * Backward, per layer l from the last (as ref_task_fwd_bwd, src/ref/ref_task.c):
+ *   h' = LN2(xin2): dxin2; dh1 = dxin2 + (dropout_bwd(dxin2) Wout) through act_bwd, Wi
+ *   h1 = LN1(xin1): dxin1; dh = dxin1; dctx = dropout_bwd(dxin1) Wo
+ *   heads in place (the forward's (B*T, 3C) qkv): dprobs = dctx v^T, dv = dropout(probs)^T dctx,
+ *   dz = softmax_bwd(dropout_bwd(dprobs)) (MPNet: the relative bias table's gradient from dz),
+ *   dq = scale dz k, dk = scale dz^T q; dh += dqkv Wqkv
+ *   embeddings: dropout_bwd, LN_bwd, rows of the word, position (the forward's position ids)
+ *   and token-type tables. */
 #include "train/trainer.h"
 
 #include <math.h>
@@ -30,21 +33,6 @@ int bc_tr_gemm(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t k, flo
                     .beta = beta, .a = a, .a_off = a_off, .lda = lda, .b = b, .b_off = b_off,
                     .ldb = ldb, .c = c, .c_off = c_off, .ldc = ldc, .batch = 1};
   return bc_gemm(tr->ctx, &g);
-}
-
-/* strided-batched over B*NH heads: A (m, k) or transposed, etc., strides in floats */
-static int gemm_heads(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t k, cl_mem a,
-                      size_t lda, size_t sa, cl_mem b, size_t ldb, size_t sb, cl_mem c,
-                      size_t ldc, size_t sc, size_t batch) {
-  bc_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .alpha = 1.0f,
-                    .beta = 0.0f, .a = a, .lda = lda, .a_stride = sa, .b = b, .ldb = ldb,
-                    .b_stride = sb, .c = c, .ldc = ldc, .c_stride = sc, .batch = batch};
-  return bc_gemm(tr->ctx, &g);
-}
-
-static int k_layernorm(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem w, cl_mem b, int N) {
-  return bc_op_layernorm_fwd(tr->ctx, &tr->tops, out, x, w, b, tr->cfg.layer_norm_eps, N,
-                             tr->cfg.hidden_size);
 }
 
 /* out = dropout(x + bias) (+ res) for site id; drop NULL or p == 0: no dropout. */
@@ -82,11 +70,12 @@ fail:
 /* ---- create / free ---------------------------------------------------------------------- */
 
 static void release_arena(bc_trainer *tr) {
-  cl_mem *ms[] = {&tr->ids,  &tr->tts,   &tr->mask,     &tr->xin_e,  &tr->qkv,    &tr->proj,
-                  &tr->ctxh, &tr->pd,    &tr->dH,       &tr->dh,     &tr->dh1,    &tr->dt,
-                  &tr->dctxh, &tr->dq,   &tr->dk,       &tr->dv,     &tr->dqkv,   &tr->dact,
-                  &tr->dprobs, &tr->stats, &tr->pooled, &tr->pooled_d, &tr->logits,
-                  &tr->dlogits, &tr->dpooled};
+  cl_mem *ms[] = {&tr->ids,     &tr->tts,      &tr->mask,    &tr->pos,      &tr->bias,
+                  &tr->ones,    &tr->pdrop,    &tr->xin_e,   &tr->proj,     &tr->dH,
+                  &tr->dh,      &tr->dh1,      &tr->dt,      &tr->dqkv,     &tr->dact,
+                  &tr->dprobs,  &tr->stats,    &tr->ddiag,   &tr->head_x,   &tr->head_pre,
+                  &tr->pooled,  &tr->pooled_d, &tr->dpooled, &tr->head_dx,  &tr->logits,
+                  &tr->dlogits};
   for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
     if (*ms[i]) clReleaseMemObject(*ms[i]), *ms[i] = NULL;
   int L = tr->cfg.num_layers;
@@ -95,14 +84,15 @@ static void release_arena(bc_trainer *tr) {
       if (tr->h[l]) clReleaseMemObject(tr->h[l]), tr->h[l] = NULL;
   if (tr->la)
     for (int l = 0; l < L; l++) {
-      layer_acts *a = &tr->la[l];
-      cl_mem *lm[] = {&a->q, &a->k, &a->v, &a->probs, &a->ctx, &a->xin1, &a->h1, &a->pre,
-                      &a->act, &a->xin2};
+      bc_fwd_layer *a = &tr->la[l];
+      cl_mem *lm[] = {&a->qkv, &a->probs, &a->ctx, &a->xin1, &a->h1, &a->pre, &a->act, &a->xin2};
       for (size_t i = 0; i < sizeof lm / sizeof lm[0]; i++)
         if (*lm[i]) clReleaseMemObject(*lm[i]), *lm[i] = NULL;
     }
   free(tr->host_logits);
+  free(tr->host_pos);
   tr->host_logits = NULL;
+  tr->host_pos = NULL;
   tr->cap_B = tr->cap_T = 0;
 }
 
@@ -122,35 +112,81 @@ void bc_trainer_free(bc_trainer *tr) {
     if (tr->buf[b]) clReleaseMemObject(tr->buf[b]);
   bc_ops_free(&tr->ops);
   bc_train_ops_free(&tr->tops);
+  free(tr->pw.layers);
+  free(tr->gw.layers);
   free(tr->doff);
   free(tr->glen);
   bc_layout_free(&tr->lay);
   free(tr);
 }
 
-static int layer_base(int l) { return 5 + T_PER_LAYER * l; }
-int bc_tr_head_base(const bc_trainer *tr) { return bc_layout_head_index(&tr->lay); }
-
-/* Device placement: every group starts at an offset aligned for a sub-buffer; Q, K, V weights
- * (and biases) of a layer are packed one after the other inside one group. */
-static void place(bc_trainer *tr, size_t align_f) {
+/* Device placement: every group starts at an offset aligned for a sub-buffer; the Q, K and V
+ * weights (and biases) of a layer are packed one after the other inside one group, the (3C, C)
+ * weight and (3C) bias the forward reads. */
+static int place(bc_trainer *tr, size_t align_f) {
   const bc_layout *lay = &tr->lay;
   size_t at = 0;
   for (int i = 0; i < lay->count; i++) {
-    int rel = i >= 5 && i < bc_tr_head_base(tr) ? (i - 5) % T_PER_LAYER : -1;
-    if (rel == T_KW || rel == T_VW || rel == T_KB || rel == T_VB) continue; /* packed below */
+    const bc_tensor *t = &lay->t[i];
+    int l = t->layer;
+    if (l >= 0 && (t->slot == BC_LAYER_SLOT(k_w) || t->slot == BC_LAYER_SLOT(v_w) ||
+                   t->slot == BC_LAYER_SLOT(k_b) || t->slot == BC_LAYER_SLOT(v_b)))
+      continue; /* packed below */
     at = (at + align_f - 1) / align_f * align_f;
     tr->doff[i] = at;
-    size_t n = lay->t[i].numel;
-    if (rel == T_QW || rel == T_QB) {
-      tr->doff[i + 2] = at + n;
-      tr->doff[i + 4] = at + 2 * n;
+    size_t n = t->numel;
+    if (l >= 0 && (t->slot == BC_LAYER_SLOT(q_w) || t->slot == BC_LAYER_SLOT(q_b))) {
+      int w = t->slot == BC_LAYER_SLOT(q_w);
+      int ki = bc_layout_slot(lay, l, w ? BC_LAYER_SLOT(k_w) : BC_LAYER_SLOT(k_b));
+      int vi = bc_layout_slot(lay, l, w ? BC_LAYER_SLOT(v_w) : BC_LAYER_SLOT(v_b));
+      if (ki < 0 || vi < 0 || lay->t[ki].numel != n || lay->t[vi].numel != n) return -1;
+      tr->doff[ki] = at + n;
+      tr->doff[vi] = at + 2 * n;
       n *= 3;
     }
     tr->glen[i] = n;
     at += n;
   }
   tr->dev_total = (at + align_f - 1) / align_f * align_f;
+  return 0;
+}
+
+/* The forward's view of buffer s (0 parameters, 1 gradients): tensor i as (base, offset, sub). */
+static bc_dev_tensor dev_tensor(bc_trainer *tr, int s, int i) {
+  bc_dev_tensor d = {0};
+  if (i < 0) return d;
+  d.base = tr->buf[s];
+  d.off = tr->doff[i];
+  d.n = tr->glen[i] ? tr->glen[i] : tr->lay.t[i].numel;
+  d.sub = tr->sub[s][i];
+  return d;
+}
+
+static int bind_dev(bc_trainer *tr, int s, bc_dev_weights *w) {
+  const bc_layout *lay = &tr->lay;
+  int L = tr->cfg.num_layers;
+  memset(w, 0, sizeof *w);
+  w->layers = calloc((size_t)L, sizeof *w->layers);
+  if (!w->layers) return -1;
+#define TOP(f) dev_tensor(tr, s, bc_layout_slot(lay, -1, BC_SLOT(f)))
+#define LAY(f) dev_tensor(tr, s, bc_layout_slot(lay, l, BC_LAYER_SLOT(f)))
+  w->wte0 = w->wte1 = TOP(word_emb);
+  w->split = tr->cfg.vocab_size;
+  w->wpe = TOP(pos_emb);
+  w->wtt = TOP(type_emb);
+  w->eln_w = TOP(emb_ln_w);
+  w->eln_b = TOP(emb_ln_b);
+  w->rel_bias = TOP(rel_bias);
+  for (int l = 0; l < L; l++) {
+    bc_dev_layer *d = &w->layers[l];
+    d->qkv_w = LAY(q_w), d->qkv_b = LAY(q_b), d->ao_w = LAY(ao_w), d->ao_b = LAY(ao_b);
+    d->ln1_w = LAY(ln1_w), d->ln1_b = LAY(ln1_b), d->i_w = LAY(inter_w), d->i_b = LAY(inter_b);
+    d->o_w = LAY(out_w), d->o_b = LAY(out_b), d->ln2_w = LAY(ln2_w), d->ln2_b = LAY(ln2_b);
+    if (!d->qkv_w.sub || !d->qkv_b.sub || !d->ln2_b.sub) return -1;
+  }
+#undef TOP
+#undef LAY
+  return w->wte0.sub && w->wpe.sub && w->eln_w.sub ? 0 : -1;
 }
 
 int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, int num_labels,
@@ -168,7 +204,6 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, 
     return bc_fail(&ctx->err, BERTCL_ERR_UNSUPPORTED,
                    "unsupported shape: hidden %d, heads %d, layers %d", c->hidden_size,
                    c->num_heads, c->num_layers);
-  if ((st = bc_config_require_bert(&ctx->err, c, "trainer")) != BERTCL_OK) return st;
   bc_trainer *tr = calloc(1, sizeof *tr);
   if (!tr) return bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
   tr->ctx = ctx;
@@ -177,18 +212,26 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, 
   tr->head = head;
   tr->freeze = freeze_encoder != 0;
   int L = c->num_layers;
-  if ((st = bc_layout_init(&tr->lay, cfg, num_labels, hd->has_pooler)) != BERTCL_OK) {
+  if ((st = bc_layout_init(&tr->lay, cfg, num_labels, hd->seq_dense)) != BERTCL_OK) {
     bc_fail(&ctx->err, st, "%s", bertcl_last_error(NULL));
     goto fail;
   }
-  if (tr->lay.count != 5 + T_PER_LAYER * L + (hd->has_pooler ? 2 : 0) + 2) {
-    st = bc_fail(&ctx->err, BERTCL_ERR_INTERNAL, "layout has %d tensors", tr->lay.count);
+  const bc_layout *lay = &tr->lay;
+  int pooler = cfg->head == BC_CLS_HEAD_POOLER;
+  tr->i_dw = bc_layout_slot(lay, -1, pooler ? BC_SLOT(pool_w) : BC_SLOT(head_w));
+  tr->i_db = bc_layout_slot(lay, -1, pooler ? BC_SLOT(pool_b) : BC_SLOT(head_b));
+  tr->i_cw = bc_layout_slot(lay, -1, BC_SLOT(cls_w));
+  tr->i_cb = bc_layout_slot(lay, -1, BC_SLOT(cls_b));
+  tr->i_rel = bc_layout_slot(lay, -1, BC_SLOT(rel_bias));
+  if (tr->i_cw < 0 || tr->i_cb < 0 || (hd->seq_dense && (tr->i_dw < 0 || tr->i_db < 0))) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_INTERNAL, "the %s head's tensors are not in the layout",
+                 hd->name);
     goto fail;
   }
-  tr->doff = calloc((size_t)tr->lay.count, sizeof *tr->doff);
-  tr->glen = calloc((size_t)tr->lay.count, sizeof *tr->glen);
-  tr->sub[0] = calloc((size_t)tr->lay.count, sizeof(cl_mem));
-  tr->sub[1] = calloc((size_t)tr->lay.count, sizeof(cl_mem));
+  tr->doff = calloc((size_t)lay->count, sizeof *tr->doff);
+  tr->glen = calloc((size_t)lay->count, sizeof *tr->glen);
+  tr->sub[0] = calloc((size_t)lay->count, sizeof(cl_mem));
+  tr->sub[1] = calloc((size_t)lay->count, sizeof(cl_mem));
   tr->h = calloc((size_t)L + 1, sizeof *tr->h);
   tr->la = calloc((size_t)L, sizeof *tr->la);
   if (!tr->doff || !tr->glen || !tr->sub[0] || !tr->sub[1] || !tr->h || !tr->la) {
@@ -199,7 +242,10 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, 
   clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits,
                   NULL);
   size_t align = align_bits / 8 > 256 ? align_bits / 8 : 256;
-  place(tr, align / 4);
+  if (place(tr, align / 4) != 0) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_INTERNAL, "layout: a layer lacks Q, K or V");
+    goto fail;
+  }
   size_t bytes = tr->dev_total * 4;
   if (ctx->info.max_alloc_bytes && bytes > ctx->info.max_alloc_bytes) {
     st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
@@ -213,12 +259,16 @@ int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, 
     BC_TRY(bc_tr_fill0(tr, tr->buf[b], tr->dev_total));
   }
   for (int s = 0; s < 2; s++)
-    for (int i = 0; i < tr->lay.count; i++) {
+    for (int i = 0; i < lay->count; i++) {
       if (!tr->glen[i]) continue;
       cl_buffer_region region = {tr->doff[i] * 4, tr->glen[i] * 4};
       BC_CL_OBJ(&ctx->err, tr->sub[s][i],
                 clCreateSubBuffer(tr->buf[s], 0, CL_BUFFER_CREATE_TYPE_REGION, &region, BC_RC));
     }
+  if (bind_dev(tr, 0, &tr->pw) != 0 || bind_dev(tr, 1, &tr->gw) != 0) {
+    st = bc_fail(&ctx->err, BERTCL_ERR_INTERNAL, "layout: the encoder's tensors are incomplete");
+    goto fail;
+  }
   BC_TRY(bc_ops_init(ctx, &tr->ops));
   BC_TRY(bc_train_ops_init(ctx, &tr->tops));
   BC_TRY(bc_trainer_write(tr, BC_TR_PARAMS, params));
@@ -276,9 +326,11 @@ static int plan_arena(bc_trainer *tr, int B, int T) {
   release_arena(tr);
   const bc_config *c = &tr->cfg;
   size_t N = (size_t)nb * nt, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
-  size_t PR = N * (size_t)c->num_heads * nt, K = (size_t)tr->K, L = (size_t)c->num_layers;
-  uint64_t total = (uint64_t)(L * (8 * N * C + 2 * N * I + PR) + (L + 1) * N * C + 16 * N * C +
-                              N * I + 2 * PR + 6 * N + nb * C + 2 * N * K) * 4;
+  size_t NH = (size_t)c->num_heads, PR = N * NH * nt, K = (size_t)tr->K,
+         L = (size_t)c->num_layers;
+  uint64_t total = (uint64_t)(L * (8 * N * C + 2 * N * I + PR) + (L + 1) * N * C + 12 * N * C +
+                              N * I + 2 * PR + NH * nt * nt + 8 * N + 6 * nb * C + 2 * N * K) *
+                   4;
   if (ctx->info.global_mem_bytes && total + tr->dev_total * 16 > ctx->info.global_mem_bytes) {
     st = bc_fail(&ctx->err, BERTCL_ERR_DEVICE_OOM,
                  "training batch %d x %d needs %.1f MiB of activations and %.1f MiB of "
@@ -288,7 +340,8 @@ static int plan_arena(bc_trainer *tr, int B, int T) {
     goto fail;
   }
   tr->host_logits = malloc(N * K * sizeof(float));
-  if (!tr->host_logits) {
+  tr->host_pos = malloc(N * sizeof(int32_t));
+  if (!tr->host_logits || !tr->host_pos) {
     st = bc_fail(&ctx->err, BERTCL_ERR_NOMEM, "out of memory");
     goto fail;
   }
@@ -300,13 +353,15 @@ static int plan_arena(bc_trainer *tr, int B, int T) {
   MK(tr->ids, N);
   MK(tr->tts, N);
   MK(tr->mask, N);
+  MK(tr->pos, N);
+  MK(tr->bias, c->rel_buckets > 0 ? NH * nt * nt : 1);
+  MK(tr->ones, N);
+  MK(tr->pdrop, PR);
   MK(tr->xin_e, N * C);
   for (size_t l = 0; l <= L; l++) MK(tr->h[l], N * C);
   for (size_t l = 0; l < L; l++) {
-    layer_acts *a = &tr->la[l];
-    MK(a->q, N * C);
-    MK(a->k, N * C);
-    MK(a->v, N * C);
+    bc_fwd_layer *a = &tr->la[l];
+    MK(a->qkv, 3 * N * C);
     MK(a->probs, PR);
     MK(a->ctx, N * C);
     MK(a->xin1, N * C);
@@ -315,28 +370,30 @@ static int plan_arena(bc_trainer *tr, int B, int T) {
     MK(a->act, N * I);
     MK(a->xin2, N * C);
   }
-  MK(tr->qkv, 3 * N * C);
   MK(tr->proj, N * C);
-  MK(tr->ctxh, N * C);
-  MK(tr->pd, PR);
   MK(tr->dH, N * C);
   MK(tr->dh, N * C);
   MK(tr->dh1, N * C);
   MK(tr->dt, N * C);
-  MK(tr->dctxh, N * C);
-  MK(tr->dq, N * C);
-  MK(tr->dk, N * C);
-  MK(tr->dv, N * C);
   MK(tr->dqkv, 3 * N * C);
   MK(tr->dact, N * I);
   MK(tr->dprobs, PR);
   MK(tr->stats, 2 * N);
+  MK(tr->ddiag, NH * (2 * nt - 1));
+  MK(tr->head_x, nb * C);
+  MK(tr->head_pre, nb * C);
   MK(tr->pooled, nb * C);
+  MK(tr->head_dx, nb * C);
   MK(tr->pooled_d, N * C);
   MK(tr->dpooled, N * C);
   MK(tr->logits, N * K);
   MK(tr->dlogits, N * K);
 #undef MK
+  {
+    const float one = 1.0f; /* (N) ones: the QKV bias as a rank-1 product (forward.h) */
+    BC_CL(&ctx->err, clEnqueueFillBuffer(ctx->queue, tr->ones, &one, sizeof one, 0, N * 4, 0,
+                                         NULL, NULL));
+  }
   tr->cap_B = nb;
   tr->cap_T = nt;
   return BERTCL_OK;
@@ -347,57 +404,29 @@ fail:
 
 /* ---- forward + backward ----------------------------------------------------------------- */
 
+/* The one forward (encoder/forward.h) with this trainer's parameters and kept activations. */
 static int forward_encoder(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop) {
-  bertcl_ctx *ctx = tr->ctx;
-  const bc_config *c = &tr->cfg;
-  int st = BERTCL_OK;
-  int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
-      I = c->intermediate_size;
-  int N = B * T;
-  float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
-  BC_TRY(bc_op_embedding_sum(ctx, &tr->tops, tr->xin_e, tr->ids, tr->tts, P(0), P(1), P(2), N,
-                             T, C));
-  BC_TRY(k_layernorm(tr, tr->h[0], tr->xin_e, P(3), P(4), N));
-  BC_TRY(bc_tr_dropout(tr, tr->h[0], drop, hp, bc_dropout_id(-1, BC_DROP_EMB), (size_t)N * C));
-  float scale = 1.0f / sqrtf((float)HS);
-  size_t sTH = (size_t)T * HS, sTT = (size_t)T * T, BNH = (size_t)B * NH;
-  for (int l = 0; l < L; l++) {
-    int lb = layer_base(l);
-    layer_acts *a = &tr->la[l];
-    cl_mem h = tr->h[l];
-    /* qkv (N, 3C) = h @ Wqkv^T */
-    BC_TRY(bc_linear(ctx, tr->qkv, 0, h, 0, tr->buf[0], OFF(lb + T_QW), (size_t)N, (size_t)C,
-                     3 * (size_t)C));
-    BC_TRY(bc_op_split_heads(ctx, &tr->ops, a->q, a->k, a->v, tr->qkv, P(lb + T_QB), B, T, C,
-                             NH));
-    BC_TRY(gemm_heads(tr, 0, 1, T, T, HS, a->q, HS, sTH, a->k, HS, sTH, a->probs, T, sTT, BNH));
-    BC_TRY(bc_op_softmax(ctx, &tr->ops, a->probs, tr->mask, scale, B, NH, T));
-    cl_mem pr = a->probs;
-    if (drop && ap > 0.0f) {
-      BC_TRY(bc_op_dropout(ctx, &tr->tops, tr->pd, a->probs, ap, drop->seed, drop->step,
-                           bc_dropout_id(l, BC_DROP_ATTN), BNH * sTT));
-      pr = tr->pd;
-    }
-    BC_TRY(gemm_heads(tr, 0, 0, T, HS, T, pr, T, sTT, a->v, HS, sTH, tr->ctxh, HS, sTH, BNH));
-    BC_TRY(bc_op_merge_heads(ctx, &tr->ops, a->ctx, tr->ctxh, B, T, C, NH));
-    BC_TRY(bc_linear(ctx, tr->proj, 0, a->ctx, 0, tr->buf[0], OFF(lb + T_AOW), (size_t)N,
-                     (size_t)C, (size_t)C));
-    BC_TRY(bc_tr_bias_dropout_res(tr, a->xin1, tr->proj, P(lb + T_AOB), h, drop, hp,
-                              bc_dropout_id(l, BC_DROP_ATTN_OUT), N, C));
-    BC_TRY(k_layernorm(tr, a->h1, a->xin1, P(lb + T_LN1W), P(lb + T_LN1B), N));
-    BC_TRY(bc_linear(ctx, a->pre, 0, a->h1, 0, tr->buf[0], OFF(lb + T_IW), (size_t)N, (size_t)C,
-                     (size_t)I));
-    BC_TRY(bc_tr_copy(tr, a->act, a->pre, (size_t)N * I));
-    BC_TRY(bc_op_bias_act(ctx, &tr->ops, a->act, P(lb + T_IB), (int)c->act, N, I));
-    BC_TRY(bc_linear(ctx, tr->proj, 0, a->act, 0, tr->buf[0], OFF(lb + T_OW), (size_t)N,
-                     (size_t)I, (size_t)C));
-    BC_TRY(bc_tr_bias_dropout_res(tr, a->xin2, tr->proj, P(lb + T_OB), a->h1, drop, hp,
-                              bc_dropout_id(l, BC_DROP_FFN_OUT), N, C));
-    BC_TRY(k_layernorm(tr, tr->h[l + 1], a->xin2, P(lb + T_LN2W), P(lb + T_LN2B), N));
-  }
-  return BERTCL_OK;
-fail:
-  return st;
+  bc_fwd_bufs a = {.ids = tr->ids, .types = tr->tts, .mask = tr->mask, .pos = tr->pos,
+                   .bias = tr->bias, .ones = tr->ones, .proj = tr->proj, .pdrop = tr->pdrop,
+                   .xin_e = tr->xin_e, .h = tr->h, .layer = tr->la, .keep = 1};
+  return bc_forward(tr->ctx, &tr->ops, &tr->tops, &tr->cfg, &tr->pw, &a, B, T, drop);
+}
+
+/* Strided-batched product over the (B, NH) heads: operand X of head (b, h) at x_off + b*x2 +
+ * h*x1 with leading dimension ldx (forward.h's in-place heads). */
+typedef struct {
+  cl_mem m;
+  size_t off, ld, s1, s2;
+} head_operand;
+
+static int gemm_heads(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                      head_operand a, head_operand b, head_operand c, int B, int NH) {
+  bc_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .alpha = alpha,
+                    .beta = 0.0f, .a = a.m, .a_off = a.off, .lda = a.ld, .a_stride = a.s1,
+                    .a_stride2 = a.s2, .b = b.m, .b_off = b.off, .ldb = b.ld, .b_stride = b.s1,
+                    .b_stride2 = b.s2, .c = c.m, .c_off = c.off, .ldc = c.ld, .c_stride = c.s1,
+                    .c_stride2 = c.s2, .batch = (size_t)NH, .batch2 = (size_t)B};
+  return bc_gemm(tr->ctx, &g);
 }
 
 static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
@@ -406,84 +435,96 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
   const bc_config *c = &tr->cfg;
   int st = BERTCL_OK;
   int L = c->num_layers, C = c->hidden_size, NH = c->num_heads, HS = C / NH,
-      I = c->intermediate_size;
+      I = c->intermediate_size, C3 = 3 * C;
   int N = B * T;
-  size_t NC = (size_t)N * C;
+  size_t NC = (size_t)N * C, sTT = (size_t)T * T, PR = (size_t)B * NH * sTT;
   float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
-  float eps = c->layer_norm_eps;
+  float eps = c->layer_norm_eps, scale = 1.0f / sqrtf((float)HS);
   cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
+  /* the heads' views: probabilities (B, NH, T, T); q, k, v in the (B*T, 3C) projections;
+   * a merged (B*T, C) context */
+  const size_t ldq = (size_t)C3, sq2 = (size_t)T * C3, sc2 = (size_t)T * C;
   /* dH (N, C): the head's gradient at the last hidden state */
-  float scale = 1.0f / sqrtf((float)HS);
-  size_t sTH = (size_t)T * HS, sTT = (size_t)T * T, BNH = (size_t)B * NH;
   for (int l = L - 1; l >= 0; l--) {
-    int lb = layer_base(l);
-    layer_acts *a = &tr->la[l];
+    const bc_dev_layer *pw = &tr->pw.layers[l], *gw = &tr->gw.layers[l];
+    bc_fwd_layer *a = &tr->la[l];
     cl_mem h = tr->h[l];
     /* h' = LN2(xin2): dt = dLN, dh1 = dt (residual), dt through dropout */
-    BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(lb + T_LN2W),
-                               G(lb + T_LN2B), tr->dH, a->xin2, P(lb + T_LN2W), eps, N, C));
+    BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, gw->ln2_w.sub, gw->ln2_b.sub,
+                               tr->dH, a->xin2, pw->ln2_w.sub, eps, N, C));
     BC_TRY(bc_tr_copy(tr, tr->dh1, tr->dt, NC));
     BC_TRY(bc_tr_dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_FFN_OUT), NC));
-    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_OB), tr->dt, N, C));
-    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)I, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->act, 0,
-                (size_t)I, gb, OFF(lb + T_OW), (size_t)I));
+    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, gw->o_b.sub, tr->dt, N, C));
+    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)I, (size_t)N, 1.0f, tr->dt, 0, (size_t)C,
+                      a->act, 0, (size_t)I, gb, gw->o_w.off, (size_t)I));
     BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)I, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
-                OFF(lb + T_OW), (size_t)I, tr->dact, 0, (size_t)I));
-    BC_TRY(bc_op_bias_act_bwd(ctx, &tr->tops, tr->dact, tr->dact, a->pre, P(lb + T_IB),
+                      pw->o_w.off, (size_t)I, tr->dact, 0, (size_t)I));
+    BC_TRY(bc_op_bias_act_bwd(ctx, &tr->tops, tr->dact, tr->dact, a->pre, pw->i_b.sub,
                               (int)c->act, N, I));
-    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_IB), tr->dact, N, I));
-    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)I, (size_t)C, (size_t)N, 1.0f, tr->dact, 0, (size_t)I, a->h1, 0,
-                (size_t)C, gb, OFF(lb + T_IW), (size_t)C));
-    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)I, 1.0f, tr->dact, 0, (size_t)I, pbuf,
-                OFF(lb + T_IW), (size_t)C, tr->dh1, 0, (size_t)C));
+    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, gw->i_b.sub, tr->dact, N, I));
+    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)I, (size_t)C, (size_t)N, 1.0f, tr->dact, 0, (size_t)I,
+                      a->h1, 0, (size_t)C, gb, gw->i_w.off, (size_t)C));
+    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)I, 1.0f, tr->dact, 0, (size_t)I,
+                      pbuf, pw->i_w.off, (size_t)C, tr->dh1, 0, (size_t)C));
     /* h1 = LN1(xin1): dt = dLN, dh = dt (residual) */
-    BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(lb + T_LN1W),
-                               G(lb + T_LN1B), tr->dh1, a->xin1, P(lb + T_LN1W), eps, N, C));
+    BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, gw->ln1_w.sub, gw->ln1_b.sub,
+                               tr->dh1, a->xin1, pw->ln1_w.sub, eps, N, C));
     BC_TRY(bc_tr_copy(tr, tr->dh, tr->dt, NC));
     BC_TRY(bc_tr_dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_ATTN_OUT), NC));
-    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_AOB), tr->dt, N, C));
-    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)N, 1.0f, tr->dt, 0, (size_t)C, a->ctx, 0,
-                (size_t)C, gb, OFF(lb + T_AOW), (size_t)C));
+    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, gw->ao_b.sub, tr->dt, N, C));
+    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)N, 1.0f, tr->dt, 0, (size_t)C,
+                      a->ctx, 0, (size_t)C, gb, gw->ao_w.off, (size_t)C));
+    /* dctx (N, C), heads merged as the forward wrote the context */
     BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
-                OFF(lb + T_AOW), (size_t)C, tr->proj, 0, (size_t)C));
-    BC_TRY(bc_op_split_heads_one(ctx, &tr->tops, tr->dctxh, tr->proj, B, T, C, NH));
+                      pw->ao_w.off, (size_t)C, tr->proj, 0, (size_t)C));
     /* attention: ctx = dropout(probs) v per head */
     cl_mem pr = a->probs;
     uint32_t aid = bc_dropout_id(l, BC_DROP_ATTN);
     if (drop && ap > 0.0f) {
-      BC_TRY(bc_op_dropout(ctx, &tr->tops, tr->pd, a->probs, ap, drop->seed, drop->step, aid,
-                           BNH * sTT));
-      pr = tr->pd;
+      BC_TRY(bc_op_dropout(ctx, &tr->tops, tr->pdrop, a->probs, ap, drop->seed, drop->step, aid,
+                           PR));
+      pr = tr->pdrop;
     }
+    head_operand dctx = {tr->proj, 0, (size_t)C, (size_t)HS, sc2};
+    head_operand q = {a->qkv, 0, ldq, (size_t)HS, sq2}, k = {a->qkv, (size_t)C, ldq, (size_t)HS, sq2},
+                 v = {a->qkv, 2 * (size_t)C, ldq, (size_t)HS, sq2};
+    head_operand dq = {tr->dqkv, 0, ldq, (size_t)HS, sq2},
+                 dk = {tr->dqkv, (size_t)C, ldq, (size_t)HS, sq2},
+                 dv = {tr->dqkv, 2 * (size_t)C, ldq, (size_t)HS, sq2};
+    head_operand P_ = {pr, 0, (size_t)T, sTT, (size_t)NH * sTT},
+                 dP = {tr->dprobs, 0, (size_t)T, sTT, (size_t)NH * sTT};
     /* dprobs (T, T) = dctx (T, HS) v^T; dv (T, HS) = pr^T dctx */
-    BC_TRY(gemm_heads(tr, 0, 1, T, T, HS, tr->dctxh, HS, sTH, a->v, HS, sTH, tr->dprobs, T, sTT,
-                      BNH));
-    BC_TRY(gemm_heads(tr, 1, 0, T, HS, T, pr, T, sTT, tr->dctxh, HS, sTH, tr->dv, HS, sTH, BNH));
-    BC_TRY(bc_tr_dropout(tr, tr->dprobs, drop, ap, aid, BNH * sTT));
-    BC_TRY(bc_op_softmax_bwd(ctx, &tr->tops, tr->dprobs, tr->dprobs, a->probs, scale,
-                             (int)(BNH * T), T));
-    /* dq = ds k; dk = ds^T q */
-    BC_TRY(gemm_heads(tr, 0, 0, T, HS, T, tr->dprobs, T, sTT, a->k, HS, sTH, tr->dq, HS, sTH,
-                      BNH));
-    BC_TRY(gemm_heads(tr, 1, 0, T, HS, T, tr->dprobs, T, sTT, a->q, HS, sTH, tr->dk, HS, sTH,
-                      BNH));
-    BC_TRY(bc_op_split_heads_bwd(ctx, &tr->tops, tr->dqkv, tr->dq, tr->dk, tr->dv, B, T, C, NH));
-    int C3 = 3 * C;
-    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(lb + T_QB), tr->dqkv, N, C3));
-    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C3, (size_t)C, (size_t)N, 1.0f, tr->dqkv, 0, (size_t)C3, h, 0,
-                (size_t)C, gb, OFF(lb + T_QW), (size_t)C));
-    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C3, 1.0f, tr->dqkv, 0, (size_t)C3, pbuf,
-                OFF(lb + T_QW), (size_t)C, tr->dh, 0, (size_t)C));
+    BC_TRY(gemm_heads(tr, 0, 1, (size_t)T, (size_t)T, (size_t)HS, 1.0f, dctx, v, dP, B, NH));
+    BC_TRY(gemm_heads(tr, 1, 0, (size_t)T, (size_t)HS, (size_t)T, 1.0f, P_, dctx, dv, B, NH));
+    BC_TRY(bc_tr_dropout(tr, tr->dprobs, drop, ap, aid, PR));
+    /* dz, the gradient at softmax's input s * scale (+ bias): the relative bias table's
+     * gradient, and the scores' once scaled */
+    BC_TRY(bc_op_softmax_bwd(ctx, &tr->tops, tr->dprobs, tr->dprobs, a->probs, 1.0f, B * NH * T,
+                             T));
+    if (tr->i_rel >= 0)
+      BC_TRY(bc_op_rel_position_bias_bwd(ctx, &tr->ops, G(tr->i_rel), tr->ddiag, tr->dprobs, B,
+                                         NH, T));
+    /* dq = scale dz k; dk = scale dz^T q, into the (N, 3C) projection gradient */
+    BC_TRY(gemm_heads(tr, 0, 0, (size_t)T, (size_t)HS, (size_t)T, scale, dP, k, dq, B, NH));
+    BC_TRY(gemm_heads(tr, 1, 0, (size_t)T, (size_t)HS, (size_t)T, scale, dP, q, dk, B, NH));
+    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, gw->qkv_b.sub, tr->dqkv, N, C3));
+    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C3, (size_t)C, (size_t)N, 1.0f, tr->dqkv, 0, (size_t)C3,
+                      h, 0, (size_t)C, gb, gw->qkv_w.off, (size_t)C));
+    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C3, 1.0f, tr->dqkv, 0, (size_t)C3,
+                      pbuf, pw->qkv_w.off, (size_t)C, tr->dh, 0, (size_t)C));
     cl_mem tmp = tr->dH;
     tr->dH = tr->dh;
     tr->dh = tmp;
   }
-  /* h0 = dropout(LN(xin_e)) */
+  /* h0 = dropout(LN(xin_e)); the rows of the tables the forward read */
   BC_TRY(bc_tr_dropout(tr, tr->dH, drop, hp, bc_dropout_id(-1, BC_DROP_EMB), NC));
-  BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, G(3), G(4), tr->dH, tr->xin_e,
-                             P(3), eps, N, C));
-  BC_TRY(bc_op_embedding_bwd(ctx, &tr->tops, G(0), G(1), G(2), tr->dt, ids, tr->tts, B, T,
-                             c->type_vocab_size, C));
+  BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, tr->gw.eln_w.sub,
+                             tr->gw.eln_b.sub, tr->dH, tr->xin_e, tr->pw.eln_w.sub, eps, N, C));
+  BC_CL(&ctx->err, clEnqueueReadBuffer(ctx->queue, tr->pos, CL_TRUE, 0, (size_t)N * 4,
+                                       tr->host_pos, 0, NULL, NULL));
+  BC_TRY(bc_op_embedding_bwd(ctx, &tr->tops, tr->gw.wte0.sub, tr->gw.wpe.sub,
+                             c->type_vocab_size > 0 ? tr->gw.wtt.sub : NULL, tr->dt, ids,
+                             tr->host_pos, tr->tts, B, T, c->type_vocab_size, C));
   return BERTCL_OK;
 fail:
   return st;
@@ -671,7 +712,7 @@ int bc_trainer_step(bc_trainer *tr, const bc_adamw_cfg *cfg, float lr, float max
     double coef = (double)max_norm / (total + 1e-6);
     if (coef < 1.0) gscale = (float)coef;
   }
-  int first = tr->freeze ? bc_tr_head_base(tr) : 0;
+  int first = tr->freeze ? bc_layout_head_index(&tr->lay) : 0;
   for (int i = first; i < tr->lay.count; i++) {
     const bc_tensor *tt = &tr->lay.t[i];
     BC_TRY(bc_op_adamw(ctx, &tr->tops, tr->buf[0], tr->buf[2], tr->buf[3], tr->buf[1], OFF(i),

@@ -1,12 +1,13 @@
-/* Fine-tuning of BertFor{Sequence,Token}Classification on the OpenCL device: parameters,
- * gradients and AdamW moments as flat device buffers (tensors in bc_layout order and names, each
- * group at an offset aligned for sub-buffers; Q, K and V of a layer packed as one (3C, C) weight
- * and one (3C) bias, as the inference encoder uploads them), the forward pass keeping what the
- * backward needs, the backward through bc_gemm and the kernels of train/train_ops.h, a task head
- * from train/head.h's table (heads.c), cross-entropy (num_labels > 1; per token for the token
- * head) or MSE (num_labels == 1), gradient accumulation, clipping by global norm and AdamW with
- * transformers' no-decay group. Dropout uses the Philox sites of train/recipe.h, so a (seed,
- * step) reproduces the reference exactly. Twin: src/ref/ref_cls.c. */
+/* Fine-tuning of every family's *For{Sequence,Token}Classification on the OpenCL device (BERT,
+ * RoBERTa / XLM-R / CamemBERT, DistilBERT, MPNet): parameters, gradients and AdamW moments as
+ * flat device buffers (tensors in bc_layout order and names, each group at an offset aligned for
+ * sub-buffers; Q, K and V of a layer packed as one (3C, C) weight and one (3C) bias, as the
+ * inference encoder uploads them), the forward of encoder/forward.h (extraction's) keeping what
+ * the backward needs, the backward through bc_gemm and the kernels of train/train_ops.h, a task
+ * head from train/head.h's table (heads.c) in the family's shape, cross-entropy (num_labels > 1;
+ * per token for the token head) or MSE (num_labels == 1), gradient accumulation, clipping by
+ * global norm and AdamW with transformers' no-decay group. Dropout uses the Philox sites of
+ * train/recipe.h, so a (seed, step) reproduces the reference exactly. Twin: src/ref/ref_task.c. */
 #ifndef BC_TRAINER_H
 #define BC_TRAINER_H
 
@@ -19,7 +20,7 @@
 typedef struct bc_trainer bc_trainer;
 
 /* Uploads params (lay->total floats in the layout's order: bc_layout_init(cfg, num_labels,
- * the head's has_pooler)); gradients and moments start at zero. freeze_encoder: the encoder runs
+ * the head's seq_dense)); gradients and moments start at zero. freeze_encoder: the encoder runs
  * without dropout, the backward stops at the head and only the head's parameters are updated. */
 int bc_trainer_create(bertcl_ctx *ctx, const bc_config *cfg, bc_head_kind head, int num_labels,
                       const float *params, int freeze_encoder, bc_trainer **out);

@@ -1,27 +1,14 @@
-/* Internals of the OpenCL trainer shared by trainer.c (the encoder's forward and backward, the
- * buffers, the optimizer) and heads.c (the task heads). Not for use outside src/train. */
+/* Internals of the OpenCL trainer shared by trainer.c (the buffers, the encoder's backward, the
+ * optimizer) and heads.c (the task heads). The encoder's forward is encoder/forward.h's, the one
+ * extraction runs. Not for use outside src/train. */
 #ifndef BC_TRAIN_TRAINER_IMPL_H
 #define BC_TRAIN_TRAINER_IMPL_H
 
+#include "encoder/forward.h"
 #include "encoder/ops.h"
 #include "train/head.h"
 #include "train/train_ops.h"
 #include "train/trainer.h"
-
-/* per-layer tensor index offsets from the layer's first tensor (train/layout.c's table order) */
-enum {
-  T_QW = 0, T_QB, T_KW, T_KB, T_VW, T_VB, T_AOW, T_AOB, T_LN1W, T_LN1B,
-  T_IW, T_IB, T_OW, T_OB, T_LN2W, T_LN2B, T_PER_LAYER
-};
-
-typedef struct {
-  cl_mem q, k, v;  /* (B, NH, T, HS) each, bias added */
-  cl_mem probs;    /* (B, NH, T, T) softmax before dropout */
-  cl_mem ctx;      /* (B*T, C) merged context */
-  cl_mem xin1, h1; /* (B*T, C) LayerNorm 1 input, output */
-  cl_mem pre, act; /* (B*T, I) before bias, after activation */
-  cl_mem xin2;     /* (B*T, C) LayerNorm 2 input */
-} layer_acts;
 
 struct bc_trainer {
   bertcl_ctx *ctx;
@@ -34,25 +21,30 @@ struct bc_trainer {
   size_t dev_total;  /* floats of each flat device buffer */
   cl_mem buf[4];     /* params, grads, m, v: (dev_total) each */
   cl_mem *sub[2];    /* (count) sub-buffers of params and grads over each group, or NULL */
+  bc_dev_weights pw, gw; /* the encoder's parameters and gradients as forward.h's tensors */
+  /* layout indices of the head's tensors (-1: absent): its dense layer (BERT's pooler,
+   * RoBERTa's and MPNet's classifier.dense, DistilBERT's pre_classifier), the classifier */
+  int i_dw, i_db, i_cw, i_cb;
+  int i_rel; /* MPNet's relative attention bias, or -1 */
   bc_ops ops;
   bc_train_ops tops;
   /* arena for (cap_B, cap_T) */
   int cap_B, cap_T;
-  cl_mem ids, tts, mask, xin_e, *h; /* h: (L+1) hidden states (B*T, C) */
-  layer_acts *la;                   /* (L) */
-  cl_mem qkv, proj, ctxh, pd, dH, dh, dh1, dt, dctxh, dq, dk, dv, dqkv, dact, dprobs, stats;
-  /* the head's: pooled (B, C) (sequence head: tanh output), pooled_d (B*T, C) its input after
-   * dropout, dpooled (B*T, C) its gradient; logits and dlogits (B*T, K) */
-  cl_mem pooled, pooled_d, dpooled, logits, dlogits;
+  cl_mem ids, tts, mask, pos, bias, ones, pdrop, xin_e, *h; /* h: (L+1) hidden states (B*T, C) */
+  bc_fwd_layer *la;                                         /* (L) kept activations */
+  cl_mem proj, dH, dh, dh1, dt, dqkv, dact, dprobs, stats, ddiag;
+  /* the head's: head_x (B, C) its input (token 0, after the head's input dropout), head_pre
+   * (B, C) the dense layer's product before its bias, pooled (B, C) after the activation,
+   * pooled_d (B*T, C) the classifier's input after dropout, dpooled (B*T, C) its gradient,
+   * head_dx (B, C) the gradient at head_x; logits and dlogits (B*T, K) */
+  cl_mem head_x, head_pre, pooled, pooled_d, dpooled, head_dx, logits, dlogits;
   float *host_logits; /* (cap_B * cap_T * K) */
+  int32_t *host_pos;  /* (cap_B * cap_T) the forward's position ids, for the backward */
 };
 
 #define P(i) (tr->sub[0][(i)])
 #define G(i) (tr->sub[1][(i)])
 #define OFF(i) (tr->doff[(i)])
-
-/* Index of the head's first tensor in the layout (the pooler's or the classifier's). */
-int bc_tr_head_base(const bc_trainer *tr);
 
 /* C (m, n) = alpha A B + beta C through bc_gemm; ta/tb transpose A/B; offsets in floats. */
 int bc_tr_gemm(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t k, float beta, cl_mem a,

@@ -10,31 +10,37 @@ perturbed, so a wrong mapping or op changes the outputs far past the tests' tole
 with save_pretrained (safetensors) exactly as a Hugging Face folder holds it, and run in eval mode
 with eager attention. Written under --out:
 
-  <name>/                         the model folder (config.json, model.safetensors[, modules.json,
-                                  1_Pooling/config.json, 2_Normalize/] for sentence-transformers)
+  <name>/                         the model folder: config.json, model.safetensors, the family's
+                                  tokenizer (tokenizer.json, tokenizer_config.json: byte-level BPE
+                                  for RoBERTa, SentencePiece Unigram for XLM-R and CamemBERT,
+                                  WordPiece for DistilBERT and MPNet, trained on or cut from the
+                                  test sentences), and for the sentence-transformers folders
+                                  modules.json, 1_Pooling/config.json, sentence_bert_config.json
   <name>-ref.safetensors          fixtures, F32/I32, versions in __metadata__:
     input_ids, attention_mask (B, T) I32, token_type_ids (B, T) I32 for families with token types:
-        a right-padded batch with the family's pad id: a full row, rows of other lengths, a
-        single real token, and (RoBERTa-style positions) a real token equal to the pad id, whose
-        position is padding_idx as transformers computes it
+        texts tokenized by the folder's tokenizer, right-padded with the pad id: a short text
+        (row 0, padded), a text pair (the family's pair template), a row holding only the first
+        special token, a longer text; for RoBERTa and MPNet one real token of the pair replaced
+        by the pad id (transformers gives it position padding_idx)
     hidden.0 .. hidden.L (B, T, C)  output_hidden_states at every position
     pooler (B, C)                   pooler_output, when the model has a pooler
     logits (B, K) / (B, T, K)       the sequence- / token-classification head (eval mode)
     st.embeddings (B, C)            sentence-transformers' Pooling (+ Normalize) modules on the
                                     last hidden state, for the folders that have modules.json
     single.*                        row 0 alone, unpadded (padding invariance)
-    long.*                          (MPNet) a (2, 160) batch: relative distances past 128
+    long.*                          (MPNet) a (2, 160) batch of text: relative distances past 128
     rel_buckets (1, 4097) I32       (MPNet) the bucket of relative position -2048 .. 2048
     position_table (P, C)           (DistilBERT sinusoidal) the table transformers computed
-  position_ids (B, T) I32 the positions transformers used (from its embeddings' rule)
+    position_ids (B, T) I32         the positions transformers used (its embeddings' rule)
 
 Models:
   tiny-roberta        RobertaForSequenceClassification (3 labels), type_vocab_size 1, eps 1e-5
   tiny-xlm-roberta    XLMRobertaModel with pooler, sentence-transformers CLS pooling + Normalize
   tiny-camembert      CamembertForTokenClassification (5 labels)
   tiny-distilbert     DistilBertForSequenceClassification (2 labels), learned positions
-  tiny-distilbert-sin DistilBertModel, sinusoidal_pos_embds, ReLU; the position table is left out
-                      of model.safetensors (transformers then computes the sinusoids)
+  tiny-distilbert-sin DistilBertForTokenClassification (3 labels), sinusoidal_pos_embds, ReLU; the
+                      position table is left out of model.safetensors (transformers then computes
+                      the sinusoids)
   tiny-mpnet          MPNetForSequenceClassification (2 labels), 200 positions
   tiny-mpnet-st       MPNetModel with pooler, sentence-transformers mean pooling + Normalize
 """
@@ -46,12 +52,14 @@ import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # gen_ref_fixtures' texts
+
 import numpy as np
 import safetensors
 import sentence_transformers
 import torch
 import transformers
-from safetensors.numpy import save_file
+from fixture_io import f32, fnv1a64, i32, save_sorted
 from safetensors.torch import load_file as load_torch
 from safetensors.torch import save_file as save_torch
 try:
@@ -60,7 +68,6 @@ except ImportError:  # sentence-transformers before 6.x
     from sentence_transformers.models import Normalize, Pooling
 
 SEED = 1818
-V = 120  # vocabulary of every tiny model (ids only; no tokenizer yet)
 COMMON = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
               initializer_range=0.2)
 
@@ -72,20 +79,10 @@ def versions():
             "safetensors": safetensors.__version__, "numpy": np.__version__}
 
 
-def fnv1a64(path):
-    h = 0xCBF29CE484222325
-    with open(path, "rb") as f:
-        for byte in f.read():
-            h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
 
 
-def i32(x):
-    return np.ascontiguousarray(np.asarray(x, dtype=np.int32))
 
 
-def f32(x):
-    return np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float32))
 
 
 def perturb(model):
@@ -95,21 +92,6 @@ def perturb(model):
             low = name.lower()
             if name.endswith("bias") or "layernorm" in low or "layer_norm" in low:
                 p.add_(torch.randn_like(p) * 0.1)
-
-
-def batch(rng, lengths, T, pad, special, first=0, last=2, pad_inside=False):
-    """Right-padded (B, T) ids and mask: rows of the given lengths, <first> ... <last>."""
-    ids, mask = [], []
-    for n, length in enumerate(lengths):
-        row = [int(x) for x in rng.integers(special, V, size=length)]
-        row[0] = first
-        if length > 1:
-            row[-1] = last
-        if pad_inside and n == 1 and length > 3:
-            row[2] = pad  # a real token equal to the pad id: transformers gives it position pad
-        ids.append(row + [pad] * (T - length))
-        mask.append([1] * length + [0] * (T - length))
-    return ids, mask
 
 
 def run(model, ids, mask, types=None):
@@ -162,7 +144,7 @@ def write_st(folder, mode, C, legacy=False):
     with open(os.path.join(folder, "1_Pooling", "config.json"), "w") as f:
         json.dump(pcfg, f, indent=2)
     with open(os.path.join(folder, "sentence_bert_config.json"), "w") as f:
-        json.dump({"max_seq_length": 32, "do_lower_case": False}, f, indent=2)
+        json.dump({"max_seq_length": 48, "do_lower_case": False}, f, indent=2)
     return [pooling, Normalize()]
 
 
@@ -223,8 +205,7 @@ def fixtures(name, model_cls, folder, out_dir, ids, mask, types=None, st=None, l
                  "model_fnv1a64": fnv1a64(os.path.join(folder, "model.safetensors"))})
     meta.update(extra_meta or {})
     path = os.path.join(out_dir, f"{name}-ref.safetensors")
-    save_file(t, path, metadata=meta)
-    os.chmod(path, 0o644)
+    save_sorted(t, path, meta)
     print(f"wrote {path}: B={len(ids)} T={len(ids[0])} ({os.path.getsize(path)} bytes)",
           file=sys.stderr)
 
@@ -236,93 +217,231 @@ def save(model, folder):
     model.save_pretrained(folder, safe_serialization=True)
 
 
+# ---- tokenizers: each tiny model gets the tokenizer its family uses, trained or cut down to a
+# small vocabulary, so the folders are whole (bertcl tokenizes real text with them) -----------
+
+def corpus():
+    from gen_ref_fixtures import MINILM_BATCH, MINILM_ST, TINY_TEXTS
+    return MINILM_ST + MINILM_BATCH + TINY_TEXTS
+
+
+def tiny_bert_vocab():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "tests", "data", "tiny-bert", "vocab.txt"), encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def tok_roberta():
+    """Byte-level BPE (RoBERTa's), 400 entries, <s> <pad> </s> <unk> <mask> at 0..4."""
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import RobertaTokenizerFast
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus(), vocab_size=400, min_frequency=2,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    tk = bpe._tokenizer
+    tk.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0), add_prefix_space=False,
+                                          trim_offsets=True)
+    return RobertaTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>",
+                                sep_token="</s>", cls_token="<s>", unk_token="<unk>",
+                                pad_token="<pad>", mask_token="<mask>")
+
+
+def unigram(special):
+    """(tokenizers' Unigram trainer is not deterministic: a rerun changes some piece scores, and
+    the fixtures, written in the same run, follow.)"""
+    from tokenizers import SentencePieceUnigramTokenizer
+    uni = SentencePieceUnigramTokenizer()
+    uni.train_from_iterator(corpus(), vocab_size=300, special_tokens=special, unk_token="<unk>")
+    return uni._tokenizer
+
+
+def tok_xlm_roberta():
+    """SentencePiece Unigram (XLM-RoBERTa's), 300 pieces + <mask>."""
+    from transformers import XLMRobertaTokenizerFast
+    return XLMRobertaTokenizerFast(tokenizer_object=unigram(["<s>", "<pad>", "</s>", "<unk>"]),
+                                   bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                   cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
+                                   mask_token="<mask>")
+
+
+def tok_camembert():
+    """SentencePiece Unigram with CamemBERT's special tokens (<s> 5, </s> 6)."""
+    from transformers import CamembertTokenizerFast
+    sp = ["<s>NOTUSED", "<pad>", "</s>NOTUSED", "<unk>", "<unk>NOTUSED", "<s>", "</s>"]
+    return CamembertTokenizerFast(tokenizer_object=unigram(sp), bos_token="<s>", eos_token="</s>",
+                                  sep_token="</s>", cls_token="<s>", unk_token="<unk>",
+                                  pad_token="<pad>", mask_token="<mask>",
+                                  additional_special_tokens=sp[0:1] + sp[2:3] + sp[4:5])
+
+
+def wordpiece(vocab):
+    import tempfile
+    from tokenizers import BertWordPieceTokenizer
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    try:
+        return BertWordPieceTokenizer(f.name, lowercase=True)._tokenizer
+    finally:
+        os.unlink(f.name)
+
+
+def tok_distilbert():
+    """tiny-bert's WordPiece vocabulary (DistilBERT uses BERT's)."""
+    from transformers import DistilBertTokenizerFast
+    return DistilBertTokenizerFast(tokenizer_object=wordpiece(tiny_bert_vocab()),
+                                   unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                                   cls_token="[CLS]", mask_token="[MASK]")
+
+
+def tok_mpnet():
+    """MPNet's: <s> <pad> </s> <unk> before BERT's WordPiece vocabulary, <mask> after it."""
+    from transformers import MPNetTokenizerFast
+    vocab = ["<s>", "<pad>", "</s>", "<unk>"] + tiny_bert_vocab() + ["<mask>"]
+    return MPNetTokenizerFast(tokenizer_object=wordpiece(vocab), bos_token="<s>", eos_token="</s>",
+                              sep_token="</s>", cls_token="<s>", unk_token="[UNK]",
+                              pad_token="<pad>", mask_token="<mask>")
+
+
+TEXTS = ["Hello, the world was on fire!", "a b",
+         "The quick brown fox jumps over the lazy dog, then it runs away."]
+PAIR = ("The cat sat on the mat.", "It was not happy at all.")
+
+
+def text_batch(tok, T=None, pad_inside=False, single=True):
+    """Right-padded (B, T) ids and mask from real texts: row 0 a short text (padded), a text
+    pair, a longer text, and (single) a row holding only the first special token. pad_inside:
+    one real token of the pair replaced by the pad id (transformers gives it position
+    padding_idx)."""
+    rows = [tok(TEXTS[0])["input_ids"], tok(*PAIR)["input_ids"], tok(TEXTS[2])["input_ids"]]
+    assert all(tok.unk_token_id not in r for r in rows), f"{type(tok).__name__} produced <unk>"
+    if single:
+        rows.insert(2, rows[0][:1])
+    if pad_inside:
+        rows[1] = list(rows[1])
+        rows[1][3] = tok.pad_token_id
+    T = T or max(len(r) for r in rows)
+    ids = [r + [tok.pad_token_id] * (T - len(r)) for r in rows]
+    mask = [[1] * len(r) + [0] * (T - len(r)) for r in rows]
+    assert len(rows[0]) < T, "row 0 must be padded"
+    return ids, mask
+
+
+def long_batch(tok, T):
+    """(2, T): the corpus run together, one row cut to T tokens and one to T - 10."""
+    text = " ".join(corpus())
+    ids = tok(text, truncation=True, max_length=T)["input_ids"]
+    short = tok(text, truncation=True, max_length=T - 10)["input_ids"]
+    assert len(ids) == T
+    return ([ids, short + [tok.pad_token_id] * 10], [[1] * T, [1] * (T - 10) + [0] * 10])
+
+
+def save_tok(tok, folder, max_len):
+    tok.model_max_length = max_len
+    tok.save_pretrained(folder)
+
+
 def gen_roberta(out, rng):
     from transformers import RobertaConfig, RobertaForSequenceClassification
-    cfg = RobertaConfig(vocab_size=V, max_position_embeddings=40, type_vocab_size=1,
+    tok = tok_roberta()
+    cfg = RobertaConfig(vocab_size=len(tok), max_position_embeddings=66, type_vocab_size=1,
                         pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5,
                         num_labels=3, **COMMON)
     model = RobertaForSequenceClassification(cfg)
     perturb(model)
     folder = os.path.join(out, "tiny-roberta")
     save(model, folder)
-    ids, mask = batch(rng, [7, 12, 1, 10], 12, pad=1, special=3, pad_inside=True)
+    save_tok(tok, folder, 64)
+    ids, mask = text_batch(tok, pad_inside=True)
     fixtures("tiny-roberta", RobertaForSequenceClassification, folder, out, ids, mask,
-             types=[[0] * 12 for _ in ids])
+             types=[[0] * len(ids[0]) for _ in ids])
 
 
 def gen_xlm_roberta(out, rng):
     from transformers import XLMRobertaConfig, XLMRobertaModel
-    cfg = XLMRobertaConfig(vocab_size=V, max_position_embeddings=40, type_vocab_size=1,
+    tok = tok_xlm_roberta()
+    cfg = XLMRobertaConfig(vocab_size=len(tok), max_position_embeddings=66, type_vocab_size=1,
                            pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5,
                            **COMMON)
     model = XLMRobertaModel(cfg, add_pooling_layer=True)
     perturb(model)
     folder = os.path.join(out, "tiny-xlm-roberta")
     save(model, folder)
+    save_tok(tok, folder, 64)
     st = write_st(folder, "cls", cfg.hidden_size, legacy=True)
-    ids, mask = batch(rng, [9, 12, 1, 5], 12, pad=1, special=3)
+    ids, mask = text_batch(tok)
     fixtures("tiny-xlm-roberta", XLMRobertaModel, folder, out, ids, mask, st=st)
 
 
 def gen_camembert(out, rng):
     from transformers import CamembertConfig, CamembertForTokenClassification
-    cfg = CamembertConfig(vocab_size=V, max_position_embeddings=40, type_vocab_size=1,
+    tok = tok_camembert()
+    cfg = CamembertConfig(vocab_size=len(tok), max_position_embeddings=66, type_vocab_size=1,
                           pad_token_id=1, bos_token_id=5, eos_token_id=6, layer_norm_eps=1e-5,
                           num_labels=5, **COMMON)
     model = CamembertForTokenClassification(cfg)
     perturb(model)
     folder = os.path.join(out, "tiny-camembert")
     save(model, folder)
-    ids, mask = batch(rng, [8, 12, 3], 12, pad=1, special=7, first=5, last=6)
+    save_tok(tok, folder, 64)
+    ids, mask = text_batch(tok, single=False)
     fixtures("tiny-camembert", CamembertForTokenClassification, folder, out, ids, mask)
 
 
 def gen_distilbert(out, rng):
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
-    cfg = DistilBertConfig(vocab_size=V, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
-                           max_position_embeddings=40, activation="gelu", pad_token_id=0,
+    tok = tok_distilbert()
+    cfg = DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                           max_position_embeddings=64, activation="gelu", pad_token_id=0,
                            initializer_range=0.2, num_labels=2)
     model = DistilBertForSequenceClassification(cfg)
     perturb(model)
     folder = os.path.join(out, "tiny-distilbert")
     save(model, folder)
-    ids, mask = batch(rng, [6, 12, 1, 11], 12, pad=0, special=5, first=3, last=4)
+    save_tok(tok, folder, 64)
+    ids, mask = text_batch(tok)
     fixtures("tiny-distilbert", DistilBertForSequenceClassification, folder, out, ids, mask)
 
 
 def gen_distilbert_sin(out, rng):
-    from transformers import DistilBertConfig, DistilBertModel
-    cfg = DistilBertConfig(vocab_size=V, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
-                           max_position_embeddings=40, sinusoidal_pos_embds=True,
-                           activation="relu", pad_token_id=0, initializer_range=0.2)
-    model = DistilBertModel(cfg)
+    from transformers import DistilBertConfig, DistilBertForTokenClassification
+    tok = tok_distilbert()
+    cfg = DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                           max_position_embeddings=64, sinusoidal_pos_embds=True,
+                           activation="relu", pad_token_id=0, initializer_range=0.2,
+                           num_labels=3)
+    model = DistilBertForTokenClassification(cfg)
     perturb(model)
     folder = os.path.join(out, "tiny-distilbert-sin")
     save(model, folder)
+    save_tok(tok, folder, 64)
     # leave the (computable) sinusoid table out: transformers initialises a missing table with it
     path = os.path.join(folder, "model.safetensors")
     sd = load_torch(path)
-    table = sd.pop("embeddings.position_embeddings.weight")
+    table = sd.pop("distilbert.embeddings.position_embeddings.weight")
     save_torch(sd, path, metadata={"format": "pt"})
     os.chmod(path, 0o644)
-    reloaded = DistilBertModel.from_pretrained(folder).embeddings.position_embeddings.weight
+    reloaded = DistilBertForTokenClassification.from_pretrained(folder)
+    reloaded = reloaded.distilbert.embeddings.position_embeddings.weight
     assert torch.equal(reloaded, table), "transformers did not rebuild the sinusoid table"
-    ids, mask = batch(rng, [7, 12, 4], 12, pad=0, special=5, first=3, last=4)
-    fixtures("tiny-distilbert-sin", DistilBertModel, folder, out, ids, mask,
+    ids, mask = text_batch(tok, single=False)
+    fixtures("tiny-distilbert-sin", DistilBertForTokenClassification, folder, out, ids, mask,
              extra={"position_table": f32(table)})
 
 
 def gen_mpnet(out, rng):
     from transformers import MPNetConfig, MPNetForSequenceClassification
-    cfg = MPNetConfig(vocab_size=V, max_position_embeddings=200, relative_attention_num_buckets=32,
-                      pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-12,
-                      num_labels=2, **COMMON)
+    tok = tok_mpnet()
+    cfg = MPNetConfig(vocab_size=len(tok), max_position_embeddings=200,
+                      relative_attention_num_buckets=32, pad_token_id=1, bos_token_id=0,
+                      eos_token_id=2, layer_norm_eps=1e-12, num_labels=2, **COMMON)
     model = MPNetForSequenceClassification(cfg)
     perturb(model)
     folder = os.path.join(out, "tiny-mpnet")
     save(model, folder)
-    ids, mask = batch(rng, [8, 12, 1, 11], 12, pad=1, special=3, pad_inside=True)
-    long = batch(rng, [160, 150], 160, pad=1, special=3)
+    save_tok(tok, folder, 198)
+    ids, mask = text_batch(tok, pad_inside=True)
+    long = long_batch(tok, 160)
     from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
     rel = torch.arange(-2048, 2049)
     buckets = MPNetEncoder.relative_position_bucket(rel)  # the defaults compute_position_bias uses
@@ -332,15 +451,17 @@ def gen_mpnet(out, rng):
 
 def gen_mpnet_st(out, rng):
     from transformers import MPNetConfig, MPNetModel
-    cfg = MPNetConfig(vocab_size=V, max_position_embeddings=40, relative_attention_num_buckets=32,
-                      pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5,
-                      **COMMON)
+    tok = tok_mpnet()
+    cfg = MPNetConfig(vocab_size=len(tok), max_position_embeddings=66,
+                      relative_attention_num_buckets=32, pad_token_id=1, bos_token_id=0,
+                      eos_token_id=2, layer_norm_eps=1e-5, **COMMON)
     model = MPNetModel(cfg, add_pooling_layer=True)
     perturb(model)
     folder = os.path.join(out, "tiny-mpnet-st")
     save(model, folder)
+    save_tok(tok, folder, 64)
     st = write_st(folder, "mean", cfg.hidden_size)
-    ids, mask = batch(rng, [10, 12, 2, 6], 12, pad=1, special=3)
+    ids, mask = text_batch(tok)
     fixtures("tiny-mpnet-st", MPNetModel, folder, out, ids, mask, st=st)
 
 
