@@ -436,7 +436,9 @@ typedef enum {
   BERTCL_EVENT_LOG = 2,  /* training progress, every log_every optimizer steps and the last */
   BERTCL_EVENT_EVAL = 3, /* an evaluation (metrics set) */
   BERTCL_EVENT_STEP = 4, /* every optimizer step, after its evaluation, export and checkpoint */
-  BERTCL_EVENT_DONE = 5  /* the run is complete (metrics: the best evaluation, if any) */
+  BERTCL_EVENT_DONE = 5, /* the run is complete (metrics: the best evaluation, if any) */
+  BERTCL_EVENT_WARNING = 6 /* a failure the run continues past (bertcl_bench: a grid point, a
+                              backend, a device); bertcl prints it on stderr */
 } bertcl_event;
 
 typedef struct {
@@ -735,6 +737,73 @@ int bertcl_probe_dir_is_probe(const char *dir);
  * opt->input_file: one JSON object a line, {"label": NAME, "probabilities": {NAME: p, ...}}
  * (sequence), as bertcl_predict writes. */
 int bertcl_probe_predict(bertcl_ctx *ctx, const char *probe_dir, const bertcl_predict_options *opt,
+                         bertcl_progress_fn progress, void *user);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Benchmarks: what `bertcl bench` measures and prints (src/bench)                            */
+/*
+ * bertcl_bench measures each device: its facts (name, driver, OpenCL and CLBlast versions,
+ * compute units, clock, memory, the fp32 peak where they give it), bandwidth (device copy; host
+ * to device and back, pageable and pinned), SGEMM on the encoder's own products over a batch x
+ * sequence grid (HGEMM on the largest FFN product where cl_khr_fp16 exists), the encoder's
+ * forward pass (random weights of a named configuration, or a model directory) and one
+ * fine-tuning step (BertForSequenceClassification, 2 labels, dropout 0.1, AdamW). Kernel times
+ * come from OpenCL profiling events, pass times from the wall clock; after warm-up the median
+ * and spread of the repeats are reported, first calls apart. CLBlast's defaults are measured
+ * first, then the parameters stored by bertcl tune; on a CPU device that runs the host BLAS,
+ * that backend too, first. (The automatic application of stored parameters is switched off
+ * for the process during the call and restored after it.)
+ */
+
+#define BERTCL_BENCH_MAX_GRID 16 /* most batch sizes, and most sequence lengths */
+
+typedef struct {
+  const char *device;       /* selector as for bertcl_device_select, or "all": every device in
+                               turn; NULL = $BERTCL_DEVICE / the default */
+  const char *config;       /* random weights of "base", "large", "minilm" or "tiny"; NULL =
+                               "base" unless model_dir is given (not both) */
+  const char *model_dir;    /* a model directory instead (its weights, its configuration) */
+  const int *batches;       /* (nbatches) batch sizes in [1, 65536]; NULL = 1, 8, 32, 128 */
+  int nbatches;             /* 1 .. BERTCL_BENCH_MAX_GRID */
+  const int *seqs;          /* (nseqs) sequence lengths in [1, 65536]; NULL = 128, 512. With
+                               config, lengths above the model's positions are dropped (a
+                               WARNING); none left: an error, or for the default grid the
+                               model's maximum */
+  int nseqs;                /* 1 .. BERTCL_BENCH_MAX_GRID */
+  int warmup;               /* untimed runs before timing, default 2 */
+  int repeat;               /* timed runs, default 10 */
+  size_t bw_bytes;          /* bandwidth test size, default 64 MiB */
+  int finetune_batch;       /* fine-tuning step shape, default 32 x 128 (the sequence capped by
+                               the model's positions); finetune_batch 0: not measured */
+  int finetune_seq;
+  const char *gemm;         /* NULL or "auto": CLBlast, and the host BLAS too on CPU devices that
+                               run it; "clblast"; "blas" */
+  const char *cache_dir;    /* program cache and stored tuning, as bertcl_ctx_options.cache_dir */
+  const char *command;      /* recorded as the report's "command"; NULL = "" */
+} bertcl_bench_options;
+
+/* Fills *opt with the defaults above (what bertcl bench uses). */
+void bertcl_bench_options_init(bertcl_bench_options *opt);
+
+/* Runs the benchmark. progress (may be NULL; its return value is ignored) gets every line of
+ * bertcl bench's tables as a BERTCL_EVENT_INFO (message: one line without its newline, "" for a
+ * blank line) and each failure the run continues past as a BERTCL_EVENT_WARNING.
+ * *report_json (report_json may be NULL) receives the whole report as JSON text, schema
+ * "bertcl-bench/1" (bench/bench.schema.json), what bertcl bench --json writes; release it with
+ * free(). Returns BERTCL_OK when every device was measured. When a device failed: the status of
+ * the first failure, and the report is still set (that device's entry holds "error"). Invalid
+ * options (BERTCL_ERR_INVALID_ARG) or no device list: an error and no report (*report_json
+ * NULL). The message of an error is in bertcl_last_error(NULL). */
+int bertcl_bench(const bertcl_bench_options *opt, bertcl_progress_fn progress, void *user,
+                 char **report_json);
+
+/* Sets report_json (a bertcl_bench report) against an earlier report in baseline_file: for each
+ * device of both (by name), the ratio of bandwidth, the fine-tuning step, every GEMM shape and
+ * every encoder grid point (> 1: faster now), as BERTCL_EVENT_INFO lines (what bertcl bench
+ * --compare prints). BERTCL_ERR_IO or BERTCL_ERR_FORMAT when the baseline cannot be read or is
+ * not a bertcl-bench/1 report, BERTCL_ERR_INVALID_ARG for report_json; the message in
+ * bertcl_last_error(NULL). */
+int bertcl_bench_compare(const char *report_json, const char *baseline_file,
                          bertcl_progress_fn progress, void *user);
 
 #ifdef __cplusplus

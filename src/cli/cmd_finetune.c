@@ -122,6 +122,7 @@ static int print_progress(const bertcl_progress *p, void *user) {
   const printer *pr = user;
   switch (p->event) {
     case BERTCL_EVENT_INFO:
+    case BERTCL_EVENT_WARNING:
     case BERTCL_EVENT_DONE:
       if (!pr->quiet) fprintf(stderr, "finetune: %s\n", p->message);
       break;

@@ -319,10 +319,12 @@ void bc_tuning_ensure(bertcl_ctx *ctx) {
   pthread_mutex_unlock(&g_lock);
 }
 
-void bc_tuning_set_auto(int on) {
+int bc_tuning_set_auto(int on) {
   pthread_mutex_lock(&g_lock);
+  int was = g_auto;
   g_auto = on != 0;
   pthread_mutex_unlock(&g_lock);
+  return was;
 }
 
 int bc_tuning_apply_stored(bertcl_ctx *ctx) {

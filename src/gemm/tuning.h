@@ -81,9 +81,10 @@ const char *bc_tuning_state_name(bc_tuning_state s);
 /* Applies the stored parameters of ctx's device unless that was done (or tried) already in this
  * process. Never fails a run: problems end up in bc_tuning_status. */
 void bc_tuning_ensure(bertcl_ctx *ctx);
-/* Switches the automatic apply of bc_tuning_ensure off (0) or on (1) for this process; bertcl
- * bench switches it off to measure CLBlast's defaults first, then calls bc_tuning_apply_stored. */
-void bc_tuning_set_auto(int on);
+/* Switches the automatic apply of bc_tuning_ensure off (0) or on (1) for this process and
+ * returns the previous setting; bertcl_bench switches it off to measure CLBlast's defaults
+ * first, then calls bc_tuning_apply_stored. */
+int bc_tuning_set_auto(int on);
 /* Loads and applies the stored file now (whatever was applied before); returns BERTCL_OK when
  * parameters were applied or the file says defaults are best, an error with a message else. */
 int bc_tuning_apply_stored(bertcl_ctx *ctx);

@@ -1,6 +1,6 @@
-/* bertcl bench: the time of one fine-tuning step. See bench_train.h. */
+/* bertcl_bench: the time of one fine-tuning step. See bench.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "bench_train.h"
+#include "bench/bench.h"
 
 #include <stdlib.h>
 #include <string.h>
