@@ -1,7 +1,8 @@
 /* bertcl bench and bertcl tune: the JSON report against bench/bench.schema.json (a validator
  * for the schema keywords it uses, plus explicit structural checks, plus Python's jsonschema
- * when installed), --compare, the tuner's parameter and progress files, resuming, and a second
- * process (and bc_gemm's first call) picking the parameters up. */
+ * when installed), --compare, bertcl_bench and bertcl_bench_compare called directly (their
+ * events against the report, their errors), the tuner's parameter and progress files,
+ * resuming, and a second process (and bc_gemm's first call) picking the parameters up. */
 #define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <math.h>
@@ -334,6 +335,200 @@ static void test_bench_json(void **state) {
   free(out);
 }
 
+/* ---- bertcl_bench and bertcl_bench_compare, called in this process --------------------------- */
+
+typedef struct {
+  int info, warnings, newlines;
+  char text[1 << 16]; /* the INFO lines, each ended by a newline, as bertcl bench prints them */
+  size_t len;
+  char warning[1024]; /* the first warning */
+} bench_events;
+
+static int collect(const bertcl_progress *p, void *user) {
+  bench_events *e = user;
+  assert_non_null(p->message);
+  if (p->event == BERTCL_EVENT_WARNING) {
+    if (!e->warnings++) snprintf(e->warning, sizeof e->warning, "%s", p->message);
+    return 0;
+  }
+  assert_int_equal(p->event, BERTCL_EVENT_INFO);
+  e->info++;
+  if (strchr(p->message, '\n')) e->newlines++;
+  int n = snprintf(e->text + e->len, sizeof e->text - e->len, "%s\n", p->message);
+  assert_true(n > 0 && (size_t)n < sizeof e->text - e->len);
+  e->len += (size_t)n;
+  return 0;
+}
+
+static int count_lines(const char *text, const char *needle) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, needle)); p++) n++;
+  return n;
+}
+
+static void test_bench_library(void **state) {
+  (void)state;
+  bertcl_bench_options o;
+  bertcl_bench_options_init(&o); /* bertcl bench's defaults */
+  assert_int_equal(o.warmup, 2);
+  assert_int_equal(o.repeat, 10);
+  assert_int_equal(o.bw_bytes, (size_t)64 << 20);
+  assert_int_equal(o.finetune_batch, 32);
+  assert_int_equal(o.finetune_seq, 128);
+  assert_null(o.batches);
+  assert_null(o.seqs);
+  assert_null(o.config);
+  assert_null(o.gemm);
+
+  /* invalid options: an error with a message, no report, no exit */
+  bench_events *ev = calloc(1, sizeof *ev);
+  assert_non_null(ev);
+  char *report = (char *)"untouched";
+  o.repeat = 0;
+  assert_int_equal(bertcl_bench(&o, collect, ev, &report), BERTCL_ERR_INVALID_ARG);
+  assert_null(report);
+  assert_non_null(strstr(bertcl_last_error(NULL), "repeat 0"));
+  o.repeat = 1;
+  o.config = "nope";
+  assert_int_equal(bertcl_bench(&o, collect, ev, &report), BERTCL_ERR_INVALID_ARG);
+  assert_non_null(strstr(bertcl_last_error(NULL), "unknown configuration 'nope'"));
+  int too_long[] = {1024};
+  o.config = "tiny";
+  o.seqs = too_long;
+  o.nseqs = 1;
+  assert_int_equal(bertcl_bench(&o, collect, ev, &report), BERTCL_ERR_INVALID_ARG);
+  assert_null(report);
+  assert_non_null(strstr(bertcl_last_error(NULL), "no sequence length fits tiny"));
+  assert_int_equal(ev->warnings, 1); /* the lengths dropped */
+  assert_non_null(strstr(ev->warning, "sequence lengths above"));
+  assert_int_equal(ev->info, 0);
+  assert_int_equal(bertcl_bench(NULL, NULL, NULL, &report), BERTCL_ERR_INVALID_ARG);
+  assert_int_equal(bertcl_bench_compare(NULL, "x", NULL, NULL), BERTCL_ERR_INVALID_ARG);
+
+  /* a device that does not exist: the run goes on to the report, whose device holds the error */
+  need_device();
+  int b1[] = {1}, s8[] = {8};
+  memset(ev, 0, sizeof *ev);
+  o.device = "no such device anywhere";
+  o.batches = b1;
+  o.nbatches = 1;
+  o.seqs = s8;
+  o.nseqs = 1;
+  assert_int_equal(bertcl_bench(&o, collect, ev, &report), BERTCL_ERR_NO_DEVICE);
+  assert_non_null(report);
+  assert_int_equal(ev->warnings, 1);
+  assert_non_null(strstr(bertcl_last_error(NULL), "no such device anywhere"));
+  json_error_t je;
+  json_t *r = json_loads(report, 0, &je);
+  assert_non_null(r);
+  assert_non_null(json_object_get(json_array_get(at(r, "devices"), 0), "error"));
+  json_decref(r);
+  free(report);
+
+  /* a small grid on the test device, stored tuning from an empty cache: none */
+  char dir[256], cache[512], base[512];
+  assert_int_equal(bc_test_tmpdir(dir, sizeof dir), 0);
+  snprintf(cache, sizeof cache, "%s/cache", dir);
+  snprintf(base, sizeof base, "%s/baseline.json", dir);
+  int batches[] = {1, 2}, seqs[] = {8, 16};
+  bertcl_bench_options_init(&o);
+  o.device = device_sel();
+  o.config = "tiny";
+  o.batches = batches;
+  o.nbatches = 2;
+  o.seqs = seqs;
+  o.nseqs = 2;
+  o.warmup = 1;
+  o.repeat = 3;
+  o.bw_bytes = 1 << 20;
+  o.finetune_batch = 4;
+  o.finetune_seq = 16;
+  o.cache_dir = cache;
+  o.command = "test_bench_library";
+  memset(ev, 0, sizeof *ev);
+  int st = bertcl_bench(&o, collect, ev, &report);
+  if (st != BERTCL_OK) fprintf(stderr, "bertcl_bench: %s\n", bertcl_last_error(NULL));
+  assert_int_equal(st, BERTCL_OK);
+  assert_non_null(report);
+  assert_int_equal(bc_tuning_set_auto(1), 1); /* the process's setting is back */
+  if (ev->warnings) fprintf(stderr, "warning: %s\n", ev->warning);
+  assert_int_equal(ev->warnings, 0);
+  assert_int_equal(ev->newlines, 0);
+  r = json_loads(report, 0, &je);
+  assert_non_null(r);
+  check_report(r, 0);
+  assert_string_equal(json_string_value(at(r, "command")), "test_bench_library");
+  assert_int_equal(json_integer_value(at(at(r, "model"), "layers")), 2);
+  json_t *dev = json_array_get(at(r, "devices"), 0);
+  assert_string_equal(json_string_value(at(at(dev, "tuning"), "state")), "none");
+
+  /* the events are bertcl bench's tables, and carry the report's figures */
+  const char *text = ev->text;
+  assert_true(strncmp(text, "-----", 5) == 0);
+  char line[512];
+  snprintf(line, sizeof line, "\ndevice   %s | ", json_string_value(at(at(dev, "facts"), "name")));
+  assert_non_null(strstr(text, line));
+  assert_non_null(strstr(text, "\ntuning   none: "));
+  assert_non_null(strstr(text, "\n\nGEMM per call (device time, median; % of the fp32 peak)\n"));
+  assert_non_null(strstr(text, "\n\nencoder forward (2 layers, wall clock, median of 3)\n"));
+  assert_non_null(strstr(text, "\n\nfine-tuning step (BertForSequenceClassification"));
+  json_t *runs = at(dev, "runs");
+  size_t i, k;
+  json_t *run, *e;
+  json_array_foreach(runs, k, run) {
+    json_array_foreach(at(run, "gemm"), i, e) {
+      char ms[32];
+      snprintf(ms, sizeof ms, " %8.3f ", med(e, "device_ms"));
+      snprintf(line, sizeof line, "\n%4d %4d %-12s %6d %6d %6d %5d ",
+               (int)json_integer_value(at(e, "batch")), (int)json_integer_value(at(e, "seq")),
+               json_string_value(at(e, "shape")), (int)json_integer_value(at(e, "m")),
+               (int)json_integer_value(at(e, "n")), (int)json_integer_value(at(e, "k")),
+               (int)json_integer_value(at(e, "batch_count")));
+      const char *row = strstr(text, line);
+      assert_non_null(row);
+      const char *eol = strchr(row + 1, '\n');
+      const char *fig = strstr(row, ms);
+      if (!fig || fig > eol) fprintf(stderr, "'%s' lacks '%s'\n", line + 1, ms);
+      assert_true(fig && fig < eol);
+    }
+    json_array_foreach(at(run, "encoder"), i, e) {
+      char sps[32];
+      snprintf(sps, sizeof sps, " %9.1f ", json_number_value(at(e, "seqs_per_s")));
+      snprintf(line, sizeof line, "\n%4d %4d | ", (int)json_integer_value(at(e, "batch")),
+               (int)json_integer_value(at(e, "seq")));
+      const char *row = strstr(text, line);
+      assert_non_null(row);
+      const char *fig = strstr(row, sps);
+      assert_true(fig && fig < strchr(row + 1, '\n'));
+    }
+  }
+  json_decref(r);
+
+  /* compared with itself: a ratio line for every GEMM shape and grid point; no exit on errors */
+  FILE *f = fopen(base, "w");
+  assert_non_null(f);
+  fputs(report, f);
+  fclose(f);
+  memset(ev, 0, sizeof *ev);
+  assert_int_equal(bertcl_bench_compare(report, base, collect, ev), BERTCL_OK);
+  assert_int_equal(ev->newlines, 0);
+  assert_non_null(strstr(ev->text, "\ncompared with "));
+  assert_int_equal(count_lines(ev->text, "untuned gemm"), 24);
+  assert_int_equal(count_lines(ev->text, "untuned encoder"), 4);
+  /* every line is a ratio of 1 but the blank one, "compared with" and the device's */
+  assert_int_equal(count_lines(ev->text, "then:   1.00x"), ev->info - 3);
+  assert_int_equal(bertcl_bench_compare(report, "/nonexistent/old.json", collect, ev),
+                   BERTCL_ERR_IO);
+  f = fopen(base, "w");
+  assert_non_null(f);
+  fputs("{\"schema\": \"something else\"}", f);
+  fclose(f);
+  assert_int_equal(bertcl_bench_compare(report, base, collect, ev), BERTCL_ERR_FORMAT);
+  assert_non_null(strstr(bertcl_last_error(NULL), "not a bertcl-bench/1 report"));
+  free(report);
+  free(ev);
+}
+
 /* Parameters that compute correctly on any device: small tiles, every product indirect. */
 static const char *k_manual =
     "\"kernels\": {\"Xgemm\": {\"GEMMK\": 0, \"KREG\": 1, \"KWG\": 16, \"KWI\": 2, \"MDIMA\": 8, "
@@ -524,6 +719,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gemm_first_call_applies),
       cmocka_unit_test(test_bench_json),
+      cmocka_unit_test(test_bench_library),
       cmocka_unit_test(test_tune_resume_and_pickup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
