@@ -358,6 +358,93 @@ static void print_rule(bench_opts *bo) {
       "----------------------------------------------------------------------------------\n");
 }
 
+/* The tables bertcl bench prints: one column group per variant. peak in TFLOP/s, 0: unknown;
+ * ftv as in bench_device. */
+static void print_tables(bench_opts *bo, const bc_config *cfg, variant *v, int nv, double peak,
+                         variant *ftv[2], int ft_B, int ft_T) {
+  int known_peak = peak > 0;
+  bc_bench_printf(&bo->out, "\nGEMM per call (device time, median; %% of the fp32 peak)\n");
+  bc_bench_printf(&bo->out, "   B    T shape              m      n      k batch");
+  for (int i = 0; i < nv; i++) bc_bench_printf(&bo->out, " | %-25s", v[i].name);
+  bc_bench_printf(&bo->out, "\n%49s", "");
+  for (int i = 0; i < nv; i++)
+    bc_bench_printf(&bo->out, " | %8s %8s %6s ", "ms", "TFLOP/s", "%peak");
+  bc_bench_printf(&bo->out, "\n");
+  static const char *const sn[BC_ENCODER_NSHAPES] = {"qkv",      "attn_out",    "ffn_up",
+                                                     "ffn_down", "attn_scores", "attn_context"};
+  for (int bi = 0; bi < bo->g.nb; bi++)
+    for (int si = 0; si < bo->g.ns; si++) {
+      int p = bi * bo->g.ns + si, B = bo->g.batches[bi], T = bo->g.seqs[si];
+      bc_gemm_shape sh[BC_ENCODER_NSHAPES];
+      bc_encoder_gemm_shapes(cfg, B, T, sh);
+      for (int k = 0; k < BC_ENCODER_NSHAPES; k++) {
+        bc_bench_printf(&bo->out, "%4d %4d %-12s %6zu %6zu %6zu %5zu", B, T, sn[k], sh[k].m,
+                        sh[k].n, sh[k].k, sh[k].batch);
+        for (int i = 0; i < nv; i++) {
+          if (!v[i].vr->ok[p]) {
+            bc_bench_printf(&bo->out, " | %25s", "(failed; see above)");
+            continue;
+          }
+          double ms = v[i].vr->gemm_ms[p][k];
+          double tf = bc_gemm_shape_flops(&sh[k]) / (ms * 1e-3) / 1e12;
+          char pk[16] = "     -";
+          if (known_peak) snprintf(pk, sizeof pk, "%6.1f", 100 * tf / peak);
+          bc_bench_printf(&bo->out, " | %8.3f %8.3f %s ", ms, tf, pk);
+        }
+        bc_bench_printf(&bo->out, "\n");
+      }
+      bc_bench_printf(&bo->out, "%4d %4d %-12s %27s", B, T, "layer total", "");
+      for (int i = 0; i < nv; i++)
+        if (v[i].vr->ok[p])
+          bc_bench_printf(&bo->out, " | %8.3f %17s", v[i].vr->layer_ms[p], "");
+        else
+          bc_bench_printf(&bo->out, " | %25s", "-");
+      bc_bench_printf(&bo->out, "\n");
+    }
+  bc_bench_printf(&bo->out, "\nencoder forward (%d layers, wall clock, median of %d)\n",
+                  cfg->num_layers, bo->g.repeat);
+  bc_bench_printf(&bo->out, "   B    T");
+  for (int i = 0; i < nv; i++) bc_bench_printf(&bo->out, " | %-38s", v[i].name);
+  bc_bench_printf(&bo->out, "\n%9s", "");
+  for (int i = 0; i < nv; i++)
+    bc_bench_printf(&bo->out, " | %8s %8s %9s %10s", "first ms", "ms", "seqs/s", "tokens/s");
+  bc_bench_printf(&bo->out, "\n");
+  for (int bi = 0; bi < bo->g.nb; bi++)
+    for (int si = 0; si < bo->g.ns; si++) {
+      int p = bi * bo->g.ns + si, B = bo->g.batches[bi], T = bo->g.seqs[si];
+      bc_bench_printf(&bo->out, "%4d %4d", B, T);
+      for (int i = 0; i < nv; i++) {
+        if (!v[i].vr->enc_ok[p]) {
+          bc_bench_printf(&bo->out, " | %38s", "(failed; see above)");
+          continue;
+        }
+        double ms = v[i].vr->enc_ms[p];
+        bc_bench_printf(&bo->out, " | %8.1f %8.2f %9.1f %10.0f", v[i].vr->enc_first[p], ms,
+                        B / (ms * 1e-3), B * T / (ms * 1e-3));
+      }
+      bc_bench_printf(&bo->out, "\n");
+    }
+  if (ft_B > 0) {
+    bc_bench_printf(
+        &bo->out,
+        "\nfine-tuning step (BertForSequenceClassification, dropout 0.1, AdamW, wall clock)\n"
+        "   B    T backend |  first ms  step ms  fwd+bwd ms  examples/s\n");
+    for (int f = 1; f >= 0; f--) {
+      variant *x = ftv[f];
+      if (!x) continue;
+      if (x->ft_state == 1)
+        bc_bench_printf(&bo->out, "%4d %4d %-7s | %9.1f %8.2f %11.2f %11.1f\n", ft_B, ft_T,
+                        bertcl_ctx_gemm(x->ctx), x->ft_first, x->fts.median, x->fbs.median,
+                        ft_B / (x->fts.median * 1e-3));
+      else
+        bc_bench_printf(&bo->out, "%4d %4d %-7s | failed (see above)\n", ft_B, ft_T,
+                        bertcl_ctx_gemm(x->ctx));
+    }
+  } else {
+    bc_bench_printf(&bo->out, "\nfine-tuning step: not measured (--finetune none)\n");
+  }
+}
+
 static json_t *bench_device(const char *selector, bench_opts *bo) {
   json_t *jd = json_object();
   bertcl_ctx *ctx = NULL, *bctx = NULL;
@@ -597,87 +684,7 @@ static json_t *bench_device(const char *selector, bench_opts *bo) {
   json_object_set_new(jd, "finetune", finetune_step(ftv[0], cfg, bo, ft_B, ft_T));
   if (ftv[1]) json_object_set_new(jd, "finetune_blas", finetune_step(ftv[1], cfg, bo, ft_B, ft_T));
 
-  /* the tables: one column group per variant */
-  bc_bench_printf(&bo->out, "\nGEMM per call (device time, median; %% of the fp32 peak)\n");
-  bc_bench_printf(&bo->out, "   B    T shape              m      n      k batch");
-  for (int i = 0; i < nv; i++) bc_bench_printf(&bo->out, " | %-25s", v[i].name);
-  bc_bench_printf(&bo->out, "\n%49s", "");
-  for (int i = 0; i < nv; i++)
-    bc_bench_printf(&bo->out, " | %8s %8s %6s ", "ms", "TFLOP/s", "%peak");
-  bc_bench_printf(&bo->out, "\n");
-  static const char *const sn[BC_ENCODER_NSHAPES] = {"qkv",      "attn_out",    "ffn_up",
-                                                     "ffn_down", "attn_scores", "attn_context"};
-  for (int bi = 0; bi < bo->g.nb; bi++)
-    for (int si = 0; si < bo->g.ns; si++) {
-      int p = bi * bo->g.ns + si, B = bo->g.batches[bi], T = bo->g.seqs[si];
-      bc_gemm_shape sh[BC_ENCODER_NSHAPES];
-      bc_encoder_gemm_shapes(cfg, B, T, sh);
-      for (int k = 0; k < BC_ENCODER_NSHAPES; k++) {
-        bc_bench_printf(&bo->out, "%4d %4d %-12s %6zu %6zu %6zu %5zu", B, T, sn[k], sh[k].m,
-                        sh[k].n, sh[k].k, sh[k].batch);
-        for (int i = 0; i < nv; i++) {
-          if (!v[i].vr->ok[p]) {
-            bc_bench_printf(&bo->out, " | %25s", "(failed; see above)");
-            continue;
-          }
-          double ms = v[i].vr->gemm_ms[p][k];
-          double tf = bc_gemm_shape_flops(&sh[k]) / (ms * 1e-3) / 1e12;
-          char pk[16] = "     -";
-          if (known_peak) snprintf(pk, sizeof pk, "%6.1f", 100 * tf / peak);
-          bc_bench_printf(&bo->out, " | %8.3f %8.3f %s ", ms, tf, pk);
-        }
-        bc_bench_printf(&bo->out, "\n");
-      }
-      bc_bench_printf(&bo->out, "%4d %4d %-12s %27s", B, T, "layer total", "");
-      for (int i = 0; i < nv; i++)
-        if (v[i].vr->ok[p])
-          bc_bench_printf(&bo->out, " | %8.3f %17s", v[i].vr->layer_ms[p], "");
-        else
-          bc_bench_printf(&bo->out, " | %25s", "-");
-      bc_bench_printf(&bo->out, "\n");
-    }
-  bc_bench_printf(&bo->out, "\nencoder forward (%d layers, wall clock, median of %d)\n",
-                  cfg->num_layers, bo->g.repeat);
-  bc_bench_printf(&bo->out, "   B    T");
-  for (int i = 0; i < nv; i++) bc_bench_printf(&bo->out, " | %-38s", v[i].name);
-  bc_bench_printf(&bo->out, "\n%9s", "");
-  for (int i = 0; i < nv; i++)
-    bc_bench_printf(&bo->out, " | %8s %8s %9s %10s", "first ms", "ms", "seqs/s", "tokens/s");
-  bc_bench_printf(&bo->out, "\n");
-  for (int bi = 0; bi < bo->g.nb; bi++)
-    for (int si = 0; si < bo->g.ns; si++) {
-      int p = bi * bo->g.ns + si, B = bo->g.batches[bi], T = bo->g.seqs[si];
-      bc_bench_printf(&bo->out, "%4d %4d", B, T);
-      for (int i = 0; i < nv; i++) {
-        if (!v[i].vr->enc_ok[p]) {
-          bc_bench_printf(&bo->out, " | %38s", "(failed; see above)");
-          continue;
-        }
-        double ms = v[i].vr->enc_ms[p];
-        bc_bench_printf(&bo->out, " | %8.1f %8.2f %9.1f %10.0f", v[i].vr->enc_first[p], ms,
-                        B / (ms * 1e-3), B * T / (ms * 1e-3));
-      }
-      bc_bench_printf(&bo->out, "\n");
-    }
-  if (ft_B > 0) {
-    bc_bench_printf(
-        &bo->out,
-        "\nfine-tuning step (BertForSequenceClassification, dropout 0.1, AdamW, wall clock)\n"
-        "   B    T backend |  first ms  step ms  fwd+bwd ms  examples/s\n");
-    for (int f = 1; f >= 0; f--) {
-      variant *x = ftv[f];
-      if (!x) continue;
-      if (x->ft_state == 1)
-        bc_bench_printf(&bo->out, "%4d %4d %-7s | %9.1f %8.2f %11.2f %11.1f\n", ft_B, ft_T,
-                        bertcl_ctx_gemm(x->ctx), x->ft_first, x->fts.median, x->fbs.median,
-                        ft_B / (x->fts.median * 1e-3));
-      else
-        bc_bench_printf(&bo->out, "%4d %4d %-7s | failed (see above)\n", ft_B, ft_T,
-                        bertcl_ctx_gemm(x->ctx));
-    }
-  } else {
-    bc_bench_printf(&bo->out, "\nfine-tuning step: not measured (--finetune none)\n");
-  }
+  print_tables(bo, cfg, v, nv, known_peak ? peak : 0, ftv, ft_B, ft_T);
 done:
   bc_encoder_free(benc);
   bc_encoder_free(enc);
