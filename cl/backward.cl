@@ -180,6 +180,21 @@ __kernel void layernorm_bwd(__global float *dy,          // (N, C) written
 #endif
 }
 
+// Column c of layernorm_bwd_params, one float at a time.
+inline void layernorm_bwd_params_col(__global float *dw, __global float *db,
+                                     __global const float *dout, __global const float *xin,
+                                     __global const float *stats, const int N, const int C,
+                                     const int c) {
+  float sw = 0.0f, sb = 0.0f;
+  for (int n = 0; n < N; n++) {
+    const float d = dout[(size_t)n * C + c];
+    sw += d * (xin[(size_t)n * C + c] - stats[2 * n]) * stats[2 * n + 1];
+    sb += d;
+  }
+  dw[c] += sw;
+  db[c] += sb;
+}
+
 // dw[c] += sum_n dout * xhat, db[c] += sum_n dout (accumulated); rows in order (deterministic,
 // no atomics). GPU set: one item per column; CPU set: one item per VW columns (loadV along
 // the row, so a work-item reads whole cache lines; the same sums in the same order).
@@ -202,28 +217,20 @@ __kernel void layernorm_bwd_params(__global float *dw, __global float *db,  // (
     storeV(loadV(db + c0) + sb, db + c0);
     return;
   }
-  for (int c = c0; c < C; c++) {
-    float sw = 0.0f, sb = 0.0f;
-    for (int n = 0; n < N; n++) {
-      const float d = dout[(size_t)n * C + c];
-      sw += d * (xin[(size_t)n * C + c] - stats[2 * n]) * stats[2 * n + 1];
-      sb += d;
-    }
-    dw[c] += sw;
-    db[c] += sb;
-  }
+  for (int c = c0; c < C; c++) layernorm_bwd_params_col(dw, db, dout, xin, stats, N, C, c);
 #else
   const int c = (int)get_global_id(0);
   if (c >= C) return;
-  float sw = 0.0f, sb = 0.0f;
-  for (int n = 0; n < N; n++) {
-    const float d = dout[(size_t)n * C + c];
-    sw += d * (xin[(size_t)n * C + c] - stats[2 * n]) * stats[2 * n + 1];
-    sb += d;
-  }
-  dw[c] += sw;
-  db[c] += sb;
+  layernorm_bwd_params_col(dw, db, dout, xin, stats, N, C, c);
 #endif
+}
+
+// Column c of colsum_bwd, one float at a time.
+inline void colsum_bwd_col(__global float *db, __global const float *d, const int N, const int C,
+                           const int c) {
+  float s = 0.0f;
+  for (int n = 0; n < N; n++) s += d[(size_t)n * C + c];
+  db[c] += s;
 }
 
 // db[c] += sum_n d[n, c] (bias gradients), rows in order. GPU set: one item per column; CPU set:
@@ -238,17 +245,11 @@ __kernel void colsum_bwd(__global float *db, __global const float *d, const int 
     storeV(loadV(db + c0) + s, db + c0);
     return;
   }
-  for (int c = c0; c < C; c++) {
-    float s = 0.0f;
-    for (int n = 0; n < N; n++) s += d[(size_t)n * C + c];
-    db[c] += s;
-  }
+  for (int c = c0; c < C; c++) colsum_bwd_col(db, d, N, C, c);
 #else
   const int c = (int)get_global_id(0);
   if (c >= C) return;
-  float s = 0.0f;
-  for (int n = 0; n < N; n++) s += d[(size_t)n * C + c];
-  db[c] += s;
+  colsum_bwd_col(db, d, N, C, c);
 #endif
 }
 

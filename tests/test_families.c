@@ -1027,60 +1027,91 @@ typedef struct {
   const char *key;  /* prefix of the loss, logits and grad.* keys ("cls." in BERT's fixture) */
 } train_case;
 
+/* The training fixtures: the families' (tests/gen/gen_family_train_fixtures.py), then BERT's
+ * (tests/gen/gen_train_fixtures.py: it holds its classifier), which test_family_training_step
+ * alone reads. */
+static const train_case train_cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE, ""},
+                                         {"tiny-distilbert", REF_TASK_SEQUENCE, ""},
+                                         {"tiny-mpnet", REF_TASK_SEQUENCE, ""},
+                                         {"tiny-camembert", REF_TASK_TOKEN, ""},
+                                         {"tiny-bert", REF_TASK_SEQUENCE, "cls."}};
+#define N_TRAIN_CASES (sizeof train_cases / sizeof train_cases[0])
+#define N_FAMILY_TRAIN_CASES (N_TRAIN_CASES - 1)
+
+/* A training fixture's model and batch. */
+typedef struct {
+  test_model tm;
+  bc_st_file *fx;
+  int32_t *ids, *mask, *types, *labels; /* (B, T), (B, T), (B, T) or NULL, (rows) */
+  int B, T, K, seq; /* K from the fixture's logits; seq: a sequence task */
+  size_t BT, rows;  /* rows: B (sequence) or B*T (token) */
+} train_batch;
+
+static void train_batch_open(train_batch *tb, const train_case *tc) {
+  int bert = !strcmp(tc->name, "tiny-bert");
+  char dir[1024], rel[256], key[96];
+  if (bert)
+    bc_test_data_path(dir, sizeof dir, "tiny-bert");
+  else
+    family_dir(dir, sizeof dir, tc->name);
+  model_open(&tb->tm, dir);
+  if (bert)
+    snprintf(rel, sizeof rel, "tiny-train-ref.safetensors");
+  else
+    snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
+  bc_st_file *fx = tb->fx = bc_test_fixture_open(rel);
+  int64_t shape[2];
+  tb->ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
+  tb->B = (int)shape[0], tb->T = (int)shape[1], tb->seq = tc->task == REF_TASK_SEQUENCE;
+  tb->BT = (size_t)tb->B * tb->T, tb->rows = tb->seq ? (size_t)tb->B : tb->BT;
+  tb->mask = bc_test_fixture_i32(fx, "attention_mask", tb->BT, NULL);
+  tb->types = has(fx, "token_type_ids") ? bc_test_fixture_i32(fx, "token_type_ids", tb->BT, NULL)
+                                        : NULL;
+  tb->labels = bc_test_fixture_i32(fx, "labels", tb->rows, NULL);
+  snprintf(key, sizeof key, "%slogits", tc->key);
+  const bc_st_tensor *lt = bc_st_find(fx, key);
+  assert_non_null(lt);
+  tb->K = (int)lt->shape[lt->ndim - 1];
+}
+
+static void train_batch_close(train_batch *tb) {
+  free(tb->labels);
+  free(tb->types);
+  free(tb->mask);
+  free(tb->ids);
+  bc_test_fixture_close(tb->fx);
+  model_close(&tb->tm);
+}
+
 static void test_family_training_step(void **state) {
   (void)state;
   /* BERT's training fixture (tests/gen/gen_train_fixtures.py) holds its classifier: the same
    * schedule, checked against transformers too */
-  static const train_case cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE, ""},
-                                     {"tiny-distilbert", REF_TASK_SEQUENCE, ""},
-                                     {"tiny-mpnet", REF_TASK_SEQUENCE, ""},
-                                     {"tiny-camembert", REF_TASK_TOKEN, ""},
-                                     {"tiny-bert", REF_TASK_SEQUENCE, "cls."}};
   int ok = 1;
-  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-    const train_case *tc = &cases[ci];
+  for (size_t ci = 0; ci < N_TRAIN_CASES; ci++) {
+    const train_case *tc = &train_cases[ci];
     int bert = !strcmp(tc->name, "tiny-bert");
-    char dir[1024], rel[256], key[96];
-    if (bert)
-      bc_test_data_path(dir, sizeof dir, "tiny-bert");
-    else
-      family_dir(dir, sizeof dir, tc->name);
-    test_model tm;
-    model_open(&tm, dir);
-    const bc_config *cfg = &tm.cfg;
-    if (bert)
-      snprintf(rel, sizeof rel, "tiny-train-ref.safetensors");
-    else
-      snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
-    bc_st_file *fx = bc_test_fixture_open(rel);
-    int64_t shape[2];
-    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
-    int B = (int)shape[0], T = (int)shape[1];
-    size_t BT = (size_t)B * T;
-    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", BT, NULL);
-    int32_t *types = has(fx, "token_type_ids") ? bc_test_fixture_i32(fx, "token_type_ids", BT, NULL)
-                                               : NULL;
-    int seq = tc->task == REF_TASK_SEQUENCE;
-    int32_t *labels = bc_test_fixture_i32(fx, "labels", seq ? (size_t)B : BT, NULL);
-    snprintf(key, sizeof key, "%slogits", tc->key);
-    const bc_st_tensor *lt = bc_st_find(fx, key);
-    assert_non_null(lt);
-    int K = (int)lt->shape[lt->ndim - 1];
-    size_t rows = seq ? (size_t)B : BT;
+    char key[96];
+    train_batch tb;
+    train_batch_open(&tb, tc);
+    const bc_config *cfg = &tb.tm.cfg;
+    int B = tb.B, T = tb.T, K = tb.K;
+    int32_t *ids = tb.ids, *mask = tb.mask, *types = tb.types, *labels = tb.labels;
     float *cls_w = NULL, *cls_b = NULL;
     if (bert) { /* BertForSequenceClassification: the pooler and the fixture's classifier */
-      cls_w = bc_test_fixture_f32(fx, "cls.classifier.weight", (size_t)K * cfg->hidden_size);
-      cls_b = bc_test_fixture_f32(fx, "cls.classifier.bias", (size_t)K);
-      tm.w.cls_w = cls_w, tm.w.cls_b = cls_b;
-      tm.w.head_w = tm.w.pool_w, tm.w.head_b = tm.w.pool_b;
+      cls_w = bc_test_fixture_f32(tb.fx, "cls.classifier.weight", (size_t)K * cfg->hidden_size);
+      cls_b = bc_test_fixture_f32(tb.fx, "cls.classifier.bias", (size_t)K);
+      tb.tm.w.cls_w = cls_w, tb.tm.w.cls_b = cls_b;
+      tb.tm.w.head_w = tb.tm.w.pool_w, tb.tm.w.head_b = tb.tm.w.pool_b;
     }
 
     flat_view pv, gv, mv, vv;
-    view_bind(&pv, cfg, &tm.w, K, 1);
-    view_bind(&gv, cfg, &tm.w, K, 0);
+    view_bind(&pv, cfg, &tb.tm.w, K, 1);
+    view_bind(&gv, cfg, &tb.tm.w, K, 0);
     /* every tensor transformers trains has a gradient here, and the Trainer's no-decay group is
      * the table's */
-    const char *no_decay = bc_st_metadata(fx, "no_decay"), *params = bc_st_metadata(fx, "parameters");
+    const char *no_decay = bc_st_metadata(tb.fx, "no_decay"),
+               *params = bc_st_metadata(tb.fx, "parameters");
     assert_true(no_decay && (params || bert));
     int nparams = 0;
     for (const char *q = params; q && (q = strchr(q, '"')); q = strchr(q + 1, '"') + 1) nparams++;
@@ -1104,24 +1135,24 @@ static void test_family_training_step(void **state) {
 
     /* one forward and backward on the whole batch */
     double loss = 0.0;
-    float *logits = malloc(rows * K * sizeof(float));
+    float *logits = malloc(tb.rows * K * sizeof(float));
     assert_non_null(logits);
     int st = ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, types, mask, labels, NULL, B, T, NULL,
                               1.0f, &gv.w, &loss, logits);
     if (st != BERTCL_OK) fail_msg("ref_task_fwd_bwd %s: %s", tc->name, bertcl_last_error(NULL));
     snprintf(key, sizeof key, "%sloss", tc->key);
-    float *want_loss = bc_test_fixture_f32(fx, key, 1);
+    float *want_loss = bc_test_fixture_f32(tb.fx, key, 1);
     printf("%s (%s head, K=%d, B=%d T=%d): loss %.7f vs transformers %.7f\n", tc->name,
-           seq ? "sequence" : "token", K, B, T, loss, (double)want_loss[0]);
+           tb.seq ? "sequence" : "token", K, B, T, loss, (double)want_loss[0]);
     if (fabs(loss - want_loss[0]) > 1e-5 * (1.0 + fabs(want_loss[0]))) ok = 0;
     snprintf(key, sizeof key, "%slogits", tc->key);
-    compare(fx, tc->name, key, logits, rows * K, 1e-5f, &ok);
+    compare(tb.fx, tc->name, key, logits, tb.rows * K, 1e-5f, &ok);
     double worst = 0.0;
     for (int i = 0; i < gv.n; i++) {
       char name[200];
       snprintf(name, sizeof name, "%sgrad.%s", tc->key, gv.p[i].name);
       size_t numel = view_numel(&gv, i);
-      float *want = bc_test_fixture_f32(fx, name, numel);
+      float *want = bc_test_fixture_f32(tb.fx, name, numel);
       if (!bc_check_close(name, gv.flat + gv.off[i], want, numel, 2e-5f, 1e-4f, 0)) ok = 0;
       double d = bc_max_abs_diff(gv.flat + gv.off[i], want, numel);
       if (d > worst) worst = d;
@@ -1130,10 +1161,11 @@ static void test_family_training_step(void **state) {
     printf("  every gradient (%d tensors): max |ref - transformers| = %.3g\n", gv.n, worst);
 
     /* three AdamW steps, two micro-batches each (the recipe in the fixture's metadata) */
-    view_bind(&mv, cfg, &tm.w, K, 0);
-    view_bind(&vv, cfg, &tm.w, K, 0);
-    float *wl = bc_test_fixture_f32(fx, "adamw.loss", 3), *wn = bc_test_fixture_f32(fx, "adamw.grad_norm", 3);
-    float *wlr = bc_test_fixture_f32(fx, "adamw.lr", 3);
+    view_bind(&mv, cfg, &tb.tm.w, K, 0);
+    view_bind(&vv, cfg, &tb.tm.w, K, 0);
+    float *wl = bc_test_fixture_f32(tb.fx, "adamw.loss", 3),
+          *wn = bc_test_fixture_f32(tb.fx, "adamw.grad_norm", 3);
+    float *wlr = bc_test_fixture_f32(tb.fx, "adamw.lr", 3);
     int mb = B / 2;
     for (int step = 0; step < 3; step++) {
       memset(gv.flat, 0, gv.total * sizeof(float));
@@ -1142,7 +1174,7 @@ static void test_family_training_step(void **state) {
         size_t r0 = (size_t)j * mb * T;
         double lj = 0.0;
         st = ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids + r0, types ? types + r0 : NULL,
-                              mask + r0, labels + (seq ? (size_t)j * mb : r0), NULL, mb, T, NULL,
+                              mask + r0, labels + (tb.seq ? (size_t)j * mb : r0), NULL, mb, T, NULL,
                               0.5f, &gv.w, &lj, NULL);
         assert_int_equal(st, BERTCL_OK);
         total += lj / 2;
@@ -1164,7 +1196,7 @@ static void test_family_training_step(void **state) {
       char name[200];
       snprintf(name, sizeof name, "adamw.%s", pv.p[i].name);
       size_t numel = view_numel(&pv, i);
-      float *want = bc_test_fixture_f32(fx, name, numel);
+      float *want = bc_test_fixture_f32(tb.fx, name, numel);
       const char *kb = bc_family_get(cfg->family)->names.k_b;
       size_t nl = strlen(pv.p[i].name), kl = strlen(kb);
       if (nl >= kl && strcmp(pv.p[i].name + nl - kl, kb) == 0) {
@@ -1193,12 +1225,7 @@ static void test_family_training_step(void **state) {
     view_free(&mv);
     view_free(&gv);
     view_free(&pv);
-    free(labels);
-    free(types);
-    free(mask);
-    free(ids);
-    bc_test_fixture_close(fx);
-    model_close(&tm);
+    train_batch_close(&tb);
   }
   assert_true(ok);
 }
@@ -1209,36 +1236,22 @@ static void test_family_training_step(void **state) {
  * bias, the head's dense layer and classifier) and of a layer's weights. */
 static void test_family_training_dropout_fd(void **state) {
   (void)state;
-  static const train_case cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE, ""},
-                                     {"tiny-distilbert", REF_TASK_SEQUENCE, ""},
-                                     {"tiny-mpnet", REF_TASK_SEQUENCE, ""},
-                                     {"tiny-camembert", REF_TASK_TOKEN, ""}};
   int ok = 1;
-  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-    const train_case *tc = &cases[ci];
-    char dir[1024], rel[256];
-    family_dir(dir, sizeof dir, tc->name);
-    test_model tm;
-    model_open(&tm, dir);
-    const bc_config *cfg = &tm.cfg;
-    snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
-    bc_st_file *fx = bc_test_fixture_open(rel);
-    int64_t shape[2];
-    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
-    int B = (int)shape[0], T = (int)shape[1], seq = tc->task == REF_TASK_SEQUENCE;
-    size_t BT = (size_t)B * T;
-    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", BT, NULL);
-    int32_t *labels = bc_test_fixture_i32(fx, "labels", seq ? (size_t)B : BT, NULL);
-    const bc_st_tensor *lt = bc_st_find(fx, "logits");
-    int K = (int)lt->shape[lt->ndim - 1], L = cfg->num_layers;
+  for (size_t ci = 0; ci < N_FAMILY_TRAIN_CASES; ci++) {
+    const train_case *tc = &train_cases[ci];
+    train_batch tb;
+    train_batch_open(&tb, tc);
+    const bc_config *cfg = &tb.tm.cfg;
+    int B = tb.B, T = tb.T, K = tb.K, L = cfg->num_layers;
+    int32_t *ids = tb.ids, *mask = tb.mask, *labels = tb.labels;
     ref_dropout sites[REF_FWD_DROP_SITES(2) + 2];
     assert_int_equal(L, 2);
     for (int k = 0; k < REF_FWD_DROP_SITES(2) + 2; k++)
       sites[k] = (ref_dropout){0.1f, 99, 3, (uint32_t)(k + 1)};
     ref_task_dropout drop = {sites, &sites[REF_FWD_DROP_SITES(2)], &sites[REF_FWD_DROP_SITES(2) + 1]};
     flat_view pv, gv;
-    view_bind(&pv, cfg, &tm.w, K, 1);
-    view_bind(&gv, cfg, &tm.w, K, 0);
+    view_bind(&pv, cfg, &tb.tm.w, K, 1);
+    view_bind(&gv, cfg, &tb.tm.w, K, 0);
     double loss0 = 0.0, nodrop = 0.0;
     assert_int_equal(ref_task_fwd_bwd(cfg, &pv.w, tc->task, K, ids, NULL, mask, labels, NULL, B, T,
                                       &drop, 1.0f, &gv.w, &loss0, NULL), BERTCL_OK);
@@ -1284,11 +1297,7 @@ static void test_family_training_dropout_fd(void **state) {
            tc->name, checked, worst);
     view_free(&gv);
     view_free(&pv);
-    free(labels);
-    free(mask);
-    free(ids);
-    bc_test_fixture_close(fx);
-    model_close(&tm);
+    train_batch_close(&tb);
   }
   assert_true(ok);
 }
@@ -1351,39 +1360,23 @@ static void test_family_device_training(void **state) {
   (void)state;
   bertcl_ctx *ctx = bc_test_ctx();
   if (!ctx) skip();
-  static const train_case cases[] = {{"tiny-roberta", REF_TASK_SEQUENCE, ""},
-                                     {"tiny-distilbert", REF_TASK_SEQUENCE, ""},
-                                     {"tiny-mpnet", REF_TASK_SEQUENCE, ""},
-                                     {"tiny-camembert", REF_TASK_TOKEN, ""}};
   int ok = 1;
-  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-    const train_case *tc = &cases[ci];
-    char dir[1024], rel[256];
-    family_dir(dir, sizeof dir, tc->name);
-    test_model tm;
-    model_open(&tm, dir);
-    const bc_config *cfg = &tm.cfg;
-    snprintf(rel, sizeof rel, "families/%s-train-ref.safetensors", tc->name);
-    bc_st_file *fx = bc_test_fixture_open(rel);
-    int64_t shape[2];
-    int32_t *ids = bc_test_fixture_i32(fx, "input_ids", 0, shape);
-    int B = (int)shape[0], T = (int)shape[1], seq = tc->task == REF_TASK_SEQUENCE;
-    size_t BT = (size_t)B * T, rows = seq ? (size_t)B : BT;
-    int32_t *mask = bc_test_fixture_i32(fx, "attention_mask", BT, NULL);
-    int32_t *types = has(fx, "token_type_ids") ? bc_test_fixture_i32(fx, "token_type_ids", BT, NULL)
-                                               : NULL;
-    int32_t *labels = bc_test_fixture_i32(fx, "labels", rows, NULL);
-    const bc_st_tensor *lt = bc_st_find(fx, "logits");
-    int K = (int)lt->shape[lt->ndim - 1];
-    bc_head_kind head = seq ? BC_HEAD_SEQUENCE : BC_HEAD_TOKEN;
+  for (size_t ci = 0; ci < N_FAMILY_TRAIN_CASES; ci++) {
+    const train_case *tc = &train_cases[ci];
+    train_batch tb;
+    train_batch_open(&tb, tc);
+    const bc_config *cfg = &tb.tm.cfg;
+    int B = tb.B, T = tb.T, K = tb.K;
+    int32_t *ids = tb.ids, *mask = tb.mask, *types = tb.types, *labels = tb.labels;
+    bc_head_kind head = tb.seq ? BC_HEAD_SEQUENCE : BC_HEAD_TOKEN;
 
     /* the layout: transformers' parameters (as a set: bertcl orders them by model.h's tables,
      * transformers by module registration) and the Trainer's decay groups */
     bc_layout lay;
-    assert_int_equal(bc_layout_init(&lay, cfg, K, seq), BERTCL_OK);
+    assert_int_equal(bc_layout_init(&lay, cfg, K, tb.seq), BERTCL_OK);
     json_error_t je;
-    json_t *names = json_loads(bc_st_metadata(fx, "parameters"), 0, &je);
-    const char *no_decay = bc_st_metadata(fx, "no_decay");
+    json_t *names = json_loads(bc_st_metadata(tb.fx, "parameters"), 0, &je);
+    const char *no_decay = bc_st_metadata(tb.fx, "no_decay");
     assert_true(json_is_array(names) && no_decay);
     if (json_array_size(names) != (size_t)lay.count) {
       printf("%s: transformers trains %zu tensors, the layout has %d\n", tc->name,
@@ -1407,9 +1400,9 @@ static void test_family_device_training(void **state) {
     }
     json_decref(names);
     float *flat = calloc(lay.total, sizeof(float)), *grad = calloc(lay.total, sizeof(float));
-    float *rgrad = calloc(lay.total, sizeof(float)), *logits = malloc(rows * K * sizeof(float));
+    float *rgrad = calloc(lay.total, sizeof(float)), *logits = malloc(tb.rows * K * sizeof(float));
     assert_true(flat && grad && rgrad && logits);
-    assert_int_equal(bc_weights_gather(flat, &lay, &tm.w), BERTCL_OK);
+    assert_int_equal(bc_weights_gather(flat, &lay, &tb.tm.w), BERTCL_OK);
     bc_trainer *tr = NULL;
     if (bc_trainer_create(ctx, cfg, head, K, flat, 0, &tr) != BERTCL_OK)
       fail_msg("bc_trainer_create %s: %s", tc->name, bertcl_last_error(ctx));
@@ -1421,25 +1414,26 @@ static void test_family_device_training(void **state) {
                            logits) != BERTCL_OK)
       fail_msg("bc_trainer_fwd_bwd %s: %s", tc->name, bertcl_last_error(ctx));
     assert_int_equal(bc_trainer_read(tr, BC_TR_GRADS, grad), BERTCL_OK);
-    float *want_loss = bc_test_fixture_f32(fx, "loss", 1);
+    float *want_loss = bc_test_fixture_f32(tb.fx, "loss", 1);
     if (fabs(loss - want_loss[0]) > 1e-5 * (1.0 + fabs(want_loss[0]))) ok = 0;
-    float *want_logits = bc_test_fixture_f32(fx, "logits", rows * K);
-    double dl = bc_max_abs_diff(logits, want_logits, rows * K);
-    if (!bc_check_close("trainer logits", logits, want_logits, rows * K, 1e-5f, 0, 0)) ok = 0;
-    float **wg = fixture_tensors(fx, &lay, "grad.");
+    float *want_logits = bc_test_fixture_f32(tb.fx, "logits", tb.rows * K);
+    double dl = bc_max_abs_diff(logits, want_logits, tb.rows * K);
+    if (!bc_check_close("trainer logits", logits, want_logits, tb.rows * K, 1e-5f, 0, 0)) ok = 0;
+    float **wg = fixture_tensors(tb.fx, &lay, "grad.");
     char what[400];
     snprintf(what, sizeof what, "trainer %s grad vs transformers", tc->name);
     const char *kb = bc_family_get(cfg->family)->names.k_b;
     double wrel = check_tensors(&lay, grad, wg, 2e-5, 1e-4f, kb, what, &ok);
     printf("%s (OpenCL trainer, %s head, K=%d, B=%d T=%d): loss %.7f vs transformers %.7f, logits "
            "max |diff| %.3g; %d gradients, max over tensors of max |diff| / max |grad| = %.3g\n",
-           tc->name, seq ? "sequence" : "token", K, B, T, loss, (double)want_loss[0], dl,
+           tc->name, tb.seq ? "sequence" : "token", K, B, T, loss, (double)want_loss[0], dl,
            lay.count, wrel);
     free_tensors(wg, lay.count);
 
     /* three AdamW steps of two micro-batches */
-    float *wl = bc_test_fixture_f32(fx, "adamw.loss", 3), *wn = bc_test_fixture_f32(fx, "adamw.grad_norm", 3);
-    float *wlr = bc_test_fixture_f32(fx, "adamw.lr", 3);
+    float *wl = bc_test_fixture_f32(tb.fx, "adamw.loss", 3),
+          *wn = bc_test_fixture_f32(tb.fx, "adamw.grad_norm", 3);
+    float *wlr = bc_test_fixture_f32(tb.fx, "adamw.lr", 3);
     bc_adamw_cfg ac = {0.9f, 0.999f, 1e-8f, 0.01f};
     int mb = B / 2;
     for (int step = 0; step < 3; step++) {
@@ -1449,7 +1443,7 @@ static void test_family_device_training(void **state) {
         size_t r0 = (size_t)j * mb * T;
         double lj = 0.0;
         if (bc_trainer_fwd_bwd(tr, ids + r0, types ? types + r0 : NULL, mask + r0,
-                               labels + (seq ? (size_t)j * mb : r0), NULL, mb, T, NULL, 0.5f, 1,
+                               labels + (tb.seq ? (size_t)j * mb : r0), NULL, mb, T, NULL, 0.5f, 1,
                                &lj, NULL) != BERTCL_OK)
           fail_msg("%s step %d: %s", tc->name, step, bertcl_last_error(ctx));
         total += lj / 2;
@@ -1470,7 +1464,7 @@ static void test_family_device_training(void **state) {
       const bc_tensor *t = &lay.t[i];
       char name[200];
       snprintf(name, sizeof name, "adamw.%s", t->name);
-      float *want = bc_test_fixture_f32(fx, name, t->numel);
+      float *want = bc_test_fixture_f32(tb.fx, name, t->numel);
       size_t nl = strlen(t->name), kl = strlen(kb);
       /* the key bias: rounding noise on both sides, which Adam turns into steps of about
        * +-lr (see test_family_training_step) */
@@ -1498,7 +1492,7 @@ static void test_family_device_training(void **state) {
     bc_grads g;
     assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
     assert_int_equal(bc_grads_bind(&g, &lay, rgrad), BERTCL_OK);
-    int st = seq ? ref_cls_fwd_bwd(cfg, &w, K, ids, types, mask, labels, NULL, B, T, &drop, 1.0f,
+    int st = tb.seq ? ref_cls_fwd_bwd(cfg, &w, K, ids, types, mask, labels, NULL, B, T, &drop, 1.0f,
                                    &g, &rloss, NULL)
                  : ref_tok_fwd_bwd(cfg, &w, K, ids, types, mask, labels, B, T, &drop, 1.0f, &g,
                                    &rloss, NULL);
@@ -1531,12 +1525,7 @@ static void test_family_device_training(void **state) {
     free(grad);
     free(flat);
     bc_layout_free(&lay);
-    free(labels);
-    free(types);
-    free(mask);
-    free(ids);
-    bc_test_fixture_close(fx);
-    model_close(&tm);
+    train_batch_close(&tb);
   }
   bertcl_ctx_free(ctx);
   assert_true(ok);

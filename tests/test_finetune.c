@@ -28,14 +28,25 @@ typedef struct {
   char dir[512], model[512], dev[256];
 } env;
 
+/* ctx's device, a new temporary folder and tiny-bert. */
+static void env_init(env *e, bertcl_ctx *ctx) {
+  snprintf(e->dev, sizeof e->dev, "%s", bertcl_ctx_device(ctx)->name);
+  assert_int_equal(bc_test_tmpdir(e->dir, sizeof e->dir), 0);
+  bc_test_data_path(e->model, sizeof e->model, "tiny-bert");
+}
+
 static int setup_env(env *e) {
   bertcl_ctx *ctx = bc_test_ctx();
   if (!ctx) return 0;
-  snprintf(e->dev, sizeof e->dev, "%s", bertcl_ctx_device(ctx)->name);
+  env_init(e, ctx);
   bertcl_ctx_free(ctx);
-  assert_int_equal(bc_test_tmpdir(e->dir, sizeof e->dir), 0);
-  bc_test_data_path(e->model, sizeof e->model, "tiny-bert");
   return 1;
+}
+
+/* A model directory's weights and tokenizer. */
+static void load_model(const char *dir, bertcl_model **m, bertcl_tokenizer **tok) {
+  assert_int_equal(bertcl_model_load(m, dir), BERTCL_OK);
+  assert_int_equal(bertcl_tokenizer_load(tok, dir), BERTCL_OK);
 }
 
 static void done_env(env *e) {
@@ -509,9 +520,7 @@ static void test_finetune_library_api(void **state) {
   bertcl_ctx *ctx = bc_test_ctx();
   if (!ctx) skip();
   env e;
-  assert_int_equal(bc_test_tmpdir(e.dir, sizeof e.dir), 0);
-  bc_test_data_path(e.model, sizeof e.model, "tiny-bert");
-  snprintf(e.dev, sizeof e.dev, "%s", bertcl_ctx_device(ctx)->name);
+  env_init(&e, ctx);
   char train[700], a[700], b[700], pa[800], pb[800], cmd[4096];
   snprintf(train, sizeof train, "%s/train.jsonl", e.dir);
   snprintf(a, sizeof a, "%s/full", e.dir);
@@ -519,8 +528,7 @@ static void test_finetune_library_api(void **state) {
   write_jsonl(train, 40, 13); /* 5 micro-batches of 8: 5 steps an epoch, 10 in all */
   bertcl_model *m = NULL;
   bertcl_tokenizer *tok = NULL;
-  assert_int_equal(bertcl_model_load(&m, e.model), BERTCL_OK);
-  assert_int_equal(bertcl_tokenizer_load(&tok, e.model), BERTCL_OK);
+  load_model(e.model, &m, &tok);
   bertcl_finetune_options o;
   bertcl_finetune_options_init(&o);
   o.train_file = train;
@@ -710,9 +718,7 @@ static void test_finetune_ner(void **state) {
   bertcl_ctx *ctx = bc_test_ctx();
   if (!ctx) skip();
   env e;
-  assert_int_equal(bc_test_tmpdir(e.dir, sizeof e.dir), 0);
-  bc_test_data_path(e.model, sizeof e.model, "tiny-bert");
-  snprintf(e.dev, sizeof e.dev, "%s", bertcl_ctx_device(ctx)->name);
+  env_init(&e, ctx);
   char train[700], dev[700], out[700], pred[700], cmd[4096], bad[700];
   snprintf(train, sizeof train, "%s/train.conll", e.dir);
   snprintf(dev, sizeof dev, "%s/dev.conll", e.dir);
@@ -722,8 +728,7 @@ static void test_finetune_ner(void **state) {
   write_conll(dev, 32, 32);
   bertcl_model *m = NULL;
   bertcl_tokenizer *tok = NULL;
-  assert_int_equal(bertcl_model_load(&m, e.model), BERTCL_OK);
-  assert_int_equal(bertcl_tokenizer_load(&tok, e.model), BERTCL_OK);
+  load_model(e.model, &m, &tok);
   bertcl_finetune_options o;
   bertcl_finetune_options_init(&o);
   o.train_file = train;
@@ -871,8 +876,7 @@ static void test_finetune_families(void **state) {
   write_conll(train, 64, 31);
   bertcl_model *m = NULL;
   bertcl_tokenizer *tok = NULL;
-  assert_int_equal(bertcl_model_load(&m, model), BERTCL_OK);
-  assert_int_equal(bertcl_tokenizer_load(&tok, model), BERTCL_OK);
+  load_model(model, &m, &tok);
   bertcl_finetune_options o;
   bertcl_finetune_options_init(&o);
   o.train_file = train;

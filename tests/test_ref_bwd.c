@@ -1079,49 +1079,41 @@ static void adamw_case(int tok) {
   bc_grads g;
   assert_int_equal(bc_weights_bind(&w, &lay, flat), BERTCL_OK);
   assert_int_equal(bc_grads_bind(&g, &lay, grad), BERTCL_OK);
-  const float lr = (float)tiny_meta_num(&t, "lr"), wd = (float)tiny_meta_num(&t, "weight_decay");
-  const float eps = (float)tiny_meta_num(&t, "eps"), max_norm = (float)tiny_meta_num(&t, "max_grad_norm");
-  const char *betas = strstr(bc_st_metadata(t.fx, "adamw"), "\"betas\": [");
-  assert_non_null(betas);
-  char *endp;
-  float b1 = strtof(betas + 10, &endp), b2 = strtof(endp + 1, NULL);
-  int warmup = (int)tiny_meta_num(&t, "warmup_steps"), total = (int)tiny_meta_num(&t, "total_steps");
-  int accum = (int)tiny_meta_num(&t, "grad_accum");
-  assert_true(total == 3 && accum >= 1 && t.B % accum == 0);
-  bc_adamw_cfg ac = {b1, b2, eps, wd};
+  tiny_recipe r;
+  tiny_recipe_read(&t, &r);
   snprintf(fname, sizeof fname, "%s.loss", pre);
   float *want_loss = bc_test_fixture_f32(t.fx, fname, 3);
   snprintf(fname, sizeof fname, "%s.grad_norm", pre);
   float *want_norm = bc_test_fixture_f32(t.fx, fname, 3);
   snprintf(fname, sizeof fname, "%s.lr", pre);
   float *want_lr = bc_test_fixture_f32(t.fx, fname, 3);
-  int mb = t.B / accum, ok = 1;
-  for (int s = 0; s < total; s++) {
+  int mb = t.B / r.accum, ok = 1;
+  for (int s = 0; s < r.total; s++) {
     memset(grad, 0, lay.total * sizeof(float));
     double step_loss = 0.0;
-    for (int j = 0; j < accum; j++) {
+    for (int j = 0; j < r.accum; j++) {
       size_t r0 = (size_t)j * mb * t.T;
       double l = 0.0;
       if (tok)
         assert_int_equal(ref_tok_fwd_bwd(&t.cfg, &w, K, t.ids + r0, t.types + r0, t.mask + r0,
-                                         t.tok_labels + r0, mb, t.T, NULL, 1.0f / accum, &g, &l,
+                                         t.tok_labels + r0, mb, t.T, NULL, 1.0f / r.accum, &g, &l,
                                          NULL),
                          BERTCL_OK);
       else
         assert_int_equal(ref_cls_fwd_bwd(&t.cfg, &w, K, t.ids + r0, t.types + r0, t.mask + r0,
                                          t.labels + (size_t)j * mb, NULL, mb, t.T, NULL,
-                                         1.0f / accum, &g, &l, NULL),
+                                         1.0f / r.accum, &g, &l, NULL),
                          BERTCL_OK);
-      step_loss += l / accum;
+      step_loss += l / r.accum;
     }
     if (s == 0 && !tok) {
       /* accumulated micro-batch gradients equal the whole batch's (equal sizes; for the token
        * head the micro-batches' labelled-token counts differ, so the means do not add up) */
-      printf("  step 1, %d accumulated micro-batches vs transformers' whole-batch gradients:\n", accum);
+      printf("  step 1, %d accumulated micro-batches vs transformers' whole-batch gradients:\n", r.accum);
       ok &= tiny_check_grads(&t, &lay, grad, "cls", NULL, 2e-5, 1e-4f, "ref_cls_fwd_bwd tiny-bert", "transformers", NULL);
     }
-    double nrm = ref_clip_grad_norm(grad, lay.total, max_norm);
-    float lr_s = bc_lr_linear(s, warmup, total, lr);
+    double nrm = ref_clip_grad_norm(grad, lay.total, r.max_norm);
+    float lr_s = bc_lr_linear(s, r.warmup, r.total, r.lr);
     printf("  step %d: loss %.9g (transformers %.9g), grad norm %.9g (%.9g), lr %g (%g)\n", s + 1,
            step_loss, (double)want_loss[s], nrm, (double)want_norm[s], (double)lr_s,
            (double)want_lr[s]);
@@ -1130,7 +1122,7 @@ static void adamw_case(int tok) {
       printf("FAIL adamw step %d: loss, grad norm or lr differs from transformers\n", s + 1);
       ok = 0;
     }
-    ref_adamw_step(flat, grad, m, v, &lay, &ac, lr_s, s + 1);
+    ref_adamw_step(flat, grad, m, v, &lay, &r.adamw, lr_s, s + 1);
   }
   /* parameters after three steps: |got - want| <= 4e-6 + 1e-5 |want|. A step moves a parameter by
    * up to lr = 1e-3, so atol is 1/250 of one step. It is not smaller because Adam is

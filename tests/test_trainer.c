@@ -179,36 +179,28 @@ static void adamw_case(int tok) {
   bc_layout lay;
   float *flat = tok ? tiny_params_nopool(&t, &lay, K, "tok") : tiny_params(&t, &lay, K, "cls");
   bc_trainer *tr = make_trainer_head(&t, tok ? BC_HEAD_TOKEN : BC_HEAD_SEQUENCE, K, flat, 0);
-  const float lr = (float)tiny_meta_num(&t, "lr"), wd = (float)tiny_meta_num(&t, "weight_decay");
-  const float eps = (float)tiny_meta_num(&t, "eps"), max_norm = (float)tiny_meta_num(&t, "max_grad_norm");
-  const char *betas = strstr(bc_st_metadata(t.fx, "adamw"), "\"betas\": [");
-  assert_non_null(betas);
-  char *endp;
-  float b1 = strtof(betas + 10, &endp), b2 = strtof(endp + 1, NULL);
-  int warmup = (int)tiny_meta_num(&t, "warmup_steps"), total = (int)tiny_meta_num(&t, "total_steps");
-  int accum = (int)tiny_meta_num(&t, "grad_accum");
-  assert_true(total == 3 && accum >= 1 && t.B % accum == 0);
-  bc_adamw_cfg ac = {b1, b2, eps, wd};
+  tiny_recipe r;
+  tiny_recipe_read(&t, &r);
   snprintf(name, sizeof name, "%s.loss", pre);
   float *want_loss = bc_test_fixture_f32(t.fx, name, 3);
   snprintf(name, sizeof name, "%s.grad_norm", pre);
   float *want_norm = bc_test_fixture_f32(t.fx, name, 3);
-  int mb = t.B / accum, ok = 1;
-  for (int s = 0; s < total; s++) {
+  int mb = t.B / r.accum, ok = 1;
+  for (int s = 0; s < r.total; s++) {
     TR_OK(bc_trainer_zero_grad(tr));
     double step_loss = 0.0;
-    for (int j = 0; j < accum; j++) {
+    for (int j = 0; j < r.accum; j++) {
       size_t r0 = (size_t)j * mb * t.T;
       double l = 0.0;
       /* each micro-batch's mean loss / accum, as the fixture's recipe */
       TR_OK(bc_trainer_fwd_bwd(tr, t.ids + r0, t.types + r0, t.mask + r0,
                                tok ? t.tok_labels + r0 : t.labels + (size_t)j * mb, NULL, mb, t.T,
-                               NULL, 1.0f / accum, 1, &l, NULL));
-      step_loss += l / accum;
+                               NULL, 1.0f / r.accum, 1, &l, NULL));
+      step_loss += l / r.accum;
     }
     double nrm = 0;
-    float lr_s = bc_lr_linear(s, warmup, total, lr);
-    TR_OK(bc_trainer_step(tr, &ac, lr_s, max_norm, s + 1, &nrm));
+    float lr_s = bc_lr_linear(s, r.warmup, r.total, r.lr);
+    TR_OK(bc_trainer_step(tr, &r.adamw, lr_s, r.max_norm, s + 1, &nrm));
     printf("  step %d: loss %.9g (transformers %.9g), grad norm %.9g (%.9g), lr %g\n", s + 1,
            step_loss, (double)want_loss[s], nrm, (double)want_norm[s], (double)lr_s);
     if (fabs(step_loss - want_loss[s]) > 2e-6 || fabs(nrm - want_norm[s]) > 1e-5 * want_norm[s]) {

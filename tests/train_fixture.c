@@ -6,6 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+void tiny_recipe_read(tiny *t, tiny_recipe *r) {
+  const char *betas = strstr(bc_st_metadata(t->fx, "adamw"), "\"betas\": [");
+  assert_non_null(betas);
+  char *endp;
+  float b1 = strtof(betas + 10, &endp), b2 = strtof(endp + 1, NULL);
+  r->adamw = (bc_adamw_cfg){b1, b2, (float)tiny_meta_num(t, "eps"),
+                            (float)tiny_meta_num(t, "weight_decay")};
+  r->lr = (float)tiny_meta_num(t, "lr");
+  r->max_norm = (float)tiny_meta_num(t, "max_grad_norm");
+  r->warmup = (int)tiny_meta_num(t, "warmup_steps");
+  r->total = (int)tiny_meta_num(t, "total_steps");
+  r->accum = (int)tiny_meta_num(t, "grad_accum");
+  assert_true(r->total == 3 && r->accum >= 1 && t->B % r->accum == 0);
+}
+
 float *zeros_f(size_t n) {
   float *x = calloc(n ? n : 1, sizeof(float));
   assert_non_null(x);

@@ -31,6 +31,14 @@ float *tiny_params(tiny *t, bc_layout *lay, int K, const char *prefix);
 float *tiny_params_nopool(tiny *t, bc_layout *lay, int K, const char *prefix);
 /* A number from the fixture's "adamw" metadata (the training recipe). */
 double tiny_meta_num(tiny *t, const char *key);
+/* The fixture's training recipe (its "adamw" metadata): `total` (3) optimizer steps, each over
+ * `accum` micro-batches of the batch, clipping at max_norm, linear warm-up and decay of lr. */
+typedef struct {
+  bc_adamw_cfg adamw; /* betas, eps, weight decay */
+  float lr, max_norm;
+  int warmup, total, accum;
+} tiny_recipe;
+void tiny_recipe_read(tiny *t, tiny_recipe *r);
 float *zeros_f(size_t n);
 
 /* Every gradient against want (`prefix`.grad.<name> in the fixture, or a flat reference when

@@ -270,7 +270,40 @@ def _open(model_dir, device=None, cache_dir=None):
     return ctx, model, tok, info
 
 
-class Encoder:
+class _OnDevice:
+    """What Encoder and Classifier share: a context (_ctx), a tokenizer (_tok) and the model's
+    handle, freed by close(), at the end of a `with` block, or when garbage-collected.
+    _HANDLE names the handle's attribute and its bertcl_*_free function."""
+
+    _HANDLE = None
+
+    def close(self):
+        """Frees the device memory now (otherwise when the object is garbage-collected)."""
+        name, free = self._HANDLE
+        if getattr(self, name, None):
+            getattr(_L, free)(getattr(self, name))
+            setattr(self, name, c_void_p())
+        if getattr(self, "_tok", None):
+            _L.bertcl_tokenizer_free(self._tok)
+            self._tok = c_void_p()
+        if getattr(self, "_ctx", None):
+            _L.bertcl_ctx_free(self._ctx)
+            self._ctx = c_void_p()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the library may be gone
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Encoder(_OnDevice):
     """A model directory's encoder on an OpenCL device.
 
     Encoder(model_dir, device=None): model_dir is a Hugging Face / sentence-transformers model
@@ -283,6 +316,8 @@ class Encoder:
     beside the readback) inside the library, with the GIL released: its results are bit for bit
     those of `bertcl extract` with the same options.
     """
+
+    _HANDLE = ("_enc", "bertcl_encoder_free")
 
     def __init__(self, model_dir, device=None, cache_dir=None):
         self._enc = c_void_p()
@@ -308,30 +343,6 @@ class Encoder:
         self.default_pooling = _text(info.pooling)
         self.default_normalize = bool(info.normalize)
         self.device = Device._from(_L.bertcl_ctx_device(self._ctx).contents)
-
-    def close(self):
-        """Frees the device memory now (otherwise when the Encoder is garbage-collected)."""
-        if getattr(self, "_enc", None):
-            _L.bertcl_encoder_free(self._enc)
-            self._enc = c_void_p()
-        if getattr(self, "_tok", None):
-            _L.bertcl_tokenizer_free(self._tok)
-            self._tok = c_void_p()
-        if getattr(self, "_ctx", None):
-            _L.bertcl_ctx_free(self._ctx)
-            self._ctx = c_void_p()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: the library may be gone
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return (

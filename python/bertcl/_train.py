@@ -13,7 +13,7 @@ from ctypes import POINTER, byref, c_float, c_void_p
 import numpy as np
 
 from . import _lib
-from ._api import _L, _c_strings, _check, _open, _text, _texts
+from ._api import _L, _OnDevice, _c_strings, _check, _open, _text, _texts
 
 # as `bertcl finetune --task`
 _TASKS = {"auto": _lib.TASK_AUTO, "classification": _lib.TASK_CLASSIFICATION,
@@ -219,7 +219,7 @@ def predict(model_dir, input_file, output_file=None, *, device=None, batch_size=
         _L.bertcl_ctx_free(ctx)
 
 
-class Classifier:
+class Classifier(_OnDevice):
     """A fine-tuned directory on a device, as `bertcl finetune` exports it: a sequence
     classifier or regressor (BertForSequenceClassification) or a token classifier
     (BertForTokenClassification).
@@ -229,6 +229,8 @@ class Classifier:
     Token classification (task "token"): tag(text or list of words) -> one dict per word
     {"word", "tag", "probability", "start", "end"} (start/end: characters of the text; None for
     given words); predict(texts) -> [tag(t) for t in texts]."""
+
+    _HANDLE = ("_cls", "bertcl_classifier_free")
 
     def __init__(self, model_dir, device=None):
         self._cls = c_void_p()
@@ -247,29 +249,6 @@ class Classifier:
         self.num_labels = _L.bertcl_classifier_num_labels(self._cls)
         self.labels = [_text(_L.bertcl_classifier_label(self._cls, k))
                        for k in range(self.num_labels)]
-
-    def close(self):
-        if getattr(self, "_cls", None):
-            _L.bertcl_classifier_free(self._cls)
-            self._cls = c_void_p()
-        if getattr(self, "_tok", None):
-            _L.bertcl_tokenizer_free(self._tok)
-            self._tok = c_void_p()
-        if getattr(self, "_ctx", None):
-            _L.bertcl_ctx_free(self._ctx)
-            self._ctx = c_void_p()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: the library may be gone
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return (f"bertcl.Classifier({self.model_dir!r}, task={self.task!r}, "

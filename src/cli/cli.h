@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 
+#include "bertcl.h"
+
 typedef struct {
   const char *name;
   const char *summary;
@@ -18,14 +20,19 @@ int bc_cli_is_help(const char *arg);
 /* An integer >= lo / a number >= lo, the whole string; 0 on success, -1 otherwise. */
 int bc_cli_num_l(const char *v, long lo, long *out);
 int bc_cli_num_f(const char *v, double lo, double *out);
+/* Loads model_dir's weights and tokenizer, then creates a context on device with gemm (NULL:
+ * the defaults); 0, or -1 with the error printed. Either way bc_cli_close releases what was
+ * made (the pointers start NULL). */
+int bc_cli_open(const char *model_dir, const char *device, const char *gemm,
+                bertcl_model **model, bertcl_tokenizer **tok, bertcl_ctx **ctx);
+void bc_cli_close(bertcl_ctx *ctx, bertcl_tokenizer *tok, bertcl_model *model);
 
 int bc_cmd_devices(int argc, char **argv);
 void bc_cmd_devices_usage(FILE *out);
 int bc_cmd_tokenize(int argc, char **argv);
 void bc_cmd_tokenize_usage(FILE *out);
-struct bertcl_tokenizer;
 /* The tokenizer's components, one a line (bertcl tokenize --pipeline, bertcl info). */
-void bc_cli_print_pipeline(FILE *out, const struct bertcl_tokenizer *tok);
+void bc_cli_print_pipeline(FILE *out, const bertcl_tokenizer *tok);
 int bc_cmd_extract(int argc, char **argv);
 void bc_cmd_extract_usage(FILE *out);
 int bc_cmd_merge(int argc, char **argv);

@@ -231,24 +231,13 @@ int bc_cmd_finetune(int argc, char **argv) {
   bertcl_model *model = NULL;
   bertcl_tokenizer *tok = NULL;
   bertcl_ctx *ctx = NULL;
-  if (bertcl_model_load(&model, model_dir) != BERTCL_OK ||
-      bertcl_tokenizer_load(&tok, model_dir) != BERTCL_OK) {
-    bc_cli_error("%s", bertcl_last_error(NULL));
-    goto done;
-  }
-  bertcl_ctx_options copt = {.device = device, .gemm = gemm};
-  if (bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
-    bc_cli_error("%s", bertcl_last_error(NULL));
-    goto done;
-  }
+  if (bc_cli_open(model_dir, device, gemm, &model, &tok, &ctx)) goto done;
   if (bertcl_finetune(ctx, model, tok, &o, print_progress, &pr, NULL) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(ctx));
     goto done;
   }
   ret = 0;
 done:
-  bertcl_ctx_free(ctx);
-  bertcl_tokenizer_free(tok);
-  bertcl_model_free(model);
+  bc_cli_close(ctx, tok, model);
   return ret;
 }

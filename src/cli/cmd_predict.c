@@ -86,20 +86,13 @@ int bc_cmd_predict(int argc, char **argv) {
     bertcl_ctx_free(ctx);
     return ret;
   }
-  if (bertcl_model_load(&model, model_dir) != BERTCL_OK ||
-      bertcl_tokenizer_load(&tok, model_dir) != BERTCL_OK ||
-      bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
-    bc_cli_error("%s", bertcl_last_error(NULL));
-    goto done;
-  }
+  if (bc_cli_open(model_dir, device, gemm, &model, &tok, &ctx)) goto done;
   if (bertcl_predict(ctx, model, tok, &o, NULL, NULL) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(ctx));
     goto done;
   }
   ret = 0;
 done:
-  bertcl_ctx_free(ctx);
-  bertcl_tokenizer_free(tok);
-  bertcl_model_free(model);
+  bc_cli_close(ctx, tok, model);
   return ret;
 }

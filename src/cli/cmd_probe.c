@@ -219,13 +219,7 @@ int bc_cmd_probe(int argc, char **argv) {
   bertcl_tokenizer *tok = NULL;
   bertcl_ctx *ctx = NULL;
   bertcl_probe_result res = {0};
-  bertcl_ctx_options copt = {.device = device, .gemm = gemm};
-  if (bertcl_model_load(&model, model_dir) != BERTCL_OK ||
-      bertcl_tokenizer_load(&tok, model_dir) != BERTCL_OK ||
-      bertcl_ctx_create(&ctx, &copt) != BERTCL_OK) {
-    bc_cli_error("%s", bertcl_last_error(NULL));
-    goto done;
-  }
+  if (bc_cli_open(model_dir, device, gemm, &model, &tok, &ctx)) goto done;
   if (bertcl_probe(ctx, model, tok, &o, print_progress, &quiet, &res) != BERTCL_OK) {
     bc_cli_error("%s", bertcl_last_error(ctx));
     goto done;
@@ -247,8 +241,6 @@ int bc_cmd_probe(int argc, char **argv) {
   ret = 0;
 done:
   bertcl_probe_result_free(&res);
-  bertcl_ctx_free(ctx);
-  bertcl_tokenizer_free(tok);
-  bertcl_model_free(model);
+  bc_cli_close(ctx, tok, model);
   return ret;
 }

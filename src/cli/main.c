@@ -43,6 +43,24 @@ int bc_cli_is_help(const char *arg) {
   return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+int bc_cli_open(const char *model_dir, const char *device, const char *gemm,
+                bertcl_model **model, bertcl_tokenizer **tok, bertcl_ctx **ctx) {
+  bertcl_ctx_options copt = {.device = device, .gemm = gemm};
+  if (bertcl_model_load(model, model_dir) != BERTCL_OK ||
+      bertcl_tokenizer_load(tok, model_dir) != BERTCL_OK ||
+      bertcl_ctx_create(ctx, &copt) != BERTCL_OK) {
+    bc_cli_error("%s", bertcl_last_error(NULL));
+    return -1;
+  }
+  return 0;
+}
+
+void bc_cli_close(bertcl_ctx *ctx, bertcl_tokenizer *tok, bertcl_model *model) {
+  bertcl_ctx_free(ctx);
+  bertcl_tokenizer_free(tok);
+  bertcl_model_free(model);
+}
+
 static void usage(FILE *out) {
   fprintf(out,
           "bertcl %s: BERT-family encoders on any OpenCL device\n\n"

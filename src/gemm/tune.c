@@ -321,6 +321,18 @@ static int space_add(space *s, const size_t *vals) {
 
 static int multiple(size_t a, size_t b) { return b != 0 && a % b == 0; }
 
+/* The tile constraints that CLBlast's Xgemm and XgemmDirect tuners share: the (mwg, nwg, kwg)
+ * work-group tile, kwi the unroll, (mdimc, ndimc) the threads, mdima / ndimb the threads that
+ * load A / B, vwm / vwn the vector widths; and the threads fit a work-group of this device. */
+static int tiles_fit(const bertcl_device_info *d, size_t mwg, size_t nwg, size_t kwg, size_t kwi,
+                     size_t mdimc, size_t ndimc, size_t mdima, size_t ndimb, size_t vwm,
+                     size_t vwn) {
+  return multiple(kwg, kwi) && multiple(mwg, mdimc * vwm) && multiple(nwg, ndimc * vwn) &&
+         multiple(mwg, mdima * vwm) && multiple(nwg, ndimb * vwn) &&
+         multiple(kwg, (mdimc * ndimc) / mdima) && multiple(kwg, (mdimc * ndimc) / ndimb) &&
+         mdimc * ndimc <= d->max_work_group_size;
+}
+
 static void shuffle(space *s, uint64_t seed) {
   size_t *tmp = malloc(s->width * sizeof *tmp);
   if (!tmp) return;
@@ -355,13 +367,9 @@ static int xgemm_space(const bertcl_device_info *d, space *s) {
                       size_t MWG = wg[a], NWG = wg[b], KWG = kwg[kk], MDIMC = dim[mc],
                              NDIMC = dim[nc], MDIMA = dim[ma], NDIMB = dim[nb], VWM = vw[vm],
                              VWN = vw[vn], SA = sab[sa], SB = sab[sa], KWI = 2;
-                      if (!multiple(KWG, KWI) || !multiple(MWG, MDIMC * VWM) ||
-                          !multiple(NWG, NDIMC * VWN) || !multiple(MWG, MDIMA * VWM) ||
-                          !multiple(NWG, NDIMB * VWN) ||
-                          !multiple(KWG, (MDIMC * NDIMC) / MDIMA) ||
-                          !multiple(KWG, (MDIMC * NDIMC) / NDIMB))
+                      if (!tiles_fit(d, MWG, NWG, KWG, KWI, MDIMC, NDIMC, MDIMA, NDIMB, VWM,
+                                     VWN))
                         continue;
-                      if (MDIMC * NDIMC > d->max_work_group_size) continue;
                       if (4 * (SA * KWG * MWG + SB * KWG * NWG) > d->local_mem_bytes) continue;
                       /* order: GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN
                          VWM VWN */
@@ -388,13 +396,9 @@ static int direct_space(const bertcl_device_info *d, space *s) {
                 for (int vn = 0; vn < 4; vn++) {
                   size_t WGD = wgd[w], MDIMCD = dim[mc], NDIMCD = dim[nc], MDIMAD = dim[ma],
                          NDIMBD = dim[nb], KWID = kwid[kw], VWMD = vw[vm], VWND = vw[vn];
-                  if (!multiple(WGD, KWID) || !multiple(WGD, MDIMCD * VWMD) ||
-                      !multiple(WGD, NDIMCD * VWND) || !multiple(WGD, MDIMAD * VWMD) ||
-                      !multiple(WGD, NDIMBD * VWND) ||
-                      !multiple(WGD, (MDIMCD * NDIMCD) / MDIMAD) ||
-                      !multiple(WGD, (MDIMCD * NDIMCD) / NDIMBD))
+                  if (!tiles_fit(d, WGD, WGD, WGD, KWID, MDIMCD, NDIMCD, MDIMAD, NDIMBD, VWMD,
+                                 VWND))
                     continue;
-                  if (MDIMCD * NDIMCD > d->max_work_group_size) continue;
                   if (4 * (WGD * (WGD + 1) * 2) > d->local_mem_bytes) continue;
                   /* order: KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
                   size_t v[BC_XGEMM_DIRECT_NPARAMS] = {KWID, MDIMAD, MDIMCD, NDIMBD, NDIMCD,

@@ -224,21 +224,17 @@ static int pre_bert(bc_tok_level *L, const bc_tok_nchar *v, size_t m) {
   return BERTCL_OK;
 }
 
-/* Whitespace: the matches of \w+|[^\w\s]+ are kept. */
-static int pre_whitespace(bc_tok_level *L, const bc_tok_nchar *v, size_t m) {
+/* Splits v into maximal runs of one class, dropping the characters of class 0. */
+static int split_runs(bc_tok_level *L, const bc_tok_nchar *v, size_t m, int (*cls)(uint32_t)) {
   size_t i = 0;
   while (i < m) {
-    uint32_t cp = v[i].cp;
-    if (pred_space(cp, 0)) {
+    int c = cls(v[i].cp);
+    if (c == 0) {
       i++;
       continue;
     }
-    int word = bc_tok_is_word(cp);
     size_t j = i + 1;
-    if (word)
-      while (j < m && bc_tok_is_word(v[j].cp)) j++;
-    else
-      while (j < m && !bc_tok_is_word(v[j].cp) && !pred_space(v[j].cp, 0)) j++;
+    while (j < m && cls(v[j].cp) == c) j++;
     int st = emit(L, v + i, j - i, v[i].a0);
     if (st) return st;
     i = j;
@@ -246,21 +242,20 @@ static int pre_whitespace(bc_tok_level *L, const bc_tok_nchar *v, size_t m) {
   return BERTCL_OK;
 }
 
+/* \s 0, \w 1, the rest 2 (no code point is both \w and \s) */
+static int class_space_word(uint32_t cp) {
+  return pred_space(cp, 0) ? 0 : bc_tok_is_word(cp) ? 1 : 2;
+}
+static int class_space(uint32_t cp) { return !pred_space(cp, 0); }
+
+/* Whitespace: the matches of \w+|[^\w\s]+ are kept. */
+static int pre_whitespace(bc_tok_level *L, const bc_tok_nchar *v, size_t m) {
+  return split_runs(L, v, m, class_space_word);
+}
+
 /* WhitespaceSplit: whitespace removed. */
 static int pre_ws_split(bc_tok_level *L, const bc_tok_nchar *v, size_t m) {
-  size_t i = 0;
-  while (i < m) {
-    if (pred_space(v[i].cp, 0)) {
-      i++;
-      continue;
-    }
-    size_t j = i + 1;
-    while (j < m && !pred_space(v[j].cp, 0)) j++;
-    int st = emit(L, v + i, j - i, v[i].a0);
-    if (st) return st;
-    i = j;
-  }
-  return BERTCL_OK;
+  return split_runs(L, v, m, class_space);
 }
 
 static int work_copy(bc_tok_nbuf *w, const bc_tok_nchar *chars, size_t n, size_t extra) {

@@ -32,12 +32,12 @@ int bc_grow_arrays(size_t cap, int n, ...) {
   return rc;
 }
 
-size_t bc_nul_line(const char *data, size_t len) {
+int bc_check_no_nul(bc_err *err, const char *name, const char *data, size_t len) {
   const char *nul = len ? memchr(data, 0, len) : NULL;
-  if (!nul) return 0;
+  if (!nul) return BERTCL_OK;
   size_t line = 1;
   for (const char *q = data; q < nul; q++) line += *q == '\n';
-  return line;
+  return bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: a NUL byte (not a text file?)", name, line);
 }
 
 size_t bc_bom_len(const char *data, size_t len) {
@@ -146,9 +146,8 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
   memset(d, 0, sizeof *d);
   if (!name || (!data && len) || !cols)
     return bc_fail(err, BERTCL_ERR_INVALID_ARG, "bc_text_data_parse: NULL argument");
-  size_t nul = bc_nul_line(data, len);
-  if (nul)
-    return bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: a NUL byte (not a text file?)", name, nul);
+  int st = bc_check_no_nul(err, name, data, len);
+  if (st != BERTCL_OK) return st;
   char *buf = malloc(len + 1);
   if (!buf) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
   if (len) memcpy(buf, data, len);
@@ -166,7 +165,7 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
   const char *pair_name = cols->pair_col ? cols->pair_col : "text_pair";
   const char *label_name = cols->label_col ? cols->label_col : "label";
   char sep = kind == 2 ? ',' : '\t';
-  int tcol = -1, pcol = -1, lcol = -1, ncols = 0, st = BERTCL_OK;
+  int tcol = -1, pcol = -1, lcol = -1, ncols = 0;
   size_t lineno = 0;
   enum { MAXF = 256 };
   char *f[MAXF];

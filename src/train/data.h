@@ -41,8 +41,9 @@ char *bc_strdup(const char *s);
  * the array's pointer, size_t element size). 0, or -1 when one fails (the others keep their new
  * size). */
 int bc_grow_arrays(size_t cap, int n, ...);
-/* The 1-based line of the first NUL byte in data (len bytes), 0 when there is none. */
-size_t bc_nul_line(const char *data, size_t len);
+/* BERTCL_OK when data (len bytes) has no NUL byte; otherwise BERTCL_ERR_FORMAT with
+ * "name:line: a NUL byte (not a text file?)", line the 1-based line of the first one. */
+int bc_check_no_nul(bc_err *err, const char *name, const char *data, size_t len);
 /* Bytes of a UTF-8 byte-order mark at the start of data (0 or 3). */
 size_t bc_bom_len(const char *data, size_t len);
 int bc_ends_with(const char *s, const char *suffix);

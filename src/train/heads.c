@@ -57,13 +57,9 @@ static int sequence_backward(bc_trainer *tr, int B, int T, const bc_dropout_cfg 
   int C = tr->cfg.hidden_size, K = tr->K;
   float cp = drop ? drop->cls_p : 0.0f;
   size_t BC = (size_t)B * C;
-  cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
   /* classifier: dlogits (B, K) -> dWc, dbc, dpooled */
-  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(tr->i_cb), tr->dlogits, B, K));
-  BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)K, (size_t)C, (size_t)B, 1.0f, tr->dlogits, 0, (size_t)K,
-                    tr->pooled_d, 0, (size_t)C, gb, OFF(tr->i_cw), (size_t)C));
-  BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)K, 0.0f, tr->dlogits, 0, (size_t)K,
-                    pbuf, OFF(tr->i_cw), (size_t)C, tr->dpooled, 0, (size_t)C));
+  BC_TRY(bc_tr_linear_bwd(tr, tr->dpooled, 0.0f, G(tr->i_cb), OFF(tr->i_cw), tr->dlogits,
+                          tr->pooled_d, B, C, K));
   BC_TRY(bc_tr_dropout(tr, tr->dpooled, drop, cp, bc_dropout_id(-1, BC_DROP_CLS), BC));
   if (tr->cfg.head == BC_CLS_HEAD_DENSE_RELU)
     BC_TRY(bc_op_bias_act_bwd(ctx, &tr->tops, tr->dpooled, tr->dpooled, tr->head_pre,
@@ -71,12 +67,9 @@ static int sequence_backward(bc_trainer *tr, int B, int T, const bc_dropout_cfg 
   else
     BC_TRY(bc_op_tanh_bwd(ctx, &tr->tops, tr->dpooled, tr->dpooled, tr->pooled, BC));
   /* the dense layer: dWd, dbd, and the gradient at its input */
-  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(tr->i_db), tr->dpooled, B, C));
-  BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)B, 1.0f, tr->dpooled, 0, (size_t)C,
-                    tr->head_x, 0, (size_t)C, gb, OFF(tr->i_dw), (size_t)C));
+  BC_TRY(bc_tr_linear_bwd(tr, to_encoder ? tr->head_dx : NULL, 0.0f, G(tr->i_db), OFF(tr->i_dw),
+                          tr->dpooled, tr->head_x, B, C, C));
   if (to_encoder) {
-    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)B, (size_t)C, (size_t)C, 0.0f, tr->dpooled, 0,
-                      (size_t)C, pbuf, OFF(tr->i_dw), (size_t)C, tr->head_dx, 0, (size_t)C));
     if (tr->cfg.head == BC_CLS_HEAD_DENSE_TANH)
       BC_TRY(bc_tr_dropout(tr, tr->head_dx, drop, cp, bc_dropout_id(-1, BC_DROP_HEAD_IN), BC));
     /* dH: zero but for token 0 of each row, which gets head_dx's row */
@@ -115,19 +108,13 @@ fail:
 /* Classifier gradients; dH (B*T, C) = dropout_bwd(dlogits Wc). */
 static int token_backward(bc_trainer *tr, int B, int T, const bc_dropout_cfg *drop,
                           int to_encoder) {
-  bertcl_ctx *ctx = tr->ctx;
   int st = BERTCL_OK;
   int C = tr->cfg.hidden_size, K = tr->K, N = B * T;
   float cp = drop ? drop->cls_p : 0.0f;
-  cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
-  BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, G(tr->i_cb), tr->dlogits, N, K));
-  BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)K, (size_t)C, (size_t)N, 1.0f, tr->dlogits, 0, (size_t)K,
-                    tr->pooled_d, 0, (size_t)C, gb, OFF(tr->i_cw), (size_t)C));
-  if (to_encoder) {
-    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)K, 0.0f, tr->dlogits, 0,
-                      (size_t)K, pbuf, OFF(tr->i_cw), (size_t)C, tr->dH, 0, (size_t)C));
+  BC_TRY(bc_tr_linear_bwd(tr, to_encoder ? tr->dH : NULL, 0.0f, G(tr->i_cb), OFF(tr->i_cw),
+                          tr->dlogits, tr->pooled_d, N, C, K));
+  if (to_encoder)
     BC_TRY(bc_tr_dropout(tr, tr->dH, drop, cp, bc_dropout_id(-1, BC_DROP_CLS), (size_t)N * C));
-  }
   return BERTCL_OK;
 fail:
   return st;

@@ -35,6 +35,20 @@ int bc_tr_gemm(bc_trainer *tr, int ta, int tb, size_t m, size_t n, size_t k, flo
   return bc_gemm(tr->ctx, &g);
 }
 
+int bc_tr_linear_bwd(bc_trainer *tr, cl_mem dx, float beta, cl_mem db, size_t w_off, cl_mem dy,
+                     cl_mem x, int N, int in, int out) {
+  int st = BERTCL_OK;
+  BC_TRY(bc_op_colsum_bwd(tr->ctx, &tr->tops, db, dy, N, out));
+  BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)out, (size_t)in, (size_t)N, 1.0f, dy, 0, (size_t)out, x, 0,
+                    (size_t)in, tr->buf[BC_TR_GRADS], w_off, (size_t)in));
+  if (dx)
+    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)in, (size_t)out, beta, dy, 0, (size_t)out,
+                      tr->buf[BC_TR_PARAMS], w_off, (size_t)in, dx, 0, (size_t)in));
+  return BERTCL_OK;
+fail:
+  return st;
+}
+
 /* out = dropout(x + bias) (+ res) for site id; drop NULL or p == 0: no dropout. */
 int bc_tr_bias_dropout_res(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem bias, cl_mem res,
                               const bc_dropout_cfg *drop, float p, uint32_t id, int N, int C) {
@@ -440,7 +454,6 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
   size_t NC = (size_t)N * C, sTT = (size_t)T * T, PR = (size_t)B * NH * sTT;
   float hp = drop ? drop->hidden_p : 0.0f, ap = drop ? drop->attn_p : 0.0f;
   float eps = c->layer_norm_eps, scale = 1.0f / sqrtf((float)HS);
-  cl_mem gb = tr->buf[BC_TR_GRADS], pbuf = tr->buf[BC_TR_PARAMS];
   /* the heads' views: probabilities (B, NH, T, T); q, k, v in the (B*T, 3C) projections;
    * a merged (B*T, C) context */
   const size_t ldq = (size_t)C3, sq2 = (size_t)T * C3, sc2 = (size_t)T * C;
@@ -454,29 +467,20 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
                                tr->dH, a->xin2, pw->ln2_w.sub, eps, N, C));
     BC_TRY(bc_tr_copy(tr, tr->dh1, tr->dt, NC));
     BC_TRY(bc_tr_dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_FFN_OUT), NC));
-    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, gw->o_b.sub, tr->dt, N, C));
-    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)I, (size_t)N, 1.0f, tr->dt, 0, (size_t)C,
-                      a->act, 0, (size_t)I, gb, gw->o_w.off, (size_t)I));
-    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)I, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
-                      pw->o_w.off, (size_t)I, tr->dact, 0, (size_t)I));
+    BC_TRY(bc_tr_linear_bwd(tr, tr->dact, 0.0f, gw->o_b.sub, gw->o_w.off, tr->dt, a->act, N, I,
+                            C));
     BC_TRY(bc_op_bias_act_bwd(ctx, &tr->tops, tr->dact, tr->dact, a->pre, pw->i_b.sub,
                               (int)c->act, N, I));
-    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, gw->i_b.sub, tr->dact, N, I));
-    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)I, (size_t)C, (size_t)N, 1.0f, tr->dact, 0, (size_t)I,
-                      a->h1, 0, (size_t)C, gb, gw->i_w.off, (size_t)C));
-    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)I, 1.0f, tr->dact, 0, (size_t)I,
-                      pbuf, pw->i_w.off, (size_t)C, tr->dh1, 0, (size_t)C));
+    BC_TRY(bc_tr_linear_bwd(tr, tr->dh1, 1.0f, gw->i_b.sub, gw->i_w.off, tr->dact, a->h1, N, C,
+                            I));
     /* h1 = LN1(xin1): dt = dLN, dh = dt (residual) */
     BC_TRY(bc_op_layernorm_bwd(ctx, &tr->tops, tr->dt, tr->stats, gw->ln1_w.sub, gw->ln1_b.sub,
                                tr->dh1, a->xin1, pw->ln1_w.sub, eps, N, C));
     BC_TRY(bc_tr_copy(tr, tr->dh, tr->dt, NC));
     BC_TRY(bc_tr_dropout(tr, tr->dt, drop, hp, bc_dropout_id(l, BC_DROP_ATTN_OUT), NC));
-    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, gw->ao_b.sub, tr->dt, N, C));
-    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C, (size_t)C, (size_t)N, 1.0f, tr->dt, 0, (size_t)C,
-                      a->ctx, 0, (size_t)C, gb, gw->ao_w.off, (size_t)C));
-    /* dctx (N, C), heads merged as the forward wrote the context */
-    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C, 0.0f, tr->dt, 0, (size_t)C, pbuf,
-                      pw->ao_w.off, (size_t)C, tr->proj, 0, (size_t)C));
+    /* dctx (N, C) in proj, heads merged as the forward wrote the context */
+    BC_TRY(bc_tr_linear_bwd(tr, tr->proj, 0.0f, gw->ao_b.sub, gw->ao_w.off, tr->dt, a->ctx, N, C,
+                            C));
     /* attention: ctx = dropout(probs) v per head */
     cl_mem pr = a->probs;
     uint32_t aid = bc_dropout_id(l, BC_DROP_ATTN);
@@ -507,11 +511,8 @@ static int backward_encoder(bc_trainer *tr, const int32_t *ids, int B, int T,
     /* dq = scale dz k; dk = scale dz^T q, into the (N, 3C) projection gradient */
     BC_TRY(gemm_heads(tr, 0, 0, (size_t)T, (size_t)HS, (size_t)T, scale, dP, k, dq, B, NH));
     BC_TRY(gemm_heads(tr, 1, 0, (size_t)T, (size_t)HS, (size_t)T, scale, dP, q, dk, B, NH));
-    BC_TRY(bc_op_colsum_bwd(ctx, &tr->tops, gw->qkv_b.sub, tr->dqkv, N, C3));
-    BC_TRY(bc_tr_gemm(tr, 1, 0, (size_t)C3, (size_t)C, (size_t)N, 1.0f, tr->dqkv, 0, (size_t)C3,
-                      h, 0, (size_t)C, gb, gw->qkv_w.off, (size_t)C));
-    BC_TRY(bc_tr_gemm(tr, 0, 0, (size_t)N, (size_t)C, (size_t)C3, 1.0f, tr->dqkv, 0, (size_t)C3,
-                      pbuf, pw->qkv_w.off, (size_t)C, tr->dh, 0, (size_t)C));
+    BC_TRY(bc_tr_linear_bwd(tr, tr->dh, 1.0f, gw->qkv_b.sub, gw->qkv_w.off, tr->dqkv, h, N, C,
+                            C3));
     cl_mem tmp = tr->dH;
     tr->dH = tr->dh;
     tr->dh = tmp;

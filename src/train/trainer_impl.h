@@ -56,6 +56,11 @@ int bc_tr_bias_dropout_res(bc_trainer *tr, cl_mem out, cl_mem x, cl_mem bias, cl
 /* In place dropout of n floats (forward, and its own backward) when active. */
 int bc_tr_dropout(bc_trainer *tr, cl_mem x, const bc_dropout_cfg *drop, float p, uint32_t id,
                   size_t n);
+/* The backward of y (N, out) = x (N, in) W^T + b, W (out, in) at float offset w_off of the
+ * parameters, its gradient at w_off of the gradients: db (out) += colsum(dy), dW += dy^T x, and,
+ * dx not NULL, dx (N, in) = dy W + beta dx. As ref_linear_bwd. */
+int bc_tr_linear_bwd(bc_trainer *tr, cl_mem dx, float beta, cl_mem db, size_t w_off, cl_mem dy,
+                     cl_mem x, int N, int in, int out);
 int bc_tr_copy(bc_trainer *tr, cl_mem dst, cl_mem src, size_t n);
 int bc_tr_fill0(bc_trainer *tr, cl_mem m, size_t n);
 

@@ -77,6 +77,15 @@ static int init_data(bc_word_data *d) {
   return d->start && d->docs ? 0 : -1;
 }
 
+/* A parser's first steps: data must have no NUL byte; d starts empty. */
+static int begin_parse(bc_err *err, const char *name, const char *data, size_t len,
+                       bc_word_data *d) {
+  int st = bc_check_no_nul(err, name, data, len);
+  if (st != BERTCL_OK) return st;
+  if (init_data(d)) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
+  return BERTCL_OK;
+}
+
 /* Drops the tag and raw arrays when unused (JSONL without tags, one-column CoNLL). */
 static void finish(bc_word_data *d, int has_tags, int keep_raw) {
   size_t nw = d->start[d->n];
@@ -109,11 +118,8 @@ static int split_ws(char *line, char **f, int max) {
 
 int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
                    const bc_word_columns *cols, int flags, bc_word_data *d) {
-  size_t nul_line = bc_nul_line(data, len);
-  if (nul_line)
-    return bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: a NUL byte (not a text file?)", name,
-                   nul_line);
-  if (init_data(d)) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
+  int st = begin_parse(err, name, data, len, d);
+  if (st != BERTCL_OK) return st;
   char *buf = malloc(len + 1);
   if (!buf) {
     bc_word_data_free(d);
@@ -121,7 +127,7 @@ int bc_conll_parse(bc_err *err, const char *name, const char *data, size_t len,
   }
   if (len) memcpy(buf, data, len);
   buf[len] = 0;
-  int st = BERTCL_OK, ncols = 0, tagc = -1;
+  int ncols = 0, tagc = -1;
   size_t lineno = 0, first_line = 0, docs = 0;
   enum { MAXC = 64 };
   char *f[MAXC + 1];
@@ -226,13 +232,10 @@ static char *tag_of_json(json_t *v) {
 
 int bc_words_jsonl_parse(bc_err *err, const char *name, const char *data, size_t len,
                          const bc_word_columns *cols, int flags, bc_word_data *d) {
-  size_t nul_line = bc_nul_line(data, len);
-  if (nul_line)
-    return bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: a NUL byte (not a text file?)", name,
-                   nul_line);
-  if (init_data(d)) return bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
+  int st = begin_parse(err, name, data, len, d);
+  if (st != BERTCL_OK) return st;
   const char *wkey = cols->words_key ? cols->words_key : "tokens";
-  int st = BERTCL_OK, any_tags = 0, all_tags = 1;
+  int any_tags = 0, all_tags = 1;
   size_t lineno = 0, docs = 0;
   const char *p = data + bc_bom_len(data, len), *end = data + len;
   while (p < end && st == BERTCL_OK) {

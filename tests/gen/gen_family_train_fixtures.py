@@ -43,10 +43,8 @@ import safetensors
 import torch
 import transformers
 from fixture_io import f32, fnv1a64, i32, save_sorted
-from transformers import Trainer, get_linear_schedule_with_warmup
+from gen_train_fixtures import ADAMW, adamw_steps  # BERT's recipe, the same for every family
 
-ADAMW = {"lr": 1e-3, "weight_decay": 0.01, "betas": [0.9, 0.999], "eps": 1e-8,
-         "warmup_steps": 1, "total_steps": 3, "max_grad_norm": 0.25, "grad_accum": 2}
 
 
 def versions():
@@ -103,43 +101,14 @@ def gen(folder, cls, out_path, b, labels):
         assert p.grad is not None, f"{name} got no gradient"
         t[f"grad.{name}"] = f32(p.grad)
 
-    a = ADAMW
-    decay = set(Trainer.get_decay_parameter_names(None, model))
-    params = list(model.named_parameters())
-    groups = [{"params": [p for n, p in params if n in decay], "weight_decay": a["weight_decay"]},
-              {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=a["lr"], betas=tuple(a["betas"]), eps=a["eps"],
-                            foreach=False)
-    sched = get_linear_schedule_with_warmup(opt, a["warmup_steps"], a["total_steps"])
-    B, k = len(labels), a["grad_accum"]
-    mb = B // k
-    losses, norms, lrs = [], [], []
-    for _ in range(a["total_steps"]):
-        opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for j in range(k):
-            sl = slice(j * mb, (j + 1) * mb)
-            o = run(model, rows(b, sl), lab[sl])
-            (o.loss / k).backward()
-            total += o.loss.item() / k
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), a["max_grad_norm"])
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-        losses.append(total)
-        norms.append(norm.item())
-    assert any(n > a["max_grad_norm"] for n in norms), f"clipping never engaged: {norms}"
-    t["adamw.loss"] = np.asarray(losses, dtype=np.float32)
-    t["adamw.grad_norm"] = np.asarray(norms, dtype=np.float32)
-    t["adamw.lr"] = np.asarray(lrs, dtype=np.float32)
-    for name, p in model.named_parameters():
-        t[f"adamw.{name}"] = f32(p)
+    losses, norms, _, no_decay = adamw_steps(
+        model, len(labels), lambda sl: run(model, rows(b, sl), lab[sl]), t)
     meta = versions()
     meta.update({"model": folder, "architecture": cls.__name__, "attn_implementation": "eager",
                  "dropout": "off (model.eval())",
                  "model_fnv1a64": fnv1a64(os.path.join(folder, "model.safetensors")),
                  "adamw": json.dumps(ADAMW), "parameters": json.dumps(names),
-                 "no_decay": json.dumps([n for n in names if n not in decay])})
+                 "no_decay": json.dumps(no_decay)})
     save_sorted(t, out_path, meta)
     print(f"wrote {out_path}: loss {out.loss.item():.6f}, AdamW losses {losses}, grad norms "
           f"{norms} ({os.path.getsize(out_path)} bytes)", file=sys.stderr)

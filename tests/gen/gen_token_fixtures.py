@@ -82,7 +82,8 @@ def main():
     loss = g.loss_and_grads(model, ids, types, mask, lab, "tok", t)
     t["tok.logits"] = t["tok.logits"].reshape(-1, K)
     fixture = {}
-    losses, norms, lrs, no_decay = g.adamw_steps(model, ids, types, mask, lab, fixture)
+    losses, norms, lrs, no_decay = g.adamw_steps(
+        model, len(ids), lambda r: g.run(model, ids[r], types[r], mask[r], lab[r]), fixture)
     for name, value in fixture.items():
         t["tok_" + name] = value
 

@@ -30,7 +30,6 @@ Metadata: versions, the model's FNV-1a, the AdamW recipe, and the Trainer's no-d
 import argparse
 import json
 import os
-import struct
 import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local directories only, before transformers loads
@@ -41,6 +40,9 @@ import torch
 import transformers
 from transformers import AutoTokenizer, BertForSequenceClassification, Trainer
 from transformers import get_linear_schedule_with_warmup
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_io import f32, fnv1a64, i32, save_sorted  # noqa: E402
 
 TEXTS = [
     "Hello, the world was on fire!",
@@ -64,43 +66,6 @@ def versions():
     return {"generator": "tests/gen/gen_train_fixtures.py", "torch": torch.__version__,
             "transformers": transformers.__version__, "safetensors": safetensors.__version__,
             "numpy": np.__version__}
-
-
-def fnv1a64(path):
-    """FNV-1a 64 of a file, as bc_fnv1a64 in src/common.c."""
-    h = 0xCBF29CE484222325
-    with open(path, "rb") as f:
-        for byte in f.read():
-            h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
-
-
-def save_sorted(tensors, path, metadata):
-    """safetensors with tensors and metadata in sorted order: a rerun on the same inputs writes
-    the same bytes (safetensors.numpy.save_file orders the metadata differently each run)."""
-    header, blobs, off = {"__metadata__": dict(sorted(metadata.items()))}, [], 0
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": dtypes[a.dtype], "shape": list(a.shape),
-                        "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    os.replace(tmp, path)
-
-
-def f32(x):
-    return np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float32))
-
-
-def i32(x):
-    return np.ascontiguousarray(np.asarray(x, dtype=np.int32))
 
 
 def load(tiny_dir, num_labels, seed):
@@ -144,7 +109,10 @@ def loss_and_grads(model, ids, types, mask, labels, prefix, t):
     return out.loss.item()
 
 
-def adamw_steps(model, ids, types, mask, labels, t):
+def adamw_steps(model, B, micro, t):
+    """The ADAMW recipe on a batch of B rows: micro(rows) runs the model on a slice of them and
+    returns its output (with the loss). Writes adamw.* into t; returns the per-step losses,
+    gradient norms and learning rates, and the names without weight decay."""
     a = ADAMW
     decay = set(Trainer.get_decay_parameter_names(None, model))  # self is unused
     params = list(model.named_parameters())
@@ -153,7 +121,7 @@ def adamw_steps(model, ids, types, mask, labels, t):
     opt = torch.optim.AdamW(groups, lr=a["lr"], betas=tuple(a["betas"]), eps=a["eps"],
                             foreach=False)
     sched = get_linear_schedule_with_warmup(opt, a["warmup_steps"], a["total_steps"])
-    B, k = len(ids), a["grad_accum"]
+    k = a["grad_accum"]
     assert B % k == 0
     mb = B // k
     losses, norms, lrs = [], [], []
@@ -161,8 +129,7 @@ def adamw_steps(model, ids, types, mask, labels, t):
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for j in range(k):
-            rows = slice(j * mb, (j + 1) * mb)
-            out = run(model, ids[rows], types[rows], mask[rows], labels[rows])
+            out = micro(slice(j * mb, (j + 1) * mb))
             (out.loss / k).backward()
             total += out.loss.item() / k
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), a["max_grad_norm"])
@@ -200,7 +167,8 @@ def main():
 
     cls = load(args.tiny, 3, CLS_SEED)
     cls_loss = loss_and_grads(cls, ids, types, mask, labels, "cls", t)
-    losses, norms, lrs, no_decay = adamw_steps(cls, ids, types, mask, labels, t)
+    losses, norms, lrs, no_decay = adamw_steps(
+        cls, len(ids), lambda r: run(cls, ids[r], types[r], mask[r], labels[r]), t)
 
     reg = load(args.tiny, 1, REG_SEED)
     assert reg.config.num_labels == 1
