@@ -108,6 +108,24 @@ static void test_tsv_csv_plain(void **state) {
   assert_string_equal(d.text[0], "a, \"quoted\" b");
   assert_string_equal(d.label[0], "yes");
   bc_text_data_free(&d);
+  /* RFC 4180: a quoted field may hold newlines (pandas and datasets write them); the record goes
+   * on to the closing quote, and later records keep their line numbers. A quote inside an
+   * unquoted field is an ordinary character. */
+  const char *multi = "text,label\n\"two\nlines, \"\"q\"\"\r\nthree\",yes\n5\" screen,no\n"
+                      "ok,\n";
+  assert_int_equal(parse("m.csv", multi, BC_DATA_NEED_LABEL, &d, &err), BERTCL_ERR_FORMAT);
+  assert_non_null(strstr(err.msg, "m.csv:6: no label")); /* line 6: the record after two inner */
+  assert_int_equal(parse("m.csv", multi, 0, &d, &err), BERTCL_OK);
+  assert_int_equal(d.n, 3);
+  assert_string_equal(d.text[0], "two\nlines, \"q\"\r\nthree");
+  assert_string_equal(d.label[0], "yes");
+  assert_string_equal(d.text[1], "5\" screen");
+  assert_int_equal(d.line[1], 5);
+  bc_text_data_free(&d);
+  /* a quoted field that never closes would swallow the rest of the file: refused */
+  assert_int_equal(parse("o.csv", "text,label\na,1\n\"b,2\nc,3\n", 0, &d, &err),
+                   BERTCL_ERR_FORMAT);
+  assert_non_null(strstr(err.msg, "o.csv:3: a quoted field is not closed"));
   /* found by fuzz_inputs: a label that is not UTF-8 (it would be dropped from config.json's
    * id2label) is refused with its line; a text that is not UTF-8 is fine (the tokenizer
    * replaces what is invalid) */

@@ -83,6 +83,30 @@ static int data_add(bc_text_data *d, char *text, char *pair, char *label, size_t
   return 0;
 }
 
+/* The end of the CSV record that starts at p (RFC 4180): the first newline outside a quoted
+ * field, or NULL at the end of the text. A field is quoted when it starts with '"'; inside it
+ * '""' is a quote and a newline is part of the field. *inner counts the newlines inside quoted
+ * fields; *open is set when the text ends inside one. */
+static char *csv_record_end(char *p, size_t *inner, int *open) {
+  int quoted = 0, field_start = 1;
+  for (; *p; p++) {
+    if (quoted) {
+      if (*p == '"') {
+        if (p[1] == '"') p++;
+        else quoted = 0;
+      } else if (*p == '\n') {
+        (*inner)++;
+      }
+      continue;
+    }
+    if (*p == '\n') return p;
+    if (field_start && *p == '"') quoted = 1;
+    field_start = *p == ',';
+  }
+  *open = quoted;
+  return NULL;
+}
+
 int bc_split_fields(char *line, char sep, char **f, int max) {
   int n = 0;
   char *p = line;
@@ -170,7 +194,15 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
   enum { MAXF = 256 };
   char *f[MAXF];
   while (*p) {
-    char *e = strchr(p, '\n');
+    size_t inner = 0; /* CSV: newlines inside quoted fields of this record */
+    int open = 0;
+    char *e = kind == 2 ? csv_record_end(p, &inner, &open) : strchr(p, '\n');
+    if (open) {
+      st = bc_fail(err, BERTCL_ERR_FORMAT,
+                   "%s:%zu: a quoted field is not closed (a '\"' inside a quoted field is written "
+                   "'\"\"')", name, lineno + 1);
+      break;
+    }
     char *next = e ? e + 1 : p + strlen(p);
     if (e) *e = 0;
     size_t l = strlen(p);
@@ -178,13 +210,15 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
     lineno++;
     char *line = p;
     p = next;
+    size_t record_line = lineno; /* errors name the record's first line */
+    lineno += inner;
     if (!l) continue;
     char *text = NULL, *pair = NULL, *label = NULL;
     if (kind == 0) {
       json_error_t je;
       json_t *o = json_loads(line, 0, &je);
       if (!json_is_object(o)) {
-        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: not a JSON object (%s)", name, lineno,
+        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: not a JSON object (%s)", name, record_line,
                      o ? "another JSON value" : je.text);
         json_decref(o);
         break;
@@ -193,7 +227,7 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
       json_t *q = json_object_get(o, pair_name);
       json_t *y = json_object_get(o, label_name);
       if (!json_is_string(t)) {
-        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no \"%s\" string", name, lineno, text_name);
+        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no \"%s\" string", name, record_line, text_name);
         json_decref(o);
         break;
       }
@@ -203,7 +237,7 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
         label = label_of_json(y);
         if (!label) {
           st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: the label must be a string or a number",
-                       name, lineno);
+                       name, record_line);
           json_decref(o);
           free(text), free(pair);
           break;
@@ -238,7 +272,7 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
       }
       if (n <= tcol || (pcol >= 0 && n <= pcol) || (lcol >= 0 && n <= lcol)) {
         st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: %d fields, the header has %d", name,
-                     lineno, n, ncols);
+                     record_line, n, ncols);
         break;
       }
       text = bc_strdup(f[tcol]);
@@ -251,7 +285,7 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
       break;
     }
     if (need_label && !label) {
-      st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no label", name, lineno);
+      st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no label", name, record_line);
       free(text), free(pair);
       break;
     }
@@ -260,11 +294,11 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
     size_t bad = label ? bc_utf8_valid_prefix((const unsigned char *)label, strlen(label)) : 0;
     if (label && label[bad]) {
       st = bc_fail(err, BERTCL_ERR_UTF8, "%s:%zu: the label is not valid UTF-8 (byte %zu)", name,
-                   lineno, bad + 1);
+                   record_line, bad + 1);
       free(text), free(pair), free(label);
       break;
     }
-    if (data_add(d, text, pair, label, lineno) != 0) {
+    if (data_add(d, text, pair, label, record_line) != 0) {
       st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
       free(text), free(pair), free(label);
       break;
