@@ -190,11 +190,12 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
   const char *label_name = cols->label_col ? cols->label_col : "label";
   char sep = kind == 2 ? ',' : '\t';
   int tcol = -1, pcol = -1, lcol = -1, ncols = 0;
-  size_t lineno = 0;
+  size_t lineno = 0, inner = 0; /* inner: CSV newlines inside the last record's quoted fields */
   enum { MAXF = 256 };
   char *f[MAXF];
   while (*p) {
-    size_t inner = 0; /* CSV: newlines inside quoted fields of this record */
+    lineno += inner; /* lineno: the first line of the record read below */
+    inner = 0;
     int open = 0;
     char *e = kind == 2 ? csv_record_end(p, &inner, &open) : strchr(p, '\n');
     if (open) {
@@ -210,15 +211,13 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
     lineno++;
     char *line = p;
     p = next;
-    size_t record_line = lineno; /* errors name the record's first line */
-    lineno += inner;
     if (!l) continue;
     char *text = NULL, *pair = NULL, *label = NULL;
     if (kind == 0) {
       json_error_t je;
       json_t *o = json_loads(line, 0, &je);
       if (!json_is_object(o)) {
-        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: not a JSON object (%s)", name, record_line,
+        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: not a JSON object (%s)", name, lineno,
                      o ? "another JSON value" : je.text);
         json_decref(o);
         break;
@@ -227,7 +226,7 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
       json_t *q = json_object_get(o, pair_name);
       json_t *y = json_object_get(o, label_name);
       if (!json_is_string(t)) {
-        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no \"%s\" string", name, record_line, text_name);
+        st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no \"%s\" string", name, lineno, text_name);
         json_decref(o);
         break;
       }
@@ -237,7 +236,7 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
         label = label_of_json(y);
         if (!label) {
           st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: the label must be a string or a number",
-                       name, record_line);
+                       name, lineno);
           json_decref(o);
           free(text), free(pair);
           break;
@@ -272,7 +271,7 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
       }
       if (n <= tcol || (pcol >= 0 && n <= pcol) || (lcol >= 0 && n <= lcol)) {
         st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: %d fields, the header has %d", name,
-                     record_line, n, ncols);
+                     lineno, n, ncols);
         break;
       }
       text = bc_strdup(f[tcol]);
@@ -285,7 +284,7 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
       break;
     }
     if (need_label && !label) {
-      st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no label", name, record_line);
+      st = bc_fail(err, BERTCL_ERR_FORMAT, "%s:%zu: no label", name, lineno);
       free(text), free(pair);
       break;
     }
@@ -294,11 +293,11 @@ int bc_text_data_parse(bc_err *err, const char *name, const char *data, size_t l
     size_t bad = label ? bc_utf8_valid_prefix((const unsigned char *)label, strlen(label)) : 0;
     if (label && label[bad]) {
       st = bc_fail(err, BERTCL_ERR_UTF8, "%s:%zu: the label is not valid UTF-8 (byte %zu)", name,
-                   record_line, bad + 1);
+                   lineno, bad + 1);
       free(text), free(pair), free(label);
       break;
     }
-    if (data_add(d, text, pair, label, record_line) != 0) {
+    if (data_add(d, text, pair, label, lineno) != 0) {
       st = bc_fail(err, BERTCL_ERR_NOMEM, "out of memory reading %s", name);
       free(text), free(pair), free(label);
       break;
